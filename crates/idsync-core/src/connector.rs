@@ -1,0 +1,189 @@
+//! The traits every source and target implements.
+//!
+//! A **source** yields either a complete snapshot or the changes since an opaque cursor, with the
+//! new cursor. The engine stores that cursor only after the changes were committed to the
+//! directory. A **target** applies one operation at a time and says, per item, whether it was
+//! applied, may be retried, or was rejected; it can search for an existing object by the
+//! matching attributes, read back its real state for a reconcile, and check its health.
+
+use crate::model::{Group, MemberRef, Snapshot, User};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One change to a directory, as a delta-capable source reports it (and as the change log
+/// records it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    UpsertUser { user: User },
+    DeleteUser { source_id: String },
+    UpsertGroup { group: Group },
+    DeleteGroup { source_id: String },
+    AddMember { group: String, member: MemberRef },
+    RemoveMember { group: String, member: MemberRef },
+}
+
+impl Change {
+    /// The kind of object changed and its source id (for memberships: the group).
+    pub fn object(&self) -> (&'static str, &str) {
+        match self {
+            Change::UpsertUser { user } => ("user", &user.source_id),
+            Change::DeleteUser { source_id } => ("user", source_id),
+            Change::UpsertGroup { group } => ("group", &group.source_id),
+            Change::DeleteGroup { source_id } => ("group", source_id),
+            Change::AddMember { group, .. } | Change::RemoveMember { group, .. } => {
+                ("membership", group)
+            }
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Change::UpsertUser { .. } => "upsert_user",
+            Change::DeleteUser { .. } => "delete_user",
+            Change::UpsertGroup { .. } => "upsert_group",
+            Change::DeleteGroup { .. } => "delete_group",
+            Change::AddMember { .. } => "add_member",
+            Change::RemoveMember { .. } => "remove_member",
+        }
+    }
+}
+
+/// What a source read yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceRead {
+    /// The whole directory, read completely. Replaces the directory's contents.
+    Full {
+        snapshot: Snapshot,
+        cursor: Option<String>,
+    },
+    /// The changes since the cursor that was passed in, and the cursor to pass next time.
+    Delta {
+        changes: Vec<Change>,
+        cursor: String,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("invalid data in {location}: {message}")]
+    Invalid { location: String, message: String },
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("the source is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the cursor is no longer valid: {0}")]
+    CursorExpired(String),
+}
+
+/// A source of identities.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// A short description for logs ("file users.json").
+    fn describe(&self) -> String;
+    /// Read the changes since `cursor`, or everything when `cursor` is `None` or the source
+    /// cannot answer incrementally. A failed read must return an error, never a partial
+    /// snapshot.
+    async fn read(&self, cursor: Option<&str>) -> Result<SourceRead, SourceError>;
+}
+
+/// An operation with target ids resolved, as a target receives it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TargetOp {
+    CreateUser {
+        user: User,
+    },
+    UpdateUser {
+        target_id: String,
+        before: User,
+        after: User,
+    },
+    DeleteUser {
+        target_id: String,
+    },
+    CreateGroup {
+        group: Group,
+    },
+    UpdateGroup {
+        target_id: String,
+        before: Group,
+        after: Group,
+    },
+    DeleteGroup {
+        target_id: String,
+    },
+    AddMembers {
+        group_id: String,
+        user_ids: Vec<String>,
+    },
+    RemoveMembers {
+        group_id: String,
+        user_ids: Vec<String>,
+    },
+}
+
+/// The outcome of one operation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Applied. Creates return the id the target gave the object.
+    Applied { target_id: Option<String> },
+    /// Failed in a way that may pass later (throttled, 5xx, timeout).
+    Retryable {
+        reason: String,
+        retry_after: Option<Duration>,
+    },
+    /// Refused for good (invalid value, conflict, forbidden); retrying will not help.
+    Rejected { reason: String },
+}
+
+/// Errors of the target as a whole (as opposed to one operation).
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("authentication failed: {0}")]
+    Auth(String),
+    #[error("the target is unavailable: {0}")]
+    Unavailable(String),
+    #[error("the target answered something unexpected: {0}")]
+    Protocol(String),
+}
+
+/// A user or group as the target holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteUser {
+    pub target_id: String,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteGroup {
+    pub target_id: String,
+    pub group: Group,
+    /// Target ids of the group's user members.
+    pub members: Vec<String>,
+}
+
+/// The real state of a target, read for a full reconcile.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TargetSnapshot {
+    pub users: Vec<RemoteUser>,
+    pub groups: Vec<RemoteGroup>,
+}
+
+/// A target application.
+#[async_trait]
+pub trait Target: Send + Sync {
+    fn describe(&self) -> String;
+    /// Whether the target answers and accepts our credentials.
+    async fn health(&self) -> Result<(), TargetError>;
+    /// Find an existing user by the matching attributes (userName, then email). Called before
+    /// every create so that a create repeated after a crash links to the first one.
+    async fn find_user(&self, user: &User) -> Result<Option<String>, TargetError>;
+    /// Find an existing group by its display name.
+    async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError>;
+    /// Apply one operation.
+    async fn apply(&self, op: &TargetOp) -> Outcome;
+    /// Read everything the target holds (users, groups, members).
+    async fn read_state(&self) -> Result<TargetSnapshot, TargetError>;
+}

@@ -1,0 +1,27 @@
+//! The identity model of idsync and the pure logic around it: effective (transitive)
+//! membership, the diff of a source snapshot against a directory, and the plan that turns a
+//! flow's desired state and its ledger into target operations.
+//!
+//! This crate does no IO and depends on no async runtime (checked in CI). The connector traits
+//! live here so that protocol and connector crates only need this crate to implement them.
+
+pub mod clock;
+pub mod connector;
+pub mod graph;
+pub mod model;
+pub mod plan;
+pub mod state;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use connector::{
+    Change, Outcome, RemoteGroup, RemoteUser, Source, SourceError, SourceRead, Target, TargetError,
+    TargetOp, TargetSnapshot,
+};
+pub use graph::{effective_members, MembershipGraph};
+pub use model::{
+    AttrValue, Email, Group, MemberKind, MemberRef, Membership, Name, Phone, Snapshot, User,
+};
+pub use plan::{
+    plan, Action, DeprovisionAction, GroupDeletion, Operation, Plan, PlanOptions, Reason,
+};
+pub use state::{desired_state, DesiredState, LedgerGroup, LedgerState, LedgerUser};

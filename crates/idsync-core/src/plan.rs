@@ -1,0 +1,490 @@
+//! The plan: `diff(desired, ledger)` as a list of operations, each with its reason.
+//!
+//! The plan is a pure function of its inputs. Applying every operation of a plan to the ledger
+//! (see [`LedgerState::record`]) yields a ledger whose plan against the same desired state is
+//! empty; that property is tested with proptest.
+
+use crate::model::{Group, User};
+use crate::state::{DesiredState, LedgerGroup, LedgerState, LedgerUser};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+/// What to do with a user that was deleted in the source or left the flow's scope.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeprovisionAction {
+    /// Set `active: false` in the target (the user keeps its history there).
+    #[default]
+    Disable,
+    /// Delete the user in the target.
+    Delete,
+}
+
+/// What to do with a group that was deleted in the source. Groups are never deleted in a target
+/// implicitly: in Atlassian products a deleted group loses every permission granted to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupDeletion {
+    /// Leave the group and its members in the target untouched.
+    #[default]
+    Keep,
+    /// Delete the group in the target.
+    Delete,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanOptions {
+    pub deprovision: DeprovisionAction,
+    pub group_deletion: GroupDeletion,
+    /// Most members added or removed by one operation.
+    pub member_batch: usize,
+    /// The ledger was read back from the target (full reconcile): reasons speak of drift.
+    pub reconcile: bool,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self {
+            deprovision: DeprovisionAction::Disable,
+            group_deletion: GroupDeletion::Keep,
+            member_batch: 100,
+            reconcile: false,
+        }
+    }
+}
+
+/// Why an operation is in the plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "reason", content = "detail", rename_all = "snake_case")]
+pub enum Reason {
+    NewInSource,
+    MissingInTarget,
+    ChangedInSource(Vec<String>),
+    ChangedInTarget(Vec<String>),
+    DisabledInSource,
+    EnabledInSource,
+    RemovedFromSource,
+    MembershipsAdded,
+    MembershipsRemoved,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::NewInSource => write!(f, "new in the source"),
+            Reason::MissingInTarget => write!(f, "missing in the target"),
+            Reason::ChangedInSource(a) => write!(f, "changed in the source: {}", a.join(", ")),
+            Reason::ChangedInTarget(a) => {
+                write!(f, "changed by hand in the target: {}", a.join(", "))
+            }
+            Reason::DisabledInSource => write!(f, "disabled in the source"),
+            Reason::EnabledInSource => write!(f, "enabled in the source"),
+            Reason::RemovedFromSource => write!(f, "no longer in the source"),
+            Reason::MembershipsAdded => write!(f, "members added in the source"),
+            Reason::MembershipsRemoved => write!(f, "members removed in the source"),
+        }
+    }
+}
+
+/// One change to make in the target. Keys are source ids; target ids are resolved from the
+/// ledger when the operation is applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    CreateUser {
+        user: User,
+    },
+    UpdateUser {
+        before: User,
+        after: User,
+        changed: Vec<String>,
+    },
+    DisableUser {
+        before: User,
+        after: User,
+    },
+    DeleteUser {
+        before: User,
+    },
+    CreateGroup {
+        group: Group,
+    },
+    UpdateGroup {
+        before: Group,
+        after: Group,
+        changed: Vec<String>,
+    },
+    DeleteGroup {
+        before: Group,
+    },
+    AddMembers {
+        users: Vec<String>,
+    },
+    RemoveMembers {
+        users: Vec<String>,
+    },
+}
+
+impl Action {
+    /// The action's name as recorded in logs and counts.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::CreateUser { .. } => "create_user",
+            Action::UpdateUser { .. } => "update_user",
+            Action::DisableUser { .. } => "disable_user",
+            Action::DeleteUser { .. } => "delete_user",
+            Action::CreateGroup { .. } => "create_group",
+            Action::UpdateGroup { .. } => "update_group",
+            Action::DeleteGroup { .. } => "delete_group",
+            Action::AddMembers { .. } => "add_members",
+            Action::RemoveMembers { .. } => "remove_members",
+        }
+    }
+
+    /// Apply order: groups and users exist before memberships name them; memberships go before
+    /// users and groups are removed.
+    pub fn phase(&self) -> u8 {
+        match self {
+            Action::CreateGroup { .. } | Action::UpdateGroup { .. } => 0,
+            Action::CreateUser { .. } | Action::UpdateUser { .. } => 1,
+            Action::AddMembers { .. } | Action::RemoveMembers { .. } => 2,
+            Action::DisableUser { .. } | Action::DeleteUser { .. } => 3,
+            Action::DeleteGroup { .. } => 4,
+        }
+    }
+
+    /// Whether this operation takes a user's access away (counted against deletion thresholds).
+    pub fn is_deprovision(&self) -> bool {
+        matches!(self, Action::DisableUser { .. } | Action::DeleteUser { .. })
+    }
+
+    /// Whether the object is a user (as opposed to a group or its memberships).
+    pub fn is_user(&self) -> bool {
+        matches!(
+            self,
+            Action::CreateUser { .. }
+                | Action::UpdateUser { .. }
+                | Action::DisableUser { .. }
+                | Action::DeleteUser { .. }
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Operation {
+    /// The source id of the user or group the operation is about.
+    pub key: String,
+    #[serde(flatten)]
+    pub action: Action,
+    pub reason: Reason,
+}
+
+impl Operation {
+    /// A human-readable label of the object: userName or displayName, else the key.
+    pub fn object_label(&self) -> String {
+        match &self.action {
+            Action::CreateUser { user } => user.user_name.clone(),
+            Action::UpdateUser { after, .. } | Action::DisableUser { after, .. } => {
+                after.user_name.clone()
+            }
+            Action::DeleteUser { before } => before.user_name.clone(),
+            Action::CreateGroup { group } => group.display_name.clone(),
+            Action::UpdateGroup { after, .. } => after.display_name.clone(),
+            Action::DeleteGroup { before } => before.display_name.clone(),
+            Action::AddMembers { .. } | Action::RemoveMembers { .. } => self.key.clone(),
+        }
+    }
+
+    /// The operation in words, as `idsync plan` prints it.
+    pub fn describe(&self) -> String {
+        let what = match &self.action {
+            Action::CreateUser { user } => format!("create user {}", user.user_name),
+            Action::UpdateUser { after, changed, .. } => {
+                format!("update user {} ({})", after.user_name, changed.join(", "))
+            }
+            Action::DisableUser { after, .. } => format!("disable user {}", after.user_name),
+            Action::DeleteUser { before } => format!("delete user {}", before.user_name),
+            Action::CreateGroup { group } => format!("create group {}", group.display_name),
+            Action::UpdateGroup { after, changed, .. } => {
+                format!(
+                    "update group {} ({})",
+                    after.display_name,
+                    changed.join(", ")
+                )
+            }
+            Action::DeleteGroup { before } => format!("delete group {}", before.display_name),
+            Action::AddMembers { users } => {
+                format!("add {} member(s) to group {}", users.len(), self.key)
+            }
+            Action::RemoveMembers { users } => {
+                format!("remove {} member(s) from group {}", users.len(), self.key)
+            }
+        };
+        format!("{what}: {}", self.reason)
+    }
+}
+
+/// An ordered list of operations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub operations: Vec<Operation>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.operations.is_empty()
+    }
+    pub fn len(&self) -> usize {
+        self.operations.len()
+    }
+    /// Number of operations per action name.
+    pub fn counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut out = BTreeMap::new();
+        for op in &self.operations {
+            *out.entry(op.action.name()).or_insert(0) += 1;
+        }
+        out
+    }
+    /// Number of deprovisioning operations (disables and deletes of users).
+    pub fn deprovisions(&self) -> usize {
+        self.operations
+            .iter()
+            .filter(|o| o.action.is_deprovision())
+            .count()
+    }
+}
+
+/// Compute the plan that brings the target from `ledger` to `desired`.
+pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) -> Plan {
+    let mut ops = Vec::new();
+    let batch = opts.member_batch.max(1);
+
+    for (key, group) in &desired.groups {
+        match ledger.groups.get(key) {
+            None => ops.push(Operation {
+                key: key.clone(),
+                action: Action::CreateGroup {
+                    group: group.clone(),
+                },
+                reason: new_reason(opts),
+            }),
+            Some(have) => {
+                let changed = have.group.changed_attributes(group);
+                if !changed.is_empty() {
+                    let changed: Vec<String> = changed.into_iter().map(String::from).collect();
+                    ops.push(Operation {
+                        key: key.clone(),
+                        action: Action::UpdateGroup {
+                            before: have.group.clone(),
+                            after: group.clone(),
+                            changed: changed.clone(),
+                        },
+                        reason: changed_reason(opts, changed),
+                    });
+                }
+            }
+        }
+    }
+
+    for (key, user) in &desired.users {
+        match ledger.users.get(key) {
+            None => ops.push(Operation {
+                key: key.clone(),
+                action: Action::CreateUser { user: user.clone() },
+                reason: new_reason(opts),
+            }),
+            Some(have) => {
+                let changed = have.user.changed_attributes(user);
+                if changed.is_empty() {
+                    continue;
+                }
+                let only_active = changed == ["active"];
+                let (action, reason) = if only_active && !user.active {
+                    (
+                        Action::DisableUser {
+                            before: have.user.clone(),
+                            after: user.clone(),
+                        },
+                        if opts.reconcile {
+                            Reason::ChangedInTarget(vec!["active".into()])
+                        } else {
+                            Reason::DisabledInSource
+                        },
+                    )
+                } else {
+                    let changed: Vec<String> = changed.into_iter().map(String::from).collect();
+                    let reason = if only_active && !opts.reconcile {
+                        Reason::EnabledInSource
+                    } else {
+                        changed_reason(opts, changed.clone())
+                    };
+                    (
+                        Action::UpdateUser {
+                            before: have.user.clone(),
+                            after: user.clone(),
+                            changed,
+                        },
+                        reason,
+                    )
+                };
+                ops.push(Operation {
+                    key: key.clone(),
+                    action,
+                    reason,
+                });
+            }
+        }
+    }
+
+    let empty = BTreeSet::new();
+    for key in desired.groups.keys() {
+        let want = desired.members.get(key).unwrap_or(&empty);
+        let have = ledger.members.get(key).unwrap_or(&empty);
+        let add: Vec<String> = want.difference(have).cloned().collect();
+        let remove: Vec<String> = have.difference(want).cloned().collect();
+        for chunk in add.chunks(batch) {
+            ops.push(Operation {
+                key: key.clone(),
+                action: Action::AddMembers {
+                    users: chunk.to_vec(),
+                },
+                reason: Reason::MembershipsAdded,
+            });
+        }
+        for chunk in remove.chunks(batch) {
+            ops.push(Operation {
+                key: key.clone(),
+                action: Action::RemoveMembers {
+                    users: chunk.to_vec(),
+                },
+                reason: Reason::MembershipsRemoved,
+            });
+        }
+    }
+
+    for (key, have) in &ledger.users {
+        if desired.users.contains_key(key) {
+            continue;
+        }
+        let action = match opts.deprovision {
+            DeprovisionAction::Delete => Action::DeleteUser {
+                before: have.user.clone(),
+            },
+            DeprovisionAction::Disable => {
+                if !have.user.active {
+                    continue;
+                }
+                let mut after = have.user.clone();
+                after.active = false;
+                Action::DisableUser {
+                    before: have.user.clone(),
+                    after,
+                }
+            }
+        };
+        ops.push(Operation {
+            key: key.clone(),
+            action,
+            reason: Reason::RemovedFromSource,
+        });
+    }
+
+    if opts.group_deletion == GroupDeletion::Delete {
+        for (key, have) in &ledger.groups {
+            if !desired.groups.contains_key(key) {
+                ops.push(Operation {
+                    key: key.clone(),
+                    action: Action::DeleteGroup {
+                        before: have.group.clone(),
+                    },
+                    reason: Reason::RemovedFromSource,
+                });
+            }
+        }
+    }
+
+    ops.sort_by_key(|o| o.action.phase());
+    Plan { operations: ops }
+}
+
+fn new_reason(opts: &PlanOptions) -> Reason {
+    if opts.reconcile {
+        Reason::MissingInTarget
+    } else {
+        Reason::NewInSource
+    }
+}
+
+fn changed_reason(opts: &PlanOptions, changed: Vec<String>) -> Reason {
+    if opts.reconcile {
+        Reason::ChangedInTarget(changed)
+    } else {
+        Reason::ChangedInSource(changed)
+    }
+}
+
+impl LedgerState {
+    /// Record in the ledger that `op` was applied. `target_id` is the id the target gave a
+    /// created object (ignored for other actions).
+    pub fn record(&mut self, op: &Operation, target_id: Option<&str>) {
+        let key = &op.key;
+        match &op.action {
+            Action::CreateUser { user } => {
+                self.users.insert(
+                    key.clone(),
+                    LedgerUser {
+                        target_id: target_id.unwrap_or_default().to_string(),
+                        user: user.clone(),
+                    },
+                );
+            }
+            Action::UpdateUser { after, .. } | Action::DisableUser { after, .. } => {
+                if let Some(u) = self.users.get_mut(key) {
+                    u.user = after.clone();
+                }
+            }
+            Action::DeleteUser { .. } => {
+                self.users.remove(key);
+                for set in self.members.values_mut() {
+                    set.remove(key);
+                }
+                self.members.retain(|_, s| !s.is_empty());
+            }
+            Action::CreateGroup { group } => {
+                self.groups.insert(
+                    key.clone(),
+                    LedgerGroup {
+                        target_id: target_id.unwrap_or_default().to_string(),
+                        group: group.clone(),
+                    },
+                );
+            }
+            Action::UpdateGroup { after, .. } => {
+                if let Some(g) = self.groups.get_mut(key) {
+                    g.group = after.clone();
+                }
+            }
+            Action::DeleteGroup { .. } => {
+                self.groups.remove(key);
+                self.members.remove(key);
+            }
+            Action::AddMembers { users } => {
+                self.members
+                    .entry(key.clone())
+                    .or_default()
+                    .extend(users.iter().cloned());
+            }
+            Action::RemoveMembers { users } => {
+                if let Some(set) = self.members.get_mut(key) {
+                    for u in users {
+                        set.remove(u);
+                    }
+                    if set.is_empty() {
+                        self.members.remove(key);
+                    }
+                }
+            }
+        }
+    }
+}
