@@ -136,6 +136,10 @@ pub enum Outcome {
     },
     /// Refused for good (invalid value, conflict, forbidden); retrying will not help.
     Rejected { reason: String },
+    /// The object the operation names does not exist in the target (deleted by hand, or a
+    /// delete that was applied before a crash). A delete counts this as done; an update makes
+    /// the engine forget the object so that the next plan creates it again.
+    NotFound { reason: String },
 }
 
 /// Errors of the target as a whole (as opposed to one operation).

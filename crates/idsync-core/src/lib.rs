@@ -24,4 +24,6 @@ pub use model::{
 pub use plan::{
     plan, Action, DeprovisionAction, GroupDeletion, Operation, Plan, PlanOptions, Reason,
 };
-pub use state::{desired_state, DesiredState, LedgerGroup, LedgerState, LedgerUser};
+pub use state::{
+    desired_state, observed_ledger, DesiredState, LedgerGroup, LedgerState, LedgerUser,
+};

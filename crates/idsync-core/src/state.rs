@@ -83,3 +83,63 @@ pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
         members,
     }
 }
+
+/// The ledger as the target really is, for a full reconcile: every object the ledger knows is
+/// looked up by its target id in the target's real state. Objects the ledger knows that the
+/// target no longer holds are left out (the plan creates them again, after matching); objects
+/// the target holds that idsync never wrote are ignored (they are not ours to manage).
+pub fn observed_ledger(
+    ledger: &LedgerState,
+    real: &crate::connector::TargetSnapshot,
+) -> LedgerState {
+    use std::collections::HashMap;
+    let user_keys: HashMap<&str, &str> = ledger
+        .users
+        .iter()
+        .map(|(k, u)| (u.target_id.as_str(), k.as_str()))
+        .collect();
+    let group_keys: HashMap<&str, &str> = ledger
+        .groups
+        .iter()
+        .map(|(k, g)| (g.target_id.as_str(), k.as_str()))
+        .collect();
+    let mut out = LedgerState::default();
+    for remote in &real.users {
+        if let Some(&key) = user_keys.get(remote.target_id.as_str()) {
+            let mut user = remote.user.clone();
+            user.id.clear();
+            user.source_id = key.to_string();
+            out.users.insert(
+                key.to_string(),
+                LedgerUser {
+                    target_id: remote.target_id.clone(),
+                    user,
+                },
+            );
+        }
+    }
+    for remote in &real.groups {
+        let Some(&key) = group_keys.get(remote.target_id.as_str()) else {
+            continue;
+        };
+        let mut group = remote.group.clone();
+        group.id.clear();
+        group.source_id = key.to_string();
+        out.groups.insert(
+            key.to_string(),
+            LedgerGroup {
+                target_id: remote.target_id.clone(),
+                group,
+            },
+        );
+        let members: BTreeSet<String> = remote
+            .members
+            .iter()
+            .filter_map(|id| user_keys.get(id.as_str()).map(|k| k.to_string()))
+            .collect();
+        if !members.is_empty() {
+            out.members.insert(key.to_string(), members);
+        }
+    }
+    out
+}
