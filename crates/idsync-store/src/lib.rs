@@ -1,1 +1,911 @@
+//! The idsync store: directories with their change logs, flows' ledgers and cursors, runs and
+//! the provisioning log.
+//!
+//! SQLite is the embedded default: one file, WAL journal, `synchronous=NORMAL` (a process crash
+//! loses nothing committed), a single writer connection so writers queue instead of failing
+//! with `SQLITE_BUSY`, and a pool of readers. Every statement uses `$n` placeholders and types
+//! PostgreSQL shares, so a PostgreSQL backend can run the same queries. Every multi-row write
+//! is one transaction.
 
+mod types;
+
+pub use types::*;
+
+use idsync_core::{Action, Change, Group, LedgerGroup, LedgerState, LedgerUser, MemberKind, MemberRef, Membership, Snapshot, User};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Errors of the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        path: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate the store: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("corrupt {what} in the store: {message}")]
+    Corrupt { what: String, message: String },
+}
+
+/// The store. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+type Tx<'a> = Transaction<'a, Sqlite>;
+
+fn decode<T: serde::de::DeserializeOwned>(what: &str, data: &str) -> Result<T, StoreError> {
+    serde_json::from_str(data).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(what: &str, value: &T) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(|e| StoreError::Corrupt {
+        what: what.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn new_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+impl Store {
+    /// Open (and create, and migrate) the store in a file.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(30));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(open_err)?;
+        MIGRATOR.run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(opts.read_only(true))
+            .await
+            .map_err(open_err)?;
+        Ok(Store { reader, writer })
+    }
+
+    /// A store in memory (tests): one connection serves reads and writes.
+    pub async fn open_in_memory() -> Result<Store, StoreError> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?.foreign_keys(true);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Store {
+            reader: pool.clone(),
+            writer: pool,
+        })
+    }
+
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    // ---------------------------------------------------------------- directories
+
+    pub async fn list_directories(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT name FROM directories ORDER BY name")
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect())
+    }
+
+    pub async fn load_directory(&self, dir: &str) -> Result<Snapshot, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let users = sqlx::query("SELECT data FROM users WHERE dir = $1 ORDER BY source_id")
+            .bind(dir)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| decode::<User>("user", r.get::<&str, _>(0)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let groups = sqlx::query("SELECT data FROM groups_ WHERE dir = $1 ORDER BY source_id")
+            .bind(dir)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| decode::<Group>("group", r.get::<&str, _>(0)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let memberships = sqlx::query(
+            "SELECT group_id, member_kind, member_id FROM memberships WHERE dir = $1 ORDER BY group_id, member_kind, member_id",
+        )
+        .bind(dir)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| membership_row(r.get(0), r.get(1), r.get(2)))
+        .collect::<Result<Vec<_>, _>>()?;
+        Ok(Snapshot {
+            users,
+            groups,
+            memberships,
+        })
+    }
+
+    pub async fn last_seq(&self, dir: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT last_seq FROM directories WHERE name = $1")
+            .bind(dir)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    pub async fn directory_counts(&self, dir: &str) -> Result<DirectoryCounts, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let count = |sql: &'static str| sqlx::query_scalar::<_, i64>(sql).bind(dir);
+        let users = count("SELECT COUNT(*) FROM users WHERE dir = $1")
+            .fetch_one(&mut *conn)
+            .await?;
+        let groups = count("SELECT COUNT(*) FROM groups_ WHERE dir = $1")
+            .fetch_one(&mut *conn)
+            .await?;
+        let memberships = count("SELECT COUNT(*) FROM memberships WHERE dir = $1")
+            .fetch_one(&mut *conn)
+            .await?;
+        drop(conn);
+        Ok(DirectoryCounts {
+            users,
+            groups,
+            memberships,
+            last_seq: self.last_seq(dir).await?,
+        })
+    }
+
+    pub async fn source_cursor(&self, source: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT cursor FROM source_cursors WHERE source = $1")
+            .bind(source)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    /// Replace a directory's contents with a completely read snapshot: only what differs is
+    /// written, each difference is logged, and the source cursor is stored, in one transaction.
+    pub async fn replace_directory(
+        &self,
+        dir: &str,
+        source: &str,
+        snapshot: &Snapshot,
+        source_cursor: Option<&str>,
+        now_ms: i64,
+    ) -> Result<WriteSummary, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut log = ChangeWriter::start(&mut tx, dir, now_ms).await?;
+
+        // Users.
+        let mut current: HashMap<String, (String, String)> = HashMap::new();
+        for r in sqlx::query("SELECT source_id, id, data FROM users WHERE dir = $1")
+            .bind(dir)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            current.insert(r.get(0), (r.get(1), r.get(2)));
+        }
+        for u in &snapshot.users {
+            let mut u = u.clone();
+            u.id = current
+                .get(&u.source_id)
+                .map_or_else(new_id, |(id, _)| id.clone());
+            let data = encode("user", &u)?;
+            if current.remove(&u.source_id).is_some_and(|(_, d)| d == data) {
+                continue;
+            }
+            write_user(&mut tx, dir, &u, &data).await?;
+            log.push(&mut tx, &Change::UpsertUser { user: u }).await?;
+        }
+        let gone_users: BTreeSet<String> = current.into_keys().collect();
+
+        // Groups.
+        let mut current: HashMap<String, (String, String)> = HashMap::new();
+        for r in sqlx::query("SELECT source_id, id, data FROM groups_ WHERE dir = $1")
+            .bind(dir)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            current.insert(r.get(0), (r.get(1), r.get(2)));
+        }
+        for g in &snapshot.groups {
+            let mut g = g.clone();
+            g.id = current
+                .get(&g.source_id)
+                .map_or_else(new_id, |(id, _)| id.clone());
+            let data = encode("group", &g)?;
+            if current.remove(&g.source_id).is_some_and(|(_, d)| d == data) {
+                continue;
+            }
+            write_group(&mut tx, dir, &g, &data).await?;
+            log.push(&mut tx, &Change::UpsertGroup { group: g }).await?;
+        }
+        let gone_groups: BTreeSet<String> = current.into_keys().collect();
+
+        // Memberships.
+        let mut have: HashSet<Membership> = HashSet::new();
+        for r in sqlx::query("SELECT group_id, member_kind, member_id FROM memberships WHERE dir = $1")
+            .bind(dir)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            have.insert(membership_row(r.get(0), r.get(1), r.get(2))?);
+        }
+        let want: HashSet<&Membership> = snapshot.memberships.iter().collect();
+        let mut removed: Vec<&Membership> = have.iter().filter(|m| !want.contains(m)).collect();
+        removed.sort();
+        for m in removed {
+            delete_membership(&mut tx, dir, m).await?;
+            log.push(
+                &mut tx,
+                &Change::RemoveMember {
+                    group: m.group.clone(),
+                    member: m.member.clone(),
+                },
+            )
+            .await?;
+        }
+        let mut added: Vec<&Membership> = want.into_iter().filter(|m| !have.contains(*m)).collect();
+        added.sort();
+        added.dedup();
+        for m in added {
+            insert_membership(&mut tx, dir, m).await?;
+            log.push(
+                &mut tx,
+                &Change::AddMember {
+                    group: m.group.clone(),
+                    member: m.member.clone(),
+                },
+            )
+            .await?;
+        }
+
+        for source_id in gone_users {
+            delete_object(&mut tx, dir, MemberKind::User, &source_id).await?;
+            log.push(&mut tx, &Change::DeleteUser { source_id }).await?;
+        }
+        for source_id in gone_groups {
+            delete_object(&mut tx, dir, MemberKind::Group, &source_id).await?;
+            log.push(&mut tx, &Change::DeleteGroup { source_id }).await?;
+        }
+        let summary = log.finish(&mut tx, source, source_cursor).await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    /// Apply changes (a delta read or a push) with their log entries and the source cursor in
+    /// one transaction. Changes that change nothing are not logged.
+    pub async fn apply_changes(
+        &self,
+        dir: &str,
+        source: &str,
+        changes: &[Change],
+        source_cursor: Option<&str>,
+        now_ms: i64,
+    ) -> Result<WriteSummary, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut log = ChangeWriter::start(&mut tx, dir, now_ms).await?;
+        for change in changes {
+            let logged = match change {
+                Change::UpsertUser { user } => {
+                    let existing = sqlx::query("SELECT id, data FROM users WHERE dir = $1 AND source_id = $2")
+                        .bind(dir)
+                        .bind(&user.source_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let mut u = user.clone();
+                    u.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
+                    let data = encode("user", &u)?;
+                    if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
+                        None
+                    } else {
+                        write_user(&mut tx, dir, &u, &data).await?;
+                        Some(Change::UpsertUser { user: u })
+                    }
+                }
+                Change::UpsertGroup { group } => {
+                    let existing = sqlx::query("SELECT id, data FROM groups_ WHERE dir = $1 AND source_id = $2")
+                        .bind(dir)
+                        .bind(&group.source_id)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    let mut g = group.clone();
+                    g.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
+                    let data = encode("group", &g)?;
+                    if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
+                        None
+                    } else {
+                        write_group(&mut tx, dir, &g, &data).await?;
+                        Some(Change::UpsertGroup { group: g })
+                    }
+                }
+                Change::DeleteUser { source_id } => {
+                    delete_object(&mut tx, dir, MemberKind::User, source_id)
+                        .await?
+                        .then(|| change.clone())
+                }
+                Change::DeleteGroup { source_id } => {
+                    delete_object(&mut tx, dir, MemberKind::Group, source_id)
+                        .await?
+                        .then(|| change.clone())
+                }
+                Change::AddMember { group, member } => {
+                    let m = Membership { group: group.clone(), member: member.clone() };
+                    insert_membership(&mut tx, dir, &m).await?.then(|| change.clone())
+                }
+                Change::RemoveMember { group, member } => {
+                    let m = Membership { group: group.clone(), member: member.clone() };
+                    delete_membership(&mut tx, dir, &m).await?.then(|| change.clone())
+                }
+            };
+            if let Some(c) = logged {
+                log.push(&mut tx, &c).await?;
+            }
+        }
+        let summary = log.finish(&mut tx, source, source_cursor).await?;
+        tx.commit().await?;
+        Ok(summary)
+    }
+
+    pub async fn changes_since(&self, dir: &str, after: i64, limit: i64) -> Result<Vec<LoggedChange>, StoreError> {
+        sqlx::query("SELECT seq, at_ms, data FROM change_log WHERE dir = $1 AND seq > $2 ORDER BY seq LIMIT $3")
+            .bind(dir)
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(LoggedChange {
+                    seq: r.get(0),
+                    at_ms: r.get(1),
+                    change: decode("change-log entry", r.get::<&str, _>(2))?,
+                })
+            })
+            .collect()
+    }
+
+    // ---------------------------------------------------------------- flows
+
+    pub async fn register_flow(&self, flow: &str, dir: &str) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO flows (name, dir, cursor) VALUES ($1, $2, 0) ON CONFLICT (name) DO UPDATE SET dir = excluded.dir")
+            .bind(flow)
+            .bind(dir)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn flow_cursor(&self, flow: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT cursor FROM flows WHERE name = $1")
+            .bind(flow)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    pub async fn set_flow_cursor(&self, flow: &str, seq: i64) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO flows (name, dir, cursor) VALUES ($1, '', $2) ON CONFLICT (name) DO UPDATE SET cursor = excluded.cursor")
+            .bind(flow)
+            .bind(seq)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn load_ledger(&self, flow: &str) -> Result<LedgerState, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let mut ledger = LedgerState::default();
+        for r in sqlx::query("SELECT key, target_id, data FROM ledger_users WHERE flow = $1")
+            .bind(flow)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            ledger.users.insert(
+                r.get(0),
+                LedgerUser {
+                    target_id: r.get(1),
+                    user: decode("ledger user", r.get::<&str, _>(2))?,
+                },
+            );
+        }
+        for r in sqlx::query("SELECT key, target_id, data FROM ledger_groups WHERE flow = $1")
+            .bind(flow)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            ledger.groups.insert(
+                r.get(0),
+                LedgerGroup {
+                    target_id: r.get(1),
+                    group: decode("ledger group", r.get::<&str, _>(2))?,
+                },
+            );
+        }
+        for r in sqlx::query("SELECT group_key, user_key FROM ledger_members WHERE flow = $1")
+            .bind(flow)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            ledger
+                .members
+                .entry(r.get(0))
+                .or_default()
+                .insert(r.get(1));
+        }
+        Ok(ledger)
+    }
+
+    pub async fn replace_ledger(&self, flow: &str, ledger: &LedgerState) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        for table in ["ledger_users", "ledger_groups", "ledger_members"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE flow = $1"))
+                .bind(flow)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (key, u) in &ledger.users {
+            upsert_ledger(&mut tx, "ledger_users", flow, key, &u.target_id, &encode("user", &u.user)?).await?;
+        }
+        for (key, g) in &ledger.groups {
+            upsert_ledger(&mut tx, "ledger_groups", flow, key, &g.target_id, &encode("group", &g.group)?).await?;
+        }
+        for (group, users) in &ledger.members {
+            for user in users {
+                add_ledger_member(&mut tx, flow, group, user).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Record operation outcomes: op-log rows and the ledger changes of applied operations, in
+    /// one transaction.
+    pub async fn record_ops(&self, flow: &str, run_id: &str, records: &[OpRecord]) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let mut n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(n), 0) FROM run_ops WHERE run_id = $1")
+            .bind(run_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        for rec in records {
+            n += 1;
+            let log = OpLog::of(run_id, rec);
+            sqlx::query(
+                "INSERT INTO run_ops (run_id, n, seq, key, object, action, reason, before_, after_, changed, outcome, error, duration_ms, at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(run_id)
+            .bind(n)
+            .bind(rec.seq)
+            .bind(&log.key)
+            .bind(&log.object)
+            .bind(&log.action)
+            .bind(&log.reason)
+            .bind(log.before.as_ref().map(|v| v.to_string()))
+            .bind(log.after.as_ref().map(|v| v.to_string()))
+            .bind(encode("changed", &log.changed)?)
+            .bind(&log.outcome)
+            .bind(&log.error)
+            .bind(rec.duration_ms)
+            .bind(rec.at_ms)
+            .execute(&mut *tx)
+            .await?;
+            if rec.applied {
+                apply_to_ledger(&mut tx, flow, rec).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- runs
+
+    pub async fn start_run(&self, run: &NewRun) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO runs (id, flow, trigger, mode, started_ms, status, counts, dry_run) VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)")
+            .bind(&run.id)
+            .bind(&run.flow)
+            .bind(&run.trigger)
+            .bind(&run.mode)
+            .bind(run.started_ms)
+            .bind(RunStatus::Running.as_str())
+            .bind(i64::from(run.dry_run))
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn finish_run(&self, id: &str, status: RunStatus, counts: &RunCounts, ended_ms: i64, error: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET status = $2, counts = $3, ended_ms = $4, error = $5 WHERE id = $1")
+            .bind(id)
+            .bind(status.as_str())
+            .bind(encode("run counts", &counts.0)?)
+            .bind(ended_ms)
+            .bind(error)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+        sqlx::query(&format!("{RUN_COLUMNS} WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?
+            .map(|r| run_row(&r))
+            .transpose()
+    }
+
+    pub async fn list_runs(&self, flow: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {
+        let rows = match flow {
+            Some(f) => sqlx::query(&format!("{RUN_COLUMNS} WHERE flow = $1 ORDER BY started_ms DESC, id DESC LIMIT $2"))
+                .bind(f)
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?,
+            None => sqlx::query(&format!("{RUN_COLUMNS} ORDER BY started_ms DESC, id DESC LIMIT $1"))
+                .bind(limit)
+                .fetch_all(&self.reader)
+                .await?,
+        };
+        rows.iter().map(run_row).collect()
+    }
+
+    pub async fn run_ops(&self, run_id: &str) -> Result<Vec<OpLog>, StoreError> {
+        sqlx::query(
+            "SELECT run_id, seq, key, object, action, reason, before_, after_, changed, outcome, error, duration_ms, at_ms
+             FROM run_ops WHERE run_id = $1 ORDER BY seq, n",
+        )
+        .bind(run_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            let json = |i: usize| -> Result<Option<serde_json::Value>, StoreError> {
+                r.get::<Option<&str>, _>(i).map(|s| decode("op log", s)).transpose()
+            };
+            Ok(OpLog {
+                run_id: r.get(0),
+                seq: r.get(1),
+                key: r.get(2),
+                object: r.get(3),
+                action: r.get(4),
+                reason: r.get(5),
+                before: json(6)?,
+                after: json(7)?,
+                changed: decode("op log", r.get::<&str, _>(8))?,
+                outcome: r.get(9),
+                error: r.get(10),
+                duration_ms: r.get(11),
+                at_ms: r.get(12),
+            })
+        })
+        .collect()
+    }
+
+    /// Retention: runs that ended before `cutoff_ms` with their logs, and change-log entries
+    /// older than that which every flow reading the directory has passed.
+    pub async fn purge_before(&self, cutoff_ms: i64) -> Result<PurgeSummary, StoreError> {
+        let mut tx = self.writer.begin().await?;
+        let ops = sqlx::query("DELETE FROM run_ops WHERE run_id IN (SELECT id FROM runs WHERE ended_ms IS NOT NULL AND ended_ms < $1)")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let runs = sqlx::query("DELETE FROM runs WHERE ended_ms IS NOT NULL AND ended_ms < $1")
+            .bind(cutoff_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        let changes = sqlx::query(
+            "DELETE FROM change_log WHERE at_ms < $1
+               AND seq <= COALESCE((SELECT MIN(f.cursor) FROM flows f WHERE f.dir = change_log.dir),
+                                   (SELECT d.last_seq FROM directories d WHERE d.name = change_log.dir))",
+        )
+        .bind(cutoff_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(PurgeSummary { runs, operations: ops, changes })
+    }
+}
+
+const RUN_COLUMNS: &str = "SELECT id, flow, trigger, mode, started_ms, ended_ms, status, counts, error, dry_run FROM runs";
+
+fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run, StoreError> {
+    let status: &str = r.get(6);
+    Ok(Run {
+        id: r.get(0),
+        flow: r.get(1),
+        trigger: r.get(2),
+        mode: r.get(3),
+        started_ms: r.get(4),
+        ended_ms: r.get(5),
+        status: status.parse().map_err(|_| StoreError::Corrupt {
+            what: "run status".into(),
+            message: status.to_string(),
+        })?,
+        counts: RunCounts(decode("run counts", r.get::<&str, _>(7))?),
+        error: r.get(8),
+        dry_run: r.get::<i64, _>(9) != 0,
+    })
+}
+
+fn membership_row(group: String, kind: &str, id: String) -> Result<Membership, StoreError> {
+    let kind = match kind {
+        "user" => MemberKind::User,
+        "group" => MemberKind::Group,
+        other => {
+            return Err(StoreError::Corrupt {
+                what: "membership".into(),
+                message: format!("unknown member kind {other:?}"),
+            })
+        }
+    };
+    Ok(Membership {
+        group,
+        member: MemberRef { kind, id },
+    })
+}
+
+/// Appends change-log entries inside a transaction and keeps the directory's sequence.
+struct ChangeWriter {
+    dir: String,
+    seq: i64,
+    count: usize,
+    now_ms: i64,
+}
+
+impl ChangeWriter {
+    async fn start(tx: &mut Tx<'_>, dir: &str, now_ms: i64) -> Result<Self, StoreError> {
+        sqlx::query("INSERT INTO directories (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
+            .bind(dir)
+            .execute(&mut **tx)
+            .await?;
+        let seq: i64 = sqlx::query_scalar("SELECT last_seq FROM directories WHERE name = $1")
+            .bind(dir)
+            .fetch_one(&mut **tx)
+            .await?;
+        Ok(Self {
+            dir: dir.to_string(),
+            seq,
+            count: 0,
+            now_ms,
+        })
+    }
+
+    async fn push(&mut self, tx: &mut Tx<'_>, change: &Change) -> Result<(), StoreError> {
+        self.seq += 1;
+        self.count += 1;
+        let (_, key) = change.object();
+        sqlx::query("INSERT INTO change_log (dir, seq, at_ms, kind, object_key, data) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&self.dir)
+            .bind(self.seq)
+            .bind(self.now_ms)
+            .bind(change.kind())
+            .bind(key)
+            .bind(encode("change", change)?)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish(self, tx: &mut Tx<'_>, source: &str, cursor: Option<&str>) -> Result<WriteSummary, StoreError> {
+        sqlx::query("UPDATE directories SET last_seq = $2 WHERE name = $1")
+            .bind(&self.dir)
+            .bind(self.seq)
+            .execute(&mut **tx)
+            .await?;
+        if let Some(c) = cursor {
+            sqlx::query("INSERT INTO source_cursors (source, cursor) VALUES ($1, $2) ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor")
+                .bind(source)
+                .bind(c)
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(WriteSummary {
+            changes: self.count,
+            last_seq: self.seq,
+        })
+    }
+}
+
+async fn write_user(tx: &mut Tx<'_>, dir: &str, u: &User, data: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO users (dir, source_id, id, user_name, data) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (dir, source_id) DO UPDATE SET user_name = excluded.user_name, data = excluded.data",
+    )
+    .bind(dir)
+    .bind(&u.source_id)
+    .bind(&u.id)
+    .bind(&u.user_name)
+    .bind(data)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_group(tx: &mut Tx<'_>, dir: &str, g: &Group, data: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO groups_ (dir, source_id, id, display_name, data) VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (dir, source_id) DO UPDATE SET display_name = excluded.display_name, data = excluded.data",
+    )
+    .bind(dir)
+    .bind(&g.source_id)
+    .bind(&g.id)
+    .bind(&g.display_name)
+    .bind(data)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Delete a user or group and every membership that names it. True when it existed.
+async fn delete_object(tx: &mut Tx<'_>, dir: &str, kind: MemberKind, source_id: &str) -> Result<bool, StoreError> {
+    let table = match kind {
+        MemberKind::User => "users",
+        MemberKind::Group => "groups_",
+    };
+    let n = sqlx::query(&format!("DELETE FROM {table} WHERE dir = $1 AND source_id = $2"))
+        .bind(dir)
+        .bind(source_id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM memberships WHERE dir = $1 AND member_kind = $2 AND member_id = $3")
+        .bind(dir)
+        .bind(kind.as_str())
+        .bind(source_id)
+        .execute(&mut **tx)
+        .await?;
+    if kind == MemberKind::Group {
+        sqlx::query("DELETE FROM memberships WHERE dir = $1 AND group_id = $2")
+            .bind(dir)
+            .bind(source_id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(n > 0)
+}
+
+async fn insert_membership(tx: &mut Tx<'_>, dir: &str, m: &Membership) -> Result<bool, StoreError> {
+    let n = sqlx::query("INSERT INTO memberships (dir, group_id, member_kind, member_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+        .bind(dir)
+        .bind(&m.group)
+        .bind(m.member.kind.as_str())
+        .bind(&m.member.id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
+async fn delete_membership(tx: &mut Tx<'_>, dir: &str, m: &Membership) -> Result<bool, StoreError> {
+    let n = sqlx::query("DELETE FROM memberships WHERE dir = $1 AND group_id = $2 AND member_kind = $3 AND member_id = $4")
+        .bind(dir)
+        .bind(&m.group)
+        .bind(m.member.kind.as_str())
+        .bind(&m.member.id)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(n > 0)
+}
+
+async fn upsert_ledger(tx: &mut Tx<'_>, table: &str, flow: &str, key: &str, target_id: &str, data: &str) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "INSERT INTO {table} (flow, key, target_id, data) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (flow, key) DO UPDATE SET target_id = excluded.target_id, data = excluded.data"
+    ))
+    .bind(flow)
+    .bind(key)
+    .bind(target_id)
+    .bind(data)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+async fn update_ledger_data(tx: &mut Tx<'_>, table: &str, flow: &str, key: &str, data: &str) -> Result<(), StoreError> {
+    sqlx::query(&format!("UPDATE {table} SET data = $3 WHERE flow = $1 AND key = $2"))
+        .bind(flow)
+        .bind(key)
+        .bind(data)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn add_ledger_member(tx: &mut Tx<'_>, flow: &str, group: &str, user: &str) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO ledger_members (flow, group_key, user_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(flow)
+        .bind(group)
+        .bind(user)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+/// The ledger side of `LedgerState::record`, in SQL.
+async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<(), StoreError> {
+    let key = rec.op.key.as_str();
+    let target_id = rec.target_id.as_deref().unwrap_or_default();
+    match &rec.op.action {
+        Action::CreateUser { user } => {
+            upsert_ledger(tx, "ledger_users", flow, key, target_id, &encode("user", user)?).await?
+        }
+        Action::UpdateUser { after, .. } | Action::DisableUser { after, .. } => {
+            update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?
+        }
+        Action::DeleteUser { .. } => {
+            for sql in [
+                "DELETE FROM ledger_users WHERE flow = $1 AND key = $2",
+                "DELETE FROM ledger_members WHERE flow = $1 AND user_key = $2",
+            ] {
+                sqlx::query(sql).bind(flow).bind(key).execute(&mut **tx).await?;
+            }
+        }
+        Action::CreateGroup { group } => {
+            upsert_ledger(tx, "ledger_groups", flow, key, target_id, &encode("group", group)?).await?
+        }
+        Action::UpdateGroup { after, .. } => {
+            update_ledger_data(tx, "ledger_groups", flow, key, &encode("group", after)?).await?
+        }
+        Action::DeleteGroup { .. } => {
+            for sql in [
+                "DELETE FROM ledger_groups WHERE flow = $1 AND key = $2",
+                "DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2",
+            ] {
+                sqlx::query(sql).bind(flow).bind(key).execute(&mut **tx).await?;
+            }
+        }
+        Action::AddMembers { users } => {
+            for u in users {
+                add_ledger_member(tx, flow, key, u).await?;
+            }
+        }
+        Action::RemoveMembers { users } => {
+            for u in users {
+                sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2 AND user_key = $3")
+                    .bind(flow)
+                    .bind(key)
+                    .bind(u)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+    }
+    Ok(())
+}

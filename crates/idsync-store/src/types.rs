@@ -1,0 +1,181 @@
+//! The store's records.
+
+use idsync_core::{Action, Change};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteSummary {
+    pub changes: usize,
+    pub last_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LoggedChange {
+    pub seq: i64,
+    pub at_ms: i64,
+    pub change: Change,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirectoryCounts {
+    pub users: i64,
+    pub groups: i64,
+    pub memberships: i64,
+    pub last_seq: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeSummary {
+    pub runs: u64,
+    pub operations: u64,
+    pub changes: u64,
+}
+
+/// The outcome of one operation of a run, as the engine hands it to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpRecord {
+    /// Position of the operation in the run's plan.
+    pub seq: i64,
+    pub op: idsync_core::Operation,
+    /// Whether the ledger changes (the operation took effect in the target).
+    pub applied: bool,
+    /// The id the target gave (or matching found) for a created object.
+    pub target_id: Option<String>,
+    /// "applied", "linked", "rejected", "failed", "not_found", "forgotten", ...
+    pub outcome: String,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NewRun {
+    pub id: String,
+    pub flow: String,
+    pub trigger: String,
+    pub mode: String,
+    pub started_ms: i64,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    PartiallyFailed,
+    Failed,
+    Held,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::PartiallyFailed => "partially_failed",
+            RunStatus::Failed => "failed",
+            RunStatus::Held => "held",
+        }
+    }
+}
+
+impl fmt::Display for RunStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RunStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "running" => RunStatus::Running,
+            "succeeded" => RunStatus::Succeeded,
+            "partially_failed" => RunStatus::PartiallyFailed,
+            "failed" => RunStatus::Failed,
+            "held" => RunStatus::Held,
+            other => return Err(format!("unknown run status {other:?}")),
+        })
+    }
+}
+
+/// Counters of a run ("planned", "applied", "failed", "create_user.applied", "read.users", ...).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct RunCounts(pub BTreeMap<String, i64>);
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: String,
+    pub flow: String,
+    pub trigger: String,
+    pub mode: String,
+    pub started_ms: i64,
+    pub ended_ms: Option<i64>,
+    pub status: RunStatus,
+    pub counts: RunCounts,
+    pub error: Option<String>,
+    pub dry_run: bool,
+}
+
+/// One line of the provisioning log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpLog {
+    pub run_id: String,
+    pub seq: i64,
+    pub key: String,
+    /// userName or displayName of the object.
+    pub object: String,
+    pub action: String,
+    pub reason: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub changed: Vec<String>,
+    pub outcome: String,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub at_ms: i64,
+}
+
+impl OpLog {
+    pub(crate) fn of(run_id: &str, rec: &OpRecord) -> OpLog {
+        let op = &rec.op;
+        let (before, after, changed) = match &op.action {
+            Action::CreateUser { user } => (None, Some(json!(user)), Vec::new()),
+            Action::UpdateUser { before, after, changed } => {
+                (Some(json!(before)), Some(json!(after)), changed.clone())
+            }
+            Action::DisableUser { before, after } => {
+                (Some(json!(before)), Some(json!(after)), vec!["active".to_string()])
+            }
+            Action::DeleteUser { before } => (Some(json!(before)), None, Vec::new()),
+            Action::CreateGroup { group } => (None, Some(json!(group)), Vec::new()),
+            Action::UpdateGroup { before, after, changed } => {
+                (Some(json!(before)), Some(json!(after)), changed.clone())
+            }
+            Action::DeleteGroup { before } => (Some(json!(before)), None, Vec::new()),
+            Action::AddMembers { users } => (None, Some(json!({ "users": users })), Vec::new()),
+            Action::RemoveMembers { users } => (Some(json!({ "users": users })), None, Vec::new()),
+        };
+        OpLog {
+            run_id: run_id.to_string(),
+            seq: rec.seq,
+            key: op.key.clone(),
+            object: op.object_label(),
+            action: op.action.name().to_string(),
+            reason: op.reason.to_string(),
+            before,
+            after,
+            changed,
+            outcome: rec.outcome.clone(),
+            error: rec.error.clone(),
+            duration_ms: rec.duration_ms,
+            at_ms: rec.at_ms,
+        }
+    }
+}
