@@ -11,7 +11,10 @@ mod types;
 
 pub use types::*;
 
-use idsync_core::{Action, Change, Group, LedgerGroup, LedgerState, LedgerUser, MemberKind, MemberRef, Membership, Snapshot, User};
+use idsync_core::{
+    Action, Change, Group, LedgerGroup, LedgerState, LedgerUser, MemberKind, MemberRef, Membership,
+    Snapshot, User,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -256,10 +259,11 @@ impl Store {
 
         // Memberships.
         let mut have: HashSet<Membership> = HashSet::new();
-        for r in sqlx::query("SELECT group_id, member_kind, member_id FROM memberships WHERE dir = $1")
-            .bind(dir)
-            .fetch_all(&mut *tx)
-            .await?
+        for r in
+            sqlx::query("SELECT group_id, member_kind, member_id FROM memberships WHERE dir = $1")
+                .bind(dir)
+                .fetch_all(&mut *tx)
+                .await?
         {
             have.insert(membership_row(r.get(0), r.get(1), r.get(2))?);
         }
@@ -298,7 +302,8 @@ impl Store {
         }
         for source_id in gone_groups {
             delete_object(&mut tx, dir, MemberKind::Group, &source_id).await?;
-            log.push(&mut tx, &Change::DeleteGroup { source_id }).await?;
+            log.push(&mut tx, &Change::DeleteGroup { source_id })
+                .await?;
         }
         let summary = log.finish(&mut tx, source, source_cursor).await?;
         tx.commit().await?;
@@ -320,11 +325,12 @@ impl Store {
         for change in changes {
             let logged = match change {
                 Change::UpsertUser { user } => {
-                    let existing = sqlx::query("SELECT id, data FROM users WHERE dir = $1 AND source_id = $2")
-                        .bind(dir)
-                        .bind(&user.source_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    let existing =
+                        sqlx::query("SELECT id, data FROM users WHERE dir = $1 AND source_id = $2")
+                            .bind(dir)
+                            .bind(&user.source_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
                     let mut u = user.clone();
                     u.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
                     let data = encode("user", &u)?;
@@ -336,11 +342,13 @@ impl Store {
                     }
                 }
                 Change::UpsertGroup { group } => {
-                    let existing = sqlx::query("SELECT id, data FROM groups_ WHERE dir = $1 AND source_id = $2")
-                        .bind(dir)
-                        .bind(&group.source_id)
-                        .fetch_optional(&mut *tx)
-                        .await?;
+                    let existing = sqlx::query(
+                        "SELECT id, data FROM groups_ WHERE dir = $1 AND source_id = $2",
+                    )
+                    .bind(dir)
+                    .bind(&group.source_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                     let mut g = group.clone();
                     g.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
                     let data = encode("group", &g)?;
@@ -362,12 +370,22 @@ impl Store {
                         .then(|| change.clone())
                 }
                 Change::AddMember { group, member } => {
-                    let m = Membership { group: group.clone(), member: member.clone() };
-                    insert_membership(&mut tx, dir, &m).await?.then(|| change.clone())
+                    let m = Membership {
+                        group: group.clone(),
+                        member: member.clone(),
+                    };
+                    insert_membership(&mut tx, dir, &m)
+                        .await?
+                        .then(|| change.clone())
                 }
                 Change::RemoveMember { group, member } => {
-                    let m = Membership { group: group.clone(), member: member.clone() };
-                    delete_membership(&mut tx, dir, &m).await?.then(|| change.clone())
+                    let m = Membership {
+                        group: group.clone(),
+                        member: member.clone(),
+                    };
+                    delete_membership(&mut tx, dir, &m)
+                        .await?
+                        .then(|| change.clone())
                 }
             };
             if let Some(c) = logged {
@@ -379,7 +397,12 @@ impl Store {
         Ok(summary)
     }
 
-    pub async fn changes_since(&self, dir: &str, after: i64, limit: i64) -> Result<Vec<LoggedChange>, StoreError> {
+    pub async fn changes_since(
+        &self,
+        dir: &str,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<LoggedChange>, StoreError> {
         sqlx::query("SELECT seq, at_ms, data FROM change_log WHERE dir = $1 AND seq > $2 ORDER BY seq LIMIT $3")
             .bind(dir)
             .bind(after)
@@ -459,11 +482,7 @@ impl Store {
             .fetch_all(&mut *conn)
             .await?
         {
-            ledger
-                .members
-                .entry(r.get(0))
-                .or_default()
-                .insert(r.get(1));
+            ledger.members.entry(r.get(0)).or_default().insert(r.get(1));
         }
         Ok(ledger)
     }
@@ -477,10 +496,26 @@ impl Store {
                 .await?;
         }
         for (key, u) in &ledger.users {
-            upsert_ledger(&mut tx, "ledger_users", flow, key, &u.target_id, &encode("user", &u.user)?).await?;
+            upsert_ledger(
+                &mut tx,
+                "ledger_users",
+                flow,
+                key,
+                &u.target_id,
+                &encode("user", &u.user)?,
+            )
+            .await?;
         }
         for (key, g) in &ledger.groups {
-            upsert_ledger(&mut tx, "ledger_groups", flow, key, &g.target_id, &encode("group", &g.group)?).await?;
+            upsert_ledger(
+                &mut tx,
+                "ledger_groups",
+                flow,
+                key,
+                &g.target_id,
+                &encode("group", &g.group)?,
+            )
+            .await?;
         }
         for (group, users) in &ledger.members {
             for user in users {
@@ -493,12 +528,18 @@ impl Store {
 
     /// Record operation outcomes: op-log rows and the ledger changes of applied operations, in
     /// one transaction.
-    pub async fn record_ops(&self, flow: &str, run_id: &str, records: &[OpRecord]) -> Result<(), StoreError> {
+    pub async fn record_ops(
+        &self,
+        flow: &str,
+        run_id: &str,
+        records: &[OpRecord],
+    ) -> Result<(), StoreError> {
         let mut tx = self.writer.begin().await?;
-        let mut n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(n), 0) FROM run_ops WHERE run_id = $1")
-            .bind(run_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let mut n: i64 =
+            sqlx::query_scalar("SELECT COALESCE(MAX(n), 0) FROM run_ops WHERE run_id = $1")
+                .bind(run_id)
+                .fetch_one(&mut *tx)
+                .await?;
         for rec in records {
             n += 1;
             let log = OpLog::of(run_id, rec);
@@ -546,15 +587,24 @@ impl Store {
         Ok(())
     }
 
-    pub async fn finish_run(&self, id: &str, status: RunStatus, counts: &RunCounts, ended_ms: i64, error: Option<&str>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE runs SET status = $2, counts = $3, ended_ms = $4, error = $5 WHERE id = $1")
-            .bind(id)
-            .bind(status.as_str())
-            .bind(encode("run counts", &counts.0)?)
-            .bind(ended_ms)
-            .bind(error)
-            .execute(&self.writer)
-            .await?;
+    pub async fn finish_run(
+        &self,
+        id: &str,
+        status: RunStatus,
+        counts: &RunCounts,
+        ended_ms: i64,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET status = $2, counts = $3, ended_ms = $4, error = $5 WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status.as_str())
+        .bind(encode("run counts", &counts.0)?)
+        .bind(ended_ms)
+        .bind(error)
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 
@@ -569,15 +619,23 @@ impl Store {
 
     pub async fn list_runs(&self, flow: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {
         let rows = match flow {
-            Some(f) => sqlx::query(&format!("{RUN_COLUMNS} WHERE flow = $1 ORDER BY started_ms DESC, id DESC LIMIT $2"))
+            Some(f) => {
+                sqlx::query(&format!(
+                    "{RUN_COLUMNS} WHERE flow = $1 ORDER BY started_ms DESC, id DESC LIMIT $2"
+                ))
                 .bind(f)
                 .bind(limit)
                 .fetch_all(&self.reader)
-                .await?,
-            None => sqlx::query(&format!("{RUN_COLUMNS} ORDER BY started_ms DESC, id DESC LIMIT $1"))
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "{RUN_COLUMNS} ORDER BY started_ms DESC, id DESC LIMIT $1"
+                ))
                 .bind(limit)
                 .fetch_all(&self.reader)
-                .await?,
+                .await?
+            }
         };
         rows.iter().map(run_row).collect()
     }
@@ -638,7 +696,11 @@ impl Store {
         .await?
         .rows_affected();
         tx.commit().await?;
-        Ok(PurgeSummary { runs, operations: ops, changes })
+        Ok(PurgeSummary {
+            runs,
+            operations: ops,
+            changes,
+        })
     }
 }
 
@@ -690,10 +752,12 @@ struct ChangeWriter {
 
 impl ChangeWriter {
     async fn start(tx: &mut Tx<'_>, dir: &str, now_ms: i64) -> Result<Self, StoreError> {
-        sqlx::query("INSERT INTO directories (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING")
-            .bind(dir)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO directories (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(dir)
+        .execute(&mut **tx)
+        .await?;
         let seq: i64 = sqlx::query_scalar("SELECT last_seq FROM directories WHERE name = $1")
             .bind(dir)
             .fetch_one(&mut **tx)
@@ -722,7 +786,12 @@ impl ChangeWriter {
         Ok(())
     }
 
-    async fn finish(self, tx: &mut Tx<'_>, source: &str, cursor: Option<&str>) -> Result<WriteSummary, StoreError> {
+    async fn finish(
+        self,
+        tx: &mut Tx<'_>,
+        source: &str,
+        cursor: Option<&str>,
+    ) -> Result<WriteSummary, StoreError> {
         sqlx::query("UPDATE directories SET last_seq = $2 WHERE name = $1")
             .bind(&self.dir)
             .bind(self.seq)
@@ -773,17 +842,24 @@ async fn write_group(tx: &mut Tx<'_>, dir: &str, g: &Group, data: &str) -> Resul
 }
 
 /// Delete a user or group and every membership that names it. True when it existed.
-async fn delete_object(tx: &mut Tx<'_>, dir: &str, kind: MemberKind, source_id: &str) -> Result<bool, StoreError> {
+async fn delete_object(
+    tx: &mut Tx<'_>,
+    dir: &str,
+    kind: MemberKind,
+    source_id: &str,
+) -> Result<bool, StoreError> {
     let table = match kind {
         MemberKind::User => "users",
         MemberKind::Group => "groups_",
     };
-    let n = sqlx::query(&format!("DELETE FROM {table} WHERE dir = $1 AND source_id = $2"))
-        .bind(dir)
-        .bind(source_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(&format!(
+        "DELETE FROM {table} WHERE dir = $1 AND source_id = $2"
+    ))
+    .bind(dir)
+    .bind(source_id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     sqlx::query("DELETE FROM memberships WHERE dir = $1 AND member_kind = $2 AND member_id = $3")
         .bind(dir)
         .bind(kind.as_str())
@@ -824,7 +900,14 @@ async fn delete_membership(tx: &mut Tx<'_>, dir: &str, m: &Membership) -> Result
     Ok(n > 0)
 }
 
-async fn upsert_ledger(tx: &mut Tx<'_>, table: &str, flow: &str, key: &str, target_id: &str, data: &str) -> Result<(), StoreError> {
+async fn upsert_ledger(
+    tx: &mut Tx<'_>,
+    table: &str,
+    flow: &str,
+    key: &str,
+    target_id: &str,
+    data: &str,
+) -> Result<(), StoreError> {
     sqlx::query(&format!(
         "INSERT INTO {table} (flow, key, target_id, data) VALUES ($1, $2, $3, $4)
          ON CONFLICT (flow, key) DO UPDATE SET target_id = excluded.target_id, data = excluded.data"
@@ -838,17 +921,30 @@ async fn upsert_ledger(tx: &mut Tx<'_>, table: &str, flow: &str, key: &str, targ
     Ok(())
 }
 
-async fn update_ledger_data(tx: &mut Tx<'_>, table: &str, flow: &str, key: &str, data: &str) -> Result<(), StoreError> {
-    sqlx::query(&format!("UPDATE {table} SET data = $3 WHERE flow = $1 AND key = $2"))
-        .bind(flow)
-        .bind(key)
-        .bind(data)
-        .execute(&mut **tx)
-        .await?;
+async fn update_ledger_data(
+    tx: &mut Tx<'_>,
+    table: &str,
+    flow: &str,
+    key: &str,
+    data: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(&format!(
+        "UPDATE {table} SET data = $3 WHERE flow = $1 AND key = $2"
+    ))
+    .bind(flow)
+    .bind(key)
+    .bind(data)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
-async fn add_ledger_member(tx: &mut Tx<'_>, flow: &str, group: &str, user: &str) -> Result<(), StoreError> {
+async fn add_ledger_member(
+    tx: &mut Tx<'_>,
+    flow: &str,
+    group: &str,
+    user: &str,
+) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO ledger_members (flow, group_key, user_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(flow)
         .bind(group)
@@ -864,7 +960,15 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
     let target_id = rec.target_id.as_deref().unwrap_or_default();
     match &rec.op.action {
         Action::CreateUser { user } => {
-            upsert_ledger(tx, "ledger_users", flow, key, target_id, &encode("user", user)?).await?
+            upsert_ledger(
+                tx,
+                "ledger_users",
+                flow,
+                key,
+                target_id,
+                &encode("user", user)?,
+            )
+            .await?
         }
         Action::UpdateUser { after, .. } | Action::DisableUser { after, .. } => {
             update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?
@@ -874,11 +978,23 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
                 "DELETE FROM ledger_users WHERE flow = $1 AND key = $2",
                 "DELETE FROM ledger_members WHERE flow = $1 AND user_key = $2",
             ] {
-                sqlx::query(sql).bind(flow).bind(key).execute(&mut **tx).await?;
+                sqlx::query(sql)
+                    .bind(flow)
+                    .bind(key)
+                    .execute(&mut **tx)
+                    .await?;
             }
         }
         Action::CreateGroup { group } => {
-            upsert_ledger(tx, "ledger_groups", flow, key, target_id, &encode("group", group)?).await?
+            upsert_ledger(
+                tx,
+                "ledger_groups",
+                flow,
+                key,
+                target_id,
+                &encode("group", group)?,
+            )
+            .await?
         }
         Action::UpdateGroup { after, .. } => {
             update_ledger_data(tx, "ledger_groups", flow, key, &encode("group", after)?).await?
@@ -888,7 +1004,11 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
                 "DELETE FROM ledger_groups WHERE flow = $1 AND key = $2",
                 "DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2",
             ] {
-                sqlx::query(sql).bind(flow).bind(key).execute(&mut **tx).await?;
+                sqlx::query(sql)
+                    .bind(flow)
+                    .bind(key)
+                    .execute(&mut **tx)
+                    .await?;
             }
         }
         Action::AddMembers { users } => {

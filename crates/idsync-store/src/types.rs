@@ -147,17 +147,23 @@ impl OpLog {
         let op = &rec.op;
         let (before, after, changed) = match &op.action {
             Action::CreateUser { user } => (None, Some(json!(user)), Vec::new()),
-            Action::UpdateUser { before, after, changed } => {
-                (Some(json!(before)), Some(json!(after)), changed.clone())
-            }
-            Action::DisableUser { before, after } => {
-                (Some(json!(before)), Some(json!(after)), vec!["active".to_string()])
-            }
+            Action::UpdateUser {
+                before,
+                after,
+                changed,
+            } => (Some(json!(before)), Some(json!(after)), changed.clone()),
+            Action::DisableUser { before, after } => (
+                Some(json!(before)),
+                Some(json!(after)),
+                vec!["active".to_string()],
+            ),
             Action::DeleteUser { before } => (Some(json!(before)), None, Vec::new()),
             Action::CreateGroup { group } => (None, Some(json!(group)), Vec::new()),
-            Action::UpdateGroup { before, after, changed } => {
-                (Some(json!(before)), Some(json!(after)), changed.clone())
-            }
+            Action::UpdateGroup {
+                before,
+                after,
+                changed,
+            } => (Some(json!(before)), Some(json!(after)), changed.clone()),
             Action::DeleteGroup { before } => (Some(json!(before)), None, Vec::new()),
             Action::AddMembers { users } => (None, Some(json!({ "users": users })), Vec::new()),
             Action::RemoveMembers { users } => (Some(json!({ "users": users })), None, Vec::new()),

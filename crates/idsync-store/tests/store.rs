@@ -1,0 +1,366 @@
+//! Store tests against a real SQLite file.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use idsync_core::*;
+use idsync_store::*;
+use proptest::prelude::*;
+
+fn snapshot() -> Snapshot {
+    Snapshot {
+        users: vec![
+            User::new("u1", "ada"),
+            User::new("u2", "grace"),
+            User::new("u3", "alan"),
+        ],
+        groups: vec![Group::new("g1", "eng"), Group::new("g2", "all")],
+        memberships: vec![
+            Membership {
+                group: "g1".into(),
+                member: MemberRef::user("u1"),
+            },
+            Membership {
+                group: "g2".into(),
+                member: MemberRef::group("g1"),
+            },
+            Membership {
+                group: "g2".into(),
+                member: MemberRef::user("u3"),
+            },
+        ],
+    }
+}
+
+async fn open() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.db")).await.unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn replace_directory_writes_only_differences_and_logs_them() {
+    let (_d, s) = open().await;
+    let w = s
+        .replace_directory("hr", "file", &snapshot(), Some("c1"), 10)
+        .await
+        .unwrap();
+    assert_eq!(w.changes, 3 + 2 + 3);
+    assert_eq!(w.last_seq, 8);
+    assert_eq!(
+        s.source_cursor("file").await.unwrap().as_deref(),
+        Some("c1")
+    );
+    let again = s
+        .replace_directory("hr", "file", &snapshot(), Some("c2"), 20)
+        .await
+        .unwrap();
+    assert_eq!(again.changes, 0, "an unchanged snapshot writes nothing");
+    assert_eq!(again.last_seq, 8);
+
+    let loaded = s.load_directory("hr").await.unwrap();
+    let ada_id = loaded
+        .users
+        .iter()
+        .find(|u| u.source_id == "u1")
+        .unwrap()
+        .id
+        .clone();
+    assert!(!ada_id.is_empty());
+
+    let mut next = snapshot();
+    next.users[0].user_name = "ada.lovelace".into(); // rename
+    next.users.retain(|u| u.source_id != "u2"); // deletion
+    next.memberships.retain(|m| m.member.id != "u3");
+    next.memberships.push(Membership {
+        group: "g1".into(),
+        member: MemberRef::user("u3"),
+    });
+    let w = s
+        .replace_directory("hr", "file", &next, None, 30)
+        .await
+        .unwrap();
+    assert_eq!(w.changes, 4);
+    let loaded = s.load_directory("hr").await.unwrap();
+    let ada = loaded.users.iter().find(|u| u.source_id == "u1").unwrap();
+    assert_eq!(ada.user_name, "ada.lovelace");
+    assert_eq!(ada.id, ada_id, "a rename keeps the internal id");
+    assert_eq!(loaded.users.len(), 2);
+    let log = s.changes_since("hr", 8, 100).await.unwrap();
+    let kinds: Vec<&str> = log.iter().map(|c| c.change.kind()).collect();
+    assert_eq!(
+        kinds,
+        vec!["upsert_user", "remove_member", "add_member", "delete_user"]
+    );
+    assert!(log.iter().all(|c| c.at_ms == 30));
+    assert_eq!(s.last_seq("hr").await.unwrap(), 12);
+    let counts = s.directory_counts("hr").await.unwrap();
+    assert_eq!((counts.users, counts.groups, counts.memberships), (2, 2, 3));
+}
+
+#[tokio::test]
+async fn apply_changes_logs_only_real_changes_and_cascades_deletes() {
+    let (_d, s) = open().await;
+    s.replace_directory("hr", "file", &snapshot(), None, 1)
+        .await
+        .unwrap();
+    let start = s.last_seq("hr").await.unwrap();
+    let mut ada = User::new("u1", "ada");
+    let changes = vec![
+        Change::UpsertUser { user: ada.clone() }, // identical: not logged
+        Change::AddMember {
+            group: "g1".into(),
+            member: MemberRef::user("u1"),
+        }, // exists: not logged
+        Change::DeleteGroup {
+            source_id: "g1".into(),
+        },
+        Change::UpsertUser {
+            user: {
+                ada.title = Some("Countess".into());
+                ada.clone()
+            },
+        },
+    ];
+    let w = s
+        .apply_changes("hr", "scim", &changes, Some("delta-2"), 5)
+        .await
+        .unwrap();
+    assert_eq!(w.changes, 2);
+    assert_eq!(w.last_seq, start + 2);
+    assert_eq!(
+        s.source_cursor("scim").await.unwrap().as_deref(),
+        Some("delta-2")
+    );
+    let d = s.load_directory("hr").await.unwrap();
+    assert!(
+        d.memberships
+            .iter()
+            .all(|m| m.group != "g1" && m.member.id != "g1"),
+        "{:?}",
+        d.memberships
+    );
+    assert_eq!(
+        d.users
+            .iter()
+            .find(|u| u.source_id == "u1")
+            .unwrap()
+            .title
+            .as_deref(),
+        Some("Countess")
+    );
+}
+
+#[tokio::test]
+async fn everything_committed_survives_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    {
+        let s = Store::open(&path).await.unwrap();
+        s.replace_directory("hr", "file", &snapshot(), Some("x"), 1)
+            .await
+            .unwrap();
+        s.set_flow_cursor("f", 5).await.unwrap();
+        s.close().await;
+    }
+    let s = Store::open(&path).await.unwrap();
+    assert_eq!(s.load_directory("hr").await.unwrap().users.len(), 3);
+    assert_eq!(s.flow_cursor("f").await.unwrap(), 5);
+    assert_eq!(s.source_cursor("file").await.unwrap().as_deref(), Some("x"));
+    assert_eq!(s.list_directories().await.unwrap(), vec!["hr".to_string()]);
+}
+
+#[tokio::test]
+async fn runs_and_the_provisioning_log() {
+    let (_d, s) = open().await;
+    for (i, id) in ["r1", "r2"].iter().enumerate() {
+        s.start_run(&NewRun {
+            id: id.to_string(),
+            flow: "f".into(),
+            trigger: "manual".into(),
+            mode: "full".into(),
+            started_ms: 100 * (i as i64 + 1),
+            dry_run: false,
+        })
+        .await
+        .unwrap();
+    }
+    let running = s.get_run("r1").await.unwrap().unwrap();
+    assert_eq!(running.status, RunStatus::Running);
+    let mut counts = RunCounts::default();
+    counts.0.insert("applied".into(), 2);
+    s.finish_run("r1", RunStatus::PartiallyFailed, &counts, 150, Some("x"))
+        .await
+        .unwrap();
+    let runs = s.list_runs(Some("f"), 10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        vec!["r2", "r1"]
+    );
+    assert_eq!(runs[1].counts, counts);
+    assert_eq!(runs[1].ended_ms, Some(150));
+    assert!(s.list_runs(Some("other"), 10).await.unwrap().is_empty());
+
+    let mut before = User::new("u1", "ada");
+    let mut after = before.clone();
+    after.title = Some("Dr".into());
+    before.active = true;
+    let recs = vec![
+        OpRecord {
+            seq: 1,
+            op: Operation {
+                key: "u1".into(),
+                action: Action::UpdateUser {
+                    before,
+                    after,
+                    changed: vec!["title".into()],
+                },
+                reason: Reason::ChangedInSource(vec!["title".into()]),
+            },
+            applied: false,
+            target_id: None,
+            outcome: "rejected".into(),
+            error: Some("HTTP 400: bad title".into()),
+            duration_ms: 3,
+            at_ms: 120,
+        },
+        OpRecord {
+            seq: 0,
+            op: Operation {
+                key: "g".into(),
+                action: Action::AddMembers {
+                    users: vec!["u1".into()],
+                },
+                reason: Reason::MembershipsAdded,
+            },
+            applied: true,
+            target_id: None,
+            outcome: "applied".into(),
+            error: None,
+            duration_ms: 1,
+            at_ms: 121,
+        },
+    ];
+    s.record_ops("f", "r1", &recs).await.unwrap();
+    let log = s.run_ops("r1").await.unwrap();
+    assert_eq!(log.len(), 2);
+    assert_eq!(log[0].seq, 0, "ordered by plan position");
+    assert_eq!(log[1].changed, vec!["title".to_string()]);
+    assert_eq!(log[1].reason, "changed in the source: title");
+    assert_eq!(log[1].after.as_ref().unwrap()["title"], "Dr");
+    assert_eq!(log[1].error.as_deref(), Some("HTTP 400: bad title"));
+    // Only the applied record touched the ledger.
+    let ledger = s.load_ledger("f").await.unwrap();
+    assert!(ledger.users.is_empty());
+    assert_eq!(ledger.members["g"].len(), 1);
+
+    let purged = s.purge_before(140).await.unwrap();
+    assert_eq!(purged.runs, 0, "r1 ended at 150");
+    let purged = s.purge_before(1000).await.unwrap();
+    assert_eq!((purged.runs, purged.operations), (1, 2));
+    assert!(s.get_run("r1").await.unwrap().is_none());
+    assert!(
+        s.get_run("r2").await.unwrap().is_some(),
+        "a running run is never purged"
+    );
+}
+
+#[tokio::test]
+async fn purge_keeps_change_log_entries_a_flow_has_not_passed() {
+    let (_d, s) = open().await;
+    s.register_flow("f", "hr").await.unwrap();
+    s.replace_directory("hr", "file", &snapshot(), None, 1)
+        .await
+        .unwrap();
+    s.set_flow_cursor("f", 3).await.unwrap();
+    let p = s.purge_before(1_000).await.unwrap();
+    assert_eq!(p.changes, 3);
+    assert_eq!(
+        s.changes_since("hr", 0, 100)
+            .await
+            .unwrap()
+            .first()
+            .map(|c| c.seq),
+        Some(4)
+    );
+}
+
+fn ops_strategy() -> impl Strategy<Value = Vec<Operation>> {
+    let user = (0..4usize, "[a-z]{1,3}", any::<bool>()).prop_map(|(i, n, a)| {
+        let mut u = User::new(format!("u{i}"), n);
+        u.active = a;
+        u
+    });
+    let op = prop_oneof![
+        user.clone().prop_map(|u| Operation {
+            key: u.source_id.clone(),
+            action: Action::CreateUser { user: u },
+            reason: Reason::NewInSource
+        }),
+        user.clone().prop_map(|u| Operation {
+            key: u.source_id.clone(),
+            action: Action::UpdateUser {
+                before: u.clone(),
+                after: u,
+                changed: vec![]
+            },
+            reason: Reason::NewInSource
+        }),
+        user.prop_map(|u| Operation {
+            key: u.source_id.clone(),
+            action: Action::DeleteUser { before: u },
+            reason: Reason::RemovedFromSource
+        }),
+        (0..3usize, "[A-Z]{1,3}").prop_map(|(i, n)| Operation {
+            key: format!("g{i}"),
+            action: Action::CreateGroup {
+                group: Group::new(format!("g{i}"), n)
+            },
+            reason: Reason::NewInSource
+        }),
+        (0..3usize).prop_map(|i| Operation {
+            key: format!("g{i}"),
+            action: Action::DeleteGroup {
+                before: Group::new(format!("g{i}"), "x")
+            },
+            reason: Reason::RemovedFromSource
+        }),
+        (0..3usize, prop::collection::vec(0..4usize, 1..4)).prop_map(|(g, us)| Operation {
+            key: format!("g{g}"),
+            action: Action::AddMembers {
+                users: us.iter().map(|u| format!("u{u}")).collect()
+            },
+            reason: Reason::MembershipsAdded
+        }),
+        (0..3usize, prop::collection::vec(0..4usize, 1..4)).prop_map(|(g, us)| Operation {
+            key: format!("g{g}"),
+            action: Action::RemoveMembers {
+                users: us.iter().map(|u| format!("u{u}")).collect()
+            },
+            reason: Reason::MembershipsRemoved
+        }),
+    ];
+    prop::collection::vec(op, 0..25)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    /// The ledger in SQL changes exactly as `LedgerState::record` changes it in memory.
+    #[test]
+    fn recorded_ops_match_the_in_memory_ledger(ops in ops_strategy()) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let s = Store::open_in_memory().await.unwrap();
+            let mut mem = LedgerState::default();
+            let mut recs = Vec::new();
+            for (i, op) in ops.iter().enumerate() {
+                let tid = format!("t-{}-{i}", op.key);
+                // An update of something not in the ledger is a no-op both ways.
+                mem.record(op, Some(&tid));
+                recs.push(OpRecord { seq: i as i64, op: op.clone(), applied: true, target_id: Some(tid), outcome: "applied".into(), error: None, duration_ms: 0, at_ms: 0 });
+            }
+            s.record_ops("f", "r", &recs).await.unwrap();
+            let stored = s.load_ledger("f").await.unwrap();
+            prop_assert_eq!(stored, mem);
+            Ok(())
+        })?;
+    }
+}
