@@ -1,1 +1,15 @@
+//! idsync's connectors: one folder per thing a connector talks to.
+//!
+//! - [`sources::file`]: users, groups and memberships from JSON or CSV files.
+//! - [`targets::test`]: the scriptable test target (an application stand-in with fault
+//!   injection and a journal).
+//! - `testkit` (feature `testkit`): the conformance suite every target must pass.
 
+pub mod sources {
+    pub mod file;
+}
+pub mod targets {
+    pub mod test;
+}
+#[cfg(feature = "testkit")]
+pub mod testkit;
