@@ -1,1 +1,217 @@
+//! `idsync.toml`: sources, targets and flows.
+//!
+//! The file is parsed with its spans kept and walked against the schema by hand, so that every
+//! error is reported at once with its file, line, column and key path, rather than stopping at
+//! the first. Unknown keys are errors. Strings may hold `${env:NAME}` and `${file:PATH}`
+//! references, resolved at load time; secret values are kept in [`Secret`], which never prints.
 
+mod check;
+mod secret;
+
+pub use secret::Secret;
+
+use idsync_core::{DeprovisionAction, GroupDeletion, PlanOptions};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted key path, such as `flows.hr-to-jira.deprovision`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: {}: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.key,
+            self.message
+        )
+    }
+}
+
+/// Every problem found, in the order of the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub store: StoreConfig,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+    pub sources: BTreeMap<String, SourceConfig>,
+    pub targets: BTreeMap<String, TargetConfig>,
+    pub flows: BTreeMap<String, FlowConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    pub path: PathBuf,
+    pub retention_days: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub admin_token: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub level: String,
+    pub json: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceConfig {
+    pub name: String,
+    pub directory: String,
+    pub interval: Option<Duration>,
+    pub kind: SourceKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum SourceKind {
+    File(FileSourceConfig),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    Json,
+    Csv,
+}
+
+#[derive(Debug, Clone)]
+pub struct FileSourceConfig {
+    pub format: FileFormat,
+    pub path: Option<PathBuf>,
+    pub users: Option<PathBuf>,
+    pub groups: Option<PathBuf>,
+    pub memberships: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    pub name: String,
+    pub kind: TargetKind,
+}
+
+#[derive(Debug, Clone)]
+pub enum TargetKind {
+    Test(TestTargetConfig),
+}
+
+#[derive(Debug, Clone)]
+pub struct TestTargetConfig {
+    pub journal: PathBuf,
+    pub fail_rate: f64,
+    pub reject_user_names: Vec<String>,
+    pub rate_limit: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    pub name: String,
+    pub source: String,
+    /// The directory the source fills, which the flow reads.
+    pub directory: String,
+    pub target: String,
+    pub deprovision: DeprovisionAction,
+    pub group_deletion: GroupDeletion,
+    pub member_batch: usize,
+    pub concurrency: usize,
+    pub rate_limit: f64,
+    pub max_retries: u32,
+    pub full_reconcile_interval: Option<Duration>,
+    pub enabled: bool,
+}
+
+impl FlowConfig {
+    pub fn plan_options(&self) -> PlanOptions {
+        PlanOptions {
+            deprovision: self.deprovision,
+            group_deletion: self.group_deletion,
+            member_batch: self.member_batch,
+            reconcile: false,
+        }
+    }
+}
+
+/// Load and check a configuration file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text, path),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            key: String::new(),
+            message: format!("cannot read the configuration: {e}"),
+        }])),
+    }
+}
+
+/// Check a configuration given as text; `file` names it in errors and anchors relative paths.
+pub fn parse(text: &str, file: &Path) -> Result<Config, ConfigErrors> {
+    check::Checker::new(text, file).run()
+}
+
+/// Parse a duration such as `30s`, `15m`, `1h30m`, `1d` (at least one second).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    let mut total: u64 = 0;
+    let mut num = String::new();
+    for c in s.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return Err(format!("{s:?} is not a duration (use s, m, h, d as in \"1h30m\")")),
+        };
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("{s:?} is not a duration (a number must come before {c:?})"))?;
+        total = total.saturating_add(n.saturating_mul(unit));
+        num.clear();
+    }
+    if !num.is_empty() {
+        return Err(format!("{s:?} is not a duration (the number {num} has no unit: s, m, h or d)"));
+    }
+    if total == 0 {
+        return Err(format!("{s:?}: a duration must be at least 1s"));
+    }
+    Ok(Duration::from_secs(total))
+}

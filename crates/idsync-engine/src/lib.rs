@@ -1,1 +1,21 @@
+//! The idsync engine: reads sources into directories, plans and applies flows, keeps the sync
+//! history and provisioning log, and schedules runs (per-source intervals, manual triggers, and
+//! incremental runs that follow the change log).
 
+mod error;
+mod ingest;
+mod metrics;
+mod pacing;
+mod progress;
+mod run;
+mod runtime;
+mod service;
+
+pub use error::EngineError;
+pub use ingest::{ingest, IngestReport};
+pub use metrics::{escape as escape_label, Metrics};
+pub use pacing::{Backoff, RateLimiter};
+pub use progress::{NoProgress, Progress};
+pub use run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
+pub use runtime::{FlowEntry, Runtime, SourceEntry, TargetEntry};
+pub use service::Service;

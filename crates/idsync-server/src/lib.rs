@@ -1,1 +1,290 @@
+//! The HTTP front-end of idsync: `/healthz`, `/metrics` (Prometheus text format) and the admin
+//! REST API under `/api/v1`. Thin: every handler calls the engine or the store, and every error
+//! becomes an HTTP response in one place ([`ApiError`]).
 
+mod error;
+
+pub use error::ApiError;
+
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use idsync_engine::{escape_label, Mode, Service, Trigger};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::fmt::Write;
+use std::sync::Arc;
+
+#[derive(Clone)]
+struct AppState {
+    svc: Arc<Service>,
+    admin_token: Option<Arc<str>>,
+}
+
+/// The router of the whole server. With an admin token, `/api/v1` requires
+/// `Authorization: Bearer <token>`; `/healthz` and `/metrics` stay open.
+pub fn router(svc: Arc<Service>, admin_token: Option<String>) -> Router {
+    let state = AppState {
+        svc,
+        admin_token: admin_token.map(Arc::from),
+    };
+    let api = Router::new()
+        .route("/sources", get(list_sources))
+        .route("/sources/{name}/read", post(read_source))
+        .route("/flows", get(list_flows))
+        .route("/flows/{name}", get(get_flow))
+        .route("/flows/{name}/sync", post(sync_flow))
+        .route("/runs", get(list_runs))
+        .route("/runs/{id}", get(get_run))
+        .route("/runs/{id}/log", get(run_log))
+        .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .nest("/api/v1", api)
+        .with_state(state)
+}
+
+async fn require_token(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &st.admin_token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+            return Err(ApiError::Unauthorized);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn healthz(State(st): State<AppState>) -> Response {
+    match st.svc.runtime.store.list_directories().await {
+        Ok(_) => Json(json!({"status": "ok"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
+    let rt = &st.svc.runtime;
+    let mut out = String::new();
+    st.svc.metrics.render(&mut out);
+    let _ = writeln!(out, "# HELP idsync_directory_objects Objects stored in a directory.");
+    let _ = writeln!(out, "# TYPE idsync_directory_objects gauge");
+    let mut lag = String::new();
+    for dir in rt.store.list_directories().await? {
+        let c = rt.store.directory_counts(&dir).await?;
+        let d = escape_label(&dir);
+        for (kind, n) in [("user", c.users), ("group", c.groups), ("membership", c.memberships)] {
+            let _ = writeln!(out, "idsync_directory_objects{{directory=\"{d}\",kind=\"{kind}\"}} {n}");
+        }
+    }
+    for (name, flow) in &rt.flows {
+        let last = rt.store.last_seq(&flow.spec.directory).await?;
+        let cursor = rt.store.flow_cursor(name).await?;
+        let _ = writeln!(
+            lag,
+            "idsync_flow_lag_changes{{flow=\"{}\"}} {}",
+            escape_label(name),
+            (last - cursor).max(0)
+        );
+    }
+    let _ = writeln!(out, "# HELP idsync_flow_lag_changes Change-log entries a flow has not yet provisioned.");
+    let _ = writeln!(out, "# TYPE idsync_flow_lag_changes gauge");
+    out.push_str(&lag);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        out,
+    )
+        .into_response())
+}
+
+#[derive(Serialize)]
+struct SourceView {
+    name: String,
+    directory: String,
+    interval_seconds: Option<u64>,
+    users: i64,
+    groups: i64,
+    memberships: i64,
+    last_seq: i64,
+}
+
+async fn list_sources(State(st): State<AppState>) -> Result<Json<Vec<SourceView>>, ApiError> {
+    let rt = &st.svc.runtime;
+    let mut out = Vec::new();
+    for s in rt.sources.values() {
+        let c = rt.store.directory_counts(&s.directory).await?;
+        out.push(SourceView {
+            name: s.name.clone(),
+            directory: s.directory.clone(),
+            interval_seconds: s.interval.map(|d| d.as_secs()),
+            users: c.users,
+            groups: c.groups,
+            memberships: c.memberships,
+            last_seq: c.last_seq,
+        });
+    }
+    Ok(Json(out))
+}
+
+async fn read_source(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let report = st.svc.runtime.ingest(&name).await?;
+    if report.changes > 0 {
+        st.svc.notify(&report.directory, Trigger::Manual);
+    }
+    Ok(Json(json!(report)))
+}
+
+#[derive(Serialize)]
+struct FlowView {
+    name: String,
+    source: Option<String>,
+    directory: String,
+    target: String,
+    enabled: bool,
+    cursor: i64,
+    last_seq: i64,
+    lag: i64,
+    last_run: Option<idsync_store::Run>,
+}
+
+async fn flow_view(st: &AppState, name: &str) -> Result<FlowView, ApiError> {
+    let rt = &st.svc.runtime;
+    let f = rt.flow(name)?;
+    let cursor = rt.store.flow_cursor(name).await?;
+    let last_seq = rt.store.last_seq(&f.spec.directory).await?;
+    let last_run = rt.store.list_runs(Some(name), 1).await?.into_iter().next();
+    Ok(FlowView {
+        name: name.to_string(),
+        source: f.source.clone(),
+        directory: f.spec.directory.clone(),
+        target: f.spec.target.clone(),
+        enabled: f.enabled,
+        cursor,
+        last_seq,
+        lag: (last_seq - cursor).max(0),
+        last_run,
+    })
+}
+
+async fn list_flows(State(st): State<AppState>) -> Result<Json<Vec<FlowView>>, ApiError> {
+    let mut out = Vec::new();
+    for name in st.svc.runtime.flows.keys() {
+        out.push(flow_view(&st, name).await?);
+    }
+    Ok(Json(out))
+}
+
+async fn get_flow(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<FlowView>, ApiError> {
+    Ok(Json(flow_view(&st, &name).await?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct SyncRequest {
+    #[serde(default)]
+    mode: Option<String>,
+}
+
+async fn sync_flow(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    body: Option<Json<SyncRequest>>,
+) -> Result<Json<Value>, ApiError> {
+    let req = body.map(|Json(b)| b).unwrap_or_default();
+    let mode = match req.mode.as_deref() {
+        None | Some("full") => Mode::Full,
+        Some("reconcile") => Mode::Reconcile,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "mode must be \"full\" or \"reconcile\", not {other:?}"
+            )))
+        }
+    };
+    st.svc.runtime.flow(&name)?;
+    let report = st.svc.trigger(&name, mode, Trigger::Manual, true).await?;
+    Ok(Json(json!({
+        "run_id": report.run_id,
+        "flow": report.flow,
+        "status": report.status,
+        "counts": report.counts,
+        "started_ms": report.started_ms,
+        "ended_ms": report.ended_ms,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunsQuery {
+    flow: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn list_runs(
+    State(st): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<idsync_store::Run>>, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    Ok(Json(
+        st.svc
+            .runtime
+            .store
+            .list_runs(q.flow.as_deref(), limit)
+            .await?,
+    ))
+}
+
+async fn get_run(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<idsync_store::Run>, ApiError> {
+    st.svc
+        .runtime
+        .store
+        .get_run(&id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::NotFound(format!("no run with id {id:?}")))
+}
+
+async fn run_log(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<idsync_store::OpLog>>, ApiError> {
+    let store = &st.svc.runtime.store;
+    if store.get_run(&id).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no run with id {id:?}")));
+    }
+    Ok(Json(store.run_ops(&id).await?))
+}

@@ -1,1 +1,305 @@
-fn main() {}
+//! The `idsync` command line.
+//!
+//! Exit codes: 0 success; 1 an unexpected error; 2 the configuration or the command line is
+//! wrong; 3 the run finished but some operations failed; 4 the source or the target could not
+//! be read or reached, so the run did not complete.
+
+mod progress;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use idsync_config::Config;
+use idsync_engine::{EngineError, Mode, Runtime, Service};
+use idsync_store::RunStatus;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "idsync", version, about = "Keep applications' user directories in sync with your identity provider")]
+struct Cli {
+    /// The configuration file.
+    #[arg(short, long, global = true, default_value = "idsync.toml", env = "IDSYNC_CONFIG")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check the configuration and report every error with its key and line.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Run the service: schedules, change-log followers, /healthz, /metrics and the admin API.
+    Serve {
+        /// Listen address (overrides [server] listen).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Read the flow's source and provision its target now.
+    Sync {
+        flow: String,
+        /// Compute and print the plan, change nothing in the target.
+        #[arg(long)]
+        dry_run: bool,
+        /// Read the target's real state first and repair drift (full reconcile).
+        #[arg(long)]
+        full: bool,
+    },
+    /// Print what a sync would do, with the reason for every operation.
+    Plan {
+        flow: String,
+        /// The plan as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Compare with the target's real state instead of the ledger.
+        #[arg(long)]
+        full: bool,
+    },
+    /// The sync history, newest first.
+    Runs {
+        #[arg(long)]
+        flow: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The provisioning log of one run: every operation, its outcome and error.
+    Log {
+        run: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Report every error in the configuration.
+    Check,
+}
+
+/// Exit codes.
+const EXIT_ERROR: u8 = 1;
+const EXIT_CONFIG: u8 = 2;
+const EXIT_OPS_FAILED: u8 = 3;
+const EXIT_UNREACHABLE: u8 = 4;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match idsync_config::load(&cli.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            eprintln!("{errors}");
+            eprintln!(
+                "{}: {} error(s)",
+                cli.config.display(),
+                errors.0.len()
+            );
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    if let Command::Config { command: ConfigCommand::Check } = cli.command {
+        println!(
+            "{}: ok ({} source(s), {} target(s), {} flow(s))",
+            cli.config.display(),
+            config.sources.len(),
+            config.targets.len(),
+            config.flows.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    init_tracing(&config);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(run(cli.command, config)) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            let code = match e.downcast_ref::<EngineError>() {
+                Some(EngineError::Source { .. } | EngineError::Target { .. }) => EXIT_UNREACHABLE,
+                Some(EngineError::UnknownFlow(_) | EngineError::UnknownRun(_) | EngineError::UnknownSource(_)) => EXIT_CONFIG,
+                _ => EXIT_ERROR,
+            };
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
+    let rt = Runtime::from_config(&config).await?;
+    match command {
+        Command::Config { .. } => Ok(0),
+        Command::Serve { listen } => serve(rt, &config, listen).await,
+        Command::Sync {
+            flow,
+            dry_run,
+            full,
+        } => {
+            let mode = if full { Mode::Reconcile } else { Mode::Full };
+            let bar = progress::Bar::new(!dry_run);
+            let report = rt.sync(&flow, mode, dry_run, &bar).await?;
+            bar.clear();
+            if dry_run {
+                print_plan(&report.plan, false)?;
+                return Ok(0);
+            }
+            println!(
+                "run {}: {} ({} planned, {} applied, {} failed) in {:.1}s",
+                report.run_id,
+                report.status.as_str(),
+                report.count("planned"),
+                report.count("applied"),
+                report.count("failed"),
+                (report.ended_ms - report.started_ms) as f64 / 1000.0
+            );
+            if report.count("failed") > 0 {
+                println!("see the failures with: idsync log {}", report.run_id);
+            }
+            Ok(match report.status {
+                RunStatus::Succeeded => 0,
+                _ => EXIT_OPS_FAILED,
+            })
+        }
+        Command::Plan { flow, json, full } => {
+            let mode = if full { Mode::Reconcile } else { Mode::Full };
+            let report = rt
+                .sync(&flow, mode, true, &idsync_engine::NoProgress)
+                .await?;
+            print_plan(&report.plan, json)?;
+            Ok(0)
+        }
+        Command::Runs { flow, limit, json } => {
+            let runs = rt.store.list_runs(flow.as_deref(), limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&runs)?);
+                return Ok(0);
+            }
+            println!(
+                "{:<36}  {:<16}  {:<9}  {:<11}  {:<16}  {:>8}  {:>7}  {:>6}",
+                "RUN", "FLOW", "TRIGGER", "MODE", "STATUS", "PLANNED", "APPLIED", "FAILED"
+            );
+            for r in runs {
+                let c = |k: &str| r.counts.0.get(k).copied().unwrap_or(0);
+                println!(
+                    "{:<36}  {:<16}  {:<9}  {:<11}  {:<16}  {:>8}  {:>7}  {:>6}",
+                    r.id,
+                    r.flow,
+                    r.trigger,
+                    r.mode,
+                    r.status.as_str(),
+                    c("planned"),
+                    c("applied"),
+                    c("failed")
+                );
+            }
+            Ok(0)
+        }
+        Command::Log { run, json } => {
+            let Some(r) = rt.store.get_run(&run).await? else {
+                return Err(EngineError::UnknownRun(run).into());
+            };
+            let ops = rt.store.run_ops(&run).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ops)?);
+                return Ok(0);
+            }
+            println!(
+                "run {} of flow {} ({}, {}): {}{}",
+                r.id,
+                r.flow,
+                r.trigger,
+                r.mode,
+                r.status.as_str(),
+                r.error.map(|e| format!(": {e}")).unwrap_or_default()
+            );
+            for op in ops {
+                println!(
+                    "{:>6}  {:<14}  {:<32}  {:<9}  {}{}",
+                    op.seq,
+                    op.action,
+                    op.object,
+                    op.outcome,
+                    op.reason,
+                    op.error.map(|e| format!(" -- {e}")).unwrap_or_default()
+                );
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn print_plan(plan: &idsync_core::Plan, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(plan)?);
+        return Ok(());
+    }
+    if plan.is_empty() {
+        println!("nothing to do: the target is up to date");
+        return Ok(());
+    }
+    for op in &plan.operations {
+        println!("{}", op.describe());
+    }
+    let counts: Vec<String> = plan
+        .counts()
+        .iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    println!("{} operation(s): {}", plan.len(), counts.join(", "));
+    Ok(())
+}
+
+async fn serve(
+    rt: Runtime,
+    config: &Config,
+    listen: Option<std::net::SocketAddr>,
+) -> anyhow::Result<u8> {
+    let addr = listen.unwrap_or(config.server.listen);
+    let svc = Service::new(Arc::new(rt));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks = svc.start(stop_rx);
+    let token = config
+        .server
+        .admin_token
+        .as_ref()
+        .map(|s| s.expose().to_string());
+    let app = idsync_server::router(Arc::clone(&svc), token);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(%local, "listening");
+    println!("idsync listening on http://{local} (Ctrl-C to stop)");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    svc.runtime.store.close().await;
+    Ok(0)
+}

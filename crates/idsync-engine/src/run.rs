@@ -1,0 +1,627 @@
+//! One run of a flow: read the directory and the ledger, plan, apply, record.
+
+use crate::error::EngineError;
+use crate::pacing::{Backoff, RateLimiter};
+use crate::progress::Progress;
+use futures::stream::{self, StreamExt};
+use idsync_core::{
+    desired_state, observed_ledger, plan, Action, Clock, LedgerState, Operation, Outcome,
+    PlanOptions, Plan, Reason, Target, TargetOp, User,
+};
+use idsync_store::{NewRun, OpRecord, RunCounts, RunStatus, Store};
+use serde::Serialize;
+use std::time::{Duration, Instant};
+use tracing::Instrument;
+
+/// A flow as the engine runs it.
+#[derive(Debug, Clone)]
+pub struct FlowSpec {
+    pub name: String,
+    pub directory: String,
+    pub target: String,
+    pub plan: PlanOptions,
+    pub concurrency: usize,
+    /// Operations per second towards the target; 0 means unlimited.
+    pub rate_limit: f64,
+    pub backoff: Backoff,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+    Push,
+    Login,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Push => "push",
+            Trigger::Login => "login",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Compare the directory with the ledger.
+    Full,
+    /// Started because the change log moved; compares the same way as a full run.
+    Incremental,
+    /// Read the target's real state first and repair drift.
+    Reconcile,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Full => "full",
+            Mode::Incremental => "incremental",
+            Mode::Reconcile => "reconcile",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    pub trigger: Trigger,
+    pub mode: Mode,
+    /// Plan only: nothing is written to the target or recorded.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub flow: String,
+    pub status: RunStatus,
+    pub plan: Plan,
+    pub counts: RunCounts,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+}
+
+impl RunReport {
+    pub fn count(&self, key: &str) -> i64 {
+        self.counts.0.get(key).copied().unwrap_or(0)
+    }
+}
+
+/// Run a flow once.
+pub async fn run_flow(
+    store: &Store,
+    flow: &FlowSpec,
+    target: &dyn Target,
+    opts: RunOptions,
+    progress: &dyn Progress,
+    clock: &dyn Clock,
+) -> Result<RunReport, EngineError> {
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let span = tracing::info_span!("run", run_id = %run_id, flow = %flow.name, mode = opts.mode.as_str());
+    run_inner(store, flow, target, opts, progress, clock, run_id)
+        .instrument(span)
+        .await
+}
+
+async fn run_inner(
+    store: &Store,
+    flow: &FlowSpec,
+    target: &dyn Target,
+    opts: RunOptions,
+    progress: &dyn Progress,
+    clock: &dyn Clock,
+    run_id: String,
+) -> Result<RunReport, EngineError> {
+    let started_ms = clock.now_ms();
+    let target_err = |error| EngineError::Target {
+        target: flow.target.clone(),
+        error,
+    };
+    if !opts.dry_run {
+        store.register_flow(&flow.name, &flow.directory).await?;
+        store
+            .start_run(&NewRun {
+                id: run_id.clone(),
+                flow: flow.name.clone(),
+                trigger: opts.trigger.as_str().to_string(),
+                mode: opts.mode.as_str().to_string(),
+                started_ms,
+                dry_run: false,
+            })
+            .await?;
+    }
+    tracing::info!(trigger = opts.trigger.as_str(), dry_run = opts.dry_run, "run started");
+
+    let result = plan_and_apply(store, flow, target, opts, progress, clock, &run_id)
+        .await
+        .map_err(|e| match e {
+            Failure::Engine(e) => e,
+            Failure::Target(e) => target_err(e),
+        });
+    let ended_ms = clock.now_ms();
+    match result {
+        Ok((plan, counts)) => {
+            let failed = counts.0.get("failed").copied().unwrap_or(0);
+            let applied = counts.0.get("applied").copied().unwrap_or(0);
+            let status = if failed == 0 {
+                RunStatus::Succeeded
+            } else if applied > 0 {
+                RunStatus::PartiallyFailed
+            } else {
+                RunStatus::Failed
+            };
+            if !opts.dry_run {
+                store
+                    .finish_run(&run_id, status, &counts, ended_ms, None)
+                    .await?;
+            }
+            tracing::info!(
+                status = status.as_str(),
+                planned = plan.len(),
+                applied,
+                failed,
+                duration_ms = ended_ms - started_ms,
+                "run finished"
+            );
+            progress.finished();
+            Ok(RunReport {
+                run_id,
+                flow: flow.name.clone(),
+                status,
+                plan,
+                counts,
+                started_ms,
+                ended_ms,
+            })
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "run failed");
+            if !opts.dry_run {
+                store
+                    .finish_run(
+                        &run_id,
+                        RunStatus::Failed,
+                        &RunCounts::default(),
+                        ended_ms,
+                        Some(&e.to_string()),
+                    )
+                    .await?;
+            }
+            progress.finished();
+            Err(e)
+        }
+    }
+}
+
+enum Failure {
+    Engine(EngineError),
+    Target(idsync_core::TargetError),
+}
+
+impl From<idsync_store::StoreError> for Failure {
+    fn from(e: idsync_store::StoreError) -> Self {
+        Failure::Engine(e.into())
+    }
+}
+
+/// Bump a counter.
+fn bump(counts: &mut RunCounts, key: &str, by: i64) {
+    *counts.0.entry(key.to_string()).or_insert(0) += by;
+}
+
+async fn plan_and_apply(
+    store: &Store,
+    flow: &FlowSpec,
+    target: &dyn Target,
+    opts: RunOptions,
+    progress: &dyn Progress,
+    clock: &dyn Clock,
+    run_id: &str,
+) -> Result<(Plan, RunCounts), Failure> {
+    let mut counts = RunCounts::default();
+    // The change-log position this run covers: read before the directory, so a change that
+    // lands while we work is seen by the next run.
+    let seq = store.last_seq(&flow.directory).await?;
+    let snapshot = store.load_directory(&flow.directory).await?;
+    progress.read(
+        snapshot.users.len(),
+        snapshot.groups.len(),
+        snapshot.memberships.len(),
+    );
+    bump(&mut counts, "read.users", snapshot.users.len() as i64);
+    bump(&mut counts, "read.groups", snapshot.groups.len() as i64);
+    bump(&mut counts, "read.memberships", snapshot.memberships.len() as i64);
+    let desired = desired_state(&snapshot);
+    drop(snapshot);
+
+    let mut ledger = store.load_ledger(&flow.name).await?;
+    let mut plan_opts = flow.plan.clone();
+    if opts.mode == Mode::Reconcile {
+        let real = target.read_state().await.map_err(Failure::Target)?;
+        ledger = observed_ledger(&ledger, &real);
+        plan_opts.reconcile = true;
+        if !opts.dry_run {
+            store.replace_ledger(&flow.name, &ledger).await?;
+        }
+    }
+    let plan = plan(&desired, &ledger, &plan_opts);
+    progress.planned(&plan);
+    bump(&mut counts, "planned", plan.len() as i64);
+    tracing::info!(operations = plan.len(), deprovisions = plan.deprovisions(), "planned");
+    if opts.dry_run {
+        return Ok((plan, counts));
+    }
+
+    let limiter = RateLimiter::new(flow.rate_limit);
+    let mut applier = Applier {
+        store,
+        flow,
+        target,
+        limiter: &limiter,
+        clock,
+        run_id,
+        ledger,
+        pending: Vec::new(),
+        counts,
+        progress,
+    };
+    let mut start = 0;
+    while start < plan.operations.len() {
+        let phase = plan.operations[start].action.phase();
+        let end = plan.operations[start..]
+            .iter()
+            .position(|o| o.action.phase() != phase)
+            .map_or(plan.operations.len(), |p| start + p);
+        applier.apply_phase(&plan.operations[start..end], start).await?;
+        start = end;
+    }
+    applier.flush().await?;
+    let counts = applier.counts;
+    store.set_flow_cursor(&flow.name, seq).await?;
+    Ok((plan, counts))
+}
+
+struct Applier<'a> {
+    store: &'a Store,
+    flow: &'a FlowSpec,
+    target: &'a dyn Target,
+    limiter: &'a RateLimiter,
+    clock: &'a dyn Clock,
+    run_id: &'a str,
+    /// The ledger as this run has changed it so far (target ids of objects created earlier).
+    ledger: LedgerState,
+    pending: Vec<OpRecord>,
+    counts: RunCounts,
+    progress: &'a dyn Progress,
+}
+
+/// What happened to one planned operation; becomes one or more op-log records.
+struct Done {
+    seq: i64,
+    op: Operation,
+    outcome: Outcome,
+    linked: bool,
+    duration: Duration,
+    /// Members left out because their user or group has no target id.
+    unresolved: Vec<String>,
+}
+
+const FLUSH_EVERY: usize = 256;
+
+impl Applier<'_> {
+    async fn apply_phase(&mut self, ops: &[Operation], first_seq: usize) -> Result<(), Failure> {
+        // Resolve target ids against the ledger as earlier phases left it.
+        let jobs: Vec<(i64, Operation, Result<TargetOp, String>, Vec<String>)> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let (resolved, unresolved) = resolve(&self.ledger, op);
+                ((first_seq + i) as i64, op.clone(), resolved, unresolved)
+            })
+            .collect();
+        let target = self.target;
+        let limiter = self.limiter;
+        let backoff = self.flow.backoff;
+        let mut results = stream::iter(jobs)
+            .map(|(seq, op, resolved, unresolved)| async move {
+                let started = Instant::now();
+                let (outcome, linked) = match resolved {
+                    Ok(top) => execute(target, limiter, backoff, &top).await,
+                    Err(reason) => (Outcome::Rejected { reason }, false),
+                };
+                Done {
+                    seq,
+                    op,
+                    outcome,
+                    linked,
+                    duration: started.elapsed(),
+                    unresolved,
+                }
+            })
+            .buffer_unordered(self.flow.concurrency.max(1));
+        while let Some(done) = results.next().await {
+            self.finish(done);
+            if self.pending.len() >= FLUSH_EVERY {
+                self.flush().await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, done: Done) {
+        let at_ms = self.clock.now_ms();
+        let duration_ms = i64::try_from(done.duration.as_millis()).unwrap_or(i64::MAX);
+        let action = done.op.action.name();
+        let mut record = |op: Operation,
+                          applied: bool,
+                          target_id: Option<String>,
+                          outcome: &str,
+                          error: Option<String>| {
+            if applied {
+                self.ledger.record(&op, target_id.as_deref());
+            }
+            self.pending.push(OpRecord {
+                seq: done.seq,
+                op,
+                applied,
+                target_id,
+                outcome: outcome.to_string(),
+                error,
+                duration_ms,
+                at_ms,
+            });
+        };
+        let failed = match done.outcome {
+            Outcome::Applied { target_id } => {
+                let outcome = if done.linked { "linked" } else { "applied" };
+                tracing::debug!(key = %done.op.key, action, outcome, "operation done");
+                record(done.op.clone(), true, target_id, outcome, None);
+                false
+            }
+            Outcome::NotFound { reason } => match &done.op.action {
+                Action::DeleteUser { .. }
+                | Action::DeleteGroup { .. }
+                | Action::RemoveMembers { .. } => {
+                    record(done.op.clone(), true, None, "applied", Some(reason));
+                    false
+                }
+                Action::UpdateUser { before, .. } | Action::DisableUser { before, .. } => {
+                    tracing::warn!(key = %done.op.key, action, %reason, "user is gone from the target");
+                    record(done.op.clone(), false, None, "not_found", Some(reason));
+                    let forget = Operation {
+                        key: done.op.key.clone(),
+                        action: Action::DeleteUser {
+                            before: before.clone(),
+                        },
+                        reason: Reason::MissingInTarget,
+                    };
+                    record(forget, true, None, "forgotten", None);
+                    true
+                }
+                Action::UpdateGroup { before, .. } => {
+                    record(done.op.clone(), false, None, "not_found", Some(reason));
+                    let forget = Operation {
+                        key: done.op.key.clone(),
+                        action: Action::DeleteGroup {
+                            before: before.clone(),
+                        },
+                        reason: Reason::MissingInTarget,
+                    };
+                    record(forget, true, None, "forgotten", None);
+                    true
+                }
+                _ => {
+                    record(done.op.clone(), false, None, "rejected", Some(reason));
+                    true
+                }
+            },
+            Outcome::Rejected { reason } => {
+                tracing::warn!(key = %done.op.key, action, %reason, "operation rejected");
+                record(done.op.clone(), false, None, "rejected", Some(reason));
+                true
+            }
+            Outcome::Retryable { reason, .. } => {
+                tracing::warn!(key = %done.op.key, action, %reason, "operation failed after retries");
+                record(done.op.clone(), false, None, "failed", Some(reason));
+                true
+            }
+        };
+        if !done.unresolved.is_empty() {
+            let mut op = done.op.clone();
+            let users = done.unresolved.clone();
+            op.action = match op.action {
+                Action::RemoveMembers { .. } => Action::RemoveMembers { users },
+                _ => Action::AddMembers { users },
+            };
+            record(
+                op,
+                false,
+                None,
+                "rejected",
+                Some("member is not provisioned in the target".into()),
+            );
+        }
+        let outcome_key = if failed { "failed" } else { "applied" };
+        bump(&mut self.counts, outcome_key, 1);
+        bump(&mut self.counts, &format!("{action}.{outcome_key}"), 1);
+        if !done.unresolved.is_empty() {
+            bump(&mut self.counts, "failed", 1);
+        }
+        self.progress.applied(failed);
+    }
+
+    async fn flush(&mut self) -> Result<(), Failure> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        self.store
+            .record_ops(&self.flow.name, self.run_id, &batch)
+            .await?;
+        Ok(())
+    }
+}
+
+/// Turn a planned operation into what the target receives, with target ids from the ledger.
+/// Membership operations leave out members that have no target id yet (returned apart).
+fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, Vec<String>) {
+    let user_id = |key: &str| {
+        ledger
+            .user_target_id(key)
+            .map(str::to_string)
+            .ok_or_else(|| format!("user {key} is not provisioned in the target"))
+    };
+    let group_id = |key: &str| {
+        ledger
+            .group_target_id(key)
+            .map(str::to_string)
+            .ok_or_else(|| format!("group {key} is not provisioned in the target"))
+    };
+    let key = op.key.as_str();
+    let mut unresolved = Vec::new();
+    let mut members = |users: &[String]| -> Vec<String> {
+        users
+            .iter()
+            .filter_map(|u| match ledger.user_target_id(u) {
+                Some(id) => Some(id.to_string()),
+                None => {
+                    unresolved.push(u.clone());
+                    None
+                }
+            })
+            .collect()
+    };
+    let resolved = match &op.action {
+        Action::CreateUser { user } => Ok(TargetOp::CreateUser { user: user.clone() }),
+        Action::UpdateUser { before, after, .. } | Action::DisableUser { before, after } => {
+            user_id(key).map(|target_id| TargetOp::UpdateUser {
+                target_id,
+                before: before.clone(),
+                after: after.clone(),
+            })
+        }
+        Action::DeleteUser { .. } => user_id(key).map(|target_id| TargetOp::DeleteUser { target_id }),
+        Action::CreateGroup { group } => Ok(TargetOp::CreateGroup {
+            group: group.clone(),
+        }),
+        Action::UpdateGroup { before, after, .. } => {
+            group_id(key).map(|target_id| TargetOp::UpdateGroup {
+                target_id,
+                before: before.clone(),
+                after: after.clone(),
+            })
+        }
+        Action::DeleteGroup { .. } => {
+            group_id(key).map(|target_id| TargetOp::DeleteGroup { target_id })
+        }
+        Action::AddMembers { users } => {
+            let ids = members(users);
+            group_id(key).map(|group_id| TargetOp::AddMembers {
+                group_id,
+                user_ids: ids,
+            })
+        }
+        Action::RemoveMembers { users } => {
+            let ids = members(users);
+            group_id(key).map(|group_id| TargetOp::RemoveMembers {
+                group_id,
+                user_ids: ids,
+            })
+        }
+    };
+    // A membership op whose group is missing fails as a whole: nothing is unresolved apart.
+    if resolved.is_err() {
+        unresolved.clear();
+    }
+    (resolved, unresolved)
+}
+
+/// Apply one operation with retries. A create first searches the target by the matching
+/// attributes (on every attempt: an earlier attempt may have been applied before it timed
+/// out) and, when it finds the object, links to it and brings its attributes up to date.
+/// Returns the outcome and whether the object was linked rather than created.
+async fn execute(
+    target: &dyn Target,
+    limiter: &RateLimiter,
+    backoff: Backoff,
+    op: &TargetOp,
+) -> (Outcome, bool) {
+    if matches!(op, TargetOp::AddMembers { user_ids, .. } | TargetOp::RemoveMembers { user_ids, .. } if user_ids.is_empty())
+    {
+        return (Outcome::Applied { target_id: None }, false);
+    }
+    let mut attempt = 0u32;
+    loop {
+        limiter.acquire().await;
+        let (outcome, linked) = attempt_once(target, op).await;
+        match outcome {
+            Outcome::Retryable {
+                reason,
+                retry_after,
+            } if attempt < backoff.max_retries => {
+                attempt += 1;
+                let delay = backoff.delay(attempt, retry_after);
+                if let Some(ra) = retry_after {
+                    limiter.pause(ra).await;
+                }
+                tracing::debug!(%reason, attempt, delay_ms = delay.as_millis() as u64, "retrying");
+                tokio::time::sleep(delay).await;
+            }
+            other => return (other, linked),
+        }
+    }
+}
+
+async fn attempt_once(target: &dyn Target, op: &TargetOp) -> (Outcome, bool) {
+    let retryable = |e: idsync_core::TargetError| Outcome::Retryable {
+        reason: e.to_string(),
+        retry_after: None,
+    };
+    match op {
+        TargetOp::CreateUser { user } => match target.find_user(user).await {
+            Err(e) => (retryable(e), false),
+            Ok(None) => (target.apply(op).await, false),
+            Ok(Some(found)) => {
+                // Unknown current values: send every attribute.
+                let mut before = User::new(user.source_id.clone(), String::new());
+                before.active = !user.active;
+                let update = TargetOp::UpdateUser {
+                    target_id: found.clone(),
+                    before,
+                    after: user.clone(),
+                };
+                (with_id(target.apply(&update).await, found), true)
+            }
+        },
+        TargetOp::CreateGroup { group } => match target.find_group(group).await {
+            Err(e) => (retryable(e), false),
+            Ok(None) => (target.apply(op).await, false),
+            Ok(Some(found)) => {
+                let mut before = group.clone();
+                before.display_name.clear();
+                before.description = None;
+                let update = TargetOp::UpdateGroup {
+                    target_id: found.clone(),
+                    before,
+                    after: group.clone(),
+                };
+                (with_id(target.apply(&update).await, found), true)
+            }
+        },
+        _ => (target.apply(op).await, false),
+    }
+}
+
+fn with_id(outcome: Outcome, id: String) -> Outcome {
+    match outcome {
+        Outcome::Applied { .. } => Outcome::Applied {
+            target_id: Some(id),
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,212 @@
+//! The running configuration: the store, the sources, the targets and the flows, built from
+//! `idsync.toml`.
+
+use crate::error::EngineError;
+use crate::ingest::{ingest, IngestReport};
+use crate::pacing::Backoff;
+use crate::progress::Progress;
+use crate::run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
+use idsync_config::{Config, SourceKind, TargetKind};
+use idsync_connectors::sources::file::{FileFormat, FileSource, FileSourceConfig};
+use idsync_connectors::targets::test::{Fault, TestTarget};
+use idsync_core::{Clock, Source, SystemClock, Target};
+use idsync_store::Store;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub struct SourceEntry {
+    pub name: String,
+    pub directory: String,
+    pub interval: Option<Duration>,
+    pub source: Arc<dyn Source>,
+}
+
+pub struct TargetEntry {
+    pub name: String,
+    pub target: Arc<dyn Target>,
+}
+
+/// Everything a command or the server needs to run flows.
+pub struct Runtime {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub sources: BTreeMap<String, SourceEntry>,
+    pub targets: BTreeMap<String, TargetEntry>,
+    pub flows: BTreeMap<String, FlowEntry>,
+    pub retention_days: u32,
+}
+
+/// A flow with the source that fills its directory and its schedule.
+#[derive(Debug, Clone)]
+pub struct FlowEntry {
+    pub spec: FlowSpec,
+    pub source: Option<String>,
+    pub enabled: bool,
+    pub full_reconcile_interval: Option<Duration>,
+}
+
+impl Runtime {
+    /// An empty runtime over a store (tests add sources, targets and flows by hand).
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            sources: BTreeMap::new(),
+            targets: BTreeMap::new(),
+            flows: BTreeMap::new(),
+            retention_days: 30,
+        }
+    }
+
+    /// Open the store and build every source, target and flow of a checked configuration.
+    pub async fn from_config(config: &Config) -> Result<Self, EngineError> {
+        let store = Store::open(&config.store.path).await?;
+        let mut rt = Self::new(store, Arc::new(SystemClock));
+        rt.retention_days = config.store.retention_days;
+        for (name, sc) in &config.sources {
+            let source: Arc<dyn Source> = match &sc.kind {
+                SourceKind::File(f) => Arc::new(FileSource::new(FileSourceConfig {
+                    format: match f.format {
+                        idsync_config::FileFormat::Json => FileFormat::Json,
+                        idsync_config::FileFormat::Csv => FileFormat::Csv,
+                    },
+                    path: f.path.clone(),
+                    users: f.users.clone(),
+                    groups: f.groups.clone(),
+                    memberships: f.memberships.clone(),
+                })),
+            };
+            rt.sources.insert(
+                name.clone(),
+                SourceEntry {
+                    name: name.clone(),
+                    directory: sc.directory.clone(),
+                    interval: sc.interval,
+                    source,
+                },
+            );
+        }
+        for (name, tc) in &config.targets {
+            let target: Arc<dyn Target> = match &tc.kind {
+                TargetKind::Test(t) => {
+                    let setup = |e: idsync_connectors::targets::test::TestTargetError| {
+                        EngineError::Setup(format!("target {name}: {e}"))
+                    };
+                    let target = TestTarget::with_journal(&t.journal).map_err(setup)?;
+                    target.reject_user_names(&t.reject_user_names).map_err(setup)?;
+                    target.rate_limit(t.rate_limit);
+                    target.fail_rate(t.fail_rate, Fault::ServerError(503));
+                    Arc::new(target)
+                }
+            };
+            rt.targets.insert(
+                name.clone(),
+                TargetEntry {
+                    name: name.clone(),
+                    target,
+                },
+            );
+        }
+        for (name, fc) in &config.flows {
+            rt.flows.insert(
+                name.clone(),
+                FlowEntry {
+                    spec: FlowSpec {
+                        name: name.clone(),
+                        directory: fc.directory.clone(),
+                        target: fc.target.clone(),
+                        plan: fc.plan_options(),
+                        concurrency: fc.concurrency,
+                        rate_limit: fc.rate_limit,
+                        backoff: Backoff {
+                            max_retries: fc.max_retries,
+                            ..Backoff::default()
+                        },
+                    },
+                    source: Some(fc.source.clone()),
+                    enabled: fc.enabled,
+                    full_reconcile_interval: fc.full_reconcile_interval,
+                },
+            );
+        }
+        Ok(rt)
+    }
+
+    pub fn flow(&self, name: &str) -> Result<&FlowEntry, EngineError> {
+        self.flows
+            .get(name)
+            .ok_or_else(|| EngineError::UnknownFlow(name.to_string()))
+    }
+
+    fn target_of(&self, flow: &FlowEntry) -> Result<&dyn Target, EngineError> {
+        self.targets
+            .get(&flow.spec.target)
+            .map(|t| t.target.as_ref())
+            .ok_or_else(|| EngineError::Setup(format!("no target named {:?}", flow.spec.target)))
+    }
+
+    /// Read a source into its directory.
+    pub async fn ingest(&self, source: &str) -> Result<IngestReport, EngineError> {
+        let entry = self
+            .sources
+            .get(source)
+            .ok_or_else(|| EngineError::UnknownSource(source.to_string()))?;
+        ingest(
+            &self.store,
+            &entry.name,
+            &entry.directory,
+            entry.source.as_ref(),
+            self.clock.as_ref(),
+        )
+        .await
+    }
+
+    /// Run a flow. With `read_source`, the flow's source is read first (what `idsync sync`
+    /// does); the service reads sources on their own schedule instead.
+    pub async fn run(
+        &self,
+        flow: &str,
+        opts: RunOptions,
+        read_source: bool,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, EngineError> {
+        let entry = self.flow(flow)?;
+        if read_source {
+            if let Some(src) = &entry.source {
+                self.ingest(src).await?;
+            }
+        }
+        let target = self.target_of(entry)?;
+        run_flow(
+            &self.store,
+            &entry.spec,
+            target,
+            opts,
+            progress,
+            self.clock.as_ref(),
+        )
+        .await
+    }
+
+    /// Shorthand for a manual full run.
+    pub async fn sync(
+        &self,
+        flow: &str,
+        mode: Mode,
+        dry_run: bool,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, EngineError> {
+        self.run(
+            flow,
+            RunOptions {
+                trigger: Trigger::Manual,
+                mode,
+                dry_run,
+            },
+            true,
+            progress,
+        )
+        .await
+    }
+}

@@ -1,0 +1,206 @@
+//! The long-running service: per-source schedules, change-log followers that carry a change to
+//! the flow's target within a second, periodic full reconciles, manual triggers, retention.
+
+use crate::error::EngineError;
+use crate::metrics::Metrics;
+use crate::progress::NoProgress;
+use crate::run::{Mode, RunOptions, RunReport, Trigger};
+use crate::runtime::Runtime;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Mutex};
+use tokio::task::JoinHandle;
+
+/// How often a follower looks at the change log when nothing woke it (writes made by another
+/// process are seen this way).
+const POLL: Duration = Duration::from_millis(500);
+
+pub struct Service {
+    pub runtime: Arc<Runtime>,
+    /// Per directory: bumped when a write lands, with the trigger that caused it.
+    signals: BTreeMap<String, watch::Sender<(u64, Trigger)>>,
+    /// Per flow: held while a run of it is under way, so runs of one flow never overlap.
+    locks: BTreeMap<String, Mutex<()>>,
+    pub metrics: Metrics,
+}
+
+impl Service {
+    pub fn new(runtime: Arc<Runtime>) -> Arc<Self> {
+        let mut signals = BTreeMap::new();
+        for dir in runtime
+            .flows
+            .values()
+            .map(|f| f.spec.directory.clone())
+            .chain(runtime.sources.values().map(|s| s.directory.clone()))
+        {
+            signals
+                .entry(dir)
+                .or_insert_with(|| watch::channel((0u64, Trigger::Schedule)).0);
+        }
+        let locks = runtime
+            .flows
+            .keys()
+            .map(|k| (k.clone(), Mutex::new(())))
+            .collect();
+        Arc::new(Self {
+            runtime,
+            signals,
+            locks,
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// Say that a directory changed (a push source wrote to it): its flows run at once.
+    pub fn notify(&self, directory: &str, trigger: Trigger) {
+        if let Some(tx) = self.signals.get(directory) {
+            tx.send_modify(|(n, t)| {
+                *n += 1;
+                *t = trigger;
+            });
+        }
+    }
+
+    /// Run a flow now, waiting for a run of it that is under way to finish first.
+    pub async fn trigger(
+        &self,
+        flow: &str,
+        mode: Mode,
+        trigger: Trigger,
+        read_source: bool,
+    ) -> Result<RunReport, EngineError> {
+        let lock = self
+            .locks
+            .get(flow)
+            .ok_or_else(|| EngineError::UnknownFlow(flow.to_string()))?;
+        let _guard = lock.lock().await;
+        let result = self
+            .runtime
+            .run(
+                flow,
+                RunOptions {
+                    trigger,
+                    mode,
+                    dry_run: false,
+                },
+                read_source,
+                &NoProgress,
+            )
+            .await;
+        match &result {
+            Ok(report) => self.metrics.record_run(report),
+            Err(_) => self.metrics.record_failure(flow),
+        }
+        result
+    }
+
+    /// Start the schedules and followers. They stop when `shutdown` turns true.
+    pub fn start(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+        let mut tasks = Vec::new();
+        for (name, src) in &self.runtime.sources {
+            if let Some(interval) = src.interval {
+                let svc = Arc::clone(self);
+                let name = name.clone();
+                let mut stop = shutdown.clone();
+                tasks.push(tokio::spawn(async move {
+                    loop {
+                        svc.read_source(&name).await;
+                        tokio::select! {
+                            _ = tokio::time::sleep(interval) => {}
+                            _ = stop.changed() => break,
+                        }
+                    }
+                }));
+            }
+        }
+        for (name, flow) in &self.runtime.flows {
+            if !flow.enabled {
+                continue;
+            }
+            let Some(tx) = self.signals.get(&flow.spec.directory) else {
+                continue;
+            };
+            let mut rx = tx.subscribe();
+            let svc = Arc::clone(self);
+            let name = name.clone();
+            let mut stop = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut last_reconcile = svc.runtime.clock.now_ms();
+                loop {
+                    svc.follow_once(&name, &rx, &mut last_reconcile).await;
+                    tokio::select! {
+                        _ = rx.changed() => {}
+                        _ = tokio::time::sleep(POLL) => {}
+                        _ = stop.changed() => break,
+                    }
+                }
+            }));
+        }
+        let svc = Arc::clone(self);
+        let mut stop = shutdown;
+        tasks.push(tokio::spawn(async move {
+            loop {
+                svc.purge().await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+        }));
+        tasks
+    }
+
+    async fn read_source(&self, name: &str) {
+        match self.runtime.ingest(name).await {
+            Ok(report) if report.changes > 0 => self.notify(&report.directory, Trigger::Schedule),
+            Ok(_) => {}
+            Err(e) => tracing::error!(source = name, error = %e, "scheduled source read failed"),
+        }
+    }
+
+    async fn follow_once(
+        &self,
+        flow: &str,
+        rx: &watch::Receiver<(u64, Trigger)>,
+        last_reconcile: &mut i64,
+    ) {
+        let Ok(entry) = self.runtime.flow(flow) else {
+            return;
+        };
+        let now = self.runtime.clock.now_ms();
+        let reconcile_due = entry.full_reconcile_interval.is_some_and(|iv| {
+            now - *last_reconcile >= i64::try_from(iv.as_millis()).unwrap_or(i64::MAX)
+        });
+        let store = &self.runtime.store;
+        let behind = match (
+            store.last_seq(&entry.spec.directory).await,
+            store.flow_cursor(flow).await,
+        ) {
+            (Ok(last), Ok(cursor)) => last > cursor,
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::error!(flow, error = %e, "cannot read the change log");
+                return;
+            }
+        };
+        let (mode, trigger) = if reconcile_due {
+            *last_reconcile = now;
+            (Mode::Reconcile, Trigger::Schedule)
+        } else if behind {
+            (Mode::Incremental, rx.borrow().1)
+        } else {
+            return;
+        };
+        if let Err(e) = self.trigger(flow, mode, trigger, false).await {
+            tracing::error!(flow, error = %e, "run failed");
+        }
+    }
+
+    async fn purge(&self) {
+        let days = i64::from(self.runtime.retention_days);
+        let cutoff = self.runtime.clock.now_ms() - days * 86_400_000;
+        match self.runtime.store.purge_before(cutoff).await {
+            Ok(summary) => tracing::info!(?summary, "retention purge"),
+            Err(e) => tracing::error!(error = %e, "retention purge failed"),
+        }
+    }
+}

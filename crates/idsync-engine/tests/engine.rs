@@ -1,0 +1,376 @@
+//! Engine tests: real store (SQLite in a temp dir), the scriptable test target, an in-memory
+//! source.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use async_trait::async_trait;
+use idsync_connectors::targets::test::{Fault, TestTarget};
+use idsync_core::*;
+use idsync_engine::*;
+use idsync_store::{RunStatus, Store};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A source whose snapshot the test edits.
+struct MemorySource(Mutex<Snapshot>);
+
+#[async_trait]
+impl Source for MemorySource {
+    fn describe(&self) -> String {
+        "memory".into()
+    }
+    async fn read(&self, _cursor: Option<&str>) -> Result<SourceRead, SourceError> {
+        Ok(SourceRead::Full {
+            snapshot: self.0.lock().unwrap().clone(),
+            cursor: None,
+        })
+    }
+}
+
+fn people(n: usize) -> Snapshot {
+    let users: Vec<User> = (0..n)
+        .map(|i| {
+            let mut u = User::new(format!("id-{i:05}"), format!("user{i}@example.com"));
+            u.display_name = Some(format!("User {i}"));
+            u.emails = vec![Email {
+                value: format!("user{i}@example.com"),
+                kind: Some("work".into()),
+                primary: true,
+            }];
+            u
+        })
+        .collect();
+    let groups = vec![
+        Group::new("g-all", "everyone"),
+        Group::new("g-eng", "engineering"),
+        Group::new("g-team", "team"),
+    ];
+    let mut memberships = vec![
+        Membership { group: "g-all".into(), member: MemberRef::group("g-eng") },
+        Membership { group: "g-eng".into(), member: MemberRef::group("g-team") },
+    ];
+    for (i, u) in users.iter().enumerate() {
+        let g = if i % 2 == 0 { "g-team" } else { "g-all" };
+        memberships.push(Membership { group: g.into(), member: MemberRef::user(u.source_id.clone()) });
+    }
+    Snapshot { users, groups, memberships }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    rt: Runtime,
+    source: Arc<MemorySource>,
+    target: Arc<TestTarget>,
+}
+
+async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("idsync.db")).await.unwrap();
+    let mut rt = Runtime::new(store, Arc::new(SystemClock));
+    let source = Arc::new(MemorySource(Mutex::new(snapshot)));
+    let target = Arc::new(target);
+    rt.sources.insert(
+        "hr".into(),
+        SourceEntry { name: "hr".into(), directory: "hr".into(), interval: None, source: source.clone() },
+    );
+    rt.targets.insert("app".into(), TargetEntry { name: "app".into(), target: target.clone() });
+    rt.flows.insert(
+        "hr-to-app".into(),
+        FlowEntry {
+            spec: FlowSpec {
+                name: "hr-to-app".into(),
+                directory: "hr".into(),
+                target: "app".into(),
+                plan: PlanOptions::default(),
+                concurrency: 8,
+                rate_limit: 0.0,
+                backoff: Backoff { max_retries: 4, base: Duration::from_millis(1), max: Duration::from_millis(20) },
+            },
+            source: Some("hr".into()),
+            enabled: true,
+            full_reconcile_interval: None,
+        },
+    );
+    Fixture { _dir: dir, rt, source, target }
+}
+
+async fn sync(f: &Fixture, mode: Mode) -> RunReport {
+    f.rt.sync("hr-to-app", mode, false, &NoProgress).await.unwrap()
+}
+
+/// The target's state in the ledger's terms: userName -> (active, displayName) and
+/// group displayName -> sorted member userNames.
+fn target_view(t: &TestTarget) -> (Vec<(String, bool, Option<String>)>, Vec<(String, Vec<String>)>) {
+    let s = t.state();
+    let name_of = |id: &str| s.users.iter().find(|u| u.target_id == id).map(|u| u.user.user_name.clone()).unwrap();
+    let mut users: Vec<_> = s.users.iter().map(|u| (u.user.user_name.clone(), u.user.active, u.user.display_name.clone())).collect();
+    users.sort();
+    let mut groups: Vec<_> = s
+        .groups
+        .iter()
+        .map(|g| {
+            let mut m: Vec<String> = g.members.iter().map(|id| name_of(id)).collect();
+            m.sort();
+            (g.group.display_name.clone(), m)
+        })
+        .collect();
+    groups.sort();
+    (users, groups)
+}
+
+async fn assert_ledger_matches_target(f: &Fixture) {
+    let ledger = f.rt.store.load_ledger("hr-to-app").await.unwrap();
+    let real = f.target.state();
+    assert_eq!(ledger.users.len(), real.users.len(), "users in ledger vs target");
+    for u in &real.users {
+        let l = ledger.users.values().find(|l| l.target_id == u.target_id).expect("target user unknown to the ledger");
+        assert_eq!(l.user.user_name, u.user.user_name);
+        assert_eq!(l.user.active, u.user.active);
+    }
+    for g in &real.groups {
+        let (key, _) = ledger.groups.iter().find(|(_, l)| l.target_id == g.target_id).expect("group unknown to ledger");
+        let mut want: Vec<&str> = ledger.members.get(key).map(|s| s.iter().map(|k| ledger.users[k].target_id.as_str()).collect()).unwrap_or_default();
+        let mut have: Vec<&str> = g.members.iter().map(String::as_str).collect();
+        want.sort();
+        have.sort();
+        assert_eq!(want, have, "members of {}", g.group.display_name);
+    }
+}
+
+#[tokio::test]
+async fn full_sync_then_nothing_to_do() {
+    let f = fixture(people(50), TestTarget::new()).await;
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.count("create_user.applied"), 50);
+    assert_eq!(r.count("create_group.applied"), 3);
+    let (users, groups) = target_view(&f.target);
+    assert_eq!(users.len(), 50);
+    // Nested groups flattened: everyone holds all 50, engineering and team the even half.
+    assert_eq!(groups[0].0, "engineering");
+    assert_eq!(groups[0].1.len(), 25);
+    assert_eq!(groups[1].0, "everyone");
+    assert_eq!(groups[1].1.len(), 50);
+    assert_eq!(groups[2].1.len(), 25);
+    assert_ledger_matches_target(&f).await;
+
+    let again = sync(&f, Mode::Full).await;
+    assert_eq!(again.count("planned"), 0, "a second run right after a successful one plans nothing");
+    assert_eq!(f.target.apply_calls(), r.count("applied") as u64);
+
+    // History and provisioning log.
+    let runs = f.rt.store.list_runs(Some("hr-to-app"), 10).await.unwrap();
+    assert_eq!(runs.len(), 2);
+    assert_eq!(runs[1].id, r.run_id);
+    assert_eq!(runs[1].trigger, "manual");
+    let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    assert_eq!(ops.len() as i64, r.count("planned"));
+    let ada = ops.iter().find(|o| o.object == "user7@example.com").unwrap();
+    assert_eq!((ada.action.as_str(), ada.outcome.as_str(), ada.reason.as_str()), ("create_user", "applied", "new in the source"));
+    assert_eq!(f.rt.store.flow_cursor("hr-to-app").await.unwrap(), f.rt.store.last_seq("hr").await.unwrap());
+}
+
+#[tokio::test]
+async fn changes_in_the_source_reach_the_target() {
+    let f = fixture(people(20), TestTarget::new()).await;
+    sync(&f, Mode::Full).await;
+    {
+        let mut s = f.source.0.lock().unwrap();
+        s.users[0].display_name = Some("Renamed".into());
+        s.users[0].user_name = "renamed@example.com".into();
+        s.users[1].active = false;
+        s.users.retain(|u| u.source_id != "id-00002");
+        s.memberships.retain(|m| m.member.id != "id-00004");
+        s.memberships.push(Membership { group: "g-team".into(), member: MemberRef::user("id-00003") });
+    }
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Succeeded);
+    let (users, groups) = target_view(&f.target);
+    assert!(users.contains(&("renamed@example.com".into(), true, Some("Renamed".into()))));
+    assert!(!users.iter().any(|u| u.0 == "user0@example.com"), "a rename keeps the object");
+    assert!(users.contains(&("user1@example.com".into(), false, Some("User 1".into()))));
+    // Removed from the source: disabled by default, still there.
+    assert!(users.contains(&("user2@example.com".into(), false, Some("User 2".into()))));
+    let team = &groups.iter().find(|g| g.0 == "team").unwrap().1;
+    assert!(team.contains(&"user3@example.com".to_string()));
+    assert!(!team.contains(&"user4@example.com".to_string()));
+    assert!(!groups.iter().any(|g| g.1.contains(&"user2@example.com".to_string())));
+    assert_ledger_matches_target(&f).await;
+    let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    let removed = ops.iter().find(|o| o.key == "id-00002" && o.action == "disable_user").unwrap();
+    assert_eq!(removed.reason, "no longer in the source");
+    assert_eq!(sync(&f, Mode::Full).await.count("planned"), 0);
+}
+
+#[tokio::test]
+async fn retryable_errors_are_retried_and_permanent_ones_recorded() {
+    let t = TestTarget::new();
+    t.fail_next(6, Fault::TooManyRequests { retry_after: Duration::from_millis(5) });
+    t.fail_next(2, Fault::ServerError(503));
+    t.reject_user_names(&["user1[0-9]@example\\.com".to_string()]).unwrap();
+    let f = fixture(people(30), t).await;
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::PartiallyFailed);
+    assert_eq!(r.count("create_user.failed"), 10, "user10..user19 rejected");
+    assert_eq!(r.count("create_user.applied"), 20);
+    let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    let rejected: Vec<_> = ops.iter().filter(|o| o.outcome == "rejected" && o.action == "create_user").collect();
+    assert_eq!(rejected.len(), 10);
+    assert!(rejected.iter().all(|o| o.error.as_deref().is_some_and(|e| !e.is_empty())));
+    // Their memberships could not be added: recorded, not fatal.
+    assert!(ops.iter().any(|o| o.action == "add_members" && o.outcome == "rejected"));
+    assert_eq!(f.target.user_count(), 20);
+    assert_ledger_matches_target(&f).await;
+    // The next run tries the rejected ones again and only those.
+    f.target.reject_user_names(&[]).unwrap();
+    let again = sync(&f, Mode::Full).await;
+    assert_eq!(again.status, RunStatus::Succeeded);
+    assert_eq!(again.count("create_user.applied"), 10);
+    assert_ledger_matches_target(&f).await;
+}
+
+#[tokio::test]
+async fn exhausted_retries_fail_the_operation_not_the_run() {
+    let t = TestTarget::new();
+    t.fail_next(1000, Fault::ServerError(503));
+    let f = fixture(people(3), t).await;
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Failed);
+    assert_eq!(r.count("applied"), 0);
+    let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    assert!(ops.iter().all(|o| o.outcome != "applied"));
+    assert!(ops.iter().any(|o| o.outcome == "failed" && o.error.as_deref().unwrap_or("").contains("503")));
+    assert!(f.rt.store.load_ledger("hr-to-app").await.unwrap().users.is_empty());
+}
+
+#[tokio::test]
+async fn a_create_that_timed_out_after_applying_is_not_duplicated() {
+    let t = TestTarget::new();
+    t.fail_next(5, Fault::TimeoutAfterApply);
+    let f = fixture(people(10), t).await;
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Succeeded);
+    for i in 0..10 {
+        assert_eq!(f.target.users_named(&format!("user{i}@example.com")), 1);
+    }
+    let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    assert!(ops.iter().any(|o| o.outcome == "linked"), "the retried create found and linked the first one");
+    assert_ledger_matches_target(&f).await;
+}
+
+#[tokio::test]
+async fn reconcile_repairs_changes_made_by_hand_in_the_target() {
+    let f = fixture(people(10), TestTarget::new()).await;
+    sync(&f, Mode::Full).await;
+    let ledger = f.rt.store.load_ledger("hr-to-app").await.unwrap();
+    let u0 = ledger.users["id-00000"].target_id.clone();
+    let u1 = ledger.users["id-00001"].target_id.clone();
+    let u2 = ledger.users["id-00002"].target_id.clone();
+    let team = ledger.groups["g-team"].target_id.clone();
+    f.target.hand_update_user(&u0, |u| u.display_name = Some("Edited by hand".into()));
+    f.target.hand_delete_user(&u1);
+    f.target.hand_remove_member(&team, &u2);
+
+    // An ordinary run trusts the ledger and sees nothing.
+    assert_eq!(sync(&f, Mode::Full).await.count("planned"), 0);
+    let r = sync(&f, Mode::Reconcile).await;
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.count("update_user.applied"), 1);
+    assert_eq!(r.count("create_user.applied"), 1);
+    assert!(r.count("add_members.applied") >= 1);
+    let (users, groups) = target_view(&f.target);
+    assert!(users.contains(&("user0@example.com".into(), true, Some("User 0".into()))));
+    assert!(users.iter().any(|u| u.0 == "user1@example.com"));
+    assert!(groups.iter().find(|g| g.0 == "team").unwrap().1.contains(&"user2@example.com".to_string()));
+    let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    assert!(ops.iter().any(|o| o.reason == "changed by hand in the target: displayName"));
+    assert_ledger_matches_target(&f).await;
+    assert_eq!(sync(&f, Mode::Reconcile).await.count("planned"), 0);
+}
+
+#[tokio::test]
+async fn dry_run_changes_nothing() {
+    let f = fixture(people(5), TestTarget::new()).await;
+    let r = f.rt.sync("hr-to-app", Mode::Full, true, &NoProgress).await.unwrap();
+    assert_eq!(r.plan.counts()["create_user"], 5);
+    assert_eq!(f.target.apply_calls(), 0);
+    assert!(f.rt.store.list_runs(None, 10).await.unwrap().is_empty());
+    assert_eq!(f.rt.store.flow_cursor("hr-to-app").await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn rate_limit_paces_operations() {
+    let f = fixture(people(4), TestTarget::new()).await;
+    let mut rt = f.rt;
+    if let Some(flow) = rt.flows.get_mut("hr-to-app") {
+        flow.spec.rate_limit = 20.0; // 20 ops/s: the 4 users, 3 groups and memberships take time
+    }
+    let started = std::time::Instant::now();
+    let r = rt.sync("hr-to-app", Mode::Full, false, &NoProgress).await.unwrap();
+    let n = r.count("applied");
+    assert!(n >= 10);
+    // n operations at 20/s cannot finish faster than (n-1)/20 s.
+    assert!(started.elapsed() >= Duration::from_millis(((n - 1) * 50) as u64));
+}
+
+#[tokio::test]
+async fn a_push_reaches_the_target_through_the_service() {
+    let f = fixture(people(3), TestTarget::new()).await;
+    let target = f.target.clone();
+    let rt = Arc::new(f.rt);
+    let svc = Service::new(rt.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks = svc.start(stop_rx);
+    // A push source writes straight into the directory and says so.
+    let mut u = User::new("pushed-1", "pushed@example.com");
+    u.display_name = Some("Pushed".into());
+    rt.store
+        .apply_changes("hr", "scim", &[Change::UpsertUser { user: u }], None, 0)
+        .await
+        .unwrap();
+    svc.notify("hr", Trigger::Push);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while target.users_named("pushed@example.com") == 0 {
+        assert!(std::time::Instant::now() < deadline, "the pushed user never reached the target");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let runs = rt.store.list_runs(Some("hr-to-app"), 5).await.unwrap();
+    assert_eq!(runs[0].trigger, "push");
+    assert_eq!(runs[0].mode, "incremental");
+    stop_tx.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_failed_source_read_changes_nothing() {
+    struct Broken;
+    #[async_trait]
+    impl Source for Broken {
+        fn describe(&self) -> String {
+            "broken".into()
+        }
+        async fn read(&self, _: Option<&str>) -> Result<SourceRead, SourceError> {
+            Err(SourceError::Unavailable("HTTP 503 on page 3".into()))
+        }
+    }
+    let mut f = fixture(people(5), TestTarget::new()).await;
+    sync(&f, Mode::Full).await;
+    f.rt.sources.get_mut("hr").unwrap().source = Arc::new(Broken);
+    let err = f.rt.sync("hr-to-app", Mode::Full, false, &NoProgress).await.unwrap_err();
+    assert!(err.to_string().contains("HTTP 503 on page 3"), "{err}");
+    assert_eq!(f.rt.store.load_directory("hr").await.unwrap().users.len(), 5);
+    assert_eq!(target_view(&f.target).0.iter().filter(|u| u.1).count(), 5, "nobody deprovisioned");
+}
+
+#[tokio::test]
+async fn the_conformance_kit_passes_against_the_test_target() {
+    let t = TestTarget::new();
+    let results = idsync_connectors::testkit::run_all(&t, "kit").await;
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(results.len() >= 10);
+}
