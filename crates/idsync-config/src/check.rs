@@ -37,7 +37,10 @@ impl<'a> Checker<'a> {
         };
         let upto = &self.text[..span.start.min(self.text.len())];
         let line = upto.matches('\n').count() + 1;
-        let column = upto.rfind('\n').map_or(upto.chars().count(), |i| upto[i + 1..].chars().count()) + 1;
+        let column = upto
+            .rfind('\n')
+            .map_or(upto.chars().count(), |i| upto[i + 1..].chars().count())
+            + 1;
         (line, column)
     }
 
@@ -63,7 +66,11 @@ impl<'a> Checker<'a> {
             }
         };
         let root = doc.as_table();
-        self.keys(root, "", &["store", "server", "log", "sources", "targets", "flows"]);
+        self.keys(
+            root,
+            "",
+            &["store", "server", "log", "sources", "targets", "flows"],
+        );
 
         let store = self.store(root);
         let server = self.server(root);
@@ -80,10 +87,26 @@ impl<'a> Checker<'a> {
                 let span_of = |k: &str| ft.and_then(|ft| ft.get(k)).and_then(Item::span);
                 match sources.get(&flow.source) {
                     Some(s) => flow.directory = s.directory.clone(),
-                    None => refs.push((span_of("source"), format!("flows.{name}.source"), format!("no source named {:?} (declared: {})", flow.source, list(sources.keys())))),
+                    None => refs.push((
+                        span_of("source"),
+                        format!("flows.{name}.source"),
+                        format!(
+                            "no source named {:?} (declared: {})",
+                            flow.source,
+                            list(sources.keys())
+                        ),
+                    )),
                 }
                 if !targets.contains_key(&flow.target) {
-                    refs.push((span_of("target"), format!("flows.{name}.target"), format!("no target named {:?} (declared: {})", flow.target, list(targets.keys()))));
+                    refs.push((
+                        span_of("target"),
+                        format!("flows.{name}.target"),
+                        format!(
+                            "no target named {:?} (declared: {})",
+                            flow.target,
+                            list(targets.keys())
+                        ),
+                    ));
                 }
             }
         }
@@ -114,19 +137,32 @@ impl<'a> Checker<'a> {
     fn store(&mut self, root: &dyn TableLike) -> Option<StoreConfig> {
         let t = self.section(root, "store")?;
         let Some(t) = t else {
-            return Some(StoreConfig { path: self.base.join("idsync.db"), retention_days: 30 });
+            return Some(StoreConfig {
+                path: self.base.join("idsync.db"),
+                retention_days: 30,
+            });
         };
         self.keys(t, "store", &["path", "retention_days"]);
-        let path = self.string(t, "path", "store").map_or_else(|| self.base.join("idsync.db"), |p| self.base.join(p));
-        let retention_days = self.int(t, "retention_days", "store", 1, 36_500).unwrap_or(30);
-        Some(StoreConfig { path, retention_days: u32::try_from(retention_days).unwrap_or(30) })
+        let path = self
+            .string(t, "path", "store")
+            .map_or_else(|| self.base.join("idsync.db"), |p| self.base.join(p));
+        let retention_days = self
+            .int(t, "retention_days", "store", 1, 36_500)
+            .unwrap_or(30);
+        Some(StoreConfig {
+            path,
+            retention_days: u32::try_from(retention_days).unwrap_or(30),
+        })
     }
 
     fn server(&mut self, root: &dyn TableLike) -> Option<ServerConfig> {
         let default: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
         let t = self.section(root, "server")?;
         let Some(t) = t else {
-            return Some(ServerConfig { listen: default, admin_token: None });
+            return Some(ServerConfig {
+                listen: default,
+                admin_token: None,
+            });
         };
         self.keys(t, "server", &["listen", "admin_token"]);
         let listen = match self.string(t, "listen", "server") {
@@ -135,23 +171,42 @@ impl<'a> Checker<'a> {
                 Ok(a) => a,
                 Err(_) => {
                     let span = t.get("listen").and_then(Item::span);
-                    self.err(&span, "server.listen", format!("{s:?} is not an address such as \"127.0.0.1:8080\""));
+                    self.err(
+                        &span,
+                        "server.listen",
+                        format!("{s:?} is not an address such as \"127.0.0.1:8080\""),
+                    );
                     default
                 }
             },
         };
         let admin_token = self.string(t, "admin_token", "server").map(Secret::new);
-        Some(ServerConfig { listen, admin_token })
+        Some(ServerConfig {
+            listen,
+            admin_token,
+        })
     }
 
     fn log(&mut self, root: &dyn TableLike) -> Option<LogConfig> {
         let t = self.section(root, "log")?;
         let Some(t) = t else {
-            return Some(LogConfig { level: "info".into(), json: false });
+            return Some(LogConfig {
+                level: "info".into(),
+                json: false,
+            });
         };
         self.keys(t, "log", &["level", "format"]);
-        let level = self.choice(t, "level", "log", &["error", "warn", "info", "debug", "trace"]).unwrap_or_else(|| "info".into());
-        let json = self.choice(t, "format", "log", &["text", "json"]).is_some_and(|f| f == "json");
+        let level = self
+            .choice(
+                t,
+                "level",
+                "log",
+                &["error", "warn", "info", "debug", "trace"],
+            )
+            .unwrap_or_else(|| "info".into());
+        let json = self
+            .choice(t, "format", "log", &["text", "json"])
+            .is_some_and(|f| f == "json");
         Some(LogConfig { level, json })
     }
 
@@ -159,7 +214,9 @@ impl<'a> Checker<'a> {
         let path = format!("sources.{name}");
         let kind = self.required_choice(t, "type", &path, SOURCE_TYPES, anchor)?;
         let common = ["type", "directory", "interval"];
-        let directory = self.string(t, "directory", &path).unwrap_or_else(|| name.to_string());
+        let directory = self
+            .string(t, "directory", &path)
+            .unwrap_or_else(|| name.to_string());
         if !valid_name(&directory) {
             let span = t.get("directory").and_then(Item::span);
             self.err(&span, &format!("{path}.directory"), format!("{directory:?} is not a valid name (lowercase letters, digits, - and _, at most 64)"));
@@ -167,7 +224,15 @@ impl<'a> Checker<'a> {
         let interval = self.duration(t, "interval", &path);
         match kind.as_str() {
             "file" => {
-                self.keys(t, &path, &[&common[..], &["format", "path", "users", "groups", "memberships"]].concat());
+                self.keys(
+                    t,
+                    &path,
+                    &[
+                        &common[..],
+                        &["format", "path", "users", "groups", "memberships"],
+                    ]
+                    .concat(),
+                );
                 let file = |c: &mut Self, k: &str| c.string(t, k, &path).map(|p| c.base.join(p));
                 let p = file(self, "path");
                 let users = file(self, "users");
@@ -177,7 +242,11 @@ impl<'a> Checker<'a> {
                     Some("json") => FileFormat::Json,
                     Some(_) => FileFormat::Csv,
                     None => match (&p, &users) {
-                        (Some(p), _) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) => FileFormat::Csv,
+                        (Some(p), _)
+                            if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv")) =>
+                        {
+                            FileFormat::Csv
+                        }
                         (None, Some(_)) => FileFormat::Csv,
                         _ => FileFormat::Json,
                     },
@@ -187,15 +256,29 @@ impl<'a> Checker<'a> {
                     (_, p, u) => (u, p),
                 };
                 match format {
-                    FileFormat::Json if p.is_none() => self.err(anchor, &format!("{path}.path"), "a JSON file source needs path = \"people.json\""),
-                    FileFormat::Csv if users.is_none() => self.err(anchor, &format!("{path}.users"), "a CSV file source needs users = \"users.csv\""),
+                    FileFormat::Json if p.is_none() => self.err(
+                        anchor,
+                        &format!("{path}.path"),
+                        "a JSON file source needs path = \"people.json\"",
+                    ),
+                    FileFormat::Csv if users.is_none() => self.err(
+                        anchor,
+                        &format!("{path}.users"),
+                        "a CSV file source needs users = \"users.csv\"",
+                    ),
                     _ => {}
                 }
                 Some(SourceConfig {
                     name: name.to_string(),
                     directory,
                     interval,
-                    kind: SourceKind::File(FileSourceConfig { format, path: p, users, groups, memberships }),
+                    kind: SourceKind::File(FileSourceConfig {
+                        format,
+                        path: p,
+                        users,
+                        groups,
+                        memberships,
+                    }),
                 })
             }
             _ => None,
@@ -207,16 +290,34 @@ impl<'a> Checker<'a> {
         let kind = self.required_choice(t, "type", &path, TARGET_TYPES, anchor)?;
         match kind.as_str() {
             "test" => {
-                self.keys(t, &path, &["type", "journal", "fail_rate", "reject_user_names", "rate_limit"]);
+                self.keys(
+                    t,
+                    &path,
+                    &[
+                        "type",
+                        "journal",
+                        "fail_rate",
+                        "reject_user_names",
+                        "rate_limit",
+                    ],
+                );
                 let journal = self.string(t, "journal", &path).map(|p| self.base.join(p));
                 if journal.is_none() && t.get("journal").is_none() {
-                    self.err(anchor, &format!("{path}.journal"), "required: the file where the test target keeps its state");
+                    self.err(
+                        anchor,
+                        &format!("{path}.journal"),
+                        "required: the file where the test target keeps its state",
+                    );
                 }
                 let fail_rate = self.float(t, "fail_rate", &path, 0.0, 1.0).unwrap_or(0.0);
                 let reject_user_names = self.str_array(t, "reject_user_names", &path);
                 for (i, (p, span)) in reject_user_names.iter().enumerate() {
                     if let Err(e) = regex::Regex::new(p) {
-                        self.err(span, &format!("{path}.reject_user_names[{i}]"), format!("invalid regular expression: {}", one_line(&e.to_string())));
+                        self.err(
+                            span,
+                            &format!("{path}.reject_user_names[{i}]"),
+                            format!("invalid regular expression: {}", one_line(&e.to_string())),
+                        );
                     }
                 }
                 let rate_limit = self.int(t, "rate_limit", &path, 0, 1_000_000).unwrap_or(0);
@@ -236,26 +337,57 @@ impl<'a> Checker<'a> {
 
     fn flow(&mut self, name: &str, t: &dyn TableLike, anchor: &Span) -> Option<FlowConfig> {
         let path = format!("flows.{name}");
-        self.keys(t, &path, &["source", "target", "deprovision", "group_deletion", "member_batch", "concurrency", "rate_limit", "max_retries", "full_reconcile_interval", "enabled"]);
+        self.keys(
+            t,
+            &path,
+            &[
+                "source",
+                "target",
+                "deprovision",
+                "group_deletion",
+                "member_batch",
+                "concurrency",
+                "rate_limit",
+                "max_retries",
+                "full_reconcile_interval",
+                "enabled",
+            ],
+        );
         let source = self.string(t, "source", &path);
         if source.is_none() && t.get("source").is_none() {
-            self.err(anchor, &format!("{path}.source"), "required: the source whose directory this flow provisions");
+            self.err(
+                anchor,
+                &format!("{path}.source"),
+                "required: the source whose directory this flow provisions",
+            );
         }
         let target = self.string(t, "target", &path);
         if target.is_none() && t.get("target").is_none() {
-            self.err(anchor, &format!("{path}.target"), "required: the target this flow provisions");
+            self.err(
+                anchor,
+                &format!("{path}.target"),
+                "required: the target this flow provisions",
+            );
         }
-        let deprovision = match self.choice(t, "deprovision", &path, &["disable", "delete"]).as_deref() {
+        let deprovision = match self
+            .choice(t, "deprovision", &path, &["disable", "delete"])
+            .as_deref()
+        {
             Some("delete") => DeprovisionAction::Delete,
             _ => DeprovisionAction::Disable,
         };
-        let group_deletion = match self.choice(t, "group_deletion", &path, &["keep", "delete"]).as_deref() {
+        let group_deletion = match self
+            .choice(t, "group_deletion", &path, &["keep", "delete"])
+            .as_deref()
+        {
             Some("delete") => GroupDeletion::Delete,
             _ => GroupDeletion::Keep,
         };
         let member_batch = self.int(t, "member_batch", &path, 1, 1000).unwrap_or(100);
         let concurrency = self.int(t, "concurrency", &path, 1, 64).unwrap_or(8);
-        let rate_limit = self.float(t, "rate_limit", &path, 0.0, 100_000.0).unwrap_or(0.0);
+        let rate_limit = self
+            .float(t, "rate_limit", &path, 0.0, 100_000.0)
+            .unwrap_or(0.0);
         let max_retries = self.int(t, "max_retries", &path, 0, 20).unwrap_or(5);
         let full_reconcile_interval = self.duration(t, "full_reconcile_interval", &path);
         let enabled = self.boolean(t, "enabled", &path).unwrap_or(true);
@@ -278,7 +410,11 @@ impl<'a> Checker<'a> {
     // ------------------------------------------------------------------ helpers
 
     /// A top-level table that may be absent. Outer None: present but not a table.
-    fn section<'d>(&mut self, root: &'d dyn TableLike, key: &str) -> Option<Option<&'d dyn TableLike>> {
+    fn section<'d>(
+        &mut self,
+        root: &'d dyn TableLike,
+        key: &str,
+    ) -> Option<Option<&'d dyn TableLike>> {
         match root.get(key) {
             None => Some(None),
             Some(item) => match item.as_table_like() {
@@ -292,13 +428,21 @@ impl<'a> Checker<'a> {
     }
 
     /// `[sources.<name>]`-style maps of named tables.
-    fn named<T>(&mut self, root: &dyn TableLike, key: &str, each: fn(&mut Self, &str, &dyn TableLike, &Span) -> Option<T>) -> BTreeMap<String, T> {
+    fn named<T>(
+        &mut self,
+        root: &dyn TableLike,
+        key: &str,
+        each: fn(&mut Self, &str, &dyn TableLike, &Span) -> Option<T>,
+    ) -> BTreeMap<String, T> {
         let mut out = BTreeMap::new();
         let Some(Some(t)) = self.section(root, key) else {
             return out;
         };
         for (name, item) in t.iter() {
-            let anchor = t.get_key_value(name).and_then(|(k, _)| k.span()).or_else(|| item.span());
+            let anchor = t
+                .get_key_value(name)
+                .and_then(|(k, _)| k.span())
+                .or_else(|| item.span());
             if !valid_name(name) {
                 self.err(&anchor, &format!("{key}.{name}"), format!("{name:?} is not a valid name (lowercase letters, digits, - and _, starting with a letter or digit, at most 64)"));
                 continue;
@@ -318,17 +462,37 @@ impl<'a> Checker<'a> {
         let mut bad = Vec::new();
         for (k, item) in t.iter() {
             if !allowed.contains(&k) {
-                let span = t.get_key_value(k).and_then(|(key, _)| key.span()).or_else(|| item.span());
+                let span = t
+                    .get_key_value(k)
+                    .and_then(|(key, _)| key.span())
+                    .or_else(|| item.span());
                 bad.push((span, k.to_string()));
             }
         }
         for (span, k) in bad {
-            let full = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-            self.err(&span, &full, format!("unknown key {k:?} (expected one of: {})", allowed.join(", ")));
+            let full = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            self.err(
+                &span,
+                &full,
+                format!(
+                    "unknown key {k:?} (expected one of: {})",
+                    allowed.join(", ")
+                ),
+            );
         }
     }
 
-    fn value<'d>(&mut self, t: &'d dyn TableLike, key: &str, path: &str, expected: &str) -> Option<(&'d Value, String)> {
+    fn value<'d>(
+        &mut self,
+        t: &'d dyn TableLike,
+        key: &str,
+        path: &str,
+        expected: &str,
+    ) -> Option<(&'d Value, String)> {
         let item = t.get(key)?;
         let full = format!("{path}.{key}");
         match item.as_value() {
@@ -345,7 +509,11 @@ impl<'a> Checker<'a> {
         match v.as_str() {
             Some(s) => self.interpolate(s, &v.span(), &full),
             None => {
-                self.err(&v.span(), &full, format!("expected a string, found {}", v.type_name()));
+                self.err(
+                    &v.span(),
+                    &full,
+                    format!("expected a string, found {}", v.type_name()),
+                );
                 None
             }
         }
@@ -374,14 +542,28 @@ impl<'a> Checker<'a> {
             } else if let Some(p) = reference.strip_prefix("file:") {
                 let path = self.base.join(p);
                 match std::fs::read_to_string(&path) {
-                    Ok(v) => v.strip_suffix('\n').map(|v| v.strip_suffix('\r').unwrap_or(v)).unwrap_or(&v).to_string(),
+                    Ok(v) => v
+                        .strip_suffix('\n')
+                        .map(|v| v.strip_suffix('\r').unwrap_or(v))
+                        .unwrap_or(&v)
+                        .to_string(),
                     Err(e) => {
-                        self.err(span, key, format!("cannot read secret file {}: {e}", path.display()));
+                        self.err(
+                            span,
+                            key,
+                            format!("cannot read secret file {}: {e}", path.display()),
+                        );
                         return None;
                     }
                 }
             } else {
-                self.err(span, key, format!("unknown reference ${{{reference}}} (use ${{env:NAME}} or ${{file:PATH}})"));
+                self.err(
+                    span,
+                    key,
+                    format!(
+                        "unknown reference ${{{reference}}} (use ${{env:NAME}} or ${{file:PATH}})"
+                    ),
+                );
                 return None;
             };
             out.push_str(&value);
@@ -396,27 +578,50 @@ impl<'a> Checker<'a> {
         match v.as_integer() {
             Some(n) if (min..=max).contains(&n) => Some(n),
             Some(n) => {
-                self.err(&v.span(), &full, format!("{n} is out of range ({min} to {max})"));
+                self.err(
+                    &v.span(),
+                    &full,
+                    format!("{n} is out of range ({min} to {max})"),
+                );
                 None
             }
             None => {
-                self.err(&v.span(), &full, format!("expected an integer, found {}", v.type_name()));
+                self.err(
+                    &v.span(),
+                    &full,
+                    format!("expected an integer, found {}", v.type_name()),
+                );
                 None
             }
         }
     }
 
-    fn float(&mut self, t: &dyn TableLike, key: &str, path: &str, min: f64, max: f64) -> Option<f64> {
+    fn float(
+        &mut self,
+        t: &dyn TableLike,
+        key: &str,
+        path: &str,
+        min: f64,
+        max: f64,
+    ) -> Option<f64> {
         let (v, full) = self.value(t, key, path, "a number")?;
         let n = v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
         match n {
             Some(n) if n >= min && n <= max => Some(n),
             Some(n) => {
-                self.err(&v.span(), &full, format!("{n} is out of range ({min} to {max})"));
+                self.err(
+                    &v.span(),
+                    &full,
+                    format!("{n} is out of range ({min} to {max})"),
+                );
                 None
             }
             None => {
-                self.err(&v.span(), &full, format!("expected a number, found {}", v.type_name()));
+                self.err(
+                    &v.span(),
+                    &full,
+                    format!("expected a number, found {}", v.type_name()),
+                );
                 None
             }
         }
@@ -426,24 +631,49 @@ impl<'a> Checker<'a> {
         let (v, full) = self.value(t, key, path, "true or false")?;
         let b = v.as_bool();
         if b.is_none() {
-            self.err(&v.span(), &full, format!("expected true or false, found {}", v.type_name()));
+            self.err(
+                &v.span(),
+                &full,
+                format!("expected true or false, found {}", v.type_name()),
+            );
         }
         b
     }
 
-    fn choice(&mut self, t: &dyn TableLike, key: &str, path: &str, allowed: &[&str]) -> Option<String> {
+    fn choice(
+        &mut self,
+        t: &dyn TableLike,
+        key: &str,
+        path: &str,
+        allowed: &[&str],
+    ) -> Option<String> {
         let s = self.string(t, key, path)?;
         if allowed.contains(&s.as_str()) {
             return Some(s);
         }
         let span = t.get(key).and_then(Item::span);
-        self.err(&span, &format!("{path}.{key}"), format!("{s:?} is not one of: {}", allowed.join(", ")));
+        self.err(
+            &span,
+            &format!("{path}.{key}"),
+            format!("{s:?} is not one of: {}", allowed.join(", ")),
+        );
         None
     }
 
-    fn required_choice(&mut self, t: &dyn TableLike, key: &str, path: &str, allowed: &[&str], anchor: &Span) -> Option<String> {
+    fn required_choice(
+        &mut self,
+        t: &dyn TableLike,
+        key: &str,
+        path: &str,
+        allowed: &[&str],
+        anchor: &Span,
+    ) -> Option<String> {
         if t.get(key).is_none() {
-            self.err(anchor, &format!("{path}.{key}"), format!("required: one of {}", allowed.join(", ")));
+            self.err(
+                anchor,
+                &format!("{path}.{key}"),
+                format!("required: one of {}", allowed.join(", ")),
+            );
             return None;
         }
         self.choice(t, key, path, allowed)
@@ -466,14 +696,22 @@ impl<'a> Checker<'a> {
             return Vec::new();
         };
         let Some(arr) = v.as_array() else {
-            self.err(&v.span(), &full, format!("expected an array of strings, found {}", v.type_name()));
+            self.err(
+                &v.span(),
+                &full,
+                format!("expected an array of strings, found {}", v.type_name()),
+            );
             return Vec::new();
         };
         let mut out = Vec::new();
         for (i, item) in arr.iter().enumerate() {
             match item.as_str() {
                 Some(s) => out.push((s.to_string(), item.span())),
-                None => self.err(&item.span(), &format!("{full}[{i}]"), format!("expected a string, found {}", item.type_name())),
+                None => self.err(
+                    &item.span(),
+                    &format!("{full}[{i}]"),
+                    format!("expected a string, found {}", item.type_name()),
+                ),
             }
         }
         out

@@ -199,7 +199,11 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             'm' => 60,
             'h' => 3600,
             'd' => 86_400,
-            _ => return Err(format!("{s:?} is not a duration (use s, m, h, d as in \"1h30m\")")),
+            _ => {
+                return Err(format!(
+                    "{s:?} is not a duration (use s, m, h, d as in \"1h30m\")"
+                ))
+            }
         };
         let n: u64 = num
             .parse()
@@ -208,7 +212,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         num.clear();
     }
     if !num.is_empty() {
-        return Err(format!("{s:?} is not a duration (the number {num} has no unit: s, m, h or d)"));
+        return Err(format!(
+            "{s:?} is not a duration (the number {num} has no unit: s, m, h or d)"
+        ));
     }
     if total == 0 {
         return Err(format!("{s:?}: a duration must be at least 1s"));

@@ -118,10 +118,13 @@ pub enum Action {
     DeleteGroup {
         before: Group,
     },
+    /// `group` is the group's display name, for people reading plans and logs.
     AddMembers {
+        group: String,
         users: Vec<String>,
     },
     RemoveMembers {
+        group: String,
         users: Vec<String>,
     },
 }
@@ -192,7 +195,7 @@ impl Operation {
             Action::CreateGroup { group } => group.display_name.clone(),
             Action::UpdateGroup { after, .. } => after.display_name.clone(),
             Action::DeleteGroup { before } => before.display_name.clone(),
-            Action::AddMembers { .. } | Action::RemoveMembers { .. } => self.key.clone(),
+            Action::AddMembers { group, .. } | Action::RemoveMembers { group, .. } => group.clone(),
         }
     }
 
@@ -214,11 +217,11 @@ impl Operation {
                 )
             }
             Action::DeleteGroup { before } => format!("delete group {}", before.display_name),
-            Action::AddMembers { users } => {
-                format!("add {} member(s) to group {}", users.len(), self.key)
+            Action::AddMembers { group, users } => {
+                format!("add {} member(s) to group {group}", users.len())
             }
-            Action::RemoveMembers { users } => {
-                format!("remove {} member(s) from group {}", users.len(), self.key)
+            Action::RemoveMembers { group, users } => {
+                format!("remove {} member(s) from group {group}", users.len())
             }
         };
         format!("{what}: {}", self.reason)
@@ -338,7 +341,7 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
     }
 
     let empty = BTreeSet::new();
-    for key in desired.groups.keys() {
+    for (key, group) in &desired.groups {
         let want = desired.members.get(key).unwrap_or(&empty);
         let have = ledger.members.get(key).unwrap_or(&empty);
         let add: Vec<String> = want.difference(have).cloned().collect();
@@ -347,6 +350,7 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
             ops.push(Operation {
                 key: key.clone(),
                 action: Action::AddMembers {
+                    group: group.display_name.clone(),
                     users: chunk.to_vec(),
                 },
                 reason: Reason::MembershipsAdded,
@@ -356,6 +360,7 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
             ops.push(Operation {
                 key: key.clone(),
                 action: Action::RemoveMembers {
+                    group: group.display_name.clone(),
                     users: chunk.to_vec(),
                 },
                 reason: Reason::MembershipsRemoved,
@@ -469,13 +474,13 @@ impl LedgerState {
                 self.groups.remove(key);
                 self.members.remove(key);
             }
-            Action::AddMembers { users } => {
+            Action::AddMembers { users, .. } => {
                 self.members
                     .entry(key.clone())
                     .or_default()
                     .extend(users.iter().cloned());
             }
-            Action::RemoveMembers { users } => {
+            Action::RemoveMembers { users, .. } => {
                 if let Some(set) = self.members.get_mut(key) {
                     for u in users {
                         set.remove(u);

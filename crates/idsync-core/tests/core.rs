@@ -193,7 +193,7 @@ proptest! {
         prop_assert_eq!(p.deprovisions(), p.operations.iter().filter(|o| matches!(o.action, Action::DisableUser{..} | Action::DeleteUser{..})).count());
         // Batches respect the bound.
         for op in &p.operations {
-            if let Action::AddMembers { users } | Action::RemoveMembers { users } = &op.action {
+            if let Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } = &op.action {
                 prop_assert!(!users.is_empty() && users.len() <= opts.member_batch);
             }
         }

@@ -50,7 +50,10 @@ impl Metrics {
         let Ok(m) = self.inner.lock() else {
             return;
         };
-        let _ = writeln!(out, "# HELP idsync_runs_total Runs of a flow by final status.");
+        let _ = writeln!(
+            out,
+            "# HELP idsync_runs_total Runs of a flow by final status."
+        );
         let _ = writeln!(out, "# TYPE idsync_runs_total counter");
         for ((flow, status), n) in &m.runs {
             let _ = writeln!(

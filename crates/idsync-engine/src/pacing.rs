@@ -106,6 +106,9 @@ mod tests {
             assert!(d4 >= Duration::from_millis(400) && d4 <= Duration::from_millis(800));
             assert!(b.delay(30, None) <= Duration::from_secs(1));
         }
-        assert_eq!(b.delay(1, Some(Duration::from_secs(3))), Duration::from_secs(3));
+        assert_eq!(
+            b.delay(1, Some(Duration::from_secs(3))),
+            Duration::from_secs(3)
+        );
     }
 }

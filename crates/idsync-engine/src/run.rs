@@ -5,8 +5,8 @@ use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
 use idsync_core::{
-    desired_state, observed_ledger, plan, Action, Clock, LedgerState, Operation, Outcome,
-    PlanOptions, Plan, Reason, Target, TargetOp, User,
+    desired_state, observed_ledger, plan, Action, Clock, LedgerState, Operation, Outcome, Plan,
+    PlanOptions, Reason, Target, TargetOp, User,
 };
 use idsync_store::{NewRun, OpRecord, RunCounts, RunStatus, Store};
 use serde::Serialize;
@@ -102,7 +102,8 @@ pub async fn run_flow(
     clock: &dyn Clock,
 ) -> Result<RunReport, EngineError> {
     let run_id = uuid::Uuid::now_v7().to_string();
-    let span = tracing::info_span!("run", run_id = %run_id, flow = %flow.name, mode = opts.mode.as_str());
+    let span =
+        tracing::info_span!("run", run_id = %run_id, flow = %flow.name, mode = opts.mode.as_str());
     run_inner(store, flow, target, opts, progress, clock, run_id)
         .instrument(span)
         .await
@@ -135,7 +136,11 @@ async fn run_inner(
             })
             .await?;
     }
-    tracing::info!(trigger = opts.trigger.as_str(), dry_run = opts.dry_run, "run started");
+    tracing::info!(
+        trigger = opts.trigger.as_str(),
+        dry_run = opts.dry_run,
+        "run started"
+    );
 
     let result = plan_and_apply(store, flow, target, opts, progress, clock, &run_id)
         .await
@@ -235,7 +240,11 @@ async fn plan_and_apply(
     );
     bump(&mut counts, "read.users", snapshot.users.len() as i64);
     bump(&mut counts, "read.groups", snapshot.groups.len() as i64);
-    bump(&mut counts, "read.memberships", snapshot.memberships.len() as i64);
+    bump(
+        &mut counts,
+        "read.memberships",
+        snapshot.memberships.len() as i64,
+    );
     let desired = desired_state(&snapshot);
     drop(snapshot);
 
@@ -252,7 +261,11 @@ async fn plan_and_apply(
     let plan = plan(&desired, &ledger, &plan_opts);
     progress.planned(&plan);
     bump(&mut counts, "planned", plan.len() as i64);
-    tracing::info!(operations = plan.len(), deprovisions = plan.deprovisions(), "planned");
+    tracing::info!(
+        operations = plan.len(),
+        deprovisions = plan.deprovisions(),
+        "planned"
+    );
     if opts.dry_run {
         return Ok((plan, counts));
     }
@@ -277,7 +290,9 @@ async fn plan_and_apply(
             .iter()
             .position(|o| o.action.phase() != phase)
             .map_or(plan.operations.len(), |p| start + p);
-        applier.apply_phase(&plan.operations[start..end], start).await?;
+        applier
+            .apply_phase(&plan.operations[start..end], start)
+            .await?;
         start = end;
     }
     applier.flush().await?;
@@ -313,10 +328,14 @@ struct Done {
 
 const FLUSH_EVERY: usize = 256;
 
+/// A planned operation with its position, what the target will receive (or why it cannot),
+/// and the members left out for lack of a target id.
+type Job = (i64, Operation, Result<TargetOp, String>, Vec<String>);
+
 impl Applier<'_> {
     async fn apply_phase(&mut self, ops: &[Operation], first_seq: usize) -> Result<(), Failure> {
         // Resolve target ids against the ledger as earlier phases left it.
-        let jobs: Vec<(i64, Operation, Result<TargetOp, String>, Vec<String>)> = ops
+        let jobs: Vec<Job> = ops
             .iter()
             .enumerate()
             .map(|(i, op)| {
@@ -380,7 +399,14 @@ impl Applier<'_> {
             Outcome::Applied { target_id } => {
                 let outcome = if done.linked { "linked" } else { "applied" };
                 tracing::debug!(key = %done.op.key, action, outcome, "operation done");
-                record(done.op.clone(), true, target_id, outcome, None);
+                // Members without a target id were left out of the call: not in the ledger.
+                let mut op = done.op.clone();
+                if let Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } =
+                    &mut op.action
+                {
+                    users.retain(|u| !done.unresolved.contains(u));
+                }
+                record(op, true, target_id, outcome, None);
                 false
             }
             Outcome::NotFound { reason } => match &done.op.action {
@@ -435,8 +461,9 @@ impl Applier<'_> {
             let mut op = done.op.clone();
             let users = done.unresolved.clone();
             op.action = match op.action {
-                Action::RemoveMembers { .. } => Action::RemoveMembers { users },
-                _ => Action::AddMembers { users },
+                Action::RemoveMembers { group, .. } => Action::RemoveMembers { group, users },
+                Action::AddMembers { group, .. } => Action::AddMembers { group, users },
+                other => other,
             };
             record(
                 op,
@@ -505,7 +532,9 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
                 after: after.clone(),
             })
         }
-        Action::DeleteUser { .. } => user_id(key).map(|target_id| TargetOp::DeleteUser { target_id }),
+        Action::DeleteUser { .. } => {
+            user_id(key).map(|target_id| TargetOp::DeleteUser { target_id })
+        }
         Action::CreateGroup { group } => Ok(TargetOp::CreateGroup {
             group: group.clone(),
         }),
@@ -519,14 +548,14 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
         Action::DeleteGroup { .. } => {
             group_id(key).map(|target_id| TargetOp::DeleteGroup { target_id })
         }
-        Action::AddMembers { users } => {
+        Action::AddMembers { users, .. } => {
             let ids = members(users);
             group_id(key).map(|group_id| TargetOp::AddMembers {
                 group_id,
                 user_ids: ids,
             })
         }
-        Action::RemoveMembers { users } => {
+        Action::RemoveMembers { users, .. } => {
             let ids = members(users);
             group_id(key).map(|group_id| TargetOp::RemoveMembers {
                 group_id,

@@ -94,7 +94,9 @@ impl Runtime {
                         EngineError::Setup(format!("target {name}: {e}"))
                     };
                     let target = TestTarget::with_journal(&t.journal).map_err(setup)?;
-                    target.reject_user_names(&t.reject_user_names).map_err(setup)?;
+                    target
+                        .reject_user_names(&t.reject_user_names)
+                        .map_err(setup)?;
                     target.rate_limit(t.rate_limit);
                     target.fail_rate(t.fail_rate, Fault::ServerError(503));
                     Arc::new(target)

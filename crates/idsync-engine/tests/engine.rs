@@ -45,14 +45,27 @@ fn people(n: usize) -> Snapshot {
         Group::new("g-team", "team"),
     ];
     let mut memberships = vec![
-        Membership { group: "g-all".into(), member: MemberRef::group("g-eng") },
-        Membership { group: "g-eng".into(), member: MemberRef::group("g-team") },
+        Membership {
+            group: "g-all".into(),
+            member: MemberRef::group("g-eng"),
+        },
+        Membership {
+            group: "g-eng".into(),
+            member: MemberRef::group("g-team"),
+        },
     ];
     for (i, u) in users.iter().enumerate() {
         let g = if i % 2 == 0 { "g-team" } else { "g-all" };
-        memberships.push(Membership { group: g.into(), member: MemberRef::user(u.source_id.clone()) });
+        memberships.push(Membership {
+            group: g.into(),
+            member: MemberRef::user(u.source_id.clone()),
+        });
     }
-    Snapshot { users, groups, memberships }
+    Snapshot {
+        users,
+        groups,
+        memberships,
+    }
 }
 
 struct Fixture {
@@ -70,9 +83,20 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
     let target = Arc::new(target);
     rt.sources.insert(
         "hr".into(),
-        SourceEntry { name: "hr".into(), directory: "hr".into(), interval: None, source: source.clone() },
+        SourceEntry {
+            name: "hr".into(),
+            directory: "hr".into(),
+            interval: None,
+            source: source.clone(),
+        },
     );
-    rt.targets.insert("app".into(), TargetEntry { name: "app".into(), target: target.clone() });
+    rt.targets.insert(
+        "app".into(),
+        TargetEntry {
+            name: "app".into(),
+            target: target.clone(),
+        },
+    );
     rt.flows.insert(
         "hr-to-app".into(),
         FlowEntry {
@@ -83,26 +107,58 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                 plan: PlanOptions::default(),
                 concurrency: 8,
                 rate_limit: 0.0,
-                backoff: Backoff { max_retries: 4, base: Duration::from_millis(1), max: Duration::from_millis(20) },
+                backoff: Backoff {
+                    max_retries: 4,
+                    base: Duration::from_millis(1),
+                    max: Duration::from_millis(20),
+                },
             },
             source: Some("hr".into()),
             enabled: true,
             full_reconcile_interval: None,
         },
     );
-    Fixture { _dir: dir, rt, source, target }
+    Fixture {
+        _dir: dir,
+        rt,
+        source,
+        target,
+    }
 }
 
 async fn sync(f: &Fixture, mode: Mode) -> RunReport {
-    f.rt.sync("hr-to-app", mode, false, &NoProgress).await.unwrap()
+    f.rt.sync("hr-to-app", mode, false, &NoProgress)
+        .await
+        .unwrap()
 }
+
+type TargetView = (
+    Vec<(String, bool, Option<String>)>,
+    Vec<(String, Vec<String>)>,
+);
 
 /// The target's state in the ledger's terms: userName -> (active, displayName) and
 /// group displayName -> sorted member userNames.
-fn target_view(t: &TestTarget) -> (Vec<(String, bool, Option<String>)>, Vec<(String, Vec<String>)>) {
+fn target_view(t: &TestTarget) -> TargetView {
     let s = t.state();
-    let name_of = |id: &str| s.users.iter().find(|u| u.target_id == id).map(|u| u.user.user_name.clone()).unwrap();
-    let mut users: Vec<_> = s.users.iter().map(|u| (u.user.user_name.clone(), u.user.active, u.user.display_name.clone())).collect();
+    let name_of = |id: &str| {
+        s.users
+            .iter()
+            .find(|u| u.target_id == id)
+            .map(|u| u.user.user_name.clone())
+            .unwrap()
+    };
+    let mut users: Vec<_> = s
+        .users
+        .iter()
+        .map(|u| {
+            (
+                u.user.user_name.clone(),
+                u.user.active,
+                u.user.display_name.clone(),
+            )
+        })
+        .collect();
     users.sort();
     let mut groups: Vec<_> = s
         .groups
@@ -120,15 +176,35 @@ fn target_view(t: &TestTarget) -> (Vec<(String, bool, Option<String>)>, Vec<(Str
 async fn assert_ledger_matches_target(f: &Fixture) {
     let ledger = f.rt.store.load_ledger("hr-to-app").await.unwrap();
     let real = f.target.state();
-    assert_eq!(ledger.users.len(), real.users.len(), "users in ledger vs target");
+    assert_eq!(
+        ledger.users.len(),
+        real.users.len(),
+        "users in ledger vs target"
+    );
     for u in &real.users {
-        let l = ledger.users.values().find(|l| l.target_id == u.target_id).expect("target user unknown to the ledger");
+        let l = ledger
+            .users
+            .values()
+            .find(|l| l.target_id == u.target_id)
+            .expect("target user unknown to the ledger");
         assert_eq!(l.user.user_name, u.user.user_name);
         assert_eq!(l.user.active, u.user.active);
     }
     for g in &real.groups {
-        let (key, _) = ledger.groups.iter().find(|(_, l)| l.target_id == g.target_id).expect("group unknown to ledger");
-        let mut want: Vec<&str> = ledger.members.get(key).map(|s| s.iter().map(|k| ledger.users[k].target_id.as_str()).collect()).unwrap_or_default();
+        let (key, _) = ledger
+            .groups
+            .iter()
+            .find(|(_, l)| l.target_id == g.target_id)
+            .expect("group unknown to ledger");
+        let mut want: Vec<&str> = ledger
+            .members
+            .get(key)
+            .map(|s| {
+                s.iter()
+                    .map(|k| ledger.users[k].target_id.as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut have: Vec<&str> = g.members.iter().map(String::as_str).collect();
         want.sort();
         have.sort();
@@ -154,7 +230,11 @@ async fn full_sync_then_nothing_to_do() {
     assert_ledger_matches_target(&f).await;
 
     let again = sync(&f, Mode::Full).await;
-    assert_eq!(again.count("planned"), 0, "a second run right after a successful one plans nothing");
+    assert_eq!(
+        again.count("planned"),
+        0,
+        "a second run right after a successful one plans nothing"
+    );
     assert_eq!(f.target.apply_calls(), r.count("applied") as u64);
 
     // History and provisioning log.
@@ -164,9 +244,22 @@ async fn full_sync_then_nothing_to_do() {
     assert_eq!(runs[1].trigger, "manual");
     let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
     assert_eq!(ops.len() as i64, r.count("planned"));
-    let ada = ops.iter().find(|o| o.object == "user7@example.com").unwrap();
-    assert_eq!((ada.action.as_str(), ada.outcome.as_str(), ada.reason.as_str()), ("create_user", "applied", "new in the source"));
-    assert_eq!(f.rt.store.flow_cursor("hr-to-app").await.unwrap(), f.rt.store.last_seq("hr").await.unwrap());
+    let ada = ops
+        .iter()
+        .find(|o| o.object == "user7@example.com")
+        .unwrap();
+    assert_eq!(
+        (
+            ada.action.as_str(),
+            ada.outcome.as_str(),
+            ada.reason.as_str()
+        ),
+        ("create_user", "applied", "new in the source")
+    );
+    assert_eq!(
+        f.rt.store.flow_cursor("hr-to-app").await.unwrap(),
+        f.rt.store.last_seq("hr").await.unwrap()
+    );
 }
 
 #[tokio::test]
@@ -180,23 +273,34 @@ async fn changes_in_the_source_reach_the_target() {
         s.users[1].active = false;
         s.users.retain(|u| u.source_id != "id-00002");
         s.memberships.retain(|m| m.member.id != "id-00004");
-        s.memberships.push(Membership { group: "g-team".into(), member: MemberRef::user("id-00003") });
+        s.memberships.push(Membership {
+            group: "g-team".into(),
+            member: MemberRef::user("id-00003"),
+        });
     }
     let r = sync(&f, Mode::Full).await;
     assert_eq!(r.status, RunStatus::Succeeded);
     let (users, groups) = target_view(&f.target);
     assert!(users.contains(&("renamed@example.com".into(), true, Some("Renamed".into()))));
-    assert!(!users.iter().any(|u| u.0 == "user0@example.com"), "a rename keeps the object");
+    assert!(
+        !users.iter().any(|u| u.0 == "user0@example.com"),
+        "a rename keeps the object"
+    );
     assert!(users.contains(&("user1@example.com".into(), false, Some("User 1".into()))));
     // Removed from the source: disabled by default, still there.
     assert!(users.contains(&("user2@example.com".into(), false, Some("User 2".into()))));
     let team = &groups.iter().find(|g| g.0 == "team").unwrap().1;
     assert!(team.contains(&"user3@example.com".to_string()));
     assert!(!team.contains(&"user4@example.com".to_string()));
-    assert!(!groups.iter().any(|g| g.1.contains(&"user2@example.com".to_string())));
+    assert!(!groups
+        .iter()
+        .any(|g| g.1.contains(&"user2@example.com".to_string())));
     assert_ledger_matches_target(&f).await;
     let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
-    let removed = ops.iter().find(|o| o.key == "id-00002" && o.action == "disable_user").unwrap();
+    let removed = ops
+        .iter()
+        .find(|o| o.key == "id-00002" && o.action == "disable_user")
+        .unwrap();
     assert_eq!(removed.reason, "no longer in the source");
     assert_eq!(sync(&f, Mode::Full).await.count("planned"), 0);
 }
@@ -204,20 +308,33 @@ async fn changes_in_the_source_reach_the_target() {
 #[tokio::test]
 async fn retryable_errors_are_retried_and_permanent_ones_recorded() {
     let t = TestTarget::new();
-    t.fail_next(6, Fault::TooManyRequests { retry_after: Duration::from_millis(5) });
+    t.fail_next(
+        6,
+        Fault::TooManyRequests {
+            retry_after: Duration::from_millis(5),
+        },
+    );
     t.fail_next(2, Fault::ServerError(503));
-    t.reject_user_names(&["user1[0-9]@example\\.com".to_string()]).unwrap();
+    t.reject_user_names(&["user1[0-9]@example\\.com".to_string()])
+        .unwrap();
     let f = fixture(people(30), t).await;
     let r = sync(&f, Mode::Full).await;
     assert_eq!(r.status, RunStatus::PartiallyFailed);
     assert_eq!(r.count("create_user.failed"), 10, "user10..user19 rejected");
     assert_eq!(r.count("create_user.applied"), 20);
     let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
-    let rejected: Vec<_> = ops.iter().filter(|o| o.outcome == "rejected" && o.action == "create_user").collect();
+    let rejected: Vec<_> = ops
+        .iter()
+        .filter(|o| o.outcome == "rejected" && o.action == "create_user")
+        .collect();
     assert_eq!(rejected.len(), 10);
-    assert!(rejected.iter().all(|o| o.error.as_deref().is_some_and(|e| !e.is_empty())));
+    assert!(rejected
+        .iter()
+        .all(|o| o.error.as_deref().is_some_and(|e| !e.is_empty())));
     // Their memberships could not be added: recorded, not fatal.
-    assert!(ops.iter().any(|o| o.action == "add_members" && o.outcome == "rejected"));
+    assert!(ops
+        .iter()
+        .any(|o| o.action == "add_members" && o.outcome == "rejected"));
     assert_eq!(f.target.user_count(), 20);
     assert_ledger_matches_target(&f).await;
     // The next run tries the rejected ones again and only those.
@@ -238,8 +355,17 @@ async fn exhausted_retries_fail_the_operation_not_the_run() {
     assert_eq!(r.count("applied"), 0);
     let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
     assert!(ops.iter().all(|o| o.outcome != "applied"));
-    assert!(ops.iter().any(|o| o.outcome == "failed" && o.error.as_deref().unwrap_or("").contains("503")));
-    assert!(f.rt.store.load_ledger("hr-to-app").await.unwrap().users.is_empty());
+    assert!(ops
+        .iter()
+        .any(|o| o.outcome == "failed" && o.error.as_deref().unwrap_or("").contains("503")));
+    assert!(f
+        .rt
+        .store
+        .load_ledger("hr-to-app")
+        .await
+        .unwrap()
+        .users
+        .is_empty());
 }
 
 #[tokio::test]
@@ -253,7 +379,10 @@ async fn a_create_that_timed_out_after_applying_is_not_duplicated() {
         assert_eq!(f.target.users_named(&format!("user{i}@example.com")), 1);
     }
     let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
-    assert!(ops.iter().any(|o| o.outcome == "linked"), "the retried create found and linked the first one");
+    assert!(
+        ops.iter().any(|o| o.outcome == "linked"),
+        "the retried create found and linked the first one"
+    );
     assert_ledger_matches_target(&f).await;
 }
 
@@ -266,7 +395,8 @@ async fn reconcile_repairs_changes_made_by_hand_in_the_target() {
     let u1 = ledger.users["id-00001"].target_id.clone();
     let u2 = ledger.users["id-00002"].target_id.clone();
     let team = ledger.groups["g-team"].target_id.clone();
-    f.target.hand_update_user(&u0, |u| u.display_name = Some("Edited by hand".into()));
+    f.target
+        .hand_update_user(&u0, |u| u.display_name = Some("Edited by hand".into()));
     f.target.hand_delete_user(&u1);
     f.target.hand_remove_member(&team, &u2);
 
@@ -280,9 +410,16 @@ async fn reconcile_repairs_changes_made_by_hand_in_the_target() {
     let (users, groups) = target_view(&f.target);
     assert!(users.contains(&("user0@example.com".into(), true, Some("User 0".into()))));
     assert!(users.iter().any(|u| u.0 == "user1@example.com"));
-    assert!(groups.iter().find(|g| g.0 == "team").unwrap().1.contains(&"user2@example.com".to_string()));
+    assert!(groups
+        .iter()
+        .find(|g| g.0 == "team")
+        .unwrap()
+        .1
+        .contains(&"user2@example.com".to_string()));
     let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
-    assert!(ops.iter().any(|o| o.reason == "changed by hand in the target: displayName"));
+    assert!(ops
+        .iter()
+        .any(|o| o.reason == "changed by hand in the target: displayName"));
     assert_ledger_matches_target(&f).await;
     assert_eq!(sync(&f, Mode::Reconcile).await.count("planned"), 0);
 }
@@ -290,7 +427,10 @@ async fn reconcile_repairs_changes_made_by_hand_in_the_target() {
 #[tokio::test]
 async fn dry_run_changes_nothing() {
     let f = fixture(people(5), TestTarget::new()).await;
-    let r = f.rt.sync("hr-to-app", Mode::Full, true, &NoProgress).await.unwrap();
+    let r =
+        f.rt.sync("hr-to-app", Mode::Full, true, &NoProgress)
+            .await
+            .unwrap();
     assert_eq!(r.plan.counts()["create_user"], 5);
     assert_eq!(f.target.apply_calls(), 0);
     assert!(f.rt.store.list_runs(None, 10).await.unwrap().is_empty());
@@ -305,7 +445,10 @@ async fn rate_limit_paces_operations() {
         flow.spec.rate_limit = 20.0; // 20 ops/s: the 4 users, 3 groups and memberships take time
     }
     let started = std::time::Instant::now();
-    let r = rt.sync("hr-to-app", Mode::Full, false, &NoProgress).await.unwrap();
+    let r = rt
+        .sync("hr-to-app", Mode::Full, false, &NoProgress)
+        .await
+        .unwrap();
     let n = r.count("applied");
     assert!(n >= 10);
     // n operations at 20/s cannot finish faster than (n-1)/20 s.
@@ -330,7 +473,10 @@ async fn a_push_reaches_the_target_through_the_service() {
     svc.notify("hr", Trigger::Push);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while target.users_named("pushed@example.com") == 0 {
-        assert!(std::time::Instant::now() < deadline, "the pushed user never reached the target");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the pushed user never reached the target"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let runs = rt.store.list_runs(Some("hr-to-app"), 5).await.unwrap();
@@ -357,10 +503,20 @@ async fn a_failed_source_read_changes_nothing() {
     let mut f = fixture(people(5), TestTarget::new()).await;
     sync(&f, Mode::Full).await;
     f.rt.sources.get_mut("hr").unwrap().source = Arc::new(Broken);
-    let err = f.rt.sync("hr-to-app", Mode::Full, false, &NoProgress).await.unwrap_err();
+    let err =
+        f.rt.sync("hr-to-app", Mode::Full, false, &NoProgress)
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("HTTP 503 on page 3"), "{err}");
-    assert_eq!(f.rt.store.load_directory("hr").await.unwrap().users.len(), 5);
-    assert_eq!(target_view(&f.target).0.iter().filter(|u| u.1).count(), 5, "nobody deprovisioned");
+    assert_eq!(
+        f.rt.store.load_directory("hr").await.unwrap().users.len(),
+        5
+    );
+    assert_eq!(
+        target_view(&f.target).0.iter().filter(|u| u.1).count(),
+        5,
+        "nobody deprovisioned"
+    );
 }
 
 #[tokio::test]

@@ -28,7 +28,9 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Engine(
-                EngineError::UnknownFlow(_) | EngineError::UnknownSource(_) | EngineError::UnknownRun(_),
+                EngineError::UnknownFlow(_)
+                | EngineError::UnknownSource(_)
+                | EngineError::UnknownRun(_),
             ) => StatusCode::NOT_FOUND,
             ApiError::Engine(EngineError::Source { .. } | EngineError::Target { .. }) => {
                 StatusCode::BAD_GATEWAY

@@ -90,14 +90,24 @@ async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
     let rt = &st.svc.runtime;
     let mut out = String::new();
     st.svc.metrics.render(&mut out);
-    let _ = writeln!(out, "# HELP idsync_directory_objects Objects stored in a directory.");
+    let _ = writeln!(
+        out,
+        "# HELP idsync_directory_objects Objects stored in a directory."
+    );
     let _ = writeln!(out, "# TYPE idsync_directory_objects gauge");
     let mut lag = String::new();
     for dir in rt.store.list_directories().await? {
         let c = rt.store.directory_counts(&dir).await?;
         let d = escape_label(&dir);
-        for (kind, n) in [("user", c.users), ("group", c.groups), ("membership", c.memberships)] {
-            let _ = writeln!(out, "idsync_directory_objects{{directory=\"{d}\",kind=\"{kind}\"}} {n}");
+        for (kind, n) in [
+            ("user", c.users),
+            ("group", c.groups),
+            ("membership", c.memberships),
+        ] {
+            let _ = writeln!(
+                out,
+                "idsync_directory_objects{{directory=\"{d}\",kind=\"{kind}\"}} {n}"
+            );
         }
     }
     for (name, flow) in &rt.flows {
@@ -110,7 +120,10 @@ async fn metrics(State(st): State<AppState>) -> Result<Response, ApiError> {
             (last - cursor).max(0)
         );
     }
-    let _ = writeln!(out, "# HELP idsync_flow_lag_changes Change-log entries a flow has not yet provisioned.");
+    let _ = writeln!(
+        out,
+        "# HELP idsync_flow_lag_changes Change-log entries a flow has not yet provisioned."
+    );
     let _ = writeln!(out, "# TYPE idsync_flow_lag_changes gauge");
     out.push_str(&lag);
     Ok((

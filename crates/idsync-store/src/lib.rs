@@ -1011,12 +1011,12 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
                     .await?;
             }
         }
-        Action::AddMembers { users } => {
+        Action::AddMembers { users, .. } => {
             for u in users {
                 add_ledger_member(tx, flow, key, u).await?;
             }
         }
-        Action::RemoveMembers { users } => {
+        Action::RemoveMembers { users, .. } => {
             for u in users {
                 sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2 AND user_key = $3")
                     .bind(flow)

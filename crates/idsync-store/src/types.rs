@@ -165,8 +165,10 @@ impl OpLog {
                 changed,
             } => (Some(json!(before)), Some(json!(after)), changed.clone()),
             Action::DeleteGroup { before } => (Some(json!(before)), None, Vec::new()),
-            Action::AddMembers { users } => (None, Some(json!({ "users": users })), Vec::new()),
-            Action::RemoveMembers { users } => (Some(json!({ "users": users })), None, Vec::new()),
+            Action::AddMembers { users, .. } => (None, Some(json!({ "users": users })), Vec::new()),
+            Action::RemoveMembers { users, .. } => {
+                (Some(json!({ "users": users })), None, Vec::new())
+            }
         };
         OpLog {
             run_id: run_id.to_string(),

@@ -227,6 +227,7 @@ async fn runs_and_the_provisioning_log() {
             op: Operation {
                 key: "g".into(),
                 action: Action::AddMembers {
+                    group: "G".into(),
                     users: vec!["u1".into()],
                 },
                 reason: Reason::MembershipsAdded,
@@ -326,6 +327,7 @@ fn ops_strategy() -> impl Strategy<Value = Vec<Operation>> {
         (0..3usize, prop::collection::vec(0..4usize, 1..4)).prop_map(|(g, us)| Operation {
             key: format!("g{g}"),
             action: Action::AddMembers {
+                group: format!("G{g}"),
                 users: us.iter().map(|u| format!("u{u}")).collect()
             },
             reason: Reason::MembershipsAdded
@@ -333,6 +335,7 @@ fn ops_strategy() -> impl Strategy<Value = Vec<Operation>> {
         (0..3usize, prop::collection::vec(0..4usize, 1..4)).prop_map(|(g, us)| Operation {
             key: format!("g{g}"),
             action: Action::RemoveMembers {
+                group: format!("G{g}"),
                 users: us.iter().map(|u| format!("u{u}")).collect()
             },
             reason: Reason::MembershipsRemoved

@@ -16,11 +16,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "idsync", version, about = "Keep applications' user directories in sync with your identity provider")]
+#[command(
+    name = "idsync",
+    version,
+    about = "Keep applications' user directories in sync with your identity provider"
+)]
 struct Cli {
     /// The configuration file.
-    #[arg(short, long, global = true, default_value = "idsync.toml", env = "IDSYNC_CONFIG")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "idsync.toml",
+        env = "IDSYNC_CONFIG"
+    )]
     config: PathBuf,
+    /// Log at the configured level (default: only warnings, except for `serve`).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,15 +106,14 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(errors) => {
             eprintln!("{errors}");
-            eprintln!(
-                "{}: {} error(s)",
-                cli.config.display(),
-                errors.0.len()
-            );
+            eprintln!("{}: {} error(s)", cli.config.display(), errors.0.len());
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Command::Config { command: ConfigCommand::Check } = cli.command {
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = cli.command
+    {
         println!(
             "{}: ok ({} source(s), {} target(s), {} flow(s))",
             cli.config.display(),
@@ -111,8 +123,12 @@ fn main() -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    init_tracing(&config);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let quiet = !cli.verbose && !matches!(cli.command, Command::Serve { .. });
+    init_tracing(&config, quiet);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -125,7 +141,11 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             let code = match e.downcast_ref::<EngineError>() {
                 Some(EngineError::Source { .. } | EngineError::Target { .. }) => EXIT_UNREACHABLE,
-                Some(EngineError::UnknownFlow(_) | EngineError::UnknownRun(_) | EngineError::UnknownSource(_)) => EXIT_CONFIG,
+                Some(
+                    EngineError::UnknownFlow(_)
+                    | EngineError::UnknownRun(_)
+                    | EngineError::UnknownSource(_),
+                ) => EXIT_CONFIG,
                 _ => EXIT_ERROR,
             };
             ExitCode::from(code)
@@ -133,9 +153,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(config: &Config) {
+fn init_tracing(config: &Config, quiet: bool) {
+    let level = if quiet {
+        "warn"
+    } else {
+        config.log.level.as_str()
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -18,7 +18,10 @@ impl Bar {
                 ProgressDrawTarget::hidden()
             },
         );
-        bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
         bar.set_message("reading the source");
         Self { bar }
     }

@@ -30,7 +30,8 @@ fn text(o: &Output) -> String {
 }
 
 fn write_people_csv(dir: &Path, n: usize) {
-    let mut users = String::from("sourceId,userName,givenName,familyName,email,department,groups\n");
+    let mut users =
+        String::from("sourceId,userName,givenName,familyName,email,department,groups\n");
     for i in 0..n {
         let g = if i % 3 == 0 { "g-eng" } else { "g-all" };
         users.push_str(&format!(
@@ -44,7 +45,11 @@ fn write_people_csv(dir: &Path, n: usize) {
         "sourceId,displayName,description\ng-all,everyone,All staff\ng-eng,engineering,\n",
     )
     .unwrap();
-    std::fs::write(dir.join("memberships.csv"), "group,member,kind\ng-all,g-eng,group\n").unwrap();
+    std::fs::write(
+        dir.join("memberships.csv"),
+        "group,member,kind\ng-all,g-eng,group\n",
+    )
+    .unwrap();
 }
 
 fn write_config(dir: &Path, extra_flow: &str) {
@@ -99,8 +104,14 @@ deprovision = "shred"
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(":3:") && err.contains("store.colour"), "{err}");
-    assert!(err.contains(":10:") && err.contains("flows.f.source"), "{err}");
-    assert!(err.contains(":12:") && err.contains("flows.f.deprovision"), "{err}");
+    assert!(
+        err.contains(":10:") && err.contains("flows.f.source"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":12:") && err.contains("flows.f.deprovision"),
+        "{err}"
+    );
 
     write_people_csv(dir.path(), 3);
     write_config(dir.path(), "");
@@ -117,7 +128,10 @@ fn plan_sync_runs_and_log_through_the_binary() {
     let o = run(dir.path(), &["plan", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("create user user7@example.com: new in the source"), "{out}");
+    assert!(
+        out.contains("create user user7@example.com: new in the source"),
+        "{out}"
+    );
     assert!(out.contains("30 create_user"), "{out}");
 
     let o = run(dir.path(), &["plan", "hr-to-app", "--json"]);
@@ -127,23 +141,38 @@ fn plan_sync_runs_and_log_through_the_binary() {
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("succeeded (34 planned, 34 applied, 0 failed)"), "{out}");
+    assert!(
+        out.contains("succeeded (34 planned, 34 applied, 0 failed)"),
+        "{out}"
+    );
     let target = TestTarget::with_journal(&dir.path().join("target.jsonl")).unwrap();
     assert_eq!(target.user_count(), 30);
 
     let o = run(dir.path(), &["sync", "hr-to-app"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("(0 planned"), "{}", text(&o));
-
-    // A change in the file, seen in the plan with its reason, then applied.
-    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
-    std::fs::write(dir.path().join("users.csv"), csv.replace("Number 5,", "Fifth,")).unwrap();
-    let o = run(dir.path(), &["plan", "hr-to-app"]);
     assert!(
-        String::from_utf8_lossy(&o.stdout).contains("update user user5@example.com (name): changed in the source: name"),
+        String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
         "{}",
         text(&o)
     );
-    assert_eq!(run(dir.path(), &["sync", "hr-to-app"]).status.code(), Some(0));
+
+    // A change in the file, seen in the plan with its reason, then applied.
+    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("users.csv"),
+        csv.replace("Number 5,", "Fifth,"),
+    )
+    .unwrap();
+    let o = run(dir.path(), &["plan", "hr-to-app"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout)
+            .contains("update user user5@example.com (name): changed in the source: name"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(
+        run(dir.path(), &["sync", "hr-to-app"]).status.code(),
+        Some(0)
+    );
 
     let o = run(dir.path(), &["runs", "--json"]);
     let runs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
@@ -155,7 +184,11 @@ fn plan_sync_runs_and_log_through_the_binary() {
     let o = run(dir.path(), &["log", &first]);
     assert_eq!(o.status.code(), Some(0));
     let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(out.lines().filter(|l| l.contains("create_user")).count(), 30, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| l.contains("create_user")).count(),
+        30,
+        "{out}"
+    );
 
     let o = run(dir.path(), &["log", "no-such-run"]);
     assert_eq!(o.status.code(), Some(2));
@@ -171,7 +204,10 @@ fn rejected_operations_give_exit_code_3_and_a_log() {
     let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
     std::fs::write(
         dir.path().join("idsync.toml"),
-        toml.replace("journal = \"target.jsonl\"", "journal = \"target.jsonl\"\nreject_user_names = [\"^user3@\"]"),
+        toml.replace(
+            "journal = \"target.jsonl\"",
+            "journal = \"target.jsonl\"\nreject_user_names = [\"^user3@\"]",
+        ),
     )
     .unwrap();
     let o = run(dir.path(), &["sync", "hr-to-app"]);
@@ -241,39 +277,70 @@ fn serve_answers_health_metrics_and_the_admin_api() {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::blocking::Client::new();
     wait_for("healthz", || {
-        http.get(format!("{base}/healthz")).send().ok().filter(|r| r.status().is_success())
+        http.get(format!("{base}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
     });
     let r = http.get(format!("{base}/api/v1/flows")).send().unwrap();
     assert_eq!(r.status(), 401);
     let auth = |rb: reqwest::blocking::RequestBuilder| rb.bearer_auth("s3cret-token");
-    let r = auth(http.post(format!("{base}/api/v1/flows/hr-to-app/sync"))).send().unwrap();
+    let r = auth(http.post(format!("{base}/api/v1/flows/hr-to-app/sync")))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     let run: serde_json::Value = r.json().unwrap();
     assert_eq!(run["status"], "succeeded");
     assert_eq!(run["counts"]["create_user.applied"], 4);
     let id = run["run_id"].as_str().unwrap();
-    let log: serde_json::Value = auth(http.get(format!("{base}/api/v1/runs/{id}/log"))).send().unwrap().json().unwrap();
+    let log: serde_json::Value = auth(http.get(format!("{base}/api/v1/runs/{id}/log")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(log.as_array().unwrap().len(), 8);
-    let r = auth(http.get(format!("{base}/api/v1/runs/nope"))).send().unwrap();
+    let r = auth(http.get(format!("{base}/api/v1/runs/nope")))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = auth(http.post(format!("{base}/api/v1/flows/nope/sync"))).send().unwrap();
+    let r = auth(http.post(format!("{base}/api/v1/flows/nope/sync")))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let flows: serde_json::Value = auth(http.get(format!("{base}/api/v1/flows"))).send().unwrap().json().unwrap();
+    let flows: serde_json::Value = auth(http.get(format!("{base}/api/v1/flows")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     assert_eq!(flows[0]["name"], "hr-to-app");
     assert_eq!(flows[0]["lag"], 0);
-    let metrics = http.get(format!("{base}/metrics")).send().unwrap().text().unwrap();
-    assert!(metrics.contains("idsync_runs_total{flow=\"hr-to-app\",status=\"succeeded\"} 1"), "{metrics}");
-    assert!(metrics.contains("idsync_directory_objects{directory=\"hr\",kind=\"user\"} 4"), "{metrics}");
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("idsync_runs_total{flow=\"hr-to-app\",status=\"succeeded\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("idsync_directory_objects{directory=\"hr\",kind=\"user\"} 4"),
+        "{metrics}"
+    );
     assert!(!metrics.contains("s3cret-token"));
 
     // The file changes; the schedule-less source is read through the API and the follower
     // provisions the change without another manual sync.
     std::fs::write(
         dir.path().join("users.csv"),
-        std::fs::read_to_string(dir.path().join("users.csv")).unwrap() + "id-new,newcomer@example.com,New,Comer,newcomer@example.com,Dept 1,g-all\n",
+        std::fs::read_to_string(dir.path().join("users.csv")).unwrap()
+            + "id-new,newcomer@example.com,New,Comer,newcomer@example.com,Dept 1,g-all\n",
     )
     .unwrap();
-    let r = auth(http.post(format!("{base}/api/v1/sources/hr/read"))).send().unwrap();
+    let r = auth(http.post(format!("{base}/api/v1/sources/hr/read")))
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     wait_for("the newcomer in the target", || {
         TestTarget::with_journal(&dir.path().join("target.jsonl"))
@@ -292,7 +359,11 @@ fn crash_test_kill_9_during_apply() {
     write_people_csv(dir.path(), n);
     write_config(dir.path(), "concurrency = 16");
     let journal = dir.path().join("target.jsonl");
-    let lines = |p: &PathBuf| std::fs::read(p).map(|b| b.iter().filter(|&&c| c == b'\n').count()).unwrap_or(0);
+    let lines = |p: &PathBuf| {
+        std::fs::read(p)
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .unwrap_or(0)
+    };
     let total_ops = n + 2 + 4; // users, groups, member batches (upper bound is plenty)
     let mut rng = rand::thread_rng();
     let mut kills = 0;
@@ -331,7 +402,11 @@ fn crash_test_kill_9_during_apply() {
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = run(dir.path(), &["sync", "hr-to-app"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("(0 planned"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
+        "{}",
+        text(&o)
+    );
 
     let target = TestTarget::with_journal(&journal).unwrap();
     assert_eq!(target.user_count(), n);
@@ -341,8 +416,16 @@ fn crash_test_kill_9_during_apply() {
     // The ledger (seen through a reconcile, which reads the target's real state) matches the
     // target: a full reconcile finds nothing to repair.
     let o = run(dir.path(), &["sync", "hr-to-app", "--full"]);
-    assert!(String::from_utf8_lossy(&o.stdout).contains("(0 planned"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
+        "{}",
+        text(&o)
+    );
     let state = target.state();
-    let everyone = state.groups.iter().find(|g| g.group.display_name == "everyone").unwrap();
+    let everyone = state
+        .groups
+        .iter()
+        .find(|g| g.group.display_name == "everyone")
+        .unwrap();
     assert_eq!(everyone.members.len(), n);
 }

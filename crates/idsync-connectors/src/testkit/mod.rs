@@ -18,7 +18,10 @@ fn fail<T>(msg: impl Into<String>) -> Result<T, KitFailure> {
 }
 
 fn user(prefix: &str, n: &str) -> User {
-    let mut u = User::new(format!("{prefix}-{n}-src"), format!("{prefix}.{n}@example.com"));
+    let mut u = User::new(
+        format!("{prefix}-{n}-src"),
+        format!("{prefix}.{n}@example.com"),
+    );
     u.display_name = Some(format!("{prefix} {n}"));
     u.name = Name {
         given_name: Some(n.to_string()),
@@ -35,15 +38,25 @@ fn user(prefix: &str, n: &str) -> User {
 
 async fn create_user(t: &dyn Target, u: &User) -> Result<String, KitFailure> {
     match t.apply(&TargetOp::CreateUser { user: u.clone() }).await {
-        Outcome::Applied { target_id: Some(id) } => Ok(id),
-        other => fail(format!("create user {}: expected Applied with an id, got {other:?}", u.user_name)),
+        Outcome::Applied {
+            target_id: Some(id),
+        } => Ok(id),
+        other => fail(format!(
+            "create user {}: expected Applied with an id, got {other:?}",
+            u.user_name
+        )),
     }
 }
 
 async fn create_group(t: &dyn Target, g: &Group) -> Result<String, KitFailure> {
     match t.apply(&TargetOp::CreateGroup { group: g.clone() }).await {
-        Outcome::Applied { target_id: Some(id) } => Ok(id),
-        other => fail(format!("create group {}: expected Applied with an id, got {other:?}", g.display_name)),
+        Outcome::Applied {
+            target_id: Some(id),
+        } => Ok(id),
+        other => fail(format!(
+            "create group {}: expected Applied with an id, got {other:?}",
+            g.display_name
+        )),
     }
 }
 
@@ -55,12 +68,21 @@ async fn expect_applied(t: &dyn Target, op: TargetOp, what: &str) -> KitResult {
 }
 
 async fn read_user(t: &dyn Target, id: &str) -> Result<Option<User>, KitFailure> {
-    let s = t.read_state().await.map_err(|e| KitFailure(format!("read_state failed: {e}")))?;
-    Ok(s.users.into_iter().find(|u| u.target_id == id).map(|u| u.user))
+    let s = t
+        .read_state()
+        .await
+        .map_err(|e| KitFailure(format!("read_state failed: {e}")))?;
+    Ok(s.users
+        .into_iter()
+        .find(|u| u.target_id == id)
+        .map(|u| u.user))
 }
 
 async fn members(t: &dyn Target, group_id: &str) -> Result<Vec<String>, KitFailure> {
-    let s = t.read_state().await.map_err(|e| KitFailure(format!("read_state failed: {e}")))?;
+    let s = t
+        .read_state()
+        .await
+        .map_err(|e| KitFailure(format!("read_state failed: {e}")))?;
     let Some(g) = s.groups.into_iter().find(|g| g.target_id == group_id) else {
         return fail(format!("group {group_id} missing from read_state"));
     };
@@ -70,16 +92,31 @@ async fn members(t: &dyn Target, group_id: &str) -> Result<Vec<String>, KitFailu
 }
 
 fn same_core(want: &User, got: &User) -> Result<(), KitFailure> {
-    let check = |what: &str, ok: bool| if ok { Ok(()) } else { fail(format!("{what} differs: wrote {want:?}, read {got:?}")) };
-    check("userName", want.user_name.eq_ignore_ascii_case(&got.user_name))?;
+    let check = |what: &str, ok: bool| {
+        if ok {
+            Ok(())
+        } else {
+            fail(format!("{what} differs: wrote {want:?}, read {got:?}"))
+        }
+    };
+    check(
+        "userName",
+        want.user_name.eq_ignore_ascii_case(&got.user_name),
+    )?;
     check("displayName", want.display_name == got.display_name)?;
-    check("name", want.name.given_name == got.name.given_name && want.name.family_name == got.name.family_name)?;
+    check(
+        "name",
+        want.name.given_name == got.name.given_name
+            && want.name.family_name == got.name.family_name,
+    )?;
     check("primary email", want.primary_email() == got.primary_email())?;
     check("active", want.active == got.active)
 }
 
 async fn health(t: &dyn Target, _p: &str) -> KitResult {
-    t.health().await.map_err(|e| KitFailure(format!("health check failed: {e}")))
+    t.health()
+        .await
+        .map_err(|e| KitFailure(format!("health check failed: {e}")))
 }
 
 async fn create_and_read_user(t: &dyn Target, p: &str) -> KitResult {
@@ -115,7 +152,9 @@ async fn duplicate_user_rejected(t: &dyn Target, p: &str) -> KitResult {
     create_user(t, &u).await?;
     match t.apply(&TargetOp::CreateUser { user: u.clone() }).await {
         Outcome::Rejected { .. } => Ok(()),
-        other => fail(format!("a second user with the same userName: expected Rejected, got {other:?}")),
+        other => fail(format!(
+            "a second user with the same userName: expected Rejected, got {other:?}"
+        )),
     }
 }
 
@@ -125,7 +164,16 @@ async fn update_user(t: &dyn Target, p: &str) -> KitResult {
     let mut after = u.clone();
     after.display_name = Some("Changed Name".into());
     after.name.family_name = Some("Changed".into());
-    expect_applied(t, TargetOp::UpdateUser { target_id: id.clone(), before: u.clone(), after: after.clone() }, "update user").await?;
+    expect_applied(
+        t,
+        TargetOp::UpdateUser {
+            target_id: id.clone(),
+            before: u.clone(),
+            after: after.clone(),
+        },
+        "update user",
+    )
+    .await?;
     match read_user(t, &id).await? {
         Some(got) => same_core(&after, &got),
         None => fail("updated user vanished"),
@@ -137,11 +185,29 @@ async fn disable_and_enable_user(t: &dyn Target, p: &str) -> KitResult {
     let id = create_user(t, &u).await?;
     let mut off = u.clone();
     off.active = false;
-    expect_applied(t, TargetOp::UpdateUser { target_id: id.clone(), before: u.clone(), after: off.clone() }, "disable user").await?;
+    expect_applied(
+        t,
+        TargetOp::UpdateUser {
+            target_id: id.clone(),
+            before: u.clone(),
+            after: off.clone(),
+        },
+        "disable user",
+    )
+    .await?;
     if read_user(t, &id).await?.map(|u| u.active) != Some(false) {
         return fail("disabled user still active");
     }
-    expect_applied(t, TargetOp::UpdateUser { target_id: id.clone(), before: off, after: u }, "re-enable user").await?;
+    expect_applied(
+        t,
+        TargetOp::UpdateUser {
+            target_id: id.clone(),
+            before: off,
+            after: u,
+        },
+        "re-enable user",
+    )
+    .await?;
     if read_user(t, &id).await?.map(|u| u.active) != Some(true) {
         return fail("re-enabled user not active");
     }
@@ -151,37 +217,77 @@ async fn disable_and_enable_user(t: &dyn Target, p: &str) -> KitResult {
 async fn delete_user(t: &dyn Target, p: &str) -> KitResult {
     let u = user(p, "delete");
     let id = create_user(t, &u).await?;
-    expect_applied(t, TargetOp::DeleteUser { target_id: id.clone() }, "delete user").await?;
+    expect_applied(
+        t,
+        TargetOp::DeleteUser {
+            target_id: id.clone(),
+        },
+        "delete user",
+    )
+    .await?;
     if read_user(t, &id).await?.is_some() {
         return fail("deleted user still in read_state");
     }
-    if t.find_user(&u).await.map_err(|e| KitFailure(e.to_string()))?.is_some() {
+    if t.find_user(&u)
+        .await
+        .map_err(|e| KitFailure(e.to_string()))?
+        .is_some()
+    {
         return fail("find_user still finds a deleted user");
     }
     match t.apply(&TargetOp::DeleteUser { target_id: id }).await {
         Outcome::NotFound { .. } | Outcome::Applied { .. } => Ok(()),
-        other => fail(format!("deleting a deleted user: expected NotFound (or Applied), got {other:?}")),
+        other => fail(format!(
+            "deleting a deleted user: expected NotFound (or Applied), got {other:?}"
+        )),
     }
 }
 
 async fn group_lifecycle(t: &dyn Target, p: &str) -> KitResult {
     let g = Group::new(format!("{p}-grp-src"), format!("{p}-group"));
     let id = create_group(t, &g).await?;
-    let found = t.find_group(&g).await.map_err(|e| KitFailure(e.to_string()))?;
+    let found = t
+        .find_group(&g)
+        .await
+        .map_err(|e| KitFailure(e.to_string()))?;
     if found.as_deref() != Some(id.as_str()) {
         return fail(format!("find_group returned {found:?}, expected {id}"));
     }
     let mut after = g.clone();
     after.display_name = format!("{p}-group-renamed");
     after.description = Some("described".into());
-    expect_applied(t, TargetOp::UpdateGroup { target_id: id.clone(), before: g.clone(), after: after.clone() }, "update group").await?;
-    let s = t.read_state().await.map_err(|e| KitFailure(e.to_string()))?;
+    expect_applied(
+        t,
+        TargetOp::UpdateGroup {
+            target_id: id.clone(),
+            before: g.clone(),
+            after: after.clone(),
+        },
+        "update group",
+    )
+    .await?;
+    let s = t
+        .read_state()
+        .await
+        .map_err(|e| KitFailure(e.to_string()))?;
     match s.groups.iter().find(|x| x.target_id == id) {
-        Some(x) if x.group.display_name == after.display_name && x.group.description == after.description => {}
+        Some(x)
+            if x.group.display_name == after.display_name
+                && x.group.description == after.description => {}
         other => return fail(format!("updated group reads back as {other:?}")),
     }
-    expect_applied(t, TargetOp::DeleteGroup { target_id: id.clone() }, "delete group").await?;
-    let s = t.read_state().await.map_err(|e| KitFailure(e.to_string()))?;
+    expect_applied(
+        t,
+        TargetOp::DeleteGroup {
+            target_id: id.clone(),
+        },
+        "delete group",
+    )
+    .await?;
+    let s = t
+        .read_state()
+        .await
+        .map_err(|e| KitFailure(e.to_string()))?;
     if s.groups.iter().any(|x| x.target_id == id) {
         return fail("deleted group still in read_state");
     }
@@ -194,21 +300,54 @@ async fn memberships(t: &dyn Target, p: &str) -> KitResult {
     for n in ["m1", "m2", "m3", "m4"] {
         ids.push(create_user(t, &user(p, n)).await?);
     }
-    expect_applied(t, TargetOp::AddMembers { group_id: g.clone(), user_ids: ids.clone() }, "add 4 members").await?;
-    expect_applied(t, TargetOp::RemoveMembers { group_id: g.clone(), user_ids: vec![ids[1].clone(), ids[3].clone()] }, "remove 2 members").await?;
+    expect_applied(
+        t,
+        TargetOp::AddMembers {
+            group_id: g.clone(),
+            user_ids: ids.clone(),
+        },
+        "add 4 members",
+    )
+    .await?;
+    expect_applied(
+        t,
+        TargetOp::RemoveMembers {
+            group_id: g.clone(),
+            user_ids: vec![ids[1].clone(), ids[3].clone()],
+        },
+        "remove 2 members",
+    )
+    .await?;
     let mut want = vec![ids[0].clone(), ids[2].clone()];
     want.sort();
     let got = members(t, &g).await?;
     if got != want {
-        return fail(format!("members after add 4 / remove 2: expected {want:?}, got {got:?}"));
+        return fail(format!(
+            "members after add 4 / remove 2: expected {want:?}, got {got:?}"
+        ));
     }
     // Adding an existing member again is harmless.
-    expect_applied(t, TargetOp::AddMembers { group_id: g.clone(), user_ids: vec![ids[0].clone()] }, "re-add an existing member").await?;
+    expect_applied(
+        t,
+        TargetOp::AddMembers {
+            group_id: g.clone(),
+            user_ids: vec![ids[0].clone()],
+        },
+        "re-add an existing member",
+    )
+    .await?;
     if members(t, &g).await? != want {
         return fail("re-adding an existing member changed the members");
     }
     // Deleting a user drops its memberships.
-    expect_applied(t, TargetOp::DeleteUser { target_id: ids[0].clone() }, "delete member user").await?;
+    expect_applied(
+        t,
+        TargetOp::DeleteUser {
+            target_id: ids[0].clone(),
+        },
+        "delete member user",
+    )
+    .await?;
     if members(t, &g).await? != vec![ids[2].clone()] {
         return fail("a deleted user is still a member");
     }
@@ -216,18 +355,39 @@ async fn memberships(t: &dyn Target, p: &str) -> KitResult {
 }
 
 async fn unknown_member_rejected(t: &dyn Target, p: &str) -> KitResult {
-    let g = create_group(t, &Group::new(format!("{p}-u-src"), format!("{p}-unknown-member"))).await?;
-    match t.apply(&TargetOp::AddMembers { group_id: g, user_ids: vec!["no-such-user-id".into()] }).await {
+    let g = create_group(
+        t,
+        &Group::new(format!("{p}-u-src"), format!("{p}-unknown-member")),
+    )
+    .await?;
+    match t
+        .apply(&TargetOp::AddMembers {
+            group_id: g,
+            user_ids: vec!["no-such-user-id".into()],
+        })
+        .await
+    {
         Outcome::Rejected { .. } | Outcome::NotFound { .. } => Ok(()),
-        other => fail(format!("adding an unknown user: expected Rejected or NotFound, got {other:?}")),
+        other => fail(format!(
+            "adding an unknown user: expected Rejected or NotFound, got {other:?}"
+        )),
     }
 }
 
 async fn update_unknown_is_not_found(t: &dyn Target, p: &str) -> KitResult {
     let u = user(p, "ghost");
-    match t.apply(&TargetOp::UpdateUser { target_id: "no-such-id".into(), before: u.clone(), after: u }).await {
+    match t
+        .apply(&TargetOp::UpdateUser {
+            target_id: "no-such-id".into(),
+            before: u.clone(),
+            after: u,
+        })
+        .await
+    {
         Outcome::NotFound { .. } => Ok(()),
-        other => fail(format!("updating an unknown id: expected NotFound, got {other:?}")),
+        other => fail(format!(
+            "updating an unknown id: expected NotFound, got {other:?}"
+        )),
     }
 }
 
@@ -258,45 +418,88 @@ pub async fn run_all(target: &dyn Target, prefix: &str) -> Vec<(&'static str, Ki
 /// Fault injection of the scriptable target: each fault yields the right class of outcome.
 pub async fn fault_cases(t: &TestTarget) -> Vec<(&'static str, KitResult)> {
     let mut out: Vec<(&'static str, KitResult)> = Vec::new();
-    let op = |n: &str| TargetOp::CreateUser { user: user("fault", n) };
+    let op = |n: &str| TargetOp::CreateUser {
+        user: user("fault", n),
+    };
 
-    t.fail_next(1, Fault::TooManyRequests { retry_after: Duration::from_millis(1500) });
-    out.push(("429", match t.apply(&op("a")).await {
-        Outcome::Retryable { retry_after: Some(d), .. } if d == Duration::from_millis(1500) => Ok(()),
-        other => fail(format!("expected Retryable with Retry-After 1.5s, got {other:?}")),
-    }));
+    t.fail_next(
+        1,
+        Fault::TooManyRequests {
+            retry_after: Duration::from_millis(1500),
+        },
+    );
+    out.push((
+        "429",
+        match t.apply(&op("a")).await {
+            Outcome::Retryable {
+                retry_after: Some(d),
+                ..
+            } if d == Duration::from_millis(1500) => Ok(()),
+            other => fail(format!(
+                "expected Retryable with Retry-After 1.5s, got {other:?}"
+            )),
+        },
+    ));
     t.fail_next(1, Fault::ServerError(502));
-    out.push(("5xx", match t.apply(&op("b")).await {
-        Outcome::Retryable { reason, retry_after: None } if reason.contains("502") => Ok(()),
-        other => fail(format!("expected Retryable HTTP 502, got {other:?}")),
-    }));
+    out.push((
+        "5xx",
+        match t.apply(&op("b")).await {
+            Outcome::Retryable {
+                reason,
+                retry_after: None,
+            } if reason.contains("502") => Ok(()),
+            other => fail(format!("expected Retryable HTTP 502, got {other:?}")),
+        },
+    ));
     t.fail_next(1, Fault::Timeout(Duration::from_millis(5)));
     let before = t.user_count();
-    out.push(("timeout", match t.apply(&op("c")).await {
-        Outcome::Retryable { .. } if t.user_count() == before => Ok(()),
-        other => fail(format!("expected Retryable without applying, got {other:?} (users {before} -> {})", t.user_count())),
-    }));
+    out.push((
+        "timeout",
+        match t.apply(&op("c")).await {
+            Outcome::Retryable { .. } if t.user_count() == before => Ok(()),
+            other => fail(format!(
+                "expected Retryable without applying, got {other:?} (users {before} -> {})",
+                t.user_count()
+            )),
+        },
+    ));
     t.fail_next(1, Fault::TimeoutAfterApply);
-    out.push(("timeout after apply", match t.apply(&op("d")).await {
-        Outcome::Retryable { .. } if t.users_named("fault.d@example.com") == 1 => Ok(()),
-        other => fail(format!("expected Retryable with the user created, got {other:?}")),
-    }));
+    out.push((
+        "timeout after apply",
+        match t.apply(&op("d")).await {
+            Outcome::Retryable { .. } if t.users_named("fault.d@example.com") == 1 => Ok(()),
+            other => fail(format!(
+                "expected Retryable with the user created, got {other:?}"
+            )),
+        },
+    ));
     t.fail_next(1, Fault::Permanent("forbidden".into()));
-    out.push(("permanent", match t.apply(&op("e")).await {
-        Outcome::Rejected { reason } if reason == "forbidden" => Ok(()),
-        other => fail(format!("expected Rejected, got {other:?}")),
-    }));
+    out.push((
+        "permanent",
+        match t.apply(&op("e")).await {
+            Outcome::Rejected { reason } if reason == "forbidden" => Ok(()),
+            other => fail(format!("expected Rejected, got {other:?}")),
+        },
+    ));
     t.fail_next(1, Fault::Unavailable);
     let h = t.health().await;
     let r = t.read_state().await;
     let a = t.apply(&op("f")).await;
-    out.push(("unavailable", match (h, r, a) {
-        (Err(_), Err(_), Outcome::Retryable { .. }) => Ok(()),
-        other => fail(format!("expected health and read_state to fail and apply to be Retryable, got {other:?}")),
-    }));
-    out.push(("recovers", match (t.health().await, t.apply(&op("g")).await) {
-        (Ok(()), Outcome::Applied { .. }) => Ok(()),
-        other => fail(format!("expected the target to work again, got {other:?}")),
-    }));
+    out.push((
+        "unavailable",
+        match (h, r, a) {
+            (Err(_), Err(_), Outcome::Retryable { .. }) => Ok(()),
+            other => fail(format!(
+                "expected health and read_state to fail and apply to be Retryable, got {other:?}"
+            )),
+        },
+    ));
+    out.push((
+        "recovers",
+        match (t.health().await, t.apply(&op("g")).await) {
+            (Ok(()), Outcome::Applied { .. }) => Ok(()),
+            other => fail(format!("expected the target to work again, got {other:?}")),
+        },
+    ));
     out
 }

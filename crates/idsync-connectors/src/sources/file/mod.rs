@@ -113,8 +113,10 @@ impl FileSource {
 }
 
 fn display(p: &Path) -> String {
-    p.file_name()
-        .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+    p.file_name().map_or_else(
+        || p.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 fn display_opt(p: &Option<PathBuf>) -> String {
@@ -124,7 +126,11 @@ fn display_opt(p: &Option<PathBuf>) -> String {
 #[async_trait]
 impl Source for FileSource {
     fn describe(&self) -> String {
-        let files: Vec<String> = self.files().iter().map(|p| p.display().to_string()).collect();
+        let files: Vec<String> = self
+            .files()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
         format!("file {}", files.join(", "))
     }
 
@@ -239,7 +245,12 @@ struct Table {
 }
 
 impl Table {
-    fn read(bytes: &[u8], file: &str, known: &[&str], allow_custom: bool) -> Result<Self, SourceError> {
+    fn read(
+        bytes: &[u8],
+        file: &str,
+        known: &[&str],
+        allow_custom: bool,
+    ) -> Result<Self, SourceError> {
         let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
         let mut rdr = csv::ReaderBuilder::new()
             .trim(csv::Trim::All)
@@ -258,7 +269,7 @@ impl Table {
             })
             .collect();
         for h in &headers {
-            if !known.contains(&h.as_str()) && !(allow_custom && h.starts_with("custom.")) {
+            if !(known.contains(&h.as_str()) || allow_custom && h.starts_with("custom.")) {
                 return Err(invalid(
                     format!("{file} line 1"),
                     format!("unknown column {h:?} (expected: {})", known.join(", ")),
@@ -268,7 +279,10 @@ impl Table {
         let mut seen = HashSet::new();
         for h in &headers {
             if !seen.insert(h) {
-                return Err(invalid(format!("{file} line 1"), format!("column {h:?} appears twice")));
+                return Err(invalid(
+                    format!("{file} line 1"),
+                    format!("column {h:?} appears twice"),
+                ));
             }
         }
         let mut rows = Vec::new();
@@ -291,11 +305,13 @@ impl Table {
     }
 
     fn col(&self, names: &[&str]) -> Option<usize> {
-        self.headers.iter().position(|h| names.contains(&h.as_str()))
+        self.headers
+            .iter()
+            .position(|h| names.contains(&h.as_str()))
     }
 }
 
-fn field<'a>(rec: &'a csv::StringRecord, col: Option<usize>) -> Option<&'a str> {
+fn field(rec: &csv::StringRecord, col: Option<usize>) -> Option<&str> {
     col.and_then(|c| rec.get(c)).filter(|s| !s.is_empty())
 }
 
@@ -308,9 +324,27 @@ fn parse_bool(s: &str) -> Option<bool> {
 }
 
 const USER_COLUMNS: &[&str] = &[
-    "sourceid", "id", "username", "externalid", "givenname", "familyname", "middlename",
-    "formatted", "displayname", "email", "emails", "phone", "active", "title", "department",
-    "employeeid", "manager", "preferredlanguage", "locale", "timezone", "groups",
+    "sourceid",
+    "id",
+    "username",
+    "externalid",
+    "givenname",
+    "familyname",
+    "middlename",
+    "formatted",
+    "displayname",
+    "email",
+    "emails",
+    "phone",
+    "active",
+    "title",
+    "department",
+    "employeeid",
+    "manager",
+    "preferredlanguage",
+    "locale",
+    "timezone",
+    "groups",
 ];
 
 type CsvInput<'a> = (&'a [u8], String);
@@ -330,7 +364,9 @@ fn parse_csv(
         ));
     }
     let cols: BTreeMap<&str, Option<usize>> = USER_COLUMNS.iter().map(|n| (*n, c(&[n]))).collect();
-    let get = |rec: &csv::StringRecord, name: &str| field(rec, cols.get(name).copied().flatten()).map(str::to_string);
+    let get = |rec: &csv::StringRecord, name: &str| {
+        field(rec, cols.get(name).copied().flatten()).map(str::to_string)
+    };
     let custom: Vec<(usize, String)> = t
         .headers
         .iter()
@@ -351,19 +387,32 @@ fn parse_csv(
         u.name.formatted = get(rec, "formatted");
         u.display_name = get(rec, "displayname");
         if let Some(e) = get(rec, "email") {
-            u.emails.push(Email { value: e, kind: Some("work".into()), primary: true });
+            u.emails.push(Email {
+                value: e,
+                kind: Some("work".into()),
+                primary: true,
+            });
         }
         if let Some(list) = get(rec, "emails") {
             for e in list.split(';').map(str::trim).filter(|e| !e.is_empty()) {
                 let primary = u.emails.is_empty();
-                u.emails.push(Email { value: e.to_string(), kind: Some("other".into()), primary });
+                u.emails.push(Email {
+                    value: e.to_string(),
+                    kind: Some("other".into()),
+                    primary,
+                });
             }
         }
         if let Some(p) = get(rec, "phone") {
-            u.phone_numbers.push(Phone { value: p, kind: Some("work".into()), primary: true });
+            u.phone_numbers.push(Phone {
+                value: p,
+                kind: Some("work".into()),
+                primary: true,
+            });
         }
         if let Some(a) = get(rec, "active") {
-            u.active = parse_bool(&a).ok_or_else(|| invalid(&loc, format!("active: {a:?} is not true or false")))?;
+            u.active = parse_bool(&a)
+                .ok_or_else(|| invalid(&loc, format!("active: {a:?} is not true or false")))?;
         }
         u.title = get(rec, "title");
         u.department = get(rec, "department");
@@ -374,14 +423,18 @@ fn parse_csv(
         u.timezone = get(rec, "timezone");
         for (i, name) in &custom {
             if let Some(v) = field(rec, Some(*i)) {
-                u.custom.insert(name.clone(), AttrValue::String(v.to_string()));
+                u.custom
+                    .insert(name.clone(), AttrValue::String(v.to_string()));
             }
         }
         if let Some(list) = get(rec, "groups") {
             for g in list.split(';').map(str::trim).filter(|g| !g.is_empty()) {
                 sugar.push((
                     loc.clone(),
-                    Membership { group: g.to_string(), member: MemberRef::user(source_id) },
+                    Membership {
+                        group: g.to_string(),
+                        member: MemberRef::user(source_id),
+                    },
                 ));
             }
         }
@@ -390,10 +443,18 @@ fn parse_csv(
 
     let mut groups = Vec::new();
     if let Some((bytes, file)) = groups_in {
-        let t = Table::read(bytes, &file, &["sourceid", "id", "displayname", "externalid", "description"], false)?;
+        let t = Table::read(
+            bytes,
+            &file,
+            &["sourceid", "id", "displayname", "externalid", "description"],
+            false,
+        )?;
         let (sid, name) = (t.col(&["sourceid", "id"]), t.col(&["displayname"]));
         if sid.is_none() || name.is_none() {
-            return Err(invalid(format!("{file} line 1"), "the columns sourceId and displayName are required"));
+            return Err(invalid(
+                format!("{file} line 1"),
+                "the columns sourceId and displayName are required",
+            ));
         }
         let (ext, desc) = (t.col(&["externalid"]), t.col(&["description"]));
         for (line, rec) in &t.rows {
@@ -413,7 +474,10 @@ fn parse_csv(
         let t = Table::read(bytes, &file, &["group", "member", "kind"], false)?;
         let (g, m, k) = (t.col(&["group"]), t.col(&["member"]), t.col(&["kind"]));
         if g.is_none() || m.is_none() {
-            return Err(invalid(format!("{file} line 1"), "the columns group and member are required"));
+            return Err(invalid(
+                format!("{file} line 1"),
+                "the columns group and member are required",
+            ));
         }
         for (line, rec) in &t.rows {
             let loc = format!("{file} line {line}");
@@ -422,9 +486,20 @@ fn parse_csv(
             let member = match field(rec, k).map(str::to_ascii_lowercase).as_deref() {
                 None | Some("user") => MemberRef::user(member),
                 Some("group") => MemberRef::group(member),
-                Some(other) => return Err(invalid(&loc, format!("kind: {other:?} is not user or group"))),
+                Some(other) => {
+                    return Err(invalid(
+                        &loc,
+                        format!("kind: {other:?} is not user or group"),
+                    ))
+                }
             };
-            memberships.push((loc, Membership { group: group.to_string(), member }));
+            memberships.push((
+                loc,
+                Membership {
+                    group: group.to_string(),
+                    member,
+                },
+            ));
         }
     }
     memberships.extend(sugar);
@@ -443,23 +518,38 @@ fn validate(
     let mut names: HashMap<String, String> = HashMap::new();
     for (loc, u) in &users {
         if let Some(first) = ids.insert(u.source_id.clone(), loc.clone()) {
-            return Err(invalid(loc, format!("duplicate sourceId {:?} (first at {first})", u.source_id)));
+            return Err(invalid(
+                loc,
+                format!("duplicate sourceId {:?} (first at {first})", u.source_id),
+            ));
         }
         if let Some(first) = names.insert(u.user_name.to_lowercase(), loc.clone()) {
-            return Err(invalid(loc, format!("duplicate userName {:?} (first at {first})", u.user_name)));
+            return Err(invalid(
+                loc,
+                format!("duplicate userName {:?} (first at {first})", u.user_name),
+            ));
         }
     }
     let mut gids: HashMap<String, String> = HashMap::new();
     for (loc, g) in &groups {
         if let Some(first) = gids.insert(g.source_id.clone(), loc.clone()) {
-            return Err(invalid(loc, format!("duplicate group sourceId {:?} (first at {first})", g.source_id)));
+            return Err(invalid(
+                loc,
+                format!(
+                    "duplicate group sourceId {:?} (first at {first})",
+                    g.source_id
+                ),
+            ));
         }
     }
     let mut seen = HashSet::new();
     let mut out = Vec::with_capacity(memberships.len());
     for (loc, m) in memberships {
         if !gids.contains_key(&m.group) {
-            return Err(invalid(loc, format!("membership names an unknown group {:?}", m.group)));
+            return Err(invalid(
+                loc,
+                format!("membership names an unknown group {:?}", m.group),
+            ));
         }
         let known = match m.member.kind {
             idsync_core::MemberKind::User => ids.contains_key(&m.member.id),
@@ -468,7 +558,11 @@ fn validate(
         if !known {
             return Err(invalid(
                 loc,
-                format!("membership names an unknown {} {:?}", m.member.kind.as_str(), m.member.id),
+                format!(
+                    "membership names an unknown {} {:?}",
+                    m.member.kind.as_str(),
+                    m.member.id
+                ),
             ));
         }
         if seen.insert(m.clone()) {

@@ -184,7 +184,9 @@ impl TestTarget {
             let mut line = String::new();
             loop {
                 line.clear();
-                let n = reader.read_line(&mut line).map_err(|e| err(e.to_string()))?;
+                let n = reader
+                    .read_line(&mut line)
+                    .map_err(|e| err(e.to_string()))?;
                 if n == 0 || !line.ends_with('\n') {
                     break; // end, or a torn last line
                 }
@@ -193,7 +195,9 @@ impl TestTarget {
                     Err(e) => {
                         // Only the very last line may be damaged.
                         let mut rest = String::new();
-                        let more = reader.read_line(&mut rest).map_err(|e| err(e.to_string()))?;
+                        let more = reader
+                            .read_line(&mut rest)
+                            .map_err(|e| err(e.to_string()))?;
                         if more > 0 {
                             return Err(err(format!("bad entry at byte {good_len}: {e}")));
                         }
@@ -429,7 +433,13 @@ impl TestTarget {
                 let id = uuid::Uuid::new_v4().to_string();
                 let mut user = user.clone();
                 user.id.clear();
-                self.commit(&mut s, Entry::PutUser { id: id.clone(), user });
+                self.commit(
+                    &mut s,
+                    Entry::PutUser {
+                        id: id.clone(),
+                        user,
+                    },
+                );
                 applied(Some(id))
             }
             TargetOp::UpdateUser {
@@ -456,7 +466,12 @@ impl TestTarget {
                 if !s.users.contains_key(target_id) {
                     return not_found("user", target_id);
                 }
-                self.commit(&mut s, Entry::DeleteUser { id: target_id.clone() });
+                self.commit(
+                    &mut s,
+                    Entry::DeleteUser {
+                        id: target_id.clone(),
+                    },
+                );
                 applied(None)
             }
             TargetOp::CreateGroup { group } => {
@@ -466,7 +481,13 @@ impl TestTarget {
                 let id = uuid::Uuid::new_v4().to_string();
                 let mut group = group.clone();
                 group.id.clear();
-                self.commit(&mut s, Entry::PutGroup { id: id.clone(), group });
+                self.commit(
+                    &mut s,
+                    Entry::PutGroup {
+                        id: id.clone(),
+                        group,
+                    },
+                );
                 applied(Some(id))
             }
             TargetOp::UpdateGroup {
@@ -475,7 +496,9 @@ impl TestTarget {
                 if !s.groups.contains_key(target_id) {
                     return not_found("group", target_id);
                 }
-                if s.group_named(&after.display_name, Some(target_id)).is_some() {
+                if s.group_named(&after.display_name, Some(target_id))
+                    .is_some()
+                {
                     return rejected(format!("group {:?} already exists", after.display_name));
                 }
                 let mut group = after.clone();
@@ -493,7 +516,12 @@ impl TestTarget {
                 if !s.groups.contains_key(target_id) {
                     return not_found("group", target_id);
                 }
-                self.commit(&mut s, Entry::DeleteGroup { id: target_id.clone() });
+                self.commit(
+                    &mut s,
+                    Entry::DeleteGroup {
+                        id: target_id.clone(),
+                    },
+                );
                 applied(None)
             }
             TargetOp::AddMembers { group_id, user_ids } => {
@@ -540,7 +568,9 @@ impl Target for TestTarget {
 
     async fn health(&self) -> Result<(), TargetError> {
         if self.queued_unavailable() {
-            return Err(TargetError::Unavailable("HTTP 503 Service Unavailable".into()));
+            return Err(TargetError::Unavailable(
+                "HTTP 503 Service Unavailable".into(),
+            ));
         }
         Ok(())
     }
@@ -554,8 +584,7 @@ impl Target for TestTarget {
         let Some(email) = user.primary_email() else {
             return Ok(None);
         };
-        Ok(s
-            .users
+        Ok(s.users
             .iter()
             .find(|(_, u)| {
                 u.primary_email()
