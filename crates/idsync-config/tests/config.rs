@@ -1,0 +1,239 @@
+//! idsync.toml loading and checking.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use idsync_config::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const GOOD: &str = r#"
+[sources.hr]
+type = "file"
+path = "people.json"
+
+[targets.app]
+type = "test"
+journal = "t.jsonl"
+
+[flows.hr-to-app]
+source = "hr"
+target = "app"
+"#;
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    match parse(text, Path::new("/etc/idsync/idsync.toml")) {
+        Ok(_) => panic!("expected errors in:\n{text}"),
+        Err(e) => e.0,
+    }
+}
+
+fn one(text: &str) -> ConfigError {
+    let mut e = errors(text);
+    assert_eq!(e.len(), 1, "{e:#?}");
+    e.remove(0)
+}
+
+#[test]
+fn defaults_and_relative_paths() {
+    let c = parse(GOOD, Path::new("/etc/idsync/idsync.toml")).unwrap();
+    assert_eq!(c.store.path, PathBuf::from("/etc/idsync/idsync.db"));
+    assert_eq!(c.store.retention_days, 30);
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
+    assert!(c.server.admin_token.is_none());
+    assert_eq!(c.log.level, "info");
+    let SourceKind::File(f) = &c.sources["hr"].kind;
+    assert_eq!(f.format, FileFormat::Json);
+    assert_eq!(
+        f.path.as_deref(),
+        Some(Path::new("/etc/idsync/people.json"))
+    );
+    assert_eq!(c.sources["hr"].directory, "hr");
+    let TargetKind::Test(t) = &c.targets["app"].kind;
+    assert_eq!(t.journal, PathBuf::from("/etc/idsync/t.jsonl"));
+    let f = &c.flows["hr-to-app"];
+    assert_eq!(f.directory, "hr");
+    assert_eq!(
+        (f.member_batch, f.concurrency, f.max_retries, f.enabled),
+        (100, 8, 5, true)
+    );
+    assert_eq!(f.plan_options(), idsync_core::PlanOptions::default());
+}
+
+#[test]
+fn the_example_file_loads() {
+    std::env::set_var("IDSYNC_ADMIN_TOKEN", "example-token");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("idsync.example.toml");
+    let c = load(&path).unwrap();
+    assert_eq!(c.sources.len(), 2);
+    assert_eq!(c.sources["contractors"].directory, "contractors");
+    assert_eq!(c.sources["hr"].interval, Some(Duration::from_secs(900)));
+    assert_eq!(
+        c.flows["hr-to-app"].full_reconcile_interval,
+        Some(Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        c.server.admin_token.as_ref().unwrap().expose(),
+        "example-token"
+    );
+}
+
+#[test]
+fn syntax_error_has_its_line() {
+    let e = one("[store]\npath = \"a.db\"\nretention_days = = 3\n");
+    assert_eq!(e.line, 3);
+    assert!(e.message.starts_with("invalid TOML"), "{e}");
+    assert!(
+        e.to_string().starts_with("/etc/idsync/idsync.toml:3:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn unknown_keys_everywhere_with_lines() {
+    let text = format!("colour = 1\n{GOOD}\n[store]\nsize = 3\n")
+        .replace("journal = \"t.jsonl\"", "journal = \"t.jsonl\"\nspeed = 9")
+        .replace("target = \"app\"\n", "target = \"app\"\nschedule = \"x\"\n");
+    let e = errors(&text);
+    let got: Vec<(usize, &str)> = e.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "colour"),
+            (10, "targets.app.speed"),
+            (15, "flows.hr-to-app.schedule"),
+            (18, "store.size")
+        ]
+    );
+    assert!(
+        e[0].message
+            .contains("expected one of: store, server, log, sources, targets, flows"),
+        "{}",
+        e[0]
+    );
+}
+
+#[test]
+fn wrong_types_bad_enums_bad_durations_ranges() {
+    let text = GOOD.replace("target = \"app\"\n", "target = \"app\"\nconcurrency = \"eight\"\ndeprovision = \"shred\"\nfull_reconcile_interval = \"soon\"\nmember_batch = 5000\nenabled = \"yes\"\n");
+    let e = errors(&text);
+    let by_key = |k: &str| {
+        e.iter()
+            .find(|e| e.key == k)
+            .unwrap_or_else(|| panic!("no error for {k}: {e:#?}"))
+    };
+    assert!(by_key("flows.hr-to-app.concurrency")
+        .message
+        .contains("expected an integer, found string"));
+    assert!(by_key("flows.hr-to-app.deprovision")
+        .message
+        .contains("\"shred\" is not one of: disable, delete"));
+    assert!(by_key("flows.hr-to-app.full_reconcile_interval")
+        .message
+        .contains("not a duration"));
+    assert!(by_key("flows.hr-to-app.member_batch")
+        .message
+        .contains("out of range (1 to 1000)"));
+    assert!(by_key("flows.hr-to-app.enabled")
+        .message
+        .contains("expected true or false"));
+    assert_eq!(e.len(), 5);
+    assert_eq!(by_key("flows.hr-to-app.deprovision").line, 14);
+}
+
+#[test]
+fn dangling_references_list_what_exists() {
+    let e = one(&GOOD.replace("source = \"hr\"", "source = \"payroll\""));
+    assert_eq!(e.key, "flows.hr-to-app.source");
+    assert!(
+        e.message
+            .contains("no source named \"payroll\" (declared: hr)"),
+        "{e}"
+    );
+    assert_eq!(e.line, 11);
+}
+
+#[test]
+fn bad_regex_names_its_index() {
+    let e = one(&GOOD.replace(
+        "journal = \"t.jsonl\"",
+        "journal = \"t.jsonl\"\nreject_user_names = [\"ok\", \"(unclosed\"]",
+    ));
+    assert_eq!(e.key, "targets.app.reject_user_names[1]");
+    assert!(e.message.contains("invalid regular expression"), "{e}");
+}
+
+#[test]
+fn missing_required_keys_and_bad_names() {
+    let e = errors("[sources.hr]\npath = \"x.json\"\n\n[flows.Bad_Name]\nsource = \"hr\"\ntarget = \"x\"\n\n[targets.t]\ntype = \"test\"\n");
+    let got: Vec<(usize, &str)> = e.iter().map(|e| (e.line, e.key.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            (1, "sources.hr.type"),
+            (4, "flows.Bad_Name"),
+            (8, "targets.t.journal")
+        ]
+    );
+}
+
+#[test]
+fn secrets_resolve_and_never_print() {
+    std::env::set_var("IDSYNC_TEST_SECRET_A", "hunter2");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token.txt"), "from-a-file\n").unwrap();
+    let cfg = dir.path().join("idsync.toml");
+    std::fs::write(
+        &cfg,
+        format!("{GOOD}\n[server]\nadmin_token = \"${{env:IDSYNC_TEST_SECRET_A}}\"\n"),
+    )
+    .unwrap();
+    let c = load(&cfg).unwrap();
+    let token = c.server.admin_token.clone().unwrap();
+    assert_eq!(token.expose(), "hunter2");
+    assert!(
+        !format!("{c:?}").contains("hunter2"),
+        "Debug of the config leaks the secret"
+    );
+    assert_eq!(token.to_string(), "***");
+    std::fs::write(
+        &cfg,
+        format!("{GOOD}\n[server]\nadmin_token = \"${{file:token.txt}}\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        load(&cfg).unwrap().server.admin_token.unwrap().expose(),
+        "from-a-file"
+    );
+}
+
+#[test]
+fn unresolvable_secrets_are_errors_at_their_key() {
+    std::env::remove_var("IDSYNC_TEST_NOT_SET");
+    let e = errors(&format!("{GOOD}\n[server]\nadmin_token = \"${{env:IDSYNC_TEST_NOT_SET}}\"\nlisten = \"${{file:/nonexistent/secret}}\"\n"));
+    assert_eq!(e.len(), 2);
+    assert_eq!(e[0].key, "server.admin_token");
+    assert!(e[0]
+        .message
+        .contains("environment variable IDSYNC_TEST_NOT_SET is not set"));
+    assert!(e[1]
+        .message
+        .contains("cannot read secret file /nonexistent/secret"));
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+    assert_eq!(parse_duration("45s"), Ok(Duration::from_secs(45)));
+    assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+    assert!(parse_duration("0s").is_err());
+    assert!(parse_duration("10").is_err());
+    assert!(parse_duration("h").is_err());
+    assert!(parse_duration("5 minutes").is_err());
+}
+
+#[test]
+fn a_missing_file_is_an_error_naming_it() {
+    let e = load(Path::new("/nonexistent/idsync.toml")).unwrap_err();
+    assert!(
+        e.to_string().contains("/nonexistent/idsync.toml") && e.to_string().contains("cannot read")
+    );
+}
