@@ -298,7 +298,8 @@ impl<'a> Checker<'a> {
                         "journal",
                         "fail_rate",
                         "reject_user_names",
-                        "rate_limit",
+                        "accept_rate",
+                        "max_rate",
                     ],
                 );
                 let journal = self.string(t, "journal", &path).map(|p| self.base.join(p));
@@ -320,14 +321,18 @@ impl<'a> Checker<'a> {
                         );
                     }
                 }
-                let rate_limit = self.int(t, "rate_limit", &path, 0, 1_000_000).unwrap_or(0);
+                let accept_rate = self.int(t, "accept_rate", &path, 0, 1_000_000).unwrap_or(0);
+                let max_rate = self
+                    .float(t, "max_rate", &path, 0.0, 100_000.0)
+                    .unwrap_or(0.0);
                 Some(TargetConfig {
                     name: name.to_string(),
+                    max_rate,
                     kind: TargetKind::Test(TestTargetConfig {
                         journal: journal?,
                         fail_rate,
                         reject_user_names: reject_user_names.into_iter().map(|(p, _)| p).collect(),
-                        rate_limit: u32::try_from(rate_limit).unwrap_or(0),
+                        accept_rate: u32::try_from(accept_rate).unwrap_or(0),
                     }),
                 })
             }
@@ -347,7 +352,6 @@ impl<'a> Checker<'a> {
                 "group_deletion",
                 "member_batch",
                 "concurrency",
-                "rate_limit",
                 "max_retries",
                 "full_reconcile_interval",
                 "enabled",
@@ -385,9 +389,6 @@ impl<'a> Checker<'a> {
         };
         let member_batch = self.int(t, "member_batch", &path, 1, 1000).unwrap_or(100);
         let concurrency = self.int(t, "concurrency", &path, 1, 64).unwrap_or(8);
-        let rate_limit = self
-            .float(t, "rate_limit", &path, 0.0, 100_000.0)
-            .unwrap_or(0.0);
         let max_retries = self.int(t, "max_retries", &path, 0, 20).unwrap_or(5);
         let full_reconcile_interval = self.duration(t, "full_reconcile_interval", &path);
         let enabled = self.boolean(t, "enabled", &path).unwrap_or(true);
@@ -400,7 +401,6 @@ impl<'a> Checker<'a> {
             group_deletion,
             member_batch: usize::try_from(member_batch).unwrap_or(100),
             concurrency: usize::try_from(concurrency).unwrap_or(8),
-            rate_limit,
             max_retries: u32::try_from(max_retries).unwrap_or(5),
             full_reconcile_interval,
             enabled,

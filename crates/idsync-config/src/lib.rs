@@ -118,6 +118,9 @@ pub struct FileSourceConfig {
 #[derive(Debug, Clone)]
 pub struct TargetConfig {
     pub name: String,
+    /// Operations per second idsync sends this target, shared by every flow writing to it
+    /// (0: unlimited).
+    pub max_rate: f64,
     pub kind: TargetKind,
 }
 
@@ -131,7 +134,8 @@ pub struct TestTargetConfig {
     pub journal: PathBuf,
     pub fail_rate: f64,
     pub reject_user_names: Vec<String>,
-    pub rate_limit: u32,
+    /// Operations per second the simulated application accepts before answering 429.
+    pub accept_rate: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -145,7 +149,6 @@ pub struct FlowConfig {
     pub group_deletion: GroupDeletion,
     pub member_batch: usize,
     pub concurrency: usize,
-    pub rate_limit: f64,
     pub max_retries: u32,
     pub full_reconcile_interval: Option<Duration>,
     pub enabled: bool,

@@ -21,8 +21,6 @@ pub struct FlowSpec {
     pub target: String,
     pub plan: PlanOptions,
     pub concurrency: usize,
-    /// Operations per second towards the target; 0 means unlimited.
-    pub rate_limit: f64,
     pub backoff: Backoff,
 }
 
@@ -97,6 +95,7 @@ pub async fn run_flow(
     store: &Store,
     flow: &FlowSpec,
     target: &dyn Target,
+    limiter: &RateLimiter,
     opts: RunOptions,
     progress: &dyn Progress,
     clock: &dyn Clock,
@@ -104,15 +103,17 @@ pub async fn run_flow(
     let run_id = uuid::Uuid::now_v7().to_string();
     let span =
         tracing::info_span!("run", run_id = %run_id, flow = %flow.name, mode = opts.mode.as_str());
-    run_inner(store, flow, target, opts, progress, clock, run_id)
+    run_inner(store, flow, target, limiter, opts, progress, clock, run_id)
         .instrument(span)
         .await
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_inner(
     store: &Store,
     flow: &FlowSpec,
     target: &dyn Target,
+    limiter: &RateLimiter,
     opts: RunOptions,
     progress: &dyn Progress,
     clock: &dyn Clock,
@@ -142,7 +143,7 @@ async fn run_inner(
         "run started"
     );
 
-    let result = plan_and_apply(store, flow, target, opts, progress, clock, &run_id)
+    let result = plan_and_apply(store, flow, target, limiter, opts, progress, clock, &run_id)
         .await
         .map_err(|e| match e {
             Failure::Engine(e) => e,
@@ -219,10 +220,12 @@ fn bump(counts: &mut RunCounts, key: &str, by: i64) {
     *counts.0.entry(key.to_string()).or_insert(0) += by;
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn plan_and_apply(
     store: &Store,
     flow: &FlowSpec,
     target: &dyn Target,
+    limiter: &RateLimiter,
     opts: RunOptions,
     progress: &dyn Progress,
     clock: &dyn Clock,
@@ -270,12 +273,11 @@ async fn plan_and_apply(
         return Ok((plan, counts));
     }
 
-    let limiter = RateLimiter::new(flow.rate_limit);
     let mut applier = Applier {
         store,
         flow,
         target,
-        limiter: &limiter,
+        limiter,
         clock,
         run_id,
         ledger,

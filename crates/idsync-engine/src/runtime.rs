@@ -3,7 +3,7 @@
 
 use crate::error::EngineError;
 use crate::ingest::{ingest, IngestReport};
-use crate::pacing::Backoff;
+use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use crate::run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
 use idsync_config::{Config, SourceKind, TargetKind};
@@ -25,6 +25,18 @@ pub struct SourceEntry {
 pub struct TargetEntry {
     pub name: String,
     pub target: Arc<dyn Target>,
+    /// Paces every flow that writes to this target.
+    pub limiter: Arc<RateLimiter>,
+}
+
+impl TargetEntry {
+    pub fn new(name: &str, target: Arc<dyn Target>, max_rate: f64) -> Self {
+        Self {
+            name: name.to_string(),
+            target,
+            limiter: Arc::new(RateLimiter::new(max_rate)),
+        }
+    }
 }
 
 /// Everything a command or the server needs to run flows.
@@ -97,18 +109,13 @@ impl Runtime {
                     target
                         .reject_user_names(&t.reject_user_names)
                         .map_err(setup)?;
-                    target.rate_limit(t.rate_limit);
+                    target.rate_limit(t.accept_rate);
                     target.fail_rate(t.fail_rate, Fault::ServerError(503));
                     Arc::new(target)
                 }
             };
-            rt.targets.insert(
-                name.clone(),
-                TargetEntry {
-                    name: name.clone(),
-                    target,
-                },
-            );
+            rt.targets
+                .insert(name.clone(), TargetEntry::new(name, target, tc.max_rate));
         }
         for (name, fc) in &config.flows {
             rt.flows.insert(
@@ -120,7 +127,6 @@ impl Runtime {
                         target: fc.target.clone(),
                         plan: fc.plan_options(),
                         concurrency: fc.concurrency,
-                        rate_limit: fc.rate_limit,
                         backoff: Backoff {
                             max_retries: fc.max_retries,
                             ..Backoff::default()
@@ -141,10 +147,9 @@ impl Runtime {
             .ok_or_else(|| EngineError::UnknownFlow(name.to_string()))
     }
 
-    fn target_of(&self, flow: &FlowEntry) -> Result<&dyn Target, EngineError> {
+    fn target_of(&self, flow: &FlowEntry) -> Result<&TargetEntry, EngineError> {
         self.targets
             .get(&flow.spec.target)
-            .map(|t| t.target.as_ref())
             .ok_or_else(|| EngineError::Setup(format!("no target named {:?}", flow.spec.target)))
     }
 
@@ -183,7 +188,8 @@ impl Runtime {
         run_flow(
             &self.store,
             &entry.spec,
-            target,
+            target.target.as_ref(),
+            &target.limiter,
             opts,
             progress,
             self.clock.as_ref(),

@@ -15,6 +15,16 @@ use tokio::task::JoinHandle;
 /// How often a follower looks at the change log when nothing woke it (writes made by another
 /// process are seen this way).
 const POLL: Duration = Duration::from_millis(500);
+const RETRY_FIRST_MS: i64 = 1_000;
+const RETRY_MAX_MS: i64 = 300_000;
+
+/// What a change-log follower remembers between looks.
+struct Follow {
+    last_reconcile: i64,
+    failures: u32,
+    /// After a failed run: no new run before this time (ms).
+    not_before: i64,
+}
 
 pub struct Service {
     pub runtime: Arc<Runtime>,
@@ -125,9 +135,13 @@ impl Service {
             let name = name.clone();
             let mut stop = shutdown.clone();
             tasks.push(tokio::spawn(async move {
-                let mut last_reconcile = svc.runtime.clock.now_ms();
+                let mut state = Follow {
+                    last_reconcile: svc.runtime.clock.now_ms(),
+                    failures: 0,
+                    not_before: 0,
+                };
                 loop {
-                    svc.follow_once(&name, &rx, &mut last_reconcile).await;
+                    svc.follow_once(&name, &rx, &mut state).await;
                     tokio::select! {
                         _ = rx.changed() => {}
                         _ = tokio::time::sleep(POLL) => {}
@@ -162,14 +176,17 @@ impl Service {
         &self,
         flow: &str,
         rx: &watch::Receiver<(u64, Trigger)>,
-        last_reconcile: &mut i64,
+        state: &mut Follow,
     ) {
         let Ok(entry) = self.runtime.flow(flow) else {
             return;
         };
         let now = self.runtime.clock.now_ms();
+        if now < state.not_before {
+            return;
+        }
         let reconcile_due = entry.full_reconcile_interval.is_some_and(|iv| {
-            now - *last_reconcile >= i64::try_from(iv.as_millis()).unwrap_or(i64::MAX)
+            now - state.last_reconcile >= i64::try_from(iv.as_millis()).unwrap_or(i64::MAX)
         });
         let store = &self.runtime.store;
         let behind = match (
@@ -183,15 +200,23 @@ impl Service {
             }
         };
         let (mode, trigger) = if reconcile_due {
-            *last_reconcile = now;
+            state.last_reconcile = now;
             (Mode::Reconcile, Trigger::Schedule)
         } else if behind {
             (Mode::Incremental, rx.borrow().1)
         } else {
             return;
         };
-        if let Err(e) = self.trigger(flow, mode, trigger, false).await {
-            tracing::error!(flow, error = %e, "run failed");
+        match self.trigger(flow, mode, trigger, false).await {
+            Ok(_) => state.failures = 0,
+            Err(e) => {
+                // A run that could not complete (target or store unreachable) is tried again
+                // later, not in a tight loop: 1 s, 2 s, 4 s ... up to 5 minutes.
+                state.failures = state.failures.saturating_add(1);
+                let wait = RETRY_FIRST_MS.saturating_mul(1 << state.failures.min(9)) / 2;
+                state.not_before = now + wait.min(RETRY_MAX_MS);
+                tracing::error!(flow, error = %e, failures = state.failures, retry_in_ms = wait.min(RETRY_MAX_MS), "run failed");
+            }
         }
     }
 

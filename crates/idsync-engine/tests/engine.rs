@@ -90,13 +90,8 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
             source: source.clone(),
         },
     );
-    rt.targets.insert(
-        "app".into(),
-        TargetEntry {
-            name: "app".into(),
-            target: target.clone(),
-        },
-    );
+    rt.targets
+        .insert("app".into(), TargetEntry::new("app", target.clone(), 0.0));
     rt.flows.insert(
         "hr-to-app".into(),
         FlowEntry {
@@ -106,7 +101,6 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                 target: "app".into(),
                 plan: PlanOptions::default(),
                 concurrency: 8,
-                rate_limit: 0.0,
                 backoff: Backoff {
                     max_retries: 4,
                     base: Duration::from_millis(1),
@@ -441,9 +435,10 @@ async fn dry_run_changes_nothing() {
 async fn rate_limit_paces_operations() {
     let f = fixture(people(4), TestTarget::new()).await;
     let mut rt = f.rt;
-    if let Some(flow) = rt.flows.get_mut("hr-to-app") {
-        flow.spec.rate_limit = 20.0; // 20 ops/s: the 4 users, 3 groups and memberships take time
-    }
+    // 20 ops/s towards the target: the 4 users, 3 groups and their memberships take time.
+    let app = rt.targets["app"].target.clone();
+    rt.targets
+        .insert("app".into(), TargetEntry::new("app", app, 20.0));
     let started = std::time::Instant::now();
     let r = rt
         .sync("hr-to-app", Mode::Full, false, &NoProgress)
