@@ -6,14 +6,14 @@
 //! cannot overflow the stack); components are finished children-first, so each component's
 //! user set is the union of its own direct users and its children's sets.
 
-use crate::model::{Group, MemberKind, Membership, User};
+use crate::model::{Group, Key, MemberKind, Membership, User};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// The membership graph of one directory, indexed for repeated queries.
 #[derive(Debug, Clone)]
 pub struct MembershipGraph {
     group_keys: Vec<String>,
-    user_keys: Vec<String>,
+    user_keys: Vec<Key>,
     /// Per group, sorted and deduplicated indices of its effective users.
     effective: Vec<Vec<u32>>,
     /// Per group, whether it takes part in a membership cycle.
@@ -25,7 +25,10 @@ impl MembershipGraph {
     /// unknown group or member are ignored.
     pub fn build(groups: &[Group], users: &[User], memberships: &[Membership]) -> Self {
         let group_keys: Vec<String> = groups.iter().map(|g| g.source_id.clone()).collect();
-        let user_keys: Vec<String> = users.iter().map(|u| u.source_id.clone()).collect();
+        let user_keys: Vec<Key> = users
+            .iter()
+            .map(|u| Key::from(u.source_id.as_str()))
+            .collect();
         let gidx: HashMap<&str, usize> = group_keys
             .iter()
             .enumerate()
@@ -34,7 +37,7 @@ impl MembershipGraph {
         let uidx: HashMap<&str, u32> = user_keys
             .iter()
             .enumerate()
-            .filter_map(|(i, k)| u32::try_from(i).ok().map(|i| (k.as_str(), i)))
+            .filter_map(|(i, k)| u32::try_from(i).ok().map(|i| (&**k, i)))
             .collect();
         let n = group_keys.len();
         let mut direct_users: Vec<Vec<u32>> = vec![Vec::new(); n];
@@ -86,7 +89,7 @@ impl MembershipGraph {
     }
 
     /// The effective users of every group, by source id.
-    pub fn effective_members(&self) -> BTreeMap<String, BTreeSet<String>> {
+    pub fn effective_members(&self) -> BTreeMap<String, BTreeSet<Key>> {
         self.group_keys
             .iter()
             .zip(&self.effective)
@@ -116,7 +119,7 @@ pub fn effective_members(
     groups: &[Group],
     users: &[User],
     memberships: &[Membership],
-) -> BTreeMap<String, BTreeSet<String>> {
+) -> BTreeMap<String, BTreeSet<Key>> {
     MembershipGraph::build(groups, users, memberships).effective_members()
 }
 
@@ -215,7 +218,7 @@ mod tests {
         ];
         let g = MembershipGraph::build(&groups, &users, &ms);
         let eff = g.effective_members();
-        let set = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        let set = |xs: &[&str]| xs.iter().map(|s| Key::from(*s)).collect::<BTreeSet<_>>();
         assert_eq!(eff["a"], set(&["u1", "u2", "u3"]));
         assert_eq!(eff["b"], set(&["u2", "u3"]));
         assert_eq!(eff["c"], set(&["u2", "u3"]));

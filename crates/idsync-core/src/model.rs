@@ -5,6 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// A shared object key (a source id). Member sets and member operations hold the same key many
+/// times over; sharing one allocation keeps a 1M-membership plan small.
+pub type Key = Arc<str>;
 
 /// A typed value of a custom attribute.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

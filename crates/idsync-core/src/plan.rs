@@ -4,7 +4,7 @@
 //! (see [`LedgerState::record`]) yields a ledger whose plan against the same desired state is
 //! empty; that property is tested with proptest.
 
-use crate::model::{Group, User};
+use crate::model::{Group, Key, User};
 use crate::state::{DesiredState, LedgerGroup, LedgerState, LedgerUser};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -121,11 +121,11 @@ pub enum Action {
     /// `group` is the group's display name, for people reading plans and logs.
     AddMembers {
         group: String,
-        users: Vec<String>,
+        users: Vec<Key>,
     },
     RemoveMembers {
         group: String,
-        users: Vec<String>,
+        users: Vec<Key>,
     },
 }
 
@@ -344,8 +344,8 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
     for (key, group) in &desired.groups {
         let want = desired.members.get(key).unwrap_or(&empty);
         let have = ledger.members.get(key).unwrap_or(&empty);
-        let add: Vec<String> = want.difference(have).cloned().collect();
-        let remove: Vec<String> = have.difference(want).cloned().collect();
+        let add: Vec<Key> = want.difference(have).cloned().collect();
+        let remove: Vec<Key> = have.difference(want).cloned().collect();
         for chunk in add.chunks(batch) {
             ops.push(Operation {
                 key: key.clone(),
@@ -452,7 +452,7 @@ impl LedgerState {
             Action::DeleteUser { .. } => {
                 self.users.remove(key);
                 for set in self.members.values_mut() {
-                    set.remove(key);
+                    set.remove(key.as_str());
                 }
                 self.members.retain(|_, s| !s.is_empty());
             }
@@ -483,7 +483,7 @@ impl LedgerState {
             Action::RemoveMembers { users, .. } => {
                 if let Some(set) = self.members.get_mut(key) {
                     for u in users {
-                        set.remove(u);
+                        set.remove(&**u);
                     }
                     if set.is_empty() {
                         self.members.remove(key);

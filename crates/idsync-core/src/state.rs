@@ -2,7 +2,7 @@
 //! and the *ledger* (what idsync has written to the target, with the target's ids).
 
 use crate::graph::MembershipGraph;
-use crate::model::{Group, Snapshot, User};
+use crate::model::{Group, Key, Snapshot, User};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct DesiredState {
     pub users: BTreeMap<String, User>,
     pub groups: BTreeMap<String, Group>,
-    pub members: BTreeMap<String, BTreeSet<String>>,
+    pub members: BTreeMap<String, BTreeSet<Key>>,
 }
 
 /// A user as written to the target.
@@ -33,7 +33,7 @@ pub struct LedgerGroup {
 pub struct LedgerState {
     pub users: BTreeMap<String, LedgerUser>,
     pub groups: BTreeMap<String, LedgerGroup>,
-    pub members: BTreeMap<String, BTreeSet<String>>,
+    pub members: BTreeMap<String, BTreeSet<Key>>,
 }
 
 impl LedgerState {
@@ -132,10 +132,10 @@ pub fn observed_ledger(
                 group,
             },
         );
-        let members: BTreeSet<String> = remote
+        let members: BTreeSet<Key> = remote
             .members
             .iter()
-            .filter_map(|id| user_keys.get(id.as_str()).map(|k| k.to_string()))
+            .filter_map(|id| user_keys.get(id.as_str()).map(|k| Key::from(*k)))
             .collect();
         if !members.is_empty() {
             out.members.insert(key.to_string(), members);

@@ -122,10 +122,10 @@ fn ledger_from(desired: &DesiredState) -> LedgerState {
 }
 
 /// Transitive closure by fixpoint iteration: the obviously-correct reference.
-fn naive_effective(s: &Snapshot) -> BTreeMap<String, BTreeSet<String>> {
+fn naive_effective(s: &Snapshot) -> BTreeMap<String, BTreeSet<Key>> {
     let users: BTreeSet<&str> = s.users.iter().map(|u| u.source_id.as_str()).collect();
     let groups: BTreeSet<&str> = s.groups.iter().map(|g| g.source_id.as_str()).collect();
-    let mut eff: BTreeMap<String, BTreeSet<String>> = groups
+    let mut eff: BTreeMap<String, BTreeSet<Key>> = groups
         .iter()
         .map(|g| (g.to_string(), BTreeSet::new()))
         .collect();
@@ -135,9 +135,9 @@ fn naive_effective(s: &Snapshot) -> BTreeMap<String, BTreeSet<String>> {
             if !groups.contains(m.group.as_str()) {
                 continue;
             }
-            let add: BTreeSet<String> = match m.member.kind {
+            let add: BTreeSet<Key> = match m.member.kind {
                 MemberKind::User if users.contains(m.member.id.as_str()) => {
-                    [m.member.id.clone()].into()
+                    [Key::from(m.member.id.as_str())].into()
                 }
                 MemberKind::Group => eff.get(&m.member.id).cloned().unwrap_or_default(),
                 _ => BTreeSet::new(),

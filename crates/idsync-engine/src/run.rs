@@ -5,8 +5,8 @@ use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
 use idsync_core::{
-    desired_state, observed_ledger, plan, Action, Clock, LedgerState, Operation, Outcome, Plan,
-    PlanOptions, Reason, Target, TargetOp, User,
+    desired_state, observed_ledger, plan, Action, Clock, Key, LedgerState, Operation, Outcome,
+    Plan, PlanOptions, Reason, Target, TargetOp, User,
 };
 use idsync_store::{NewRun, OpRecord, RunCounts, RunStatus, Store};
 use serde::Serialize;
@@ -325,14 +325,14 @@ struct Done {
     linked: bool,
     duration: Duration,
     /// Members left out because their user or group has no target id.
-    unresolved: Vec<String>,
+    unresolved: Vec<Key>,
 }
 
 const FLUSH_EVERY: usize = 256;
 
 /// A planned operation with its position, what the target will receive (or why it cannot),
 /// and the members left out for lack of a target id.
-type Job = (i64, Operation, Result<TargetOp, String>, Vec<String>);
+type Job = (i64, Operation, Result<TargetOp, String>, Vec<Key>);
 
 impl Applier<'_> {
     async fn apply_phase(&mut self, ops: &[Operation], first_seq: usize) -> Result<(), Failure> {
@@ -498,7 +498,7 @@ impl Applier<'_> {
 
 /// Turn a planned operation into what the target receives, with target ids from the ledger.
 /// Membership operations leave out members that have no target id yet (returned apart).
-fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, Vec<String>) {
+fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, Vec<Key>) {
     let user_id = |key: &str| {
         ledger
             .user_target_id(key)
@@ -513,7 +513,7 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
     };
     let key = op.key.as_str();
     let mut unresolved = Vec::new();
-    let mut members = |users: &[String]| -> Vec<String> {
+    let mut members = |users: &[Key]| -> Vec<String> {
         users
             .iter()
             .filter_map(|u| match ledger.user_target_id(u) {

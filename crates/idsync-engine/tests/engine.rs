@@ -195,7 +195,7 @@ async fn assert_ledger_matches_target(f: &Fixture) {
             .get(key)
             .map(|s| {
                 s.iter()
-                    .map(|k| ledger.users[k].target_id.as_str())
+                    .map(|k| ledger.users[&**k].target_id.as_str())
                     .collect()
             })
             .unwrap_or_default();

@@ -12,8 +12,8 @@ mod types;
 pub use types::*;
 
 use idsync_core::{
-    Action, Change, Group, LedgerGroup, LedgerState, LedgerUser, MemberKind, MemberRef, Membership,
-    Snapshot, User,
+    Action, Change, Group, Key, LedgerGroup, LedgerState, LedgerUser, MemberKind, MemberRef,
+    Membership, Snapshot, User,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
@@ -477,12 +477,23 @@ impl Store {
                 },
             );
         }
+        let mut interned: HashMap<String, Key> = HashMap::new();
         for r in sqlx::query("SELECT group_key, user_key FROM ledger_members WHERE flow = $1")
             .bind(flow)
             .fetch_all(&mut *conn)
             .await?
         {
-            ledger.members.entry(r.get(0)).or_default().insert(r.get(1));
+            // One allocation per user key, shared by all its memberships.
+            let user: &str = r.get(1);
+            let key = match interned.get(user) {
+                Some(k) => Key::clone(k),
+                None => {
+                    let k = Key::from(user);
+                    interned.insert(user.to_string(), Key::clone(&k));
+                    k
+                }
+            };
+            ledger.members.entry(r.get(0)).or_default().insert(key);
         }
         Ok(ledger)
     }
@@ -1021,7 +1032,7 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
                 sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2 AND user_key = $3")
                     .bind(flow)
                     .bind(key)
-                    .bind(u)
+                    .bind(&**u)
                     .execute(&mut **tx)
                     .await?;
             }

@@ -328,7 +328,7 @@ fn ops_strategy() -> impl Strategy<Value = Vec<Operation>> {
             key: format!("g{g}"),
             action: Action::AddMembers {
                 group: format!("G{g}"),
-                users: us.iter().map(|u| format!("u{u}")).collect()
+                users: us.iter().map(|u| Key::from(format!("u{u}"))).collect()
             },
             reason: Reason::MembershipsAdded
         }),
@@ -336,7 +336,7 @@ fn ops_strategy() -> impl Strategy<Value = Vec<Operation>> {
             key: format!("g{g}"),
             action: Action::RemoveMembers {
                 group: format!("G{g}"),
-                users: us.iter().map(|u| format!("u{u}")).collect()
+                users: us.iter().map(|u| Key::from(format!("u{u}"))).collect()
             },
             reason: Reason::MembershipsRemoved
         }),
