@@ -13,7 +13,7 @@ use idsync_core::{
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -63,26 +63,68 @@ struct State {
     users: BTreeMap<String, User>,
     groups: BTreeMap<String, Group>,
     members: BTreeMap<String, BTreeSet<String>>,
+    /// Lowercased userName, primary email and group displayName to ids, as an application's
+    /// unique indexes would have them.
+    user_names: HashMap<String, BTreeSet<String>>,
+    user_emails: HashMap<String, BTreeSet<String>>,
+    group_names: HashMap<String, BTreeSet<String>>,
+}
+
+fn index(map: &mut HashMap<String, BTreeSet<String>>, key: Option<&str>, id: &str, add: bool) {
+    let Some(key) = key else {
+        return;
+    };
+    let key = key.to_lowercase();
+    if add {
+        map.entry(key).or_default().insert(id.to_string());
+    } else if let Some(ids) = map.get_mut(&key) {
+        ids.remove(id);
+        if ids.is_empty() {
+            map.remove(&key);
+        }
+    }
 }
 
 impl State {
+    fn unindex_user(&mut self, id: &str) {
+        if let Some(old) = self.users.get(id) {
+            let (name, email) = (
+                old.user_name.clone(),
+                old.primary_email().map(str::to_string),
+            );
+            index(&mut self.user_names, Some(&name), id, false);
+            index(&mut self.user_emails, email.as_deref(), id, false);
+        }
+    }
+
     fn apply(&mut self, e: &Entry) {
         match e {
             Entry::PutUser { id, user } => {
+                self.unindex_user(id);
+                index(&mut self.user_names, Some(&user.user_name), id, true);
+                index(&mut self.user_emails, user.primary_email(), id, true);
                 self.users.insert(id.clone(), user.clone());
             }
             Entry::DeleteUser { id } => {
+                self.unindex_user(id);
                 self.users.remove(id);
                 for set in self.members.values_mut() {
                     set.remove(id);
                 }
             }
             Entry::PutGroup { id, group } => {
+                if let Some(old) = self.groups.get(id) {
+                    let name = old.display_name.clone();
+                    index(&mut self.group_names, Some(&name), id, false);
+                }
+                index(&mut self.group_names, Some(&group.display_name), id, true);
                 self.groups.insert(id.clone(), group.clone());
                 self.members.entry(id.clone()).or_default();
             }
             Entry::DeleteGroup { id } => {
-                self.groups.remove(id);
+                if let Some(old) = self.groups.remove(id) {
+                    index(&mut self.group_names, Some(&old.display_name), id, false);
+                }
                 self.members.remove(id);
             }
             Entry::AddMembers { group, users } => {
@@ -101,20 +143,27 @@ impl State {
         }
     }
 
-    fn user_named(&self, name: &str, except: Option<&str>) -> Option<&str> {
-        self.users
+    fn lookup<'s>(
+        map: &'s HashMap<String, BTreeSet<String>>,
+        key: &str,
+        except: Option<&str>,
+    ) -> Option<&'s str> {
+        map.get(&key.to_lowercase())?
             .iter()
-            .find(|(id, u)| Some(id.as_str()) != except && u.user_name.eq_ignore_ascii_case(name))
-            .map(|(id, _)| id.as_str())
+            .map(String::as_str)
+            .find(|id| Some(*id) != except)
+    }
+
+    fn user_named(&self, name: &str, except: Option<&str>) -> Option<&str> {
+        Self::lookup(&self.user_names, name, except)
+    }
+
+    fn user_with_email(&self, email: &str) -> Option<&str> {
+        Self::lookup(&self.user_emails, email, None)
     }
 
     fn group_named(&self, name: &str, except: Option<&str>) -> Option<&str> {
-        self.groups
-            .iter()
-            .find(|(id, g)| {
-                Some(id.as_str()) != except && g.display_name.eq_ignore_ascii_case(name)
-            })
-            .map(|(id, _)| id.as_str())
+        Self::lookup(&self.group_names, name, except)
     }
 }
 
@@ -315,10 +364,9 @@ impl TestTarget {
     /// How many users have this userName (case-insensitive). More than one would be a duplicate.
     pub fn users_named(&self, user_name: &str) -> usize {
         lock(&self.state)
-            .users
-            .values()
-            .filter(|u| u.user_name.eq_ignore_ascii_case(user_name))
-            .count()
+            .user_names
+            .get(&user_name.to_lowercase())
+            .map_or(0, BTreeSet::len)
     }
 
     /// An admin edits a user in the application by hand.
@@ -581,16 +629,10 @@ impl Target for TestTarget {
         if let Some(id) = s.user_named(&user.user_name, None) {
             return Ok(Some(id.to_string()));
         }
-        let Some(email) = user.primary_email() else {
-            return Ok(None);
-        };
-        Ok(s.users
-            .iter()
-            .find(|(_, u)| {
-                u.primary_email()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
-            })
-            .map(|(id, _)| id.clone()))
+        Ok(user
+            .primary_email()
+            .and_then(|email| s.user_with_email(email))
+            .map(str::to_string))
     }
 
     async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
