@@ -418,26 +418,27 @@ impl Applier<'_> {
                     record(done.op.clone(), true, None, "applied", Some(reason));
                     false
                 }
-                Action::UpdateUser { before, .. } | Action::DisableUser { before, .. } => {
-                    tracing::warn!(key = %done.op.key, action, %reason, "user is gone from the target");
-                    record(done.op.clone(), false, None, "not_found", Some(reason));
-                    let forget = Operation {
-                        key: done.op.key.clone(),
-                        action: Action::DeleteUser {
+                Action::UpdateUser { .. }
+                | Action::DisableUser { .. }
+                | Action::UpdateGroup { .. } => {
+                    // Gone from the target (deleted by hand): forget it, so that the next plan
+                    // creates it again.
+                    tracing::warn!(key = %done.op.key, action, %reason, "object is gone from the target");
+                    let forget = match &done.op.action {
+                        Action::UpdateGroup { before, .. } => Action::DeleteGroup {
                             before: before.clone(),
                         },
-                        reason: Reason::MissingInTarget,
+                        Action::UpdateUser { before, .. } | Action::DisableUser { before, .. } => {
+                            Action::DeleteUser {
+                                before: before.clone(),
+                            }
+                        }
+                        other => other.clone(),
                     };
-                    record(forget, true, None, "forgotten", None);
-                    true
-                }
-                Action::UpdateGroup { before, .. } => {
                     record(done.op.clone(), false, None, "not_found", Some(reason));
                     let forget = Operation {
                         key: done.op.key.clone(),
-                        action: Action::DeleteGroup {
-                            before: before.clone(),
-                        },
+                        action: forget,
                         reason: Reason::MissingInTarget,
                     };
                     record(forget, true, None, "forgotten", None);

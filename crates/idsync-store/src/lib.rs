@@ -211,51 +211,8 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         let mut log = ChangeWriter::start(&mut tx, dir, now_ms).await?;
 
-        // Users.
-        let mut current: HashMap<String, (String, String)> = HashMap::new();
-        for r in sqlx::query("SELECT source_id, id, data FROM users WHERE dir = $1")
-            .bind(dir)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            current.insert(r.get(0), (r.get(1), r.get(2)));
-        }
-        for u in &snapshot.users {
-            let mut u = u.clone();
-            u.id = current
-                .get(&u.source_id)
-                .map_or_else(new_id, |(id, _)| id.clone());
-            let data = encode("user", &u)?;
-            if current.remove(&u.source_id).is_some_and(|(_, d)| d == data) {
-                continue;
-            }
-            write_user(&mut tx, dir, &u, &data).await?;
-            log.push(&mut tx, &Change::UpsertUser { user: u }).await?;
-        }
-        let gone_users: BTreeSet<String> = current.into_keys().collect();
-
-        // Groups.
-        let mut current: HashMap<String, (String, String)> = HashMap::new();
-        for r in sqlx::query("SELECT source_id, id, data FROM groups_ WHERE dir = $1")
-            .bind(dir)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            current.insert(r.get(0), (r.get(1), r.get(2)));
-        }
-        for g in &snapshot.groups {
-            let mut g = g.clone();
-            g.id = current
-                .get(&g.source_id)
-                .map_or_else(new_id, |(id, _)| id.clone());
-            let data = encode("group", &g)?;
-            if current.remove(&g.source_id).is_some_and(|(_, d)| d == data) {
-                continue;
-            }
-            write_group(&mut tx, dir, &g, &data).await?;
-            log.push(&mut tx, &Change::UpsertGroup { group: g }).await?;
-        }
-        let gone_groups: BTreeSet<String> = current.into_keys().collect();
+        let gone_users = upsert_all(&mut tx, &mut log, dir, &snapshot.users).await?;
+        let gone_groups = upsert_all(&mut tx, &mut log, dir, &snapshot.groups).await?;
 
         // Memberships.
         let mut have: HashSet<Membership> = HashSet::new();
@@ -820,6 +777,83 @@ impl ChangeWriter {
             last_seq: self.seq,
         })
     }
+}
+
+/// Users and groups, as the directory tables hold them.
+trait DirObject: Clone + serde::Serialize {
+    const TABLE: &'static str;
+    const WHAT: &'static str;
+    fn source_id(&self) -> &str;
+    fn set_id(&mut self, id: String);
+    fn into_change(self) -> Change;
+    async fn write(&self, tx: &mut Tx<'_>, dir: &str, data: &str) -> Result<(), StoreError>;
+}
+
+impl DirObject for User {
+    const TABLE: &'static str = "users";
+    const WHAT: &'static str = "user";
+    fn source_id(&self) -> &str {
+        &self.source_id
+    }
+    fn set_id(&mut self, id: String) {
+        self.id = id;
+    }
+    fn into_change(self) -> Change {
+        Change::UpsertUser { user: self }
+    }
+    async fn write(&self, tx: &mut Tx<'_>, dir: &str, data: &str) -> Result<(), StoreError> {
+        write_user(tx, dir, self, data).await
+    }
+}
+
+impl DirObject for Group {
+    const TABLE: &'static str = "groups_";
+    const WHAT: &'static str = "group";
+    fn source_id(&self) -> &str {
+        &self.source_id
+    }
+    fn set_id(&mut self, id: String) {
+        self.id = id;
+    }
+    fn into_change(self) -> Change {
+        Change::UpsertGroup { group: self }
+    }
+    async fn write(&self, tx: &mut Tx<'_>, dir: &str, data: &str) -> Result<(), StoreError> {
+        write_group(tx, dir, self, data).await
+    }
+}
+
+/// Write the objects of a snapshot that differ from what is stored (keeping internal ids), log
+/// each, and return the source ids stored but absent from the snapshot.
+async fn upsert_all<T: DirObject>(
+    tx: &mut Tx<'_>,
+    log: &mut ChangeWriter,
+    dir: &str,
+    items: &[T],
+) -> Result<BTreeSet<String>, StoreError> {
+    let mut current: HashMap<String, (String, String)> = HashMap::new();
+    for r in sqlx::query(&format!(
+        "SELECT source_id, id, data FROM {} WHERE dir = $1",
+        T::TABLE
+    ))
+    .bind(dir)
+    .fetch_all(&mut **tx)
+    .await?
+    {
+        current.insert(r.get(0), (r.get(1), r.get(2)));
+    }
+    for item in items {
+        let mut item = item.clone();
+        let known = current.remove(item.source_id());
+        item.set_id(known.as_ref().map_or_else(new_id, |(id, _)| id.clone()));
+        let data = encode(T::WHAT, &item)?;
+        if known.is_some_and(|(_, d)| d == data) {
+            continue;
+        }
+        item.write(tx, dir, &data).await?;
+        log.push(tx, &item.into_change()).await?;
+    }
+    Ok(current.into_keys().collect())
 }
 
 async fn write_user(tx: &mut Tx<'_>, dir: &str, u: &User, data: &str) -> Result<(), StoreError> {
