@@ -359,21 +359,31 @@ fn crash_test_kill_9_during_apply() {
     write_people_csv(dir.path(), n);
     write_config(dir.path(), "concurrency = 16");
     let journal = dir.path().join("target.jsonl");
-    let lines = |p: &PathBuf| {
-        std::fs::read(p)
-            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
-            .unwrap_or(0)
-    };
-    let total_ops = n + 2 + 4; // users, groups, member batches (upper bound is plenty)
-    let mut rng = rand::thread_rng();
-    let mut kills = 0;
-    for _ in 0..50 {
-        let before = lines(&journal);
-        if before >= total_ops {
-            break;
+    // Counts the journal's lines, reading only what was appended since the last look.
+    let mut seen = (0u64, 0usize);
+    let mut lines = |p: &PathBuf| {
+        use std::io::{Read, Seek, SeekFrom};
+        if let Ok(mut f) = std::fs::File::open(p) {
+            let mut buf = Vec::new();
+            if f.seek(SeekFrom::Start(seen.0)).is_ok() && f.read_to_end(&mut buf).is_ok() {
+                seen.0 += buf.len() as u64;
+                seen.1 += buf.iter().filter(|&&c| c == b'\n').count();
+            }
         }
-        // Kill once the target has taken between 1 and 400 more writes.
-        let goal = before + rng.gen_range(1..400);
+        seen.1
+    };
+    // 50 kill points spread over the apply: one random point in each fiftieth of the users
+    // phase (the journal holds one line per write the target took).
+    let mut rng = rand::thread_rng();
+    let stride = n / 50;
+    let points: Vec<usize> = (0..50)
+        .map(|k| k * stride + rng.gen_range(stride / 5..stride * 4 / 5))
+        .collect();
+    let mut kills = 0;
+    for point in points {
+        if lines(&journal) >= point {
+            continue; // the previous run overshot this point before it died
+        }
         let mut child = idsync()
             .arg("--config")
             .arg(dir.path().join("idsync.toml"))
@@ -385,20 +395,22 @@ fn crash_test_kill_9_during_apply() {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if lines(&journal) >= goal {
+            if lines(&journal) >= point {
                 child.kill().unwrap(); // SIGKILL
                 kills += 1;
                 break;
             }
-            if child.try_wait().unwrap().is_some() {
-                break; // finished before the goal: nothing to kill
-            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the sync finished before write {point}"
+            );
             assert!(Instant::now() < deadline, "sync made no progress");
             std::thread::sleep(Duration::from_millis(1));
         }
         child.wait().unwrap();
     }
-    assert!(kills >= 10, "only {kills} kills landed mid-apply");
+    eprintln!("{kills} of 50 kills landed mid-apply");
+    assert!(kills >= 45, "only {kills} of 50 kills landed mid-apply");
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let o = run(dir.path(), &["sync", "hr-to-app"]);
