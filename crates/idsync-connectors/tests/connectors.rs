@@ -212,6 +212,11 @@ async fn csv_errors_say_file_and_line() {
             "unknown column \"shoesize\"",
         ),
         (
+            "sourceId,userName,señal\nu1,a,42\n",
+            "users.csv line 1",
+            "unknown column \"señal\"",
+        ),
+        (
             "sourceId,displayName\nu1,a\n",
             "users.csv line 1",
             "sourceId and userName are required",

@@ -19,7 +19,8 @@ pub use connector::{
 };
 pub use graph::{effective_members, MembershipGraph};
 pub use model::{
-    AttrValue, Email, Group, Key, MemberKind, MemberRef, Membership, Name, Phone, Snapshot, User,
+    Address, AttrValue, Email, Group, Key, MemberKind, MemberRef, Membership, Name, Phone,
+    Snapshot, User,
 };
 pub use plan::{
     plan, Action, DeprovisionAction, GroupDeletion, Operation, Plan, PlanOptions, Reason,

@@ -70,6 +70,26 @@ pub struct Phone {
     pub primary: bool,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Address {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub formatted: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub street_address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub locality: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub postal_code: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub primary: bool,
+}
+
 fn yes() -> bool {
     true
 }
@@ -92,6 +112,12 @@ pub struct User {
     pub emails: Vec<Email>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub phone_numbers: Vec<Phone>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<Address>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nick_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
     #[serde(default = "yes")]
     pub active: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -100,6 +126,12 @@ pub struct User {
     pub department: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employee_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub division: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_center: Option<String>,
     /// The manager's source id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manager: Option<String>,
@@ -125,10 +157,16 @@ impl User {
             display_name: None,
             emails: Vec::new(),
             phone_numbers: Vec::new(),
+            addresses: Vec::new(),
+            nick_name: None,
+            user_type: None,
             active: true,
             title: None,
             department: None,
             employee_id: None,
+            organization: None,
+            division: None,
+            cost_center: None,
             manager: None,
             preferred_language: None,
             locale: None,
@@ -163,10 +201,16 @@ impl User {
             display_name => "displayName",
             emails => "emails",
             phone_numbers => "phoneNumbers",
+            addresses => "addresses",
+            nick_name => "nickName",
+            user_type => "userType",
             active => "active",
             title => "title",
             department => "department",
             employee_id => "employeeId",
+            organization => "organization",
+            division => "division",
+            cost_center => "costCenter",
             manager => "manager",
             preferred_language => "preferredLanguage",
             locale => "locale",

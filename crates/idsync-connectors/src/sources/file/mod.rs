@@ -261,8 +261,12 @@ impl Table {
             .map_err(|e| invalid(format!("{file} line 1"), e.to_string()))?
             .iter()
             .map(|h| {
-                if allow_custom && h.len() > 7 && h[..7].eq_ignore_ascii_case("custom.") {
-                    format!("custom.{}", &h[7..])
+                if let Some(name) = h
+                    .get(..7)
+                    .filter(|p| allow_custom && p.eq_ignore_ascii_case("custom.") && h.len() > 7)
+                    .and_then(|_| h.get(7..))
+                {
+                    format!("custom.{name}")
                 } else {
                     h.to_ascii_lowercase()
                 }

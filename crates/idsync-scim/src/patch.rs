@@ -1,0 +1,676 @@
+//! PATCH (RFC 7644 §3.5.2) applied to a resource in its JSON form.
+//!
+//! Besides the RFC, this accepts what Microsoft Entra's provisioning service sends: operation
+//! names in any letter case, booleans as the strings `"True"`/`"False"`, `add`/`replace` without
+//! a path whose value object has attribute paths as keys (`"name.givenName"`,
+//! `"emails[type eq \"work\"].value"`, enterprise-extension URN paths), member removal by a
+//! value array, and `replace` of a filtered path that matches nothing (the element is created).
+
+use crate::error::ScimError;
+use crate::filter::{get_ci, AttrPath, CompareOp, Filter};
+use crate::schema::{Attr, AttrType, Resolved, ResourceSchema};
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatchKind {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// `attr`, `attr.sub`, `attr[filter]` or `attr[filter].sub`, optionally URN-qualified.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchPath {
+    pub attr: AttrPath,
+    pub filter: Option<Filter>,
+    pub sub: Option<String>,
+}
+
+impl PatchPath {
+    pub fn parse(s: &str) -> Result<Self, ScimError> {
+        let s = s.trim();
+        let Some(open) = s.find('[') else {
+            return Ok(Self {
+                attr: AttrPath::parse(s)?,
+                filter: None,
+                sub: None,
+            });
+        };
+        let close = s
+            .rfind(']')
+            .filter(|c| *c > open)
+            .ok_or_else(|| ScimError::invalid_path(format!("{s:?}: unclosed [")))?;
+        let attr = AttrPath::parse(&s[..open])?;
+        if attr.sub.is_some() {
+            return Err(ScimError::invalid_path(format!(
+                "{s:?}: a filter follows an attribute, not a sub-attribute"
+            )));
+        }
+        let filter = Filter::parse(&s[open + 1..close])
+            .map_err(|e| ScimError::invalid_path(format!("{s:?}: {}", e.detail)))?;
+        let rest = &s[close + 1..];
+        let sub = match rest.strip_prefix('.') {
+            Some(sub)
+                if !sub.is_empty()
+                    && sub
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '$' || c == '_') =>
+            {
+                Some(sub.to_string())
+            }
+            None if rest.is_empty() => None,
+            _ => {
+                return Err(ScimError::invalid_path(format!(
+                    "{s:?}: unexpected {rest:?} after ]"
+                )))
+            }
+        };
+        Ok(Self {
+            attr,
+            filter: Some(filter),
+            sub,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PatchOp {
+    pub kind: PatchKind,
+    pub path: Option<PatchPath>,
+    pub value: Option<Value>,
+}
+
+/// Parse a PATCH request body.
+pub fn parse_request(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
+    let schemas_ok = get_ci(body, "schemas")
+        .and_then(Value::as_array)
+        .is_some_and(|a| {
+            a.iter().any(|s| {
+                s.as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(crate::PATCH_OP))
+            })
+        });
+    if !schemas_ok {
+        return Err(ScimError::invalid_syntax(format!(
+            "schemas must contain {}",
+            crate::PATCH_OP
+        )));
+    }
+    let ops = get_ci(body, "Operations")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ScimError::invalid_syntax("Operations must be an array"))?;
+    ops.iter()
+        .enumerate()
+        .map(|(i, op)| {
+            let kind = match get_ci(op, "op")
+                .and_then(Value::as_str)
+                .map(str::to_ascii_lowercase)
+                .as_deref()
+            {
+                Some("add") => PatchKind::Add,
+                Some("remove") => PatchKind::Remove,
+                Some("replace") => PatchKind::Replace,
+                other => {
+                    return Err(ScimError::invalid_syntax(format!(
+                        "Operations[{i}].op: {other:?} is not add, remove or replace"
+                    )))
+                }
+            };
+            let path = match get_ci(op, "path") {
+                None | Some(Value::Null) => None,
+                Some(Value::String(p)) if p.trim().is_empty() => None,
+                Some(Value::String(p)) => Some(PatchPath::parse(p)?),
+                Some(_) => {
+                    return Err(ScimError::invalid_path(format!(
+                        "Operations[{i}].path must be a string"
+                    )))
+                }
+            };
+            let value = get_ci(op, "value").cloned();
+            if kind != PatchKind::Remove && value.is_none() {
+                return Err(ScimError::invalid_syntax(format!(
+                    "Operations[{i}]: {kind:?} needs a value"
+                )));
+            }
+            if kind == PatchKind::Remove && path.is_none() {
+                return Err(ScimError::no_target(format!(
+                    "Operations[{i}]: remove needs a path"
+                )));
+            }
+            Ok(PatchOp { kind, path, value })
+        })
+        .collect()
+}
+
+/// Apply operations to a resource (already in canonical form). All or nothing: on error the
+/// resource is left as it was.
+pub fn apply(
+    resource: &mut Value,
+    ops: &[PatchOp],
+    schema: &ResourceSchema,
+) -> Result<(), ScimError> {
+    let mut work = resource.clone();
+    let obj = work
+        .as_object_mut()
+        .ok_or_else(|| ScimError::internal("resource is not an object"))?;
+    for op in ops {
+        apply_one(obj, op.kind, op.path.as_ref(), op.value.as_ref(), schema)?;
+    }
+    *resource = work;
+    Ok(())
+}
+
+fn apply_one(
+    res: &mut Map<String, Value>,
+    kind: PatchKind,
+    path: Option<&PatchPath>,
+    value: Option<&Value>,
+    schema: &ResourceSchema,
+) -> Result<(), ScimError> {
+    let Some(path) = path else {
+        // No path: the value is an object of attribute paths (or extension URNs) to values.
+        let Some(Value::Object(map)) = value else {
+            return Err(ScimError::invalid_value(
+                "without a path, the value must be an object",
+            ));
+        };
+        for (k, v) in map {
+            if schema
+                .extensions
+                .iter()
+                .any(|e| e.id.eq_ignore_ascii_case(k))
+            {
+                let Value::Object(inner) = v else {
+                    return Err(ScimError::invalid_value(format!("{k} must be an object")));
+                };
+                for (k2, v2) in inner {
+                    let p = PatchPath {
+                        attr: AttrPath {
+                            urn: Some(k.clone()),
+                            ..AttrPath::parse(k2)?
+                        },
+                        filter: None,
+                        sub: None,
+                    };
+                    apply_one(res, kind, Some(&p), Some(v2), schema)?;
+                }
+            } else if k.eq_ignore_ascii_case("schemas") {
+                continue;
+            } else {
+                let p = PatchPath::parse(k)?;
+                apply_one(res, kind, Some(&p), Some(v), schema)?;
+            }
+        }
+        return Ok(());
+    };
+    let r = schema
+        .resolve(&path.attr)
+        .ok_or_else(|| ScimError::invalid_path(format!("no attribute {}", path.attr)))?;
+    if r.attr.mutability == "readOnly" || r.sub.is_some_and(|s| s.mutability == "readOnly") {
+        return Err(ScimError::mutability(format!("{} is read-only", path.attr)));
+    }
+    let holder = holder(res, &r)?;
+    let key = r.attr.name.to_string();
+    match (&path.filter, r.sub) {
+        (None, None) => whole(holder, &key, r.attr, kind, value),
+        (None, Some(sub)) => {
+            // `name.givenName`, or a sub-attribute of every element of a multi-valued one.
+            match holder.get_mut(&key) {
+                Some(Value::Array(items)) if r.attr.multi => {
+                    for item in items.iter_mut() {
+                        if let Value::Object(o) = item {
+                            set_sub(o, sub, kind, value)?;
+                        }
+                    }
+                    Ok(())
+                }
+                _ => {
+                    if kind == PatchKind::Remove && !holder.contains_key(&key) {
+                        return Ok(());
+                    }
+                    let entry = holder
+                        .entry(key.clone())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if !entry.is_object() {
+                        *entry = Value::Object(Map::new());
+                    }
+                    if let Value::Object(o) = entry {
+                        set_sub(o, sub, kind, value)?;
+                        if o.is_empty() {
+                            holder.remove(&key);
+                        }
+                    }
+                    Ok(())
+                }
+            }
+        }
+        (Some(filter), _) => filtered(holder, &key, r.attr, path, filter, kind, value, schema),
+    }
+}
+
+fn holder<'a>(
+    res: &'a mut Map<String, Value>,
+    r: &Resolved,
+) -> Result<&'a mut Map<String, Value>, ScimError> {
+    let Some(urn) = r.extension else {
+        return Ok(res);
+    };
+    if !res.get(urn).is_some_and(Value::is_object) {
+        res.insert(urn.to_string(), Value::Object(Map::new()));
+    }
+    res.get_mut(urn)
+        .and_then(Value::as_object_mut)
+        .ok_or_else(|| ScimError::internal(format!("{urn} is not an object")))
+}
+
+fn set_sub(
+    o: &mut Map<String, Value>,
+    sub: &Attr,
+    kind: PatchKind,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    match kind {
+        PatchKind::Remove => {
+            o.remove(sub.name);
+        }
+        PatchKind::Add | PatchKind::Replace => {
+            let v = coerce(sub, value.cloned().unwrap_or(Value::Null))?;
+            if v.is_null() {
+                o.remove(sub.name);
+            } else {
+                o.insert(sub.name.to_string(), v);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Identity of an element of a multi-valued attribute, for de-duplication on add.
+fn same_element(a: &Value, b: &Value) -> bool {
+    match (get_ci(a, "value"), get_ci(b, "value")) {
+        (Some(x), Some(y)) => x == y && get_ci(a, "type") == get_ci(b, "type"),
+        _ => a == b,
+    }
+}
+
+fn whole(
+    holder: &mut Map<String, Value>,
+    key: &str,
+    attr: &Attr,
+    kind: PatchKind,
+    value: Option<&Value>,
+) -> Result<(), ScimError> {
+    match kind {
+        PatchKind::Remove => {
+            match (value, holder.get_mut(key)) {
+                // Entra: {"op":"remove","path":"members","value":[{"value":"id"}]}
+                (Some(Value::Array(gone)), Some(Value::Array(items))) if attr.multi => {
+                    items.retain(|i| {
+                        !gone.iter().any(|g| {
+                            get_ci(g, "value").is_some_and(|gv| get_ci(i, "value") == Some(gv))
+                        })
+                    });
+                    if items.is_empty() {
+                        holder.remove(key);
+                    }
+                }
+                _ => {
+                    holder.remove(key);
+                }
+            }
+            Ok(())
+        }
+        PatchKind::Add | PatchKind::Replace => {
+            let v = coerce(attr, value.cloned().unwrap_or(Value::Null))?;
+            if attr.multi {
+                let new: Vec<Value> = match v {
+                    Value::Array(a) => a,
+                    Value::Null => Vec::new(),
+                    other => vec![other],
+                };
+                let items = match (kind, holder.remove(key)) {
+                    (PatchKind::Add, Some(Value::Array(mut old))) => {
+                        for n in new {
+                            if !old.iter().any(|o| same_element(o, &n)) {
+                                old.push(n);
+                            }
+                        }
+                        old
+                    }
+                    _ => new,
+                };
+                let items = one_primary(items);
+                if !items.is_empty() {
+                    holder.insert(key.to_string(), Value::Array(items));
+                }
+            } else if attr.ty == AttrType::Complex {
+                match (holder.get_mut(key), v) {
+                    (Some(Value::Object(old)), Value::Object(new)) => {
+                        for (k, v) in new {
+                            old.insert(k, v);
+                        }
+                    }
+                    (_, Value::Null) => {
+                        holder.remove(key);
+                    }
+                    (_, v) => {
+                        holder.insert(key.to_string(), v);
+                    }
+                }
+            } else if v.is_null() {
+                holder.remove(key);
+            } else {
+                holder.insert(key.to_string(), v);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// At most one element of a multi-valued attribute may be primary: the last one set wins.
+fn one_primary(mut items: Vec<Value>) -> Vec<Value> {
+    if let Some(last) = items
+        .iter()
+        .rposition(|i| get_ci(i, "primary") == Some(&Value::Bool(true)))
+    {
+        for (n, i) in items.iter_mut().enumerate() {
+            if n != last {
+                if let Some(o) = i.as_object_mut() {
+                    if o.get("primary") == Some(&Value::Bool(true)) {
+                        o.insert("primary".into(), Value::Bool(false));
+                    }
+                }
+            }
+        }
+    }
+    items
+}
+
+#[allow(clippy::too_many_arguments)]
+fn filtered(
+    holder: &mut Map<String, Value>,
+    key: &str,
+    attr: &Attr,
+    path: &PatchPath,
+    filter: &Filter,
+    kind: PatchKind,
+    value: Option<&Value>,
+    schema: &ResourceSchema,
+) -> Result<(), ScimError> {
+    if !attr.multi {
+        return Err(ScimError::invalid_path(format!(
+            "{} is not multi-valued",
+            attr.name
+        )));
+    }
+    let sub = match &path.sub {
+        Some(s) => Some(
+            attr.sub
+                .iter()
+                .find(|a| a.name.eq_ignore_ascii_case(s))
+                .ok_or_else(|| {
+                    ScimError::invalid_path(format!("no sub-attribute {s} in {}", attr.name))
+                })?,
+        ),
+        None => None,
+    };
+    let parent = path.attr.clone();
+    let case_exact = |p: &AttrPath| schema.case_exact(p);
+    let mut items = match holder.remove(key) {
+        Some(Value::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    let hits: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| filter.matches(i, &|p| case_exact(&rebase(&parent, p))))
+        .map(|(n, _)| n)
+        .collect();
+    match (kind, sub) {
+        (PatchKind::Remove, None) => {
+            let mut n = 0;
+            items.retain(|_| {
+                let keep = !hits.contains(&n);
+                n += 1;
+                keep
+            });
+        }
+        (PatchKind::Remove, Some(sub)) => {
+            for &h in &hits {
+                if let Some(o) = items[h].as_object_mut() {
+                    o.remove(sub.name);
+                }
+            }
+        }
+        (_, Some(sub)) => {
+            if hits.is_empty() {
+                // Create the element the filter describes (`emails[type eq "work"].value`).
+                let mut o = seed_from_filter(filter, attr);
+                set_sub(&mut o, sub, kind, value)?;
+                items.push(Value::Object(o));
+            } else {
+                for &h in &hits {
+                    if let Some(o) = items[h].as_object_mut() {
+                        set_sub(o, sub, kind, value)?;
+                    }
+                }
+            }
+        }
+        (_, None) => {
+            let v = coerce_element(attr, value.cloned().unwrap_or(Value::Null))?;
+            if hits.is_empty() {
+                let mut o = seed_from_filter(filter, attr);
+                if let Value::Object(new) = v {
+                    o.extend(new);
+                }
+                items.push(Value::Object(o));
+            } else {
+                for &h in &hits {
+                    if let (Some(o), Value::Object(new)) = (items[h].as_object_mut(), &v) {
+                        for (k, val) in new {
+                            o.insert(k.clone(), val.clone());
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let items = one_primary(items);
+    if !items.is_empty() {
+        holder.insert(key.to_string(), Value::Array(items));
+    }
+    Ok(())
+}
+
+fn rebase(parent: &AttrPath, p: &AttrPath) -> AttrPath {
+    AttrPath {
+        urn: parent.urn.clone(),
+        name: parent.name.clone(),
+        sub: Some(p.name.clone()),
+    }
+}
+
+/// `type eq "work" and primary eq true` -> {"type": "work", "primary": true}
+fn seed_from_filter(filter: &Filter, attr: &Attr) -> Map<String, Value> {
+    let mut o = Map::new();
+    let mut stack = vec![filter];
+    while let Some(f) = stack.pop() {
+        match f {
+            Filter::And(a, b) => {
+                stack.push(a);
+                stack.push(b);
+            }
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value,
+            } if path.sub.is_none() => {
+                if let Some(sub) = attr
+                    .sub
+                    .iter()
+                    .find(|s| s.name.eq_ignore_ascii_case(&path.name))
+                {
+                    if let Ok(v) = coerce(sub, value.clone()) {
+                        o.insert(sub.name.to_string(), v);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    o
+}
+
+fn coerce_element(attr: &Attr, v: Value) -> Result<Value, ScimError> {
+    let single = Attr {
+        multi: false,
+        ..clone_attr(attr)
+    };
+    coerce(&single, v)
+}
+
+fn clone_attr(a: &Attr) -> Attr {
+    Attr {
+        name: a.name,
+        ty: a.ty,
+        multi: a.multi,
+        case_exact: a.case_exact,
+        required: a.required,
+        mutability: a.mutability,
+        returned: a.returned,
+        uniqueness: a.uniqueness,
+        canonical: a.canonical,
+        reference_types: a.reference_types,
+        sub: a.sub,
+    }
+}
+
+/// Bring a value to the attribute's shape: canonical sub-attribute names, booleans from
+/// `"True"`/`"False"`, numbers for numeric types; wrong types are `invalidValue`.
+pub fn coerce(attr: &Attr, v: Value) -> Result<Value, ScimError> {
+    if v.is_null() {
+        return Ok(v);
+    }
+    if attr.multi {
+        return match v {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|i| coerce_element(attr, i))
+                .filter(|r| !matches!(r, Ok(Value::Null)))
+                .collect::<Result<Vec<_>, _>>()
+                .map(Value::Array),
+            single => Ok(Value::Array(vec![coerce_element(attr, single)?])),
+        };
+    }
+    let bad = |what: &str, v: &Value| {
+        ScimError::invalid_value(format!("{}: expected {what}, got {v}", attr.name))
+    };
+    match attr.ty {
+        AttrType::Complex => {
+            let Value::Object(o) = v else {
+                return Err(bad("an object", &v));
+            };
+            let mut out = Map::new();
+            for (k, val) in o {
+                let Some(sub) = attr.sub.iter().find(|s| s.name.eq_ignore_ascii_case(&k)) else {
+                    return Err(ScimError::invalid_path(format!(
+                        "no sub-attribute {k} in {}",
+                        attr.name
+                    )));
+                };
+                let val = coerce(sub, val)?;
+                if !val.is_null() {
+                    out.insert(sub.name.to_string(), val);
+                }
+            }
+            Ok(Value::Object(out))
+        }
+        AttrType::Boolean => match &v {
+            Value::Bool(_) => Ok(v),
+            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
+            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
+            _ => Err(bad("a boolean", &v)),
+        },
+        AttrType::Integer | AttrType::Decimal => match &v {
+            Value::Number(_) => Ok(v),
+            Value::String(s) => serde_json::from_str::<serde_json::Number>(s)
+                .map(Value::Number)
+                .map_err(|_| bad("a number", &v)),
+            _ => Err(bad("a number", &v)),
+        },
+        AttrType::String | AttrType::Reference | AttrType::DateTime => match v {
+            Value::String(_) => Ok(v),
+            Value::Number(n) => Ok(Value::String(n.to_string())),
+            Value::Bool(b) => Ok(Value::String(b.to_string())),
+            other => Err(bad("a string", &other)),
+        },
+    }
+}
+
+/// Canonicalize a whole resource body (POST, PUT): attribute names as the schema spells them,
+/// values coerced, read-only attributes dropped (RFC 7643 §2.2: the server ignores them),
+/// unknown attributes refused.
+pub fn normalize(body: &Value, schema: &ResourceSchema) -> Result<Map<String, Value>, ScimError> {
+    let Value::Object(body) = body else {
+        return Err(ScimError::invalid_syntax("the body must be a JSON object"));
+    };
+    let mut out = Map::new();
+    for (k, v) in body {
+        if k.eq_ignore_ascii_case("schemas") {
+            continue;
+        }
+        if let Some(ext) = schema
+            .extensions
+            .iter()
+            .find(|e| e.id.eq_ignore_ascii_case(k))
+        {
+            let Value::Object(inner) = v else {
+                return Err(ScimError::invalid_value(format!("{k} must be an object")));
+            };
+            let mut ext_out = Map::new();
+            for (k2, v2) in inner {
+                let a = ext
+                    .attrs
+                    .iter()
+                    .find(|a| a.name.eq_ignore_ascii_case(k2))
+                    .ok_or_else(|| ScimError::invalid_path(format!("no attribute {k2} in {k}")))?;
+                if a.mutability == "readOnly" {
+                    continue;
+                }
+                let v2 = coerce(a, v2.clone())?;
+                if !v2.is_null() {
+                    ext_out.insert(a.name.to_string(), v2);
+                }
+            }
+            if !ext_out.is_empty() {
+                out.insert(ext.id.to_string(), Value::Object(ext_out));
+            }
+            continue;
+        }
+        let path =
+            AttrPath::parse(k).map_err(|_| ScimError::invalid_path(format!("no attribute {k}")))?;
+        let r = schema
+            .resolve(&path)
+            .ok_or_else(|| ScimError::invalid_path(format!("no attribute {k}")))?;
+        if r.attr.mutability == "readOnly" || r.extension.is_some() {
+            continue;
+        }
+        let v = coerce(r.attr, v.clone())?;
+        let v = if r.attr.multi {
+            one_primary_value(v)
+        } else {
+            v
+        };
+        if !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()) {
+            out.insert(r.attr.name.to_string(), v);
+        }
+    }
+    Ok(out)
+}
+
+fn one_primary_value(v: Value) -> Value {
+    match v {
+        Value::Array(a) => Value::Array(one_primary(a)),
+        other => other,
+    }
+}

@@ -1,0 +1,345 @@
+//! idsync's model in SCIM JSON and back.
+
+use crate::error::ScimError;
+use crate::patch::normalize;
+use crate::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use idsync_core::{Address, Email, Group, MemberKind, MemberRef, Name, Phone, User};
+use serde_json::{json, Map, Value};
+
+/// A member of a group as SCIM shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    pub member: MemberRef,
+    pub display: Option<String>,
+}
+
+/// Resource metadata the store keeps.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Meta {
+    /// RFC 3339 times.
+    pub created: Option<String>,
+    pub last_modified: Option<String>,
+    /// The ETag, without W/ and quotes.
+    pub version: Option<String>,
+}
+
+fn put(o: &mut Map<String, Value>, k: &str, v: &Option<String>) {
+    if let Some(v) = v {
+        o.insert(k.to_string(), Value::String(v.clone()));
+    }
+}
+
+fn meta_json(kind: &str, location: String, meta: &Meta) -> Value {
+    let mut m = Map::new();
+    m.insert("resourceType".into(), Value::String(kind.into()));
+    put(&mut m, "created", &meta.created);
+    put(&mut m, "lastModified", &meta.last_modified);
+    m.insert("location".into(), Value::String(location));
+    if let Some(v) = &meta.version {
+        m.insert("version".into(), Value::String(format!("W/\"{v}\"")));
+    }
+    Value::Object(m)
+}
+
+/// A user as a SCIM resource. `id` is the user's source id; `groups` lists the groups it is a
+/// direct member of (id, display name).
+pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Meta) -> Value {
+    let mut o = Map::new();
+    let mut schemas = vec![Value::String(crate::USER_SCHEMA.into())];
+    o.insert("id".into(), Value::String(u.source_id.clone()));
+    put(&mut o, "externalId", &u.external_id);
+    o.insert("userName".into(), Value::String(u.user_name.clone()));
+    if !u.name.is_empty() {
+        let mut n = Map::new();
+        put(&mut n, "formatted", &u.name.formatted);
+        put(&mut n, "familyName", &u.name.family_name);
+        put(&mut n, "givenName", &u.name.given_name);
+        put(&mut n, "middleName", &u.name.middle_name);
+        put(&mut n, "honorificPrefix", &u.name.honorific_prefix);
+        put(&mut n, "honorificSuffix", &u.name.honorific_suffix);
+        o.insert("name".into(), Value::Object(n));
+    }
+    put(&mut o, "displayName", &u.display_name);
+    put(&mut o, "nickName", &u.nick_name);
+    put(&mut o, "title", &u.title);
+    put(&mut o, "userType", &u.user_type);
+    put(&mut o, "preferredLanguage", &u.preferred_language);
+    put(&mut o, "locale", &u.locale);
+    put(&mut o, "timezone", &u.timezone);
+    o.insert("active".into(), Value::Bool(u.active));
+    let typed = |value: &str, kind: &Option<String>, primary: bool| {
+        let mut e = Map::new();
+        e.insert("value".into(), Value::String(value.into()));
+        put(&mut e, "type", kind);
+        if primary {
+            e.insert("primary".into(), Value::Bool(true));
+        }
+        Value::Object(e)
+    };
+    if !u.emails.is_empty() {
+        o.insert(
+            "emails".into(),
+            Value::Array(
+                u.emails
+                    .iter()
+                    .map(|e| typed(&e.value, &e.kind, e.primary))
+                    .collect(),
+            ),
+        );
+    }
+    if !u.phone_numbers.is_empty() {
+        o.insert(
+            "phoneNumbers".into(),
+            Value::Array(
+                u.phone_numbers
+                    .iter()
+                    .map(|p| typed(&p.value, &p.kind, p.primary))
+                    .collect(),
+            ),
+        );
+    }
+    if !u.addresses.is_empty() {
+        let list = u
+            .addresses
+            .iter()
+            .map(|a| {
+                let mut m = Map::new();
+                put(&mut m, "formatted", &a.formatted);
+                put(&mut m, "streetAddress", &a.street_address);
+                put(&mut m, "locality", &a.locality);
+                put(&mut m, "region", &a.region);
+                put(&mut m, "postalCode", &a.postal_code);
+                put(&mut m, "country", &a.country);
+                put(&mut m, "type", &a.kind);
+                if a.primary {
+                    m.insert("primary".into(), Value::Bool(true));
+                }
+                Value::Object(m)
+            })
+            .collect();
+        o.insert("addresses".into(), Value::Array(list));
+    }
+    if !groups.is_empty() {
+        let list = groups
+            .iter()
+            .map(|(id, display)| json!({"value": id, "$ref": format!("{base}/Groups/{id}"), "display": display, "type": "direct"}))
+            .collect();
+        o.insert("groups".into(), Value::Array(list));
+    }
+    let mut ent = Map::new();
+    put(&mut ent, "employeeNumber", &u.employee_id);
+    put(&mut ent, "costCenter", &u.cost_center);
+    put(&mut ent, "organization", &u.organization);
+    put(&mut ent, "division", &u.division);
+    put(&mut ent, "department", &u.department);
+    if let Some(m) = &u.manager {
+        ent.insert(
+            "manager".into(),
+            json!({"value": m, "$ref": format!("{base}/Users/{m}")}),
+        );
+    }
+    if !ent.is_empty() {
+        schemas.push(Value::String(crate::ENTERPRISE_SCHEMA.into()));
+        o.insert(crate::ENTERPRISE_SCHEMA.into(), Value::Object(ent));
+    }
+    o.insert("schemas".into(), Value::Array(schemas));
+    o.insert(
+        "meta".into(),
+        meta_json("User", format!("{base}/Users/{}", u.source_id), meta),
+    );
+    Value::Object(o)
+}
+
+fn text(o: &Map<String, Value>, k: &str) -> Option<String> {
+    o.get(k).and_then(Value::as_str).map(str::to_string)
+}
+
+fn flag(o: &Map<String, Value>, k: &str) -> bool {
+    o.get(k).and_then(Value::as_bool).unwrap_or(false)
+}
+
+fn objects<'a>(o: &'a Map<String, Value>, k: &str) -> impl Iterator<Item = &'a Map<String, Value>> {
+    o.get(k)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_object)
+}
+
+/// A user from a SCIM body (POST, PUT) or a patched resource. Attribute names and values are
+/// normalized against the schema first; `userName` is required.
+pub fn user_from_scim(body: &Value, source_id: &str) -> Result<User, ScimError> {
+    let o = normalize(body, &USER_RESOURCE)?;
+    let user_name = text(&o, "userName")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ScimError::invalid_value("userName is required"))?;
+    let mut u = User::new(source_id, user_name);
+    u.external_id = text(&o, "externalId");
+    if let Some(Value::Object(n)) = o.get("name") {
+        u.name = Name {
+            formatted: text(n, "formatted"),
+            family_name: text(n, "familyName"),
+            given_name: text(n, "givenName"),
+            middle_name: text(n, "middleName"),
+            honorific_prefix: text(n, "honorificPrefix"),
+            honorific_suffix: text(n, "honorificSuffix"),
+        };
+    }
+    u.display_name = text(&o, "displayName");
+    u.nick_name = text(&o, "nickName");
+    u.title = text(&o, "title");
+    u.user_type = text(&o, "userType");
+    u.preferred_language = text(&o, "preferredLanguage");
+    u.locale = text(&o, "locale");
+    u.timezone = text(&o, "timezone");
+    u.active = o.get("active").and_then(Value::as_bool).unwrap_or(true);
+    u.emails = objects(&o, "emails")
+        .filter_map(|e| {
+            Some(Email {
+                value: text(e, "value")?,
+                kind: text(e, "type"),
+                primary: flag(e, "primary"),
+            })
+        })
+        .collect();
+    u.phone_numbers = objects(&o, "phoneNumbers")
+        .filter_map(|e| {
+            Some(Phone {
+                value: text(e, "value")?,
+                kind: text(e, "type"),
+                primary: flag(e, "primary"),
+            })
+        })
+        .collect();
+    u.addresses = objects(&o, "addresses")
+        .map(|a| Address {
+            formatted: text(a, "formatted"),
+            street_address: text(a, "streetAddress"),
+            locality: text(a, "locality"),
+            region: text(a, "region"),
+            postal_code: text(a, "postalCode"),
+            country: text(a, "country"),
+            kind: text(a, "type"),
+            primary: flag(a, "primary"),
+        })
+        .collect();
+    if let Some(Value::Object(e)) = o.get(crate::ENTERPRISE_SCHEMA) {
+        u.employee_id = text(e, "employeeNumber");
+        u.cost_center = text(e, "costCenter");
+        u.organization = text(e, "organization");
+        u.division = text(e, "division");
+        u.department = text(e, "department");
+        u.manager = match e.get("manager") {
+            Some(Value::Object(m)) => text(m, "value").filter(|v| !v.is_empty()),
+            // Entra sometimes sends the manager's id as a plain string.
+            Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
+            _ => None,
+        };
+    }
+    Ok(u)
+}
+
+/// A group as a SCIM resource.
+pub fn group_to_scim(g: &Group, base: &str, members: Option<&[MemberView]>, meta: &Meta) -> Value {
+    let mut o = Map::new();
+    o.insert("schemas".into(), json!([crate::GROUP_SCHEMA]));
+    o.insert("id".into(), Value::String(g.source_id.clone()));
+    put(&mut o, "externalId", &g.external_id);
+    o.insert("displayName".into(), Value::String(g.display_name.clone()));
+    if let Some(members) = members {
+        if !members.is_empty() {
+            let list = members
+                .iter()
+                .map(|m| {
+                    let (kind, ep) = match m.member.kind {
+                        MemberKind::User => ("User", "Users"),
+                        MemberKind::Group => ("Group", "Groups"),
+                    };
+                    let mut v = json!({"value": m.member.id, "$ref": format!("{base}/{ep}/{}", m.member.id), "type": kind});
+                    if let (Some(d), Some(obj)) = (&m.display, v.as_object_mut()) {
+                        obj.insert("display".into(), Value::String(d.clone()));
+                    }
+                    v
+                })
+                .collect();
+            o.insert("members".into(), Value::Array(list));
+        }
+    }
+    o.insert(
+        "meta".into(),
+        meta_json("Group", format!("{base}/Groups/{}", g.source_id), meta),
+    );
+    Value::Object(o)
+}
+
+/// A member named in a request: its id, and its type when the client gave one.
+pub type RequestedMember = (String, Option<MemberKind>);
+
+/// A group and its members (ids with their type, when given) from a SCIM body.
+pub fn group_from_scim(
+    body: &Value,
+    source_id: &str,
+) -> Result<(Group, Vec<RequestedMember>), ScimError> {
+    let o = normalize(body, &GROUP_RESOURCE)?;
+    let name = text(&o, "displayName")
+        .filter(|s| !s.trim().is_empty())
+        .ok_or_else(|| ScimError::invalid_value("displayName is required"))?;
+    let mut g = Group::new(source_id, name);
+    g.external_id = text(&o, "externalId");
+    let members = objects(&o, "members")
+        .filter_map(|m| {
+            let id = text(m, "value")?;
+            let kind = match text(m, "type").map(|t| t.to_ascii_lowercase()).as_deref() {
+                Some("user") => Some(MemberKind::User),
+                Some("group") => Some(MemberKind::Group),
+                _ => None,
+            };
+            Some((id, kind))
+        })
+        .collect();
+    Ok((g, members))
+}
+
+/// Keep only the attributes asked for (`attributes`) or drop those refused
+/// (`excludedAttributes`), per RFC 7644 §3.4.2.5. `id` and `schemas` always stay.
+pub fn project(resource: &mut Value, attributes: &[String], excluded: &[String]) {
+    let Some(o) = resource.as_object_mut() else {
+        return;
+    };
+    let always = |k: &str| k == "id" || k == "schemas" || k == "meta";
+    let top = |p: &str| -> String {
+        let p = p.trim();
+        let last = p.rsplit(':').next().unwrap_or(p);
+        last.split('.').next().unwrap_or(last).to_ascii_lowercase()
+    };
+    if !attributes.is_empty() {
+        let keep: Vec<String> = attributes.iter().map(|a| top(a)).collect();
+        o.retain(|k, v| {
+            if always(k) {
+                return true;
+            }
+            if k.starts_with("urn:") {
+                if let Value::Object(inner) = v {
+                    inner.retain(|ik, _| keep.contains(&ik.to_ascii_lowercase()));
+                    return !inner.is_empty();
+                }
+            }
+            keep.contains(&k.to_ascii_lowercase())
+        });
+    }
+    if !excluded.is_empty() {
+        let drop: Vec<String> = excluded.iter().map(|a| top(a)).collect();
+        o.retain(|k, v| {
+            if always(k) {
+                return true;
+            }
+            if k.starts_with("urn:") {
+                if let Value::Object(inner) = v {
+                    inner.retain(|ik, _| !drop.contains(&ik.to_ascii_lowercase()));
+                    return !inner.is_empty();
+                }
+            }
+            !drop.contains(&k.to_ascii_lowercase())
+        });
+    }
+}
