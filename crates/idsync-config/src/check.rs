@@ -13,7 +13,7 @@ pub(crate) struct Checker<'a> {
     errors: Vec<ConfigError>,
 }
 
-const SOURCE_TYPES: &[&str] = &["file"];
+const SOURCE_TYPES: &[&str] = &["file", "scim"];
 const TARGET_TYPES: &[&str] = &["test"];
 
 impl<'a> Checker<'a> {
@@ -223,6 +223,25 @@ impl<'a> Checker<'a> {
         }
         let interval = self.duration(t, "interval", &path);
         match kind.as_str() {
+            "scim" => {
+                // A push source: idsync's SCIM endpoint at /scim/v2/<directory>/ writes into the
+                // directory; tokens come from `idsync token create <directory>`.
+                self.keys(t, &path, &common);
+                if interval.is_some() {
+                    let span = t.get("interval").and_then(Item::span);
+                    self.err(
+                        &span,
+                        &format!("{path}.interval"),
+                        "a scim source is pushed to; it has no schedule",
+                    );
+                }
+                Some(SourceConfig {
+                    name: name.to_string(),
+                    directory,
+                    interval: None,
+                    kind: SourceKind::Scim,
+                })
+            }
             "file" => {
                 self.keys(
                     t,

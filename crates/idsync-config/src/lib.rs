@@ -98,6 +98,8 @@ pub struct SourceConfig {
 #[derive(Debug, Clone)]
 pub enum SourceKind {
     File(FileSourceConfig),
+    /// Pushed to through idsync's SCIM endpoint.
+    Scim,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

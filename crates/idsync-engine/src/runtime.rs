@@ -78,6 +78,8 @@ impl Runtime {
         rt.retention_days = config.store.retention_days;
         for (name, sc) in &config.sources {
             let source: Arc<dyn Source> = match &sc.kind {
+                // Push sources write straight into their directory: nothing to read.
+                SourceKind::Scim => continue,
                 SourceKind::File(f) => Arc::new(FileSource::new(FileSourceConfig {
                     format: match f.format {
                         idsync_config::FileFormat::Json => FileFormat::Json,
@@ -132,7 +134,11 @@ impl Runtime {
                             ..Backoff::default()
                         },
                     },
-                    source: Some(fc.source.clone()),
+                    // A flow reads its source first only when there is something to read.
+                    source: rt
+                        .sources
+                        .contains_key(&fc.source)
+                        .then(|| fc.source.clone()),
                     enabled: fc.enabled,
                     full_reconcile_interval: fc.full_reconcile_interval,
                 },

@@ -167,6 +167,26 @@ fn apply_one(
     value: Option<&Value>,
     schema: &ResourceSchema,
 ) -> Result<(), ScimError> {
+    // A path that names a whole extension schema.
+    if let Some(ext) = path
+        .filter(|p| p.filter.is_none())
+        .and_then(|p| extension_named(schema, p))
+    {
+        return match kind {
+            PatchKind::Remove => {
+                res.remove(ext);
+                Ok(())
+            }
+            PatchKind::Add | PatchKind::Replace => {
+                let mut wrapped = Map::new();
+                wrapped.insert(ext.to_string(), value.cloned().unwrap_or(Value::Null));
+                if kind == PatchKind::Replace {
+                    res.remove(ext);
+                }
+                apply_one(res, kind, None, Some(&Value::Object(wrapped)), schema)
+            }
+        };
+    }
     let Some(path) = path else {
         // No path: the value is an object of attribute paths (or extension URNs) to values.
         let Some(Value::Object(map)) = value else {
@@ -184,6 +204,9 @@ fn apply_one(
                     return Err(ScimError::invalid_value(format!("{k} must be an object")));
                 };
                 for (k2, v2) in inner {
+                    if k2.eq_ignore_ascii_case("schemas") {
+                        continue;
+                    }
                     let p = PatchPath {
                         attr: AttrPath {
                             urn: Some(k.clone()),
@@ -208,6 +231,12 @@ fn apply_one(
         .ok_or_else(|| ScimError::invalid_path(format!("no attribute {}", path.attr)))?;
     if r.attr.mutability == "readOnly" || r.sub.is_some_and(|s| s.mutability == "readOnly") {
         return Err(ScimError::mutability(format!("{} is read-only", path.attr)));
+    }
+    if kind == PatchKind::Remove && r.attr.required && r.sub.is_none() && path.filter.is_none() {
+        return Err(ScimError::invalid_value(format!(
+            "{} is required and cannot be removed",
+            r.attr.name
+        )));
     }
     let holder = holder(res, &r)?;
     let key = r.attr.name.to_string();
@@ -246,6 +275,19 @@ fn apply_one(
         }
         (Some(filter), _) => filtered(holder, &key, r.attr, path, filter, kind, value, schema),
     }
+}
+
+/// The extension a path names as a whole (`urn:...:enterprise:2.0:User`), if any.
+fn extension_named(schema: &ResourceSchema, p: &PatchPath) -> Option<&'static str> {
+    let full = match (&p.attr.urn, &p.attr.sub) {
+        (Some(urn), None) => format!("{urn}:{}", p.attr.name),
+        _ => return None,
+    };
+    schema
+        .extensions
+        .iter()
+        .find(|e| e.id.eq_ignore_ascii_case(&full))
+        .map(|e| e.id)
 }
 
 fn holder<'a>(
@@ -629,6 +671,9 @@ pub fn normalize(body: &Value, schema: &ResourceSchema) -> Result<Map<String, Va
             };
             let mut ext_out = Map::new();
             for (k2, v2) in inner {
+                if k2.eq_ignore_ascii_case("schemas") {
+                    continue;
+                }
                 let a = ext
                     .attrs
                     .iter()

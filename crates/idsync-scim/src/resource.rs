@@ -71,9 +71,7 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
         let mut e = Map::new();
         e.insert("value".into(), Value::String(value.into()));
         put(&mut e, "type", kind);
-        if primary {
-            e.insert("primary".into(), Value::Bool(true));
-        }
+        e.insert("primary".into(), Value::Bool(primary));
         Value::Object(e)
     };
     if !u.emails.is_empty() {
@@ -111,9 +109,7 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
                 put(&mut m, "postalCode", &a.postal_code);
                 put(&mut m, "country", &a.country);
                 put(&mut m, "type", &a.kind);
-                if a.primary {
-                    m.insert("primary".into(), Value::Bool(true));
-                }
+                m.insert("primary".into(), Value::Bool(a.primary));
                 Value::Object(m)
             })
             .collect();

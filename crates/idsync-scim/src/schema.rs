@@ -195,7 +195,12 @@ pub static USER: Schema = Schema {
         s("preferredLanguage"),
         s("locale"),
         s("timezone"),
-        attr("active", AttrType::Boolean),
+        // idsync keeps an active state for every user (absent on create means true), so the
+        // attribute cannot be removed.
+        Attr {
+            required: true,
+            ..attr("active", AttrType::Boolean)
+        },
         multi(complex("emails", &TYPE_PRIMARY_VALUE)),
         multi(complex("phoneNumbers", &PHONE_SUB)),
         multi(complex("addresses", &ADDRESS_SUB)),

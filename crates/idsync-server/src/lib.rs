@@ -3,6 +3,7 @@
 //! becomes an HTTP response in one place ([`ApiError`]).
 
 mod error;
+mod scim;
 
 pub use error::ApiError;
 
@@ -42,11 +43,13 @@ pub fn router(svc: Arc<Service>, admin_token: Option<String>) -> Router {
         .route("/runs/{id}/log", get(run_log))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+    let scim = scim::router(Arc::clone(&state.svc), None);
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .nest("/api/v1", api)
         .with_state(state)
+        .merge(scim)
 }
 
 async fn require_token(

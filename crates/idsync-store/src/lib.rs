@@ -7,7 +7,10 @@
 //! PostgreSQL shares, so a PostgreSQL backend can run the same queries. Every multi-row write
 //! is one transaction.
 
+mod push;
 mod types;
+
+pub use push::{StoredGroup, StoredUser, TokenInfo, Unique};
 
 pub use types::*;
 
@@ -37,6 +40,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("corrupt {what} in the store: {message}")]
     Corrupt { what: String, message: String },
 }
@@ -278,78 +283,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<WriteSummary, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let mut log = ChangeWriter::start(&mut tx, dir, now_ms).await?;
-        for change in changes {
-            let logged = match change {
-                Change::UpsertUser { user } => {
-                    let existing =
-                        sqlx::query("SELECT id, data FROM users WHERE dir = $1 AND source_id = $2")
-                            .bind(dir)
-                            .bind(&user.source_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    let mut u = user.clone();
-                    u.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
-                    let data = encode("user", &u)?;
-                    if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
-                        None
-                    } else {
-                        write_user(&mut tx, dir, &u, &data).await?;
-                        Some(Change::UpsertUser { user: u })
-                    }
-                }
-                Change::UpsertGroup { group } => {
-                    let existing = sqlx::query(
-                        "SELECT id, data FROM groups_ WHERE dir = $1 AND source_id = $2",
-                    )
-                    .bind(dir)
-                    .bind(&group.source_id)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let mut g = group.clone();
-                    g.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
-                    let data = encode("group", &g)?;
-                    if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
-                        None
-                    } else {
-                        write_group(&mut tx, dir, &g, &data).await?;
-                        Some(Change::UpsertGroup { group: g })
-                    }
-                }
-                Change::DeleteUser { source_id } => {
-                    delete_object(&mut tx, dir, MemberKind::User, source_id)
-                        .await?
-                        .then(|| change.clone())
-                }
-                Change::DeleteGroup { source_id } => {
-                    delete_object(&mut tx, dir, MemberKind::Group, source_id)
-                        .await?
-                        .then(|| change.clone())
-                }
-                Change::AddMember { group, member } => {
-                    let m = Membership {
-                        group: group.clone(),
-                        member: member.clone(),
-                    };
-                    insert_membership(&mut tx, dir, &m)
-                        .await?
-                        .then(|| change.clone())
-                }
-                Change::RemoveMember { group, member } => {
-                    let m = Membership {
-                        group: group.clone(),
-                        member: member.clone(),
-                    };
-                    delete_membership(&mut tx, dir, &m)
-                        .await?
-                        .then(|| change.clone())
-                }
-            };
-            if let Some(c) = logged {
-                log.push(&mut tx, &c).await?;
-            }
-        }
-        let summary = log.finish(&mut tx, source, source_cursor).await?;
+        let summary = write_changes(&mut tx, dir, source, changes, source_cursor, now_ms).await?;
         tx.commit().await?;
         Ok(summary)
     }
@@ -672,6 +606,86 @@ impl Store {
     }
 }
 
+/// Apply changes and log those that change something, inside a transaction.
+pub(crate) async fn write_changes(
+    tx: &mut Tx<'_>,
+    dir: &str,
+    source: &str,
+    changes: &[Change],
+    source_cursor: Option<&str>,
+    now_ms: i64,
+) -> Result<WriteSummary, StoreError> {
+    let mut log = ChangeWriter::start(tx, dir, now_ms).await?;
+    for change in changes {
+        let logged = match change {
+            Change::UpsertUser { user } => {
+                let existing =
+                    sqlx::query("SELECT id, data FROM users WHERE dir = $1 AND source_id = $2")
+                        .bind(dir)
+                        .bind(&user.source_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                let mut u = user.clone();
+                u.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
+                let data = encode("user", &u)?;
+                if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
+                    None
+                } else {
+                    write_user(tx, dir, &u, &data, log.now_ms).await?;
+                    Some(Change::UpsertUser { user: u })
+                }
+            }
+            Change::UpsertGroup { group } => {
+                let existing =
+                    sqlx::query("SELECT id, data FROM groups_ WHERE dir = $1 AND source_id = $2")
+                        .bind(dir)
+                        .bind(&group.source_id)
+                        .fetch_optional(&mut **tx)
+                        .await?;
+                let mut g = group.clone();
+                g.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
+                let data = encode("group", &g)?;
+                if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
+                    None
+                } else {
+                    write_group(tx, dir, &g, &data, log.now_ms).await?;
+                    Some(Change::UpsertGroup { group: g })
+                }
+            }
+            Change::DeleteUser { source_id } => delete_object(tx, dir, MemberKind::User, source_id)
+                .await?
+                .then(|| change.clone()),
+            Change::DeleteGroup { source_id } => {
+                delete_object(tx, dir, MemberKind::Group, source_id)
+                    .await?
+                    .then(|| change.clone())
+            }
+            Change::AddMember { group, member } => {
+                let m = Membership {
+                    group: group.clone(),
+                    member: member.clone(),
+                };
+                insert_membership(tx, dir, &m)
+                    .await?
+                    .then(|| change.clone())
+            }
+            Change::RemoveMember { group, member } => {
+                let m = Membership {
+                    group: group.clone(),
+                    member: member.clone(),
+                };
+                delete_membership(tx, dir, &m)
+                    .await?
+                    .then(|| change.clone())
+            }
+        };
+        if let Some(c) = logged {
+            log.push(tx, &c).await?;
+        }
+    }
+    log.finish(tx, source, source_cursor).await
+}
+
 const RUN_COLUMNS: &str = "SELECT id, flow, trigger, mode, started_ms, ended_ms, status, counts, error, dry_run FROM runs";
 
 fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run, StoreError> {
@@ -786,7 +800,13 @@ trait DirObject: Clone + serde::Serialize {
     fn source_id(&self) -> &str;
     fn set_id(&mut self, id: String);
     fn into_change(self) -> Change;
-    async fn write(&self, tx: &mut Tx<'_>, dir: &str, data: &str) -> Result<(), StoreError>;
+    async fn write(
+        &self,
+        tx: &mut Tx<'_>,
+        dir: &str,
+        data: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError>;
 }
 
 impl DirObject for User {
@@ -801,8 +821,14 @@ impl DirObject for User {
     fn into_change(self) -> Change {
         Change::UpsertUser { user: self }
     }
-    async fn write(&self, tx: &mut Tx<'_>, dir: &str, data: &str) -> Result<(), StoreError> {
-        write_user(tx, dir, self, data).await
+    async fn write(
+        &self,
+        tx: &mut Tx<'_>,
+        dir: &str,
+        data: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        write_user(tx, dir, self, data, now_ms).await
     }
 }
 
@@ -818,8 +844,14 @@ impl DirObject for Group {
     fn into_change(self) -> Change {
         Change::UpsertGroup { group: self }
     }
-    async fn write(&self, tx: &mut Tx<'_>, dir: &str, data: &str) -> Result<(), StoreError> {
-        write_group(tx, dir, self, data).await
+    async fn write(
+        &self,
+        tx: &mut Tx<'_>,
+        dir: &str,
+        data: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        write_group(tx, dir, self, data, now_ms).await
     }
 }
 
@@ -850,37 +882,51 @@ async fn upsert_all<T: DirObject>(
         if known.is_some_and(|(_, d)| d == data) {
             continue;
         }
-        item.write(tx, dir, &data).await?;
+        item.write(tx, dir, &data, log.now_ms).await?;
         log.push(tx, &item.into_change()).await?;
     }
     Ok(current.into_keys().collect())
 }
 
-async fn write_user(tx: &mut Tx<'_>, dir: &str, u: &User, data: &str) -> Result<(), StoreError> {
+async fn write_user(
+    tx: &mut Tx<'_>,
+    dir: &str,
+    u: &User,
+    data: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO users (dir, source_id, id, user_name, data) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (dir, source_id) DO UPDATE SET user_name = excluded.user_name, data = excluded.data",
+        "INSERT INTO users (dir, source_id, id, user_name, data, created_ms, modified_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (dir, source_id) DO UPDATE SET user_name = excluded.user_name, data = excluded.data, modified_ms = excluded.modified_ms",
     )
     .bind(dir)
     .bind(&u.source_id)
     .bind(&u.id)
     .bind(&u.user_name)
     .bind(data)
+    .bind(now_ms)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-async fn write_group(tx: &mut Tx<'_>, dir: &str, g: &Group, data: &str) -> Result<(), StoreError> {
+async fn write_group(
+    tx: &mut Tx<'_>,
+    dir: &str,
+    g: &Group,
+    data: &str,
+    now_ms: i64,
+) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO groups_ (dir, source_id, id, display_name, data) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (dir, source_id) DO UPDATE SET display_name = excluded.display_name, data = excluded.data",
+        "INSERT INTO groups_ (dir, source_id, id, display_name, data, created_ms, modified_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (dir, source_id) DO UPDATE SET display_name = excluded.display_name, data = excluded.data, modified_ms = excluded.modified_ms",
     )
     .bind(dir)
     .bind(&g.source_id)
     .bind(&g.id)
     .bind(&g.display_name)
     .bind(data)
+    .bind(now_ms)
     .execute(&mut **tx)
     .await?;
     Ok(())

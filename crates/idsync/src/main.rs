@@ -80,12 +80,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Bearer tokens of the SCIM push endpoint (/scim/v2/<directory>/).
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
     /// The provisioning log of one run: every operation, its outcome and error.
     Log {
         run: String,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a bearer token for a directory's SCIM endpoint; it is printed once, only its hash is kept.
+    Create {
+        directory: String,
+        /// A name to tell tokens apart ("entra-prod").
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List tokens: id, directory, name, creation, last use, revocation.
+    List {
+        #[arg(long)]
+        directory: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id.
+    Revoke { id: String },
 }
 
 #[derive(Subcommand)]
@@ -240,6 +265,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        Command::Token { command } => token(&rt, &config, command).await,
         Command::Log { run, json } => {
             let Some(r) = rt.store.get_run(&run).await? else {
                 return Err(EngineError::UnknownRun(run).into());
@@ -327,4 +353,72 @@ async fn serve(
     }
     svc.runtime.store.close().await;
     Ok(0)
+}
+
+fn when(ms: Option<i64>) -> String {
+    ms.and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)).ok())
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| "-".to_string())
+}
+
+async fn token(rt: &Runtime, config: &Config, command: TokenCommand) -> anyhow::Result<u8> {
+    let now = rt.clock.now_ms();
+    match command {
+        TokenCommand::Create { directory, name } => {
+            let pushed = config.sources.values().any(|s| {
+                s.directory == directory && matches!(s.kind, idsync_config::SourceKind::Scim)
+            });
+            if !pushed {
+                eprintln!(
+                    "warning: no source of type \"scim\" fills directory {directory:?} in {}; pushes will land in the directory but no flow reads it",
+                    config.file.display()
+                );
+            }
+            let (info, secret) = rt.store.create_token(&directory, &name, now).await?;
+            println!("token {} for directory {directory} ({name}):", info.id);
+            println!("{secret}");
+            println!(
+                "SCIM base URL: http://{}/scim/v2/{directory}  (this token is shown once; only its hash is kept)",
+                config.server.listen
+            );
+            Ok(0)
+        }
+        TokenCommand::List { directory, json } => {
+            let tokens = rt.store.list_tokens(directory.as_deref()).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&tokens)?);
+                return Ok(0);
+            }
+            println!(
+                "{:<36}  {:<16}  {:<16}  {:<20}  {:<20}  REVOKED",
+                "ID", "DIRECTORY", "NAME", "CREATED", "LAST USED"
+            );
+            for t in tokens {
+                println!(
+                    "{:<36}  {:<16}  {:<16}  {:<20}  {:<20}  {}",
+                    t.id,
+                    t.directory,
+                    t.name,
+                    when(Some(t.created_ms)),
+                    when(t.last_used_ms),
+                    when(t.revoked_ms)
+                );
+            }
+            Ok(0)
+        }
+        TokenCommand::Revoke { id } => {
+            if rt.store.revoke_token(&id, now).await? {
+                println!("token {id} revoked");
+                Ok(0)
+            } else {
+                eprintln!("error: no live token with id {id}");
+                Ok(EXIT_CONFIG)
+            }
+        }
+    }
 }

@@ -1,0 +1,1113 @@
+//! The SCIM 2.0 push endpoint: `/scim/v2/<directory>/...`, one per directory, each with its own
+//! bearer tokens. Writes land in the directory and its change log, and the directory's flows
+//! are woken at once.
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use idsync_core::{Change, MemberKind, MemberRef};
+use idsync_engine::{Service, Trigger};
+use idsync_scim::filter::{values, AttrPath, Filter};
+use idsync_scim::patch::{apply, parse_request};
+use idsync_scim::resource::{
+    group_from_scim, group_to_scim, project, user_from_scim, user_to_scim, MemberView, Meta,
+};
+use idsync_scim::schema::{
+    all_schemas, schema_json, ResourceSchema, GROUP_RESOURCE, USER_RESOURCE,
+};
+use idsync_scim::{ScimError, LIST_RESPONSE, SERVICE_PROVIDER_CONFIG_SCHEMA};
+use idsync_store::{StoreError, StoredGroup, StoredUser, Unique};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// Most resources in one page.
+pub const MAX_RESULTS: usize = 200;
+
+#[derive(Clone)]
+pub(crate) struct ScimState {
+    svc: Arc<Service>,
+    /// The externally visible base URL prefix, e.g. `http://127.0.0.1:8080` (from Host when empty).
+    public_url: Option<Arc<str>>,
+}
+
+/// An error on the SCIM endpoint: always a SCIM error body with status and scimType.
+pub(crate) struct ScimFailure(ScimError);
+
+impl From<ScimError> for ScimFailure {
+    fn from(e: ScimError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<StoreError> for ScimFailure {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(msg) => Self(ScimError::uniqueness(msg)),
+            other => {
+                tracing::error!(error = %other, "store error on the SCIM endpoint");
+                Self(ScimError::internal(
+                    "the store failed; the request changed nothing",
+                ))
+            }
+        }
+    }
+}
+
+impl IntoResponse for ScimFailure {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.0.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, self.0.to_json().to_string()).into_response();
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/scim+json"),
+        );
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+type ScimResult = Result<Response, ScimFailure>;
+
+fn scim_json(
+    status: StatusCode,
+    body: &Value,
+    etag: Option<&str>,
+    location: Option<&str>,
+) -> Response {
+    let mut resp = (status, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/scim+json"),
+    );
+    if let Some(e) = etag.and_then(|e| HeaderValue::from_str(&format!("W/\"{e}\"")).ok()) {
+        h.insert(header::ETAG, e);
+    }
+    if let Some(l) = location.and_then(|l| HeaderValue::from_str(l).ok()) {
+        h.insert(header::LOCATION, l);
+    }
+    resp
+}
+
+pub(crate) fn router(svc: Arc<Service>, public_url: Option<String>) -> Router {
+    let state = ScimState {
+        svc,
+        public_url: public_url.map(Arc::from),
+    };
+    Router::new()
+        .route(
+            "/scim/v2/{dir}/ServiceProviderConfig",
+            get(service_provider_config),
+        )
+        .route("/scim/v2/{dir}/ResourceTypes", get(resource_types))
+        .route("/scim/v2/{dir}/ResourceTypes/{id}", get(resource_type))
+        .route("/scim/v2/{dir}/Schemas", get(schemas))
+        .route("/scim/v2/{dir}/Schemas/{id}", get(schema))
+        .route("/scim/v2/{dir}/Users", get(list_users).post(create_user))
+        .route(
+            "/scim/v2/{dir}/Users/{id}",
+            get(get_user)
+                .put(replace_user)
+                .patch(patch_user)
+                .delete(delete_user),
+        )
+        .route("/scim/v2/{dir}/Groups", get(list_groups).post(create_group))
+        .route(
+            "/scim/v2/{dir}/Groups/{id}",
+            get(get_group)
+                .put(replace_group)
+                .patch(patch_group)
+                .delete(delete_group),
+        )
+        .route(
+            "/scim/v2/{dir}/Me",
+            get(me).post(me).put(me).patch(me).delete(me),
+        )
+        .route("/scim/v2/{dir}/.search", post(search_all))
+        .route("/scim/v2/{dir}/Users/.search", post(search_users_post))
+        .route("/scim/v2/{dir}/Groups/.search", post(search_groups_post))
+        .route("/scim/v2/{dir}/{*rest}", any(no_such_endpoint))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+async fn authenticate(
+    State(st): State<ScimState>,
+    Path(params): Path<BTreeMap<String, String>>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ScimFailure> {
+    let dir = params.get("dir").cloned().unwrap_or_default();
+    let secret = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if secret.is_empty() {
+        return Err(ScimError::unauthorized().into());
+    }
+    let now = st.svc.runtime.clock.now_ms();
+    match st.svc.runtime.store.verify_token(&secret, now).await? {
+        Some(token) if token.directory == dir => Ok(next.run(req).await),
+        _ => Err(ScimError::unauthorized().into()),
+    }
+}
+
+impl ScimState {
+    fn base(&self, headers: &HeaderMap, dir: &str) -> String {
+        let root = match &self.public_url {
+            Some(u) => u.trim_end_matches('/').to_string(),
+            None => {
+                let host = headers
+                    .get(header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .unwrap_or("localhost");
+                format!("http://{host}")
+            }
+        };
+        format!("{root}/scim/v2/{dir}")
+    }
+
+    fn now(&self) -> i64 {
+        self.svc.runtime.clock.now_ms()
+    }
+
+    /// After a write: wake the directory's flows.
+    fn written(&self, dir: &str) {
+        self.svc.notify(dir, Trigger::Push);
+    }
+}
+
+fn rfc3339(ms: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// A weak ETag from the resource's content (FNV-1a, 64 bits).
+fn version_of(v: &Value) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in v.to_string().bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+fn meta(created: i64, modified: i64) -> Meta {
+    Meta {
+        created: rfc3339(created),
+        last_modified: rfc3339(modified),
+        version: None,
+    }
+}
+
+/// Fill in meta.version from the content and return it.
+fn with_version(mut v: Value) -> (Value, String) {
+    let version = version_of(&v);
+    if let Some(m) = v.get_mut("meta").and_then(Value::as_object_mut) {
+        m.insert("version".into(), Value::String(format!("W/\"{version}\"")));
+    }
+    (v, version)
+}
+
+fn check_if_match(headers: &HeaderMap, version: &str) -> Result<(), ScimError> {
+    let Some(want) = headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let ok = want
+        .split(',')
+        .map(str::trim)
+        .any(|w| w == "*" || w.trim_start_matches("W/").trim_matches('"') == version);
+    if ok {
+        Ok(())
+    } else {
+        Err(ScimError::precondition_failed(
+            "the resource changed since the ETag given in If-Match",
+        ))
+    }
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct ListParams {
+    filter: Option<String>,
+    start_index: Option<String>,
+    count: Option<String>,
+    sort_by: Option<String>,
+    sort_order: Option<String>,
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+fn split_list(s: &Option<String>) -> Vec<String> {
+    s.as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(|a| a.trim().to_string())
+                .filter(|a| !a.is_empty())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct Paging {
+    start: usize,
+    count: usize,
+}
+
+fn paging(p: &ListParams) -> Result<Paging, ScimError> {
+    let num = |s: &Option<String>, what: &str| -> Result<Option<i64>, ScimError> {
+        s.as_deref()
+            .map(|v| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| ScimError::invalid_value(format!("{what} must be an integer")))
+            })
+            .transpose()
+    };
+    let start = num(&p.start_index, "startIndex")?.unwrap_or(1).max(1);
+    let count = num(&p.count, "count")?
+        .unwrap_or(100)
+        .clamp(0, MAX_RESULTS as i64);
+    Ok(Paging {
+        start: usize::try_from(start).unwrap_or(1),
+        count: usize::try_from(count).unwrap_or(0),
+    })
+}
+
+fn list_response(
+    mut items: Vec<Value>,
+    p: &ListParams,
+    schema: &ResourceSchema,
+) -> Result<Value, ScimError> {
+    if let Some(sort_by) = p.sort_by.as_deref().filter(|s| !s.trim().is_empty()) {
+        let path = AttrPath::parse(sort_by.trim()).map_err(|_| {
+            ScimError::invalid_value(format!("sortBy: {sort_by:?} is not an attribute path"))
+        })?;
+        let exact = schema.case_exact(&path);
+        let key = |v: &Value| -> Option<String> {
+            values(v, &path).into_iter().find_map(|x| match x {
+                Value::String(s) if exact => Some(s.clone()),
+                Value::String(s) => Some(s.to_lowercase()),
+                Value::Object(o) => o
+                    .get("value")
+                    .and_then(Value::as_str)
+                    .map(str::to_lowercase),
+                Value::Null => None,
+                other => Some(other.to_string()),
+            })
+        };
+        // Resources without the attribute sort last in ascending order.
+        items.sort_by(|a, b| match (key(a), key(b)) {
+            (Some(x), Some(y)) => x.cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => std::cmp::Ordering::Equal,
+        });
+        if p.sort_order
+            .as_deref()
+            .is_some_and(|o| o.eq_ignore_ascii_case("descending"))
+        {
+            items.reverse();
+        }
+    }
+    let pg = paging(p)?;
+    let total = items.len();
+    let page: Vec<Value> = items
+        .into_iter()
+        .skip(pg.start - 1)
+        .take(pg.count)
+        .collect();
+    Ok(json!({
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "startIndex": pg.start,
+        "itemsPerPage": page.len(),
+        "Resources": page,
+    }))
+}
+
+// ------------------------------------------------------------------------------ discovery
+
+async fn service_provider_config(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    Ok(scim_json(
+        StatusCode::OK,
+        &json!({
+            "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
+            "documentationUri": "https://github.com/idsync/idsync",
+            "patch": {"supported": true},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": MAX_RESULTS},
+            "changePassword": {"supported": false},
+            "sort": {"supported": true},
+            "etag": {"supported": true},
+            "authenticationSchemes": [{
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "A token made with `idsync token create <directory>`",
+                "primary": true
+            }],
+            "meta": {"resourceType": "ServiceProviderConfig", "location": format!("{base}/ServiceProviderConfig")}
+        }),
+        None,
+        None,
+    ))
+}
+
+fn resource_schemas() -> [&'static ResourceSchema; 2] {
+    [&USER_RESOURCE, &GROUP_RESOURCE]
+}
+
+async fn resource_types(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let items: Vec<Value> = resource_schemas()
+        .iter()
+        .map(|r| r.resource_type_json(&base))
+        .collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &json!({"schemas": [LIST_RESPONSE], "totalResults": items.len(), "startIndex": 1, "itemsPerPage": items.len(), "Resources": items}),
+        None,
+        None,
+    ))
+}
+
+async fn resource_type(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let r = resource_schemas()
+        .into_iter()
+        .find(|r| r.name.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| ScimError::not_found(format!("no resource type {id}")))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &r.resource_type_json(&base),
+        None,
+        None,
+    ))
+}
+
+async fn schemas(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let items: Vec<Value> = all_schemas()
+        .iter()
+        .map(|s| schema_json(s, &base))
+        .collect();
+    Ok(scim_json(
+        StatusCode::OK,
+        &json!({"schemas": [LIST_RESPONSE], "totalResults": items.len(), "startIndex": 1, "itemsPerPage": items.len(), "Resources": items}),
+        None,
+        None,
+    ))
+}
+
+async fn schema(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let s = all_schemas()
+        .into_iter()
+        .find(|s| s.id.eq_ignore_ascii_case(&id))
+        .ok_or_else(|| ScimError::not_found(format!("no schema {id}")))?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &schema_json(s, &base),
+        None,
+        None,
+    ))
+}
+
+async fn me() -> ScimResult {
+    Err(ScimError::new(
+        501,
+        None,
+        "/Me is not supported: tokens authenticate a provisioning client, not a user",
+    )
+    .into())
+}
+
+// ----------------------------------------------------------------------------------- users
+
+async fn user_json(
+    st: &ScimState,
+    dir: &str,
+    base: &str,
+    su: &StoredUser,
+) -> Result<(Value, String), ScimFailure> {
+    let groups = st
+        .svc
+        .runtime
+        .store
+        .member_of(dir, &su.user.source_id)
+        .await?;
+    Ok(with_version(user_to_scim(
+        &su.user,
+        base,
+        &groups,
+        &meta(su.created_ms, su.modified_ms),
+    )))
+}
+
+async fn load_user(st: &ScimState, dir: &str, id: &str) -> Result<StoredUser, ScimFailure> {
+    st.svc
+        .runtime
+        .store
+        .get_user(dir, id)
+        .await?
+        .ok_or_else(|| ScimFailure(ScimError::not_found(format!("no user with id {id}"))))
+}
+
+async fn list_users(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    Query(p): Query<ListParams>,
+) -> ScimResult {
+    let items = search_users(&st, &dir, &headers, &p).await?;
+    let mut body = list_response(items, &p, &USER_RESOURCE)?;
+    project_list(&mut body, &p);
+    Ok(scim_json(StatusCode::OK, &body, None, None))
+}
+
+/// Every user matching the request's filter, as SCIM resources.
+async fn search_users(
+    st: &ScimState,
+    dir: &str,
+    headers: &HeaderMap,
+    p: &ListParams,
+) -> Result<Vec<Value>, ScimFailure> {
+    let base = st.base(headers, dir);
+    let dir = dir.to_string();
+    let store = &st.svc.runtime.store;
+    let filter = p
+        .filter
+        .as_deref()
+        .filter(|f| !f.trim().is_empty())
+        .map(Filter::parse)
+        .transpose()?;
+    let candidates = match filter.as_ref().and_then(Filter::simple_eq) {
+        Some((path, v)) if path.urn.is_none() && path.name.eq_ignore_ascii_case("userName") => {
+            store.find_users_by_name(&dir, v).await?
+        }
+        Some((path, v)) if path.urn.is_none() && path.name.eq_ignore_ascii_case("id") => {
+            store.get_user(&dir, v).await?.into_iter().collect()
+        }
+        _ => store.list_users(&dir).await?,
+    };
+    // Group memberships are looked up only when the filter could test them.
+    let wants_groups = p
+        .filter
+        .as_deref()
+        .is_some_and(|f| f.to_ascii_lowercase().contains("groups"));
+    let mut items = Vec::with_capacity(candidates.len());
+    for su in &candidates {
+        let v = if wants_groups {
+            user_json(st, &dir, &base, su).await?.0
+        } else {
+            with_version(user_to_scim(
+                &su.user,
+                &base,
+                &[],
+                &meta(su.created_ms, su.modified_ms),
+            ))
+            .0
+        };
+        if filter
+            .as_ref()
+            .is_none_or(|f| f.matches(&v, &|p| USER_RESOURCE.case_exact(p)))
+        {
+            items.push(v);
+        }
+    }
+    Ok(items)
+}
+
+fn project_list(body: &mut Value, p: &ListParams) {
+    let (a, x) = (
+        split_list(&p.attributes),
+        split_list(&p.excluded_attributes),
+    );
+    if let Some(list) = body.get_mut("Resources").and_then(Value::as_array_mut) {
+        for v in list.iter_mut() {
+            project(v, &a, &x);
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct Projection {
+    attributes: Option<String>,
+    excluded_attributes: Option<String>,
+}
+
+fn project_one(mut v: Value, p: &Projection) -> Value {
+    project(
+        &mut v,
+        &split_list(&p.attributes),
+        &split_list(&p.excluded_attributes),
+    );
+    v
+}
+
+async fn get_user(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(p): Query<Projection>,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let su = load_user(&st, &dir, &id).await?;
+    let (v, version) = user_json(&st, &dir, &base, &su).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &project_one(v, &p),
+        Some(&version),
+        None,
+    ))
+}
+
+async fn create_user(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let body = parse_body(&body)?;
+    let id = uuid::Uuid::new_v4().to_string();
+    let user = user_from_scim(&body, &id)?;
+    let check = Unique::UserName {
+        name: user.user_name.clone(),
+        except: None,
+    };
+    st.svc
+        .runtime
+        .store
+        .write_checked(
+            &dir,
+            "scim",
+            &[check],
+            &[Change::UpsertUser { user }],
+            st.now(),
+        )
+        .await?;
+    st.written(&dir);
+    let su = load_user(&st, &dir, &id).await?;
+    let (v, version) = user_json(&st, &dir, &base, &su).await?;
+    Ok(scim_json(
+        StatusCode::CREATED,
+        &v,
+        Some(&version),
+        Some(&format!("{base}/Users/{id}")),
+    ))
+}
+
+async fn save_user(
+    st: &ScimState,
+    dir: &str,
+    base: &str,
+    id: &str,
+    user: idsync_core::User,
+) -> ScimResult {
+    let check = Unique::UserName {
+        name: user.user_name.clone(),
+        except: Some(id.to_string()),
+    };
+    st.svc
+        .runtime
+        .store
+        .write_checked(
+            dir,
+            "scim",
+            &[check],
+            &[Change::UpsertUser { user }],
+            st.now(),
+        )
+        .await?;
+    st.written(dir);
+    let su = load_user(st, dir, id).await?;
+    let (v, version) = user_json(st, dir, base, &su).await?;
+    Ok(scim_json(StatusCode::OK, &v, Some(&version), None))
+}
+
+async fn replace_user(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let current = load_user(&st, &dir, &id).await?;
+    check_if_match(&headers, &user_json(&st, &dir, &base, &current).await?.1)?;
+    let body = parse_body(&body)?;
+    let user = user_from_scim(&body, &id)?;
+    save_user(&st, &dir, &base, &id, user).await
+}
+
+async fn patch_user(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let current = load_user(&st, &dir, &id).await?;
+    let (mut v, version) = user_json(&st, &dir, &base, &current).await?;
+    check_if_match(&headers, &version)?;
+    let ops = parse_request(&parse_body(&body)?)?;
+    apply(&mut v, &ops, &USER_RESOURCE)?;
+    let user = user_from_scim(&strip_read_only(v), &id)?;
+    save_user(&st, &dir, &base, &id, user).await
+}
+
+/// The read-only parts of a served resource, which a body built from it must not carry.
+fn strip_read_only(mut v: Value) -> Value {
+    if let Some(o) = v.as_object_mut() {
+        for k in ["id", "meta", "groups"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+async fn delete_user(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let current = load_user(&st, &dir, &id).await?;
+    check_if_match(&headers, &user_json(&st, &dir, &base, &current).await?.1)?;
+    st.svc
+        .runtime
+        .store
+        .write_checked(
+            &dir,
+            "scim",
+            &[],
+            &[Change::DeleteUser { source_id: id }],
+            st.now(),
+        )
+        .await?;
+    st.written(&dir);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+// ---------------------------------------------------------------------------------- groups
+
+async fn group_json(
+    st: &ScimState,
+    dir: &str,
+    base: &str,
+    sg: &StoredGroup,
+    with_members: bool,
+) -> Result<(Value, String), ScimFailure> {
+    let members = if with_members {
+        let refs = st
+            .svc
+            .runtime
+            .store
+            .group_members(dir, &sg.group.source_id)
+            .await?;
+        Some(
+            refs.into_iter()
+                .map(|member| MemberView {
+                    member,
+                    display: None,
+                })
+                .collect::<Vec<_>>(),
+        )
+    } else {
+        None
+    };
+    Ok(with_version(group_to_scim(
+        &sg.group,
+        base,
+        members.as_deref(),
+        &meta(sg.created_ms, sg.modified_ms),
+    )))
+}
+
+async fn load_group(st: &ScimState, dir: &str, id: &str) -> Result<StoredGroup, ScimFailure> {
+    st.svc
+        .runtime
+        .store
+        .get_group(dir, id)
+        .await?
+        .ok_or_else(|| ScimFailure(ScimError::not_found(format!("no group with id {id}"))))
+}
+
+fn excludes_members(p: &ListParams) -> bool {
+    split_list(&p.excluded_attributes)
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("members"))
+}
+
+async fn list_groups(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    Query(p): Query<ListParams>,
+) -> ScimResult {
+    let items = search_groups(&st, &dir, &headers, &p).await?;
+    let mut body = list_response(items, &p, &GROUP_RESOURCE)?;
+    project_list(&mut body, &p);
+    Ok(scim_json(StatusCode::OK, &body, None, None))
+}
+
+/// Every group matching the request's filter, as SCIM resources.
+async fn search_groups(
+    st: &ScimState,
+    dir: &str,
+    headers: &HeaderMap,
+    p: &ListParams,
+) -> Result<Vec<Value>, ScimFailure> {
+    let base = st.base(headers, dir);
+    let dir = dir.to_string();
+    let store = &st.svc.runtime.store;
+    let filter = p
+        .filter
+        .as_deref()
+        .filter(|f| !f.trim().is_empty())
+        .map(Filter::parse)
+        .transpose()?;
+    let candidates = match filter.as_ref().and_then(Filter::simple_eq) {
+        Some((path, v)) if path.urn.is_none() && path.name.eq_ignore_ascii_case("displayName") => {
+            store.find_groups_by_name(&dir, v).await?
+        }
+        Some((path, v)) if path.urn.is_none() && path.name.eq_ignore_ascii_case("id") => {
+            store.get_group(&dir, v).await?.into_iter().collect()
+        }
+        _ => store.list_groups(&dir).await?,
+    };
+    let with_members = !excludes_members(p);
+    let mut items = Vec::with_capacity(candidates.len());
+    for sg in &candidates {
+        let (v, _) = group_json(st, &dir, &base, sg, with_members).await?;
+        if filter
+            .as_ref()
+            .is_none_or(|f| f.matches(&v, &|p| GROUP_RESOURCE.case_exact(p)))
+        {
+            items.push(v);
+        }
+    }
+    Ok(items)
+}
+
+/// A POSTed search (RFC 7644 §3.4.3) as list parameters.
+fn search_params(body: &Bytes) -> Result<ListParams, ScimError> {
+    let v = parse_body(body)?;
+    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let list = |k: &str| -> Option<String> {
+        match v.get(k) {
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
+            Some(Value::String(s)) => Some(s.clone()),
+            _ => None,
+        }
+    };
+    let num = |k: &str| {
+        v.get(k)
+            .map(|n| n.to_string().trim_matches('"').to_string())
+    };
+    Ok(ListParams {
+        filter: text("filter"),
+        start_index: num("startIndex"),
+        count: num("count"),
+        sort_by: text("sortBy"),
+        sort_order: text("sortOrder"),
+        attributes: list("attributes"),
+        excluded_attributes: list("excludedAttributes"),
+    })
+}
+
+async fn search(
+    st: &ScimState,
+    dir: &str,
+    headers: &HeaderMap,
+    body: &Bytes,
+    users: bool,
+    groups: bool,
+) -> ScimResult {
+    let p = search_params(body)?;
+    let mut items = Vec::new();
+    if users {
+        items.extend(search_users(st, dir, headers, &p).await?);
+    }
+    if groups {
+        items.extend(search_groups(st, dir, headers, &p).await?);
+    }
+    let schema = if users {
+        &USER_RESOURCE
+    } else {
+        &GROUP_RESOURCE
+    };
+    let mut out = list_response(items, &p, schema)?;
+    project_list(&mut out, &p);
+    Ok(scim_json(StatusCode::OK, &out, None, None))
+}
+
+async fn search_all(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    search(&st, &dir, &headers, &body, true, true).await
+}
+
+async fn search_users_post(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    search(&st, &dir, &headers, &body, true, false).await
+}
+
+async fn search_groups_post(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    search(&st, &dir, &headers, &body, false, true).await
+}
+
+async fn no_such_endpoint() -> ScimResult {
+    Err(ScimError::not_found("no such SCIM endpoint").into())
+}
+
+async fn get_group(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(p): Query<Projection>,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let sg = load_group(&st, &dir, &id).await?;
+    let with_members = !split_list(&p.excluded_attributes)
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("members"));
+    let (v, version) = group_json(&st, &dir, &base, &sg, with_members).await?;
+    Ok(scim_json(
+        StatusCode::OK,
+        &project_one(v, &p),
+        Some(&version),
+        None,
+    ))
+}
+
+/// Resolve requested members to users or groups of the directory; unknown ids are refused.
+async fn resolve_members(
+    st: &ScimState,
+    dir: &str,
+    group_id: &str,
+    requested: &[(String, Option<MemberKind>)],
+) -> Result<BTreeSet<MemberRef>, ScimFailure> {
+    let store = &st.svc.runtime.store;
+    let mut out = BTreeSet::new();
+    for (id, kind) in requested {
+        let kind = match kind {
+            Some(k) => *k,
+            None if store.get_user(dir, id).await?.is_some() => MemberKind::User,
+            None => MemberKind::Group,
+        };
+        let exists = match kind {
+            MemberKind::User => store.get_user(dir, id).await?.is_some(),
+            MemberKind::Group => id != group_id && store.get_group(dir, id).await?.is_some(),
+        };
+        if !exists {
+            return Err(ScimError::invalid_value(format!(
+                "members: no {} with id {id}",
+                kind.as_str()
+            ))
+            .into());
+        }
+        out.insert(MemberRef {
+            kind,
+            id: id.clone(),
+        });
+    }
+    Ok(out)
+}
+
+async fn save_group(
+    st: &ScimState,
+    dir: &str,
+    base: &str,
+    group: idsync_core::Group,
+    want: BTreeSet<MemberRef>,
+    have: BTreeSet<MemberRef>,
+    status: StatusCode,
+    exists: bool,
+) -> ScimResult {
+    let id = group.source_id.clone();
+    let check = Unique::GroupName {
+        name: group.display_name.clone(),
+        except: exists.then(|| id.clone()),
+    };
+    let mut changes = vec![Change::UpsertGroup { group }];
+    changes.extend(have.difference(&want).map(|m| Change::RemoveMember {
+        group: id.clone(),
+        member: m.clone(),
+    }));
+    changes.extend(want.difference(&have).map(|m| Change::AddMember {
+        group: id.clone(),
+        member: m.clone(),
+    }));
+    st.svc
+        .runtime
+        .store
+        .write_checked(dir, "scim", &[check], &changes, st.now())
+        .await?;
+    st.written(dir);
+    let sg = load_group(st, dir, &id).await?;
+    let (v, version) = group_json(st, dir, base, &sg, true).await?;
+    let location = (status == StatusCode::CREATED).then(|| format!("{base}/Groups/{id}"));
+    Ok(scim_json(status, &v, Some(&version), location.as_deref()))
+}
+
+async fn create_group(
+    State(st): State<ScimState>,
+    Path(dir): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let id = uuid::Uuid::new_v4().to_string();
+    let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
+    let want = resolve_members(&st, &dir, &id, &requested).await?;
+    save_group(
+        &st,
+        &dir,
+        &base,
+        group,
+        want,
+        BTreeSet::new(),
+        StatusCode::CREATED,
+        false,
+    )
+    .await
+}
+
+async fn replace_group(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let current = load_group(&st, &dir, &id).await?;
+    check_if_match(
+        &headers,
+        &group_json(&st, &dir, &base, &current, true).await?.1,
+    )?;
+    let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
+    let want = resolve_members(&st, &dir, &id, &requested).await?;
+    let have: BTreeSet<MemberRef> = st
+        .svc
+        .runtime
+        .store
+        .group_members(&dir, &id)
+        .await?
+        .into_iter()
+        .collect();
+    save_group(&st, &dir, &base, group, want, have, StatusCode::OK, true).await
+}
+
+async fn patch_group(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let current = load_group(&st, &dir, &id).await?;
+    let (mut v, version) = group_json(&st, &dir, &base, &current, true).await?;
+    check_if_match(&headers, &version)?;
+    let ops = parse_request(&parse_body(&body)?)?;
+    apply(&mut v, &ops, &GROUP_RESOURCE)?;
+    let (group, requested) = group_from_scim(&strip_read_only(v), &id)?;
+    let want = resolve_members(&st, &dir, &id, &requested).await?;
+    let have: BTreeSet<MemberRef> = st
+        .svc
+        .runtime
+        .store
+        .group_members(&dir, &id)
+        .await?
+        .into_iter()
+        .collect();
+    save_group(&st, &dir, &base, group, want, have, StatusCode::OK, true).await
+}
+
+async fn delete_group(
+    State(st): State<ScimState>,
+    Path((dir, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ScimResult {
+    let base = st.base(&headers, &dir);
+    let current = load_group(&st, &dir, &id).await?;
+    check_if_match(
+        &headers,
+        &group_json(&st, &dir, &base, &current, true).await?.1,
+    )?;
+    st.svc
+        .runtime
+        .store
+        .write_checked(
+            &dir,
+            "scim",
+            &[],
+            &[Change::DeleteGroup { source_id: id }],
+            st.now(),
+        )
+        .await?;
+    st.written(&dir);
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
