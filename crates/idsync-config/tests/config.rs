@@ -40,7 +40,9 @@ fn defaults_and_relative_paths() {
     assert_eq!(c.server.listen.to_string(), "127.0.0.1:8080");
     assert!(c.server.admin_token.is_none());
     assert_eq!(c.log.level, "info");
-    let SourceKind::File(f) = &c.sources["hr"].kind;
+    let SourceKind::File(f) = &c.sources["hr"].kind else {
+        panic!("hr is a file source");
+    };
     assert_eq!(f.format, FileFormat::Json);
     assert_eq!(
         f.path.as_deref(),

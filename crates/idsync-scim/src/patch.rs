@@ -609,6 +609,18 @@ pub fn coerce(attr: &Attr, v: Value) -> Result<Value, ScimError> {
     };
     match attr.ty {
         AttrType::Complex => {
+            // A bare value for a complex attribute with a `value` sub-attribute (Entra sends
+            // the manager's id this way) means {"value": ...}.
+            let v = match v {
+                Value::String(_) | Value::Number(_)
+                    if attr.sub.iter().any(|s| s.name == "value") =>
+                {
+                    let mut o = Map::new();
+                    o.insert("value".into(), v);
+                    Value::Object(o)
+                }
+                v => v,
+            };
             let Value::Object(o) = v else {
                 return Err(bad("an object", &v));
             };

@@ -985,12 +985,13 @@ async fn save_group(
     want: BTreeSet<MemberRef>,
     have: BTreeSet<MemberRef>,
     status: StatusCode,
-    exists: bool,
 ) -> ScimResult {
     let id = group.source_id.clone();
+    // 201 creates; anything else updates the group itself, which may keep its name.
+    let creating = status == StatusCode::CREATED;
     let check = Unique::GroupName {
         name: group.display_name.clone(),
-        except: exists.then(|| id.clone()),
+        except: (!creating).then(|| id.clone()),
     };
     let mut changes = vec![Change::UpsertGroup { group }];
     changes.extend(have.difference(&want).map(|m| Change::RemoveMember {
@@ -1009,7 +1010,7 @@ async fn save_group(
     st.written(dir);
     let sg = load_group(st, dir, &id).await?;
     let (v, version) = group_json(st, dir, base, &sg, true).await?;
-    let location = (status == StatusCode::CREATED).then(|| format!("{base}/Groups/{id}"));
+    let location = creating.then(|| format!("{base}/Groups/{id}"));
     Ok(scim_json(status, &v, Some(&version), location.as_deref()))
 }
 
@@ -1031,7 +1032,6 @@ async fn create_group(
         want,
         BTreeSet::new(),
         StatusCode::CREATED,
-        false,
     )
     .await
 }
@@ -1058,7 +1058,7 @@ async fn replace_group(
         .await?
         .into_iter()
         .collect();
-    save_group(&st, &dir, &base, group, want, have, StatusCode::OK, true).await
+    save_group(&st, &dir, &base, group, want, have, StatusCode::OK).await
 }
 
 async fn patch_group(
@@ -1083,7 +1083,7 @@ async fn patch_group(
         .await?
         .into_iter()
         .collect();
-    save_group(&st, &dir, &base, group, want, have, StatusCode::OK, true).await
+    save_group(&st, &dir, &base, group, want, have, StatusCode::OK).await
 }
 
 async fn delete_group(

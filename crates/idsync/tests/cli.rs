@@ -441,3 +441,280 @@ fn crash_test_kill_9_during_apply() {
         .unwrap();
     assert_eq!(everyone.members.len(), n);
 }
+
+/// What Microsoft Entra's provisioning service sends, end to end through `idsync serve`: the
+/// pushes land in the directory and reach the flow's target.
+#[test]
+fn scim_endpoint_speaks_entra() {
+    use serde_json::{json, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[sources.entra]\ntype = \"scim\"\n\n[targets.app]\ntype = \"test\"\njournal = \"target.jsonl\"\n\n[flows.entra-to-app]\nsource = \"entra\"\ntarget = \"app\"\n"
+        ),
+    )
+    .unwrap();
+    let o = run(
+        dir.path(),
+        &["token", "create", "entra", "--name", "entra-prod"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let token = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(token.starts_with("idsync_"));
+    let _server = Server(
+        idsync()
+            .arg("--config")
+            .arg(dir.path().join("idsync.toml"))
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}/scim/v2/entra");
+    let http = reqwest::blocking::Client::new();
+    wait_for("healthz", || {
+        http.get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        let mut rb = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&token);
+        if let Some(b) = body {
+            rb = rb
+                .header("Content-Type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let r = rb.send().unwrap();
+        let status = r.status().as_u16();
+        let etag = r
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().unwrap().to_string());
+        let text = r.text().unwrap();
+        (
+            status,
+            serde_json::from_str::<Value>(&text).unwrap_or(Value::Null),
+            etag,
+        )
+    };
+    use reqwest::Method as M;
+
+    // "Test connection": a random userName, 200 with an empty list.
+    let (s, v, _) = call(
+        M::GET,
+        "/Users?filter=userName+eq+%22f0d5b2b1-b9b0-4b8a-9c5c-000000000000%22",
+        None,
+    );
+    assert_eq!((s, v["totalResults"].as_i64()), (200, Some(0)));
+    // Wrong token: 401 with a SCIM error.
+    let r = http
+        .get(format!("{base}/Users"))
+        .bearer_auth("idsync_wrong")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // Create as Entra does.
+    let entra_user = |upn: &str, mail_nick: &str| {
+        json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+            "externalId": mail_nick,
+            "userName": upn,
+            "active": true,
+            "displayName": "Ada Lovelace",
+            "emails": [{"primary": true, "type": "work", "value": upn}],
+            "meta": {"resourceType": "User"},
+            "name": {"formatted": "Ada Lovelace", "familyName": "Lovelace", "givenName": "Ada"},
+            "title": "Countess",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": "1815", "department": "Analytical Engines"}
+        })
+    };
+    let (s, ada, etag) = call(
+        M::POST,
+        "/Users",
+        Some(entra_user("ada@contoso.com", "ada")),
+    );
+    assert_eq!(s, 201, "{ada}");
+    let ada_id = ada["id"].as_str().unwrap().to_string();
+    assert!(etag.is_some());
+    let (s, dup, _) = call(
+        M::POST,
+        "/Users",
+        Some(entra_user("ADA@contoso.com", "ada2")),
+    );
+    assert_eq!((s, dup["scimType"].as_str()), (409, Some("uniqueness")));
+    let (s, grace, _) = call(
+        M::POST,
+        "/Users",
+        Some(entra_user("grace@contoso.com", "grace")),
+    );
+    assert_eq!(s, 201);
+    let grace_id = grace["id"].as_str().unwrap().to_string();
+
+    // Matching by userName and by externalId.
+    let (_, v, _) = call(
+        M::GET,
+        "/Users?filter=userName+eq+%22Ada%40contoso.com%22",
+        None,
+    );
+    assert_eq!(v["Resources"][0]["id"], ada_id.as_str());
+    let (_, v, _) = call(M::GET, "/Users?filter=externalId+eq+%22grace%22", None);
+    assert_eq!(v["Resources"][0]["id"], grace_id.as_str());
+
+    // PATCH in Entra's forms: capitalised ops, booleans as strings, no path, URN paths.
+    let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+    let (s, v, _) = call(
+        M::PATCH,
+        &format!("/Users/{ada_id}"),
+        Some(patch(json!([
+            {"op": "Replace", "path": "displayName", "value": "Augusta Ada King"},
+            {"op": "Add", "value": {"name.givenName": "Augusta", "emails[type eq \"work\"].value": "augusta@contoso.com"}},
+            {"op": "Replace", "path": "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:manager", "value": grace_id}
+        ]))),
+    );
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["name"]["givenName"], "Augusta");
+    assert_eq!(v["emails"][0]["value"], "augusta@contoso.com");
+    assert_eq!(
+        v["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"],
+        grace_id.as_str()
+    );
+
+    // If-Match with a stale ETag is refused.
+    let r = http
+        .patch(format!("{base}/Users/{ada_id}"))
+        .bearer_auth(&token)
+        .header("If-Match", etag.unwrap())
+        .header("Content-Type", "application/scim+json")
+        .body(patch(json!([{"op": "replace", "path": "title", "value": "x"}])).to_string())
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 412);
+
+    // Groups: lookup without members, create, add and remove members both ways.
+    let (s, v, _) = call(
+        M::GET,
+        "/Groups?excludedAttributes=members&filter=displayName+eq+%22Engineering%22",
+        None,
+    );
+    assert_eq!((s, v["totalResults"].as_i64()), (200, Some(0)));
+    let (s, g, _) = call(
+        M::POST,
+        "/Groups",
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering", "externalId": "eng", "members": []}),
+        ),
+    );
+    assert_eq!(s, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_string();
+    let (s, _, _) = call(
+        M::PATCH,
+        &format!("/Groups/{gid}"),
+        Some(patch(
+            json!([{"op": "Add", "path": "members", "value": [{"value": ada_id}, {"value": grace_id}]}]),
+        )),
+    );
+    assert_eq!(s, 200);
+    let (s, _, _) = call(
+        M::PATCH,
+        &format!("/Groups/{gid}"),
+        Some(patch(
+            json!([{"op": "Remove", "path": format!("members[value eq \"{grace_id}\"]")}]),
+        )),
+    );
+    assert_eq!(s, 200);
+    let (_, v, _) = call(M::GET, &format!("/Groups/{gid}"), None);
+    let members: Vec<&str> = v["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, vec![ada_id.as_str()]);
+    let (s, v, _) = call(
+        M::PATCH,
+        &format!("/Groups/{gid}"),
+        Some(patch(
+            json!([{"op": "Add", "path": "members", "value": [{"value": "no-such-user"}]}]),
+        )),
+    );
+    assert_eq!((s, v["scimType"].as_str()), (400, Some("invalidValue")));
+    let (_, v, _) = call(M::GET, &format!("/Users/{ada_id}"), None);
+    assert_eq!(v["groups"][0]["display"], "Engineering");
+
+    // The flow carried all of it to the target.
+    let journal = dir.path().join("target.jsonl");
+    wait_for("the patched user in the target", || {
+        let t = TestTarget::with_journal(&journal).ok()?;
+        let s = t.state();
+        let ada = s
+            .users
+            .iter()
+            .find(|u| u.user.user_name == "ada@contoso.com")?;
+        (ada.user.name.given_name.as_deref() == Some("Augusta")
+            && ada.user.primary_email() == Some("augusta@contoso.com")
+            && t.users_named("grace@contoso.com") == 1)
+            .then_some(())
+    });
+    wait_for("membership in the target", || {
+        let t = TestTarget::with_journal(&journal).ok()?;
+        let s = t.state();
+        let eng = s
+            .groups
+            .iter()
+            .find(|g| g.group.display_name == "Engineering")?;
+        (eng.members.len() == 1).then_some(())
+    });
+
+    // Soft delete, then hard delete; unknown ids are 404.
+    let (s, v, _) = call(
+        M::PATCH,
+        &format!("/Users/{grace_id}"),
+        Some(patch(
+            json!([{"op": "Replace", "path": "active", "value": "False"}]),
+        )),
+    );
+    assert_eq!((s, &v["active"]), (200, &json!(false)));
+    let (s, _, _) = call(M::DELETE, &format!("/Users/{ada_id}"), None);
+    assert_eq!(s, 204);
+    let (s, v, _) = call(M::GET, &format!("/Users/{ada_id}"), None);
+    assert_eq!((s, v["status"].as_str()), (404, Some("404")));
+    wait_for("deprovisioning in the target", || {
+        let t = TestTarget::with_journal(&journal).ok()?;
+        let s = t.state();
+        let inactive = |name: &str| {
+            s.users
+                .iter()
+                .any(|u| u.user.user_name == name && !u.user.active)
+        };
+        (inactive("grace@contoso.com") && inactive("ada@contoso.com")).then_some(())
+    });
+
+    // Tokens are listed with their last use, and a revoked token stops working.
+    let o = run(dir.path(), &["token", "list", "--json"]);
+    let tokens: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(tokens[0]["name"], "entra-prod");
+    assert!(tokens[0]["last_used_ms"].as_i64().is_some());
+    let id = tokens[0]["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        run(dir.path(), &["token", "revoke", &id]).status.code(),
+        Some(0)
+    );
+    let r = http
+        .get(format!("{base}/Users"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
