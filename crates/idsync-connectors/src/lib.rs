@@ -1,6 +1,8 @@
 //! idsync's connectors: one folder per thing a connector talks to.
 //!
 //! - [`sources::file`]: users, groups and memberships from JSON or CSV files.
+//! - [`targets::scim`]: any SCIM 2.0 service, with profiles for services' quirks
+//!   (`generic`, `atlassian-cloud`).
 //! - [`targets::test`]: the scriptable test target (an application stand-in with fault
 //!   injection and a journal).
 //! - `testkit` (feature `testkit`): the conformance suite every target must pass.
@@ -9,6 +11,7 @@ pub mod sources {
     pub mod file;
 }
 pub mod targets {
+    pub mod scim;
     pub mod test;
 }
 #[cfg(feature = "testkit")]

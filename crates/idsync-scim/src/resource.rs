@@ -339,3 +339,106 @@ pub fn project(resource: &mut Value, attributes: &[String], excluded: &[String])
         });
     }
 }
+
+/// What a service returned, reduced to the attributes idsync's schemas know (a client reading
+/// another server's resources must not fail on attributes it does not keep).
+pub fn known_only(body: &Value, schema: &crate::schema::ResourceSchema) -> Value {
+    use crate::schema::Attr;
+    fn keep(attrs: &'static [Attr], v: &Value) -> Value {
+        let Value::Object(o) = v else {
+            return v.clone();
+        };
+        let mut out = Map::new();
+        for (k, val) in o {
+            let Some(a) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(k)) else {
+                continue;
+            };
+            let val = match val {
+                Value::Array(items) if !a.sub.is_empty() => {
+                    Value::Array(items.iter().map(|i| keep(a.sub, i)).collect())
+                }
+                Value::Object(_) if !a.sub.is_empty() => keep(a.sub, val),
+                other => other.clone(),
+            };
+            out.insert(k.clone(), val);
+        }
+        Value::Object(out)
+    }
+    let Value::Object(o) = body else {
+        return body.clone();
+    };
+    let mut out = Map::new();
+    for (k, v) in o {
+        if let Some(ext) = schema
+            .extensions
+            .iter()
+            .find(|e| e.id.eq_ignore_ascii_case(k))
+        {
+            out.insert(k.clone(), keep(ext.attrs, v));
+        } else if let Some(a) = schema
+            .core
+            .attrs
+            .iter()
+            .chain(crate::schema::COMMON.iter())
+            .find(|a| a.name.eq_ignore_ascii_case(k))
+        {
+            let v = match v {
+                Value::Array(items) if !a.sub.is_empty() => {
+                    Value::Array(items.iter().map(|i| keep(a.sub, i)).collect())
+                }
+                Value::Object(_) if !a.sub.is_empty() => keep(a.sub, v),
+                other => other.clone(),
+            };
+            out.insert(k.clone(), v);
+        }
+    }
+    Value::Object(out)
+}
+
+/// The body idsync sends to create or replace a user in a SCIM service: the resource without
+/// what the service owns (`id`, `meta`, `groups`).
+pub fn user_body(u: &User) -> Value {
+    let mut v = user_to_scim(u, "", &[], &Meta::default());
+    if let Some(o) = v.as_object_mut() {
+        for k in ["id", "meta", "groups"] {
+            o.remove(k);
+        }
+    }
+    v
+}
+
+/// The PATCH operations that turn `before` into `after` (top-level attributes and extension
+/// attributes, each replaced or removed as a whole): the smallest change a service will apply
+/// the same way whatever it does with multi-valued attributes.
+pub fn user_patch_ops(before: &User, after: &User) -> Vec<Value> {
+    let (b, a) = (user_body(before), user_body(after));
+    let (Some(b), Some(a)) = (b.as_object(), a.as_object()) else {
+        return Vec::new();
+    };
+    let mut ops = Vec::new();
+    let mut diff = |path: String, old: Option<&Value>, new: Option<&Value>| match (old, new) {
+        (_, Some(n)) if old != Some(n) => {
+            ops.push(json!({"op": "replace", "path": path, "value": n}))
+        }
+        (Some(_), None) => ops.push(json!({"op": "remove", "path": path})),
+        _ => {}
+    };
+    let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+    for k in keys {
+        if k == "schemas" {
+            continue;
+        }
+        if k.starts_with("urn:") {
+            let empty = Map::new();
+            let bo = b.get(k).and_then(Value::as_object).unwrap_or(&empty);
+            let ao = a.get(k).and_then(Value::as_object).unwrap_or(&empty);
+            let sub: std::collections::BTreeSet<&String> = bo.keys().chain(ao.keys()).collect();
+            for s in sub {
+                diff(format!("{k}:{s}"), bo.get(s), ao.get(s));
+            }
+        } else {
+            diff(k.clone(), b.get(k), a.get(k));
+        }
+    }
+    ops
+}

@@ -266,7 +266,7 @@ const META_SUB: [Attr; 5] = [
         ..s("version")
     }),
 ];
-static META: Attr = read_only(complex("meta", &META_SUB));
+pub(crate) static META: Attr = read_only(complex("meta", &META_SUB));
 
 /// A resource type: its core schema and its extensions.
 pub struct ResourceSchema {

@@ -1,0 +1,548 @@
+//! The SCIM 2.0 target: provisions any SCIM service (RFC 7644), with the quirks of particular
+//! services in profiles.
+//!
+//! It discovers what the service supports (`/ServiceProviderConfig`: PATCH, filtering, page
+//! size), matches before creating (users by userName then email, groups by displayName),
+//! updates with the smallest PATCH (or PUT where PATCH is unsupported), manages members with
+//! batched PATCH, pages through everything for a reconcile, and maps every answer to an
+//! outcome: 2xx applied, 404 not found, 408/429/5xx and network errors retryable (honouring
+//! Retry-After), other 4xx rejected with the service's own detail.
+//!
+//! The `atlassian-cloud` profile: base URL `https://api.atlassian.com/scim/directory/<id>`,
+//! the API key as bearer token, pages of at most 100, no group renames (refused with a reason),
+//! and users only in verified domains (others are refused with a reason, never sent).
+
+use async_trait::async_trait;
+use idsync_core::{Group, Outcome, RemoteGroup, RemoteUser, Target, TargetError, TargetOp, User};
+use idsync_scim::resource::{
+    group_from_scim, known_only, user_body, user_from_scim, user_patch_ops,
+};
+use idsync_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::time::Duration;
+use tokio::sync::OnceCell;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Generic,
+    AtlassianCloud,
+}
+
+/// How users are matched to existing ones before a create, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMatch {
+    UserName,
+    Email,
+}
+
+#[derive(Debug, Clone)]
+pub struct ScimTargetConfig {
+    /// The service's SCIM base URL, without a trailing slash.
+    pub base_url: String,
+    pub token: String,
+    pub profile: Profile,
+    pub user_match: Vec<UserMatch>,
+    /// Most members added or removed by one PATCH.
+    pub member_batch: usize,
+    /// Atlassian Cloud: users whose email (or userName) is outside these domains are skipped.
+    pub verified_domains: Vec<String>,
+    pub timeout: Duration,
+}
+
+impl ScimTargetConfig {
+    pub fn new(base_url: &str, token: &str, profile: Profile) -> Self {
+        Self {
+            base_url: base_url.trim_end_matches('/').to_string(),
+            token: token.to_string(),
+            profile,
+            user_match: vec![UserMatch::UserName, UserMatch::Email],
+            member_batch: 100,
+            verified_domains: Vec::new(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What the service says it supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    pub patch: bool,
+    pub filter: bool,
+    pub max_results: usize,
+}
+
+pub struct ScimTarget {
+    cfg: ScimTargetConfig,
+    http: reqwest::Client,
+    caps: OnceCell<Capabilities>,
+}
+
+/// One HTTP exchange's result.
+enum Answer {
+    Ok(Value),
+    Failed(Outcome),
+}
+
+fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    if let Ok(secs) = v.trim().parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(v).ok()?;
+    Some(
+        when.duration_since(std::time::SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+fn detail(body: &Value, status: StatusCode) -> String {
+    let d = body.get("detail").and_then(Value::as_str).unwrap_or("");
+    let t = body
+        .get("scimType")
+        .and_then(Value::as_str)
+        .map(|t| format!(" ({t})"))
+        .unwrap_or_default();
+    if d.is_empty() {
+        format!("HTTP {}{t}", status.as_u16())
+    } else {
+        format!("HTTP {}{t}: {d}", status.as_u16())
+    }
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+impl ScimTarget {
+    pub fn new(mut cfg: ScimTargetConfig) -> Result<Self, TargetError> {
+        if cfg.profile == Profile::AtlassianCloud {
+            cfg.member_batch = cfg.member_batch.min(100);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .build()
+            .map_err(|e| TargetError::Protocol(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Self {
+            cfg,
+            http,
+            caps: OnceCell::new(),
+        })
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Answer {
+        let url = format!("{}{path}", self.cfg.base_url);
+        let mut rb = self
+            .http
+            .request(method.clone(), &url)
+            .bearer_auth(&self.cfg.token)
+            .header(
+                reqwest::header::ACCEPT,
+                "application/scim+json, application/json",
+            );
+        if let Some(b) = body {
+            rb = rb
+                .header(reqwest::header::CONTENT_TYPE, "application/scim+json")
+                .body(b.to_string());
+        }
+        let resp = match rb.send().await {
+            Ok(r) => r,
+            Err(e) => {
+                return Answer::Failed(Outcome::Retryable {
+                    reason: format!(
+                        "{method} {path}: {}",
+                        if e.is_timeout() {
+                            "timed out".to_string()
+                        } else {
+                            e.to_string()
+                        }
+                    ),
+                    retry_after: None,
+                })
+            }
+        };
+        let status = resp.status();
+        let wait = retry_after(resp.headers());
+        let text = match resp.text().await {
+            Ok(t) => t,
+            Err(e) => {
+                return Answer::Failed(Outcome::Retryable {
+                    reason: format!("{method} {path}: reading the answer: {e}"),
+                    retry_after: None,
+                })
+            }
+        };
+        let json: Value = if text.trim().is_empty() {
+            Value::Null
+        } else {
+            match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) if status.is_success() => {
+                    return Answer::Failed(Outcome::Rejected {
+                        reason: format!(
+                            "{method} {path}: HTTP {} with a body that is not JSON ({e})",
+                            status.as_u16()
+                        ),
+                    })
+                }
+                Err(_) => Value::Null,
+            }
+        };
+        if status.is_success() {
+            return Answer::Ok(json);
+        }
+        let reason = format!("{method} {path}: {}", detail(&json, status));
+        Answer::Failed(match status {
+            StatusCode::NOT_FOUND => Outcome::NotFound { reason },
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => Outcome::Retryable {
+                reason,
+                retry_after: wait,
+            },
+            s if s.is_server_error() => Outcome::Retryable {
+                reason,
+                retry_after: wait,
+            },
+            _ => Outcome::Rejected { reason },
+        })
+    }
+
+    /// GET that must succeed, for reads outside of operations.
+    async fn get(&self, path: &str) -> Result<Value, TargetError> {
+        match self.send(Method::GET, path, None).await {
+            Answer::Ok(v) => Ok(v),
+            Answer::Failed(Outcome::Rejected { reason })
+                if reason.contains("HTTP 401") || reason.contains("HTTP 403") =>
+            {
+                Err(TargetError::Auth(reason))
+            }
+            Answer::Failed(Outcome::Retryable { reason, .. }) => {
+                Err(TargetError::Unavailable(reason))
+            }
+            Answer::Failed(Outcome::Rejected { reason } | Outcome::NotFound { reason }) => {
+                Err(TargetError::Protocol(reason))
+            }
+            Answer::Failed(Outcome::Applied { .. }) => Err(TargetError::Protocol(format!(
+                "GET {path}: unexpected answer"
+            ))),
+        }
+    }
+
+    /// The service's capabilities, read once.
+    pub async fn capabilities(&self) -> Result<Capabilities, TargetError> {
+        self.caps
+            .get_or_try_init(|| async {
+                let v = self.get("/ServiceProviderConfig").await?;
+                let flag = |k: &str| {
+                    v.get(k)
+                        .and_then(|o| o.get("supported"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false)
+                };
+                let mut max = v
+                    .get("filter")
+                    .and_then(|f| f.get("maxResults"))
+                    .and_then(Value::as_u64)
+                    .and_then(|n| usize::try_from(n).ok())
+                    .filter(|n| *n > 0)
+                    .unwrap_or(100);
+                if self.cfg.profile == Profile::AtlassianCloud {
+                    max = max.min(100);
+                }
+                Ok(Capabilities {
+                    patch: flag("patch"),
+                    filter: flag("filter"),
+                    max_results: max,
+                })
+            })
+            .await
+            .copied()
+    }
+
+    /// The first resource matching a filter, by id.
+    async fn find(&self, endpoint: &str, filter: &str) -> Result<Option<String>, TargetError> {
+        let q = format!("{endpoint}?filter={}&count=2", urlencode(filter));
+        let v = self.get(&q).await?;
+        let resources = v
+            .get("Resources")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(resources
+            .first()
+            .and_then(|r| r.get("id"))
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// Every resource of an endpoint, page by page. A page that fails fails the whole read.
+    async fn read_all(&self, endpoint: &str) -> Result<Vec<Value>, TargetError> {
+        let page = self.capabilities().await?.max_results;
+        let mut out = Vec::new();
+        let mut start = 1usize;
+        loop {
+            let v = self
+                .get(&format!("{endpoint}?startIndex={start}&count={page}"))
+                .await?;
+            let items = v
+                .get("Resources")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    TargetError::Protocol(format!(
+                        "GET {endpoint}: the answer has no Resources list"
+                    ))
+                })?;
+            let total = v.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
+            let n = items.len();
+            out.extend(items.iter().cloned());
+            if n == 0 || out.len() >= total {
+                return Ok(out);
+            }
+            start += n;
+        }
+    }
+
+    fn outside_domains(&self, user: &User) -> Option<String> {
+        if self.cfg.profile != Profile::AtlassianCloud || self.cfg.verified_domains.is_empty() {
+            return None;
+        }
+        let address = user.primary_email().unwrap_or(&user.user_name);
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        let ok = self
+            .cfg
+            .verified_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(&domain));
+        (!ok).then(|| {
+            format!(
+                "{address} is not in a verified domain of the Atlassian organisation ({}): skipped",
+                self.cfg.verified_domains.join(", ")
+            )
+        })
+    }
+
+    async fn patch(&self, path: &str, ops: Vec<Value>) -> Outcome {
+        if ops.is_empty() {
+            // Nothing to change, but the object must exist.
+            return match self.send(Method::GET, path, None).await {
+                Answer::Ok(_) => Outcome::Applied { target_id: None },
+                Answer::Failed(o) => o,
+            };
+        }
+        let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
+        match self.send(Method::PATCH, path, Some(&body)).await {
+            Answer::Ok(..) => Outcome::Applied { target_id: None },
+            Answer::Failed(o) => o,
+        }
+    }
+
+    async fn create(&self, endpoint: &str, body: Value) -> Outcome {
+        match self.send(Method::POST, endpoint, Some(&body)).await {
+            Answer::Ok(v) => match v.get("id").and_then(Value::as_str) {
+                Some(id) => Outcome::Applied {
+                    target_id: Some(id.to_string()),
+                },
+                None => Outcome::Rejected {
+                    reason: format!("POST {endpoint}: the service answered without an id"),
+                },
+            },
+            Answer::Failed(o) => o,
+        }
+    }
+
+    async fn delete(&self, path: &str) -> Outcome {
+        match self.send(Method::DELETE, path, None).await {
+            Answer::Ok(..) => Outcome::Applied { target_id: None },
+            Answer::Failed(o) => o,
+        }
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn group_body(g: &Group) -> Value {
+    let mut v = json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": g.display_name});
+    if let (Some(e), Some(o)) = (&g.external_id, v.as_object_mut()) {
+        o.insert("externalId".into(), Value::String(e.clone()));
+    }
+    v
+}
+
+#[async_trait]
+impl Target for ScimTarget {
+    fn describe(&self) -> String {
+        let profile = match self.cfg.profile {
+            Profile::Generic => "generic",
+            Profile::AtlassianCloud => "atlassian-cloud",
+        };
+        format!("SCIM {} ({profile})", self.cfg.base_url)
+    }
+
+    async fn health(&self) -> Result<(), TargetError> {
+        // Discovery may be public; a one-item read of /Users proves the token too.
+        self.capabilities().await?;
+        self.get("/Users?startIndex=1&count=1").await.map(|_| ())
+    }
+
+    async fn find_user(&self, user: &User) -> Result<Option<String>, TargetError> {
+        for m in &self.cfg.user_match {
+            let filter = match m {
+                UserMatch::UserName => format!("userName eq {}", quote(&user.user_name)),
+                UserMatch::Email => match user.primary_email() {
+                    Some(e) => format!("emails.value eq {}", quote(e)),
+                    None => continue,
+                },
+            };
+            if let Some(id) = self.find("/Users", &filter).await? {
+                return Ok(Some(id));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
+        self.find(
+            "/Groups",
+            &format!("displayName eq {}", quote(&group.display_name)),
+        )
+        .await
+    }
+
+    async fn apply(&self, op: &TargetOp) -> Outcome {
+        match op {
+            TargetOp::CreateUser { user } => {
+                if let Some(reason) = self.outside_domains(user) {
+                    return Outcome::Rejected { reason };
+                }
+                self.create("/Users", user_body(user)).await
+            }
+            TargetOp::UpdateUser {
+                target_id,
+                before,
+                after,
+            } => {
+                if let Some(reason) = self.outside_domains(after) {
+                    return Outcome::Rejected { reason };
+                }
+                let path = format!("/Users/{target_id}");
+                match self.capabilities().await {
+                    Ok(c) if c.patch => self.patch(&path, user_patch_ops(before, after)).await,
+                    Ok(_) => match self.send(Method::PUT, &path, Some(&user_body(after))).await {
+                        Answer::Ok(..) => Outcome::Applied { target_id: None },
+                        Answer::Failed(o) => o,
+                    },
+                    Err(e) => Outcome::Retryable {
+                        reason: e.to_string(),
+                        retry_after: None,
+                    },
+                }
+            }
+            TargetOp::DeleteUser { target_id } => self.delete(&format!("/Users/{target_id}")).await,
+            TargetOp::CreateGroup { group } => self.create("/Groups", group_body(group)).await,
+            TargetOp::UpdateGroup {
+                target_id,
+                before,
+                after,
+            } => {
+                if self.cfg.profile == Profile::AtlassianCloud
+                    && before.display_name != after.display_name
+                    && !before.display_name.is_empty()
+                {
+                    return Outcome::Rejected {
+                        reason: format!(
+                            "Atlassian Cloud cannot rename groups: {:?} stays {:?} (a rename would need a new group and loses its permissions)",
+                            before.display_name, after.display_name
+                        ),
+                    };
+                }
+                let mut ops = vec![
+                    json!({"op": "replace", "path": "displayName", "value": after.display_name}),
+                ];
+                if before.external_id != after.external_id {
+                    ops.push(match &after.external_id {
+                        Some(e) => json!({"op": "replace", "path": "externalId", "value": e}),
+                        None => json!({"op": "remove", "path": "externalId"}),
+                    });
+                }
+                self.patch(&format!("/Groups/{target_id}"), ops).await
+            }
+            TargetOp::DeleteGroup { target_id } => {
+                self.delete(&format!("/Groups/{target_id}")).await
+            }
+            TargetOp::AddMembers { group_id, user_ids } => {
+                for chunk in user_ids.chunks(self.cfg.member_batch.max(1)) {
+                    let value: Vec<Value> = chunk.iter().map(|id| json!({"value": id})).collect();
+                    let o = self
+                        .patch(
+                            &format!("/Groups/{group_id}"),
+                            vec![json!({"op": "add", "path": "members", "value": value})],
+                        )
+                        .await;
+                    if !matches!(o, Outcome::Applied { .. }) {
+                        return o;
+                    }
+                }
+                Outcome::Applied { target_id: None }
+            }
+            TargetOp::RemoveMembers { group_id, user_ids } => {
+                for chunk in user_ids.chunks(self.cfg.member_batch.max(1)) {
+                    let ops = chunk.iter().map(|id| json!({"op": "remove", "path": format!("members[value eq {}]", quote(id))})).collect();
+                    let o = self.patch(&format!("/Groups/{group_id}"), ops).await;
+                    if !matches!(o, Outcome::Applied { .. }) {
+                        return o;
+                    }
+                }
+                Outcome::Applied { target_id: None }
+            }
+        }
+    }
+
+    async fn read_state(&self) -> Result<idsync_core::TargetSnapshot, TargetError> {
+        let bad = |what: &str, e: idsync_scim::ScimError| {
+            TargetError::Protocol(format!("{what}: {}", e.detail))
+        };
+        let mut users = Vec::new();
+        for v in self.read_all("/Users").await? {
+            let id = v
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| TargetError::Protocol("a user without id".into()))?
+                .to_string();
+            let user = user_from_scim(&known_only(&v, &USER_RESOURCE), &id)
+                .map_err(|e| bad(&format!("user {id}"), e))?;
+            users.push(RemoteUser {
+                target_id: id,
+                user,
+            });
+        }
+        let mut groups = Vec::new();
+        for v in self.read_all("/Groups").await? {
+            let id = v
+                .get("id")
+                .and_then(Value::as_str)
+                .ok_or_else(|| TargetError::Protocol("a group without id".into()))?
+                .to_string();
+            let (group, members) = group_from_scim(&known_only(&v, &GROUP_RESOURCE), &id)
+                .map_err(|e| bad(&format!("group {id}"), e))?;
+            groups.push(RemoteGroup {
+                target_id: id,
+                group,
+                members: members.into_iter().map(|(m, _)| m).collect(),
+            });
+        }
+        Ok(idsync_core::TargetSnapshot { users, groups })
+    }
+}
