@@ -14,7 +14,7 @@ pub(crate) struct Checker<'a> {
 }
 
 const SOURCE_TYPES: &[&str] = &["file", "scim"];
-const TARGET_TYPES: &[&str] = &["test"];
+const TARGET_TYPES: &[&str] = &["test", "scim"];
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(text: &'a str, file: &'a Path) -> Self {
@@ -308,6 +308,97 @@ impl<'a> Checker<'a> {
         let path = format!("targets.{name}");
         let kind = self.required_choice(t, "type", &path, TARGET_TYPES, anchor)?;
         match kind.as_str() {
+            "scim" => {
+                self.keys(
+                    t,
+                    &path,
+                    &[
+                        "type",
+                        "url",
+                        "token",
+                        "profile",
+                        "user_match",
+                        "member_batch",
+                        "verified_domains",
+                        "timeout",
+                        "max_rate",
+                    ],
+                );
+                let url = self.string(t, "url", &path);
+                if url.is_none() && t.get("url").is_none() {
+                    self.err(anchor, &format!("{path}.url"), "required: the service's SCIM base URL (Atlassian Cloud: https://api.atlassian.com/scim/directory/<id>)");
+                }
+                if let Some(u) = &url {
+                    if !(u.starts_with("https://") || u.starts_with("http://")) {
+                        let span = t.get("url").and_then(Item::span);
+                        self.err(
+                            &span,
+                            &format!("{path}.url"),
+                            format!("{u:?} is not an http(s) URL"),
+                        );
+                    }
+                }
+                let token = self.string(t, "token", &path);
+                if token.is_none() && t.get("token").is_none() {
+                    self.err(
+                        anchor,
+                        &format!("{path}.token"),
+                        "required: the bearer token, as ${env:NAME} or ${file:PATH}",
+                    );
+                }
+                let profile = match self
+                    .choice(t, "profile", &path, &["generic", "atlassian-cloud"])
+                    .as_deref()
+                {
+                    Some("atlassian-cloud") => ScimProfile::AtlassianCloud,
+                    _ => ScimProfile::Generic,
+                };
+                let matches = self.str_array(t, "user_match", &path);
+                let mut user_match = Vec::new();
+                for (i, (m, span)) in matches.iter().enumerate() {
+                    match m.as_str() {
+                        "userName" => user_match.push(UserMatch::UserName),
+                        "email" => user_match.push(UserMatch::Email),
+                        other => self.err(
+                            span,
+                            &format!("{path}.user_match[{i}]"),
+                            format!("{other:?} is not one of: userName, email"),
+                        ),
+                    }
+                }
+                if t.get("user_match").is_none() {
+                    user_match = match profile {
+                        // Atlassian Cloud matches users by email.
+                        ScimProfile::AtlassianCloud => vec![UserMatch::Email, UserMatch::UserName],
+                        ScimProfile::Generic => vec![UserMatch::UserName, UserMatch::Email],
+                    };
+                }
+                let member_batch = self.int(t, "member_batch", &path, 1, 1000).unwrap_or(100);
+                let verified_domains = self
+                    .str_array(t, "verified_domains", &path)
+                    .into_iter()
+                    .map(|(d, _)| d)
+                    .collect();
+                let timeout = self
+                    .duration(t, "timeout", &path)
+                    .unwrap_or(Duration::from_secs(30));
+                let max_rate = self
+                    .float(t, "max_rate", &path, 0.0, 100_000.0)
+                    .unwrap_or(0.0);
+                Some(TargetConfig {
+                    name: name.to_string(),
+                    max_rate,
+                    kind: TargetKind::Scim(ScimTargetConfig {
+                        url: url?.trim_end_matches('/').to_string(),
+                        token: Secret::new(token?),
+                        profile,
+                        user_match,
+                        member_batch: usize::try_from(member_batch).unwrap_or(100),
+                        verified_domains,
+                        timeout,
+                    }),
+                })
+            }
             "test" => {
                 self.keys(
                     t,

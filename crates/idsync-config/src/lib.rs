@@ -129,6 +129,31 @@ pub struct TargetConfig {
 #[derive(Debug, Clone)]
 pub enum TargetKind {
     Test(TestTargetConfig),
+    Scim(ScimTargetConfig),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScimProfile {
+    Generic,
+    AtlassianCloud,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserMatch {
+    UserName,
+    Email,
+}
+
+/// Any SCIM 2.0 service (Atlassian Cloud with `profile = "atlassian-cloud"`).
+#[derive(Debug, Clone)]
+pub struct ScimTargetConfig {
+    pub url: String,
+    pub token: Secret,
+    pub profile: ScimProfile,
+    pub user_match: Vec<UserMatch>,
+    pub member_batch: usize,
+    pub verified_domains: Vec<String>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

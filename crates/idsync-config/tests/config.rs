@@ -49,7 +49,9 @@ fn defaults_and_relative_paths() {
         Some(Path::new("/etc/idsync/people.json"))
     );
     assert_eq!(c.sources["hr"].directory, "hr");
-    let TargetKind::Test(t) = &c.targets["app"].kind;
+    let TargetKind::Test(t) = &c.targets["app"].kind else {
+        panic!("app is a test target");
+    };
     assert_eq!(t.journal, PathBuf::from("/etc/idsync/t.jsonl"));
     let f = &c.flows["hr-to-app"];
     assert_eq!(f.directory, "hr");
@@ -63,9 +65,18 @@ fn defaults_and_relative_paths() {
 #[test]
 fn the_example_file_loads() {
     std::env::set_var("IDSYNC_ADMIN_TOKEN", "example-token");
+    std::env::set_var("ATLASSIAN_SCIM_TOKEN", "atlassian-api-key");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("idsync.example.toml");
     let c = load(&path).unwrap();
-    assert_eq!(c.sources.len(), 2);
+    assert_eq!(c.sources.len(), 3);
+    let TargetKind::Scim(atl) = &c.targets["atlassian"].kind else {
+        panic!("atlassian is a scim target");
+    };
+    assert_eq!(atl.profile, ScimProfile::AtlassianCloud);
+    assert_eq!(atl.token.expose(), "atlassian-api-key");
+    assert_eq!(atl.user_match, vec![UserMatch::Email, UserMatch::UserName]);
+    assert_eq!(c.targets["atlassian"].max_rate, 10.0);
+    assert_eq!(c.flows["entra-to-atlassian"].directory, "entra");
     assert_eq!(c.sources["contractors"].directory, "contractors");
     assert_eq!(c.sources["hr"].interval, Some(Duration::from_secs(900)));
     assert_eq!(

@@ -395,93 +395,14 @@ mod scim_peers {
     use idsync_connectors::targets::scim::{Profile, ScimTarget, ScimTargetConfig};
     use idsync_connectors::testkit;
     use idsync_core::*;
-    use std::path::PathBuf;
-    use std::process::{Child, Command, Stdio};
-    use std::sync::OnceLock;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
-    /// The scim2-server peer from PyPI, installed once into target/scim-venv (the same venv
-    /// scripts/scim2-tester uses).
-    fn scim2_server_bin() -> PathBuf {
-        static BIN: OnceLock<PathBuf> = OnceLock::new();
-        BIN.get_or_init(|| {
-            let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/scim-venv");
-            let bin = venv.join("bin/scim2-server");
-            if !bin.exists() {
-                let ok = Command::new("python3")
-                    .arg("-m")
-                    .arg("venv")
-                    .arg(&venv)
-                    .status()
-                    .unwrap()
-                    .success()
-                    && Command::new(venv.join("bin/pip"))
-                        .args([
-                            "install",
-                            "--quiet",
-                            "scim2-tester==0.5.2",
-                            "scim2-cli==0.6.0",
-                            "scim2-server==0.8.3",
-                        ])
-                        .status()
-                        .unwrap()
-                        .success();
-                assert!(ok, "cannot install scim2-server from PyPI");
-            }
-            bin
-        })
-        .clone()
-    }
-
-    struct Peer(Child);
-    impl Drop for Peer {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
+    use idsync_connectors::testkit::peers::{scim2_server, Peer};
 
     async fn start_scim2_server() -> (Peer, String) {
-        let port = free_port();
-        let child = Command::new(scim2_server_bin())
-            .args([
-                "--bearer-token",
-                "peer-secret",
-                "--hostname",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let base = format!("http://127.0.0.1:{port}/v2");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let http = reqwest::Client::new();
-        loop {
-            let ok = http
-                .get(format!("{base}/ServiceProviderConfig"))
-                .bearer_auth("peer-secret")
-                .send()
-                .await
-                .map(|r| r.status().is_success())
-                .unwrap_or(false);
-            if ok {
-                break;
-            }
-            assert!(Instant::now() < deadline, "scim2-server did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        (Peer(child), base)
+        let peer = scim2_server("peer-secret").unwrap();
+        let url = peer.url.clone();
+        (peer, url)
     }
 
     #[tokio::test]

@@ -190,4 +190,13 @@ pub trait Target: Send + Sync {
     async fn apply(&self, op: &TargetOp) -> Outcome;
     /// Read everything the target holds (users, groups, members).
     async fn read_state(&self) -> Result<TargetSnapshot, TargetError>;
+    /// A user as this target can hold it: attributes it cannot store are dropped, so that the
+    /// plan does not chase differences the target can never remove.
+    fn project_user(&self, user: User) -> User {
+        user
+    }
+    /// A group as this target can hold it.
+    fn project_group(&self, group: Group) -> Group {
+        group
+    }
 }

@@ -136,6 +136,9 @@ pub fn observed_ledger(
             .members
             .iter()
             .filter_map(|id| user_keys.get(id.as_str()).map(|k| Key::from(*k)))
+            // A member the target no longer holds as a user is not a member (some services
+            // keep dangling references after a delete).
+            .filter(|k| out.users.contains_key(&**k))
             .collect();
         if !members.is_empty() {
             out.members.insert(key.to_string(), members);

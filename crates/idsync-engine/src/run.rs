@@ -248,8 +248,14 @@ async fn plan_and_apply(
         "read.memberships",
         snapshot.memberships.len() as i64,
     );
-    let desired = desired_state(&snapshot);
+    let mut desired = desired_state(&snapshot);
     drop(snapshot);
+    for user in desired.users.values_mut() {
+        *user = target.project_user(std::mem::replace(user, User::new("", "")));
+    }
+    for group in desired.groups.values_mut() {
+        *group = target.project_group(std::mem::replace(group, idsync_core::Group::new("", "")));
+    }
 
     let mut ledger = store.load_ledger(&flow.name).await?;
     let mut plan_opts = flow.plan.clone();

@@ -115,6 +115,34 @@ impl Runtime {
                     target.fail_rate(t.fail_rate, Fault::ServerError(503));
                     Arc::new(target)
                 }
+                TargetKind::Scim(c) => {
+                    use idsync_connectors::targets::scim::{
+                        Profile, ScimTarget, ScimTargetConfig, UserMatch,
+                    };
+                    let cfg = ScimTargetConfig {
+                        base_url: c.url.clone(),
+                        token: c.token.expose().to_string(),
+                        profile: match c.profile {
+                            idsync_config::ScimProfile::Generic => Profile::Generic,
+                            idsync_config::ScimProfile::AtlassianCloud => Profile::AtlassianCloud,
+                        },
+                        user_match: c
+                            .user_match
+                            .iter()
+                            .map(|m| match m {
+                                idsync_config::UserMatch::UserName => UserMatch::UserName,
+                                idsync_config::UserMatch::Email => UserMatch::Email,
+                            })
+                            .collect(),
+                        member_batch: c.member_batch,
+                        verified_domains: c.verified_domains.clone(),
+                        timeout: c.timeout,
+                    };
+                    Arc::new(
+                        ScimTarget::new(cfg)
+                            .map_err(|e| EngineError::Setup(format!("target {name}: {e}")))?,
+                    )
+                }
             };
             rt.targets
                 .insert(name.clone(), TargetEntry::new(name, target, tc.max_rate));

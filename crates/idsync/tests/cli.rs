@@ -718,3 +718,201 @@ fn scim_endpoint_speaks_entra() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+/// An `idsync serve` whose directory `apps` takes SCIM pushes: idsync's own endpoint as a
+/// provisioning target.
+fn idsync_scim_peer() -> (Server, tempfile::TempDir, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n[sources.apps]\ntype = \"scim\"\n"),
+    )
+    .unwrap();
+    let o = run(dir.path(), &["token", "create", "apps"]);
+    let token = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let server = Server(
+        idsync()
+            .arg("--config")
+            .arg(dir.path().join("idsync.toml"))
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::blocking::Client::new();
+    wait_for("the peer's healthz", || {
+        http.get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    (
+        server,
+        dir,
+        format!("http://127.0.0.1:{port}/scim/v2/apps"),
+        token,
+    )
+}
+
+/// Provision a file directory into a SCIM service through the real binary: full sync, an
+/// incremental change, a membership change, a deprovision, and a reconcile after the service
+/// was changed by hand.
+fn provision_into(url: &str, token: &str) {
+    use serde_json::{json, Value};
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 6);
+    std::env::set_var("IDSYNC_TEST_PEER_TOKEN", token);
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        format!(
+            "[sources.hr]\ntype = \"file\"\nformat = \"csv\"\nusers = \"users.csv\"\ngroups = \"groups.csv\"\nmemberships = \"memberships.csv\"\n\n[targets.app]\ntype = \"scim\"\nurl = \"{url}\"\ntoken = \"${{env:IDSYNC_TEST_PEER_TOKEN}}\"\n\n[flows.hr-to-app]\nsource = \"hr\"\ntarget = \"app\"\n"
+        ),
+    )
+    .unwrap();
+    let http = reqwest::blocking::Client::new();
+    let get = |path: &str| -> Value {
+        http.get(format!("{url}{path}"))
+            .bearer_auth(token)
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    };
+    let user = |name: &str| -> Value {
+        let v = get(&format!("/Users?filter=userName%20eq%20%22{name}%22"));
+        v["Resources"][0].clone()
+    };
+    let group_members = |name: &str| -> Vec<String> {
+        let v = get(&format!("/Groups?filter=displayName%20eq%20%22{name}%22"));
+        let mut m: Vec<String> = v["Resources"][0]["members"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|m| m["value"].as_str().unwrap().to_string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        m.sort();
+        m
+    };
+    let sync = |args: &[&str]| {
+        let o = run(dir.path(), args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).to_string()
+    };
+
+    // Full sync: 6 users, 2 groups, nested groups flattened.
+    let out = sync(&["sync", "hr-to-app"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert_eq!(get("/Users")["totalResults"], 6);
+    assert_eq!(user("user1@example.com")["name"]["familyName"], "Number 1");
+    assert_eq!(group_members("everyone").len(), 6);
+    assert_eq!(group_members("engineering").len(), 2);
+    assert!(sync(&["sync", "hr-to-app"]).contains("(0 planned"));
+
+    // An incremental change and a membership change.
+    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    let csv = csv.replace("User,Number 1,", "Ada,Number 1,").replace(
+        "id-000002,user2@example.com,User,Number 2,user2@example.com,Dept 2,g-all",
+        "id-000002,user2@example.com,User,Number 2,user2@example.com,Dept 2,g-eng",
+    );
+    std::fs::write(dir.path().join("users.csv"), &csv).unwrap();
+    let out = sync(&["sync", "hr-to-app"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert_eq!(user("user1@example.com")["name"]["givenName"], "Ada");
+    let user2 = user("user2@example.com")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(group_members("engineering").contains(&user2));
+
+    // A deprovision: user5 leaves the source and is disabled in the service.
+    let csv: String = csv
+        .lines()
+        .filter(|l| !l.starts_with("id-000005"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dir.path().join("users.csv"), csv).unwrap();
+    sync(&["sync", "hr-to-app"]);
+    assert_eq!(user("user5@example.com")["active"], json!(false));
+    let user5 = user("user5@example.com")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(!group_members("everyone").contains(&user5));
+
+    // By hand in the service: a name changed, a user deleted. A plain sync trusts the ledger;
+    // a reconcile (--full) repairs both.
+    let u1 = user("user1@example.com")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http
+        .patch(format!("{url}/Users/{u1}"))
+        .bearer_auth(token)
+        .header("Content-Type", "application/scim+json")
+        .body(json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "Edited by hand"}]}).to_string())
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    let u3 = user("user3@example.com")["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(http
+        .delete(format!("{url}/Users/{u3}"))
+        .bearer_auth(token)
+        .send()
+        .unwrap()
+        .status()
+        .is_success());
+    assert!(sync(&["sync", "hr-to-app"]).contains("(0 planned"));
+    let out = sync(&["sync", "hr-to-app", "--full"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(user("user1@example.com")
+        .get("displayName")
+        .is_none_or(|d| d != "Edited by hand"));
+    assert!(
+        user("user3@example.com")["id"].is_string(),
+        "the deleted user was created again"
+    );
+    let again = sync(&["plan", "hr-to-app", "--full"]);
+    assert!(
+        again.contains("nothing to do"),
+        "a second reconcile finds nothing: {again}"
+    );
+}
+
+#[test]
+fn provisions_scim2_server() {
+    let peer = idsync_connectors::testkit::peers::scim2_server("peer-token").unwrap();
+    provision_into(&peer.url, "peer-token");
+}
+
+#[test]
+fn provisions_idsyncs_own_scim_endpoint_and_passes_the_kit() {
+    let (_server, _dir, url, token) = idsync_scim_peer();
+    provision_into(&url, &token);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let t = idsync_connectors::targets::scim::ScimTarget::new(
+        idsync_connectors::targets::scim::ScimTargetConfig::new(
+            &url,
+            &token,
+            idsync_connectors::targets::scim::Profile::Generic,
+        ),
+    )
+    .unwrap();
+    let results = rt.block_on(idsync_connectors::testkit::run_all(&t, "own"));
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+        .collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+}

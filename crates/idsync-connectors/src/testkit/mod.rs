@@ -3,6 +3,8 @@
 //! report every failure at once. Names are prefixed so the kit can run against a target that
 //! already holds data.
 
+pub mod peers;
+
 use crate::targets::test::{Fault, TestTarget};
 use idsync_core::{Email, Group, Name, Outcome, Target, TargetOp, User};
 use std::time::Duration;

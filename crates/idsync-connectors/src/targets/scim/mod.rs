@@ -510,6 +510,17 @@ impl Target for ScimTarget {
         }
     }
 
+    /// SCIM has no custom attributes outside schemas and no group description.
+    fn project_user(&self, mut user: User) -> User {
+        user.custom.clear();
+        user
+    }
+
+    fn project_group(&self, mut group: Group) -> Group {
+        group.description = None;
+        group
+    }
+
     async fn read_state(&self) -> Result<idsync_core::TargetSnapshot, TargetError> {
         let bad = |what: &str, e: idsync_scim::ScimError| {
             TargetError::Protocol(format!("{what}: {}", e.detail))

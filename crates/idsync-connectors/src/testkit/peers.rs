@@ -1,0 +1,99 @@
+//! Real peers for tests, started on 127.0.0.1 with free ports and stopped on drop.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// A child process that is killed when dropped.
+pub struct Peer {
+    child: Child,
+    /// Its base URL.
+    pub url: String,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(0)
+}
+
+/// The Python venv holding the SCIM peers from PyPI (scim2-server, scim2-tester), installed on
+/// first use into `target/scim-venv`; `scripts/scim2-tester` uses the same one.
+pub fn scim_venv() -> Result<PathBuf, String> {
+    static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    VENV.get_or_init(|| {
+        let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/scim-venv");
+        if venv.join("bin/scim2-server").exists() {
+            return Ok(venv);
+        }
+        let run = |cmd: &mut Command| cmd.status().map(|s| s.success()).unwrap_or(false);
+        let ok = run(Command::new("python3").arg("-m").arg("venv").arg(&venv))
+            && run(Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "scim2-tester==0.5.2",
+                "scim2-cli==0.6.0",
+                "scim2-server==0.8.3",
+            ]));
+        if ok {
+            Ok(venv)
+        } else {
+            Err("cannot install scim2-server from PyPI into target/scim-venv".to_string())
+        }
+    })
+    .clone()
+}
+
+/// Poll `ready` until it says yes or the deadline passes.
+pub fn wait_until(
+    what: &str,
+    deadline: Duration,
+    mut ready: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let end = Instant::now() + deadline;
+    while !ready() {
+        if Instant::now() > end {
+            return Err(format!("timed out waiting for {what}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+/// scim2-server (PyPI), an in-memory SCIM server that follows the RFCs closely, accepting
+/// `token`. Its base URL ends in `/v2`.
+pub fn scim2_server(token: &str) -> Result<Peer, String> {
+    let venv = scim_venv()?;
+    let port = free_port();
+    let child = Command::new(venv.join("bin/scim2-server"))
+        .args([
+            "--bearer-token",
+            token,
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start scim2-server: {e}"))?;
+    let peer = Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}/v2"),
+    };
+    wait_until("scim2-server", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    Ok(peer)
+}
