@@ -916,3 +916,90 @@ fn provisions_idsyncs_own_scim_endpoint_and_passes_the_kit() {
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
 }
+
+#[test]
+fn scim_bulk_resolves_bulk_ids_and_honours_fail_on_errors() {
+    use serde_json::{json, Value};
+    let (_server, _dir, url, token) = idsync_scim_peer();
+    let http = reqwest::blocking::Client::new();
+    let bulk = |body: Value| -> Value {
+        let r = http
+            .post(format!("{url}/Bulk"))
+            .bearer_auth(&token)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().unwrap()
+    };
+    let user = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name});
+    // The group comes first but names users created later in the same request.
+    let v = bulk(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Groups", "bulkId": "g", "data": {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Bulk", "members": [{"type": "User", "value": "bulkId:a"}, {"type": "User", "value": "bulkId:b"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "a", "data": user("bulk-a")},
+            {"method": "POST", "path": "/Users", "bulkId": "b", "data": user("bulk-b")},
+            {"method": "POST", "path": "/Users", "bulkId": "dup", "data": user("BULK-A")},
+            {"method": "PATCH", "path": "/Users/bulkId:a", "data": {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "title", "value": "Bulk test"}]}},
+            {"method": "POST", "path": "/Users", "bulkId": "x", "data": {"schemas": [], "userName": "bulk-x", "manager": "bulkId:nobody"}}
+        ]
+    }));
+    let ops = v["Operations"].as_array().unwrap();
+    let status = |bulk_id: &str| {
+        ops.iter()
+            .find(|o| o["bulkId"] == bulk_id)
+            .map(|o| o["status"].as_str().unwrap().to_string())
+    };
+    assert_eq!(status("a").as_deref(), Some("201"));
+    assert_eq!(status("g").as_deref(), Some("201"));
+    assert_eq!(status("dup").as_deref(), Some("409"));
+    assert_eq!(
+        status("x").as_deref(),
+        Some("409"),
+        "a reference to no operation fails"
+    );
+    assert!(ops
+        .iter()
+        .any(|o| o["method"] == "PATCH" && o["status"] == "200"));
+    let group: Value = http
+        .get(
+            ops.iter().find(|o| o["bulkId"] == "g").unwrap()["location"]
+                .as_str()
+                .unwrap(),
+        )
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(group["members"].as_array().unwrap().len(), 2);
+    let a: Value = http
+        .get(format!("{url}/Users?filter=userName%20eq%20%22bulk-a%22"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(a["Resources"][0]["title"], "Bulk test");
+
+    // failOnErrors: 1 stops at the first error.
+    let v = bulk(json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "failOnErrors": 1,
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "d", "data": user("bulk-b")},
+            {"method": "POST", "path": "/Users", "bulkId": "e", "data": user("bulk-e")}
+        ]
+    }));
+    assert_eq!(v["Operations"].as_array().unwrap().len(), 1);
+    let e: Value = http
+        .get(format!("{url}/Users?filter=userName%20eq%20%22bulk-e%22"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(e["totalResults"], 0);
+}
