@@ -953,10 +953,22 @@ async fn resolve_members(
     dir: &str,
     group_id: &str,
     requested: &[(String, Option<MemberKind>)],
+    have: &BTreeSet<MemberRef>,
 ) -> Result<BTreeSet<MemberRef>, ScimFailure> {
     let store = &st.svc.runtime.store;
+    let existing: std::collections::HashMap<&str, &MemberRef> =
+        have.iter().map(|m| (m.id.as_str(), m)).collect();
     let mut out = BTreeSet::new();
     for (id, kind) in requested {
+        // Members the group already has are known to exist: only new ones are looked up.
+        let known = existing
+            .get(id.as_str())
+            .filter(|m| kind.is_none_or(|k| k == m.kind));
+        if let Some(m) = known {
+            let m: &MemberRef = m;
+            out.insert(m.clone());
+            continue;
+        }
         let kind = match kind {
             Some(k) => *k,
             None if store.get_user(dir, id).await?.is_some() => MemberKind::User,
@@ -1027,7 +1039,7 @@ async fn create_group(
     let base = st.base(&headers, &dir);
     let id = uuid::Uuid::new_v4().to_string();
     let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
-    let want = resolve_members(&st, &dir, &id, &requested).await?;
+    let want = resolve_members(&st, &dir, &id, &requested, &BTreeSet::new()).await?;
     save_group(
         &st,
         &dir,
@@ -1053,7 +1065,6 @@ async fn replace_group(
         &group_json(&st, &dir, &base, &current, true).await?.1,
     )?;
     let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
-    let want = resolve_members(&st, &dir, &id, &requested).await?;
     let have: BTreeSet<MemberRef> = st
         .svc
         .runtime
@@ -1062,6 +1073,7 @@ async fn replace_group(
         .await?
         .into_iter()
         .collect();
+    let want = resolve_members(&st, &dir, &id, &requested, &have).await?;
     save_group(&st, &dir, &base, group, want, have, StatusCode::OK).await
 }
 
@@ -1078,7 +1090,6 @@ async fn patch_group(
     let ops = parse_request(&parse_body(&body)?)?;
     apply(&mut v, &ops, &GROUP_RESOURCE)?;
     let (group, requested) = group_from_scim(&strip_read_only(v), &id)?;
-    let want = resolve_members(&st, &dir, &id, &requested).await?;
     let have: BTreeSet<MemberRef> = st
         .svc
         .runtime
@@ -1087,6 +1098,7 @@ async fn patch_group(
         .await?
         .into_iter()
         .collect();
+    let want = resolve_members(&st, &dir, &id, &requested, &have).await?;
     save_group(&st, &dir, &base, group, want, have, StatusCode::OK).await
 }
 
