@@ -1,0 +1,288 @@
+//! Load on the SCIM endpoint with 100,000 users and 5,000 groups stored, beside the same load
+//! on scim2-server (PyPI) in the same run: GET by `userName eq`, POST of new users, PATCH adding
+//! a member to a group. Prints requests per second and p50/p99 latency per server, and the ratio.
+//!
+//! `cargo bench -p idsync --bench scim_load` (IDSYNC_BENCH_USERS / IDSYNC_BENCH_GROUPS to
+//! change the sizes). Both servers persist as they do in use: idsync to its SQLite file,
+//! scim2-server in memory.
+
+use futures::stream::{self, StreamExt};
+use idsync_connectors::testkit::peers::{free_port, scim2_server, wait_until, Peer};
+use rand::Rng;
+use serde_json::{json, Value};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: usize = 16;
+
+fn env_usize(k: &str, d: usize) -> usize {
+    std::env::var(k)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(d)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown cpu".into());
+    format!(
+        "{cpu}, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+}
+
+struct Stats {
+    rps: f64,
+    p50: f64,
+    p99: f64,
+    errors: usize,
+}
+
+async fn load<F, Fut>(n: usize, f: F) -> Stats
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    let results: Vec<(Duration, bool)> = stream::iter(0..n)
+        .map(|i| {
+            let fut = f(i);
+            async move {
+                let t = Instant::now();
+                let ok = fut.await;
+                (t.elapsed(), ok)
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .collect()
+        .await;
+    let wall = start.elapsed().as_secs_f64();
+    let mut lat: Vec<f64> = results
+        .iter()
+        .map(|(d, _)| d.as_secs_f64() * 1000.0)
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    Stats {
+        rps: n as f64 / wall,
+        p50: lat[lat.len() / 2],
+        p99: lat[(lat.len() * 99 / 100).min(lat.len() - 1)],
+        errors: results.iter().filter(|(_, ok)| !ok).count(),
+    }
+}
+
+struct Server {
+    name: &'static str,
+    base: String,
+    token: String,
+    /// What keeps the server running (dropped: stopped).
+    #[allow(dead_code)]
+    keep: Box<dyn std::any::Any>,
+}
+
+fn start_idsync() -> Result<Server, String> {
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let port = free_port();
+    std::fs::write(dir.path().join("idsync.toml"), format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\n[sources.bench]\ntype = \"scim\"\n")).map_err(|e| e.to_string())?;
+    let bin = env!("CARGO_BIN_EXE_idsync");
+    let out = Command::new(bin)
+        .arg("-c")
+        .arg(dir.path().join("idsync.toml"))
+        .args(["token", "create", "bench"])
+        .output()
+        .map_err(|e| e.to_string())?;
+    let token = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let child = Command::new(bin)
+        .arg("-c")
+        .arg(dir.path().join("idsync.toml"))
+        .arg("serve")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    /// The server process and the folder of its store, both gone when dropped.
+    struct Kill(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let keep = Kill(child, dir);
+    wait_until("idsync serve", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    Ok(Server {
+        name: "idsync",
+        base: format!("http://127.0.0.1:{port}/scim/v2/bench"),
+        token,
+        keep: Box::new(keep),
+    })
+}
+
+fn start_scim2_server() -> Result<Server, String> {
+    let peer: Peer = scim2_server("bench-token")?;
+    Ok(Server {
+        name: "scim2-server",
+        base: peer.url.clone(),
+        token: "bench-token".into(),
+        keep: Box::new(peer),
+    })
+}
+
+async fn post(http: &reqwest::Client, s: &Server, path: &str, body: Value) -> Option<String> {
+    let r = http
+        .post(format!("{}{path}", s.base))
+        .bearer_auth(&s.token)
+        .header("Content-Type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .await
+        .ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    let v: Value = r.json().await.ok()?;
+    v["id"].as_str().map(str::to_string)
+}
+
+fn user(i: usize) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": format!("user{i}@example.com"),
+        "name": {"givenName": "User", "familyName": format!("Number {i}")},
+        "emails": [{"value": format!("user{i}@example.com"), "type": "work", "primary": true}],
+        "active": true
+    })
+}
+
+async fn run(
+    s: &Server,
+    users: usize,
+    groups: usize,
+    measured: usize,
+) -> Result<[Stats; 3], String> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let seed = Instant::now();
+    let user_ids: Vec<Option<String>> = stream::iter(0..users)
+        .map(|i| {
+            let http = &http;
+            async move { post(http, s, "/Users", user(i)).await }
+        })
+        .buffered(64)
+        .collect()
+        .await;
+    let user_ids: Vec<String> = user_ids.into_iter().flatten().collect();
+    let group_ids: Vec<Option<String>> = stream::iter(0..groups)
+        .map(|i| { let http = &http; async move { post(http, s, "/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("group-{i}")})).await } })
+        .buffered(64)
+        .collect()
+        .await;
+    let group_ids: Vec<String> = group_ids.into_iter().flatten().collect();
+    if user_ids.len() != users || group_ids.len() != groups {
+        return Err(format!(
+            "{}: seeded only {} users and {} groups",
+            s.name,
+            user_ids.len(),
+            group_ids.len()
+        ));
+    }
+    eprintln!(
+        "{}: seeded {users} users and {groups} groups in {:.0}s",
+        s.name,
+        seed.elapsed().as_secs_f64()
+    );
+    let get = load(measured, |_| {
+        let i = rand::thread_rng().gen_range(0..users);
+        let http = &http;
+        async move {
+            let url = format!(
+                "{}/Users?filter=userName%20eq%20%22user{i}%40example.com%22",
+                s.base
+            );
+            match http.get(url).bearer_auth(&s.token).send().await {
+                Ok(r) if r.status().is_success() => r
+                    .json::<Value>()
+                    .await
+                    .map(|v| v["totalResults"] == 1)
+                    .unwrap_or(false),
+                _ => false,
+            }
+        }
+    })
+    .await;
+    let posts = load(measured, |n| {
+        let http = &http;
+        async move { post(http, s, "/Users", user(users + 1 + n)).await.is_some() }
+    })
+    .await;
+    let patch = load(measured, |_| {
+        let (g, u) = { let mut r = rand::thread_rng(); (group_ids[r.gen_range(0..group_ids.len())].clone(), user_ids[r.gen_range(0..user_ids.len())].clone()) };
+        let http = &http;
+        async move {
+            let body = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": u}]}]});
+            http.patch(format!("{}/Groups/{g}", s.base)).bearer_auth(&s.token).header("Content-Type", "application/scim+json").body(body.to_string()).send().await.map(|r| r.status().is_success()).unwrap_or(false)
+        }
+    })
+    .await;
+    Ok([get, posts, patch])
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let users = env_usize("IDSYNC_BENCH_USERS", 100_000);
+    let groups = env_usize("IDSYNC_BENCH_GROUPS", 5_000);
+    println!(
+        "machine: {} (load generator on the same machine, {CONCURRENCY} concurrent requests)",
+        machine()
+    );
+    // scim2-server keeps resources in Python lists: its requests grow with what it stores, and
+    // seeding it with 100k users over HTTP takes hours. It gets a smaller store (which favours
+    // it) unless IDSYNC_BENCH_PEER_USERS says otherwise.
+    let peer_users = env_usize("IDSYNC_BENCH_PEER_USERS", 3_000);
+    let peer_groups = env_usize("IDSYNC_BENCH_PEER_GROUPS", 150);
+    type Start = fn() -> Result<Server, String>;
+    let runs: [(Start, usize, usize, usize); 2] = [
+        (start_idsync, users, groups, 3_000),
+        (start_scim2_server, peer_users, peer_groups, 500),
+    ];
+    let mut all = Vec::new();
+    for (start, users, groups, measured) in runs {
+        let s = start()?;
+        let stats = run(&s, users, groups, measured).await?;
+        for (what, st) in ["GET userName eq", "POST /Users", "PATCH group member"]
+            .iter()
+            .zip(&stats)
+        {
+            println!(
+                "{:<13} {what:<18} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  ({users} users, {groups} groups stored, {measured} requests)",
+                s.name, st.rps, st.p50, st.p99, st.errors
+            );
+        }
+        all.push(stats);
+    }
+    for (i, what) in ["GET userName eq", "POST /Users", "PATCH group member"]
+        .iter()
+        .enumerate()
+    {
+        println!(
+            "ratio idsync/scim2-server {what:<18} {:.1}x throughput",
+            all[0][i].rps / all[1][i].rps
+        );
+    }
+    Ok(())
+}
