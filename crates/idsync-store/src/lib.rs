@@ -618,40 +618,8 @@ pub(crate) async fn write_changes(
     let mut log = ChangeWriter::start(tx, dir, now_ms).await?;
     for change in changes {
         let logged = match change {
-            Change::UpsertUser { user } => {
-                let existing =
-                    sqlx::query("SELECT id, data FROM users WHERE dir = $1 AND source_id = $2")
-                        .bind(dir)
-                        .bind(&user.source_id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                let mut u = user.clone();
-                u.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
-                let data = encode("user", &u)?;
-                if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
-                    None
-                } else {
-                    write_user(tx, dir, &u, &data, log.now_ms).await?;
-                    Some(Change::UpsertUser { user: u })
-                }
-            }
-            Change::UpsertGroup { group } => {
-                let existing =
-                    sqlx::query("SELECT id, data FROM groups_ WHERE dir = $1 AND source_id = $2")
-                        .bind(dir)
-                        .bind(&group.source_id)
-                        .fetch_optional(&mut **tx)
-                        .await?;
-                let mut g = group.clone();
-                g.id = existing.as_ref().map_or_else(new_id, |r| r.get(0));
-                let data = encode("group", &g)?;
-                if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
-                    None
-                } else {
-                    write_group(tx, dir, &g, &data, log.now_ms).await?;
-                    Some(Change::UpsertGroup { group: g })
-                }
-            }
+            Change::UpsertUser { user } => upsert_one(tx, dir, user, log.now_ms).await?,
+            Change::UpsertGroup { group } => upsert_one(tx, dir, group, log.now_ms).await?,
             Change::DeleteUser { source_id } => delete_object(tx, dir, MemberKind::User, source_id)
                 .await?
                 .then(|| change.clone()),
@@ -796,24 +764,28 @@ impl ChangeWriter {
 /// Users and groups, as the directory tables hold them.
 trait DirObject: Clone + serde::Serialize {
     const TABLE: &'static str;
+    /// The column holding the object's name (userName, displayName), for lookups.
+    const NAME_COLUMN: &'static str;
     const WHAT: &'static str;
     fn source_id(&self) -> &str;
+    fn id(&self) -> &str;
+    fn name(&self) -> &str;
     fn set_id(&mut self, id: String);
     fn into_change(self) -> Change;
-    async fn write(
-        &self,
-        tx: &mut Tx<'_>,
-        dir: &str,
-        data: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError>;
 }
 
 impl DirObject for User {
     const TABLE: &'static str = "users";
+    const NAME_COLUMN: &'static str = "user_name";
     const WHAT: &'static str = "user";
     fn source_id(&self) -> &str {
         &self.source_id
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.user_name
     }
     fn set_id(&mut self, id: String) {
         self.id = id;
@@ -821,22 +793,20 @@ impl DirObject for User {
     fn into_change(self) -> Change {
         Change::UpsertUser { user: self }
     }
-    async fn write(
-        &self,
-        tx: &mut Tx<'_>,
-        dir: &str,
-        data: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        write_user(tx, dir, self, data, now_ms).await
-    }
 }
 
 impl DirObject for Group {
     const TABLE: &'static str = "groups_";
+    const NAME_COLUMN: &'static str = "display_name";
     const WHAT: &'static str = "group";
     fn source_id(&self) -> &str {
         &self.source_id
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn name(&self) -> &str {
+        &self.display_name
     }
     fn set_id(&mut self, id: String) {
         self.id = id;
@@ -844,15 +814,32 @@ impl DirObject for Group {
     fn into_change(self) -> Change {
         Change::UpsertGroup { group: self }
     }
-    async fn write(
-        &self,
-        tx: &mut Tx<'_>,
-        dir: &str,
-        data: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        write_group(tx, dir, self, data, now_ms).await
+}
+
+/// Insert or update one user or group (keeping its internal id); the change to log, or None
+/// when the stored object is already the same.
+async fn upsert_one<T: DirObject>(
+    tx: &mut Tx<'_>,
+    dir: &str,
+    item: &T,
+    now_ms: i64,
+) -> Result<Option<Change>, StoreError> {
+    let existing = sqlx::query(&format!(
+        "SELECT id, data FROM {} WHERE dir = $1 AND source_id = $2",
+        T::TABLE
+    ))
+    .bind(dir)
+    .bind(item.source_id())
+    .fetch_optional(&mut **tx)
+    .await?;
+    let mut item = item.clone();
+    item.set_id(existing.as_ref().map_or_else(new_id, |r| r.get(0)));
+    let data = encode(T::WHAT, &item)?;
+    if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
+        return Ok(None);
     }
+    write_object(tx, dir, &item, &data, now_ms).await?;
+    Ok(Some(item.into_change()))
 }
 
 /// Write the objects of a snapshot that differ from what is stored (keeping internal ids), log
@@ -882,49 +869,28 @@ async fn upsert_all<T: DirObject>(
         if known.is_some_and(|(_, d)| d == data) {
             continue;
         }
-        item.write(tx, dir, &data, log.now_ms).await?;
+        write_object(tx, dir, &item, &data, log.now_ms).await?;
         log.push(tx, &item.into_change()).await?;
     }
     Ok(current.into_keys().collect())
 }
 
-async fn write_user(
+async fn write_object<T: DirObject>(
     tx: &mut Tx<'_>,
     dir: &str,
-    u: &User,
+    item: &T,
     data: &str,
     now_ms: i64,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO users (dir, source_id, id, user_name, data, created_ms, modified_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)
-         ON CONFLICT (dir, source_id) DO UPDATE SET user_name = excluded.user_name, data = excluded.data, modified_ms = excluded.modified_ms",
-    )
+    let (table, name) = (T::TABLE, T::NAME_COLUMN);
+    sqlx::query(&format!(
+        "INSERT INTO {table} (dir, source_id, id, {name}, data, created_ms, modified_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)
+         ON CONFLICT (dir, source_id) DO UPDATE SET {name} = excluded.{name}, data = excluded.data, modified_ms = excluded.modified_ms"
+    ))
     .bind(dir)
-    .bind(&u.source_id)
-    .bind(&u.id)
-    .bind(&u.user_name)
-    .bind(data)
-    .bind(now_ms)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-async fn write_group(
-    tx: &mut Tx<'_>,
-    dir: &str,
-    g: &Group,
-    data: &str,
-    now_ms: i64,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO groups_ (dir, source_id, id, display_name, data, created_ms, modified_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)
-         ON CONFLICT (dir, source_id) DO UPDATE SET display_name = excluded.display_name, data = excluded.data, modified_ms = excluded.modified_ms",
-    )
-    .bind(dir)
-    .bind(&g.source_id)
-    .bind(&g.id)
-    .bind(&g.display_name)
+    .bind(item.source_id())
+    .bind(item.id())
+    .bind(item.name())
     .bind(data)
     .bind(now_ms)
     .execute(&mut **tx)
