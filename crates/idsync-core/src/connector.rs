@@ -140,6 +140,10 @@ pub enum Outcome {
     /// delete that was applied before a crash). A delete counts this as done; an update makes
     /// the engine forget the object so that the next plan creates it again.
     NotFound { reason: String },
+    /// The target does not take this object by its own rules (a user outside an Atlassian
+    /// organisation's verified domains): nothing was written, nothing is wrong, and the reason
+    /// goes to the log.
+    Skipped { reason: String },
 }
 
 /// Errors of the target as a whole (as opposed to one operation).

@@ -290,6 +290,7 @@ async fn plan_and_apply(
         pending: Vec::new(),
         counts,
         progress,
+        skipped: std::collections::HashSet::new(),
     };
     let mut start = 0;
     while start < plan.operations.len() {
@@ -321,6 +322,8 @@ struct Applier<'a> {
     pending: Vec<OpRecord>,
     counts: RunCounts,
     progress: &'a dyn Progress,
+    /// Objects the target skipped in this run (their memberships are skipped too).
+    skipped: std::collections::HashSet<String>,
 }
 
 /// What happened to one planned operation; becomes one or more op-log records.
@@ -403,7 +406,13 @@ impl Applier<'_> {
                 at_ms,
             });
         };
-        let failed = match done.outcome {
+        let class = match done.outcome {
+            Outcome::Skipped { reason } => {
+                tracing::info!(key = %done.op.key, action, %reason, "skipped by the target");
+                self.skipped.insert(done.op.key.clone());
+                record(done.op.clone(), false, None, "skipped", Some(reason));
+                "skipped"
+            }
             Outcome::Applied { target_id } => {
                 let outcome = if done.linked { "linked" } else { "applied" };
                 tracing::debug!(key = %done.op.key, action, outcome, "operation done");
@@ -415,14 +424,14 @@ impl Applier<'_> {
                     users.retain(|u| !done.unresolved.contains(u));
                 }
                 record(op, true, target_id, outcome, None);
-                false
+                "applied"
             }
             Outcome::NotFound { reason } => match &done.op.action {
                 Action::DeleteUser { .. }
                 | Action::DeleteGroup { .. }
                 | Action::RemoveMembers { .. } => {
                     record(done.op.clone(), true, None, "applied", Some(reason));
-                    false
+                    "applied"
                 }
                 Action::UpdateUser { .. }
                 | Action::DisableUser { .. }
@@ -448,47 +457,70 @@ impl Applier<'_> {
                         reason: Reason::MissingInTarget,
                     };
                     record(forget, true, None, "forgotten", None);
-                    true
+                    "failed"
                 }
                 _ => {
                     record(done.op.clone(), false, None, "rejected", Some(reason));
-                    true
+                    "failed"
                 }
             },
             Outcome::Rejected { reason } => {
                 tracing::warn!(key = %done.op.key, action, %reason, "operation rejected");
                 record(done.op.clone(), false, None, "rejected", Some(reason));
-                true
+                "failed"
             }
             Outcome::Retryable { reason, .. } => {
                 tracing::warn!(key = %done.op.key, action, %reason, "operation failed after retries");
                 record(done.op.clone(), false, None, "failed", Some(reason));
-                true
+                "failed"
             }
         };
-        if !done.unresolved.is_empty() {
+        // Members left out of the call: skipped with their user, or not provisioned (failed).
+        let (skipped, missing): (Vec<Key>, Vec<Key>) = done
+            .unresolved
+            .iter()
+            .cloned()
+            .partition(|u| self.skipped.contains(&**u));
+        for (users, outcome, why) in [
+            (skipped, "skipped", "the target skipped this member"),
+            (
+                missing,
+                "rejected",
+                "member is not provisioned in the target",
+            ),
+        ] {
+            if users.is_empty() {
+                continue;
+            }
             let mut op = done.op.clone();
-            let users = done.unresolved.clone();
             op.action = match op.action {
                 Action::RemoveMembers { group, .. } => Action::RemoveMembers { group, users },
                 Action::AddMembers { group, .. } => Action::AddMembers { group, users },
                 other => other,
             };
-            record(
-                op,
-                false,
-                None,
-                "rejected",
-                Some("member is not provisioned in the target".into()),
+            bump(
+                &mut self.counts,
+                if outcome == "skipped" {
+                    "skipped"
+                } else {
+                    "failed"
+                },
+                1,
             );
+            self.pending.push(OpRecord {
+                seq: done.seq,
+                op,
+                applied: false,
+                target_id: None,
+                outcome: outcome.to_string(),
+                error: Some(why.to_string()),
+                duration_ms,
+                at_ms,
+            });
         }
-        let outcome_key = if failed { "failed" } else { "applied" };
-        bump(&mut self.counts, outcome_key, 1);
-        bump(&mut self.counts, &format!("{action}.{outcome_key}"), 1);
-        if !done.unresolved.is_empty() {
-            bump(&mut self.counts, "failed", 1);
-        }
-        self.progress.applied(failed);
+        bump(&mut self.counts, class, 1);
+        bump(&mut self.counts, &format!("{action}.{class}"), 1);
+        self.progress.applied(class == "failed");
     }
 
     async fn flush(&mut self) -> Result<(), Failure> {

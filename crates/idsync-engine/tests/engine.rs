@@ -525,3 +525,29 @@ async fn the_conformance_kit_passes_against_the_test_target() {
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(results.len() >= 10);
 }
+
+#[tokio::test]
+async fn objects_the_target_skips_are_logged_not_failed() {
+    let t = TestTarget::new();
+    t.skip_user_names(&["^user[0-2]@".to_string()]).unwrap();
+    let f = fixture(people(6), t).await;
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.counts);
+    assert_eq!(r.count("create_user.skipped"), 3);
+    assert_eq!(r.count("failed"), 0);
+    assert!(
+        r.count("skipped") >= 4,
+        "the skipped users' memberships are skipped too: {:?}",
+        r.counts
+    );
+    let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    assert!(ops
+        .iter()
+        .any(|o| o.outcome == "skipped" && o.action == "add_members"));
+    assert!(ops
+        .iter()
+        .filter(|o| o.outcome == "skipped" && o.action == "create_user")
+        .all(|o| o.error.as_deref().is_some_and(|e| e.contains("outside"))));
+    assert_eq!(f.target.user_count(), 3);
+    assert_ledger_matches_target(&f).await;
+}

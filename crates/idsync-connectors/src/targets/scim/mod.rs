@@ -221,9 +221,9 @@ impl ScimTarget {
             Answer::Failed(Outcome::Rejected { reason } | Outcome::NotFound { reason }) => {
                 Err(TargetError::Protocol(reason))
             }
-            Answer::Failed(Outcome::Applied { .. }) => Err(TargetError::Protocol(format!(
-                "GET {path}: unexpected answer"
-            ))),
+            Answer::Failed(Outcome::Applied { .. } | Outcome::Skipped { .. }) => Err(
+                TargetError::Protocol(format!("GET {path}: unexpected answer")),
+            ),
         }
     }
 
@@ -425,7 +425,7 @@ impl Target for ScimTarget {
         match op {
             TargetOp::CreateUser { user } => {
                 if let Some(reason) = self.outside_domains(user) {
-                    return Outcome::Rejected { reason };
+                    return Outcome::Skipped { reason };
                 }
                 self.create("/Users", user_body(user)).await
             }
@@ -435,7 +435,7 @@ impl Target for ScimTarget {
                 after,
             } => {
                 if let Some(reason) = self.outside_domains(after) {
-                    return Outcome::Rejected { reason };
+                    return Outcome::Skipped { reason };
                 }
                 let path = format!("/Users/{target_id}");
                 match self.capabilities().await {

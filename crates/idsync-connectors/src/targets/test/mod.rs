@@ -34,6 +34,8 @@ pub enum Fault {
     TimeoutAfterApply,
     /// A permanent refusal with this reason.
     Permanent(String),
+    /// The application does not take this object (its own rule); nothing is written.
+    Skip(String),
     /// The service is down: this call fails, and so do health checks and reads while queued
     /// faults of this kind remain.
     Unavailable,
@@ -173,6 +175,7 @@ struct Faults {
     rate: Option<(f64, Fault)>,
     rng: StdRng,
     reject: Vec<regex::Regex>,
+    skip: Vec<regex::Regex>,
     /// Token bucket: operations per second, tokens, last refill (ms).
     bucket: Option<(f64, f64, i64)>,
 }
@@ -208,6 +211,7 @@ impl TestTarget {
                 rate: None,
                 rng: StdRng::seed_from_u64(0x1d5c),
                 reject: Vec::new(),
+                skip: Vec::new(),
                 bucket: None,
             }),
             journal: Mutex::new(None),
@@ -306,6 +310,22 @@ impl TestTarget {
             })
             .collect::<Result<Vec<_>, _>>()?;
         lock(&self.faults).reject = reject;
+        Ok(())
+    }
+
+    /// Users whose userName matches one of these patterns are skipped (the application's own
+    /// rule, as Atlassian Cloud skips users outside its verified domains).
+    pub fn skip_user_names(&self, patterns: &[String]) -> Result<(), TestTargetError> {
+        let skip = patterns
+            .iter()
+            .map(|p| {
+                regex::Regex::new(p).map_err(|e| TestTargetError::Pattern {
+                    pattern: p.clone(),
+                    message: e.to_string(),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        lock(&self.faults).skip = skip;
         Ok(())
     }
 
@@ -453,6 +473,11 @@ impl TestTarget {
             _ => None,
         };
         if let Some(name) = name {
+            if f.skip.iter().any(|r| r.is_match(name)) {
+                return Some(Fault::Skip(format!(
+                    "userName {name:?} is outside what this application takes"
+                )));
+            }
             if f.reject.iter().any(|r| r.is_match(name)) {
                 return Some(Fault::Permanent(format!(
                     "userName {name:?} is not allowed by this application"
@@ -673,6 +698,7 @@ impl Target for TestTarget {
                 }
             }
             Some(Fault::Permanent(reason)) => Outcome::Rejected { reason },
+            Some(Fault::Skip(reason)) => Outcome::Skipped { reason },
             Some(Fault::Unavailable) => Outcome::Retryable {
                 reason: "HTTP 503 Service Unavailable".into(),
                 retry_after: None,
