@@ -460,6 +460,7 @@ impl<'a> Checker<'a> {
                 "target",
                 "deprovision",
                 "group_deletion",
+                "group_rename",
                 "member_batch",
                 "concurrency",
                 "max_retries",
@@ -497,6 +498,13 @@ impl<'a> Checker<'a> {
             Some("delete") => GroupDeletion::Delete,
             _ => GroupDeletion::Keep,
         };
+        let group_rename = match self
+            .choice(t, "group_rename", &path, &["keep", "recreate"])
+            .as_deref()
+        {
+            Some("recreate") => idsync_core::GroupRename::Recreate,
+            _ => idsync_core::GroupRename::Keep,
+        };
         let member_batch = self.int(t, "member_batch", &path, 1, 1000).unwrap_or(100);
         let concurrency = self.int(t, "concurrency", &path, 1, 64).unwrap_or(8);
         let max_retries = self.int(t, "max_retries", &path, 0, 20).unwrap_or(5);
@@ -509,6 +517,7 @@ impl<'a> Checker<'a> {
             target: target?,
             deprovision,
             group_deletion,
+            group_rename,
             member_batch: usize::try_from(member_batch).unwrap_or(100),
             concurrency: usize::try_from(concurrency).unwrap_or(8),
             max_retries: u32::try_from(max_retries).unwrap_or(5),

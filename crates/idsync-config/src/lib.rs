@@ -174,6 +174,7 @@ pub struct FlowConfig {
     pub target: String,
     pub deprovision: DeprovisionAction,
     pub group_deletion: GroupDeletion,
+    pub group_rename: idsync_core::GroupRename,
     pub member_batch: usize,
     pub concurrency: usize,
     pub max_retries: u32,
@@ -186,8 +187,10 @@ impl FlowConfig {
         PlanOptions {
             deprovision: self.deprovision,
             group_deletion: self.group_deletion,
+            group_rename: self.group_rename,
             member_batch: self.member_batch,
             reconcile: false,
+            can_rename_groups: true,
         }
     }
 }

@@ -203,4 +203,8 @@ pub trait Target: Send + Sync {
     fn project_group(&self, group: Group) -> Group {
         group
     }
+    /// Whether the target can rename a group in place (Atlassian Cloud cannot).
+    fn can_rename_groups(&self) -> bool {
+        true
+    }
 }

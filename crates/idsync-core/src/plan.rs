@@ -33,6 +33,19 @@ pub enum GroupDeletion {
     Delete,
 }
 
+/// What to do when a group is renamed in the source and the target cannot rename groups
+/// (Atlassian Cloud).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupRename {
+    /// Keep the old name in the target, and say so in the plan.
+    #[default]
+    Keep,
+    /// Create a group with the new name and give it the members; the old group stays in the
+    /// target, untouched, with its permissions.
+    Recreate,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlanOptions {
     pub deprovision: DeprovisionAction,
@@ -41,6 +54,9 @@ pub struct PlanOptions {
     pub member_batch: usize,
     /// The ledger was read back from the target (full reconcile): reasons speak of drift.
     pub reconcile: bool,
+    /// Whether the target can rename a group in place.
+    pub can_rename_groups: bool,
+    pub group_rename: GroupRename,
 }
 
 impl Default for PlanOptions {
@@ -50,6 +66,8 @@ impl Default for PlanOptions {
             group_deletion: GroupDeletion::Keep,
             member_batch: 100,
             reconcile: false,
+            can_rename_groups: true,
+            group_rename: GroupRename::Keep,
         }
     }
 }
@@ -67,6 +85,8 @@ pub enum Reason {
     RemovedFromSource,
     MembershipsAdded,
     MembershipsRemoved,
+    /// Renamed in the source; the target cannot rename groups, so a new group is made.
+    RecreatedForRename(String),
 }
 
 impl fmt::Display for Reason {
@@ -83,6 +103,10 @@ impl fmt::Display for Reason {
             Reason::RemovedFromSource => write!(f, "no longer in the source"),
             Reason::MembershipsAdded => write!(f, "members added in the source"),
             Reason::MembershipsRemoved => write!(f, "members removed in the source"),
+            Reason::RecreatedForRename(from) => write!(
+                f,
+                "renamed in the source from {from:?}; the target cannot rename groups, so a new group is made (the old one stays)"
+            ),
         }
     }
 }
@@ -232,6 +256,9 @@ impl Operation {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub operations: Vec<Operation>,
+    /// What the plan could not do as the source says, in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl Plan {
@@ -263,6 +290,8 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
     let mut ops = Vec::new();
     let batch = opts.member_batch.max(1);
 
+    let mut warnings = Vec::new();
+    let mut recreated: BTreeSet<&String> = BTreeSet::new();
     for (key, group) in &desired.groups {
         match ledger.groups.get(key) {
             None => ops.push(Operation {
@@ -272,6 +301,44 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
                 },
                 reason: new_reason(opts),
             }),
+            Some(have)
+                if !opts.can_rename_groups && have.group.display_name != group.display_name =>
+            {
+                match opts.group_rename {
+                    GroupRename::Recreate => {
+                        recreated.insert(key);
+                        ops.push(Operation {
+                            key: key.clone(),
+                            action: Action::CreateGroup {
+                                group: group.clone(),
+                            },
+                            reason: Reason::RecreatedForRename(have.group.display_name.clone()),
+                        });
+                    }
+                    GroupRename::Keep => {
+                        warnings.push(format!(
+                            "group {:?} was renamed {:?} in the source; the target cannot rename groups, so it keeps its name (group_rename = \"recreate\" makes a new group with the members; the old one keeps its permissions)",
+                            have.group.display_name, group.display_name
+                        ));
+                        let mut kept = group.clone();
+                        kept.display_name = have.group.display_name.clone();
+                        let changed = have.group.changed_attributes(&kept);
+                        if !changed.is_empty() {
+                            let changed: Vec<String> =
+                                changed.into_iter().map(String::from).collect();
+                            ops.push(Operation {
+                                key: key.clone(),
+                                action: Action::UpdateGroup {
+                                    before: have.group.clone(),
+                                    after: kept,
+                                    changed: changed.clone(),
+                                },
+                                reason: changed_reason(opts, changed),
+                            });
+                        }
+                    }
+                }
+            }
             Some(have) => {
                 let changed = have.group.changed_attributes(group);
                 if !changed.is_empty() {
@@ -343,7 +410,12 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
     let empty = BTreeSet::new();
     for (key, group) in &desired.groups {
         let want = desired.members.get(key).unwrap_or(&empty);
-        let have = ledger.members.get(key).unwrap_or(&empty);
+        // A group made anew has no members yet.
+        let have = if recreated.contains(key) {
+            &empty
+        } else {
+            ledger.members.get(key).unwrap_or(&empty)
+        };
         let add: Vec<Key> = want.difference(have).cloned().collect();
         let remove: Vec<Key> = have.difference(want).cloned().collect();
         for chunk in add.chunks(batch) {
@@ -410,7 +482,10 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
     }
 
     ops.sort_by_key(|o| o.action.phase());
-    Plan { operations: ops }
+    Plan {
+        operations: ops,
+        warnings,
+    }
 }
 
 fn new_reason(opts: &PlanOptions) -> Reason {
@@ -457,6 +532,9 @@ impl LedgerState {
                 self.members.retain(|_, s| !s.is_empty());
             }
             Action::CreateGroup { group } => {
+                // A new group in the target starts without members (also when it replaces
+                // one the target could not rename).
+                self.members.remove(key);
                 self.groups.insert(
                     key.clone(),
                     LedgerGroup {

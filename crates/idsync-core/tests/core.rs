@@ -88,22 +88,35 @@ fn snapshot_strategy() -> impl Strategy<Value = Snapshot> {
 }
 
 fn options_strategy() -> impl Strategy<Value = PlanOptions> {
-    (any::<bool>(), any::<bool>(), 1usize..5).prop_map(|(del_users, del_groups, batch)| {
-        PlanOptions {
-            deprovision: if del_users {
-                DeprovisionAction::Delete
-            } else {
-                DeprovisionAction::Disable
+    (
+        any::<bool>(),
+        any::<bool>(),
+        1usize..5,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(del_users, del_groups, batch, renames, recreate)| PlanOptions {
+                deprovision: if del_users {
+                    DeprovisionAction::Delete
+                } else {
+                    DeprovisionAction::Disable
+                },
+                group_deletion: if del_groups {
+                    GroupDeletion::Delete
+                } else {
+                    GroupDeletion::Keep
+                },
+                member_batch: batch,
+                reconcile: false,
+                can_rename_groups: renames,
+                group_rename: if recreate {
+                    GroupRename::Recreate
+                } else {
+                    GroupRename::Keep
+                },
             },
-            group_deletion: if del_groups {
-                GroupDeletion::Delete
-            } else {
-                GroupDeletion::Keep
-            },
-            member_batch: batch,
-            reconcile: false,
-        }
-    })
+        )
 }
 
 /// Apply a plan to a ledger as a target that accepts everything would.
@@ -164,6 +177,7 @@ proptest! {
     ) {
         let desired = desired_state(&after);
         let mut ledger = ledger_from(&desired_state(&before));
+        let old_names: BTreeMap<String, String> = ledger.groups.iter().map(|(k, g)| (k.clone(), g.group.display_name.clone())).collect();
         let p = plan(&desired, &ledger, &opts);
         apply(&mut ledger, &p);
 
@@ -172,7 +186,16 @@ proptest! {
             prop_assert_eq!(&ledger.users[k].user, u);
         }
         for (k, g) in &desired.groups {
-            prop_assert_eq!(&ledger.groups[k].group, g);
+            // A target that cannot rename keeps the old name under the "keep" policy, and
+            // says so in the plan.
+            let mut want = g.clone();
+            if let Some(old) = old_names.get(k).filter(|o| **o != g.display_name) {
+                if !opts.can_rename_groups && opts.group_rename == GroupRename::Keep {
+                    want.display_name = old.clone();
+                    prop_assert!(p.warnings.iter().any(|w| w.contains(old.as_str())));
+                }
+            }
+            prop_assert_eq!(&ledger.groups[k].group, &want);
             let empty = BTreeSet::new();
             prop_assert_eq!(ledger.members.get(k).unwrap_or(&empty), desired.members.get(k).unwrap_or(&empty));
         }

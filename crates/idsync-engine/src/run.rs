@@ -259,6 +259,7 @@ async fn plan_and_apply(
 
     let mut ledger = store.load_ledger(&flow.name).await?;
     let mut plan_opts = flow.plan.clone();
+    plan_opts.can_rename_groups = target.can_rename_groups();
     if opts.mode == Mode::Reconcile {
         let real = target.read_state().await.map_err(Failure::Target)?;
         ledger = observed_ledger(&ledger, &real);
@@ -268,6 +269,10 @@ async fn plan_and_apply(
         }
     }
     let plan = plan(&desired, &ledger, &plan_opts);
+    for w in &plan.warnings {
+        tracing::warn!(warning = %w, "plan");
+    }
+    bump(&mut counts, "warnings", plan.warnings.len() as i64);
     progress.planned(&plan);
     bump(&mut counts, "planned", plan.len() as i64);
     tracing::info!(

@@ -1043,6 +1043,12 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
             }
         }
         Action::CreateGroup { group } => {
+            // A new group starts without members, also when it replaces one.
+            sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2")
+                .bind(flow)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
             upsert_ledger(
                 tx,
                 "ledger_groups",

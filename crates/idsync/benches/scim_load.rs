@@ -45,7 +45,7 @@ struct Stats {
     errors: usize,
 }
 
-async fn load<F, Fut>(n: usize, f: F) -> Stats
+async fn load<F, Fut>(n: usize, concurrency: usize, f: F) -> Stats
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -60,7 +60,7 @@ where
                 (t.elapsed(), ok)
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(concurrency)
         .collect()
         .await;
     let wall = start.elapsed().as_secs_f64();
@@ -79,6 +79,9 @@ where
 
 struct Server {
     name: &'static str,
+    /// Requests in flight: scim2-server serves one connection at a time (a WSGI reference
+    /// server), so it gets one; idsync gets CONCURRENCY.
+    concurrency: usize,
     base: String,
     token: String,
     /// What keeps the server running (dropped: stopped).
@@ -125,6 +128,7 @@ fn start_idsync() -> Result<Server, String> {
     })?;
     Ok(Server {
         name: "idsync",
+        concurrency: CONCURRENCY,
         base: format!("http://127.0.0.1:{port}/scim/v2/bench"),
         token,
         keep: Box::new(keep),
@@ -135,6 +139,7 @@ fn start_scim2_server() -> Result<Server, String> {
     let peer: Peer = scim2_server("bench-token")?;
     Ok(Server {
         name: "scim2-server",
+        concurrency: 1,
         base: peer.url.clone(),
         token: "bench-token".into(),
         keep: Box::new(peer),
@@ -174,7 +179,7 @@ async fn run(
     measured: usize,
 ) -> Result<[Stats; 3], String> {
     let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONCURRENCY)
+        .pool_max_idle_per_host(s.concurrency)
         .build()
         .map_err(|e| e.to_string())?;
     let seed = Instant::now();
@@ -183,13 +188,13 @@ async fn run(
             let http = &http;
             async move { post(http, s, "/Users", user(i)).await }
         })
-        .buffered(64)
+        .buffered(s.concurrency * 4)
         .collect()
         .await;
     let user_ids: Vec<String> = user_ids.into_iter().flatten().collect();
     let group_ids: Vec<Option<String>> = stream::iter(0..groups)
         .map(|i| { let http = &http; async move { post(http, s, "/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("group-{i}")})).await } })
-        .buffered(64)
+        .buffered(s.concurrency * 4)
         .collect()
         .await;
     let group_ids: Vec<String> = group_ids.into_iter().flatten().collect();
@@ -206,7 +211,7 @@ async fn run(
         s.name,
         seed.elapsed().as_secs_f64()
     );
-    let get = load(measured, |_| {
+    let get = load(measured, s.concurrency, |_| {
         let i = rand::thread_rng().gen_range(0..users);
         let http = &http;
         async move {
@@ -225,12 +230,12 @@ async fn run(
         }
     })
     .await;
-    let posts = load(measured, |n| {
+    let posts = load(measured, s.concurrency, |n| {
         let http = &http;
         async move { post(http, s, "/Users", user(users + 1 + n)).await.is_some() }
     })
     .await;
-    let patch = load(measured, |_| {
+    let patch = load(measured, s.concurrency, |_| {
         let (g, u) = { let mut r = rand::thread_rng(); (group_ids[r.gen_range(0..group_ids.len())].clone(), user_ids[r.gen_range(0..user_ids.len())].clone()) };
         let http = &http;
         async move {
@@ -247,7 +252,7 @@ async fn main() -> Result<(), String> {
     let users = env_usize("IDSYNC_BENCH_USERS", 100_000);
     let groups = env_usize("IDSYNC_BENCH_GROUPS", 5_000);
     println!(
-        "machine: {} (load generator on the same machine, {CONCURRENCY} concurrent requests)",
+        "machine: {} (load generator on the same machine; idsync gets {CONCURRENCY} requests in flight, scim2-server, a one-connection-at-a-time server, gets 1)",
         machine()
     );
     // scim2-server keeps resources in Python lists: its requests grow with what it stores, and

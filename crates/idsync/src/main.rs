@@ -306,11 +306,17 @@ fn print_plan(plan: &idsync_core::Plan, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     if plan.is_empty() {
+        for w in &plan.warnings {
+            println!("warning: {w}");
+        }
         println!("nothing to do: the target is up to date");
         return Ok(());
     }
     for op in &plan.operations {
         println!("{}", op.describe());
+    }
+    for w in &plan.warnings {
+        println!("warning: {w}");
     }
     let counts: Vec<String> = plan
         .counts()

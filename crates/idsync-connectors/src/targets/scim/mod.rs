@@ -521,6 +521,10 @@ impl Target for ScimTarget {
         group
     }
 
+    fn can_rename_groups(&self) -> bool {
+        self.cfg.profile != Profile::AtlassianCloud
+    }
+
     async fn read_state(&self) -> Result<idsync_core::TargetSnapshot, TargetError> {
         let bad = |what: &str, e: idsync_scim::ScimError| {
             TargetError::Protocol(format!("{what}: {}", e.detail))
