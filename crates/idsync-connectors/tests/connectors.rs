@@ -562,3 +562,49 @@ mod scim_peers {
         }
     }
 }
+
+/// A service without PATCH: updates and member changes go as PUT of the whole resource, and
+/// the kit passes.
+#[tokio::test]
+async fn a_service_without_patch_gets_put() {
+    use idsync_connectors::targets::scim::{Profile, ScimTarget, ScimTargetConfig};
+    use idsync_connectors::testkit::peers::scim2_server_with;
+    let dir = tempfile::tempdir().unwrap();
+    let spc = dir.path().join("spc.json");
+    std::fs::write(
+        &spc,
+        serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+            "patch": {"supported": false},
+            "bulk": {"supported": false, "maxOperations": 0, "maxPayloadSize": 0},
+            "filter": {"supported": true, "maxResults": 50},
+            "changePassword": {"supported": false},
+            "sort": {"supported": true},
+            "etag": {"supported": false},
+            "authenticationSchemes": [{"type": "oauthbearertoken", "name": "Bearer", "description": "token"}]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let peer = scim2_server_with(
+        "put-token",
+        &["--service-provider-config", spc.to_str().unwrap()],
+    )
+    .unwrap();
+    let t = ScimTarget::new(ScimTargetConfig::new(
+        &peer.url,
+        "put-token",
+        Profile::Generic,
+    ))
+    .unwrap();
+    let caps = t.capabilities().await.unwrap();
+    assert!(!caps.patch, "{caps:?}");
+    assert_eq!(caps.max_results, 50);
+    let results = testkit::run_all(&t, "put").await;
+    let failures: Vec<String> = results
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+        .collect();
+    // Users, groups and members all go by PUT.
+    assert!(failures.is_empty(), "{failures:#?}");
+}

@@ -91,6 +91,11 @@ pub fn wait_until(
 /// scim2-server (PyPI), an in-memory SCIM server that follows the RFCs closely, accepting
 /// `token`. Its base URL ends in `/v2`.
 pub fn scim2_server(token: &str) -> Result<Peer, String> {
+    scim2_server_with(token, &[])
+}
+
+/// scim2-server with extra arguments (`--service-provider-config FILE`, ...).
+pub fn scim2_server_with(token: &str, extra: &[&str]) -> Result<Peer, String> {
     let venv = scim_venv()?;
     let port = free_port();
     let child = Command::new(venv.join("bin/scim2-server"))
@@ -102,6 +107,7 @@ pub fn scim2_server(token: &str) -> Result<Peer, String> {
             "--port",
             &port.to_string(),
         ])
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

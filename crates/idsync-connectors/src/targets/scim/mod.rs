@@ -198,6 +198,8 @@ impl ScimTarget {
                 reason,
                 retry_after: wait,
             },
+            // Not implemented will not become implemented by retrying.
+            StatusCode::NOT_IMPLEMENTED => Outcome::Rejected { reason },
             s if s.is_server_error() => Outcome::Retryable {
                 reason,
                 retry_after: wait,
@@ -338,6 +340,41 @@ impl ScimTarget {
         }
     }
 
+    /// Change a group where PATCH is unsupported: read it whole, change it, PUT it back.
+    async fn put_group(
+        &self,
+        group_id: &str,
+        change: impl FnOnce(&mut serde_json::Map<String, Value>),
+    ) -> Outcome {
+        let path = format!("/Groups/{group_id}");
+        let mut v = match self.send(Method::GET, &path, None).await {
+            Answer::Ok(v) => v,
+            Answer::Failed(o) => return o,
+        };
+        let Some(o) = v.as_object_mut() else {
+            return Outcome::Rejected {
+                reason: format!("GET {path}: the answer is not a resource"),
+            };
+        };
+        o.remove("meta");
+        change(o);
+        match self.send(Method::PUT, &path, Some(&v)).await {
+            Answer::Ok(_) => Outcome::Applied { target_id: None },
+            Answer::Failed(o) => o,
+        }
+    }
+
+    /// Whether the service takes PATCH (else the PUT fallbacks are used).
+    async fn supports_patch(&self) -> Result<bool, Outcome> {
+        self.capabilities()
+            .await
+            .map(|c| c.patch)
+            .map_err(|e| Outcome::Retryable {
+                reason: e.to_string(),
+                retry_after: None,
+            })
+    }
+
     async fn create(&self, endpoint: &str, body: Value) -> Outcome {
         match self.send(Method::POST, endpoint, Some(&body)).await {
             Answer::Ok(v) => match v.get("id").and_then(Value::as_str) {
@@ -468,6 +505,22 @@ impl Target for ScimTarget {
                         ),
                     };
                 }
+                match self.supports_patch().await {
+                    Err(o) => return o,
+                    Ok(false) => {
+                        let (name, ext) = (after.display_name.clone(), after.external_id.clone());
+                        return self
+                            .put_group(target_id, |o| {
+                                o.insert("displayName".into(), Value::String(name));
+                                match ext {
+                                    Some(e) => o.insert("externalId".into(), Value::String(e)),
+                                    None => o.remove("externalId"),
+                                };
+                            })
+                            .await;
+                    }
+                    Ok(true) => {}
+                }
                 let mut ops = vec![
                     json!({"op": "replace", "path": "displayName", "value": after.display_name}),
                 ];
@@ -481,6 +534,32 @@ impl Target for ScimTarget {
             }
             TargetOp::DeleteGroup { target_id } => {
                 self.delete(&format!("/Groups/{target_id}")).await
+            }
+            TargetOp::AddMembers { group_id, user_ids }
+            | TargetOp::RemoveMembers { group_id, user_ids }
+                if matches!(self.supports_patch().await, Ok(false)) =>
+            {
+                let add = matches!(op, TargetOp::AddMembers { .. });
+                self.put_group(group_id, |o| {
+                    let mut members: Vec<Value> = o
+                        .get("members")
+                        .and_then(Value::as_array)
+                        .cloned()
+                        .unwrap_or_default();
+                    let has =
+                        |m: &Value, id: &str| m.get("value").and_then(Value::as_str) == Some(id);
+                    if add {
+                        for id in user_ids {
+                            if !members.iter().any(|m| has(m, id)) {
+                                members.push(json!({"value": id}));
+                            }
+                        }
+                    } else {
+                        members.retain(|m| !user_ids.iter().any(|id| has(m, id)));
+                    }
+                    o.insert("members".into(), Value::Array(members));
+                })
+                .await
             }
             TargetOp::AddMembers { group_id, user_ids } => {
                 for chunk in user_ids.chunks(self.cfg.member_batch.max(1)) {
