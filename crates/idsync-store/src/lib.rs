@@ -42,6 +42,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
     #[error("corrupt {what} in the store: {message}")]
     Corrupt { what: String, message: String },
 }
@@ -51,6 +53,8 @@ pub enum StoreError {
 pub struct Store {
     reader: SqlitePool,
     writer: SqlitePool,
+    /// The queue of checked writes (push endpoints), committed in groups; started on first use.
+    batcher: std::sync::Arc<tokio::sync::OnceCell<tokio::sync::mpsc::Sender<push::WriteJob>>>,
 }
 
 type Tx<'a> = Transaction<'a, Sqlite>;
@@ -101,7 +105,11 @@ impl Store {
             .connect_with(opts.read_only(true))
             .await
             .map_err(open_err)?;
-        Ok(Store { reader, writer })
+        Ok(Store {
+            reader,
+            writer,
+            batcher: Default::default(),
+        })
     }
 
     /// A store in memory (tests): one connection serves reads and writes.
@@ -117,6 +125,7 @@ impl Store {
         Ok(Store {
             reader: pool.clone(),
             writer: pool,
+            batcher: Default::default(),
         })
     }
 

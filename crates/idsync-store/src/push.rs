@@ -171,8 +171,10 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
 
-    /// Apply changes after checking uniqueness rules, all in one transaction: either every
-    /// rule holds and everything is written, or nothing is and the answer is `Conflict`.
+    /// Apply changes after checking uniqueness rules: either every rule holds and everything is
+    /// written, or nothing is and the answer is `Conflict`. Concurrent calls are committed
+    /// together (group commit): each runs in its own savepoint of a shared transaction, so one
+    /// that fails leaves the others whole, and each returns only once its write is committed.
     pub async fn write_checked(
         &self,
         dir: &str,
@@ -181,26 +183,26 @@ impl Store {
         changes: &[Change],
         now_ms: i64,
     ) -> Result<WriteSummary, StoreError> {
-        let mut tx = self.writer.begin().await?;
-        for check in checks {
-            let (sql, name, except, what) = match check {
-                Unique::UserName { name, except } => ("SELECT source_id FROM users WHERE dir = $1 AND lower(user_name) = lower($2)", name, except, "userName"),
-                Unique::GroupName { name, except } => ("SELECT source_id FROM groups_ WHERE dir = $1 AND lower(display_name) = lower($2)", name, except, "displayName"),
-            };
-            let holders: Vec<String> = sqlx::query_scalar(sql)
-                .bind(dir)
-                .bind(name)
-                .fetch_all(&mut *tx)
-                .await?;
-            if holders.iter().any(|h| Some(h) != except.as_ref()) {
-                return Err(StoreError::Conflict(format!(
-                    "{what} {name:?} is already taken"
-                )));
-            }
-        }
-        let summary = write_changes(&mut tx, dir, source, changes, None, now_ms).await?;
-        tx.commit().await?;
-        Ok(summary)
+        let queue = self
+            .batcher
+            .get_or_init(|| async {
+                let (tx, rx) = tokio::sync::mpsc::channel(1024);
+                tokio::spawn(writer_loop(self.writer.clone(), rx));
+                tx
+            })
+            .await;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = WriteJob {
+            dir: dir.to_string(),
+            source: source.to_string(),
+            checks: checks.to_vec(),
+            changes: changes.to_vec(),
+            now_ms,
+            reply,
+        };
+        let stopped = || StoreError::NotCommitted("the store's writer has stopped".into());
+        queue.send(job).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Create a token for a directory's push endpoint. The secret is returned once.
@@ -328,4 +330,112 @@ fn group_row(r: &sqlx::sqlite::SqliteRow) -> Result<StoredGroup, StoreError> {
         created_ms: r.get(1),
         modified_ms: r.get(2),
     })
+}
+
+/// A checked write waiting for the group commit.
+pub(crate) struct WriteJob {
+    dir: String,
+    source: String,
+    checks: Vec<Unique>,
+    changes: Vec<Change>,
+    now_ms: i64,
+    reply: tokio::sync::oneshot::Sender<Result<WriteSummary, StoreError>>,
+}
+
+impl std::fmt::Debug for WriteJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteJob")
+            .field("dir", &self.dir)
+            .field("changes", &self.changes.len())
+            .finish()
+    }
+}
+
+/// Most writes committed together.
+const GROUP_COMMIT_MAX: usize = 256;
+
+async fn writer_loop(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<WriteJob>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < GROUP_COMMIT_MAX {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        commit_group(&pool, batch).await;
+    }
+}
+
+async fn commit_group(pool: &sqlx::SqlitePool, batch: Vec<WriteJob>) {
+    let mut tx = match pool.begin().await {
+        Ok(tx) => tx,
+        Err(e) => {
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::NotCommitted(e.to_string())));
+            }
+            return;
+        }
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    for job in &batch {
+        results.push(one_job(&mut tx, job).await);
+    }
+    match tx.commit().await {
+        Ok(()) => {
+            for (job, result) in batch.into_iter().zip(results) {
+                let _ = job.reply.send(result);
+            }
+        }
+        Err(e) => {
+            for job in batch {
+                let _ = job.reply.send(Err(StoreError::NotCommitted(e.to_string())));
+            }
+        }
+    }
+}
+
+/// One job inside the shared transaction, in its own savepoint.
+async fn one_job(tx: &mut crate::Tx<'_>, job: &WriteJob) -> Result<WriteSummary, StoreError> {
+    sqlx::query("SAVEPOINT job").execute(&mut **tx).await?;
+    let result = checked(tx, job).await;
+    if result.is_err() {
+        sqlx::query("ROLLBACK TO SAVEPOINT job")
+            .execute(&mut **tx)
+            .await?;
+    }
+    sqlx::query("RELEASE SAVEPOINT job")
+        .execute(&mut **tx)
+        .await?;
+    result
+}
+
+async fn checked(tx: &mut crate::Tx<'_>, job: &WriteJob) -> Result<WriteSummary, StoreError> {
+    for check in &job.checks {
+        let (sql, name, except, what) = match check {
+            Unique::UserName { name, except } => (
+                "SELECT source_id FROM users WHERE dir = $1 AND lower(user_name) = lower($2)",
+                name,
+                except,
+                "userName",
+            ),
+            Unique::GroupName { name, except } => (
+                "SELECT source_id FROM groups_ WHERE dir = $1 AND lower(display_name) = lower($2)",
+                name,
+                except,
+                "displayName",
+            ),
+        };
+        let holders: Vec<String> = sqlx::query_scalar(sql)
+            .bind(&job.dir)
+            .bind(name)
+            .fetch_all(&mut **tx)
+            .await?;
+        if holders.iter().any(|h| Some(h) != except.as_ref()) {
+            return Err(StoreError::Conflict(format!(
+                "{what} {name:?} is already taken"
+            )));
+        }
+    }
+    write_changes(tx, &job.dir, &job.source, &job.changes, None, job.now_ms).await
 }

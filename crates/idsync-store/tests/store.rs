@@ -367,3 +367,52 @@ proptest! {
         })?;
     }
 }
+
+/// Concurrent checked writes are committed together, each in its own savepoint: a conflict
+/// fails only its own write, and every answered success is committed.
+#[tokio::test]
+async fn concurrent_checked_writes_commit_together_and_fail_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let s = Store::open(&path).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            // 100 names, each attempted twice (the second time in upper case).
+            let name = if i < 100 {
+                format!("user{i}")
+            } else {
+                format!("USER{}", i - 100)
+            };
+            let u = User::new(format!("id-{i}"), name.clone());
+            s.write_checked(
+                "push",
+                "scim",
+                &[Unique::UserName { name, except: None }],
+                &[Change::UpsertUser { user: u }],
+                1,
+            )
+            .await
+        }));
+    }
+    let mut ok = 0;
+    let mut conflicts = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(_) => ok += 1,
+            Err(StoreError::Conflict(_)) => conflicts += 1,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!((ok, conflicts), (100, 100));
+    s.close().await;
+    // Everything answered as written is there after a reopen, and nothing else.
+    let s = Store::open(&path).await.unwrap();
+    let d = s.load_directory("push").await.unwrap();
+    assert_eq!(d.users.len(), 100);
+    assert_eq!(s.last_seq("push").await.unwrap(), 100);
+    let names: std::collections::BTreeSet<String> =
+        d.users.iter().map(|u| u.user_name.to_lowercase()).collect();
+    assert_eq!(names.len(), 100);
+}
