@@ -551,3 +551,43 @@ async fn objects_the_target_skips_are_logged_not_failed() {
     assert_eq!(f.target.user_count(), 3);
     assert_ledger_matches_target(&f).await;
 }
+
+#[tokio::test]
+async fn a_source_on_an_interval_is_read_and_provisioned_by_the_service() {
+    let mut f = fixture(people(2), TestTarget::new()).await;
+    if let Some(src) = f.rt.sources.get_mut("hr") {
+        src.interval = Some(Duration::from_millis(50));
+    }
+    let (source, target) = (f.source.clone(), f.target.clone());
+    let rt = Arc::new(f.rt);
+    let svc = Service::new(rt.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks = svc.start(stop_rx);
+    let wait = |what: &'static str, name: &'static str| {
+        let target = target.clone();
+        async move {
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while target.users_named(name) == 0 {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{what} never reached the target"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    wait("the first read", "user1@example.com").await;
+    source
+        .0
+        .lock()
+        .unwrap()
+        .users
+        .push(User::new("late", "late@example.com"));
+    wait("a user added to the source later", "late@example.com").await;
+    let runs = rt.store.list_runs(Some("hr-to-app"), 10).await.unwrap();
+    assert!(runs.iter().all(|r| r.trigger == "schedule"), "{runs:?}");
+    stop_tx.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
