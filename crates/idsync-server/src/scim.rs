@@ -492,6 +492,44 @@ async fn user_json(
     )))
 }
 
+/// A user as served: the stored user and the groups it is a direct member of.
+struct UserView {
+    su: StoredUser,
+    groups: Vec<(String, String)>,
+}
+
+impl UserView {
+    fn json(&self, base: &str) -> (Value, String) {
+        with_version(user_to_scim(
+            &self.su.user,
+            base,
+            &self.groups,
+            &meta(self.su.created_ms, self.su.modified_ms),
+        ))
+    }
+}
+
+async fn load_user_view(st: &ScimState, dir: &str, id: &str) -> Result<UserView, ScimFailure> {
+    let su = load_user(st, dir, id).await?;
+    let groups = st
+        .svc
+        .runtime
+        .store
+        .member_of(dir, &su.user.source_id)
+        .await?;
+    Ok(UserView { su, groups })
+}
+
+/// The stamps an object has after a write: `created` stays, `modified` moves only when the
+/// content changed (the store skips unchanged objects).
+fn stamps(before: Option<(i64, i64)>, changed: bool, now: i64) -> (i64, i64) {
+    match before {
+        None => (now, now),
+        Some((created, _)) if changed => (created, now),
+        Some(kept) => kept,
+    }
+}
+
 async fn load_user(st: &ScimState, dir: &str, id: &str) -> Result<StoredUser, ScimFailure> {
     st.svc
         .runtime
@@ -601,8 +639,7 @@ async fn get_user(
     Query(p): Query<Projection>,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let su = load_user(&st, &dir, &id).await?;
-    let (v, version) = user_json(&st, &dir, &base, &su).await?;
+    let (v, version) = load_user_view(&st, &dir, &id).await?.json(&base);
     Ok(scim_json(
         StatusCode::OK,
         &project_one(v, &p),
@@ -625,6 +662,8 @@ async fn create_user(
         name: user.user_name.clone(),
         except: None,
     };
+    let now = st.now();
+    let served = user.clone();
     st.svc
         .runtime
         .store
@@ -633,12 +672,20 @@ async fn create_user(
             "scim",
             &[check],
             &[Change::UpsertUser { user }],
-            st.now(),
+            now,
         )
         .await?;
     st.written(&dir);
-    let su = load_user(&st, &dir, &id).await?;
-    let (v, version) = user_json(&st, &dir, &base, &su).await?;
+    // What was written is what is served: a new user belongs to no group yet.
+    let view = UserView {
+        su: StoredUser {
+            user: served,
+            created_ms: now,
+            modified_ms: now,
+        },
+        groups: Vec::new(),
+    };
+    let (v, version) = view.json(&base);
     Ok(scim_json(
         StatusCode::CREATED,
         &v,
@@ -647,17 +694,21 @@ async fn create_user(
     ))
 }
 
+/// Write a replaced user and serve it as written (its groups do not change through /Users).
 async fn save_user(
     st: &ScimState,
     dir: &str,
     base: &str,
-    id: &str,
-    user: idsync_core::User,
+    current: UserView,
+    mut user: idsync_core::User,
 ) -> ScimResult {
     let check = Unique::UserName {
         name: user.user_name.clone(),
-        except: Some(id.to_string()),
+        except: Some(current.su.user.source_id.clone()),
     };
+    user.id.clone_from(&current.su.user.id);
+    let changed = user != current.su.user;
+    let now = st.now();
     st.svc
         .runtime
         .store
@@ -665,13 +716,25 @@ async fn save_user(
             dir,
             "scim",
             &[check],
-            &[Change::UpsertUser { user }],
-            st.now(),
+            &[Change::UpsertUser { user: user.clone() }],
+            now,
         )
         .await?;
     st.written(dir);
-    let su = load_user(st, dir, id).await?;
-    let (v, version) = user_json(st, dir, base, &su).await?;
+    let (created_ms, modified_ms) = stamps(
+        Some((current.su.created_ms, current.su.modified_ms)),
+        changed,
+        now,
+    );
+    let view = UserView {
+        su: StoredUser {
+            user,
+            created_ms,
+            modified_ms,
+        },
+        groups: current.groups,
+    };
+    let (v, version) = view.json(base);
     Ok(scim_json(StatusCode::OK, &v, Some(&version), None))
 }
 
@@ -682,11 +745,11 @@ async fn replace_user(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let current = load_user(&st, &dir, &id).await?;
-    check_if_match(&headers, &user_json(&st, &dir, &base, &current).await?.1)?;
+    let current = load_user_view(&st, &dir, &id).await?;
+    check_if_match(&headers, &current.json(&base).1)?;
     let body = parse_body(&body)?;
     let user = user_from_scim(&body, &id)?;
-    save_user(&st, &dir, &base, &id, user).await
+    save_user(&st, &dir, &base, current, user).await
 }
 
 async fn patch_user(
@@ -696,13 +759,13 @@ async fn patch_user(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let current = load_user(&st, &dir, &id).await?;
-    let (mut v, version) = user_json(&st, &dir, &base, &current).await?;
+    let current = load_user_view(&st, &dir, &id).await?;
+    let (mut v, version) = current.json(&base);
     check_if_match(&headers, &version)?;
     let ops = parse_request(&parse_body(&body)?)?;
     apply(&mut v, &ops, &USER_RESOURCE)?;
     let user = user_from_scim(&strip_read_only(v), &id)?;
-    save_user(&st, &dir, &base, &id, user).await
+    save_user(&st, &dir, &base, current, user).await
 }
 
 /// The read-only parts of a served resource, which a body built from it must not carry.
@@ -721,8 +784,8 @@ async fn delete_user(
     headers: HeaderMap,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let current = load_user(&st, &dir, &id).await?;
-    check_if_match(&headers, &user_json(&st, &dir, &base, &current).await?.1)?;
+    let current = load_user_view(&st, &dir, &id).await?;
+    check_if_match(&headers, &current.json(&base).1)?;
     st.svc
         .runtime
         .store
@@ -771,6 +834,45 @@ async fn group_json(
         members.as_deref(),
         &meta(sg.created_ms, sg.modified_ms),
     )))
+}
+
+/// A group as served: the stored group and its direct members (in the store's order: users
+/// first, then by id, as `BTreeSet<MemberRef>` orders them too).
+struct GroupView {
+    sg: StoredGroup,
+    members: BTreeSet<MemberRef>,
+}
+
+impl GroupView {
+    fn json(&self, base: &str) -> (Value, String) {
+        let members: Vec<MemberView> = self
+            .members
+            .iter()
+            .map(|m| MemberView {
+                member: m.clone(),
+                display: None,
+            })
+            .collect();
+        with_version(group_to_scim(
+            &self.sg.group,
+            base,
+            Some(&members),
+            &meta(self.sg.created_ms, self.sg.modified_ms),
+        ))
+    }
+}
+
+async fn load_group_view(st: &ScimState, dir: &str, id: &str) -> Result<GroupView, ScimFailure> {
+    let sg = load_group(st, dir, id).await?;
+    let members = st
+        .svc
+        .runtime
+        .store
+        .group_members(dir, id)
+        .await?
+        .into_iter()
+        .collect();
+    Ok(GroupView { sg, members })
 }
 
 async fn load_group(st: &ScimState, dir: &str, id: &str) -> Result<StoredGroup, ScimFailure> {
@@ -969,47 +1071,59 @@ async fn resolve_members(
             out.insert(m.clone());
             continue;
         }
-        let kind = match kind {
-            Some(k) => *k,
-            None if store.get_user(dir, id).await?.is_some() => MemberKind::User,
-            None => MemberKind::Group,
+        let user = || async { store.get_user(dir, id).await.map(|u| u.is_some()) };
+        let group = || async {
+            Ok::<_, StoreError>(id != group_id && store.get_group(dir, id).await?.is_some())
         };
-        let exists = match kind {
-            MemberKind::User => store.get_user(dir, id).await?.is_some(),
-            MemberKind::Group => id != group_id && store.get_group(dir, id).await?.is_some(),
+        let found = match kind {
+            Some(MemberKind::User) => user().await?.then_some(MemberKind::User),
+            Some(MemberKind::Group) => group().await?.then_some(MemberKind::Group),
+            None if user().await? => Some(MemberKind::User),
+            None => group().await?.then_some(MemberKind::Group),
         };
-        if !exists {
+        let Some(found) = found else {
+            let kind = kind.unwrap_or(MemberKind::Group);
             return Err(ScimError::invalid_value(format!(
                 "members: no {} with id {id}",
                 kind.as_str()
             ))
             .into());
-        }
+        };
         out.insert(MemberRef {
-            kind,
+            kind: found,
             id: id.clone(),
         });
     }
     Ok(out)
 }
 
+/// Write a new or replaced group with its members, and serve it as written. `current` is
+/// `None` for a create.
 async fn save_group(
     st: &ScimState,
     dir: &str,
     base: &str,
-    group: idsync_core::Group,
+    current: Option<GroupView>,
+    mut group: idsync_core::Group,
     want: BTreeSet<MemberRef>,
-    have: BTreeSet<MemberRef>,
-    status: StatusCode,
 ) -> ScimResult {
     let id = group.source_id.clone();
-    // 201 creates; anything else updates the group itself, which may keep its name.
-    let creating = status == StatusCode::CREATED;
+    let creating = current.is_none();
     let check = Unique::GroupName {
         name: group.display_name.clone(),
         except: (!creating).then(|| id.clone()),
     };
-    let mut changes = vec![Change::UpsertGroup { group }];
+    let (before, have) = match current {
+        Some(c) => {
+            group.id.clone_from(&c.sg.group.id);
+            let changed = group != c.sg.group;
+            (Some(((c.sg.created_ms, c.sg.modified_ms), changed)), c.members)
+        }
+        None => (None, BTreeSet::new()),
+    };
+    let mut changes = vec![Change::UpsertGroup {
+        group: group.clone(),
+    }];
     changes.extend(have.difference(&want).map(|m| Change::RemoveMember {
         group: id.clone(),
         member: m.clone(),
@@ -1018,15 +1132,32 @@ async fn save_group(
         group: id.clone(),
         member: m.clone(),
     }));
+    let now = st.now();
     st.svc
         .runtime
         .store
-        .write_checked(dir, "scim", &[check], &changes, st.now())
+        .write_checked(dir, "scim", &[check], &changes, now)
         .await?;
     st.written(dir);
-    let sg = load_group(st, dir, &id).await?;
-    let (v, version) = group_json(st, dir, base, &sg, true).await?;
-    let location = creating.then(|| format!("{base}/Groups/{id}"));
+    let (created_ms, modified_ms) = stamps(
+        before.map(|(s, _)| s),
+        before.is_some_and(|(_, changed)| changed),
+        now,
+    );
+    let view = GroupView {
+        sg: StoredGroup {
+            group,
+            created_ms,
+            modified_ms,
+        },
+        members: want,
+    };
+    let (v, version) = view.json(base);
+    let (status, location) = if creating {
+        (StatusCode::CREATED, Some(format!("{base}/Groups/{id}")))
+    } else {
+        (StatusCode::OK, None)
+    };
     Ok(scim_json(status, &v, Some(&version), location.as_deref()))
 }
 
@@ -1040,16 +1171,7 @@ async fn create_group(
     let id = uuid::Uuid::new_v4().to_string();
     let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
     let want = resolve_members(&st, &dir, &id, &requested, &BTreeSet::new()).await?;
-    save_group(
-        &st,
-        &dir,
-        &base,
-        group,
-        want,
-        BTreeSet::new(),
-        StatusCode::CREATED,
-    )
-    .await
+    save_group(&st, &dir, &base, None, group, want).await
 }
 
 async fn replace_group(
@@ -1059,22 +1181,11 @@ async fn replace_group(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let current = load_group(&st, &dir, &id).await?;
-    check_if_match(
-        &headers,
-        &group_json(&st, &dir, &base, &current, true).await?.1,
-    )?;
+    let current = load_group_view(&st, &dir, &id).await?;
+    check_if_match(&headers, &current.json(&base).1)?;
     let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
-    let have: BTreeSet<MemberRef> = st
-        .svc
-        .runtime
-        .store
-        .group_members(&dir, &id)
-        .await?
-        .into_iter()
-        .collect();
-    let want = resolve_members(&st, &dir, &id, &requested, &have).await?;
-    save_group(&st, &dir, &base, group, want, have, StatusCode::OK).await
+    let want = resolve_members(&st, &dir, &id, &requested, &current.members).await?;
+    save_group(&st, &dir, &base, Some(current), group, want).await
 }
 
 async fn patch_group(
@@ -1084,22 +1195,14 @@ async fn patch_group(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let current = load_group(&st, &dir, &id).await?;
-    let (mut v, version) = group_json(&st, &dir, &base, &current, true).await?;
+    let current = load_group_view(&st, &dir, &id).await?;
+    let (mut v, version) = current.json(&base);
     check_if_match(&headers, &version)?;
     let ops = parse_request(&parse_body(&body)?)?;
     apply(&mut v, &ops, &GROUP_RESOURCE)?;
     let (group, requested) = group_from_scim(&strip_read_only(v), &id)?;
-    let have: BTreeSet<MemberRef> = st
-        .svc
-        .runtime
-        .store
-        .group_members(&dir, &id)
-        .await?
-        .into_iter()
-        .collect();
-    let want = resolve_members(&st, &dir, &id, &requested, &have).await?;
-    save_group(&st, &dir, &base, group, want, have, StatusCode::OK).await
+    let want = resolve_members(&st, &dir, &id, &requested, &current.members).await?;
+    save_group(&st, &dir, &base, Some(current), group, want).await
 }
 
 async fn delete_group(
@@ -1108,11 +1211,8 @@ async fn delete_group(
     headers: HeaderMap,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let current = load_group(&st, &dir, &id).await?;
-    check_if_match(
-        &headers,
-        &group_json(&st, &dir, &base, &current, true).await?.1,
-    )?;
+    let current = load_group_view(&st, &dir, &id).await?;
+    check_if_match(&headers, &current.json(&base).1)?;
     st.svc
         .runtime
         .store

@@ -79,8 +79,8 @@ where
 
 struct Server {
     name: &'static str,
-    /// Requests in flight: scim2-server serves one connection at a time (a WSGI reference
-    /// server), so it gets one; idsync gets CONCURRENCY.
+    /// Requests in flight (the same for both servers: scim2-server serves each connection in
+    /// its own thread).
     concurrency: usize,
     base: String,
     token: String,
@@ -139,7 +139,7 @@ fn start_scim2_server() -> Result<Server, String> {
     let peer: Peer = scim2_server("bench-token")?;
     Ok(Server {
         name: "scim2-server",
-        concurrency: 1,
+        concurrency: CONCURRENCY,
         base: peer.url.clone(),
         token: "bench-token".into(),
         keep: Box::new(peer),
@@ -252,18 +252,16 @@ async fn main() -> Result<(), String> {
     let users = env_usize("IDSYNC_BENCH_USERS", 100_000);
     let groups = env_usize("IDSYNC_BENCH_GROUPS", 5_000);
     println!(
-        "machine: {} (load generator on the same machine; idsync gets {CONCURRENCY} requests in flight, scim2-server, a one-connection-at-a-time server, gets 1)",
+        "machine: {} (load generator on the same machine; {CONCURRENCY} requests in flight against each server)",
         machine()
     );
-    // scim2-server keeps resources in Python lists: its requests grow with what it stores, and
-    // seeding it with 100k users over HTTP takes hours. It gets a smaller store (which favours
-    // it) unless IDSYNC_BENCH_PEER_USERS says otherwise.
-    let peer_users = env_usize("IDSYNC_BENCH_PEER_USERS", 3_000);
-    let peer_groups = env_usize("IDSYNC_BENCH_PEER_GROUPS", 150);
+    // Both servers hold the same store unless IDSYNC_BENCH_PEER_USERS / _GROUPS say otherwise.
+    let peer_users = env_usize("IDSYNC_BENCH_PEER_USERS", users);
+    let peer_groups = env_usize("IDSYNC_BENCH_PEER_GROUPS", groups);
     type Start = fn() -> Result<Server, String>;
     let runs: [(Start, usize, usize, usize); 2] = [
         (start_idsync, users, groups, 3_000),
-        (start_scim2_server, peer_users, peer_groups, 500),
+        (start_scim2_server, peer_users, peer_groups, 1_000),
     ];
     let mut all = Vec::new();
     for (start, users, groups, measured) in runs {

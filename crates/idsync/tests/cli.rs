@@ -574,7 +574,7 @@ fn scim_endpoint_speaks_entra() {
 
     // PATCH in Entra's forms: capitalised ops, booleans as strings, no path, URN paths.
     let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
-    let (s, v, _) = call(
+    let (s, v, patched_etag) = call(
         M::PATCH,
         &format!("/Users/{ada_id}"),
         Some(patch(json!([
@@ -590,6 +590,11 @@ fn scim_endpoint_speaks_entra() {
         v["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"]["manager"]["value"],
         grace_id.as_str()
     );
+    // A write answers with what a read then serves, ETag included, so the ETag of the answer
+    // works in If-Match.
+    let (_, read, read_etag) = call(M::GET, &format!("/Users/{ada_id}"), None);
+    assert_eq!((&read, &read_etag), (&v, &patched_etag));
+    assert_ne!(patched_etag, etag);
 
     // If-Match with a stale ETag is refused.
     let r = http
@@ -618,7 +623,9 @@ fn scim_endpoint_speaks_entra() {
     );
     assert_eq!(s, 201, "{g}");
     let gid = g["id"].as_str().unwrap().to_string();
-    let (s, _, _) = call(
+    let (_, read, read_etag) = call(M::GET, &format!("/Groups/{gid}"), None);
+    assert_eq!(read, g);
+    let (s, added, added_etag) = call(
         M::PATCH,
         &format!("/Groups/{gid}"),
         Some(patch(
@@ -626,6 +633,10 @@ fn scim_endpoint_speaks_entra() {
         )),
     );
     assert_eq!(s, 200);
+    assert_eq!(added["members"].as_array().map(Vec::len), Some(2));
+    let (_, read, now_etag) = call(M::GET, &format!("/Groups/{gid}"), None);
+    assert_eq!((&read, &now_etag), (&added, &added_etag));
+    assert_ne!(read_etag, now_etag);
     let (s, _, _) = call(
         M::PATCH,
         &format!("/Groups/{gid}"),
