@@ -1,6 +1,7 @@
 //! idsync's connectors: one folder per thing a connector talks to.
 //!
 //! - [`sources::file`]: users, groups and memberships from JSON or CSV files.
+//! - [`sources::msgraph`]: Microsoft Entra ID and Azure AD B2C through Microsoft Graph.
 //! - [`targets::scim`]: any SCIM 2.0 service, with profiles for services' quirks
 //!   (`generic`, `atlassian-cloud`).
 //! - [`targets::test`]: the scriptable test target (an application stand-in with fault
@@ -9,6 +10,7 @@
 
 pub mod sources {
     pub mod file;
+    pub mod msgraph;
 }
 pub mod targets {
     pub mod scim;

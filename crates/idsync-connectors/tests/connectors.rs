@@ -8,6 +8,9 @@ use idsync_core::*;
 use std::io::Write;
 use std::path::Path;
 
+#[path = "connectors/msgraph.rs"]
+mod msgraph;
+
 fn json_source(path: &Path) -> FileSource {
     FileSource::new(FileSourceConfig {
         format: FileFormat::Json,

@@ -79,8 +79,9 @@ where
 
 struct Server {
     name: &'static str,
-    /// Requests in flight (the same for both servers: scim2-server serves each connection in
-    /// its own thread).
+    /// Requests in flight. scim2-server serves each connection in a thread, but its listen
+    /// backlog is 5 (Python's socketserver default): beyond that, connections wait for SYN
+    /// retransmits (1 s, 3 s, ...) and its throughput collapses, so it gets 4.
     concurrency: usize,
     base: String,
     token: String,
@@ -139,7 +140,7 @@ fn start_scim2_server() -> Result<Server, String> {
     let peer: Peer = scim2_server("bench-token")?;
     Ok(Server {
         name: "scim2-server",
-        concurrency: CONCURRENCY,
+        concurrency: 4,
         base: peer.url.clone(),
         token: "bench-token".into(),
         keep: Box::new(peer),
@@ -188,13 +189,13 @@ async fn run(
             let http = &http;
             async move { post(http, s, "/Users", user(i)).await }
         })
-        .buffered(s.concurrency * 4)
+        .buffered(s.concurrency * 2)
         .collect()
         .await;
     let user_ids: Vec<String> = user_ids.into_iter().flatten().collect();
     let group_ids: Vec<Option<String>> = stream::iter(0..groups)
         .map(|i| { let http = &http; async move { post(http, s, "/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("group-{i}")})).await } })
-        .buffered(s.concurrency * 4)
+        .buffered(s.concurrency * 2)
         .collect()
         .await;
     let group_ids: Vec<String> = group_ids.into_iter().flatten().collect();
@@ -252,7 +253,7 @@ async fn main() -> Result<(), String> {
     let users = env_usize("IDSYNC_BENCH_USERS", 100_000);
     let groups = env_usize("IDSYNC_BENCH_GROUPS", 5_000);
     println!(
-        "machine: {} (load generator on the same machine; {CONCURRENCY} requests in flight against each server)",
+        "machine: {} (load generator on the same machine; requests in flight: idsync {CONCURRENCY}, scim2-server 4)",
         machine()
     );
     // Both servers hold the same store unless IDSYNC_BENCH_PEER_USERS / _GROUPS say otherwise.

@@ -1,0 +1,13 @@
+//! A Microsoft Graph tenant simulator: Entra ID (or Azure AD B2C) with users, groups, nested
+//! memberships and an enterprise application, served over HTTP or HTTPS on loopback with the
+//! token endpoint, the v1.0 endpoints idsync's Graph source uses, `$batch`, delta queries with
+//! real semantics, writes, and fault injection.
+
+pub mod api;
+pub mod odata;
+pub mod server;
+pub mod tenant;
+mod tls;
+
+pub use server::{start, App, Faults, GraphSimOptions, RunningGraphSim, SimError, SimState, Stats, READ_ROLES};
+pub use tenant::{Kind, Tenant, TenantSpec};
