@@ -13,7 +13,7 @@ pub(crate) struct Checker<'a> {
     errors: Vec<ConfigError>,
 }
 
-const SOURCE_TYPES: &[&str] = &["file", "scim"];
+const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
 const TARGET_TYPES: &[&str] = &["test", "scim"];
 
 impl<'a> Checker<'a> {
@@ -242,6 +242,15 @@ impl<'a> Checker<'a> {
                     kind: SourceKind::Scim,
                 })
             }
+            "msgraph" => {
+                let kind = self.msgraph(t, &path, anchor, &common)?;
+                Some(SourceConfig {
+                    name: name.to_string(),
+                    directory,
+                    interval,
+                    kind: SourceKind::MsGraph(kind),
+                })
+            }
             "file" => {
                 self.keys(
                     t,
@@ -302,6 +311,196 @@ impl<'a> Checker<'a> {
             }
             _ => None,
         }
+    }
+
+    fn msgraph(
+        &mut self,
+        t: &dyn TableLike,
+        path: &str,
+        anchor: &Span,
+        common: &[&str],
+    ) -> Option<MsGraphSourceConfig> {
+        self.keys(
+            t,
+            path,
+            &[
+                common,
+                &[
+                    "tenant",
+                    "client_id",
+                    "client_secret",
+                    "cloud",
+                    "authority",
+                    "graph_url",
+                    "ca_file",
+                    "scope",
+                    "groups",
+                    "app_id",
+                    "group_filter",
+                    "user_name",
+                    "key",
+                    "extensions",
+                    "tenant_type",
+                    "delta",
+                    "budget",
+                    "concurrency",
+                    "timeout",
+                ],
+            ]
+            .concat(),
+        );
+        let required = |c: &mut Self, key: &str, what: &str| {
+            let v = c.string(t, key, path);
+            if v.is_none() && t.get(key).is_none() {
+                c.err(
+                    anchor,
+                    &format!("{path}.{key}"),
+                    format!("required: {what}"),
+                );
+            }
+            v
+        };
+        let tenant = required(
+            self,
+            "tenant",
+            "the tenant id or a verified domain (contoso.onmicrosoft.com)",
+        );
+        let client_id = required(
+            self,
+            "client_id",
+            "the application (client) id of the app registration",
+        );
+        let secret = required(
+            self,
+            "client_secret",
+            "the client secret's value, as ${env:NAME} or ${file:PATH}",
+        );
+        let cloud = self
+            .choice(t, "cloud", path, &["global", "usgov", "usgov-dod", "china"])
+            .unwrap_or_else(|| "global".into());
+        let url = |c: &mut Self, key: &str| {
+            let u = c.string(t, key, path)?;
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                let span = t.get(key).and_then(Item::span);
+                c.err(
+                    &span,
+                    &format!("{path}.{key}"),
+                    format!("{u:?} is not an http(s) URL"),
+                );
+                return None;
+            }
+            Some(u.trim_end_matches('/').to_string())
+        };
+        let authority = url(self, "authority");
+        let graph_url = url(self, "graph_url");
+        let ca_file = self.string(t, "ca_file", path).map(|p| self.base.join(p));
+        let scope_kind = self
+            .choice(t, "scope", path, &["all", "groups", "app"])
+            .unwrap_or_else(|| "all".into());
+        let groups: Vec<String> = self
+            .str_array(t, "groups", path)
+            .into_iter()
+            .map(|(g, _)| g)
+            .collect();
+        let app_id = self.string(t, "app_id", path);
+        let scope = match scope_kind.as_str() {
+            "groups" => {
+                if groups.is_empty() {
+                    self.err(
+                        anchor,
+                        &format!("{path}.groups"),
+                        "scope = \"groups\" needs groups = [\"Group name\", ...]",
+                    );
+                }
+                MsGraphScope::Groups(groups)
+            }
+            "app" => match app_id {
+                Some(a) => MsGraphScope::App(a),
+                None => {
+                    self.err(anchor, &format!("{path}.app_id"), "scope = \"app\" needs app_id = the enterprise application's application id");
+                    MsGraphScope::App(String::new())
+                }
+            },
+            _ => MsGraphScope::All,
+        };
+        let group_filter = self.string(t, "group_filter", path);
+        if let Some(f) = &group_filter {
+            if let Err(e) = regex::Regex::new(f) {
+                let span = t.get("group_filter").and_then(Item::span);
+                self.err(
+                    &span,
+                    &format!("{path}.group_filter"),
+                    format!("not a regular expression: {e}"),
+                );
+            }
+        }
+        let identity_choice = |c: &mut Self, key: &str, plain: &[&str], default: &str| {
+            let v = c
+                .string(t, key, path)
+                .unwrap_or_else(|| default.to_string());
+            let ok = plain.contains(&v.as_str())
+                || v.strip_prefix("identity:").is_some_and(|k| !k.is_empty());
+            if !ok {
+                let span = t.get(key).and_then(Item::span);
+                c.err(
+                    &span,
+                    &format!("{path}.{key}"),
+                    format!(
+                        "{v:?} is not one of: {}, identity:<signInType>",
+                        plain.join(", ")
+                    ),
+                );
+            }
+            v
+        };
+        let user_name = identity_choice(
+            self,
+            "user_name",
+            &["userPrincipalName", "mail"],
+            "userPrincipalName",
+        );
+        let key = identity_choice(self, "key", &["objectId"], "objectId");
+        let extensions = self
+            .str_array(t, "extensions", path)
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        let b2c = self
+            .choice(t, "tenant_type", path, &["entra", "b2c", "external-id"])
+            .is_some_and(|k| k != "entra");
+        let delta = self.boolean(t, "delta", path).unwrap_or(!b2c);
+        if delta && b2c {
+            let span = t.get("delta").and_then(Item::span);
+            self.err(
+                &span,
+                &format!("{path}.delta"),
+                "B2C and External ID tenants have no delta queries",
+            );
+        }
+        let budget = self.int(t, "budget", path, 100, 8_000).unwrap_or(3_000);
+        let concurrency = self.int(t, "concurrency", path, 1, 64).unwrap_or(8);
+        let timeout = self
+            .duration(t, "timeout", path)
+            .unwrap_or(Duration::from_secs(60));
+        Some(MsGraphSourceConfig {
+            tenant: tenant?,
+            client_id: client_id?,
+            client_secret: Secret::new(secret?),
+            cloud,
+            authority,
+            graph_url,
+            ca_file,
+            scope,
+            group_filter,
+            user_name,
+            key,
+            extensions,
+            b2c,
+            delta,
+            budget: u32::try_from(budget).unwrap_or(3_000),
+            concurrency: usize::try_from(concurrency).unwrap_or(8),
+            timeout,
+        })
     }
 
     fn target(&mut self, name: &str, t: &dyn TableLike, anchor: &Span) -> Option<TargetConfig> {

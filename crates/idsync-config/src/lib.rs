@@ -100,6 +100,47 @@ pub enum SourceKind {
     File(FileSourceConfig),
     /// Pushed to through idsync's SCIM endpoint.
     Scim,
+    /// Microsoft Entra ID or Azure AD B2C through Microsoft Graph.
+    MsGraph(MsGraphSourceConfig),
+}
+
+/// `[sources.x] type = "msgraph"`.
+#[derive(Debug, Clone)]
+pub struct MsGraphSourceConfig {
+    /// Tenant id or a verified domain.
+    pub tenant: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// `global`, `usgov`, `usgov-dod` or `china`.
+    pub cloud: String,
+    /// Overrides of the cloud's login authority and Graph host (a simulator, a proxy).
+    pub authority: Option<String>,
+    pub graph_url: Option<String>,
+    /// Extra CA certificate to trust (PEM).
+    pub ca_file: Option<PathBuf>,
+    pub scope: MsGraphScope,
+    /// Only groups whose display name matches this regular expression.
+    pub group_filter: Option<String>,
+    /// `userPrincipalName`, `mail` or `identity:<signInType>`.
+    pub user_name: String,
+    /// `objectId` or `identity:<signInType>` (B2C local accounts: issuer + issuerAssignedId).
+    pub key: String,
+    /// `extension_<appId>_<name>` attributes to read.
+    pub extensions: Vec<String>,
+    /// Azure AD B2C / External ID: no delta queries.
+    pub b2c: bool,
+    pub delta: bool,
+    /// Resource units per 10 s the source allows itself.
+    pub budget: u32,
+    pub concurrency: usize,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MsGraphScope {
+    All,
+    Groups(Vec<String>),
+    App(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -78,11 +78,38 @@ pub enum SourceError {
     CursorExpired(String),
 }
 
+/// What a source's reads have cost so far (counters only grow). A read's cost is the
+/// difference of the counters around it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadStats {
+    pub requests: u64,
+    pub retries: u64,
+    pub throttled: u64,
+    /// Microsoft Graph's resource units.
+    pub resource_units: u64,
+}
+
+impl ReadStats {
+    /// `self - earlier`, per counter.
+    pub fn since(&self, earlier: &ReadStats) -> ReadStats {
+        ReadStats {
+            requests: self.requests.saturating_sub(earlier.requests),
+            retries: self.retries.saturating_sub(earlier.retries),
+            throttled: self.throttled.saturating_sub(earlier.throttled),
+            resource_units: self.resource_units.saturating_sub(earlier.resource_units),
+        }
+    }
+}
+
 /// A source of identities.
 #[async_trait]
 pub trait Source: Send + Sync {
     /// A short description for logs ("file users.json").
     fn describe(&self) -> String;
+    /// Counters of what the source's reads cost (remote sources); `None` for local ones.
+    fn stats(&self) -> Option<ReadStats> {
+        None
+    }
     /// Read the changes since `cursor`, or everything when `cursor` is `None` or the source
     /// cannot answer incrementally. A failed read must return an error, never a partial
     /// snapshot.

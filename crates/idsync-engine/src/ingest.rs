@@ -1,6 +1,6 @@
 use crate::error::EngineError;
-use idsync_core::{Clock, Source, SourceRead};
-use idsync_store::Store;
+use idsync_core::{Clock, ReadStats, Source, SourceRead};
+use idsync_store::{NewRun, RunCounts, RunStatus, Store};
 use serde::Serialize;
 
 /// What one read of a source changed in its directory.
@@ -12,6 +12,29 @@ pub struct IngestReport {
     pub read: &'static str,
     pub changes: usize,
     pub last_seq: i64,
+    /// What the read cost (remote sources).
+    pub cost: Option<ReadStats>,
+}
+
+/// Source reads are recorded in the run history under this name (`idsync runs` lists them
+/// with their cost: requests, retries, throttling, resource units).
+pub fn read_run_name(source: &str) -> String {
+    format!("source:{source}")
+}
+
+fn cost_counts(changes: Option<usize>, cost: Option<ReadStats>) -> RunCounts {
+    let mut c = std::collections::BTreeMap::new();
+    if let Some(n) = changes {
+        c.insert("changes".to_string(), i64::try_from(n).unwrap_or(i64::MAX));
+    }
+    if let Some(s) = cost {
+        let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        c.insert("requests".into(), n(s.requests));
+        c.insert("retries".into(), n(s.retries));
+        c.insert("throttled".into(), n(s.throttled));
+        c.insert("resource_units".into(), n(s.resource_units));
+    }
+    RunCounts(c)
 }
 
 /// Read a source into its directory. A full read replaces the directory's contents (only what
@@ -26,34 +49,94 @@ pub async fn ingest(
     clock: &dyn Clock,
 ) -> Result<IngestReport, EngineError> {
     let cursor = store.source_cursor(source_name).await?;
-    let read = source
-        .read(cursor.as_deref())
-        .await
-        .map_err(|error| EngineError::Source {
-            source_name: source_name.to_string(),
-            error,
-        })?;
+    let before = source.stats();
+    let run = NewRun {
+        id: uuid::Uuid::now_v7().to_string(),
+        flow: read_run_name(source_name),
+        trigger: "read".into(),
+        mode: if cursor.is_some() {
+            "incremental"
+        } else {
+            "full"
+        }
+        .into(),
+        started_ms: clock.now_ms(),
+        dry_run: false,
+    };
+    store.start_run(&run).await?;
+    let cost = || match (before, source.stats()) {
+        (Some(b), Some(a)) => Some(a.since(&b)),
+        _ => None,
+    };
+    let read = match source.read(cursor.as_deref()).await {
+        Ok(r) => r,
+        Err(error) => {
+            let message = error.to_string();
+            store
+                .finish_run(
+                    &run.id,
+                    RunStatus::Failed,
+                    &cost_counts(None, cost()),
+                    clock.now_ms(),
+                    Some(&message),
+                )
+                .await?;
+            return Err(EngineError::Source {
+                source_name: source_name.to_string(),
+                error,
+            });
+        }
+    };
     let now = clock.now_ms();
-    let (kind, summary) = match read {
+    let (kind, written) = match read {
         SourceRead::Full { snapshot, cursor } => (
             "full",
             store
                 .replace_directory(directory, source_name, &snapshot, cursor.as_deref(), now)
-                .await?,
+                .await,
         ),
         SourceRead::Delta { changes, cursor } => (
             "delta",
             store
                 .apply_changes(directory, source_name, &changes, Some(&cursor), now)
-                .await?,
+                .await,
         ),
     };
+    let cost = cost();
+    let summary = match written {
+        Ok(s) => s,
+        Err(e) => {
+            let message = e.to_string();
+            store
+                .finish_run(
+                    &run.id,
+                    RunStatus::Failed,
+                    &cost_counts(None, cost),
+                    clock.now_ms(),
+                    Some(&message),
+                )
+                .await?;
+            return Err(e.into());
+        }
+    };
+    store
+        .finish_run(
+            &run.id,
+            RunStatus::Succeeded,
+            &cost_counts(Some(summary.changes), cost),
+            clock.now_ms(),
+            None,
+        )
+        .await?;
     tracing::info!(
         source = source_name,
         directory,
         read = kind,
         changes = summary.changes,
         last_seq = summary.last_seq,
+        requests = cost.map(|c| c.requests),
+        throttled = cost.map(|c| c.throttled),
+        resource_units = cost.map(|c| c.resource_units),
         "source read"
     );
     Ok(IngestReport {
@@ -62,5 +145,6 @@ pub async fn ingest(
         read: kind,
         changes: summary.changes,
         last_seq: summary.last_seq,
+        cost,
     })
 }

@@ -12,10 +12,10 @@ mod runtime;
 mod service;
 
 pub use error::EngineError;
-pub use ingest::{ingest, IngestReport};
+pub use ingest::{ingest, read_run_name, IngestReport};
 pub use metrics::{escape as escape_label, Metrics};
 pub use pacing::{Backoff, RateLimiter};
 pub use progress::{NoProgress, Progress};
 pub use run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
-pub use runtime::{FlowEntry, Runtime, SourceEntry, TargetEntry};
+pub use runtime::{graph_source, FlowEntry, Runtime, SourceEntry, TargetEntry};
 pub use service::Service;

@@ -8,6 +8,9 @@ use crate::progress::Progress;
 use crate::run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
 use idsync_config::{Config, SourceKind, TargetKind};
 use idsync_connectors::sources::file::{FileFormat, FileSource, FileSourceConfig};
+use idsync_connectors::sources::msgraph::{
+    GraphScope, GraphSource, GraphSourceConfig, UserKey, UserNameFrom,
+};
 use idsync_connectors::targets::test::{Fault, TestTarget};
 use idsync_core::{Clock, Source, SystemClock, Target};
 use idsync_store::Store;
@@ -37,6 +40,61 @@ impl TargetEntry {
             limiter: Arc::new(RateLimiter::new(max_rate)),
         }
     }
+}
+
+/// Build the Graph source of a `type = "msgraph"` source.
+pub fn graph_source(
+    name: &str,
+    g: &idsync_config::MsGraphSourceConfig,
+    clock: Arc<dyn Clock>,
+) -> Result<GraphSource, EngineError> {
+    use idsync_connectors::sources::msgraph::client::{
+        Cloud, Credential, GraphClient, GraphConfig,
+    };
+    let cloud = Cloud::parse(&g.cloud).unwrap_or(Cloud::Global);
+    let mut cfg = GraphConfig::new(
+        &g.tenant,
+        &g.client_id,
+        Credential::Secret(g.client_secret.expose().to_string()),
+        cloud,
+    );
+    if let Some(a) = &g.authority {
+        cfg.authority.clone_from(a);
+    }
+    if let Some(u) = &g.graph_url {
+        cfg.graph.clone_from(u);
+    }
+    cfg.ca_file.clone_from(&g.ca_file);
+    cfg.budget = g.budget;
+    cfg.concurrency = g.concurrency;
+    cfg.timeout = g.timeout;
+    let client = GraphClient::new(cfg, clock)
+        .map_err(|e| EngineError::Setup(format!("source {name}: {e}")))?;
+    let identity = |v: &str| v.strip_prefix("identity:").map(str::to_string);
+    let scfg = GraphSourceConfig {
+        scope: match &g.scope {
+            idsync_config::MsGraphScope::All => GraphScope::All,
+            idsync_config::MsGraphScope::Groups(gs) => GraphScope::Groups(gs.clone()),
+            idsync_config::MsGraphScope::App(a) => GraphScope::App(a.clone()),
+        },
+        group_filter: match &g.group_filter {
+            Some(f) => Some(
+                regex::Regex::new(f)
+                    .map_err(|e| EngineError::Setup(format!("source {name}: group_filter: {e}")))?,
+            ),
+            None => None,
+        },
+        user_name: match g.user_name.as_str() {
+            "mail" => UserNameFrom::Mail,
+            other => {
+                identity(other).map_or(UserNameFrom::UserPrincipalName, UserNameFrom::Identity)
+            }
+        },
+        key: identity(&g.key).map_or(UserKey::ObjectId, UserKey::Identity),
+        extensions: g.extensions.clone(),
+        delta: g.delta,
+    };
+    Ok(GraphSource::new(client, scfg))
 }
 
 /// Everything a command or the server needs to run flows.
@@ -80,6 +138,7 @@ impl Runtime {
             let source: Arc<dyn Source> = match &sc.kind {
                 // Push sources write straight into their directory: nothing to read.
                 SourceKind::Scim => continue,
+                SourceKind::MsGraph(g) => Arc::new(graph_source(name, g, rt.clock.clone())?),
                 SourceKind::File(f) => Arc::new(FileSource::new(FileSourceConfig {
                     format: match f.format {
                         idsync_config::FileFormat::Json => FileFormat::Json,

@@ -204,15 +204,16 @@ pub fn estimated_units(method: &str, url: &str) -> u32 {
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let path = path.split("/v1.0/").nth(1).unwrap_or(path);
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-    let mut cost: i32 = if segs.iter().any(|s| s.contains("delta")) || segs.contains(&"transitiveMembers") {
-        5
-    } else if segs.contains(&"members") {
-        3
-    } else if segs.len() == 1 {
-        2
-    } else {
-        1
-    };
+    let mut cost: i32 =
+        if segs.iter().any(|s| s.contains("delta")) || segs.contains(&"transitiveMembers") {
+            5
+        } else if segs.contains(&"members") {
+            3
+        } else if segs.len() == 1 {
+            2
+        } else {
+            1
+        };
     let query = query.to_ascii_lowercase();
     if query.contains("%24select") || query.contains("$select") {
         cost -= 1;
@@ -229,7 +230,10 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(std::time::SystemTime::now()).unwrap_or_default())
+    Some(
+        at.duration_since(std::time::SystemTime::now())
+            .unwrap_or_default(),
+    )
 }
 
 /// The roles (application permissions) an access token carries. The token is not verified:
@@ -254,12 +258,20 @@ pub fn token_roles(token: &str) -> Vec<String> {
 /// Which permissions a Graph path needs for reading; any one of each inner list will do.
 pub fn permissions_for(path: &str) -> &'static [&'static str] {
     let path = path.split("/v1.0/").nth(1).unwrap_or(path);
-    let first = path.trim_start_matches('/').split(['/', '?', '(']).next().unwrap_or("");
+    let first = path
+        .trim_start_matches('/')
+        .split(['/', '?', '('])
+        .next()
+        .unwrap_or("");
     match first {
         "users" => &["User.Read.All", "Directory.Read.All"],
-        "groups" => &["GroupMember.Read.All", "Group.Read.All", "Directory.Read.All"],
+        "groups" => &[
+            "GroupMember.Read.All",
+            "Group.Read.All",
+            "Directory.Read.All",
+        ],
         "servicePrincipals" => &["Application.Read.All", "Directory.Read.All"],
-        "organization" => &["Organization.Read.All", "Directory.Read.All", "User.Read.All"],
+        "organization" => &["Organization.Read.All", "Directory.Read.All"],
         _ => &[],
     }
 }
@@ -272,8 +284,9 @@ impl GraphClient {
         if let Some(ca) = &cfg.ca_file {
             let pem = std::fs::read(ca)
                 .map_err(|e| GraphError::Setup(format!("cannot read {}: {e}", ca.display())))?;
-            let cert = reqwest::Certificate::from_pem(&pem)
-                .map_err(|e| GraphError::Setup(format!("{} is not a PEM certificate: {e}", ca.display())))?;
+            let cert = reqwest::Certificate::from_pem(&pem).map_err(|e| {
+                GraphError::Setup(format!("{} is not a PEM certificate: {e}", ca.display()))
+            })?;
             b = b.add_root_certificate(cert);
         }
         let http = b.build().map_err(|e| GraphError::Setup(e.to_string()))?;
@@ -386,7 +399,9 @@ impl GraphClient {
             return Err(auth_err(format!("{code}: {desc}")));
         }
         let Some(value) = v.get("access_token").and_then(Value::as_str) else {
-            return Err(auth_err("the token endpoint answered without access_token".into()));
+            return Err(auth_err(
+                "the token endpoint answered without access_token".into(),
+            ));
         };
         let expires_in = v.get("expires_in").and_then(Value::as_i64).unwrap_or(3599);
         self.counters.tokens.fetch_add(1, Ordering::Relaxed);
@@ -456,7 +471,11 @@ impl GraphClient {
             self.charge(units).await;
             let token = self.cached_token(false).await?;
             let resp = {
-                let _permit = self.permits.acquire().await.map_err(|e| GraphError::Setup(e.to_string()))?;
+                let _permit = self
+                    .permits
+                    .acquire()
+                    .await
+                    .map_err(|e| GraphError::Setup(e.to_string()))?;
                 self.counters.requests.fetch_add(1, Ordering::Relaxed);
                 let mut rb = self
                     .http
@@ -466,7 +485,9 @@ impl GraphClient {
                     rb = rb.header(*k, *v);
                 }
                 if let Some(b) = body {
-                    rb = rb.header("Content-Type", "application/json").body(b.to_string());
+                    rb = rb
+                        .header("Content-Type", "application/json")
+                        .body(b.to_string());
                 }
                 rb.send().await
             };
@@ -511,7 +532,13 @@ impl GraphClient {
                 attempt += 1;
                 self.counters.retries.fetch_add(1, Ordering::Relaxed);
                 let wait = retry_after(resp.headers()).unwrap_or_else(|| self.backoff(attempt));
-                tracing::debug!(url, status, wait_ms = wait.as_millis() as u64, attempt, "graph: retrying");
+                tracing::debug!(
+                    url,
+                    status,
+                    wait_ms = wait.as_millis() as u64,
+                    attempt,
+                    "graph: retrying"
+                );
                 tokio::time::sleep(wait.min(Duration::from_secs(300))).await;
                 continue;
             }
@@ -554,7 +581,11 @@ impl GraphClient {
 
     async fn classify(&self, status: u16, code: String, message: String, url: &str) -> GraphError {
         if status == 410 || code == "syncStateNotFound" || code == "resyncRequired" {
-            return GraphError::DeltaExpired(if code.is_empty() { status.to_string() } else { code });
+            return GraphError::DeltaExpired(if code.is_empty() {
+                status.to_string()
+            } else {
+                code
+            });
         }
         if status == 404 {
             return GraphError::NotFound(url.to_string());
@@ -587,7 +618,11 @@ impl GraphClient {
 
     /// Every item of a collection, following `@odata.nextLink`. A failure on any page fails
     /// the whole read: a partial list is never returned.
-    pub async fn get_all(&self, url: &str, headers: &[(&str, &str)]) -> Result<Vec<Value>, GraphError> {
+    pub async fn get_all(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Vec<Value>, GraphError> {
         let mut out = Vec::new();
         let mut next = Some(url.to_string());
         while let Some(u) = next {
@@ -645,11 +680,16 @@ impl GraphClient {
 
     /// GET many relative URLs through `$batch` (20 per request). Each answer is the body or
     /// the error of that one request; throttled ones are retried after their Retry-After.
-    pub async fn batch_get(&self, urls: &[String]) -> Result<Vec<Result<Value, GraphError>>, GraphError> {
-        let mut results: Vec<Option<Result<Value, GraphError>>> = (0..urls.len()).map(|_| None).collect();
+    pub async fn batch_get(
+        &self,
+        urls: &[String],
+    ) -> Result<Vec<Result<Value, GraphError>>, GraphError> {
+        let mut results: Vec<Option<Result<Value, GraphError>>> =
+            (0..urls.len()).map(|_| None).collect();
         let batch_url = self.url("$batch");
         for chunk_start in (0..urls.len()).step_by(20) {
-            let mut pending: Vec<usize> = (chunk_start..(chunk_start + 20).min(urls.len())).collect();
+            let mut pending: Vec<usize> =
+                (chunk_start..(chunk_start + 20).min(urls.len())).collect();
             let mut attempt = 0;
             while !pending.is_empty() {
                 let requests: Vec<Value> = pending
@@ -657,7 +697,12 @@ impl GraphClient {
                     .map(|i| json!({"id": i.to_string(), "method": "GET", "url": urls[*i]}))
                     .collect();
                 let answer = self
-                    .send(reqwest::Method::POST, &batch_url, Some(&json!({"requests": requests})), &[])
+                    .send(
+                        reqwest::Method::POST,
+                        &batch_url,
+                        Some(&json!({"requests": requests})),
+                        &[],
+                    )
                     .await?;
                 let Some(responses) = answer.get("responses").and_then(Value::as_array) else {
                     return Err(GraphError::Invalid {
@@ -668,7 +713,11 @@ impl GraphClient {
                 let mut again = Vec::new();
                 let mut wait = Duration::ZERO;
                 for r in responses {
-                    let Some(i) = r.get("id").and_then(Value::as_str).and_then(|s| s.parse::<usize>().ok()) else {
+                    let Some(i) = r
+                        .get("id")
+                        .and_then(Value::as_str)
+                        .and_then(|s| s.parse::<usize>().ok())
+                    else {
                         continue;
                     };
                     if i >= urls.len() {
@@ -701,8 +750,16 @@ impl GraphClient {
                     results[i] = Some(if (200..300).contains(&status) {
                         Ok(body)
                     } else {
-                        let code = body.pointer("/error/code").and_then(Value::as_str).unwrap_or("").to_string();
-                        let message = body.pointer("/error/message").and_then(Value::as_str).unwrap_or("").to_string();
+                        let code = body
+                            .pointer("/error/code")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
+                        let message = body
+                            .pointer("/error/message")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                            .to_string();
                         Err(self.classify(status, code, message, &full).await)
                     });
                 }
@@ -731,7 +788,14 @@ impl GraphClient {
         }
         Ok(results
             .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(GraphError::Invalid { url: batch_url.clone(), message: "no answer".into() })))
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    Err(GraphError::Invalid {
+                        url: batch_url.clone(),
+                        message: "no answer".into(),
+                    })
+                })
+            })
             .collect())
     }
 }

@@ -667,13 +667,7 @@ async fn create_user(
     st.svc
         .runtime
         .store
-        .write_checked(
-            &dir,
-            "scim",
-            &[check],
-            &[Change::UpsertUser { user }],
-            now,
-        )
+        .write_checked(&dir, "scim", &[check], &[Change::UpsertUser { user }], now)
         .await?;
     st.written(&dir);
     // What was written is what is served: a new user belongs to no group yet.
@@ -1117,7 +1111,10 @@ async fn save_group(
         Some(c) => {
             group.id.clone_from(&c.sg.group.id);
             let changed = group != c.sg.group;
-            (Some(((c.sg.created_ms, c.sg.modified_ms), changed)), c.members)
+            (
+                Some(((c.sg.created_ms, c.sg.modified_ms), changed)),
+                c.members,
+            )
         }
         None => (None, BTreeSet::new()),
     };

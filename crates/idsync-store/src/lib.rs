@@ -528,6 +528,8 @@ impl Store {
             .transpose()
     }
 
+    /// Runs newest first: of one flow (or, as `source:<name>`, the reads of one source), or
+    /// without a name every flow's runs (source reads are listed only by name).
     pub async fn list_runs(&self, flow: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {
         let rows = match flow {
             Some(f) => {
@@ -541,7 +543,7 @@ impl Store {
             }
             None => {
                 sqlx::query(&format!(
-                    "{RUN_COLUMNS} ORDER BY started_ms DESC, id DESC LIMIT $1"
+                    "{RUN_COLUMNS} WHERE flow NOT LIKE 'source:%' ORDER BY started_ms DESC, id DESC LIMIT $1"
                 ))
                 .bind(limit)
                 .fetch_all(&self.reader)

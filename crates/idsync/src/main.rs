@@ -4,7 +4,9 @@
 //! wrong; 3 the run finished but some operations failed; 4 the source or the target could not
 //! be read or reached, so the run did not complete.
 
+mod demo;
 mod progress;
+mod sim;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -71,10 +73,13 @@ enum Command {
         #[arg(long)]
         full: bool,
     },
-    /// The sync history, newest first.
+    /// The sync history, newest first; with --source, the reads of a source and their cost.
     Runs {
         #[arg(long)]
         flow: Option<String>,
+        /// The reads of this source (requests, retries, throttling, resource units).
+        #[arg(long, conflicts_with = "flow")]
+        source: Option<String>,
         #[arg(long, default_value_t = 20)]
         limit: i64,
         #[arg(long)]
@@ -91,6 +96,37 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Look at a source before the first sync.
+    Source {
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
+    /// Simulators to try idsync and test it without a cloud account.
+    Sim {
+        #[command(subcommand)]
+        command: SimCommand,
+    },
+    /// The end-to-end demo: a simulated Entra tenant provisioned into a simulated Atlassian
+    /// Cloud organisation, first a full sync, then changes arriving incrementally. Needs no
+    /// configuration file.
+    Demo(demo::DemoArgs),
+}
+
+#[derive(Subcommand)]
+enum SourceCommand {
+    /// Sign in and show the tenant (name, id, verified domains), how many users and groups
+    /// are in scope, and which permissions are missing. Writes nothing.
+    Check {
+        source: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SimCommand {
+    /// Serve a simulated Microsoft Graph tenant (Entra ID or B2C) on 127.0.0.1.
+    Graph(sim::GraphSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -127,6 +163,42 @@ const EXIT_UNREACHABLE: u8 = 4;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The simulator and the demo need no configuration file.
+    if matches!(cli.command, Command::Sim { .. } | Command::Demo(_)) {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if cli.verbose { "info" } else { "warn" })
+        });
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("error: cannot start the async runtime: {e}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+        };
+        let result = runtime.block_on(async {
+            match cli.command {
+                Command::Sim {
+                    command: SimCommand::Graph(args),
+                } => sim::run(args).await,
+                Command::Demo(args) => demo::run(args).await,
+                _ => Ok(0),
+            }
+        });
+        return match result {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_ERROR)
+            }
+        };
+    }
     let config = match idsync_config::load(&cli.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -199,7 +271,10 @@ fn init_tracing(config: &Config, quiet: bool) {
 async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
     let rt = Runtime::from_config(&config).await?;
     match command {
-        Command::Config { .. } => Ok(0),
+        Command::Config { .. } | Command::Sim { .. } | Command::Demo(_) => Ok(0),
+        Command::Source {
+            command: SourceCommand::Check { source, json },
+        } => source_check(&rt, &config, &source, json).await,
         Command::Serve { listen } => serve(rt, &config, listen).await,
         Command::Sync {
             flow,
@@ -239,8 +314,14 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
             print_plan(&report.plan, json)?;
             Ok(0)
         }
-        Command::Runs { flow, limit, json } => {
-            let runs = rt.store.list_runs(flow.as_deref(), limit).await?;
+        Command::Runs {
+            flow,
+            source,
+            limit,
+            json,
+        } => {
+            let name = source.map(|s| idsync_engine::read_run_name(&s)).or(flow);
+            let runs = rt.store.list_runs(name.as_deref(), limit).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&runs)?);
                 return Ok(0);
@@ -251,8 +332,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
             );
             for r in runs {
                 let c = |k: &str| r.counts.0.get(k).copied().unwrap_or(0);
+                // Source reads carry what they read and what it cost instead of operations.
+                let read = r.flow.starts_with("source:").then(|| {
+                    format!(
+                        "  changes {}, requests {}, retries {}, throttled {}, resource units {}",
+                        c("changes"),
+                        c("requests"),
+                        c("retries"),
+                        c("throttled"),
+                        c("resource_units")
+                    )
+                });
                 println!(
-                    "{:<36}  {:<16}  {:<9}  {:<11}  {:<16}  {:>8}  {:>7}  {:>6}",
+                    "{:<36}  {:<16}  {:<9}  {:<11}  {:<16}  {:>8}  {:>7}  {:>6}{}",
                     r.id,
                     r.flow,
                     r.trigger,
@@ -260,7 +352,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
                     r.status.as_str(),
                     c("planned"),
                     c("applied"),
-                    c("failed")
+                    c("failed"),
+                    read.unwrap_or_default()
                 );
             }
             Ok(0)
@@ -298,6 +391,97 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
             Ok(0)
         }
     }
+}
+
+async fn source_check(rt: &Runtime, config: &Config, name: &str, json: bool) -> anyhow::Result<u8> {
+    let Some(sc) = config.sources.get(name) else {
+        return Err(EngineError::UnknownSource(name.to_string()).into());
+    };
+    let idsync_config::SourceKind::MsGraph(g) = &sc.kind else {
+        println!(
+            "source {name}: nothing to check (only Microsoft Graph sources sign in to a tenant)"
+        );
+        return Ok(0);
+    };
+    let source = idsync_engine::graph_source(name, g, rt.clock.clone())?;
+    let report = match source.check().await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("source {name}: {e}");
+            return Ok(EXIT_UNREACHABLE);
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        println!("source {name}: {}", idsync_core::Source::describe(&source));
+        println!(
+            "tenant:      {} (id {})",
+            report.tenant_name.as_deref().unwrap_or("?"),
+            report.tenant_id.as_deref().unwrap_or("?")
+        );
+        let domains: Vec<String> = report
+            .domains
+            .iter()
+            .map(|(d, default, initial)| {
+                let mut tags = Vec::new();
+                if *default {
+                    tags.push("default");
+                }
+                if *initial {
+                    tags.push("initial");
+                }
+                if tags.is_empty() {
+                    d.clone()
+                } else {
+                    format!("{d} ({})", tags.join(", "))
+                }
+            })
+            .collect();
+        println!(
+            "domains:     {}",
+            if domains.is_empty() {
+                "?".to_string()
+            } else {
+                domains.join(", ")
+            }
+        );
+        let scope = match &g.scope {
+            idsync_config::MsGraphScope::All => "the whole directory".to_string(),
+            idsync_config::MsGraphScope::Groups(gs) => format!("members of {}", gs.join(", ")),
+            idsync_config::MsGraphScope::App(a) => format!("assignments of the application {a}"),
+        };
+        match (report.users_in_scope, report.groups_in_scope) {
+            (Some(u), Some(gr)) => println!("in scope:    {u} users, {gr} groups ({scope})"),
+            _ => println!("in scope:    not counted ({scope})"),
+        }
+        println!(
+            "granted:     {}",
+            if report.granted.is_empty() {
+                "(none)".to_string()
+            } else {
+                report.granted.join(", ")
+            }
+        );
+        for any in &report.missing {
+            println!(
+                "missing:     grant admin consent for {}{}",
+                any[0],
+                if any.len() > 1 {
+                    format!(" (or {})", any[1..].join(", "))
+                } else {
+                    String::new()
+                }
+            );
+        }
+        for p in &report.problems {
+            println!("problem:     {p}");
+        }
+        if report.ok() {
+            println!("ok: check that this is the tenant you mean to sync before the first run");
+        }
+    }
+    Ok(if report.ok() { 0 } else { EXIT_UNREACHABLE })
 }
 
 fn print_plan(plan: &idsync_core::Plan, json: bool) -> anyhow::Result<()> {

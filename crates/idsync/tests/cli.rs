@@ -1014,3 +1014,185 @@ fn scim_bulk_resolves_bulk_ids_and_honours_fail_on_errors() {
         .unwrap();
     assert_eq!(e["totalResults"], 0);
 }
+
+/// `idsync sim graph` as a process: its root URL and tenant id, read from what it prints.
+fn graph_sim(dir: &Path, extra: &[&str]) -> (Server, String, String) {
+    use std::io::BufRead;
+    let mut child = idsync()
+        .args([
+            "sim",
+            "graph",
+            "--users",
+            "150",
+            "--groups",
+            "12",
+            "--memberships",
+            "400",
+            "--https",
+            "--cert-dir",
+        ])
+        .arg(dir.join("sim"))
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let server = Server(child);
+    let (mut root, mut tenant) = (String::new(), String::new());
+    for line in std::io::BufReader::new(stdout).lines() {
+        let line = line.unwrap();
+        if let Some(r) = line.strip_prefix("Microsoft Graph simulator on ") {
+            root = r.split_whitespace().next().unwrap().to_string();
+        }
+        if let Some(t) = line.strip_prefix("tenant id:") {
+            tenant = t.trim().to_string();
+        }
+        if line.starts_with("Ctrl-C") {
+            break;
+        }
+    }
+    assert!(
+        root.starts_with("https://127.0.0.1:") && !tenant.is_empty(),
+        "{root} {tenant}"
+    );
+    (server, root, tenant)
+}
+
+fn write_graph_config(dir: &Path, root: &str, tenant: &str) {
+    std::fs::write(
+        dir.join("idsync.toml"),
+        format!(
+            r#"[store]
+path = "idsync.db"
+
+[sources.entra]
+type = "msgraph"
+tenant = "{tenant}"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = "${{env:IDSYNC_TEST_GRAPH_SECRET}}"
+authority = "{root}"
+graph_url = "{root}"
+ca_file = "sim/ca.pem"
+
+[targets.app]
+type = "test"
+journal = "target.jsonl"
+
+[flows.entra-to-app]
+source = "entra"
+target = "app"
+"#
+        ),
+    )
+    .unwrap();
+}
+
+fn run_env(dir: &Path, args: &[&str]) -> Output {
+    idsync()
+        .arg("--config")
+        .arg(dir.join("idsync.toml"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("IDSYNC_TEST_GRAPH_SECRET", "sim-secret")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn graph_source_check_and_sync_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root, tenant) = graph_sim(dir.path(), &[]);
+    write_graph_config(dir.path(), &root, &tenant);
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("contoso (simulated)") && t.contains(&tenant),
+        "{t}"
+    );
+    assert!(
+        t.contains("contoso.com (default)") && t.contains("contoso.onmicrosoft.com (initial)"),
+        "{t}"
+    );
+    assert!(t.contains("in scope:    150 users, 12 groups"), "{t}");
+
+    let o = run_env(dir.path(), &["sync", "entra-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let target = TestTarget::with_journal(&dir.path().join("target.jsonl")).unwrap();
+    assert_eq!(target.state().users.len(), 150);
+    assert_eq!(target.state().groups.len(), 12);
+    // The source read is in the run history with what it cost.
+    let o = run_env(dir.path(), &["runs", "--source", "entra"]);
+    let t = text(&o);
+    let read = t
+        .lines()
+        .find(|l| l.contains("source:entra"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        read.contains("requests 2") && read.contains("resource units 8"),
+        "{read}"
+    );
+
+    // A wrong secret is exit code 4 with the reason.
+    let o = idsync()
+        .arg("--config")
+        .arg(dir.path().join("idsync.toml"))
+        .args(["source", "check", "entra"])
+        .env("IDSYNC_TEST_GRAPH_SECRET", "wrong")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4));
+    assert!(text(&o).contains("Invalid client secret"), "{}", text(&o));
+}
+
+#[test]
+fn graph_source_check_names_missing_permissions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root, tenant) = graph_sim(dir.path(), &["--grant", "User.Read.All"]);
+    write_graph_config(dir.path(), &root, &tenant);
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(
+        t.contains("missing:     grant admin consent for GroupMember.Read.All"),
+        "{t}"
+    );
+    assert!(t.contains("granted:     User.Read.All"), "{t}");
+}
+
+#[test]
+fn demo_provisions_the_simulated_tenant_and_shows_changes_arriving() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = idsync()
+        .args([
+            "demo",
+            "--users",
+            "120",
+            "--groups",
+            "8",
+            "--memberships",
+            "300",
+            "--port",
+            "0",
+            "--exit",
+            "--dir",
+        ])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("Atlassian Cloud now has 120 users and 8 groups"),
+        "{t}"
+    );
+    for what in [
+        "new title",
+        "disabled",
+        "newcomer created",
+        "newcomer in the group",
+    ] {
+        assert!(t.contains(&format!(": {what}")), "{what}: {t}");
+    }
+}

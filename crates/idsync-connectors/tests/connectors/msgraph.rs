@@ -1,6 +1,8 @@
 //! The Microsoft Graph source against the Graph simulator on loopback.
 
-use idsync_connectors::sources::msgraph::{GraphScope, GraphSource, GraphSourceConfig, UserKey, UserNameFrom};
+use idsync_connectors::sources::msgraph::{
+    GraphScope, GraphSource, GraphSourceConfig, UserKey, UserNameFrom,
+};
 use idsync_core::{desired_state, Change, MemberKind, Snapshot, Source, SourceRead, SystemClock};
 use idsync_msgraph::{Cloud, Credential, GraphClient, GraphConfig};
 use idsync_sim::graph::{self, Faults, GraphSimOptions, Kind, RunningGraphSim, TenantSpec};
@@ -78,16 +80,26 @@ async fn graph_full_read_matches_the_tenant_and_delta_carries_only_changes() {
         let t = sim.state.tenant.read().unwrap();
         (t.user_count(), t.group_count(), t.membership_count())
     };
-    assert_eq!((snap.users.len(), snap.groups.len(), snap.memberships.len()), (users, groups, links));
+    assert_eq!(
+        (snap.users.len(), snap.groups.len(), snap.memberships.len()),
+        (users, groups, links)
+    );
     // Keys are object ids; attributes arrive mapped; managers as ids.
-    let t = sim.state.tenant.read().unwrap();
-    let first = &snap.users[0];
-    let raw = t.get(Kind::User, &first.source_id).unwrap();
-    assert_eq!(Some(first.user_name.as_str()), raw.props["userPrincipalName"].as_str());
-    assert_eq!(first.department.as_deref(), raw.props["department"].as_str());
-    assert_eq!(first.custom.get("extensionAttribute1").is_some(), true);
+    {
+        let t = sim.state.tenant.read().unwrap();
+        let first = &snap.users[0];
+        let raw = t.get(Kind::User, &first.source_id).unwrap();
+        assert_eq!(
+            Some(first.user_name.as_str()),
+            raw.props["userPrincipalName"].as_str()
+        );
+        assert_eq!(
+            first.department.as_deref(),
+            raw.props["department"].as_str()
+        );
+        assert!(first.custom.contains_key("extensionAttribute1"));
+    }
     assert!(snap.users.iter().filter(|u| u.manager.is_some()).count() >= users * 9 / 10);
-    drop(t);
     let cursor = cursor.expect("a delta cursor after the first read");
     let before = sim.state.stats().requests;
 
@@ -102,25 +114,49 @@ async fn graph_full_read_matches_the_tenant_and_delta_carries_only_changes() {
             .create(Kind::User, obj(json!({"displayName": "New Person", "userPrincipalName": "new.person@contoso.com", "mail": "new.person@contoso.com"})), "2026-11-25T00:00:00Z")
             .unwrap();
         let ids: Vec<String> = t.objects(Kind::User).keys().cloned().collect();
-        t.update(Kind::User, &ids[3], obj(json!({"jobTitle": "Chief Analyst", "department": "Research"}))).unwrap();
+        t.update(
+            Kind::User,
+            &ids[3],
+            obj(json!({"jobTitle": "Chief Analyst", "department": "Research"})),
+        )
+        .unwrap();
         t.delete(Kind::User, &ids[4]).unwrap();
         let group = t.objects(Kind::Group).keys().next().cloned().unwrap();
         let new_id = new["id"].as_str().unwrap().to_string();
         t.add_member(&group, &new_id).unwrap();
-        let member = t.members(&group).unwrap().into_iter().find(|(k, id)| *k == Kind::User && *id != new_id).unwrap().1;
+        let member = t
+            .members(&group)
+            .unwrap()
+            .into_iter()
+            .find(|(k, id)| *k == Kind::User && *id != new_id)
+            .unwrap()
+            .1;
         t.remove_member(&group, &member).unwrap();
         (new_id, ids[3].clone(), ids[4].clone(), group, member)
     };
     let (changes, _) = delta(src.read(Some(&cursor)).await.unwrap());
     let has = |f: &dyn Fn(&Change) -> bool| changes.iter().any(f);
-    assert!(has(&|c| matches!(c, Change::UpsertUser { user } if user.source_id == new_id && user.user_name == "new.person@contoso.com")));
-    assert!(has(&|c| matches!(c, Change::UpsertUser { user } if user.source_id == updated && user.title.as_deref() == Some("Chief Analyst"))));
-    assert!(has(&|c| matches!(c, Change::DeleteUser { source_id } if *source_id == deleted)));
-    assert!(has(&|c| matches!(c, Change::AddMember { group: g, member: m } if *g == group && m.id == new_id)));
-    assert!(has(&|c| matches!(c, Change::RemoveMember { group: g, member: m } if *g == group && m.id == member)));
+    assert!(has(
+        &|c| matches!(c, Change::UpsertUser { user } if user.source_id == new_id && user.user_name == "new.person@contoso.com")
+    ));
+    assert!(has(
+        &|c| matches!(c, Change::UpsertUser { user } if user.source_id == updated && user.title.as_deref() == Some("Chief Analyst"))
+    ));
+    assert!(has(
+        &|c| matches!(c, Change::DeleteUser { source_id } if *source_id == deleted)
+    ));
+    assert!(has(
+        &|c| matches!(c, Change::AddMember { group: g, member: m } if *g == group && m.id == new_id)
+    ));
+    assert!(has(
+        &|c| matches!(c, Change::RemoveMember { group: g, member: m } if *g == group && m.id == member)
+    ));
     // Only the changed objects travel: one upsert per changed user, and the deletion's
     // membership removals.
-    let upserts = changes.iter().filter(|c| matches!(c, Change::UpsertUser { .. })).count();
+    let upserts = changes
+        .iter()
+        .filter(|c| matches!(c, Change::UpsertUser { .. }))
+        .count();
     assert_eq!(upserts, 2, "{} changes", changes.len());
     // Two delta rounds cost a handful of requests, not a re-read of 240 users.
     assert!(sim.state.stats().requests - before < 12);
@@ -138,7 +174,8 @@ async fn graph_sparse_delta_items_are_completed_with_a_batch() {
     let id = {
         let mut t = sim.state.tenant.write().unwrap();
         let id = t.objects(Kind::User).keys().nth(5).cloned().unwrap();
-        t.update(Kind::User, &id, obj(json!({"jobTitle": "Sparse"}))).unwrap();
+        t.update(Kind::User, &id, obj(json!({"jobTitle": "Sparse"})))
+            .unwrap();
         id
     };
     let (changes, _) = delta(src.read(cursor.as_deref()).await.unwrap());
@@ -182,12 +219,21 @@ async fn graph_nested_groups_three_deep_with_a_cycle() {
     };
     let src = source(&sim, GraphSourceConfig::default());
     let (snap, _) = full(src.read(None).await.unwrap());
-    let nested = |g: &str, m: &str| snap.memberships.iter().any(|x| x.group == g && x.member.kind == MemberKind::Group && x.member.id == m);
+    let nested = |g: &str, m: &str| {
+        snap.memberships
+            .iter()
+            .any(|x| x.group == g && x.member.kind == MemberKind::Group && x.member.id == m)
+    };
     assert!(nested(&top, &mid) && nested(&mid, &leaf) && nested(&leaf, &top));
     // Effective membership through the cycle: a direct user of the leaf is in all three, and
     // a direct user of the top is in the leaf.
     let state = desired_state(&snap);
-    let direct_user = |g: &str| snap.memberships.iter().find(|x| x.group == g && x.member.kind == MemberKind::User).map(|x| x.member.id.clone());
+    let direct_user = |g: &str| {
+        snap.memberships
+            .iter()
+            .find(|x| x.group == g && x.member.kind == MemberKind::User)
+            .map(|x| x.member.id.clone())
+    };
     let leaf_user = direct_user(&leaf).expect("the leaf group has users");
     let top_user = direct_user(&top).expect("the top group has users");
     for g in [&top, &mid, &leaf] {
@@ -206,7 +252,12 @@ async fn graph_scope_by_group_and_by_application_assignment() {
         let (top_id, top) = t
             .objects(Kind::Group)
             .iter()
-            .find(|(id, _)| t.members(id).unwrap().iter().any(|(k, _)| *k == Kind::Group))
+            .find(|(id, _)| {
+                t.members(id)
+                    .unwrap()
+                    .iter()
+                    .any(|(k, _)| *k == Kind::Group)
+            })
             .map(|(id, o)| (id.clone(), o.clone()))
             .unwrap();
         let users: BTreeSet<String> = t
@@ -232,7 +283,13 @@ async fn graph_scope_by_group_and_by_application_assignment() {
                 ),
             }
         }
-        (top.props["displayName"].as_str().unwrap().to_string(), top_id, users, sp.app_id.clone(), assigned)
+        (
+            top.props["displayName"].as_str().unwrap().to_string(),
+            top_id,
+            users,
+            sp.app_id.clone(),
+            assigned,
+        )
     };
     let src = source(
         &sim,
@@ -351,7 +408,11 @@ async fn graph_b2c_tenant_local_accounts_and_extension_attributes() {
     assert_eq!(snap.users.len(), 30);
     let u = &snap.users[0];
     assert!(u.user_name.ends_with("@example.net"), "{}", u.user_name);
-    assert!(u.source_id.starts_with("contoso.onmicrosoft.com/"), "{}", u.source_id);
+    assert!(
+        u.source_id.starts_with("contoso.onmicrosoft.com/"),
+        "{}",
+        u.source_id
+    );
     assert_eq!(u.primary_email(), Some(u.user_name.as_str()));
     assert!(u.custom.contains_key("loyaltyId"));
     // Memberships name the users by their identity keys.
@@ -376,7 +437,10 @@ async fn graph_https_token_cache_and_missing_consent() {
     assert_eq!(src.stats().tokens, 1, "the token is cached between reads");
 
     // A wrong secret is an authentication error that says so.
-    let bad = GraphSource::new(client_for(&sim, "wrong", None), GraphSourceConfig::default());
+    let bad = GraphSource::new(
+        client_for(&sim, "wrong", None),
+        GraphSourceConfig::default(),
+    );
     let err = bad.read(None).await.unwrap_err().to_string();
     assert!(err.contains("Invalid client secret"), "{err}");
 
@@ -387,7 +451,13 @@ async fn graph_https_token_cache_and_missing_consent() {
     };
     opts.reader.roles = vec!["User.Read.All".into()];
     let narrow = graph::start(opts, Arc::new(SystemClock)).await.unwrap();
-    let src = GraphSource::new(client_for(&narrow, "sim-secret", None), GraphSourceConfig::default());
+    let src = GraphSource::new(
+        client_for(&narrow, "sim-secret", None),
+        GraphSourceConfig::default(),
+    );
     let err = src.read(None).await.unwrap_err().to_string();
-    assert!(err.contains("grant admin consent for GroupMember.Read.All"), "{err}");
+    assert!(
+        err.contains("grant admin consent for GroupMember.Read.All"),
+        "{err}"
+    );
 }

@@ -88,12 +88,36 @@ pub fn required_roles(method: &str, path: &str) -> &'static [&'static str] {
     let read = method == "GET";
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
     match (first, read) {
-        ("users", true) => &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"],
+        ("users", true) => &[
+            "User.Read.All",
+            "User.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
         ("users", false) => &["User.ReadWrite.All", "Directory.ReadWrite.All"],
-        ("groups", true) => &["Group.Read.All", "GroupMember.Read.All", "Group.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"],
-        ("groups", false) => &["Group.ReadWrite.All", "GroupMember.ReadWrite.All", "Directory.ReadWrite.All"],
-        ("servicePrincipals", _) => &["Application.Read.All", "Application.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"],
-        ("organization", _) | ("domains", _) => &["Organization.Read.All", "Directory.Read.All", "Directory.ReadWrite.All", "User.Read.All"],
+        ("groups", true) => &[
+            "Group.Read.All",
+            "GroupMember.Read.All",
+            "Group.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        ("groups", false) => &[
+            "Group.ReadWrite.All",
+            "GroupMember.ReadWrite.All",
+            "Directory.ReadWrite.All",
+        ],
+        ("servicePrincipals", _) => &[
+            "Application.Read.All",
+            "Application.ReadWrite.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
+        ("organization", _) | ("domains", _) => &[
+            "Organization.Read.All",
+            "Directory.Read.All",
+            "Directory.ReadWrite.All",
+        ],
         _ => &[],
     }
 }
@@ -123,12 +147,26 @@ pub fn resource_units(r: &GraphRequest) -> u32 {
 }
 
 const USER_DEFAULTS: &[&str] = &[
-    "businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
-    "officeLocation", "preferredLanguage", "surname", "userPrincipalName",
+    "businessPhones",
+    "displayName",
+    "givenName",
+    "jobTitle",
+    "mail",
+    "mobilePhone",
+    "officeLocation",
+    "preferredLanguage",
+    "surname",
+    "userPrincipalName",
 ];
 const GROUP_DEFAULTS: &[&str] = &[
-    "createdDateTime", "description", "displayName", "groupTypes", "mail", "mailEnabled",
-    "mailNickname", "securityEnabled",
+    "createdDateTime",
+    "description",
+    "displayName",
+    "groupTypes",
+    "mail",
+    "mailEnabled",
+    "mailNickname",
+    "securityEnabled",
 ];
 
 /// What a paging or delta link carries.
@@ -197,7 +235,10 @@ fn tenant_error(e: TenantError) -> GraphResponse {
 }
 
 fn is_delta(seg: &str) -> bool {
-    matches!(seg, "delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()")
+    matches!(
+        seg,
+        "delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()"
+    )
 }
 
 /// The dispatcher. `epoch` names this simulator process (links from another are refused);
@@ -217,9 +258,14 @@ impl Api<'_> {
         match r.param("$top") {
             Some(t) => match t.parse::<usize>() {
                 Ok(n) if (1..=999).contains(&n) => Ok(n.min(self.max_page.max(1))),
-                _ => Err(bad(&format!("Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."))),
+                _ => Err(bad(&format!(
+                    "Invalid page size specified: '{t}'. Must be between 1 and 999 inclusive."
+                ))),
             },
-            None => Ok(r.max_page_size.unwrap_or(self.default_page).clamp(1, self.max_page.clamp(1, 999))),
+            None => Ok(r
+                .max_page_size
+                .unwrap_or(self.default_page)
+                .clamp(1, self.max_page.clamp(1, 999))),
         }
     }
 
@@ -230,7 +276,10 @@ impl Api<'_> {
         match segs.as_slice() {
             ["organization"] => self.organization(t, r),
             [sp] if sp.starts_with("servicePrincipals(appId=") => {
-                let app = strip_key(sp.trim_start_matches("servicePrincipals(").trim_end_matches(')'));
+                let app = strip_key(
+                    sp.trim_start_matches("servicePrincipals(")
+                        .trim_end_matches(')'),
+                );
                 match t.service_principals.iter().find(|s| s.app_id == app) {
                     Some(sp) => GraphResponse::json(200, sp_json(sp)),
                     None => not_found(&app),
@@ -277,7 +326,11 @@ impl Api<'_> {
                     .and_then(|m| t.get(Kind::User, m));
                 match manager {
                     Some(m) => {
-                        let mut v = odata::project(&m.props, &odata::parse_select(r.param("$select")), USER_DEFAULTS);
+                        let mut v = odata::project(
+                            &m.props,
+                            &odata::parse_select(r.param("$select")),
+                            USER_DEFAULTS,
+                        );
                         v.insert("@odata.type".into(), json!(Kind::User.odata_type()));
                         GraphResponse::json(200, Value::Object(v))
                     }
@@ -340,7 +393,12 @@ impl Api<'_> {
     }
 
     /// The ids of the objects of a kind that pass the request's `$filter`, in id order.
-    fn filtered(&self, t: &Tenant, kind: Kind, r: &GraphRequest) -> Result<Vec<String>, GraphResponse> {
+    fn filtered(
+        &self,
+        t: &Tenant,
+        kind: Kind,
+        r: &GraphRequest,
+    ) -> Result<Vec<String>, GraphResponse> {
         let f = Self::filter_of(r)?;
         Ok(t.objects(kind)
             .iter()
@@ -457,7 +515,13 @@ impl Api<'_> {
     }
 
     /// A link back to a collection with the request's query options and a token.
-    fn link(&self, r: &GraphRequest, path: &str, extra: &[(&str, String)], keep_query: bool) -> String {
+    fn link(
+        &self,
+        r: &GraphRequest,
+        path: &str,
+        extra: &[(&str, String)],
+        keep_query: bool,
+    ) -> String {
         let mut q = form_urlencoded::Serializer::new(String::new());
         if keep_query {
             for (k, v) in &r.query {
@@ -472,7 +536,13 @@ impl Api<'_> {
         format!("{}/{path}?{}", r.base, q.finish())
     }
 
-    fn member_page(&self, t: &Tenant, members: Vec<(Kind, String)>, only: Option<Kind>, r: &GraphRequest) -> GraphResponse {
+    fn member_page(
+        &self,
+        t: &Tenant,
+        members: Vec<(Kind, String)>,
+        only: Option<Kind>,
+        r: &GraphRequest,
+    ) -> GraphResponse {
         let size = match self.page_size(r) {
             Ok(n) => n,
             Err(e) => return e,
@@ -483,7 +553,9 @@ impl Api<'_> {
             .collect();
         members.sort_by(|a, b| a.1.cmp(&b.1));
         let after = r.param("$skiptoken").and_then(decode).and_then(|c| c.a);
-        let start = after.map_or(0, |a| members.partition_point(|m| m.1.as_str() <= a.as_str()));
+        let start = after.map_or(0, |a| {
+            members.partition_point(|m| m.1.as_str() <= a.as_str())
+        });
         let page: Vec<Value> = members[start..]
             .iter()
             .take(size)
@@ -573,7 +645,10 @@ impl Api<'_> {
                 "Change tracking (delta query) is not supported in Azure AD B2C and Microsoft Entra External ID tenants.",
             );
         }
-        let size = r.max_page_size.unwrap_or(self.default_page).clamp(1, self.max_page.clamp(1, 999));
+        let size = r
+            .max_page_size
+            .unwrap_or(self.default_page)
+            .clamp(1, self.max_page.clamp(1, 999));
         let token = r.param("$skiptoken").or_else(|| r.param("$deltatoken"));
         let cursor = match token {
             None => Cursor {
@@ -586,18 +661,21 @@ impl Api<'_> {
                 t: self.now_ms,
             },
             Some(tok) => {
-                let expired = || GraphResponse::error(
+                let expired = || {
+                    GraphResponse::error(
                     410,
                     "syncStateNotFound",
                     "The delta token is no longer valid: the sync state was not found or has expired. Restart the sync without a token.",
-                );
+                )
+                };
                 let Some(c) = decode(tok) else {
                     return bad("The delta or skip token is not valid.");
                 };
                 if c.k != kind_name(kind) {
                     return bad("The delta or skip token belongs to another collection.");
                 }
-                if c.e != self.epoch || c.v < t.delta_floor || self.now_ms - c.t > DELTA_LIFETIME_MS {
+                if c.e != self.epoch || c.v < t.delta_floor || self.now_ms - c.t > DELTA_LIFETIME_MS
+                {
                     return expired();
                 }
                 if r.param("$deltatoken").is_some() {
@@ -655,7 +733,14 @@ impl Api<'_> {
         GraphResponse::json(200, Value::Object(out))
     }
 
-    fn delta_item(&self, t: &Tenant, kind: Kind, item: &DeltaItem, select: &[String], later_round: bool) -> Option<Value> {
+    fn delta_item(
+        &self,
+        t: &Tenant,
+        kind: Kind,
+        item: &DeltaItem,
+        select: &[String],
+        later_round: bool,
+    ) -> Option<Value> {
         let members_json = |list: &[((Kind, String), bool)]| -> Value {
             Value::Array(
                 list.iter()
@@ -685,7 +770,11 @@ impl Api<'_> {
                     Kind::Group => GROUP_DEFAULTS,
                 };
                 let sparse = ["displayName".to_string()];
-                let select = if self.sparse_delta && later_round { &sparse[..] } else { select };
+                let select = if self.sparse_delta && later_round {
+                    &sparse[..]
+                } else {
+                    select
+                };
                 let mut v = odata::project(&o.props, select, defaults);
                 if kind == Kind::User && select.iter().any(|s| s.eq_ignore_ascii_case("manager")) {
                     if let Some(m) = o.props.get("manager").and_then(|m| m.get("id")) {
@@ -752,7 +841,11 @@ impl Api<'_> {
                     Ok(b) => b,
                     Err(e) => return e,
                 };
-                let Some(m) = b.get("@odata.id").and_then(Value::as_str).and_then(|s| s.rsplit('/').next()) else {
+                let Some(m) = b
+                    .get("@odata.id")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.rsplit('/').next())
+                else {
                     return bad("@odata.id is required.");
                 };
                 if t.get(Kind::User, m).is_none() {
@@ -779,7 +872,11 @@ impl Api<'_> {
                     Ok(b) => b,
                     Err(e) => return e,
                 };
-                let Some(m) = b.get("@odata.id").and_then(Value::as_str).and_then(|s| s.rsplit('/').next()) else {
+                let Some(m) = b
+                    .get("@odata.id")
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.rsplit('/').next())
+                else {
                     return bad("@odata.id is required.");
                 };
                 match t.add_member(id, m) {
@@ -787,11 +884,17 @@ impl Api<'_> {
                     Err(e) => tenant_error(e),
                 }
             }
-            ("DELETE", ["groups", id, "members", member, "$ref"]) => match t.remove_member(id, member) {
-                Ok(()) => GraphResponse::empty(204),
-                Err(e) => tenant_error(e),
-            },
-            _ => GraphResponse::error(405, "Request_BadRequest", &format!("{} is not supported on /{path}", r.method)),
+            ("DELETE", ["groups", id, "members", member, "$ref"]) => {
+                match t.remove_member(id, member) {
+                    Ok(()) => GraphResponse::empty(204),
+                    Err(e) => tenant_error(e),
+                }
+            }
+            _ => GraphResponse::error(
+                405,
+                "Request_BadRequest",
+                &format!("{} is not supported on /{path}", r.method),
+            ),
         }
     }
 }

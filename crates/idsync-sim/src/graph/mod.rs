@@ -9,5 +9,7 @@ pub mod server;
 pub mod tenant;
 mod tls;
 
-pub use server::{start, App, Faults, GraphSimOptions, RunningGraphSim, SimError, SimState, Stats, READ_ROLES};
+pub use server::{
+    start, App, Faults, GraphSimOptions, RunningGraphSim, SimError, SimState, Stats, READ_ROLES,
+};
 pub use tenant::{Kind, Tenant, TenantSpec};

@@ -91,7 +91,9 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             c if c.is_ascii_digit() || c == '-' => {
                 let start = i;
                 i += 1;
-                while i < cs.len() && (cs[i].is_ascii_alphanumeric() || cs[i] == '.' || cs[i] == '-') {
+                while i < cs.len()
+                    && (cs[i].is_ascii_alphanumeric() || cs[i] == '.' || cs[i] == '-')
+                {
                     i += 1;
                 }
                 let text: String = cs[start..i].iter().collect();
@@ -103,7 +105,9 @@ fn lex(s: &str) -> Result<Vec<Tok>, String> {
             }
             c if c.is_alphabetic() || c == '_' || c == '@' || c == '$' => {
                 let start = i;
-                while i < cs.len() && (cs[i].is_alphanumeric() || matches!(cs[i], '_' | '.' | '@' | '$')) {
+                while i < cs.len()
+                    && (cs[i].is_alphanumeric() || matches!(cs[i], '_' | '.' | '@' | '$'))
+                {
                     i += 1;
                 }
                 out.push(Tok::Ident(cs[start..i].iter().collect()));
@@ -194,7 +198,9 @@ impl Parser {
     fn literal(&mut self) -> Result<Value, String> {
         match self.next() {
             Some(Tok::Str(s)) => Ok(Value::String(s)),
-            Some(Tok::Num(n)) => Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number)),
+            Some(Tok::Num(n)) => {
+                Ok(serde_json::Number::from_f64(n).map_or(Value::Null, Value::Number))
+            }
             Some(Tok::Ident(i)) if i == "true" => Ok(Value::Bool(true)),
             Some(Tok::Ident(i)) if i == "false" => Ok(Value::Bool(false)),
             Some(Tok::Ident(i)) if i == "null" => Ok(Value::Null),
@@ -208,7 +214,10 @@ impl Parser {
                 self.expect(Tok::RParen)?;
                 Ok(e)
             }
-            Some(Tok::Ident(f)) if (f.eq_ignore_ascii_case("startswith") || f.eq_ignore_ascii_case("endswith")) && self.peek() == Some(&Tok::LParen) => {
+            Some(Tok::Ident(f))
+                if (f.eq_ignore_ascii_case("startswith") || f.eq_ignore_ascii_case("endswith"))
+                    && self.peek() == Some(&Tok::LParen) =>
+            {
                 self.pos += 1;
                 let Some(Tok::Ident(first)) = self.next() else {
                     return Err(format!("{f} needs a property"));
@@ -286,13 +295,21 @@ pub fn parse_filter(s: &str) -> Result<Expr, String> {
     Ok(e)
 }
 
-fn lookup<'a>(obj: &'a Value, path: &[String], var: Option<(&str, &'a Value)>) -> Option<&'a Value> {
+fn lookup<'a>(
+    obj: &'a Value,
+    path: &[String],
+    var: Option<(&str, &'a Value)>,
+) -> Option<&'a Value> {
     let (mut cur, rest) = match (var, path.first()) {
         (Some((name, v)), Some(first)) if first == name => (v, &path[1..]),
         _ => (obj, path),
     };
     for seg in rest {
-        cur = cur.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(seg)).map(|(_, v)| v)?;
+        cur = cur
+            .as_object()?
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(seg))
+            .map(|(_, v)| v)?;
     }
     Some(cur)
 }
@@ -373,7 +390,11 @@ pub fn parse_select(s: Option<&str>) -> Vec<String> {
 /// Project an object: `select` names the properties (`id` always comes); without it the
 /// default properties are returned. Selected properties the object lacks come as null, as the
 /// real service returns them.
-pub fn project(props: &Map<String, Value>, select: &[String], defaults: &[&str]) -> Map<String, Value> {
+pub fn project(
+    props: &Map<String, Value>,
+    select: &[String],
+    defaults: &[&str],
+) -> Map<String, Value> {
     let mut out = Map::new();
     if let Some(id) = props.get("id") {
         out.insert("id".into(), id.clone());
@@ -414,7 +435,9 @@ mod tests {
         assert!(t("id in ('2', '1')"));
         assert!(t("not (displayName eq 'x') or id eq '9'"));
         assert!(t("identities/any(c:c/issuerAssignedId eq 'ada@example.net' and c/issuer eq 'c.onmicrosoft.com')"));
-        assert!(!t("identities/any(c:c/issuerAssignedId eq 'bob@example.net')"));
+        assert!(!t(
+            "identities/any(c:c/issuerAssignedId eq 'bob@example.net')"
+        ));
         assert!(parse_filter("displayName eq").is_err());
         assert!(parse_filter("(((").is_err());
         assert!(parse_filter(&"(".repeat(10_000)).is_err());

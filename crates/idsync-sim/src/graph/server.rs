@@ -90,7 +90,11 @@ impl Default for GraphSimOptions {
             admin: App {
                 client_id: "99999999-8888-7777-6666-555555555555".into(),
                 client_secret: "sim-admin-secret".into(),
-                roles: vec!["Directory.ReadWrite.All".into(), "User.ReadWrite.All".into(), "Group.ReadWrite.All".into()],
+                roles: vec![
+                    "Directory.ReadWrite.All".into(),
+                    "User.ReadWrite.All".into(),
+                    "Group.ReadWrite.All".into(),
+                ],
             },
             page_size: 100,
             max_page: 999,
@@ -101,7 +105,13 @@ impl Default for GraphSimOptions {
 }
 
 /// The permissions idsync's Graph source asks for.
-pub const READ_ROLES: &[&str] = &["User.Read.All", "Group.Read.All", "GroupMember.Read.All", "Application.Read.All", "Directory.Read.All"];
+pub const READ_ROLES: &[&str] = &[
+    "User.Read.All",
+    "Group.Read.All",
+    "GroupMember.Read.All",
+    "Application.Read.All",
+    "Directory.Read.All",
+];
 
 #[derive(Debug, Clone)]
 struct Token {
@@ -228,7 +238,10 @@ pub enum SimError {
 }
 
 /// Start the simulator; it serves until stopped or dropped.
-pub async fn start(opts: GraphSimOptions, clock: Arc<dyn Clock>) -> Result<RunningGraphSim, SimError> {
+pub async fn start(
+    opts: GraphSimOptions,
+    clock: Arc<dyn Clock>,
+) -> Result<RunningGraphSim, SimError> {
     let tenant = Tenant::generate(&opts.spec);
     let tenant_id = tenant.id.clone();
     let listener = tokio::net::TcpListener::bind(opts.listen)
@@ -292,10 +305,19 @@ pub async fn start(opts: GraphSimOptions, clock: Arc<dyn Clock>) -> Result<Runni
 
 fn router(state: Arc<SimState>) -> Router {
     Router::new()
-        .route("/{tenant}/v2.0/.well-known/openid-configuration", get(openid_configuration))
-        .route("/{tenant}/.well-known/openid-configuration", get(openid_configuration))
+        .route(
+            "/{tenant}/v2.0/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
+        .route(
+            "/{tenant}/.well-known/openid-configuration",
+            get(openid_configuration),
+        )
         .route("/{tenant}/oauth2/v2.0/token", post(token))
-        .route("/{tenant}/discovery/v2.0/keys", get(|| async { Json(json!({"keys": []})) }))
+        .route(
+            "/{tenant}/discovery/v2.0/keys",
+            get(|| async { Json(json!({"keys": []})) }),
+        )
         .route("/v1.0/$batch", post(batch))
         .route("/v1.0/{*rest}", axum::routing::any(graph))
         .route("/_sim/faults", post(set_faults).get(get_faults))
@@ -316,7 +338,11 @@ fn root_of(headers: &HeaderMap, st: &SimState) -> String {
 fn known_tenant(st: &SimState, tenant: &str) -> bool {
     st.tenant
         .read()
-        .map(|t| t.id == tenant || t.domains.iter().any(|d| d.eq_ignore_ascii_case(tenant)) || tenant == "organizations")
+        .map(|t| {
+            t.id == tenant
+                || t.domains.iter().any(|d| d.eq_ignore_ascii_case(tenant))
+                || tenant == "organizations"
+        })
         .unwrap_or(false)
 }
 
@@ -341,7 +367,11 @@ async fn openid_configuration(
     headers: HeaderMap,
 ) -> Response {
     if !known_tenant(&st, &tenant) {
-        return aad_error(StatusCode::BAD_REQUEST, "invalid_tenant", &format!("AADSTS90002: Tenant '{tenant}' not found."));
+        return aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_tenant",
+            &format!("AADSTS90002: Tenant '{tenant}' not found."),
+        );
     }
     let root = root_of(&headers, &st);
     let tid = st.tenant.read().map(|t| t.id.clone()).unwrap_or_default();
@@ -392,14 +422,23 @@ async fn token(
         .and_then(|v| v.strip_prefix("Basic "))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
         .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| s.split_once(':').map(|(a, b)| (a.to_string(), b.to_string())));
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        });
     let (client_id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
         (Some(id), Some(s), _) => (id.clone(), s.clone()),
         (_, _, Some((id, s))) => (id, s),
         (Some(_), None, None) if form.contains_key("client_assertion") => {
             return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS700027: Client assertion contains an invalid signature: the simulator has no certificate registered for this app.");
         }
-        _ => return aad_error(StatusCode::BAD_REQUEST, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'client_id'."),
+        _ => {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
+            )
+        }
     };
     let scope = form.get("scope").cloned().unwrap_or_default();
     if !scope.ends_with("/.default") {
@@ -466,7 +505,13 @@ fn prefer_page(headers: &HeaderMap) -> Option<usize> {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .find_map(|p| p.trim().strip_prefix("odata.maxpagesize=")?.trim().parse().ok())
+        .find_map(|p| {
+            p.trim()
+                .strip_prefix("odata.maxpagesize=")?
+                .trim()
+                .parse()
+                .ok()
+        })
 }
 
 fn to_response(r: GraphResponse, extra: &[(&'static str, String)]) -> Response {
@@ -482,7 +527,11 @@ fn to_response(r: GraphResponse, extra: &[(&'static str, String)]) -> Response {
         Body::Empty => status.into_response(),
     };
     let h = resp.headers_mut();
-    h.insert("request-id", HeaderValue::from_str(&uuid::Uuid::new_v4().to_string()).unwrap_or(HeaderValue::from_static("0")));
+    h.insert(
+        "request-id",
+        HeaderValue::from_str(&uuid::Uuid::new_v4().to_string())
+            .unwrap_or(HeaderValue::from_static("0")),
+    );
     for (k, v) in extra {
         if let Ok(v) = HeaderValue::from_str(v) {
             h.insert(*k, v);
@@ -493,11 +542,18 @@ fn to_response(r: GraphResponse, extra: &[(&'static str, String)]) -> Response {
 
 /// Authenticate, inject faults, charge the budget, then dispatch. Returns the answer and the
 /// headers to add to it.
-fn handle(st: &SimState, auth: Option<&str>, r: &GraphRequest) -> (GraphResponse, Vec<(&'static str, String)>) {
+fn handle(
+    st: &SimState,
+    auth: Option<&str>,
+    r: &GraphRequest,
+) -> (GraphResponse, Vec<(&'static str, String)>) {
     st.requests.fetch_add(1, Ordering::Relaxed);
     let now = st.clock.now_ms();
     let token = auth
-        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        })
         .and_then(|t| st.tokens.lock().ok()?.get(t.trim()).cloned());
     let Some(token) = token else {
         return (
@@ -507,20 +563,36 @@ fn handle(st: &SimState, auth: Option<&str>, r: &GraphRequest) -> (GraphResponse
     };
     if token.expires_ms <= now {
         return (
-            GraphResponse::error(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired."),
+            GraphResponse::error(
+                401,
+                "InvalidAuthenticationToken",
+                "Lifetime validation failed, the token is expired.",
+            ),
             Vec::new(),
         );
     }
     let needed = super::api::required_roles(&r.method, &r.path);
     if !needed.is_empty() && !needed.iter().any(|n| token.roles.iter().any(|r| r == n)) {
         return (
-            GraphResponse::error(403, "Authorization_RequestDenied", "Insufficient privileges to complete the operation."),
+            GraphResponse::error(
+                403,
+                "Authorization_RequestDenied",
+                "Insufficient privileges to complete the operation.",
+            ),
             Vec::new(),
         );
     }
     // Faults.
     let faults = st.faults.lock().map(|f| f.clone()).unwrap_or_default();
-    let target = format!("{}?{}", r.path, r.query.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&"));
+    let target = format!(
+        "{}?{}",
+        r.path,
+        r.query
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    );
     let forced = faults.fail_next > 0 && target.contains(&faults.fail_match);
     if forced {
         if let Ok(mut f) = st.faults.lock() {
@@ -536,16 +608,38 @@ fn handle(st: &SimState, auth: Option<&str>, r: &GraphRequest) -> (GraphResponse
     if roll_throttle < faults.throttle_rate {
         st.throttled.fetch_add(1, Ordering::Relaxed);
         return (
-            GraphResponse::error(429, "TooManyRequests", "Too many requests. Retry after the interval in the Retry-After header."),
-            vec![("retry-after", retry), ("x-ms-throttle-scope", "Tenant_Application/ReadWrite/sim".into())],
+            GraphResponse::error(
+                429,
+                "TooManyRequests",
+                "Too many requests. Retry after the interval in the Retry-After header.",
+            ),
+            vec![
+                ("retry-after", retry),
+                (
+                    "x-ms-throttle-scope",
+                    "Tenant_Application/ReadWrite/sim".into(),
+                ),
+            ],
         );
     }
     if forced || roll_error < faults.error_rate {
         st.injected.fetch_add(1, Ordering::Relaxed);
-        let status = if faults.error_status >= 500 { faults.error_status } else { 503 };
+        let status = if faults.error_status >= 500 {
+            faults.error_status
+        } else {
+            503
+        };
         return (
-            GraphResponse::error(status, "serviceNotAvailable", "The service is temporarily unavailable (injected fault)."),
-            if status == 503 { vec![("retry-after", retry)] } else { Vec::new() },
+            GraphResponse::error(
+                status,
+                "serviceNotAvailable",
+                "The service is temporarily unavailable (injected fault).",
+            ),
+            if status == 503 {
+                vec![("retry-after", retry)]
+            } else {
+                Vec::new()
+            },
         );
     }
     // Resource units, per app, in windows of 10 s.
@@ -609,7 +703,9 @@ async fn graph(
         tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
     }
     let path = uri.path().strip_prefix("/v1.0").unwrap_or(uri.path());
-    let path = percent_encoding::percent_decode_str(path).decode_utf8_lossy().to_string();
+    let path = percent_encoding::percent_decode_str(path)
+        .decode_utf8_lossy()
+        .to_string();
     let body = if body.is_empty() {
         None
     } else {
@@ -617,7 +713,11 @@ async fn graph(
             Ok(v) => Some(v),
             Err(e) => {
                 return to_response(
-                    GraphResponse::error(400, "BadRequest", &format!("Unable to read JSON request payload: {e}")),
+                    GraphResponse::error(
+                        400,
+                        "BadRequest",
+                        &format!("Unable to read JSON request payload: {e}"),
+                    ),
                     &[],
                 )
             }
@@ -648,18 +748,39 @@ async fn batch(State(st): State<Arc<SimState>>, headers: HeaderMap, body: Bytes)
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     let parsed: Result<Value, _> = serde_json::from_slice(&body);
-    let Some(requests) = parsed.ok().and_then(|v| v.get("requests").and_then(Value::as_array).cloned()) else {
-        return to_response(GraphResponse::error(400, "BadRequest", "Invalid batch payload: a JSON object with a requests array is required."), &[]);
+    let Some(requests) = parsed
+        .ok()
+        .and_then(|v| v.get("requests").and_then(Value::as_array).cloned())
+    else {
+        return to_response(
+            GraphResponse::error(
+                400,
+                "BadRequest",
+                "Invalid batch payload: a JSON object with a requests array is required.",
+            ),
+            &[],
+        );
     };
     if requests.len() > 20 {
-        return to_response(GraphResponse::error(400, "BadRequest", "Invalid batch payload: the number of batch requests exceeds the limit of 20."), &[]);
+        return to_response(
+            GraphResponse::error(
+                400,
+                "BadRequest",
+                "Invalid batch payload: the number of batch requests exceeds the limit of 20.",
+            ),
+            &[],
+        );
     }
     let root = root_of(&headers, &st);
     let mut responses = Vec::new();
     for req in requests {
         let id = req.get("id").cloned().unwrap_or(Value::Null);
         let url = req.get("url").and_then(Value::as_str).unwrap_or("");
-        let url = if url.starts_with('/') { url.to_string() } else { format!("/{url}") };
+        let url = if url.starts_with('/') {
+            url.to_string()
+        } else {
+            format!("/{url}")
+        };
         let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
         let sub_headers = req.get("headers").and_then(Value::as_object);
         let header = |name: &str| {
@@ -670,11 +791,21 @@ async fn batch(State(st): State<Arc<SimState>>, headers: HeaderMap, body: Bytes)
             })
         };
         let r = GraphRequest {
-            method: req.get("method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase(),
-            path: percent_encoding::percent_decode_str(path).decode_utf8_lossy().to_string(),
+            method: req
+                .get("method")
+                .and_then(Value::as_str)
+                .unwrap_or("GET")
+                .to_ascii_uppercase(),
+            path: percent_encoding::percent_decode_str(path)
+                .decode_utf8_lossy()
+                .to_string(),
             query: decode_query(Some(query)),
-            consistency_eventual: header("ConsistencyLevel").is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
-            max_page_size: header("Prefer").and_then(|p| p.split(',').find_map(|x| x.trim().strip_prefix("odata.maxpagesize=")?.parse().ok())),
+            consistency_eventual: header("ConsistencyLevel")
+                .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
+            max_page_size: header("Prefer").and_then(|p| {
+                p.split(',')
+                    .find_map(|x| x.trim().strip_prefix("odata.maxpagesize=")?.parse().ok())
+            }),
             body: req.get("body").cloned(),
             base: format!("{root}/v1.0"),
         };
@@ -697,7 +828,10 @@ async fn batch(State(st): State<Arc<SimState>>, headers: HeaderMap, body: Bytes)
         }
         responses.push(o);
     }
-    to_response(GraphResponse::json(200, json!({"responses": responses})), &[])
+    to_response(
+        GraphResponse::json(200, json!({"responses": responses})),
+        &[],
+    )
 }
 
 async fn set_faults(State(st): State<Arc<SimState>>, Json(f): Json<Faults>) -> impl IntoResponse {

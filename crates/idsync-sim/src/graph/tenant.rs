@@ -129,22 +129,75 @@ pub struct Tenant {
 }
 
 const FIRST: &[&str] = &[
-    "Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Frances", "John",
-    "Radia", "Dennis", "Adele", "Tim", "Hedy", "Linus", "Katherine", "Niklaus", "Sophie", "Björn",
-    "Zoë", "José", "Amélie", "Łukasz",
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Margaret",
+    "Ken",
+    "Frances",
+    "John",
+    "Radia",
+    "Dennis",
+    "Adele",
+    "Tim",
+    "Hedy",
+    "Linus",
+    "Katherine",
+    "Niklaus",
+    "Sophie",
+    "Björn",
+    "Zoë",
+    "José",
+    "Amélie",
+    "Łukasz",
 ];
 const LAST: &[&str] = &[
-    "Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson", "Allen",
-    "McCarthy", "Perlman", "Ritchie", "Goldberg", "Berners-Lee", "Lamarr", "Torvalds", "Johnson",
-    "Wirth", "Wilson", "Ström", "Müller", "García", "Nowak", "O'Neil",
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Hamilton",
+    "Thompson",
+    "Allen",
+    "McCarthy",
+    "Perlman",
+    "Ritchie",
+    "Goldberg",
+    "Berners-Lee",
+    "Lamarr",
+    "Torvalds",
+    "Johnson",
+    "Wirth",
+    "Wilson",
+    "Ström",
+    "Müller",
+    "García",
+    "Nowak",
+    "O'Neil",
 ];
 const DEPARTMENTS: &[&str] = &[
-    "Engineering", "Sales", "Marketing", "Finance", "Legal", "Support", "Research", "Operations",
+    "Engineering",
+    "Sales",
+    "Marketing",
+    "Finance",
+    "Legal",
+    "Support",
+    "Research",
+    "Operations",
 ];
-const CITIES: &[&str] = &["Berlin", "Seattle", "Sydney", "London", "Paris", "Warsaw", "Oslo"];
+const CITIES: &[&str] = &[
+    "Berlin", "Seattle", "Sydney", "London", "Paris", "Warsaw", "Oslo",
+];
 
 fn uuid_from(rng: &mut StdRng) -> String {
-    uuid::Builder::from_random_bytes(rng.gen()).into_uuid().to_string()
+    uuid::Builder::from_random_bytes(rng.gen())
+        .into_uuid()
+        .to_string()
 }
 
 fn ascii_lower(s: &str) -> String {
@@ -213,7 +266,10 @@ impl Tenant {
             p.insert("employeeId".into(), json!(format!("E{:06}", i + 1)));
             if spec.b2c {
                 let email = format!("{nick}@example.net");
-                p.insert("userPrincipalName".into(), json!(format!("{uid}@{initial}")));
+                p.insert(
+                    "userPrincipalName".into(),
+                    json!(format!("{uid}@{initial}")),
+                );
                 p.insert("mail".into(), Value::Null);
                 p.insert("mailNickname".into(), json!(uid.replace('-', "")));
                 p.insert(
@@ -249,7 +305,13 @@ impl Tenant {
                     json!([{"signInType": "userPrincipalName", "issuer": initial, "issuerAssignedId": upn}]),
                 );
             }
-            t.users.insert(uid.clone(), Obj { props: p, changed: 0 });
+            t.users.insert(
+                uid.clone(),
+                Obj {
+                    props: p,
+                    changed: 0,
+                },
+            );
             user_ids.push(uid);
         }
         // Managers: everyone but the first in each block of 20 reports to that first user.
@@ -282,7 +344,13 @@ impl Tenant {
             p.insert("securityEnabled".into(), json!(true));
             p.insert("groupTypes".into(), json!([]));
             p.insert("createdDateTime".into(), json!(created));
-            t.groups.insert(gid.clone(), Obj { props: p, changed: 0 });
+            t.groups.insert(
+                gid.clone(),
+                Obj {
+                    props: p,
+                    changed: 0,
+                },
+            );
             levels[level].push(gid);
         }
         for level in 1..depth {
@@ -443,7 +511,12 @@ impl Tenant {
         self.version
     }
 
-    fn unique_check(&self, kind: Kind, except: Option<&str>, p: &Map<String, Value>) -> Result<(), TenantError> {
+    fn unique_check(
+        &self,
+        kind: Kind,
+        except: Option<&str>,
+        p: &Map<String, Value>,
+    ) -> Result<(), TenantError> {
         let key = match kind {
             Kind::User => "userPrincipalName",
             Kind::Group => return Ok(()),
@@ -467,7 +540,12 @@ impl Tenant {
     }
 
     /// Create a user or group from Graph properties; returns the stored object.
-    pub fn create(&mut self, kind: Kind, mut props: Map<String, Value>, created: &str) -> Result<Map<String, Value>, TenantError> {
+    pub fn create(
+        &mut self,
+        kind: Kind,
+        mut props: Map<String, Value>,
+        created: &str,
+    ) -> Result<Map<String, Value>, TenantError> {
         let required: &[&str] = match kind {
             Kind::User => &["displayName", "userPrincipalName"],
             Kind::Group => &["displayName"],
@@ -506,11 +584,20 @@ impl Tenant {
     }
 
     /// Update properties (null removes a value); `id` and `createdDateTime` are read-only.
-    pub fn update(&mut self, kind: Kind, id: &str, patch: Map<String, Value>) -> Result<(), TenantError> {
+    pub fn update(
+        &mut self,
+        kind: Kind,
+        id: &str,
+        patch: Map<String, Value>,
+    ) -> Result<(), TenantError> {
         if !self.objects(kind).contains_key(id) {
             return Err(TenantError::NotFound(format!("Resource '{id}' does not exist or one of its queried reference-property objects are not present.")));
         }
-        let mut merged = self.objects(kind).get(id).map(|o| o.props.clone()).unwrap_or_default();
+        let mut merged = self
+            .objects(kind)
+            .get(id)
+            .map(|o| o.props.clone())
+            .unwrap_or_default();
         for (k, v) in patch {
             if k == "id" || k == "createdDateTime" {
                 continue;
@@ -568,7 +655,9 @@ impl Tenant {
             return Err(TenantError::NotFound(format!("Resource '{member}' does not exist or one of its queried reference-property objects are not present.")));
         };
         if member == group {
-            return Err(TenantError::Invalid("A group cannot be a member of itself.".into()));
+            return Err(TenantError::Invalid(
+                "A group cannot be a member of itself.".into(),
+            ));
         }
         if !self.link(group, (kind, member.to_string())) {
             return Err(TenantError::Invalid("One or more added object references already exist for the following modified properties: 'members'.".into()));

@@ -17,9 +17,11 @@
 
 use async_trait::async_trait;
 use idsync_core::{
-    AttrValue, Address, Change, Email, Group, MemberKind, MemberRef, Membership, Name, Phone,
-    Snapshot, Source, SourceError, SourceRead, User,
+    Address, AttrValue, Change, Email, Group, MemberKind, MemberRef, Membership, Name, Phone,
+    ReadStats, Snapshot, Source, SourceError, SourceRead, User,
 };
+/// The Graph client this source reads with.
+pub use idsync_msgraph as client;
 use idsync_msgraph::{GraphClient, GraphError, GraphStats};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
@@ -83,10 +85,29 @@ impl Default for GraphSourceConfig {
 }
 
 const USER_PROPS: &[&str] = &[
-    "id", "userPrincipalName", "displayName", "givenName", "surname", "mail", "mailNickname",
-    "accountEnabled", "jobTitle", "department", "employeeId", "companyName", "officeLocation",
-    "city", "country", "streetAddress", "postalCode", "state", "preferredLanguage",
-    "businessPhones", "mobilePhone", "userType", "onPremisesExtensionAttributes",
+    "id",
+    "userPrincipalName",
+    "displayName",
+    "givenName",
+    "surname",
+    "mail",
+    "mailNickname",
+    "accountEnabled",
+    "jobTitle",
+    "department",
+    "employeeId",
+    "companyName",
+    "officeLocation",
+    "city",
+    "country",
+    "streetAddress",
+    "postalCode",
+    "state",
+    "preferredLanguage",
+    "businessPhones",
+    "mobilePhone",
+    "userType",
+    "onPremisesExtensionAttributes",
 ];
 const GROUP_PROPS: &[&str] = &["id", "displayName", "description"];
 
@@ -137,7 +158,10 @@ impl GraphSource {
 
     fn user_select(&self, with_manager: bool) -> String {
         let mut props: Vec<String> = USER_PROPS.iter().map(|s| (*s).to_string()).collect();
-        if !self.cfg.delta || !matches!(self.cfg.scope, GraphScope::All) || self.cfg.key != UserKey::ObjectId {
+        if !self.cfg.delta
+            || !matches!(self.cfg.scope, GraphScope::All)
+            || self.cfg.key != UserKey::ObjectId
+        {
             props.push("identities".into());
         }
         props.extend(self.cfg.extensions.iter().cloned());
@@ -148,11 +172,16 @@ impl GraphSource {
     }
 
     fn uses_delta(&self) -> bool {
-        self.cfg.delta && matches!(self.cfg.scope, GraphScope::All) && self.cfg.key == UserKey::ObjectId
+        self.cfg.delta
+            && matches!(self.cfg.scope, GraphScope::All)
+            && self.cfg.key == UserKey::ObjectId
     }
 
     fn group_included(&self, name: &str) -> bool {
-        self.cfg.group_filter.as_ref().is_none_or(|r| r.is_match(name))
+        self.cfg
+            .group_filter
+            .as_ref()
+            .is_none_or(|r| r.is_match(name))
     }
 
     /// Map a Graph user to idsync's model; `None` when it has no usable key or userName.
@@ -228,29 +257,34 @@ impl GraphSource {
             kind: Some("work".into()),
             ..Address::default()
         };
-        if address != (Address {
-            kind: Some("work".into()),
-            ..Address::default()
-        }) {
+        if address
+            != (Address {
+                kind: Some("work".into()),
+                ..Address::default()
+            })
+        {
             u.addresses.push(address);
         }
         u.user_type = s(v, "userType");
-        u.active = v.get("accountEnabled").and_then(Value::as_bool).unwrap_or(true);
+        u.active = v
+            .get("accountEnabled")
+            .and_then(Value::as_bool)
+            .unwrap_or(true);
         u.title = s(v, "jobTitle");
         u.department = s(v, "department");
         u.employee_id = s(v, "employeeId");
         u.organization = s(v, "companyName");
         u.preferred_language = s(v, "preferredLanguage");
-        u.manager = v
-            .get("manager")
-            .and_then(|m| s(m, "id"))
-            .or_else(|| {
-                v.get("manager@delta")
-                    .and_then(Value::as_array)
-                    .and_then(|a| a.iter().find(|m| m.get("@removed").is_none()))
-                    .and_then(|m| s(m, "id"))
-            });
-        if let Some(ext) = v.get("onPremisesExtensionAttributes").and_then(Value::as_object) {
+        u.manager = v.get("manager").and_then(|m| s(m, "id")).or_else(|| {
+            v.get("manager@delta")
+                .and_then(Value::as_array)
+                .and_then(|a| a.iter().find(|m| m.get("@removed").is_none()))
+                .and_then(|m| s(m, "id"))
+        });
+        if let Some(ext) = v
+            .get("onPremisesExtensionAttributes")
+            .and_then(Value::as_object)
+        {
             for (k, val) in ext {
                 if let Some(x) = val.as_str() {
                     u.custom.insert(k.clone(), AttrValue::String(x.to_string()));
@@ -261,7 +295,8 @@ impl GraphSource {
             let short = e.rsplit_once('_').map_or(e.as_str(), |(_, n)| n);
             match v.get(e) {
                 Some(Value::String(x)) => {
-                    u.custom.insert(short.to_string(), AttrValue::String(x.clone()));
+                    u.custom
+                        .insert(short.to_string(), AttrValue::String(x.clone()));
                 }
                 Some(Value::Bool(b)) => {
                     u.custom.insert(short.to_string(), AttrValue::Boolean(*b));
@@ -300,8 +335,17 @@ impl GraphSource {
     }
 
     /// Fetch whole objects by id with `$batch`.
-    async fn fetch(&self, coll: &str, ids: &[String], select: &str) -> Result<HashMap<String, Value>, SourceError> {
-        let expand = if coll == "users" { "&$expand=manager($select=id)" } else { "" };
+    async fn fetch(
+        &self,
+        coll: &str,
+        ids: &[String],
+        select: &str,
+    ) -> Result<HashMap<String, Value>, SourceError> {
+        let expand = if coll == "users" {
+            "&$expand=manager($select=id)"
+        } else {
+            ""
+        };
         let urls: Vec<String> = ids
             .iter()
             .map(|id| format!("/{coll}/{id}?$select={select}{expand}"))
@@ -324,11 +368,20 @@ impl GraphSource {
     async fn full_via_delta(&self) -> Result<SourceRead, SourceError> {
         let select = self.user_select(true);
         let users_url = self.client.url(&format!("users/delta?$select={select}"));
-        let groups_url = self
+        let groups_url = self.client.url(&format!(
+            "groups/delta?$select={},members",
+            GROUP_PROPS.join(",")
+        ));
+        let users = self
             .client
-            .url(&format!("groups/delta?$select={},members", GROUP_PROPS.join(",")));
-        let users = self.client.delta_round(&users_url).await.map_err(source_err)?;
-        let groups = self.client.delta_round(&groups_url).await.map_err(source_err)?;
+            .delta_round(&users_url)
+            .await
+            .map_err(source_err)?;
+        let groups = self
+            .client
+            .delta_round(&groups_url)
+            .await
+            .map_err(source_err)?;
         let mut snap = Snapshot::default();
         for v in &users.items {
             if v.get("@removed").is_none() {
@@ -348,12 +401,20 @@ impl GraphSource {
                 seen_groups.insert(id.clone(), g);
             }
             // A large group's members may come over several items.
-            for m in v.get("members@delta").and_then(Value::as_array).into_iter().flatten() {
+            for m in v
+                .get("members@delta")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if m.get("@removed").is_some() {
                     continue;
                 }
                 if let (Some(kind), Some(mid)) = (Self::member_kind(m), s(m, "id")) {
-                    members.entry(id.clone()).or_default().insert(MemberRef { kind, id: mid });
+                    members
+                        .entry(id.clone())
+                        .or_default()
+                        .insert(MemberRef { kind, id: mid });
                 }
             }
         }
@@ -439,7 +500,9 @@ impl GraphSource {
             }
         }
         if !incomplete.is_empty() {
-            let fetched = self.fetch("users", &incomplete, &self.user_select(false)).await?;
+            let fetched = self
+                .fetch("users", &incomplete, &self.user_select(false))
+                .await?;
             for id in &incomplete {
                 if let Some(u) = fetched.get(id).and_then(|v| self.map_user(v)) {
                     changes.push(Change::UpsertUser { user: u });
@@ -464,19 +527,32 @@ impl GraphSource {
                         }
                         changes.push(Change::UpsertGroup { group: g });
                     }
-                    Some(_) => changes.push(Change::DeleteGroup { source_id: id.clone() }),
+                    Some(_) => changes.push(Change::DeleteGroup {
+                        source_id: id.clone(),
+                    }),
                     None => {}
                 }
             } else if self.cfg.group_filter.is_some() {
                 partial_groups.push(id.clone());
             }
-            for m in v.get("members@delta").and_then(Value::as_array).into_iter().flatten() {
+            for m in v
+                .get("members@delta")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if let (Some(kind), Some(mid)) = (Self::member_kind(m), s(m, "id")) {
                     let member = MemberRef { kind, id: mid };
                     member_changes.push(if m.get("@removed").is_some() {
-                        Change::RemoveMember { group: id.clone(), member }
+                        Change::RemoveMember {
+                            group: id.clone(),
+                            member,
+                        }
                     } else {
-                        Change::AddMember { group: id.clone(), member }
+                        Change::AddMember {
+                            group: id.clone(),
+                            member,
+                        }
                     });
                 }
             }
@@ -490,11 +566,15 @@ impl GraphSource {
                 .map(|(id, _)| id.clone())
                 .collect();
             member_changes.retain(|c| match c {
-                Change::AddMember { group, .. } | Change::RemoveMember { group, .. } => included.contains(group),
+                Change::AddMember { group, .. } | Change::RemoveMember { group, .. } => {
+                    included.contains(group)
+                }
                 _ => true,
             });
             for g in &included {
-                let url = self.client.url(&format!("groups/{g}/members?$select=id&$top=999"));
+                let url = self
+                    .client
+                    .url(&format!("groups/{g}/members?$select=id&$top=999"));
                 let all = self.client.get_all(&url, &[]).await.map_err(source_err)?;
                 for m in all {
                     if let (Some(kind), Some(mid)) = (Self::member_kind(&m), s(&m, "id")) {
@@ -526,7 +606,10 @@ impl GraphSource {
     }
 
     /// Direct members of groups, with `$batch` (one request per group, pages followed).
-    async fn direct_members(&self, groups: &[String]) -> Result<BTreeMap<String, BTreeSet<MemberRef>>, SourceError> {
+    async fn direct_members(
+        &self,
+        groups: &[String],
+    ) -> Result<BTreeMap<String, BTreeSet<MemberRef>>, SourceError> {
         let urls: Vec<String> = groups
             .iter()
             .map(|g| format!("/groups/{g}/members?$select=id&$top=999"))
@@ -537,7 +620,12 @@ impl GraphSource {
             let mut page = a.map_err(source_err)?;
             let set = out.entry(g.clone()).or_default();
             loop {
-                for m in page.get("value").and_then(Value::as_array).into_iter().flatten() {
+                for m in page
+                    .get("value")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
                     if let (Some(kind), Some(mid)) = (Self::member_kind(m), s(m, "id")) {
                         set.insert(MemberRef { kind, id: mid });
                     }
@@ -554,9 +642,10 @@ impl GraphSource {
     /// The whole tenant by enumeration (no delta).
     async fn full_by_listing(&self) -> Result<SourceRead, SourceError> {
         let users = self.list_users().await?;
-        let url = self
-            .client
-            .url(&format!("groups?$select={}&$top=999", GROUP_PROPS.join(",")));
+        let url = self.client.url(&format!(
+            "groups?$select={}&$top=999",
+            GROUP_PROPS.join(",")
+        ));
         let groups = self.client.get_all(&url, &[]).await.map_err(source_err)?;
         let mut snap = Snapshot::default();
         let (mapped, keys) = self.map_users(users.iter());
@@ -578,7 +667,10 @@ impl GraphSource {
 
     /// Map Graph users; with identity keys, also the object id → key map that memberships
     /// (which name object ids) are translated through.
-    fn map_users<'a>(&self, values: impl Iterator<Item = &'a Value>) -> (Vec<User>, HashMap<String, String>) {
+    fn map_users<'a>(
+        &self,
+        values: impl Iterator<Item = &'a Value>,
+    ) -> (Vec<User>, HashMap<String, String>) {
         let mut users = Vec::new();
         let mut keys = HashMap::new();
         for v in values {
@@ -594,7 +686,11 @@ impl GraphSource {
 
     /// Groups in scope, given as group ids: each with its nested groups, and every user
     /// under them.
-    async fn full_from_groups(&self, roots: Vec<String>, direct_users: Vec<String>) -> Result<SourceRead, SourceError> {
+    async fn full_from_groups(
+        &self,
+        roots: Vec<String>,
+        direct_users: Vec<String>,
+    ) -> Result<SourceRead, SourceError> {
         let select = self.user_select(false);
         let mut users: BTreeMap<String, Value> = BTreeMap::new();
         let mut groups: BTreeMap<String, Group> = BTreeMap::new();
@@ -602,7 +698,12 @@ impl GraphSource {
             .iter()
             .map(|g| format!("/groups/{g}?$select={}", GROUP_PROPS.join(",")))
             .collect();
-        for (g, a) in roots.iter().zip(self.client.batch_get(&root_urls).await.map_err(source_err)?) {
+        for (g, a) in roots.iter().zip(
+            self.client
+                .batch_get(&root_urls)
+                .await
+                .map_err(source_err)?,
+        ) {
             match a {
                 Ok(v) => {
                     if let Some(gr) = Self::map_group(&v) {
@@ -644,8 +745,14 @@ impl GraphSource {
         }
         // Managers: one batch for the users in scope.
         let ids: Vec<String> = users.keys().cloned().collect();
-        let urls: Vec<String> = ids.iter().map(|u| format!("/users/{u}/manager?$select=id")).collect();
-        for (id, a) in ids.iter().zip(self.client.batch_get(&urls).await.map_err(source_err)?) {
+        let urls: Vec<String> = ids
+            .iter()
+            .map(|u| format!("/users/{u}/manager?$select=id"))
+            .collect();
+        for (id, a) in ids
+            .iter()
+            .zip(self.client.batch_get(&urls).await.map_err(source_err)?)
+        {
             match a {
                 Ok(m) => {
                     if let (Some(u), Some(mid)) = (users.get_mut(id), s(&m, "id")) {
@@ -692,8 +799,13 @@ impl GraphSource {
         Ok(out)
     }
 
-    async fn app_assignments(&self, app_id: &str) -> Result<(Vec<String>, Vec<String>), SourceError> {
-        let url = self.client.url(&format!("servicePrincipals(appId='{app_id}')?$select=id,displayName"));
+    async fn app_assignments(
+        &self,
+        app_id: &str,
+    ) -> Result<(Vec<String>, Vec<String>), SourceError> {
+        let url = self.client.url(&format!(
+            "servicePrincipals(appId='{app_id}')?$select=id,displayName"
+        ));
         let sp = match self.client.get(&url, &[]).await {
             Ok(v) => v,
             Err(GraphError::NotFound(_)) => {
@@ -705,11 +817,15 @@ impl GraphSource {
             Err(e) => return Err(source_err(e)),
         };
         let sp_id = s(&sp, "id").unwrap_or_default();
-        let url = self.client.url(&format!("servicePrincipals/{sp_id}/appRoleAssignedTo?$top=999"));
+        let url = self.client.url(&format!(
+            "servicePrincipals/{sp_id}/appRoleAssignedTo?$top=999"
+        ));
         let mut users = Vec::new();
         let mut groups = Vec::new();
         for a in self.client.get_all(&url, &[]).await.map_err(source_err)? {
-            let Some(p) = s(&a, "principalId") else { continue };
+            let Some(p) = s(&a, "principalId") else {
+                continue;
+            };
             match a.get("principalType").and_then(Value::as_str) {
                 Some("User") => users.push(p),
                 Some("Group") => groups.push(p),
@@ -717,6 +833,126 @@ impl GraphSource {
             }
         }
         Ok((users, groups))
+    }
+}
+
+/// What `idsync source check` shows before a first sync: which tenant this is, how much is in
+/// scope, and which permissions are missing.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CheckReport {
+    pub tenant_id: Option<String>,
+    pub tenant_name: Option<String>,
+    /// (domain, is default, is initial)
+    pub domains: Vec<(String, bool, bool)>,
+    pub users_in_scope: Option<usize>,
+    pub groups_in_scope: Option<usize>,
+    pub granted: Vec<String>,
+    /// Requirements no granted permission meets; each lists the permissions that would.
+    pub missing: Vec<Vec<String>>,
+    /// What could not be read, and why.
+    pub problems: Vec<String>,
+}
+
+impl CheckReport {
+    pub fn ok(&self) -> bool {
+        self.missing.is_empty() && self.problems.is_empty()
+    }
+}
+
+impl GraphSource {
+    /// The permissions a read in this scope needs; each inner list: any one of them.
+    pub fn required_permissions(&self) -> Vec<Vec<&'static str>> {
+        let mut r = vec![
+            vec!["User.Read.All", "Directory.Read.All"],
+            vec![
+                "GroupMember.Read.All",
+                "Group.Read.All",
+                "Directory.Read.All",
+            ],
+        ];
+        if matches!(self.cfg.scope, GraphScope::App(_)) {
+            r.push(vec!["Application.Read.All", "Directory.Read.All"]);
+        }
+        r
+    }
+
+    /// Sign in, read the organization and count what is in scope. Sign-in failures are errors;
+    /// everything else lands in the report.
+    pub async fn check(&self) -> Result<CheckReport, SourceError> {
+        let granted = self.client.granted_roles().await.map_err(source_err)?;
+        let mut report = CheckReport {
+            tenant_id: None,
+            tenant_name: None,
+            domains: Vec::new(),
+            users_in_scope: None,
+            groups_in_scope: None,
+            missing: self
+                .required_permissions()
+                .into_iter()
+                .filter(|any| !any.iter().any(|p| granted.iter().any(|g| g == p)))
+                .map(|any| any.into_iter().map(str::to_string).collect())
+                .collect(),
+            granted,
+            problems: Vec::new(),
+        };
+        match self.client.get(&self.client.url("organization"), &[]).await {
+            Ok(v) => {
+                if let Some(org) = v.get("value").and_then(Value::as_array).and_then(|a| a.first()) {
+                    report.tenant_id = s(org, "id");
+                    report.tenant_name = s(org, "displayName");
+                    for d in org.get("verifiedDomains").and_then(Value::as_array).into_iter().flatten() {
+                        if let Some(name) = s(d, "name") {
+                            let flag = |k: &str| d.get(k).and_then(Value::as_bool).unwrap_or(false);
+                            report.domains.push((name, flag("isDefault"), flag("isInitial")));
+                        }
+                    }
+                }
+            }
+            Err(e) => report.problems.push(format!("cannot read the organization (grant Organization.Read.All or Directory.Read.All to see the tenant's name and domains): {e}")),
+        }
+        if !report.missing.is_empty() {
+            return Ok(report);
+        }
+        let counted = match &self.cfg.scope {
+            GraphScope::All if self.cfg.group_filter.is_none() && self.uses_delta() => {
+                let count = |coll: &'static str| async move {
+                    let v = self
+                        .client
+                        .get(
+                            &self.client.url(&format!("{coll}/$count")),
+                            &[("ConsistencyLevel", "eventual")],
+                        )
+                        .await?;
+                    Ok::<usize, GraphError>(
+                        v.as_u64()
+                            .or_else(|| v.as_str().and_then(|t| t.trim().parse().ok()))
+                            .unwrap_or(0) as usize,
+                    )
+                };
+                match (count("users").await, count("groups").await) {
+                    (Ok(u), Ok(g)) => Ok((u, g)),
+                    (Err(e), _) | (_, Err(e)) => Err(source_err(e)),
+                }
+            }
+            // Anything narrower is counted by reading it (nothing is written).
+            _ => match self.read(None).await {
+                Ok(SourceRead::Full { snapshot, .. }) => {
+                    Ok((snapshot.users.len(), snapshot.groups.len()))
+                }
+                Ok(SourceRead::Delta { .. }) => Ok((0, 0)),
+                Err(e) => Err(e),
+            },
+        };
+        match counted {
+            Ok((u, g)) => {
+                report.users_in_scope = Some(u);
+                report.groups_in_scope = Some(g);
+            }
+            Err(e) => report
+                .problems
+                .push(format!("cannot count what is in scope: {e}")),
+        }
+        Ok(report)
     }
 }
 
@@ -728,6 +964,16 @@ impl Source for GraphSource {
             self.client.config().tenant,
             self.client.config().graph
         )
+    }
+
+    fn stats(&self) -> Option<ReadStats> {
+        let s = self.client.stats();
+        Some(ReadStats {
+            requests: s.requests,
+            retries: s.retries,
+            throttled: s.throttled,
+            resource_units: s.resource_units,
+        })
     }
 
     async fn read(&self, cursor: Option<&str>) -> Result<SourceRead, SourceError> {

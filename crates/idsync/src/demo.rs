@@ -1,0 +1,276 @@
+//! `idsync demo`: a simulated Entra tenant provisioned into a simulated Atlassian Cloud
+//! organisation, end to end, on this machine.
+//!
+//! The tenant is the Graph simulator over HTTPS; the Atlassian Cloud organisation is idsync's
+//! own SCIM endpoint (directory `atlassian`), written to by a SCIM target in the
+//! `atlassian-cloud` profile. The demo runs the first full sync with its progress bar, then
+//! changes a few users and memberships in the tenant and shows them arriving, and leaves the
+//! server running.
+
+use crate::progress;
+use crate::sim::{source_snippet, GraphSimArgs};
+use anyhow::Context;
+use clap::Args;
+use idsync_core::{MemberKind, SystemClock, User};
+use idsync_engine::{Mode, Runtime, Service};
+use idsync_sim::graph::{self, Kind};
+use idsync_store::Store;
+use serde_json::json;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Where the demo keeps its configuration, store and certificate.
+    #[arg(long, default_value = "idsync-demo")]
+    pub dir: PathBuf,
+    /// Users in the simulated tenant.
+    #[arg(long, default_value_t = 2000)]
+    pub users: usize,
+    /// Groups in the simulated tenant.
+    #[arg(long, default_value_t = 100)]
+    pub groups: usize,
+    /// User memberships in the simulated tenant.
+    #[arg(long, default_value_t = 8000)]
+    pub memberships: usize,
+    /// Port of idsync's server on 127.0.0.1 (0: any free port).
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// Stop once the incremental changes have arrived (for scripts and tests).
+    #[arg(long)]
+    pub exit: bool,
+}
+
+const FLOW: &str = "entra-to-atlassian";
+const TARGET_DIR: &str = "atlassian";
+
+fn find(snapshot: &idsync_core::Snapshot, user_name: &str) -> Option<User> {
+    snapshot
+        .users
+        .iter()
+        .find(|u| u.user_name.eq_ignore_ascii_case(user_name))
+        .cloned()
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let dir = std::fs::canonicalize(&args.dir)?;
+    for stale in ["idsync.db", "idsync.db-wal", "idsync.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(stale));
+    }
+
+    // 1. The simulated Entra tenant, over HTTPS.
+    let sim_args = GraphSimArgs {
+        users: args.users,
+        groups: args.groups,
+        memberships: args.memberships,
+        depth: 3,
+        seed: 1,
+        name: "contoso".into(),
+        b2c: false,
+        port: 0,
+        https: true,
+        cert_dir: dir.clone(),
+        client_id: "11111111-2222-3333-4444-555555555555".into(),
+        client_secret: "sim-secret".into(),
+        grants: Vec::new(),
+        throttle_rate: 0.0,
+        error_rate: 0.0,
+        retry_after: 1,
+        latency_ms: 0,
+        max_page: 999,
+    };
+    let opts = sim_args.options();
+    println!(
+        "1/4  simulated Entra tenant: {} users, {} groups, {} memberships, nested 3 deep",
+        args.users, args.groups, args.memberships
+    );
+    let sim = graph::start(opts.clone(), Arc::new(SystemClock)).await?;
+    let domain = "contoso.com";
+
+    // 2. idsync's server, whose SCIM endpoint plays the Atlassian Cloud organisation.
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
+        .await
+        .with_context(|| format!("cannot listen on 127.0.0.1:{} (try --port 0)", args.port))?;
+    let addr = listener.local_addr()?;
+    let store = Store::open(&dir.join("idsync.db")).await?;
+    let (_, secret) = store
+        .create_token(
+            TARGET_DIR,
+            "idsync-demo",
+            idsync_core::Clock::now_ms(&SystemClock),
+        )
+        .await?;
+    store.close().await;
+    std::fs::write(dir.join("atlassian.token"), &secret)?;
+    let config = format!(
+        "# Written by `idsync demo`.\n[store]\npath = \"idsync.db\"\n\n[server]\nlisten = \"{addr}\"\n\n[log]\nlevel = \"warn\"\n\n{}interval = \"2s\"\n\n[sources.atlassian-cloud]\ntype = \"scim\"\ndirectory = \"{TARGET_DIR}\"\n\n[targets.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nurl = \"http://{addr}/scim/v2/{TARGET_DIR}\"\ntoken = \"${{file:atlassian.token}}\"\nverified_domains = [\"{domain}\"]\n\n[flows.{FLOW}]\nsource = \"entra\"\ntarget = \"atlassian\"\n",
+        source_snippet(&sim, &opts, "entra", "entra")
+    );
+    let config_path = dir.join("idsync.toml");
+    std::fs::write(&config_path, config)?;
+    let config = idsync_config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let rt = Arc::new(Runtime::from_config(&config).await?);
+    let svc = Service::new(Arc::clone(&rt));
+    let app = idsync_server::router(Arc::clone(&svc), None);
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    println!("2/4  simulated Atlassian Cloud: idsync's SCIM endpoint at http://{addr}/scim/v2/{TARGET_DIR}");
+
+    // 3. The first full sync.
+    println!("3/4  first full sync, tenant to Atlassian Cloud ...");
+    let started = Instant::now();
+    let bar = progress::Bar::new(true);
+    let report = rt.sync(FLOW, Mode::Full, false, &bar).await?;
+    bar.clear();
+    let counts = rt.store.directory_counts(TARGET_DIR).await?;
+    println!(
+        "     {} in {:.1}s: {} operations applied, {} failed; Atlassian Cloud now has {} users and {} groups",
+        report.status.as_str(),
+        started.elapsed().as_secs_f64(),
+        report.count("applied"),
+        report.count("failed"),
+        counts.users,
+        counts.groups
+    );
+
+    // 4. Changes in the tenant, arriving incrementally through the running service.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks = svc.start(stop_rx);
+    let (renamed, disabled, newcomer, group_name) = {
+        let mut t = sim
+            .state
+            .tenant
+            .write()
+            .map_err(|_| anyhow::anyhow!("the simulated tenant is unavailable"))?;
+        let users: Vec<(String, String)> = t
+            .objects(Kind::User)
+            .iter()
+            .filter(|(_, o)| o.props["accountEnabled"] == json!(true))
+            .map(|(id, o)| {
+                (
+                    id.clone(),
+                    o.props["userPrincipalName"]
+                        .as_str()
+                        .unwrap_or("")
+                        .to_string(),
+                )
+            })
+            .take(2)
+            .collect();
+        let [(a_id, a_upn), (b_id, b_upn)] = <[(String, String); 2]>::try_from(users)
+            .map_err(|_| anyhow::anyhow!("the tenant needs at least two enabled users"))?;
+        t.update(
+            Kind::User,
+            &a_id,
+            json!({"jobTitle": "Head of Demos", "department": "Demo Team"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )?;
+        t.update(
+            Kind::User,
+            &b_id,
+            json!({"accountEnabled": false})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        )?;
+        let new = t.create(
+            Kind::User,
+            json!({"displayName": "Demo Newcomer", "givenName": "Demo", "surname": "Newcomer", "userPrincipalName": format!("demo.newcomer@{domain}"), "mail": format!("demo.newcomer@{domain}"), "accountEnabled": true})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            "2026-11-25T00:00:00Z",
+        )?;
+        let new_id = new
+            .get("id")
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string();
+        let group = t
+            .objects(Kind::Group)
+            .iter()
+            .next()
+            .map(|(id, o)| {
+                (
+                    id.clone(),
+                    o.props["displayName"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .ok_or_else(|| anyhow::anyhow!("the tenant has no groups"))?;
+        t.add_member(&group.0, &new_id)?;
+        (a_upn, b_upn, format!("demo.newcomer@{domain}"), group.1)
+    };
+    println!("4/4  changed in the tenant: {renamed} got a new title, {disabled} was disabled, {newcomer} joined and was added to \"{group_name}\"");
+    let t0 = Instant::now();
+    let deadline = t0 + Duration::from_secs(60);
+    let mut seen = [false; 4];
+    let labels = [
+        "new title",
+        "disabled",
+        "newcomer created",
+        "newcomer in the group",
+    ];
+    while seen.iter().any(|s| !s) && Instant::now() < deadline {
+        let snap = rt.store.load_directory(TARGET_DIR).await?;
+        let checks = [
+            find(&snap, &renamed).is_some_and(|u| u.title.as_deref() == Some("Head of Demos")),
+            find(&snap, &disabled).is_some_and(|u| !u.active),
+            find(&snap, &newcomer).is_some(),
+            find(&snap, &newcomer).is_some_and(|u| {
+                snap.groups.iter().any(|g| {
+                    g.display_name == group_name
+                        && snap.memberships.iter().any(|m| {
+                            m.group == g.source_id
+                                && m.member.kind == MemberKind::User
+                                && m.member.id == u.source_id
+                        })
+                })
+            }),
+        ];
+        for (i, ok) in checks.iter().enumerate() {
+            if *ok && !seen[i] {
+                seen[i] = true;
+                println!(
+                    "     arrived in Atlassian Cloud after {:.1}s: {}",
+                    t0.elapsed().as_secs_f64(),
+                    labels[i]
+                );
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let missing: Vec<&str> = labels
+        .iter()
+        .zip(seen)
+        .filter(|(_, s)| !s)
+        .map(|(l, _)| *l)
+        .collect();
+    if !missing.is_empty() {
+        println!("     not arrived after 60s: {}", missing.join(", "));
+    }
+    println!();
+    println!("Look at the result:");
+    println!("  idsync -c {} runs", config_path.display());
+    println!("  curl http://{addr}/api/v1/flows");
+    println!("  curl -H \"Authorization: Bearer $(cat {})\" 'http://{addr}/scim/v2/{TARGET_DIR}/Users?count=5'", dir.join("atlassian.token").display());
+    println!("  the simulated tenant: {} (tenant {}), change it with the admin app (client_id {}, secret {})", sim.root, sim.tenant_id, opts.admin.client_id, opts.admin.client_secret);
+    let code = u8::from(!missing.is_empty()) * 3;
+    if !args.exit {
+        println!("\nThe server keeps running; Ctrl-C to stop.");
+        tokio::signal::ctrl_c().await?;
+    }
+    let _ = stop_tx.send(true);
+    for t in tasks {
+        let _ = t.await;
+    }
+    server.abort();
+    sim.stop().await;
+    rt.store.close().await;
+    Ok(code)
+}
