@@ -326,11 +326,19 @@ fn router(state: Arc<SimState>) -> Router {
         .with_state(state)
 }
 
-fn root_of(headers: &HeaderMap, st: &SimState) -> String {
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("127.0.0.1");
+/// `scheme://host:port` as the client addressed us: the URI's authority (HTTP/2's
+/// `:authority`), else the Host header (HTTP/1.1).
+fn root_of(uri: &Uri, headers: &HeaderMap, st: &SimState) -> String {
+    let host = uri
+        .authority()
+        .map(|a| a.as_str().to_string())
+        .or_else(|| {
+            headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "127.0.0.1".into());
     let scheme = if st.opts.tls { "https" } else { "http" };
     format!("{scheme}://{host}")
 }
@@ -364,6 +372,7 @@ fn aad_error(status: StatusCode, error: &str, description: &str) -> Response {
 async fn openid_configuration(
     State(st): State<Arc<SimState>>,
     Path(tenant): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
     if !known_tenant(&st, &tenant) {
@@ -373,7 +382,7 @@ async fn openid_configuration(
             &format!("AADSTS90002: Tenant '{tenant}' not found."),
         );
     }
-    let root = root_of(&headers, &st);
+    let root = root_of(&uri, &headers, &st);
     let tid = st.tenant.read().map(|t| t.id.clone()).unwrap_or_default();
     Json(json!({
         "token_endpoint": format!("{root}/{tenant}/oauth2/v2.0/token"),
@@ -733,7 +742,7 @@ async fn graph(
             .is_some_and(|v| v.eq_ignore_ascii_case("eventual")),
         max_page_size: prefer_page(&headers),
         body,
-        base: format!("{}/v1.0", root_of(&headers, &st)),
+        base: format!("{}/v1.0", root_of(&uri, &headers, &st)),
     };
     let auth = headers
         .get(header::AUTHORIZATION)
@@ -743,7 +752,12 @@ async fn graph(
 }
 
 /// JSON batching: up to 20 requests, answered in one response (each may fail on its own).
-async fn batch(State(st): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn batch(
+    State(st): State<Arc<SimState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -771,7 +785,7 @@ async fn batch(State(st): State<Arc<SimState>>, headers: HeaderMap, body: Bytes)
             &[],
         );
     }
-    let root = root_of(&headers, &st);
+    let root = root_of(&uri, &headers, &st);
     let mut responses = Vec::new();
     for req in requests {
         let id = req.get("id").cloned().unwrap_or(Value::Null);

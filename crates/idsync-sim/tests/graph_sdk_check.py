@@ -1,0 +1,101 @@
+"""Drive the Graph simulator with Microsoft's own Python clients: azure-identity gets a token
+over HTTPS (client credentials), msgraph-sdk lists users through its page iterator, reads a
+delta round to its delta link, and gets a 404 as an ODataError. Prints one JSON line."""
+
+import asyncio
+import json
+import os
+import sys
+import traceback
+
+from azure.core.credentials import AccessToken
+from azure.identity import ClientSecretCredential
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from msgraph import GraphServiceClient
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph_core.tasks.page_iterator import PageIterator
+
+ROOT = os.environ["SIM_ROOT"]
+TENANT = os.environ["SIM_TENANT"]
+CLIENT_ID = os.environ["SIM_CLIENT_ID"]
+SECRET = os.environ["SIM_SECRET"]
+SCOPE = "https://graph.microsoft.com/.default"
+
+
+class AsyncFromSync:
+    """msgraph-sdk wants an async credential; this one hands out azure-identity's tokens."""
+
+    def __init__(self, cred):
+        self.cred = cred
+
+    async def get_token(self, *scopes, **kwargs) -> AccessToken:
+        return self.cred.get_token(*scopes)
+
+    async def close(self):
+        pass
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *args):
+        pass
+
+
+async def main() -> None:
+    out = {}
+    cred = ClientSecretCredential(
+        TENANT, CLIENT_ID, SECRET, authority=ROOT, disable_instance_discovery=True
+    )
+    token = cred.get_token(SCOPE)
+    out["token"] = bool(token.token) and token.expires_on > 0
+
+    auth = AzureIdentityAuthenticationProvider(
+        AsyncFromSync(cred), scopes=[SCOPE], allowed_hosts=["127.0.0.1"]
+    )
+    adapter = GraphRequestAdapter(auth)
+    client = GraphServiceClient(request_adapter=adapter)
+    # After the client: its constructor sets the public Graph host.
+    client.request_adapter.base_url = ROOT + "/v1.0"
+
+    first = await client.users.get()
+    names = []
+
+    def collect(user) -> bool:
+        names.append(user.user_principal_name)
+        return True
+
+    iterator = PageIterator(first, adapter)
+    await iterator.iterate(collect)
+    out["users"] = len(names)
+    out["distinct_users"] = len(set(names))
+    out["first_page"] = len(first.value)
+
+    delta = await client.users.delta.get()
+    items = list(delta.value)
+    pages = 1
+    while delta.odata_next_link:
+        delta = await client.users.delta.with_url(delta.odata_next_link).get()
+        items.extend(delta.value)
+        pages += 1
+    out["delta_items"] = len(items)
+    out["delta_pages"] = pages
+    out["delta_link"] = bool(delta.odata_delta_link)
+
+    try:
+        await client.users.by_user_id("00000000-0000-0000-0000-00000000dead").get()
+        out["not_found"] = None
+    except ODataError as e:
+        out["not_found"] = [e.response_status_code, e.error.code if e.error else None]
+
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except Exception:  # the test prints this
+        traceback.print_exc()
+        sys.exit(1)
