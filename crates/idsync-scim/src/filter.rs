@@ -510,6 +510,19 @@ fn compare(have: &Value, op: CompareOp, want: &Value, case_exact: bool) -> bool 
 }
 
 impl Filter {
+    /// The path and value of an `attr eq "value"` or `attr.sub eq "value"` filter, for
+    /// index lookups (`emails.value eq "..."`).
+    pub fn eq_value(&self) -> Option<(&AttrPath, &str)> {
+        match self {
+            Filter::Compare {
+                path,
+                op: CompareOp::Eq,
+                value: Value::String(v),
+            } => Some((path, v)),
+            _ => None,
+        }
+    }
+
     /// The value of a top-level `attr eq "value"` filter (what Entra sends to match users:
     /// `userName eq "..."`, `externalId eq "..."`), for index lookups.
     pub fn simple_eq(&self) -> Option<(&AttrPath, &str)> {

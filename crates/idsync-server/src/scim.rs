@@ -567,12 +567,25 @@ async fn search_users(
         .filter(|f| !f.trim().is_empty())
         .map(Filter::parse)
         .transpose()?;
-    let candidates = match filter.as_ref().and_then(Filter::simple_eq) {
-        Some((path, v)) if path.urn.is_none() && path.name.eq_ignore_ascii_case("userName") => {
-            store.find_users_by_name(&dir, v).await?
+    // Equality on an indexed attribute narrows the candidates; the filter still decides.
+    let top = |name: &str, path: &AttrPath| {
+        path.urn.is_none() && path.sub.is_none() && path.name.eq_ignore_ascii_case(name)
+    };
+    let candidates = match filter.as_ref().and_then(Filter::eq_value) {
+        Some((path, v)) if top("userName", path) => store.find_users_by_name(&dir, v).await?,
+        Some((path, v)) if top("id", path) => store.get_user(&dir, v).await?.into_iter().collect(),
+        Some((path, v)) if top("externalId", path) => {
+            store.find_users_by_external_id(&dir, v).await?
         }
-        Some((path, v)) if path.urn.is_none() && path.name.eq_ignore_ascii_case("id") => {
-            store.get_user(&dir, v).await?.into_iter().collect()
+        Some((path, v))
+            if path.urn.is_none()
+                && path.name.eq_ignore_ascii_case("emails")
+                && path
+                    .sub
+                    .as_deref()
+                    .is_none_or(|s| s.eq_ignore_ascii_case("value")) =>
+        {
+            store.find_users_by_email(&dir, v).await?
         }
         _ => store.list_users(&dir).await?,
     };

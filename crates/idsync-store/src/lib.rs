@@ -783,6 +783,10 @@ trait DirObject: Clone + serde::Serialize {
     fn name(&self) -> &str;
     fn set_id(&mut self, id: String);
     fn into_change(self) -> Change;
+    /// Users: the externalId and the (lowercased) emails kept in lookup indexes.
+    fn lookups(&self) -> Option<(Option<&str>, Vec<String>)> {
+        None
+    }
 }
 
 impl DirObject for User {
@@ -800,6 +804,12 @@ impl DirObject for User {
     }
     fn set_id(&mut self, id: String) {
         self.id = id;
+    }
+    fn lookups(&self) -> Option<(Option<&str>, Vec<String>)> {
+        let mut emails: Vec<String> = self.emails.iter().map(|e| e.value.to_lowercase()).collect();
+        emails.sort();
+        emails.dedup();
+        Some((self.external_id.as_deref(), emails))
     }
     fn into_change(self) -> Change {
         Change::UpsertUser { user: self }
@@ -906,6 +916,27 @@ async fn write_object<T: DirObject>(
     .bind(now_ms)
     .execute(&mut **tx)
     .await?;
+    if let Some((external_id, emails)) = item.lookups() {
+        sqlx::query("UPDATE users SET external_id = $3 WHERE dir = $1 AND source_id = $2")
+            .bind(dir)
+            .bind(item.source_id())
+            .bind(external_id)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("DELETE FROM user_emails WHERE dir = $1 AND user_id = $2")
+            .bind(dir)
+            .bind(item.source_id())
+            .execute(&mut **tx)
+            .await?;
+        for e in emails {
+            sqlx::query("INSERT INTO user_emails (dir, user_id, email) VALUES ($1, $2, $3)")
+                .bind(dir)
+                .bind(item.source_id())
+                .bind(e)
+                .execute(&mut **tx)
+                .await?;
+        }
+    }
     Ok(())
 }
 
@@ -928,6 +959,13 @@ async fn delete_object(
     .execute(&mut **tx)
     .await?
     .rows_affected();
+    if kind == MemberKind::User {
+        sqlx::query("DELETE FROM user_emails WHERE dir = $1 AND user_id = $2")
+            .bind(dir)
+            .bind(source_id)
+            .execute(&mut **tx)
+            .await?;
+    }
     sqlx::query("DELETE FROM memberships WHERE dir = $1 AND member_kind = $2 AND member_id = $3")
         .bind(dir)
         .bind(kind.as_str())

@@ -81,6 +81,40 @@ impl Store {
         .transpose()
     }
 
+    /// Users with this externalId (exactly: externalId is case-exact), from an index.
+    pub async fn find_users_by_external_id(
+        &self,
+        dir: &str,
+        external_id: &str,
+    ) -> Result<Vec<StoredUser>, StoreError> {
+        sqlx::query(
+            "SELECT data, created_ms, modified_ms FROM users WHERE dir = $1 AND external_id = $2",
+        )
+        .bind(dir)
+        .bind(external_id)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(user_row)
+        .collect()
+    }
+
+    /// Users with this email among their emails, case-insensitively, from an index.
+    pub async fn find_users_by_email(
+        &self,
+        dir: &str,
+        email: &str,
+    ) -> Result<Vec<StoredUser>, StoreError> {
+        sqlx::query("SELECT u.data, u.created_ms, u.modified_ms FROM user_emails e JOIN users u ON u.dir = e.dir AND u.source_id = e.user_id WHERE e.dir = $1 AND e.email = $2")
+            .bind(dir)
+            .bind(email.to_lowercase())
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(user_row)
+            .collect()
+    }
+
     /// Users whose userName equals `name`, case-insensitively (an index lookup).
     pub async fn find_users_by_name(
         &self,

@@ -571,6 +571,20 @@ fn scim_endpoint_speaks_entra() {
     assert_eq!(v["Resources"][0]["id"], ada_id.as_str());
     let (_, v, _) = call(M::GET, "/Users?filter=externalId+eq+%22grace%22", None);
     assert_eq!(v["Resources"][0]["id"], grace_id.as_str());
+    // externalId is case-exact; emails match in any case (Atlassian Cloud matches by email).
+    let (_, v, _) = call(M::GET, "/Users?filter=externalId+eq+%22GRACE%22", None);
+    assert_eq!(v["totalResults"], 0);
+    for f in [
+        "emails.value+eq+%22GRACE%40contoso.com%22",
+        "emails+eq+%22grace%40contoso.com%22",
+    ] {
+        let (_, v, _) = call(M::GET, &format!("/Users?filter={f}"), None);
+        assert_eq!(
+            (v["totalResults"].as_i64(), &v["Resources"][0]["id"]),
+            (Some(1), &json!(grace_id)),
+            "{f}"
+        );
+    }
 
     // PATCH in Entra's forms: capitalised ops, booleans as strings, no path, URN paths.
     let patch = |ops: Value| json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": ops});
@@ -594,6 +608,19 @@ fn scim_endpoint_speaks_entra() {
     // works in If-Match.
     let (_, read, read_etag) = call(M::GET, &format!("/Users/{ada_id}"), None);
     assert_eq!((&read, &read_etag), (&v, &patched_etag));
+    // The email index follows the change.
+    let (_, v, _) = call(
+        M::GET,
+        "/Users?filter=emails.value+eq+%22ada%40contoso.com%22",
+        None,
+    );
+    assert_eq!(v["totalResults"], 0);
+    let (_, v, _) = call(
+        M::GET,
+        "/Users?filter=emails.value+eq+%22augusta%40contoso.com%22",
+        None,
+    );
+    assert_eq!(v["Resources"][0]["id"], ada_id.as_str());
     assert_ne!(patched_etag, etag);
 
     // If-Match with a stale ETag is refused.
