@@ -66,9 +66,19 @@ fn defaults_and_relative_paths() {
 fn the_example_file_loads() {
     std::env::set_var("IDSYNC_ADMIN_TOKEN", "example-token");
     std::env::set_var("ATLASSIAN_SCIM_TOKEN", "atlassian-api-key");
+    std::env::set_var("GRAPH_CLIENT_SECRET", "graph-secret");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("idsync.example.toml");
     let c = load(&path).unwrap();
-    assert_eq!(c.sources.len(), 3);
+    assert_eq!(c.sources.len(), 4);
+    let SourceKind::MsGraph(g) = &c.sources["entra-graph"].kind else {
+        panic!("entra-graph is a msgraph source");
+    };
+    assert_eq!(g.client_secret.expose(), "graph-secret");
+    assert_eq!(
+        (g.scope.clone(), g.delta, g.b2c, g.budget),
+        (MsGraphScope::All, true, false, 3000)
+    );
+    assert_eq!(g.group_filter.as_deref(), Some("^(jira|confluence)-"));
     let TargetKind::Scim(atl) = &c.targets["atlassian"].kind else {
         panic!("atlassian is a scim target");
     };
@@ -87,6 +97,26 @@ fn the_example_file_loads() {
         c.server.admin_token.as_ref().unwrap().expose(),
         "example-token"
     );
+}
+
+#[test]
+fn graph_source_errors_name_their_keys() {
+    let text = "[sources.g]\ntype = \"msgraph\"\nclient_id = \"x\"\nclient_secret = \"s\"\nscope = \"groups\"\ngroup_filter = \"(\"\nuser_name = \"nickname\"\ntenant_type = \"b2c\"\ndelta = true\ncloud = \"mars\"\n";
+    let e = errors(text);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    for k in [
+        "sources.g.tenant",
+        "sources.g.groups",
+        "sources.g.group_filter",
+        "sources.g.user_name",
+        "sources.g.delta",
+        "sources.g.cloud",
+    ] {
+        assert!(keys.contains(&k), "{k} missing in {keys:?}");
+    }
+    let delta = e.iter().find(|e| e.key == "sources.g.delta").unwrap();
+    assert_eq!(delta.line, 9);
+    assert!(delta.message.contains("no delta"), "{delta}");
 }
 
 #[test]

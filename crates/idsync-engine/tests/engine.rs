@@ -591,3 +591,108 @@ async fn a_source_on_an_interval_is_read_and_provisioned_by_the_service() {
         t.await.unwrap();
     }
 }
+
+/// A Graph read that fails half-way (5xx on every next page, after the delta link expired and a
+/// full read was needed) changes nothing: no partial snapshot is taken as the directory, so
+/// nobody is deprovisioned.
+#[tokio::test]
+async fn a_graph_read_failing_mid_paging_deprovisions_nobody() {
+    use idsync_connectors::sources::msgraph::client::{
+        Cloud, Credential, GraphClient, GraphConfig,
+    };
+    use idsync_connectors::sources::msgraph::{GraphSource, GraphSourceConfig};
+    use idsync_sim::graph::{self, Faults, GraphSimOptions, TenantSpec};
+    let opts = GraphSimOptions {
+        spec: TenantSpec {
+            users: 120,
+            groups: 6,
+            memberships: 200,
+            ..TenantSpec::default()
+        },
+        max_page: 25,
+        ..GraphSimOptions::default()
+    };
+    let sim = graph::start(opts.clone(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    let mut cfg = GraphConfig::new(
+        &sim.tenant_id,
+        &opts.reader.client_id,
+        Credential::Secret(opts.reader.client_secret.clone()),
+        Cloud::Global,
+    );
+    cfg.authority = sim.root.clone();
+    cfg.graph = sim.root.clone();
+    cfg.max_retries = 2;
+    cfg.max_backoff = Duration::from_millis(5);
+    let source = GraphSource::new(
+        GraphClient::new(cfg, Arc::new(SystemClock)).unwrap(),
+        GraphSourceConfig::default(),
+    );
+    let f = fixture(Snapshot::default(), TestTarget::new()).await;
+    let mut rt = f.rt;
+    rt.sources.insert(
+        "hr".into(),
+        SourceEntry {
+            name: "hr".into(),
+            directory: "hr".into(),
+            interval: None,
+            source: Arc::new(source),
+        },
+    );
+    let first = rt
+        .sync("hr-to-app", Mode::Full, false, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(first.status, RunStatus::Succeeded);
+    let active = |t: &TestTarget| t.state().users.iter().filter(|u| u.user.active).count();
+    assert_eq!(f.target.state().users.len(), 120);
+    let enabled = active(&f.target);
+    assert!(enabled > 100, "most simulated users are enabled");
+
+    sim.state.expire_delta_links();
+    sim.state.set_faults(Faults {
+        fail_next: 1000,
+        fail_match: "skiptoken".into(),
+        error_status: 502,
+        ..Faults::default()
+    });
+    let err = rt
+        .sync("hr-to-app", Mode::Full, false, &NoProgress)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("502"), "{err}");
+    // The failed read is in the history, and the directory is whole.
+    let reads = rt.store.list_runs(Some("source:hr"), 10).await.unwrap();
+    assert_eq!(reads[0].status, RunStatus::Failed);
+    assert_eq!(rt.store.directory_counts("hr").await.unwrap().users, 120);
+    let plan = rt.sync("hr-to-app", Mode::Full, true, &NoProgress).await;
+    assert!(
+        plan.is_err(),
+        "the dry run reads the source too, and fails the same way"
+    );
+    let run = rt
+        .run(
+            "hr-to-app",
+            RunOptions {
+                trigger: Trigger::Manual,
+                mode: Mode::Full,
+                dry_run: false,
+            },
+            false,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    assert_eq!(run.plan.deprovisions(), 0);
+    assert_eq!(active(&f.target), enabled);
+
+    // When Graph recovers, the next read is whole again.
+    sim.state.set_faults(Faults::default());
+    let again = rt
+        .sync("hr-to-app", Mode::Full, false, &NoProgress)
+        .await
+        .unwrap();
+    assert_eq!(again.status, RunStatus::Succeeded);
+    assert_eq!(active(&f.target), enabled);
+}

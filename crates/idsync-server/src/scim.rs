@@ -1064,41 +1064,43 @@ async fn resolve_members(
     requested: &[(String, Option<MemberKind>)],
     have: &BTreeSet<MemberRef>,
 ) -> Result<BTreeSet<MemberRef>, ScimFailure> {
-    let store = &st.svc.runtime.store;
     let existing: std::collections::HashMap<&str, &MemberRef> =
         have.iter().map(|m| (m.id.as_str(), m)).collect();
     let mut out = BTreeSet::new();
+    // Members the group already has are known to exist: only new ones are looked up, together.
+    let mut unknown: Vec<(&str, Option<MemberKind>)> = Vec::new();
     for (id, kind) in requested {
-        // Members the group already has are known to exist: only new ones are looked up.
-        let known = existing
+        match existing
             .get(id.as_str())
-            .filter(|m| kind.is_none_or(|k| k == m.kind));
-        if let Some(m) = known {
-            let m: &MemberRef = m;
-            out.insert(m.clone());
-            continue;
+            .filter(|m| kind.is_none_or(|k| k == m.kind))
+        {
+            Some(m) => {
+                out.insert((*m).clone());
+            }
+            None => unknown.push((id.as_str(), *kind)),
         }
-        let user = || async { store.get_user(dir, id).await.map(|u| u.is_some()) };
-        let group = || async {
-            Ok::<_, StoreError>(id != group_id && store.get_group(dir, id).await?.is_some())
-        };
-        let found = match kind {
-            Some(MemberKind::User) => user().await?.then_some(MemberKind::User),
-            Some(MemberKind::Group) => group().await?.then_some(MemberKind::Group),
-            None if user().await? => Some(MemberKind::User),
-            None => group().await?.then_some(MemberKind::Group),
-        };
-        let Some(found) = found else {
-            let kind = kind.unwrap_or(MemberKind::Group);
+    }
+    if unknown.is_empty() {
+        return Ok(out);
+    }
+    let ids: Vec<&str> = unknown.iter().map(|(id, _)| *id).collect();
+    let kinds = st.svc.runtime.store.kinds_of(dir, &ids).await?;
+    for (id, asked) in unknown {
+        let found = kinds
+            .get(id)
+            .copied()
+            .filter(|k| asked.is_none_or(|a| a == *k))
+            .filter(|k| !(*k == MemberKind::Group && id == group_id));
+        let Some(kind) = found else {
             return Err(ScimError::invalid_value(format!(
                 "members: no {} with id {id}",
-                kind.as_str()
+                asked.unwrap_or(MemberKind::Group).as_str()
             ))
             .into());
         };
         out.insert(MemberRef {
-            kind: found,
-            id: id.clone(),
+            kind,
+            id: id.to_string(),
         });
     }
     Ok(out)

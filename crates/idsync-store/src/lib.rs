@@ -255,8 +255,20 @@ impl Store {
         let mut added: Vec<&Membership> = want.into_iter().filter(|m| !have.contains(*m)).collect();
         added.sort();
         added.dedup();
+        for chunk in added.chunks(ROWS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO memberships (dir, group_id, member_kind, member_id) ",
+            );
+            q.push_values(chunk, |mut b, m| {
+                b.push_bind(dir)
+                    .push_bind(&m.group)
+                    .push_bind(m.member.kind.as_str())
+                    .push_bind(&m.member.id);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
         for m in added {
-            insert_membership(&mut tx, dir, m).await?;
             log.push(
                 &mut tx,
                 &Change::AddMember {
@@ -429,8 +441,16 @@ impl Store {
             .await?;
         }
         for (group, users) in &ledger.members {
-            for user in users {
-                add_ledger_member(&mut tx, flow, group, user).await?;
+            let users: Vec<&str> = users.iter().map(|u| &**u).collect();
+            for chunk in users.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO ledger_members (flow, group_key, user_key) ",
+                );
+                q.push_values(chunk, |mut b, u| {
+                    b.push_bind(flow).push_bind(&**group).push_bind(*u);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut *tx).await?;
             }
         }
         tx.commit().await?;
@@ -709,7 +729,12 @@ struct ChangeWriter {
     seq: i64,
     count: usize,
     now_ms: i64,
+    /// Rows not yet inserted: (seq, kind, object key, data). Written in multi-row INSERTs.
+    pending: Vec<(i64, &'static str, String, String)>,
 }
+
+/// Rows per multi-row INSERT (SQLite allows 32,766 parameters per statement).
+const ROWS_PER_INSERT: usize = 400;
 
 impl ChangeWriter {
     async fn start(tx: &mut Tx<'_>, dir: &str, now_ms: i64) -> Result<Self, StoreError> {
@@ -728,6 +753,7 @@ impl ChangeWriter {
             seq,
             count: 0,
             now_ms,
+            pending: Vec::new(),
         })
     }
 
@@ -735,24 +761,44 @@ impl ChangeWriter {
         self.seq += 1;
         self.count += 1;
         let (_, key) = change.object();
-        sqlx::query("INSERT INTO change_log (dir, seq, at_ms, kind, object_key, data) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&self.dir)
-            .bind(self.seq)
-            .bind(self.now_ms)
-            .bind(change.kind())
-            .bind(key)
-            .bind(encode("change", change)?)
-            .execute(&mut **tx)
-            .await?;
+        self.pending.push((
+            self.seq,
+            change.kind(),
+            key.to_string(),
+            encode("change", change)?,
+        ));
+        if self.pending.len() >= ROWS_PER_INSERT {
+            self.flush(tx).await?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self, tx: &mut Tx<'_>) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO change_log (dir, seq, at_ms, kind, object_key, data) ",
+        );
+        q.push_values(self.pending.drain(..), |mut b, (seq, kind, key, data)| {
+            b.push_bind(self.dir.clone())
+                .push_bind(seq)
+                .push_bind(self.now_ms)
+                .push_bind(kind)
+                .push_bind(key)
+                .push_bind(data);
+        });
+        q.build().execute(&mut **tx).await?;
         Ok(())
     }
 
     async fn finish(
-        self,
+        mut self,
         tx: &mut Tx<'_>,
         source: &str,
         cursor: Option<&str>,
     ) -> Result<WriteSummary, StoreError> {
+        self.flush(tx).await?;
         sqlx::query("UPDATE directories SET last_seq = $2 WHERE name = $1")
             .bind(&self.dir)
             .bind(self.seq)
@@ -1045,21 +1091,6 @@ async fn update_ledger_data(
     Ok(())
 }
 
-async fn add_ledger_member(
-    tx: &mut Tx<'_>,
-    flow: &str,
-    group: &str,
-    user: &str,
-) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO ledger_members (flow, group_key, user_key) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-        .bind(flow)
-        .bind(group)
-        .bind(user)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 /// The ledger side of `LedgerState::record`, in SQL.
 async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<(), StoreError> {
     let key = rec.op.key.as_str();
@@ -1124,8 +1155,15 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
             }
         }
         Action::AddMembers { users, .. } => {
-            for u in users {
-                add_ledger_member(tx, flow, key, u).await?;
+            for chunk in users.chunks(ROWS_PER_INSERT) {
+                let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                    "INSERT INTO ledger_members (flow, group_key, user_key) ",
+                );
+                q.push_values(chunk, |mut b, u| {
+                    b.push_bind(flow).push_bind(key).push_bind(&**u);
+                });
+                q.push(" ON CONFLICT DO NOTHING");
+                q.build().execute(&mut **tx).await?;
             }
         }
         Action::RemoveMembers { users, .. } => {

@@ -69,6 +69,33 @@ impl Store {
         .transpose()
     }
 
+    /// Which of these source ids are users, and which are groups, of the directory (one query
+    /// per 400 ids and kind).
+    pub async fn kinds_of(
+        &self,
+        dir: &str,
+        ids: &[&str],
+    ) -> Result<std::collections::HashMap<String, MemberKind>, StoreError> {
+        let mut out = std::collections::HashMap::new();
+        for (table, kind) in [("users", MemberKind::User), ("groups_", MemberKind::Group)] {
+            for chunk in ids.chunks(400) {
+                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "SELECT source_id FROM {table} WHERE dir = "
+                ));
+                q.push_bind(dir).push(" AND source_id IN (");
+                let mut sep = q.separated(", ");
+                for id in chunk {
+                    sep.push_bind(*id);
+                }
+                sep.push_unseparated(")");
+                for r in q.build().fetch_all(&self.reader).await? {
+                    out.entry(r.get::<String, _>(0)).or_insert(kind);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     pub async fn get_group(&self, dir: &str, id: &str) -> Result<Option<StoredGroup>, StoreError> {
         sqlx::query(
             "SELECT data, created_ms, modified_ms FROM groups_ WHERE dir = $1 AND source_id = $2",

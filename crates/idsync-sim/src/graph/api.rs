@@ -692,12 +692,7 @@ impl Api<'_> {
                 }
             }
         };
-        let items = t.changes(kind, cursor.s, cursor.v);
-        let start = cursor
-            .a
-            .as_deref()
-            .map_or(0, |a| items.partition_point(|i| i.id() <= a));
-        let page: Vec<&DeltaItem> = items[start..].iter().take(size).collect();
+        let (page, more) = t.changes_page(kind, cursor.s, cursor.v, cursor.a.as_deref(), size);
         let value: Vec<Value> = page
             .iter()
             .filter_map(|item| self.delta_item(t, kind, item, &cursor.sel, cursor.s > 0))
@@ -708,7 +703,7 @@ impl Api<'_> {
             json!(format!("{}/$metadata#{}", r.base, kind_name(kind))),
         );
         let path = format!("{}/delta", kind_name(kind));
-        if start + size < items.len() {
+        if more {
             let next = Cursor {
                 a: page.last().map(|i| i.id().to_string()),
                 ..cursor

@@ -697,63 +697,101 @@ impl Tenant {
         Ok(())
     }
 
-    /// What changed in `(since, upto]` for one kind, ordered by id: changed objects (current
-    /// state), deleted ids, and for groups the member changes (member, added) per group. With
-    /// `since == 0` every object is returned with all its members (the initial round).
-    pub fn changes(&self, kind: Kind, since: u64, upto: u64) -> Vec<DeltaItem> {
+    /// One page of a delta round: what changed in `(since, upto]` for one kind, ordered by id,
+    /// after `after`, at most `limit` items; and whether more follow. Changed objects come in
+    /// their current state, deleted ones as removals, and for groups the member changes (member,
+    /// added). With `since == 0` (the initial round) every object comes with all its members.
+    pub fn changes_page(
+        &self,
+        kind: Kind,
+        since: u64,
+        upto: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> (Vec<DeltaItem>, bool) {
+        use std::ops::Bound::{Excluded, Unbounded};
+        if since == 0 {
+            // The initial round walks the objects in id order: a page costs its own size.
+            let objects = self.objects(kind);
+            let rest = match after {
+                Some(a) => objects.range::<str, _>((Excluded(a), Unbounded)),
+                None => objects.range::<str, _>(..),
+            };
+            let mut page = Vec::with_capacity(limit);
+            let mut more = false;
+            for (id, o) in rest {
+                if o.changed > upto {
+                    continue;
+                }
+                if page.len() == limit {
+                    more = true;
+                    break;
+                }
+                page.push(DeltaItem::Changed {
+                    id: id.clone(),
+                    members: (kind == Kind::Group).then(|| {
+                        self.members
+                            .get(id)
+                            .map(|m| m.iter().map(|m| (m.clone(), true)).collect())
+                            .unwrap_or_default()
+                    }),
+                });
+            }
+            return (page, more);
+        }
         let mut out: BTreeMap<String, DeltaItem> = BTreeMap::new();
         for (id, o) in self.objects(kind) {
-            if (since == 0 || o.changed > since) && o.changed <= upto {
+            if o.changed > since && o.changed <= upto {
                 out.insert(
                     id.clone(),
                     DeltaItem::Changed {
                         id: id.clone(),
-                        members: (kind == Kind::Group && since == 0).then(|| {
-                            self.members
-                                .get(id)
-                                .map(|m| m.iter().map(|m| (m.clone(), true)).collect())
-                                .unwrap_or_default()
-                        }),
+                        members: None,
                     },
                 );
             }
         }
-        if since > 0 {
-            for t in &self.tombstones {
-                if t.kind == kind && t.at > since && t.at <= upto {
-                    out.insert(t.id.clone(), DeltaItem::Removed { id: t.id.clone() });
+        for t in &self.tombstones {
+            if t.kind == kind && t.at > since && t.at <= upto {
+                out.insert(t.id.clone(), DeltaItem::Removed { id: t.id.clone() });
+            }
+        }
+        if kind == Kind::Group {
+            let mut per: BTreeMap<&str, BTreeMap<(Kind, String), bool>> = BTreeMap::new();
+            for e in &self.member_log {
+                if e.at > since && e.at <= upto {
+                    per.entry(&e.group)
+                        .or_default()
+                        .insert(e.member.clone(), e.added);
                 }
             }
-            if kind == Kind::Group {
-                let mut per: BTreeMap<&str, BTreeMap<(Kind, String), bool>> = BTreeMap::new();
-                for e in &self.member_log {
-                    if e.at > since && e.at <= upto {
-                        per.entry(&e.group)
-                            .or_default()
-                            .insert(e.member.clone(), e.added);
-                    }
+            for (g, changes) in per {
+                if !self.groups.contains_key(g) {
+                    continue;
                 }
-                for (g, changes) in per {
-                    if !self.groups.contains_key(g) {
-                        continue;
-                    }
-                    let list: Vec<((Kind, String), bool)> = changes.into_iter().collect();
-                    match out.get_mut(g) {
-                        Some(DeltaItem::Changed { members, .. }) => *members = Some(list),
-                        _ => {
-                            out.insert(
-                                g.to_string(),
-                                DeltaItem::MembersOnly {
-                                    id: g.to_string(),
-                                    members: list,
-                                },
-                            );
-                        }
+                let list: Vec<((Kind, String), bool)> = changes.into_iter().collect();
+                match out.get_mut(g) {
+                    Some(DeltaItem::Changed { members, .. }) => *members = Some(list),
+                    _ => {
+                        out.insert(
+                            g.to_string(),
+                            DeltaItem::MembersOnly {
+                                id: g.to_string(),
+                                members: list,
+                            },
+                        );
                     }
                 }
             }
         }
-        out.into_values().collect()
+        let rest = match after {
+            Some(a) => out.range::<str, _>((Excluded(a), Unbounded)),
+            None => out.range::<str, _>(..),
+        };
+        let mut page: Vec<DeltaItem> = rest.take(limit + 1).map(|(_, v)| v.clone()).collect();
+        let more = page.len() > limit;
+        page.truncate(limit);
+        (page, more)
     }
 }
 

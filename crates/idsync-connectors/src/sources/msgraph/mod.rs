@@ -372,56 +372,57 @@ impl GraphSource {
             "groups/delta?$select={},members",
             GROUP_PROPS.join(",")
         ));
-        let users = self
-            .client
-            .delta_round(&users_url)
-            .await
-            .map_err(source_err)?;
-        let groups = self
-            .client
-            .delta_round(&groups_url)
-            .await
-            .map_err(source_err)?;
+        // Pages are mapped as they arrive: the raw JSON of a 100k-user tenant is never held whole.
         let mut snap = Snapshot::default();
-        for v in &users.items {
-            if v.get("@removed").is_none() {
-                if let Some(u) = self.map_user(v) {
-                    snap.users.push(u);
+        let users_link = self
+            .client
+            .delta_pages(&users_url, |page| {
+                for v in &page {
+                    if v.get("@removed").is_none() {
+                        if let Some(u) = self.map_user(v) {
+                            snap.users.push(u);
+                        }
+                    }
                 }
-            }
-        }
+            })
+            .await
+            .map_err(source_err)?;
         let mut seen_groups = BTreeMap::new();
         let mut members: BTreeMap<String, BTreeSet<MemberRef>> = BTreeMap::new();
-        for v in &groups.items {
-            if v.get("@removed").is_some() {
-                continue;
-            }
-            let Some(id) = s(v, "id") else { continue };
-            if let Some(g) = Self::map_group(v) {
-                seen_groups.insert(id.clone(), g);
-            }
-            // A large group's members may come over several items.
-            for m in v
-                .get("members@delta")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-            {
-                if m.get("@removed").is_some() {
-                    continue;
+        let groups_link = self
+            .client
+            .delta_pages(&groups_url, |page| {
+                for v in &page {
+                    if v.get("@removed").is_some() {
+                        continue;
+                    }
+                    let Some(id) = s(v, "id") else { continue };
+                    if let Some(g) = Self::map_group(v) {
+                        seen_groups.insert(id.clone(), g);
+                    }
+                    // A large group's members may come over several items.
+                    let set = members.entry(id).or_default();
+                    for m in v
+                        .get("members@delta")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        if m.get("@removed").is_some() {
+                            continue;
+                        }
+                        if let (Some(kind), Some(mid)) = (Self::member_kind(m), s(m, "id")) {
+                            set.insert(MemberRef { kind, id: mid });
+                        }
+                    }
                 }
-                if let (Some(kind), Some(mid)) = (Self::member_kind(m), s(m, "id")) {
-                    members
-                        .entry(id.clone())
-                        .or_default()
-                        .insert(MemberRef { kind, id: mid });
-                }
-            }
-        }
+            })
+            .await
+            .map_err(source_err)?;
         self.assemble(&mut snap, seen_groups, members, &HashMap::new());
         let cursor = Cursor {
-            users: users.delta_link,
-            groups: groups.delta_link,
+            users: users_link,
+            groups: groups_link,
         };
         Ok(SourceRead::Full {
             snapshot: snap,
