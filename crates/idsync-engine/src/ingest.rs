@@ -14,6 +14,9 @@ pub struct IngestReport {
     pub last_seq: i64,
     /// What the read cost (remote sources).
     pub cost: Option<ReadStats>,
+    /// Time reading the source, and writing the directory.
+    pub read_ms: u64,
+    pub write_ms: u64,
 }
 
 /// Source reads are recorded in the run history under this name (`idsync runs` lists them
@@ -68,6 +71,7 @@ pub async fn ingest(
         (Some(b), Some(a)) => Some(a.since(&b)),
         _ => None,
     };
+    let started = std::time::Instant::now();
     let read = match source.read(cursor.as_deref()).await {
         Ok(r) => r,
         Err(error) => {
@@ -87,6 +91,7 @@ pub async fn ingest(
             });
         }
     };
+    let read_ms = started.elapsed().as_millis() as u64;
     let now = clock.now_ms();
     let (kind, written) = match read {
         SourceRead::Full { snapshot, cursor } => (
@@ -103,6 +108,7 @@ pub async fn ingest(
         ),
     };
     let cost = cost();
+    let write_ms = (started.elapsed().as_millis() as u64).saturating_sub(read_ms);
     let summary = match written {
         Ok(s) => s,
         Err(e) => {
@@ -137,6 +143,8 @@ pub async fn ingest(
         requests = cost.map(|c| c.requests),
         throttled = cost.map(|c| c.throttled),
         resource_units = cost.map(|c| c.resource_units),
+        read_ms,
+        write_ms,
         "source read"
     );
     Ok(IngestReport {
@@ -146,5 +154,7 @@ pub async fn ingest(
         changes: summary.changes,
         last_seq: summary.last_seq,
         cost,
+        read_ms,
+        write_ms,
     })
 }

@@ -235,7 +235,9 @@ async fn plan_and_apply(
     // The change-log position this run covers: read before the directory, so a change that
     // lands while we work is seen by the next run.
     let seq = store.last_seq(&flow.directory).await?;
+    let started = Instant::now();
     let snapshot = store.load_directory(&flow.directory).await?;
+    let load_directory_ms = started.elapsed().as_millis() as u64;
     progress.read(
         snapshot.users.len(),
         snapshot.groups.len(),
@@ -257,7 +259,9 @@ async fn plan_and_apply(
         *group = target.project_group(std::mem::replace(group, idsync_core::Group::new("", "")));
     }
 
+    let desired_ms = started.elapsed().as_millis() as u64 - load_directory_ms;
     let mut ledger = store.load_ledger(&flow.name).await?;
+    let load_ledger_ms = started.elapsed().as_millis() as u64 - load_directory_ms - desired_ms;
     let mut plan_opts = flow.plan.clone();
     plan_opts.can_rename_groups = target.can_rename_groups();
     if opts.mode == Mode::Reconcile {
@@ -268,7 +272,9 @@ async fn plan_and_apply(
             store.replace_ledger(&flow.name, &ledger).await?;
         }
     }
+    let before_plan = started.elapsed().as_millis() as u64;
     let plan = plan(&desired, &ledger, &plan_opts);
+    let plan_ms = started.elapsed().as_millis() as u64 - before_plan;
     for w in &plan.warnings {
         tracing::warn!(warning = %w, "plan");
     }
@@ -278,6 +284,10 @@ async fn plan_and_apply(
     tracing::info!(
         operations = plan.len(),
         deprovisions = plan.deprovisions(),
+        load_directory_ms,
+        desired_ms,
+        load_ledger_ms,
+        plan_ms,
         "planned"
     );
     if opts.dry_run {

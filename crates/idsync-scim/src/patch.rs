@@ -731,3 +731,54 @@ fn one_primary_value(v: Value) -> Value {
         other => other,
     }
 }
+
+/// The members a PATCH adds and removes, when that is all it does: `add` with path `members`
+/// and a list of `{"value": id}`, `remove` with path `members[value eq "id"]`, or `remove` with
+/// path `members` and a list of `{"value": id}` (how identity providers keep groups in sync).
+/// `None` for any other PATCH, which is then applied to the whole resource. In order:
+/// (true, id) adds, (false, id) removes.
+pub fn member_changes(ops: &[PatchOp]) -> Option<Vec<(bool, String)>> {
+    let ids = |v: &Value| -> Option<Vec<String>> {
+        let list = match v {
+            Value::Array(a) => a.iter().collect::<Vec<_>>(),
+            Value::Object(_) => vec![v],
+            _ => return None,
+        };
+        list.into_iter()
+            .map(|m| {
+                get_ci(m, "value")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .collect()
+    };
+    let mut out = Vec::new();
+    for op in ops {
+        let path = op.path.as_ref()?;
+        if path.attr.urn.is_some()
+            || !path.attr.name.eq_ignore_ascii_case("members")
+            || path.attr.sub.is_some()
+            || path.sub.is_some()
+        {
+            return None;
+        }
+        match (op.kind, &path.filter, &op.value) {
+            (PatchKind::Add, None, Some(v)) => out.extend(ids(v)?.into_iter().map(|i| (true, i))),
+            (PatchKind::Remove, None, Some(v)) => {
+                out.extend(ids(v)?.into_iter().map(|i| (false, i)));
+            }
+            (PatchKind::Remove, Some(f), None) => match f.eq_value() {
+                Some((p, v))
+                    if p.urn.is_none()
+                        && p.sub.is_none()
+                        && p.name.eq_ignore_ascii_case("value") =>
+                {
+                    out.push((false, v.to_string()));
+                }
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+    Some(out)
+}

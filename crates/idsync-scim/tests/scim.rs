@@ -342,3 +342,38 @@ fn attribute_paths_with_urns() {
     assert!(USER_RESOURCE.resolve(&p).is_some());
     assert!(AttrPath::parse("9lives").is_err());
 }
+
+#[test]
+fn member_only_patches_are_recognised_and_nothing_else() {
+    use idsync_scim::patch::member_changes;
+    let ops = |v: serde_json::Value| {
+        idsync_scim::patch::parse_request(&serde_json::json!({
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": v
+        }))
+        .unwrap()
+    };
+    let got = member_changes(&ops(serde_json::json!([
+        {"op": "Add", "path": "members", "value": [{"value": "u1"}, {"value": "u2"}]},
+        {"op": "Remove", "path": "members[value eq \"u1\"]"},
+        {"op": "remove", "path": "members", "value": [{"value": "g9"}]}
+    ])));
+    assert_eq!(
+        got,
+        Some(vec![
+            (true, "u1".to_string()),
+            (true, "u2".to_string()),
+            (false, "u1".to_string()),
+            (false, "g9".to_string())
+        ])
+    );
+    for other in [
+        serde_json::json!([{"op": "replace", "path": "displayName", "value": "x"}]),
+        serde_json::json!([{"op": "remove", "path": "members"}]),
+        serde_json::json!([{"op": "replace", "path": "members", "value": [{"value": "u1"}]}]),
+        serde_json::json!([{"op": "add", "value": {"members": [{"value": "u1"}]}}]),
+        serde_json::json!([{"op": "remove", "path": "members[display eq \"x\"]"}]),
+    ] {
+        assert_eq!(member_changes(&ops(other.clone())), None, "{other}");
+    }
+}

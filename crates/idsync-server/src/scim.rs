@@ -12,7 +12,7 @@ use axum::Router;
 use idsync_core::{Change, MemberKind, MemberRef};
 use idsync_engine::{Service, Trigger};
 use idsync_scim::filter::{values, AttrPath, Filter};
-use idsync_scim::patch::{apply, parse_request};
+use idsync_scim::patch::{apply, member_changes, parse_request};
 use idsync_scim::resource::{
     group_from_scim, group_to_scim, project, user_from_scim, user_to_scim, MemberView, Meta,
 };
@@ -1207,14 +1207,72 @@ async fn patch_group(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
+    let ops = parse_request(&parse_body(&body)?)?;
+    // Adding and removing members (what identity providers send) touches only those members:
+    // no read of the whole group, and 204 No Content as Entra expects. With If-Match the
+    // group's version must be computed, so the general path runs.
+    if headers.get(header::IF_MATCH).is_none() {
+        if let Some(members) = member_changes(&ops) {
+            return patch_members(&st, &dir, &id, &members).await;
+        }
+    }
     let current = load_group_view(&st, &dir, &id).await?;
     let (mut v, version) = current.json(&base);
     check_if_match(&headers, &version)?;
-    let ops = parse_request(&parse_body(&body)?)?;
     apply(&mut v, &ops, &GROUP_RESOURCE)?;
     let (group, requested) = group_from_scim(&strip_read_only(v), &id)?;
     let want = resolve_members(&st, &dir, &id, &requested, &current.members).await?;
     save_group(&st, &dir, &base, Some(current), group, want).await
+}
+
+/// A PATCH that only adds and removes members, applied without reading the group's members.
+async fn patch_members(
+    st: &ScimState,
+    dir: &str,
+    id: &str,
+    members: &[(bool, String)],
+) -> ScimResult {
+    load_group(st, dir, id).await?;
+    let added: Vec<(String, Option<MemberKind>)> = members
+        .iter()
+        .filter(|(add, _)| *add)
+        .map(|(_, m)| (m.clone(), None))
+        .collect();
+    let resolved = resolve_members(st, dir, id, &added, &BTreeSet::new()).await?;
+    let kind_of: std::collections::HashMap<&str, MemberKind> =
+        resolved.iter().map(|m| (m.id.as_str(), m.kind)).collect();
+    let mut changes = Vec::with_capacity(members.len());
+    for (add, m) in members {
+        if *add {
+            let kind = kind_of.get(m.as_str()).copied().unwrap_or(MemberKind::User);
+            changes.push(Change::AddMember {
+                group: id.to_string(),
+                member: MemberRef {
+                    kind,
+                    id: m.clone(),
+                },
+            });
+        } else {
+            // A member named for removal may be a user or a group; removing what is not
+            // there changes nothing.
+            for kind in [MemberKind::User, MemberKind::Group] {
+                changes.push(Change::RemoveMember {
+                    group: id.to_string(),
+                    member: MemberRef {
+                        kind,
+                        id: m.clone(),
+                    },
+                });
+            }
+        }
+    }
+    st.svc
+        .runtime
+        .store
+        .write_checked(dir, "scim", &[], &changes, st.now())
+        .await?;
+    st.written(dir);
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn delete_group(

@@ -231,6 +231,11 @@ async fn main() -> Result<(), String> {
     let users = env_usize("IDSYNC_BENCH_USERS", 100_000);
     let groups = env_usize("IDSYNC_BENCH_GROUPS", 10_000);
     let memberships = env_usize("IDSYNC_BENCH_MEMBERSHIPS", 1_000_000);
+    // RUST_LOG=info shows the phases of each read and run.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     println!("machine: {}", machine());
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let t = Instant::now();
@@ -291,7 +296,9 @@ concurrency = 32
         .map_err(|e| e.to_string())?;
     let cost = report.cost.unwrap_or_default();
     println!(
-        "full ingest from Graph: {ingest_s:.1}s, peak memory {:.0} MB, {} Graph requests ({} retries, {} throttled), {} resource units; directory: {} users, {} groups, {} memberships",
+        "full ingest from Graph: {ingest_s:.1}s (reading Graph {:.1}s, writing the directory {:.1}s), peak memory {:.0} MB, {} Graph requests ({} retries, {} throttled), {} resource units; directory: {} users, {} groups, {} memberships",
+        report.read_ms as f64 / 1000.0,
+        report.write_ms as f64 / 1000.0,
         peak_mb(),
         cost.requests,
         cost.retries,

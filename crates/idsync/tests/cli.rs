@@ -652,18 +652,38 @@ fn scim_endpoint_speaks_entra() {
     let gid = g["id"].as_str().unwrap().to_string();
     let (_, read, read_etag) = call(M::GET, &format!("/Groups/{gid}"), None);
     assert_eq!(read, g);
-    let (s, added, added_etag) = call(
+    // Member-only PATCH (what Entra sends): 204 No Content, as in Entra's SCIM reference.
+    let (s, _, _) = call(
         M::PATCH,
         &format!("/Groups/{gid}"),
         Some(patch(
-            json!([{"op": "Add", "path": "members", "value": [{"value": ada_id}, {"value": grace_id}]}]),
+            json!([{"op": "Add", "path": "members", "value": [{"value": ada_id}]}]),
         )),
     );
-    assert_eq!(s, 200);
+    assert_eq!(s, 204);
+    // With If-Match the whole group is checked and served: the answer is what a read serves.
+    let (_, _, etag_one) = call(M::GET, &format!("/Groups/{gid}"), None);
+    assert_ne!(read_etag, etag_one);
+    let r = http
+        .patch(format!("{base}/Groups/{gid}"))
+        .bearer_auth(&token)
+        .header("If-Match", etag_one.clone().unwrap())
+        .header("Content-Type", "application/scim+json")
+        .body(
+            patch(json!([{"op": "Add", "path": "members", "value": [{"value": grace_id}]}]))
+                .to_string(),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let added_etag = r
+        .headers()
+        .get("etag")
+        .map(|v| v.to_str().unwrap().to_string());
+    let added: Value = r.json().unwrap();
     assert_eq!(added["members"].as_array().map(Vec::len), Some(2));
     let (_, read, now_etag) = call(M::GET, &format!("/Groups/{gid}"), None);
     assert_eq!((&read, &now_etag), (&added, &added_etag));
-    assert_ne!(read_etag, now_etag);
     let (s, _, _) = call(
         M::PATCH,
         &format!("/Groups/{gid}"),
@@ -671,7 +691,7 @@ fn scim_endpoint_speaks_entra() {
             json!([{"op": "Remove", "path": format!("members[value eq \"{grace_id}\"]")}]),
         )),
     );
-    assert_eq!(s, 200);
+    assert_eq!(s, 204);
     let (_, v, _) = call(M::GET, &format!("/Groups/{gid}"), None);
     let members: Vec<&str> = v["members"]
         .as_array()
