@@ -314,9 +314,16 @@ async fn plan_and_apply(
             .iter()
             .position(|o| o.action.phase() != phase)
             .map_or(plan.operations.len(), |p| start + p);
+        let phase_started = Instant::now();
         applier
             .apply_phase(&plan.operations[start..end], start)
             .await?;
+        tracing::info!(
+            phase,
+            operations = end - start,
+            ms = phase_started.elapsed().as_millis() as u64,
+            "phase applied"
+        );
         start = end;
     }
     applier.flush().await?;

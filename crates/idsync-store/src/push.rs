@@ -263,7 +263,9 @@ impl Store {
         };
         let stopped = || StoreError::NotCommitted("the store's writer has stopped".into());
         queue.send(job).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?
+        let summary = answer.await.map_err(|_| stopped())??;
+        self.note_changes(summary.changes).await?;
+        Ok(summary)
     }
 
     /// Create a token for a directory's push endpoint. The secret is returned once.

@@ -352,12 +352,31 @@ concurrency = 32
         .await
         .map_err(|e| e.to_string())?;
     let total_s = t0.elapsed().as_secs_f64();
+    let mut durations: Vec<i64> = rt
+        .store
+        .run_ops(&inc.run_id)
+        .await
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(|o| o.duration_ms)
+        .collect();
+    durations.sort_unstable();
+    if let Some(m) = durations.get(durations.len() / 2) {
+        eprintln!(
+            "incremental operations: median {m} ms, max {} ms",
+            durations.last().copied().unwrap_or(0)
+        );
+    }
     println!(
         "incremental: {written} changes in the tenant; delta read {read_s:.2}s ({} changes, {} Graph requests), applied to Atlassian Cloud {} operations; {total_s:.2}s from the last change to the last operation",
         delta.changes,
         delta.cost.map_or(0, |c| c.requests),
         inc.count("applied")
     );
+    if std::env::var_os("IDSYNC_BENCH_KEEP").is_some() {
+        eprintln!("keeping the servers: Atlassian Cloud {scim_url} token {scim_token}; Graph {root}; store {}", dir.path().display());
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+    }
     rt.store.close().await;
     Ok(())
 }
