@@ -55,8 +55,10 @@ pub struct Store {
     writer: SqlitePool,
     /// The queue of checked writes (push endpoints), committed in groups; started on first use.
     batcher: std::sync::Arc<tokio::sync::OnceCell<tokio::sync::mpsc::Sender<push::WriteJob>>>,
-    /// Changes written since the planner's statistics were last refreshed.
+    /// Changes written since the planner's statistics were last refreshed, and how many more
+    /// trigger the next refresh.
     unanalyzed: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    analyze_every: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 type Tx<'a> = Transaction<'a, Sqlite>;
@@ -95,7 +97,11 @@ impl Store {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
+            .busy_timeout(Duration::from_secs(30))
+            // 64 MiB of page cache per connection (SQLite's default is 2 MiB): writing a
+            // 100k-user directory touches index pages all over the file.
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone())
@@ -112,6 +118,7 @@ impl Store {
             writer,
             batcher: Default::default(),
             unanalyzed: Default::default(),
+            analyze_every: Default::default(),
         };
         store.analyze().await?;
         Ok(store)
@@ -128,13 +135,17 @@ impl Store {
         Ok(())
     }
 
-    /// Count written changes and refresh the statistics once enough have landed.
+    /// Count written changes and refresh the statistics once enough have landed: after 5,000
+    /// changes, then after twice as many each time (up to a million), so a growing directory
+    /// is measured while it grows and a large one is not re-measured all the time.
     pub(crate) async fn note_changes(&self, n: usize) -> Result<(), StoreError> {
         use std::sync::atomic::Ordering;
-        const EVERY: u64 = 5_000;
+        let threshold = self.analyze_every.load(Ordering::Relaxed).max(5_000);
         let before = self.unanalyzed.fetch_add(n as u64, Ordering::Relaxed);
-        if before + n as u64 >= EVERY && before < EVERY {
+        if before + n as u64 >= threshold && before < threshold {
             self.unanalyzed.store(0, Ordering::Relaxed);
+            self.analyze_every
+                .store((threshold * 2).min(1_000_000), Ordering::Relaxed);
             self.analyze().await?;
         }
         Ok(())
@@ -155,6 +166,7 @@ impl Store {
             writer: pool,
             batcher: Default::default(),
             unanalyzed: Default::default(),
+            analyze_every: Default::default(),
         })
     }
 
