@@ -991,10 +991,11 @@ async fn upsert_one<T: DirObject>(
     let mut item = item.clone();
     item.set_id(existing.as_ref().map_or_else(new_id, |r| r.get(0)));
     let data = encode(T::WHAT, &item)?;
+    let is_new = existing.is_none();
     if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
         return Ok(None);
     }
-    write_object(tx, dir, &item, &data, now_ms).await?;
+    write_object(tx, dir, &item, &data, now_ms, is_new).await?;
     Ok(Some(item.into_change()))
 }
 
@@ -1022,10 +1023,11 @@ async fn upsert_all<T: DirObject>(
         let known = current.remove(item.source_id());
         item.set_id(known.as_ref().map_or_else(new_id, |(id, _)| id.clone()));
         let data = encode(T::WHAT, &item)?;
+        let is_new = known.is_none();
         if known.is_some_and(|(_, d)| d == data) {
             continue;
         }
-        write_object(tx, dir, &item, &data, log.now_ms).await?;
+        write_object(tx, dir, &item, &data, log.now_ms, is_new).await?;
         log.push(tx, &item.into_change()).await?;
     }
     Ok(current.into_keys().collect())
@@ -1037,40 +1039,53 @@ async fn write_object<T: DirObject>(
     item: &T,
     data: &str,
     now_ms: i64,
+    is_new: bool,
 ) -> Result<(), StoreError> {
     let (table, name) = (T::TABLE, T::NAME_COLUMN);
-    sqlx::query(&format!(
-        "INSERT INTO {table} (dir, source_id, id, {name}, data, created_ms, modified_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)
-         ON CONFLICT (dir, source_id) DO UPDATE SET {name} = excluded.{name}, data = excluded.data, modified_ms = excluded.modified_ms"
-    ))
+    let Some((external_id, emails)) = item.lookups() else {
+        sqlx::query(&format!(
+            "INSERT INTO {table} (dir, source_id, id, {name}, data, created_ms, modified_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)
+             ON CONFLICT (dir, source_id) DO UPDATE SET {name} = excluded.{name}, data = excluded.data, modified_ms = excluded.modified_ms"
+        ))
+        .bind(dir)
+        .bind(item.source_id())
+        .bind(item.id())
+        .bind(item.name())
+        .bind(data)
+        .bind(now_ms)
+        .execute(&mut **tx)
+        .await?;
+        return Ok(());
+    };
+    // Users carry their lookups: externalId in the row, emails in user_emails.
+    sqlx::query(
+        "INSERT INTO users (dir, source_id, id, user_name, data, created_ms, modified_ms, external_id) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+         ON CONFLICT (dir, source_id) DO UPDATE SET user_name = excluded.user_name, data = excluded.data, modified_ms = excluded.modified_ms, external_id = excluded.external_id",
+    )
     .bind(dir)
     .bind(item.source_id())
     .bind(item.id())
     .bind(item.name())
     .bind(data)
     .bind(now_ms)
+    .bind(external_id)
     .execute(&mut **tx)
     .await?;
-    if let Some((external_id, emails)) = item.lookups() {
-        sqlx::query("UPDATE users SET external_id = $3 WHERE dir = $1 AND source_id = $2")
-            .bind(dir)
-            .bind(item.source_id())
-            .bind(external_id)
-            .execute(&mut **tx)
-            .await?;
+    if !is_new {
         sqlx::query("DELETE FROM user_emails WHERE dir = $1 AND user_id = $2")
             .bind(dir)
             .bind(item.source_id())
             .execute(&mut **tx)
             .await?;
-        for e in emails {
-            sqlx::query("INSERT INTO user_emails (dir, user_id, email) VALUES ($1, $2, $3)")
-                .bind(dir)
-                .bind(item.source_id())
-                .bind(e)
-                .execute(&mut **tx)
-                .await?;
-        }
+    }
+    if !emails.is_empty() {
+        let mut q =
+            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO user_emails (dir, user_id, email) ");
+        q.push_values(&emails, |mut b, e| {
+            b.push_bind(dir).push_bind(item.source_id()).push_bind(e);
+        });
+        q.push(" ON CONFLICT DO NOTHING");
+        q.build().execute(&mut **tx).await?;
     }
     Ok(())
 }

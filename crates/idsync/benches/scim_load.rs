@@ -189,13 +189,13 @@ async fn run(
             let http = &http;
             async move { post(http, s, "/Users", user(i)).await }
         })
-        .buffered(s.concurrency * 2)
+        .buffered(s.concurrency)
         .collect()
         .await;
     let user_ids: Vec<String> = user_ids.into_iter().flatten().collect();
     let group_ids: Vec<Option<String>> = stream::iter(0..groups)
         .map(|i| { let http = &http; async move { post(http, s, "/Groups", json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": format!("group-{i}")})).await } })
-        .buffered(s.concurrency * 2)
+        .buffered(s.concurrency)
         .collect()
         .await;
     let group_ids: Vec<String> = group_ids.into_iter().flatten().collect();
