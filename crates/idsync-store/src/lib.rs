@@ -296,19 +296,11 @@ impl Store {
         let mut added: Vec<&Membership> = want.into_iter().filter(|m| !have.contains(*m)).collect();
         added.sort();
         added.dedup();
-        for chunk in added.chunks(ROWS_PER_INSERT) {
-            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-                "INSERT INTO memberships (dir, group_id, member_kind, member_id) ",
-            );
-            q.push_values(chunk, |mut b, m| {
-                b.push_bind(dir)
-                    .push_bind(&m.group)
-                    .push_bind(m.member.kind.as_str())
-                    .push_bind(&m.member.id);
-            });
-            q.push(" ON CONFLICT DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
+        let rows: Vec<(&str, &MemberRef)> = added
+            .iter()
+            .map(|m| (m.group.as_str(), &m.member))
+            .collect();
+        insert_memberships(&mut tx, dir, &rows).await?;
         for m in added {
             log.push(
                 &mut tx,
@@ -692,49 +684,6 @@ pub(crate) async fn write_changes(
     let mut log = ChangeWriter::start(tx, dir, now_ms).await?;
     let mut i = 0;
     while i < changes.len() {
-        // A run of member additions (a group PATCH, a delta round) is inserted in multi-row
-        // statements; only the rows that were new are logged.
-        if matches!(changes[i], Change::AddMember { .. }) {
-            let end = changes[i..]
-                .iter()
-                .position(|c| !matches!(c, Change::AddMember { .. }))
-                .map_or(changes.len(), |p| i + p);
-            for chunk in changes[i..end].chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO memberships (dir, group_id, member_kind, member_id) ",
-                );
-                q.push_values(chunk, |mut b, c| {
-                    if let Change::AddMember { group, member } = c {
-                        b.push_bind(dir)
-                            .push_bind(group)
-                            .push_bind(member.kind.as_str())
-                            .push_bind(&member.id);
-                    }
-                });
-                q.push(" ON CONFLICT DO NOTHING RETURNING group_id, member_kind, member_id");
-                let mut inserted: HashSet<(String, String, String)> = q
-                    .build()
-                    .fetch_all(&mut **tx)
-                    .await?
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect();
-                for c in chunk {
-                    if let Change::AddMember { group, member } = c {
-                        let key = (
-                            group.clone(),
-                            member.kind.as_str().to_string(),
-                            member.id.clone(),
-                        );
-                        if inserted.remove(&key) {
-                            log.push(tx, c).await?;
-                        }
-                    }
-                }
-            }
-            i = end;
-            continue;
-        }
         let change = &changes[i];
         i += 1;
         let logged = match change {
@@ -748,14 +697,34 @@ pub(crate) async fn write_changes(
                     .await?
                     .then(|| change.clone())
             }
-            Change::AddMember { group, member } => {
-                let m = Membership {
-                    group: group.clone(),
-                    member: member.clone(),
-                };
-                insert_membership(tx, dir, &m)
-                    .await?
-                    .then(|| change.clone())
+            Change::AddMember { .. } => {
+                // This addition starts a run of them (a group PATCH, a delta round): the run is
+                // inserted in multi-row statements, and only the rows that were new are logged.
+                let end = changes[i..]
+                    .iter()
+                    .position(|c| !matches!(c, Change::AddMember { .. }))
+                    .map_or(changes.len(), |p| i + p);
+                let run = &changes[i - 1..end];
+                i = end;
+                let rows: Vec<(&str, &MemberRef)> = run
+                    .iter()
+                    .filter_map(|c| match c {
+                        Change::AddMember { group, member } => Some((group.as_str(), member)),
+                        _ => None,
+                    })
+                    .collect();
+                let mut inserted = insert_memberships(tx, dir, &rows).await?;
+                for (c, (group, member)) in run.iter().zip(rows) {
+                    let key = (
+                        group.to_string(),
+                        member.kind.as_str().to_string(),
+                        member.id.clone(),
+                    );
+                    if inserted.remove(&key) {
+                        log.push(tx, c).await?;
+                    }
+                }
+                None
             }
             Change::RemoveMember { group, member } => {
                 let m = Membership {
@@ -1132,16 +1101,30 @@ async fn delete_object(
     Ok(n > 0)
 }
 
-async fn insert_membership(tx: &mut Tx<'_>, dir: &str, m: &Membership) -> Result<bool, StoreError> {
-    let n = sqlx::query("INSERT INTO memberships (dir, group_id, member_kind, member_id) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-        .bind(dir)
-        .bind(&m.group)
-        .bind(m.member.kind.as_str())
-        .bind(&m.member.id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    Ok(n > 0)
+/// Insert memberships in multi-row statements; returns the rows that were new, as
+/// (group, member kind, member id).
+async fn insert_memberships(
+    tx: &mut Tx<'_>,
+    dir: &str,
+    rows: &[(&str, &MemberRef)],
+) -> Result<HashSet<(String, String, String)>, StoreError> {
+    let mut inserted = HashSet::new();
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO memberships (dir, group_id, member_kind, member_id) ",
+        );
+        q.push_values(chunk, |mut b, (group, member)| {
+            b.push_bind(dir)
+                .push_bind(*group)
+                .push_bind(member.kind.as_str())
+                .push_bind(&member.id);
+        });
+        q.push(" ON CONFLICT DO NOTHING RETURNING group_id, member_kind, member_id");
+        for r in q.build().fetch_all(&mut **tx).await? {
+            inserted.insert((r.get(0), r.get(1), r.get(2)));
+        }
+    }
+    Ok(inserted)
 }
 
 async fn delete_membership(tx: &mut Tx<'_>, dir: &str, m: &Membership) -> Result<bool, StoreError> {

@@ -12,35 +12,15 @@
 //! 3. 100 changes written to the tenant, then read by delta and applied to Atlassian Cloud:
 //!    time from the last change to the last operation applied.
 
+mod common;
+
+use common::{env_usize, machine};
 use idsync_engine::{Mode, NoProgress, RunOptions, Runtime, Trigger};
 use serde_json::{json, Value};
 use std::io::BufRead;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn env_usize(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown cpu".into());
-    format!(
-        "{cpu}, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
-}
 
 fn peak_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")

@@ -6,6 +6,9 @@
 //! change the sizes). Both servers persist as they do in use: idsync to its SQLite file,
 //! scim2-server in memory.
 
+mod common;
+
+use common::{env_usize, machine};
 use futures::stream::{self, StreamExt};
 use idsync_connectors::testkit::peers::{free_port, scim2_server, wait_until, Peer};
 use rand::Rng;
@@ -14,29 +17,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const CONCURRENCY: usize = 16;
-
-fn env_usize(k: &str, d: usize) -> usize {
-    std::env::var(k)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(d)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown cpu".into());
-    format!(
-        "{cpu}, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
-}
 
 struct Stats {
     rps: f64,

@@ -826,21 +826,14 @@ impl Api<'_> {
                     Ok(b) => b,
                     Err(e) => return e,
                 };
-                match t.update(kind, id, b) {
-                    Ok(()) => GraphResponse::empty(204),
-                    Err(e) => tenant_error(e),
-                }
+                done(t.update(kind, id, b))
             }
             ("PUT", ["users", id, "manager", "$ref"]) => {
                 let b = match body() {
                     Ok(b) => b,
                     Err(e) => return e,
                 };
-                let Some(m) = b
-                    .get("@odata.id")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.rsplit('/').next())
-                else {
+                let Some(m) = ref_id(&b) else {
                     return bad("@odata.id is required.");
                 };
                 if t.get(Kind::User, m).is_none() {
@@ -848,42 +841,26 @@ impl Api<'_> {
                 }
                 let mut p = Map::new();
                 p.insert("manager".into(), json!({"id": m}));
-                match t.update(Kind::User, id, p) {
-                    Ok(()) => GraphResponse::empty(204),
-                    Err(e) => tenant_error(e),
-                }
+                done(t.update(Kind::User, id, p))
             }
             ("DELETE", [coll, id]) => {
                 let Some(kind) = kind_of_segment(coll) else {
                     return not_found(coll);
                 };
-                match t.delete(kind, id) {
-                    Ok(()) => GraphResponse::empty(204),
-                    Err(e) => tenant_error(e),
-                }
+                done(t.delete(kind, id))
             }
             ("POST", ["groups", id, "members", "$ref"]) => {
                 let b = match body() {
                     Ok(b) => b,
                     Err(e) => return e,
                 };
-                let Some(m) = b
-                    .get("@odata.id")
-                    .and_then(Value::as_str)
-                    .and_then(|s| s.rsplit('/').next())
-                else {
+                let Some(m) = ref_id(&b) else {
                     return bad("@odata.id is required.");
                 };
-                match t.add_member(id, m) {
-                    Ok(()) => GraphResponse::empty(204),
-                    Err(e) => tenant_error(e),
-                }
+                done(t.add_member(id, m))
             }
             ("DELETE", ["groups", id, "members", member, "$ref"]) => {
-                match t.remove_member(id, member) {
-                    Ok(()) => GraphResponse::empty(204),
-                    Err(e) => tenant_error(e),
-                }
+                done(t.remove_member(id, member))
             }
             _ => GraphResponse::error(
                 405,
@@ -891,6 +868,21 @@ impl Api<'_> {
                 &format!("{} is not supported on /{path}", r.method),
             ),
         }
+    }
+}
+
+/// The object id an `{"@odata.id": ".../directoryObjects/{id}"}` reference names.
+fn ref_id(body: &Map<String, Value>) -> Option<&str> {
+    body.get("@odata.id")
+        .and_then(Value::as_str)
+        .and_then(|s| s.rsplit('/').next())
+}
+
+/// A write's answer: 204 No Content, or the tenant's refusal.
+fn done(r: Result<(), TenantError>) -> GraphResponse {
+    match r {
+        Ok(()) => GraphResponse::empty(204),
+        Err(e) => tenant_error(e),
     }
 }
 

@@ -636,11 +636,10 @@ impl Tenant {
             });
         }
         if kind == Kind::Group {
-            for (k, m) in self.members.remove(id).unwrap_or_default() {
+            for (_, m) in self.members.remove(id).unwrap_or_default() {
                 if let Some(of) = self.member_of.get_mut(&m) {
                     of.remove(id);
                 }
-                let _ = k;
             }
         }
         Ok(())
