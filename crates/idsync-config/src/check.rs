@@ -329,6 +329,8 @@ impl<'a> Checker<'a> {
                     "tenant",
                     "client_id",
                     "client_secret",
+                    "client_certificate",
+                    "client_certificate_key",
                     "cloud",
                     "authority",
                     "graph_url",
@@ -370,11 +372,60 @@ impl<'a> Checker<'a> {
             "client_id",
             "the application (client) id of the app registration",
         );
-        let secret = required(
-            self,
-            "client_secret",
-            "the client secret's value, as ${env:NAME} or ${file:PATH}",
-        );
+        let secret = self.string(t, "client_secret", path);
+        let read_pem = |c: &mut Self, key: &str| -> Option<(PathBuf, Secret)> {
+            let name = c.string(t, key, path)?;
+            let file = c.base.join(name);
+            match std::fs::read_to_string(&file) {
+                Ok(text) => Some((file, Secret::new(text))),
+                Err(e) => {
+                    let span = t.get(key).and_then(Item::span);
+                    c.err(
+                        &span,
+                        &format!("{path}.{key}"),
+                        format!("cannot read {}: {e}", file.display()),
+                    );
+                    None
+                }
+            }
+        };
+        let certificate = read_pem(self, "client_certificate");
+        let certificate_key = read_pem(self, "client_certificate_key");
+        if t.get("client_certificate_key").is_some() && t.get("client_certificate").is_none() {
+            let span = t.get("client_certificate_key").and_then(Item::span);
+            self.err(
+                &span,
+                &format!("{path}.client_certificate_key"),
+                "a key without client_certificate: name the certificate file too",
+            );
+        }
+        let credential = match (secret, certificate) {
+            (Some(_), Some(_)) => {
+                let span = t.get("client_certificate").and_then(Item::span);
+                self.err(
+                    &span,
+                    &format!("{path}.client_certificate"),
+                    "give client_secret or client_certificate, not both",
+                );
+                None
+            }
+            (Some(s), None) => Some(GraphCredential::Secret(Secret::new(s))),
+            (None, Some((file, pem))) => Some(GraphCredential::Certificate {
+                file,
+                pem,
+                key: certificate_key,
+            }),
+            (None, None) => {
+                if t.get("client_secret").is_none() && t.get("client_certificate").is_none() {
+                    self.err(
+                        anchor,
+                        &format!("{path}.client_secret"),
+                        "required: the client secret's value as ${env:NAME} or ${file:PATH}, or client_certificate = a PEM file with the app's certificate and private key",
+                    );
+                }
+                None
+            }
+        };
         let cloud = self
             .choice(t, "cloud", path, &["global", "usgov", "usgov-dod", "china"])
             .unwrap_or_else(|| "global".into());
@@ -485,7 +536,7 @@ impl<'a> Checker<'a> {
         Some(MsGraphSourceConfig {
             tenant: tenant?,
             client_id: client_id?,
-            client_secret: Secret::new(secret?),
+            credential: credential?,
             cloud,
             authority,
             graph_url,

@@ -104,13 +104,27 @@ pub enum SourceKind {
     MsGraph(MsGraphSourceConfig),
 }
 
+/// How a Graph source signs in.
+#[derive(Debug, Clone)]
+pub enum GraphCredential {
+    /// `client_secret`.
+    Secret(Secret),
+    /// `client_certificate` (PEM, read at load time) and, when the key is kept apart,
+    /// `client_certificate_key`.
+    Certificate {
+        file: PathBuf,
+        pem: Secret,
+        key: Option<(PathBuf, Secret)>,
+    },
+}
+
 /// `[sources.x] type = "msgraph"`.
 #[derive(Debug, Clone)]
 pub struct MsGraphSourceConfig {
     /// Tenant id or a verified domain.
     pub tenant: String,
     pub client_id: String,
-    pub client_secret: Secret,
+    pub credential: GraphCredential,
     /// `global`, `usgov`, `usgov-dod` or `china`.
     pub cloud: String,
     /// Overrides of the cloud's login authority and Graph host (a simulator, a proxy).

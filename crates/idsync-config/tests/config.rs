@@ -73,7 +73,10 @@ fn the_example_file_loads() {
     let SourceKind::MsGraph(g) = &c.sources["entra-graph"].kind else {
         panic!("entra-graph is a msgraph source");
     };
-    assert_eq!(g.client_secret.expose(), "graph-secret");
+    let GraphCredential::Secret(secret) = &g.credential else {
+        panic!("the example signs in with a secret");
+    };
+    assert_eq!(secret.expose(), "graph-secret");
     assert_eq!(
         (g.scope.clone(), g.delta, g.b2c, g.budget),
         (MsGraphScope::All, true, false, 3000)
@@ -117,6 +120,37 @@ fn graph_source_errors_name_their_keys() {
     let delta = e.iter().find(|e| e.key == "sources.g.delta").unwrap();
     assert_eq!(delta.line, 9);
     assert!(delta.message.contains("no delta"), "{delta}");
+}
+
+#[test]
+fn graph_source_takes_a_secret_or_a_certificate_never_both_nor_neither() {
+    let base = "[sources.g]\ntype = \"msgraph\"\ntenant = \"t\"\nclient_id = \"x\"\n";
+    let neither = one(base);
+    assert_eq!(neither.key, "sources.g.client_secret");
+    assert!(neither.message.contains("client_certificate"), "{neither}");
+    let both = one(&format!(
+        "{base}client_secret = \"s\"\nclient_certificate = \"/etc/hostname\"\n"
+    ));
+    assert_eq!(both.key, "sources.g.client_certificate");
+    assert!(both.message.contains("not both"), "{both}");
+    let unreadable = one(&format!(
+        "{base}client_certificate = \"/nonexistent/app.pem\"\n"
+    ));
+    assert_eq!(unreadable.key, "sources.g.client_certificate");
+    assert_eq!(unreadable.line, 5);
+    assert!(
+        unreadable.message.contains("/nonexistent/app.pem"),
+        "{unreadable}"
+    );
+    let key_alone = errors(&format!(
+        "{base}client_secret = \"s\"\nclient_certificate_key = \"/etc/hostname\"\n"
+    ));
+    assert!(
+        key_alone
+            .iter()
+            .any(|e| e.key == "sources.g.client_certificate_key"),
+        "{key_alone:?}"
+    );
 }
 
 #[test]

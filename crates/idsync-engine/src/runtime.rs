@@ -48,16 +48,28 @@ pub fn graph_source(
     g: &idsync_config::MsGraphSourceConfig,
     clock: Arc<dyn Clock>,
 ) -> Result<GraphSource, EngineError> {
+    use idsync_config::GraphCredential;
     use idsync_connectors::sources::msgraph::client::{
-        Cloud, Credential, GraphClient, GraphConfig,
+        ClientCertificate, Cloud, Credential, GraphClient, GraphConfig,
     };
     let cloud = Cloud::parse(&g.cloud).unwrap_or(Cloud::Global);
-    let mut cfg = GraphConfig::new(
-        &g.tenant,
-        &g.client_id,
-        Credential::Secret(g.client_secret.expose().to_string()),
-        cloud,
-    );
+    let credential = match &g.credential {
+        GraphCredential::Secret(s) => Credential::Secret(s.expose().to_string()),
+        GraphCredential::Certificate { file, pem, key } => {
+            let cert =
+                ClientCertificate::from_pem(pem.expose(), key.as_ref().map(|(_, k)| k.expose()))
+                    .map_err(|e| {
+                        let file = match key {
+                            Some((k, _)) => format!("{} (key {})", file.display(), k.display()),
+                            None => file.display().to_string(),
+                        };
+                        EngineError::Setup(format!("source {name}: client_certificate {file}: {e}"))
+                    })?;
+            tracing::info!(source = name, thumbprint = %cert.thumbprint(), "signing in with a certificate");
+            Credential::Certificate(Arc::new(cert))
+        }
+    };
+    let mut cfg = GraphConfig::new(&g.tenant, &g.client_id, credential, cloud);
     if let Some(a) = &g.authority {
         cfg.authority.clone_from(a);
     }

@@ -1,14 +1,20 @@
 //! A Microsoft Graph client for reading a directory, usable on its own.
 //!
-//! - OAuth 2.0 client credentials against Entra's token endpoint, for any cloud (the authority
+//! - OAuth 2.0 client credentials, with a client secret or a certificate ([`ClientCertificate`]
+//!   signs PS256 client assertions), against Entra's token endpoint, for any cloud (the authority
 //!   and Graph host are parameters; [`Cloud`] holds the national clouds). Tokens are cached
 //!   and renewed five minutes before they expire (time comes from a [`Clock`]).
 //! - Requests with bounded concurrency, a client-side resource-unit budget per 10 s window,
 //!   and retries of 429 / 503 / 504 honouring `Retry-After` (otherwise exponential backoff
-//!   with jitter). Every request, retry, throttle and resource unit is counted ([`GraphStats`]).
+//!   with jitter); an answer with `x-ms-throttle-limit-percentage` (80 % of the limit or more)
+//!   pauses spending until the next window. Every request, retry, throttle and resource unit is
+//!   counted ([`GraphStats`]).
 //! - `@odata.nextLink` paging, delta rounds (`@odata.deltaLink`), JSON `$batch` in chunks of 20.
 //! - Errors say what to do: a 403 names the permissions the token lacks ("grant admin consent
 //!   for Directory.Read.All"); an expired delta link is [`GraphError::DeltaExpired`].
+
+mod certificate;
+pub use certificate::{CertificateError, ClientCertificate};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -61,12 +67,16 @@ impl Cloud {
 pub enum Credential {
     /// A client secret (its value, not its id).
     Secret(String),
+    /// A certificate registered on the app, with its private key: each token request carries a
+    /// freshly signed client assertion.
+    Certificate(Arc<ClientCertificate>),
 }
 
 impl std::fmt::Debug for Credential {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credential::Secret(_) => f.write_str("Secret(***)"),
+            Credential::Certificate(c) => write!(f, "{c:?}"),
         }
     }
 }
@@ -153,6 +163,9 @@ pub struct GraphStats {
     pub throttled: u64,
     pub resource_units: u64,
     pub tokens: u64,
+    /// Answers that said the app had used 80 % or more of its limit
+    /// (`x-ms-throttle-limit-percentage`); each one paused requests until the next window.
+    pub near_limit: u64,
 }
 
 #[derive(Default)]
@@ -162,6 +175,7 @@ struct Counters {
     throttled: AtomicU64,
     units: AtomicU64,
     tokens: AtomicU64,
+    near_limit: AtomicU64,
 }
 
 #[derive(Debug, Clone)]
@@ -315,6 +329,7 @@ impl GraphClient {
             throttled: self.counters.throttled.load(Ordering::Relaxed),
             resource_units: self.counters.units.load(Ordering::Relaxed),
             tokens: self.counters.tokens.load(Ordering::Relaxed),
+            near_limit: self.counters.near_limit.load(Ordering::Relaxed),
         }
     }
 
@@ -362,6 +377,20 @@ impl GraphClient {
         ];
         match &self.cfg.credential {
             Credential::Secret(s) => form.push(("client_secret", s.clone())),
+            Credential::Certificate(c) => {
+                let jti = uuid::Uuid::new_v4().to_string();
+                let assertion = c
+                    .assertion(&self.cfg.client_id, &url, now / 1000, &jti)
+                    .map_err(|e| GraphError::Auth {
+                        tenant: self.cfg.tenant.clone(),
+                        message: e.to_string(),
+                    })?;
+                form.push((
+                    "client_assertion_type",
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
+                ));
+                form.push(("client_assertion", assertion));
+            }
         }
         let body = {
             let mut ser = form_urlencoded::Serializer::new(String::new());
@@ -439,6 +468,35 @@ impl GraphClient {
         }
     }
 
+    /// Graph sends `x-ms-throttle-limit-percentage` (0.8 to 1.8) once an app has used 80 % of
+    /// its limit: spend nothing more in this window, rather than run into 429s.
+    fn near_limit(&self, share: f64) {
+        if share < 0.8 {
+            return;
+        }
+        self.counters.near_limit.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut w) = self.window.lock() {
+            if w.used < self.cfg.budget {
+                tracing::debug!(
+                    share,
+                    used = w.used,
+                    "Graph reports the app near its throttling limit: pausing until the next window"
+                );
+                w.used = self.cfg.budget;
+            }
+        }
+    }
+
+    /// How long the next request would wait for the resource-unit budget (zero when it can go).
+    pub fn budget_wait(&self) -> Duration {
+        match self.window.lock() {
+            Ok(w) if w.used >= self.cfg.budget => {
+                Duration::from_secs(10).saturating_sub(w.start.elapsed())
+            }
+            _ => Duration::ZERO,
+        }
+    }
+
     fn check_host(&self, url: &str) -> Result<(), GraphError> {
         let base = self.cfg.graph.trim_end_matches('/');
         if url.starts_with(&format!("{base}/")) {
@@ -513,6 +571,14 @@ impl GraphClient {
                 .and_then(|v| v.parse::<u64>().ok())
             {
                 self.counters.units.fetch_add(u, Ordering::Relaxed);
+            }
+            if let Some(p) = resp
+                .headers()
+                .get("x-ms-throttle-limit-percentage")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok())
+            {
+                self.near_limit(p);
             }
             let status = resp.status().as_u16();
             if matches!(status, 429 | 503 | 504) {

@@ -1,5 +1,5 @@
 """Drive the Graph simulator with Microsoft's own Python clients: azure-identity gets a token
-over HTTPS (client credentials), msgraph-sdk lists users through its page iterator, reads a
+over HTTPS (client credentials, with a secret and with a certificate), msgraph-sdk lists users through its page iterator, reads a
 delta round to its delta link, and gets a 404 as an ODataError. Prints one JSON line."""
 
 import asyncio
@@ -9,7 +9,7 @@ import sys
 import traceback
 
 from azure.core.credentials import AccessToken
-from azure.identity import ClientSecretCredential
+from azure.identity import CertificateCredential, ClientSecretCredential
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
@@ -22,6 +22,7 @@ ROOT = os.environ["SIM_ROOT"]
 TENANT = os.environ["SIM_TENANT"]
 CLIENT_ID = os.environ["SIM_CLIENT_ID"]
 SECRET = os.environ["SIM_SECRET"]
+CERT = os.environ["SIM_CERT"]
 SCOPE = "https://graph.microsoft.com/.default"
 
 
@@ -51,6 +52,13 @@ async def main() -> None:
     )
     token = cred.get_token(SCOPE)
     out["token"] = bool(token.token) and token.expires_on > 0
+
+    # A certificate credential: MSAL signs a client assertion with the key in the PEM file.
+    cert_cred = CertificateCredential(
+        TENANT, CLIENT_ID, certificate_path=CERT, authority=ROOT, disable_instance_discovery=True
+    )
+    cert_token = cert_cred.get_token(SCOPE)
+    out["certificate_token"] = bool(cert_token.token) and cert_token.expires_on > 0
 
     auth = AzureIdentityAuthenticationProvider(
         AsyncFromSync(cred), scopes=[SCOPE], allowed_hosts=["127.0.0.1"]

@@ -27,7 +27,8 @@ fn graph_python() -> PathBuf {
 #[tokio::test(flavor = "multi_thread")]
 async fn msgraph_sdk_and_azure_identity_work_against_the_simulator() {
     let dir = tempfile::tempdir().unwrap();
-    let opts = GraphSimOptions {
+    let app_cert = workspace().join("crates/idsync-sim/fixtures/app-cert.pem");
+    let mut opts = GraphSimOptions {
         spec: TenantSpec {
             users: 250,
             groups: 10,
@@ -39,6 +40,8 @@ async fn msgraph_sdk_and_azure_identity_work_against_the_simulator() {
         max_page: 100,
         ..GraphSimOptions::default()
     };
+    opts.reader.certificates =
+        graph::RegisteredCert::from_pem(&std::fs::read_to_string(&app_cert).unwrap()).unwrap();
     let sim = graph::start(opts.clone(), Arc::new(SystemClock))
         .await
         .unwrap();
@@ -51,6 +54,7 @@ async fn msgraph_sdk_and_azure_identity_work_against_the_simulator() {
             .env("SIM_TENANT", &sim.tenant_id)
             .env("SIM_CLIENT_ID", &opts.reader.client_id)
             .env("SIM_SECRET", &opts.reader.client_secret)
+            .env("SIM_CERT", &app_cert)
             .env("REQUESTS_CA_BUNDLE", &ca)
             .env("SSL_CERT_FILE", &ca)
             .output()
@@ -65,6 +69,7 @@ async fn msgraph_sdk_and_azure_identity_work_against_the_simulator() {
     assert!(out.status.success(), "{stdout}\n{stderr}");
     let v: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
     assert_eq!(v["token"], true, "{v}");
+    assert_eq!(v["certificate_token"], true, "{v}");
     assert_eq!(v["users"], 250, "the page iterator saw every user: {v}");
     assert_eq!(v["distinct_users"], 250, "{v}");
     assert_eq!(v["first_page"], 100, "{v}");
@@ -76,7 +81,7 @@ async fn msgraph_sdk_and_azure_identity_work_against_the_simulator() {
         serde_json::json!([404, "Request_ResourceNotFound"]),
         "{v}"
     );
-    assert!(sim.state.stats().tokens_issued >= 1);
+    assert!(sim.state.stats().tokens_issued >= 2);
     sim.stop().await;
 }
 

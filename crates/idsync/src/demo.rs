@@ -75,6 +75,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         cert_dir: dir.clone(),
         client_id: "11111111-2222-3333-4444-555555555555".into(),
         client_secret: "sim-secret".into(),
+        client_certs: Vec::new(),
         grants: Vec::new(),
         throttle_rate: 0.0,
         error_rate: 0.0,
@@ -82,7 +83,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         latency_ms: 0,
         max_page: 999,
     };
-    let opts = sim_args.options();
+    let opts = sim_args.options()?;
     println!(
         "1/4  simulated Entra tenant: {} users, {} groups, {} memberships, nested 3 deep",
         args.users, args.groups, args.memberships

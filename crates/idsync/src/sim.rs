@@ -2,7 +2,9 @@
 
 use clap::Args;
 use idsync_core::SystemClock;
-use idsync_sim::graph::{self, Faults, GraphSimOptions, RunningGraphSim, TenantSpec};
+use idsync_sim::graph::{
+    self, Faults, GraphSimOptions, RegisteredCert, RunningGraphSim, TenantSpec,
+};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -42,6 +44,10 @@ pub struct GraphSimArgs {
     pub client_id: String,
     #[arg(long, default_value = "sim-secret")]
     pub client_secret: String,
+    /// A certificate (PEM) registered on that app: client assertions signed with its key sign in
+    /// (repeat for several).
+    #[arg(long = "client-cert")]
+    pub client_certs: Vec<PathBuf>,
     /// Application permissions granted to that app (repeat; default: what idsync needs).
     #[arg(long = "grant")]
     pub grants: Vec<String>,
@@ -63,7 +69,7 @@ pub struct GraphSimArgs {
 }
 
 impl GraphSimArgs {
-    pub fn options(&self) -> GraphSimOptions {
+    pub fn options(&self) -> anyhow::Result<GraphSimOptions> {
         let mut o = GraphSimOptions {
             spec: TenantSpec {
                 users: self.users,
@@ -92,7 +98,14 @@ impl GraphSimArgs {
         if !self.grants.is_empty() {
             o.reader.roles.clone_from(&self.grants);
         }
-        o
+        for path in &self.client_certs {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("--client-cert {}: {e}", path.display()))?;
+            let certs = RegisteredCert::from_pem(&text)
+                .map_err(|e| anyhow::anyhow!("--client-cert {}: {e}", path.display()))?;
+            o.reader.certificates.extend(certs);
+        }
+        Ok(o)
     }
 }
 
@@ -117,7 +130,7 @@ pub fn source_snippet(
 }
 
 pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
-    let opts = args.options();
+    let opts = args.options()?;
     println!(
         "generating tenant {}: {} users, {} groups, {} memberships, nesting depth {}{} ...",
         args.name,
@@ -138,8 +151,13 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
         sim.root, sim.tenant_id
     );
     println!(
-        "reader app:    client_id {} secret {}",
-        opts.reader.client_id, opts.reader.client_secret
+        "reader app:    client_id {} secret {}{}",
+        opts.reader.client_id,
+        opts.reader.client_secret,
+        match opts.reader.certificates.len() {
+            0 => String::new(),
+            n => format!(" (or any of {n} registered certificate(s))"),
+        }
     );
     println!(
         "admin app:     client_id {} secret {} (may write)",

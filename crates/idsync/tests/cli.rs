@@ -1107,6 +1107,15 @@ fn graph_sim(dir: &Path, extra: &[&str]) -> (Server, String, String) {
 }
 
 fn write_graph_config(dir: &Path, root: &str, tenant: &str) {
+    write_graph_config_signing_in(
+        dir,
+        root,
+        tenant,
+        "client_secret = \"${env:IDSYNC_TEST_GRAPH_SECRET}\"",
+    );
+}
+
+fn write_graph_config_signing_in(dir: &Path, root: &str, tenant: &str, credential: &str) {
     std::fs::write(
         dir.join("idsync.toml"),
         format!(
@@ -1117,7 +1126,7 @@ path = "idsync.db"
 type = "msgraph"
 tenant = "{tenant}"
 client_id = "11111111-2222-3333-4444-555555555555"
-client_secret = "${{env:IDSYNC_TEST_GRAPH_SECRET}}"
+{credential}
 authority = "{root}"
 graph_url = "{root}"
 ca_file = "sim/ca.pem"
@@ -1206,6 +1215,62 @@ fn graph_source_check_names_missing_permissions() {
         "{t}"
     );
     assert!(t.contains("granted:     User.Read.All"), "{t}");
+}
+
+const APP_CERT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../idsync-sim/fixtures/app-cert.pem"
+);
+
+#[test]
+fn graph_source_signs_in_with_a_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root, tenant) = graph_sim(dir.path(), &["--client-cert", APP_CERT]);
+    write_graph_config_signing_in(
+        dir.path(),
+        &root,
+        &tenant,
+        &format!("client_certificate = \"{APP_CERT}\""),
+    );
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains(&tenant), "{t}");
+    assert!(t.contains("in scope:    150 users"), "{t}");
+
+    // A certificate file that is not there is a config error naming the key and the file.
+    write_graph_config_signing_in(
+        dir.path(),
+        &root,
+        &tenant,
+        "client_certificate = \"missing.pem\"",
+    );
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    assert!(t.contains("sources.entra.client_certificate"), "{t}");
+    assert!(t.contains("missing.pem"), "{t}");
+
+    // A PEM file without the private key is refused before any request, naming the file.
+    let cert_only: String = std::fs::read_to_string(APP_CERT)
+        .unwrap()
+        .split_inclusive('\n')
+        .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE"))
+        .collect();
+    std::fs::write(dir.path().join("cert-only.pem"), cert_only).unwrap();
+    write_graph_config_signing_in(
+        dir.path(),
+        &root,
+        &tenant,
+        "client_certificate = \"cert-only.pem\"",
+    );
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
+    let t = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{t}");
+    assert!(
+        t.contains("cert-only.pem") && t.contains("no private key"),
+        "{t}"
+    );
 }
 
 #[test]

@@ -71,6 +71,55 @@ fn obj(v: Value) -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
 
+const APP_CERT: &str = include_str!("../../../idsync-sim/fixtures/app-cert.pem");
+
+#[tokio::test]
+async fn graph_signs_in_with_a_certificate_registered_on_the_app() {
+    let cert = idsync_msgraph::ClientCertificate::from_pem(APP_CERT, None).unwrap();
+    let cert = Arc::new(cert);
+    let cert_client = |sim: &RunningGraphSim| {
+        let mut cfg = GraphConfig::new(
+            &sim.tenant_id,
+            &GraphSimOptions::default().reader.client_id,
+            Credential::Certificate(cert.clone()),
+            Cloud::Global,
+        );
+        cfg.authority = sim.root.clone();
+        cfg.graph = sim.root.clone();
+        GraphClient::new(cfg, Arc::new(SystemClock)).unwrap()
+    };
+    // Registered: a token, twice (each request signs a fresh assertion: the simulator, like
+    // Entra, refuses a replayed jti), and the directory reads.
+    let mut opts = GraphSimOptions {
+        spec: spec(30, 3, 60),
+        ..GraphSimOptions::default()
+    };
+    opts.reader.certificates = graph::RegisteredCert::from_pem(APP_CERT).unwrap();
+    let sim = graph::start(opts, Arc::new(SystemClock)).await.unwrap();
+    let client = cert_client(&sim);
+    assert!(!client.access_token().await.unwrap().is_empty());
+    let src = GraphSource::new(client, GraphSourceConfig::default());
+    let (snap, _) = full(src.read(None).await.unwrap());
+    assert_eq!(snap.users.len(), 30);
+    let again = cert_client(&sim);
+    assert!(again
+        .granted_roles()
+        .await
+        .unwrap()
+        .contains(&"User.Read.All".to_string()));
+    assert_eq!(sim.state.stats().tokens_issued, 2);
+
+    // Not registered: Entra's words, not a bare 401.
+    let bare = sim_with(spec(5, 1, 5), None).await;
+    let err = cert_client(&bare)
+        .access_token()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("AADSTS700027"), "{err}");
+    assert!(err.contains("not registered on application"), "{err}");
+}
+
 #[tokio::test]
 async fn graph_full_read_matches_the_tenant_and_delta_carries_only_changes() {
     let sim = sim_with(spec(240, 24, 900), None).await;
@@ -372,6 +421,34 @@ async fn graph_429_storm_is_ridden_out_and_a_5xx_mid_paging_fails_the_whole_read
     let src = source(&sim, GraphSourceConfig::default());
     let err = src.read(None).await.unwrap_err();
     assert!(err.to_string().contains("503"), "{err}");
+}
+
+#[tokio::test]
+async fn graph_near_its_throttling_limit_the_client_stops_spending_for_the_window() {
+    let opts = GraphSimOptions {
+        spec: spec(20, 2, 20),
+        budget: Some(20),
+        ..GraphSimOptions::default()
+    };
+    let sim = graph::start(opts, Arc::new(SystemClock)).await.unwrap();
+    let client = client_for(&sim, "sim-secret", None);
+    let url = format!("{}/v1.0/users?$top=1", sim.root);
+    let mut sent = 0;
+    while client.stats().near_limit == 0 && sent < 20 {
+        client.get(&url, &[]).await.unwrap();
+        sent += 1;
+    }
+    // Graph (here the simulator) says 80 % of the app's 20 units are spent ...
+    assert_eq!(client.stats().near_limit, 1, "after {sent} requests");
+    assert!(sim.state.stats().resource_units >= 16);
+    // ... and the client holds further requests for the rest of its 10 s window instead of
+    // running into 429s.
+    assert!(
+        client.budget_wait() > Duration::from_secs(5),
+        "{:?}",
+        client.budget_wait()
+    );
+    assert_eq!(sim.state.stats().throttled, 0);
 }
 
 #[tokio::test]

@@ -4,11 +4,13 @@
 //! real semantics, writes, and fault injection.
 
 pub mod api;
+pub mod assertion;
 pub mod odata;
 pub mod server;
 pub mod tenant;
 mod tls;
 
+pub use assertion::RegisteredCert;
 pub use server::{
     start, App, Faults, GraphSimOptions, RunningGraphSim, SimError, SimState, Stats, READ_ROLES,
 };

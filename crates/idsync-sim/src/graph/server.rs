@@ -3,6 +3,7 @@
 //! small admin API under `/_sim` for tests.
 
 use super::api::{Api, Body, GraphRequest, GraphResponse};
+use super::assertion::{self, RegisteredCert};
 use super::tenant::{Tenant, TenantSpec};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -50,6 +51,8 @@ pub struct Faults {
 pub struct App {
     pub client_id: String,
     pub client_secret: String,
+    /// Certificates registered on the app: client assertions signed with their keys sign in.
+    pub certificates: Vec<RegisteredCert>,
     /// Application permissions granted with admin consent.
     pub roles: Vec<String>,
 }
@@ -85,11 +88,13 @@ impl Default for GraphSimOptions {
             reader: App {
                 client_id: "11111111-2222-3333-4444-555555555555".into(),
                 client_secret: "sim-secret".into(),
+                certificates: Vec::new(),
                 roles: READ_ROLES.iter().map(|s| (*s).to_string()).collect(),
             },
             admin: App {
                 client_id: "99999999-8888-7777-6666-555555555555".into(),
                 client_secret: "sim-admin-secret".into(),
+                certificates: Vec::new(),
                 roles: vec![
                     "Directory.ReadWrite.All".into(),
                     "User.ReadWrite.All".into(),
@@ -140,6 +145,8 @@ pub struct SimState {
     opts: GraphSimOptions,
     faults: Mutex<Faults>,
     tokens: Mutex<HashMap<String, Token>>,
+    /// jti of client assertions already used, with their expiry (Unix seconds).
+    assertions: Mutex<HashMap<String, i64>>,
     rng: Mutex<StdRng>,
     budget: Mutex<Budget>,
     clock: Arc<dyn Clock>,
@@ -266,6 +273,7 @@ pub async fn start(
         faults: Mutex::new(opts.faults.clone()),
         opts,
         tokens: Mutex::new(HashMap::new()),
+        assertions: Mutex::new(HashMap::new()),
         rng: Mutex::new(StdRng::seed_from_u64(seed ^ 0x5eed)),
         budget: Mutex::new(Budget {
             window_start_ms: 0,
@@ -414,6 +422,7 @@ async fn openid_configuration(
 async fn token(
     State(st): State<Arc<SimState>>,
     Path(tenant): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -424,45 +433,98 @@ async fn token(
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
         return aad_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type: the simulator serves client_credentials.");
     }
-    // client_secret_post, or client_secret_basic in the Authorization header.
-    let basic = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Basic "))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|s| {
-            s.split_once(':')
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-        });
-    let (client_id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
-        (Some(id), Some(s), _) => (id.clone(), s.clone()),
-        (_, _, Some((id, s))) => (id, s),
-        (Some(_), None, None) if form.contains_key("client_assertion") => {
-            return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS700027: Client assertion contains an invalid signature: the simulator has no certificate registered for this app.");
-        }
-        _ => {
-            return aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
-            )
-        }
-    };
     let scope = form.get("scope").cloned().unwrap_or_default();
     if !scope.ends_with("/.default") {
         return aad_error(StatusCode::BAD_REQUEST, "invalid_scope", &format!("AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."));
     }
-    let app = [&st.opts.reader, &st.opts.admin]
-        .into_iter()
-        .find(|a| a.client_id == client_id)
-        .cloned();
-    let Some(app) = app else {
-        return aad_error(StatusCode::BAD_REQUEST, "unauthorized_client", &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory."));
+    let find_app = |client_id: &str| {
+        [&st.opts.reader, &st.opts.admin]
+            .into_iter()
+            .find(|a| a.client_id == client_id)
+            .cloned()
     };
-    if app.client_secret != secret {
-        return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
-    }
+    let unknown_app = |client_id: &str| {
+        aad_error(StatusCode::BAD_REQUEST, "unauthorized_client", &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory."))
+    };
+    let app = if let Some(assertion) = form.get("client_assertion") {
+        // private_key_jwt: a client assertion signed with a registered certificate.
+        if form.get("client_assertion_type").map(String::as_str)
+            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        {
+            return aad_error(StatusCode::BAD_REQUEST, "invalid_request", "AADSTS50027: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.");
+        }
+        let Some(client_id) = form
+            .get("client_id")
+            .cloned()
+            .or_else(|| assertion::issuer(assertion))
+        else {
+            return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
+            );
+        };
+        let Some(app) = find_app(&client_id) else {
+            return unknown_app(&client_id);
+        };
+        let audience = format!(
+            "{}/{tenant}/oauth2/v2.0/token",
+            root_of(&uri, &headers, &st)
+        );
+        let now_s = st.clock.now_ms() / 1000;
+        let verdict = match st.assertions.lock() {
+            Ok(mut seen) => assertion::verify(
+                assertion,
+                &client_id,
+                &app.certificates,
+                &audience,
+                now_s,
+                &mut seen,
+            ),
+            Err(_) => {
+                return aad_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "assertion cache poisoned",
+                )
+            }
+        };
+        if let Err(r) = verdict {
+            return aad_error(StatusCode::UNAUTHORIZED, r.error, &r.description);
+        }
+        app
+    } else {
+        // client_secret_post, or client_secret_basic in the Authorization header.
+        let basic = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+            .and_then(|b| String::from_utf8(b).ok())
+            .and_then(|s| {
+                s.split_once(':')
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+            });
+        let (client_id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
+            (Some(id), Some(s), _) => (id.clone(), s.clone()),
+            (_, _, Some((id, s))) => (id, s),
+            (Some(_), None, None) => {
+                return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
+            }
+            _ => return aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
+            ),
+        };
+        let Some(app) = find_app(&client_id) else {
+            return unknown_app(&client_id);
+        };
+        if app.client_secret != secret {
+            return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+        }
+        app
+    };
     let now = st.clock.now_ms();
     let expires_in = 3599;
     let tid = st.tenant.read().map(|t| t.id.clone()).unwrap_or_default();
@@ -661,13 +723,18 @@ fn handle(
         }
         let used = b.used.entry(token.client_id.clone()).or_insert(0);
         if *used + cost > limit {
-            Some((10_000 - (now - b.window_start_ms)).max(1000))
+            Err((10_000 - (now - b.window_start_ms)).max(1000))
         } else {
             *used += cost;
-            None
+            Ok(f64::from(*used) / f64::from(limit.max(1)))
         }
     });
-    if let Ok(Some(wait_ms)) = over {
+    // Like Graph, say so once the app has used 80 % of its limit.
+    let near_limit = match over {
+        Ok(Ok(share)) if share >= 0.8 => Some(format!("{share:.1}")),
+        _ => None,
+    };
+    if let Ok(Err(wait_ms)) = over {
         st.throttled.fetch_add(1, Ordering::Relaxed);
         return (
             GraphResponse::error(429, "TooManyRequests", "Too many requests: the application exceeded its resource unit budget for this tenant."),
@@ -697,7 +764,12 @@ fn handle(
             Err(_) => GraphResponse::error(500, "generalException", "tenant lock poisoned"),
         }
     };
-    (resp, vec![("x-ms-resource-unit", cost.to_string())])
+    let mut headers = vec![("x-ms-resource-unit", cost.to_string())];
+    if let Some(share) = near_limit {
+        headers.push(("x-ms-throttle-limit-percentage", share));
+        headers.push(("x-ms-throttle-scope", "Tenant_Application/Read/sim".into()));
+    }
+    (resp, headers)
 }
 
 async fn graph(
