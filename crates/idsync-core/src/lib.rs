@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod connector;
 pub mod graph;
+pub mod image;
 pub mod model;
 pub mod plan;
 pub mod state;
@@ -18,6 +19,7 @@ pub use connector::{
     TargetError, TargetOp, TargetSnapshot,
 };
 pub use graph::{effective_members, MembershipGraph};
+pub use image::{DirectoryImage, Refresh};
 pub use model::{
     Address, AttrValue, Email, Group, Key, MemberKind, MemberRef, Membership, Name, Phone,
     Snapshot, User,

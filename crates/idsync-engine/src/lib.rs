@@ -4,6 +4,7 @@
 
 mod error;
 mod ingest;
+mod memory;
 mod metrics;
 mod pacing;
 mod progress;
@@ -13,6 +14,7 @@ mod service;
 
 pub use error::EngineError;
 pub use ingest::{ingest, read_run_name, IngestReport};
+pub use memory::FlowMemory;
 pub use metrics::{escape as escape_label, Metrics};
 pub use pacing::{Backoff, RateLimiter};
 pub use progress::{NoProgress, Progress};

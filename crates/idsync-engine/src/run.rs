@@ -1,12 +1,13 @@
 //! One run of a flow: read the directory and the ledger, plan, apply, record.
 
 use crate::error::EngineError;
+use crate::memory::{refresh_image, FlowMemory};
 use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
 use idsync_core::{
-    desired_state, observed_ledger, plan, Action, Clock, Key, LedgerState, Operation, Outcome,
-    Plan, PlanOptions, Reason, Target, TargetOp, User,
+    desired_state, observed_ledger, plan, Action, Clock, DirectoryImage, Key, LedgerState,
+    Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp, User,
 };
 use idsync_store::{NewRun, OpRecord, RunCounts, RunStatus, Store};
 use serde::Serialize;
@@ -49,7 +50,8 @@ impl Trigger {
 pub enum Mode {
     /// Compare the directory with the ledger.
     Full,
-    /// Started because the change log moved; compares the same way as a full run.
+    /// Started because the change log moved; compares the same way as a full run, from the
+    /// directory image and ledger the previous run left in memory when it can.
     Incremental,
     /// Read the target's real state first and repair drift.
     Reconcile,
@@ -91,6 +93,7 @@ impl RunReport {
 }
 
 /// Run a flow once.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_flow(
     store: &Store,
     flow: &FlowSpec,
@@ -99,13 +102,16 @@ pub async fn run_flow(
     opts: RunOptions,
     progress: &dyn Progress,
     clock: &dyn Clock,
+    memory: &mut Option<FlowMemory>,
 ) -> Result<RunReport, EngineError> {
     let run_id = uuid::Uuid::now_v7().to_string();
     let span =
         tracing::info_span!("run", run_id = %run_id, flow = %flow.name, mode = opts.mode.as_str());
-    run_inner(store, flow, target, limiter, opts, progress, clock, run_id)
-        .instrument(span)
-        .await
+    run_inner(
+        store, flow, target, limiter, opts, progress, clock, run_id, memory,
+    )
+    .instrument(span)
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -118,6 +124,7 @@ async fn run_inner(
     progress: &dyn Progress,
     clock: &dyn Clock,
     run_id: String,
+    memory: &mut Option<FlowMemory>,
 ) -> Result<RunReport, EngineError> {
     let started_ms = clock.now_ms();
     let target_err = |error| EngineError::Target {
@@ -143,15 +150,20 @@ async fn run_inner(
         "run started"
     );
 
-    let result = plan_and_apply(store, flow, target, limiter, opts, progress, clock, &run_id)
-        .await
-        .map_err(|e| match e {
-            Failure::Engine(e) => e,
-            Failure::Target(e) => target_err(e),
-        });
+    // Taken: a run that fails leaves no memory behind, and the next one loads from the store.
+    let remembered = memory.take();
+    let result = plan_and_apply(
+        store, flow, target, limiter, opts, progress, clock, &run_id, remembered,
+    )
+    .await
+    .map_err(|e| match e {
+        Failure::Engine(e) => e,
+        Failure::Target(e) => target_err(e),
+    });
     let ended_ms = clock.now_ms();
     match result {
-        Ok((plan, counts)) => {
+        Ok((plan, counts, kept)) => {
+            *memory = kept;
             let failed = counts.0.get("failed").copied().unwrap_or(0);
             let applied = counts.0.get("applied").copied().unwrap_or(0);
             let status = if failed == 0 {
@@ -230,13 +242,32 @@ async fn plan_and_apply(
     progress: &dyn Progress,
     clock: &dyn Clock,
     run_id: &str,
-) -> Result<(Plan, RunCounts), Failure> {
+    remembered: Option<FlowMemory>,
+) -> Result<(Plan, RunCounts, Option<FlowMemory>), Failure> {
     let mut counts = RunCounts::default();
     // The change-log position this run covers: read before the directory, so a change that
     // lands while we work is seen by the next run.
     let seq = store.last_seq(&flow.directory).await?;
     let started = Instant::now();
-    let snapshot = store.load_directory(&flow.directory).await?;
+    // Full and reconcile runs read everything from the store again: they are also how an
+    // admin makes sure nothing in memory went astray.
+    let (remembered_image, remembered_ledger) = match remembered {
+        Some(m) if opts.mode == Mode::Incremental => (Some((m.image, m.seq)), m.ledger),
+        _ => (None, None),
+    };
+    let refreshed = match remembered_image {
+        Some((image, at)) => refresh_image(store, &flow.directory, image, at, seq).await?,
+        None => None,
+    };
+    let from_memory = refreshed.is_some();
+    let (image, image_seq) = match refreshed {
+        Some(r) => r,
+        None => (
+            DirectoryImage::new(store.load_directory(&flow.directory).await?),
+            seq,
+        ),
+    };
+    let snapshot = image.snapshot();
     let load_directory_ms = started.elapsed().as_millis() as u64;
     progress.read(
         snapshot.users.len(),
@@ -250,8 +281,7 @@ async fn plan_and_apply(
         "read.memberships",
         snapshot.memberships.len() as i64,
     );
-    let mut desired = desired_state(&snapshot);
-    drop(snapshot);
+    let mut desired = desired_state(snapshot);
     for user in desired.users.values_mut() {
         *user = target.project_user(std::mem::replace(user, User::new("", "")));
     }
@@ -260,8 +290,21 @@ async fn plan_and_apply(
     }
 
     let desired_ms = started.elapsed().as_millis() as u64 - load_directory_ms;
-    let mut ledger = store.load_ledger(&flow.name).await?;
+    let mut ledger_version = store.ledger_version(&flow.name).await?;
+    let (mut ledger, ledger_from_memory) = match remembered_ledger {
+        Some((l, v)) if v == ledger_version => (l, true),
+        _ => (store.load_ledger(&flow.name).await?, false),
+    };
     let load_ledger_ms = started.elapsed().as_millis() as u64 - load_directory_ms - desired_ms;
+    // How this run loaded its state (the sync history shows it).
+    for (what, yes) in [
+        ("from_memory.directory", from_memory),
+        ("from_memory.ledger", ledger_from_memory),
+    ] {
+        if yes {
+            bump(&mut counts, what, 1);
+        }
+    }
     let mut plan_opts = flow.plan.clone();
     plan_opts.can_rename_groups = target.can_rename_groups();
     if opts.mode == Mode::Reconcile {
@@ -269,7 +312,7 @@ async fn plan_and_apply(
         ledger = observed_ledger(&ledger, &real);
         plan_opts.reconcile = true;
         if !opts.dry_run {
-            store.replace_ledger(&flow.name, &ledger).await?;
+            ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
         }
     }
     let before_plan = started.elapsed().as_millis() as u64;
@@ -288,10 +331,17 @@ async fn plan_and_apply(
         desired_ms,
         load_ledger_ms,
         plan_ms,
+        directory_from_memory = from_memory,
+        ledger_from_memory,
         "planned"
     );
     if opts.dry_run {
-        return Ok((plan, counts));
+        let kept = FlowMemory {
+            image,
+            seq: image_seq,
+            ledger: (opts.mode != Mode::Reconcile).then_some((ledger, ledger_version)),
+        };
+        return Ok((plan, counts, Some(kept)));
     }
 
     let mut applier = Applier {
@@ -302,6 +352,7 @@ async fn plan_and_apply(
         clock,
         run_id,
         ledger,
+        ledger_version: Some(ledger_version),
         pending: Vec::new(),
         counts,
         progress,
@@ -327,9 +378,14 @@ async fn plan_and_apply(
         start = end;
     }
     applier.flush().await?;
+    let kept = FlowMemory {
+        image,
+        seq: image_seq,
+        ledger: applier.ledger_version.map(|v| (applier.ledger, v)),
+    };
     let counts = applier.counts;
     store.set_flow_cursor(&flow.name, seq).await?;
-    Ok((plan, counts))
+    Ok((plan, counts, Some(kept)))
 }
 
 struct Applier<'a> {
@@ -341,6 +397,8 @@ struct Applier<'a> {
     run_id: &'a str,
     /// The ledger as this run has changed it so far (target ids of objects created earlier).
     ledger: LedgerState,
+    /// The store's version of that ledger; None once another writer changed it too.
+    ledger_version: Option<i64>,
     pending: Vec<OpRecord>,
     counts: RunCounts,
     progress: &'a dyn Progress,
@@ -550,9 +608,16 @@ impl Applier<'_> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
-        self.store
+        let version = self
+            .store
             .record_ops(&self.flow.name, self.run_id, &batch)
             .await?;
+        // Our write is the only one since the version we knew: the ledger in memory is the
+        // store's. Otherwise the next run loads it again.
+        self.ledger_version = self
+            .ledger_version
+            .filter(|v| v + 1 == version)
+            .map(|_| version);
         Ok(())
     }
 }

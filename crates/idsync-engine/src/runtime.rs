@@ -3,6 +3,7 @@
 
 use crate::error::EngineError;
 use crate::ingest::{ingest, IngestReport};
+use crate::memory::FlowMemory;
 use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use crate::run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
@@ -117,6 +118,8 @@ pub struct Runtime {
     pub targets: BTreeMap<String, TargetEntry>,
     pub flows: BTreeMap<String, FlowEntry>,
     pub retention_days: u32,
+    /// Per flow, its directory image and ledger between runs.
+    memory: std::sync::Mutex<std::collections::HashMap<String, FlowMemory>>,
 }
 
 /// A flow with the source that fills its directory and its schedule.
@@ -138,6 +141,7 @@ impl Runtime {
             targets: BTreeMap::new(),
             flows: BTreeMap::new(),
             retention_days: 30,
+            memory: std::sync::Mutex::default(),
         }
     }
 
@@ -290,7 +294,10 @@ impl Runtime {
             }
         }
         let target = self.target_of(entry)?;
-        run_flow(
+        // The flow's memory is taken for the run (runs of one flow do not overlap; a second one
+        // would simply load from the store) and put back when the run succeeds.
+        let mut memory = self.memory.lock().ok().and_then(|mut m| m.remove(flow));
+        let report = run_flow(
             &self.store,
             &entry.spec,
             target.target.as_ref(),
@@ -298,8 +305,15 @@ impl Runtime {
             opts,
             progress,
             self.clock.as_ref(),
+            &mut memory,
         )
-        .await
+        .await;
+        if let Ok(mut m) = self.memory.lock() {
+            if let Some(kept) = memory {
+                m.insert(flow.to_string(), kept);
+            }
+        }
+        report
     }
 
     /// Shorthand for a manual full run.

@@ -300,6 +300,140 @@ async fn changes_in_the_source_reach_the_target() {
 }
 
 #[tokio::test]
+async fn incremental_runs_from_memory_do_what_a_load_from_the_store_would() {
+    let f = fixture(people(40), TestTarget::new()).await;
+    let first = sync(&f, Mode::Full).await;
+    assert_eq!(first.count("from_memory.directory"), 0);
+    fn user(i: usize) -> User {
+        let mut u = User::new(format!("id-{i:05}"), format!("user{i}@example.com"));
+        u.display_name = Some(format!("User {i}"));
+        u
+    }
+    fn member(g: &str, m: MemberRef) -> Membership {
+        Membership {
+            group: g.into(),
+            member: m,
+        }
+    }
+    type Edit = Box<dyn Fn(&mut Snapshot)>;
+    let rounds: Vec<(&str, Edit)> = vec![
+        (
+            "rename, disable, delete a user; move one between groups",
+            Box::new(|s: &mut Snapshot| {
+                s.users[0].display_name = Some("Renamed".into());
+                s.users[1].active = false;
+                s.users.retain(|u| u.source_id != "id-00002");
+                s.memberships.retain(|m| m.member.id != "id-00004");
+                s.memberships
+                    .push(member("g-all", MemberRef::user("id-00004")));
+            }),
+        ),
+        (
+            "the deleted user comes back with no groups, a new one joins the nested team",
+            Box::new(|s: &mut Snapshot| {
+                s.users.push(user(2));
+                s.users.push(user(40));
+                s.memberships
+                    .push(member("g-team", MemberRef::user("id-00040")));
+            }),
+        ),
+        (
+            "the nested team group is deleted; a new group takes two users",
+            Box::new(|s: &mut Snapshot| {
+                s.groups.retain(|g| g.source_id != "g-team");
+                s.memberships
+                    .retain(|m| m.group != "g-team" && m.member.id != "g-team");
+                s.groups.push(Group::new("g-new", "newcomers"));
+                s.memberships
+                    .push(member("g-new", MemberRef::user("id-00006")));
+                s.memberships
+                    .push(member("g-new", MemberRef::user("id-00007")));
+            }),
+        ),
+    ];
+    for (what, edit) in rounds {
+        edit(&mut f.source.0.lock().unwrap());
+        f.rt.ingest("hr").await.unwrap();
+        let inc = sync(&f, Mode::Incremental).await;
+        assert_eq!(inc.status, RunStatus::Succeeded, "{what}");
+        assert_eq!(inc.count("from_memory.directory"), 1, "{what}");
+        assert_eq!(inc.count("from_memory.ledger"), 1, "{what}");
+        assert!(inc.count("applied") > 0, "{what}");
+        // A full run loads everything from the store: it finds nothing left to do.
+        let full = sync(&f, Mode::Full).await;
+        assert_eq!(full.count("from_memory.directory"), 0, "{what}");
+        assert_eq!(full.count("planned"), 0, "{what}: {:?}", full.plan);
+        assert_ledger_matches_target(&f).await;
+    }
+    let (users, groups) = target_view(&f.target);
+    assert!(users.contains(&("user0@example.com".into(), true, Some("Renamed".into()))));
+    assert!(users.contains(&("user2@example.com".into(), true, Some("User 2".into()))));
+    assert_eq!(
+        groups
+            .iter()
+            .find(|g| g.0 == "newcomers")
+            .map(|g| g.1.clone()),
+        Some(vec![
+            "user6@example.com".to_string(),
+            "user7@example.com".to_string()
+        ])
+    );
+
+    // A push deletes user 9 and creates it again at once (as SCIM clients may): the store drops
+    // the user's memberships with the delete, so the user is in no group any more.
+    let nine = f.source.0.lock().unwrap().users[8].clone();
+    assert_eq!(nine.source_id, "id-00009");
+    f.rt.store
+        .apply_changes(
+            "hr",
+            "scim",
+            &[
+                Change::DeleteUser {
+                    source_id: "id-00009".into(),
+                },
+                Change::UpsertUser { user: nine },
+            ],
+            None,
+            0,
+        )
+        .await
+        .unwrap();
+    // (The source agrees, so the runs' own reads of it change nothing more.)
+    f.source
+        .0
+        .lock()
+        .unwrap()
+        .memberships
+        .retain(|m| m.member.id != "id-00009");
+    let inc = sync(&f, Mode::Incremental).await;
+    assert_eq!(inc.count("from_memory.directory"), 1);
+    assert_eq!(inc.count("remove_members.applied"), 1, "{:?}", inc.plan);
+    assert!(!target_view(&f.target)
+        .1
+        .iter()
+        .any(|g| g.1.contains(&"user9@example.com".to_string())));
+    assert_eq!(sync(&f, Mode::Full).await.count("planned"), 0);
+
+    // Another writer changes the ledger (here: it forgets user 5): the next incremental run
+    // sees the version move, loads the ledger from the store, and provisions user 5 again.
+    let mut ledger = f.rt.store.load_ledger("hr-to-app").await.unwrap();
+    ledger.users.remove("id-00005");
+    for m in ledger.members.values_mut() {
+        m.remove("id-00005");
+    }
+    f.rt.store
+        .replace_ledger("hr-to-app", &ledger)
+        .await
+        .unwrap();
+    f.source.0.lock().unwrap().users[3].display_name = Some("Touched".into());
+    f.rt.ingest("hr").await.unwrap();
+    let inc = sync(&f, Mode::Incremental).await;
+    assert_eq!(inc.count("from_memory.directory"), 1);
+    assert_eq!(inc.count("from_memory.ledger"), 0);
+    assert_eq!(inc.count("create_user.applied"), 1, "{:?}", inc.plan);
+}
+
+#[tokio::test]
 async fn retryable_errors_are_retried_and_permanent_ones_recorded() {
     let t = TestTarget::new();
     t.fail_next(

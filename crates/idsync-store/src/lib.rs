@@ -16,7 +16,7 @@ pub use types::*;
 
 use idsync_core::{
     Action, Change, Group, Key, LedgerGroup, LedgerState, LedgerUser, MemberKind, MemberRef,
-    Membership, Snapshot, User,
+    Membership, Refresh, Snapshot, User,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
@@ -214,6 +214,59 @@ impl Store {
             groups,
             memberships,
         })
+    }
+
+    /// The current state of the named users and groups (`None`: not in the directory) and the
+    /// direct memberships of the groups in `membership_groups`: what a [`Refresh`] of a
+    /// directory image needs.
+    pub async fn refresh(
+        &self,
+        dir: &str,
+        users: &BTreeSet<String>,
+        groups: &BTreeSet<String>,
+        membership_groups: &BTreeSet<String>,
+    ) -> Result<Refresh, StoreError> {
+        let mut conn = self.reader.acquire().await?;
+        let list = |ids: &BTreeSet<String>| {
+            serde_json::Value::from(ids.iter().map(String::as_str).collect::<Vec<_>>()).to_string()
+        };
+        let mut out = Refresh {
+            users: users.iter().map(|u| (u.clone(), None)).collect(),
+            ..Refresh::default()
+        };
+        for r in sqlx::query("SELECT data FROM users WHERE dir = $1 AND source_id IN (SELECT value FROM json_each($2))")
+            .bind(dir)
+            .bind(list(users))
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let u: User = decode("user", r.get::<&str, _>(0))?;
+            out.users.insert(u.source_id.clone(), Some(u));
+        }
+        out.groups = groups.iter().map(|g| (g.clone(), None)).collect();
+        for r in sqlx::query("SELECT data FROM groups_ WHERE dir = $1 AND source_id IN (SELECT value FROM json_each($2))")
+            .bind(dir)
+            .bind(list(groups))
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let g: Group = decode("group", r.get::<&str, _>(0))?;
+            out.groups.insert(g.source_id.clone(), Some(g));
+        }
+        out.memberships = membership_groups
+            .iter()
+            .map(|g| (g.clone(), Vec::new()))
+            .collect();
+        for r in sqlx::query("SELECT group_id, member_kind, member_id FROM memberships WHERE dir = $1 AND group_id IN (SELECT value FROM json_each($2))")
+            .bind(dir)
+            .bind(list(membership_groups))
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            let m = membership_row(r.get(0), r.get(1), r.get(2))?;
+            out.memberships.entry(m.group).or_default().push(m.member);
+        }
+        Ok(out)
     }
 
     pub async fn last_seq(&self, dir: &str) -> Result<i64, StoreError> {
@@ -445,7 +498,21 @@ impl Store {
         Ok(ledger)
     }
 
-    pub async fn replace_ledger(&self, flow: &str, ledger: &LedgerState) -> Result<(), StoreError> {
+    /// The version of a flow's ledger: it grows with every write to the ledger.
+    pub async fn ledger_version(&self, flow: &str) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT ledger_version FROM flows WHERE name = $1")
+            .bind(flow)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(row.map_or(0, |r| r.get(0)))
+    }
+
+    /// Replace the ledger; returns its new version.
+    pub async fn replace_ledger(
+        &self,
+        flow: &str,
+        ledger: &LedgerState,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.writer.begin().await?;
         for table in ["ledger_users", "ledger_groups", "ledger_members"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE flow = $1"))
@@ -488,18 +555,19 @@ impl Store {
                 q.build().execute(&mut *tx).await?;
             }
         }
+        let version = bump_ledger_version(&mut tx, flow).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(version)
     }
 
     /// Record operation outcomes: op-log rows and the ledger changes of applied operations, in
-    /// one transaction.
+    /// one transaction. Returns the ledger's new version.
     pub async fn record_ops(
         &self,
         flow: &str,
         run_id: &str,
         records: &[OpRecord],
-    ) -> Result<(), StoreError> {
+    ) -> Result<i64, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut n: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(n), 0) FROM run_ops WHERE run_id = $1")
@@ -533,8 +601,9 @@ impl Store {
                 apply_to_ledger(&mut tx, flow, rec).await?;
             }
         }
+        let version = bump_ledger_version(&mut tx, flow).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(version)
     }
 
     // ---------------------------------------------------------------- runs
@@ -1158,6 +1227,16 @@ async fn upsert_ledger(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+async fn bump_ledger_version(tx: &mut Tx<'_>, flow: &str) -> Result<i64, StoreError> {
+    let v: Option<i64> = sqlx::query_scalar(
+        "UPDATE flows SET ledger_version = ledger_version + 1 WHERE name = $1 RETURNING ledger_version",
+    )
+    .bind(flow)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(v.unwrap_or(0))
 }
 
 async fn update_ledger_data(
