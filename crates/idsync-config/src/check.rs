@@ -226,7 +226,31 @@ impl<'a> Checker<'a> {
             "scim" => {
                 // A push source: idsync's SCIM endpoint at /scim/v2/<directory>/ writes into the
                 // directory; tokens come from `idsync token create <directory>`.
-                self.keys(t, &path, &common);
+                self.keys(
+                    t,
+                    &path,
+                    &[common.as_slice(), &["profile", "verified_domains"]].concat(),
+                );
+                let profile = match self
+                    .choice(t, "profile", &path, &["generic", "atlassian-cloud"])
+                    .as_deref()
+                {
+                    Some("atlassian-cloud") => ScimProfile::AtlassianCloud,
+                    _ => ScimProfile::Generic,
+                };
+                let verified_domains: Vec<String> = self
+                    .str_array(t, "verified_domains", &path)
+                    .into_iter()
+                    .map(|(d, _)| d.to_ascii_lowercase())
+                    .collect();
+                if !verified_domains.is_empty() && profile != ScimProfile::AtlassianCloud {
+                    let span = t.get("verified_domains").and_then(Item::span);
+                    self.err(
+                        &span,
+                        &format!("{path}.verified_domains"),
+                        "verified domains are an Atlassian Cloud rule: set profile = \"atlassian-cloud\"",
+                    );
+                }
                 if interval.is_some() {
                     let span = t.get("interval").and_then(Item::span);
                     self.err(
@@ -239,7 +263,10 @@ impl<'a> Checker<'a> {
                     name: name.to_string(),
                     directory,
                     interval: None,
-                    kind: SourceKind::Scim,
+                    kind: SourceKind::Scim(ScimSourceConfig {
+                        profile,
+                        verified_domains,
+                    }),
                 })
             }
             "msgraph" => {

@@ -99,9 +99,20 @@ pub struct SourceConfig {
 pub enum SourceKind {
     File(FileSourceConfig),
     /// Pushed to through idsync's SCIM endpoint.
-    Scim,
+    Scim(ScimSourceConfig),
     /// Microsoft Entra ID or Azure AD B2C through Microsoft Graph.
     MsGraph(MsGraphSourceConfig),
+}
+
+/// `[sources.x] type = "scim"`: how the directory's SCIM endpoint behaves.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScimSourceConfig {
+    /// `generic`, or `atlassian-cloud`: the endpoint behaves as Atlassian Cloud's user
+    /// provisioning API does (served at `/scim/directory/<directory>` too, pages of at most
+    /// 100, no group renames, users of verified domains only, no bulk), to stand in for it.
+    pub profile: ScimProfile,
+    /// With `atlassian-cloud`: the organisation's verified domains (lowercase).
+    pub verified_domains: Vec<String>,
 }
 
 /// How a Graph source signs in.
@@ -187,8 +198,9 @@ pub enum TargetKind {
     Scim(ScimTargetConfig),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ScimProfile {
+    #[default]
     Generic,
     AtlassianCloud,
 }

@@ -118,6 +118,9 @@ pub struct Runtime {
     pub targets: BTreeMap<String, TargetEntry>,
     pub flows: BTreeMap<String, FlowEntry>,
     pub retention_days: u32,
+    /// Directories pushed to through the SCIM endpoint, with how the endpoint behaves for each
+    /// (directories not listed get the generic behaviour).
+    pub push_endpoints: BTreeMap<String, idsync_config::ScimSourceConfig>,
     /// Per flow, its directory image and ledger between runs.
     memory: std::sync::Mutex<std::collections::HashMap<String, FlowMemory>>,
 }
@@ -141,6 +144,7 @@ impl Runtime {
             targets: BTreeMap::new(),
             flows: BTreeMap::new(),
             retention_days: 30,
+            push_endpoints: BTreeMap::new(),
             memory: std::sync::Mutex::default(),
         }
     }
@@ -153,7 +157,10 @@ impl Runtime {
         for (name, sc) in &config.sources {
             let source: Arc<dyn Source> = match &sc.kind {
                 // Push sources write straight into their directory: nothing to read.
-                SourceKind::Scim => continue,
+                SourceKind::Scim(p) => {
+                    rt.push_endpoints.insert(sc.directory.clone(), p.clone());
+                    continue;
+                }
                 SourceKind::MsGraph(g) => Arc::new(graph_source(name, g, rt.clock.clone())?),
                 SourceKind::File(f) => Arc::new(FileSource::new(FileSourceConfig {
                     format: match f.format {

@@ -9,6 +9,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
 use axum::Router;
+use idsync_config::ScimProfile;
 use idsync_core::{Change, MemberKind, MemberRef};
 use idsync_engine::{Service, Trigger};
 use idsync_scim::filter::{values, AttrPath, Filter};
@@ -28,6 +29,8 @@ use std::sync::Arc;
 
 /// Most resources in one page.
 pub const MAX_RESULTS: usize = 200;
+/// Most resources in one page of a directory that behaves as Atlassian Cloud.
+pub const ATLASSIAN_MAX_RESULTS: usize = 100;
 /// Most operations in one bulk request, and its largest body in bytes.
 pub const BULK_MAX_OPERATIONS: usize = 1000;
 pub const BULK_MAX_PAYLOAD: usize = 1_048_576;
@@ -107,42 +110,45 @@ pub(crate) fn router(svc: Arc<Service>, public_url: Option<String>) -> Router {
         svc,
         public_url: public_url.map(Arc::from),
     };
+    // Every directory at /scim/v2/<dir>; one whose endpoint behaves as Atlassian Cloud's also
+    // at Atlassian's own path, /scim/directory/<dir>.
     Router::new()
+        .merge(routes("/scim/v2/{dir}"))
+        .merge(routes("/scim/directory/{dir}"))
+        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .with_state(state)
+}
+
+fn routes(prefix: &str) -> Router<ScimState> {
+    let at = |path: &str| format!("{prefix}{path}");
+    Router::new()
+        .route(&at("/ServiceProviderConfig"), get(service_provider_config))
+        .route(&at("/ResourceTypes"), get(resource_types))
+        .route(&at("/ResourceTypes/{id}"), get(resource_type))
+        .route(&at("/Schemas"), get(schemas))
+        .route(&at("/Schemas/{id}"), get(schema))
+        .route(&at("/Users"), get(list_users).post(create_user))
         .route(
-            "/scim/v2/{dir}/ServiceProviderConfig",
-            get(service_provider_config),
-        )
-        .route("/scim/v2/{dir}/ResourceTypes", get(resource_types))
-        .route("/scim/v2/{dir}/ResourceTypes/{id}", get(resource_type))
-        .route("/scim/v2/{dir}/Schemas", get(schemas))
-        .route("/scim/v2/{dir}/Schemas/{id}", get(schema))
-        .route("/scim/v2/{dir}/Users", get(list_users).post(create_user))
-        .route(
-            "/scim/v2/{dir}/Users/{id}",
+            &at("/Users/{id}"),
             get(get_user)
                 .put(replace_user)
                 .patch(patch_user)
                 .delete(delete_user),
         )
-        .route("/scim/v2/{dir}/Groups", get(list_groups).post(create_group))
+        .route(&at("/Groups"), get(list_groups).post(create_group))
         .route(
-            "/scim/v2/{dir}/Groups/{id}",
+            &at("/Groups/{id}"),
             get(get_group)
                 .put(replace_group)
                 .patch(patch_group)
                 .delete(delete_group),
         )
-        .route(
-            "/scim/v2/{dir}/Me",
-            get(me).post(me).put(me).patch(me).delete(me),
-        )
-        .route("/scim/v2/{dir}/.search", post(search_all))
-        .route("/scim/v2/{dir}/Bulk", post(bulk))
-        .route("/scim/v2/{dir}/Users/.search", post(search_users_post))
-        .route("/scim/v2/{dir}/Groups/.search", post(search_groups_post))
-        .route("/scim/v2/{dir}/{*rest}", any(no_such_endpoint))
-        .route_layer(middleware::from_fn_with_state(state.clone(), authenticate))
-        .with_state(state)
+        .route(&at("/Me"), get(me).post(me).put(me).patch(me).delete(me))
+        .route(&at("/.search"), post(search_all))
+        .route(&at("/Bulk"), post(bulk))
+        .route(&at("/Users/.search"), post(search_users_post))
+        .route(&at("/Groups/.search"), post(search_groups_post))
+        .route(&at("/{*rest}"), any(no_such_endpoint))
 }
 
 async fn authenticate(
@@ -168,7 +174,15 @@ async fn authenticate(
     }
     let now = st.svc.runtime.clock.now_ms();
     match st.svc.runtime.store.verify_token(&secret, now).await? {
-        Some(token) if token.directory == dir => Ok(next.run(req).await),
+        Some(token) if token.directory == dir => {
+            if req.uri().path().starts_with("/scim/directory/") && st.atlassian(&dir).is_none() {
+                return Err(ScimError::not_found(format!(
+                    "directory {dir:?} does not behave as Atlassian Cloud: its endpoint is /scim/v2/{dir}"
+                ))
+                .into());
+            }
+            Ok(next.run(req).await)
+        }
         _ => Err(ScimError::unauthorized().into()),
     }
 }
@@ -185,7 +199,55 @@ impl ScimState {
                 format!("http://{host}")
             }
         };
-        format!("{root}/scim/v2/{dir}")
+        if self.atlassian(dir).is_some() {
+            format!("{root}/scim/directory/{dir}")
+        } else {
+            format!("{root}/scim/v2/{dir}")
+        }
+    }
+
+    /// The verified domains of a directory whose endpoint behaves as Atlassian Cloud's.
+    fn atlassian(&self, dir: &str) -> Option<&[String]> {
+        self.svc
+            .runtime
+            .push_endpoints
+            .get(dir)
+            .filter(|p| p.profile == ScimProfile::AtlassianCloud)
+            .map(|p| p.verified_domains.as_slice())
+    }
+
+    /// Most resources in one page: Atlassian Cloud serves at most 100.
+    fn max_results(&self, dir: &str) -> usize {
+        if self.atlassian(dir).is_some() {
+            ATLASSIAN_MAX_RESULTS
+        } else {
+            MAX_RESULTS
+        }
+    }
+
+    /// Atlassian Cloud provisions only users of the organisation's verified domains.
+    fn check_domain(&self, dir: &str, user: &idsync_core::User) -> Result<(), ScimError> {
+        let Some(domains) = self.atlassian(dir) else {
+            return Ok(());
+        };
+        let address = user
+            .emails
+            .iter()
+            .find(|e| e.primary)
+            .or_else(|| user.emails.first())
+            .map_or(user.user_name.as_str(), |e| e.value.as_str());
+        let domain = address
+            .rsplit_once('@')
+            .map(|(_, d)| d.to_ascii_lowercase())
+            .unwrap_or_default();
+        if domains.contains(&domain) {
+            Ok(())
+        } else {
+            Err(ScimError::invalid_value(format!(
+                "{address:?} is not in a verified domain of this organization ({}): Atlassian Cloud provisions only users of verified domains",
+                domains.join(", ")
+            )))
+        }
     }
 
     fn now(&self) -> i64 {
@@ -281,7 +343,7 @@ struct Paging {
     count: usize,
 }
 
-fn paging(p: &ListParams) -> Result<Paging, ScimError> {
+fn paging(p: &ListParams, max: usize) -> Result<Paging, ScimError> {
     let num = |s: &Option<String>, what: &str| -> Result<Option<i64>, ScimError> {
         s.as_deref()
             .map(|v| {
@@ -292,9 +354,7 @@ fn paging(p: &ListParams) -> Result<Paging, ScimError> {
             .transpose()
     };
     let start = num(&p.start_index, "startIndex")?.unwrap_or(1).max(1);
-    let count = num(&p.count, "count")?
-        .unwrap_or(100)
-        .clamp(0, MAX_RESULTS as i64);
+    let count = num(&p.count, "count")?.unwrap_or(100).clamp(0, max as i64);
     Ok(Paging {
         start: usize::try_from(start).unwrap_or(1),
         count: usize::try_from(count).unwrap_or(0),
@@ -305,6 +365,7 @@ fn list_response(
     mut items: Vec<Value>,
     p: &ListParams,
     schema: &ResourceSchema,
+    max: usize,
 ) -> Result<Value, ScimError> {
     if let Some(sort_by) = p.sort_by.as_deref().filter(|s| !s.trim().is_empty()) {
         let path = AttrPath::parse(sort_by.trim()).map_err(|_| {
@@ -337,7 +398,7 @@ fn list_response(
             items.reverse();
         }
     }
-    let pg = paging(p)?;
+    let pg = paging(p, max)?;
     let total = items.len();
     let page: Vec<Value> = items
         .into_iter()
@@ -361,14 +422,19 @@ async fn service_provider_config(
     headers: HeaderMap,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
+    let bulk = if st.atlassian(&dir).is_some() {
+        json!({"supported": false, "maxOperations": 0, "maxPayloadSize": 0})
+    } else {
+        json!({"supported": true, "maxOperations": BULK_MAX_OPERATIONS, "maxPayloadSize": BULK_MAX_PAYLOAD})
+    };
     Ok(scim_json(
         StatusCode::OK,
         &json!({
             "schemas": [SERVICE_PROVIDER_CONFIG_SCHEMA],
             "documentationUri": "https://github.com/idsync/idsync",
             "patch": {"supported": true},
-            "bulk": {"supported": true, "maxOperations": BULK_MAX_OPERATIONS, "maxPayloadSize": BULK_MAX_PAYLOAD},
-            "filter": {"supported": true, "maxResults": MAX_RESULTS},
+            "bulk": bulk,
+            "filter": {"supported": true, "maxResults": st.max_results(&dir)},
             "changePassword": {"supported": false},
             "sort": {"supported": true},
             "etag": {"supported": true},
@@ -546,7 +612,7 @@ async fn list_users(
     Query(p): Query<ListParams>,
 ) -> ScimResult {
     let items = search_users(&st, &dir, &headers, &p).await?;
-    let mut body = list_response(items, &p, &USER_RESOURCE)?;
+    let mut body = list_response(items, &p, &USER_RESOURCE, st.max_results(&dir))?;
     project_list(&mut body, &p);
     Ok(scim_json(StatusCode::OK, &body, None, None))
 }
@@ -671,6 +737,7 @@ async fn create_user(
     let body = parse_body(&body)?;
     let id = uuid::Uuid::new_v4().to_string();
     let user = user_from_scim(&body, &id)?;
+    st.check_domain(&dir, &user)?;
     let check = Unique::UserName {
         name: user.user_name.clone(),
         except: None,
@@ -709,6 +776,7 @@ async fn save_user(
     current: UserView,
     mut user: idsync_core::User,
 ) -> ScimResult {
+    st.check_domain(dir, &user)?;
     let check = Unique::UserName {
         name: user.user_name.clone(),
         except: Some(current.su.user.source_id.clone()),
@@ -904,7 +972,7 @@ async fn list_groups(
     Query(p): Query<ListParams>,
 ) -> ScimResult {
     let items = search_groups(&st, &dir, &headers, &p).await?;
-    let mut body = list_response(items, &p, &GROUP_RESOURCE)?;
+    let mut body = list_response(items, &p, &GROUP_RESOURCE, st.max_results(&dir))?;
     project_list(&mut body, &p);
     Ok(scim_json(StatusCode::OK, &body, None, None))
 }
@@ -1000,7 +1068,7 @@ async fn search(
     } else {
         &GROUP_RESOURCE
     };
-    let mut out = list_response(items, &p, schema)?;
+    let mut out = list_response(items, &p, schema, st.max_results(dir))?;
     project_list(&mut out, &p);
     Ok(scim_json(StatusCode::OK, &out, None, None))
 }
@@ -1124,6 +1192,13 @@ async fn save_group(
     };
     let (before, have) = match current {
         Some(c) => {
+            if st.atlassian(dir).is_some() && c.sg.group.display_name != group.display_name {
+                return Err(ScimError::mutability(format!(
+                    "group {:?} cannot be renamed {:?}: Atlassian Cloud does not support group renames",
+                    c.sg.group.display_name, group.display_name
+                ))
+                .into());
+            }
             group.id.clone_from(&c.sg.group.id);
             let changed = group != c.sg.group;
             (
@@ -1327,6 +1402,14 @@ async fn bulk(
     headers: HeaderMap,
     body: Bytes,
 ) -> ScimResult {
+    if st.atlassian(&dir).is_some() {
+        return Err(ScimError::new(
+            501,
+            None,
+            "Atlassian Cloud's user provisioning API has no /Bulk endpoint",
+        )
+        .into());
+    }
     if body.len() > BULK_MAX_PAYLOAD {
         return Err(ScimError::new(
             413,

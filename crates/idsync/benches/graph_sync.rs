@@ -105,7 +105,7 @@ fn start_atlassian(dir: &Path) -> Result<(Kill, String, String), String> {
     let port = free_port()?;
     std::fs::write(
         dir.join("idsync.toml"),
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\n[sources.atlassian]\ntype = \"scim\"\n"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\n[sources.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"contoso.com\"]\n"),
     )
     .map_err(|e| e.to_string())?;
     let bin = env!("CARGO_BIN_EXE_idsync");
@@ -139,7 +139,7 @@ fn start_atlassian(dir: &Path) -> Result<(Kill, String, String), String> {
     }
     Ok((
         kill,
-        format!("http://127.0.0.1:{port}/scim/v2/atlassian"),
+        format!("http://127.0.0.1:{port}/scim/directory/atlassian"),
         token,
     ))
 }

@@ -107,7 +107,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     store.close().await;
     std::fs::write(dir.join("atlassian.token"), &secret)?;
     let config = format!(
-        "# Written by `idsync demo`.\n[store]\npath = \"idsync.db\"\n\n[server]\nlisten = \"{addr}\"\n\n[log]\nlevel = \"warn\"\n\n{}interval = \"2s\"\n\n[sources.atlassian-cloud]\ntype = \"scim\"\ndirectory = \"{TARGET_DIR}\"\n\n[targets.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nurl = \"http://{addr}/scim/v2/{TARGET_DIR}\"\ntoken = \"${{file:atlassian.token}}\"\nverified_domains = [\"{domain}\"]\n\n[flows.{FLOW}]\nsource = \"entra\"\ntarget = \"atlassian\"\n",
+        "# Written by `idsync demo`.\n[store]\npath = \"idsync.db\"\n\n[server]\nlisten = \"{addr}\"\n\n[log]\nlevel = \"warn\"\n\n{}interval = \"2s\"\n\n[sources.atlassian-cloud]\ntype = \"scim\"\ndirectory = \"{TARGET_DIR}\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"{domain}\"]\n\n[targets.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nurl = \"http://{addr}/scim/directory/{TARGET_DIR}\"\ntoken = \"${{file:atlassian.token}}\"\nverified_domains = [\"{domain}\"]\n\n[flows.{FLOW}]\nsource = \"entra\"\ntarget = \"atlassian\"\n",
         source_snippet(&sim, &opts, "entra", "entra")
     );
     let config_path = dir.join("idsync.toml");
@@ -119,7 +119,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    println!("2/4  simulated Atlassian Cloud: idsync's SCIM endpoint at http://{addr}/scim/v2/{TARGET_DIR}");
+    println!("2/4  simulated Atlassian Cloud: idsync's SCIM endpoint behaving as Atlassian's (verified domain {domain}, pages of 100, no group renames) at http://{addr}/scim/directory/{TARGET_DIR}");
 
     // 3. The first full sync.
     println!("3/4  first full sync, tenant to Atlassian Cloud ...");
@@ -259,7 +259,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     println!("Look at the result:");
     println!("  idsync -c {} runs", config_path.display());
     println!("  curl http://{addr}/api/v1/flows");
-    println!("  curl -H \"Authorization: Bearer $(cat {})\" 'http://{addr}/scim/v2/{TARGET_DIR}/Users?count=5'", dir.join("atlassian.token").display());
+    println!("  curl -H \"Authorization: Bearer $(cat {})\" 'http://{addr}/scim/directory/{TARGET_DIR}/Users?count=5'", dir.join("atlassian.token").display());
     println!("  the simulated tenant: {} (tenant {}), change it with the admin app (client_id {}, secret {})", sim.root, sim.tenant_id, opts.admin.client_id, opts.admin.client_secret);
     let code = u8::from(!missing.is_empty()) * 3;
     if !args.exit {

@@ -561,7 +561,7 @@ async fn token(rt: &Runtime, config: &Config, command: TokenCommand) -> anyhow::
     match command {
         TokenCommand::Create { directory, name } => {
             let pushed = config.sources.values().any(|s| {
-                s.directory == directory && matches!(s.kind, idsync_config::SourceKind::Scim)
+                s.directory == directory && matches!(s.kind, idsync_config::SourceKind::Scim(_))
             });
             if !pushed {
                 eprintln!(

@@ -779,6 +779,188 @@ fn scim_endpoint_speaks_entra() {
 
 /// An `idsync serve` whose directory `apps` takes SCIM pushes: idsync's own endpoint as a
 /// provisioning target.
+#[test]
+fn scim_endpoint_can_behave_as_atlassian_cloud() {
+    use serde_json::{json, Value};
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[sources.atl]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"Example.com\"]\n\n[sources.plain]\ntype = \"scim\"\n"
+        ),
+    )
+    .unwrap();
+    let token_for = |d: &str| {
+        let o = run(dir.path(), &["token", "create", d]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    let (token, plain_token) = (token_for("atl"), token_for("plain"));
+    let _server = Server(
+        idsync()
+            .arg("--config")
+            .arg(dir.path().join("idsync.toml"))
+            .arg("serve")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let root = format!("http://127.0.0.1:{port}");
+    let http = reqwest::blocking::Client::new();
+    wait_for("healthz", || {
+        http.get(format!("{root}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    let call = |method: reqwest::Method, url: String, token: &str, body: Option<Value>| {
+        let mut rb = http.request(method, url).bearer_auth(token);
+        if let Some(b) = body {
+            rb = rb
+                .header("Content-Type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let r = rb.send().unwrap();
+        let status = r.status().as_u16();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
+        let v = serde_json::from_str::<Value>(&r.text().unwrap()).unwrap_or(Value::Null);
+        (status, v, location)
+    };
+    let base = format!("{root}/scim/directory/atl");
+    let user = |name: &str| json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": name, "emails": [{"value": name, "type": "work", "primary": true}], "active": true});
+    use reqwest::Method;
+
+    // Atlassian's path, and its locations.
+    let (st, v, loc) = call(
+        Method::POST,
+        format!("{base}/Users"),
+        &token,
+        Some(user("ada@example.com")),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert!(loc.unwrap().starts_with(&format!("{base}/Users/")));
+    // Only verified domains (compared in any case).
+    let (st, v, _) = call(
+        Method::POST,
+        format!("{base}/Users"),
+        &token,
+        Some(user("eve@elsewhere.org")),
+    );
+    assert_eq!(
+        (st, v["scimType"].as_str()),
+        (400, Some("invalidValue")),
+        "{v}"
+    );
+    assert!(
+        v["detail"].as_str().unwrap().contains("verified domain"),
+        "{v}"
+    );
+
+    // Pages of at most 100.
+    for i in 0..105 {
+        let (st, v, _) = call(
+            Method::POST,
+            format!("{base}/Users"),
+            &token,
+            Some(user(&format!("u{i}@EXAMPLE.com"))),
+        );
+        assert_eq!(st, 201, "{v}");
+    }
+    let (_, page, _) = call(Method::GET, format!("{base}/Users?count=500"), &token, None);
+    assert_eq!(
+        (page["totalResults"].as_u64(), page["itemsPerPage"].as_u64()),
+        (Some(106), Some(100)),
+        "{page}"
+    );
+
+    // No group renames; member changes are fine.
+    let (st, g, _) = call(
+        Method::POST,
+        format!("{base}/Groups"),
+        &token,
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "jira-users"}),
+        ),
+    );
+    assert_eq!(st, 201, "{g}");
+    let gid = g["id"].as_str().unwrap().to_string();
+    let rename = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "replace", "path": "displayName", "value": "jira-people"}]});
+    let (st, v, _) = call(
+        Method::PATCH,
+        format!("{base}/Groups/{gid}"),
+        &token,
+        Some(rename),
+    );
+    assert_eq!(
+        (st, v["scimType"].as_str()),
+        (400, Some("mutability")),
+        "{v}"
+    );
+    let (_, g, _) = call(Method::GET, format!("{base}/Groups/{gid}"), &token, None);
+    assert_eq!(g["displayName"], "jira-users");
+    let uid = page["Resources"][0]["id"].as_str().unwrap();
+    let add = json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [{"op": "add", "path": "members", "value": [{"value": uid}]}]});
+    let (st, v, _) = call(
+        Method::PATCH,
+        format!("{base}/Groups/{gid}"),
+        &token,
+        Some(add),
+    );
+    assert_eq!(st, 204, "{v}");
+
+    // No bulk, and discovery says so.
+    let (st, _, _) = call(
+        Method::POST,
+        format!("{base}/Bulk"),
+        &token,
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "Operations": []}),
+        ),
+    );
+    assert_eq!(st, 501);
+    let (_, spc, _) = call(
+        Method::GET,
+        format!("{base}/ServiceProviderConfig"),
+        &token,
+        None,
+    );
+    assert_eq!(spc["bulk"]["supported"], false, "{spc}");
+    assert_eq!(spc["filter"]["maxResults"], 100, "{spc}");
+
+    // The same directory at /scim/v2 (same data); a generic directory has no Atlassian path.
+    let (_, v2, _) = call(
+        Method::GET,
+        format!("{root}/scim/v2/atl/Groups/{gid}"),
+        &token,
+        None,
+    );
+    assert_eq!(v2["members"].as_array().map(Vec::len), Some(1), "{v2}");
+    let (st, _, _) = call(
+        Method::GET,
+        format!("{root}/scim/directory/plain/Users"),
+        &plain_token,
+        None,
+    );
+    assert_eq!(st, 404);
+    let (st, v, _) = call(
+        Method::POST,
+        format!("{root}/scim/v2/plain/Users"),
+        &plain_token,
+        Some(user("eve@elsewhere.org")),
+    );
+    assert_eq!(st, 201, "a generic directory takes any domain: {v}");
+}
+
 fn idsync_scim_peer() -> (Server, tempfile::TempDir, String, String) {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
