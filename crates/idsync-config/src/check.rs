@@ -743,6 +743,8 @@ impl<'a> Checker<'a> {
                 "max_retries",
                 "full_reconcile_interval",
                 "enabled",
+                "deletion_threshold",
+                "deletion_threshold_percent",
             ],
         );
         let source = self.string(t, "source", &path);
@@ -787,6 +789,16 @@ impl<'a> Checker<'a> {
         let max_retries = self.int(t, "max_retries", &path, 0, 20).unwrap_or(5);
         let full_reconcile_interval = self.duration(t, "full_reconcile_interval", &path);
         let enabled = self.boolean(t, "enabled", &path).unwrap_or(true);
+        let defaults = idsync_core::DeletionThreshold::default();
+        let deletion_threshold = idsync_core::DeletionThreshold {
+            count: match self.int(t, "deletion_threshold", &path, 0, 100_000_000) {
+                Some(n) => usize::try_from(n).ok(),
+                None => defaults.count,
+            },
+            percent: self
+                .float(t, "deletion_threshold_percent", &path, 0.0, 100.0)
+                .or(defaults.percent),
+        };
         Some(FlowConfig {
             name: name.to_string(),
             source: source?,
@@ -800,6 +812,7 @@ impl<'a> Checker<'a> {
             max_retries: u32::try_from(max_retries).unwrap_or(5),
             full_reconcile_interval,
             enabled,
+            deletion_threshold,
         })
     }
 

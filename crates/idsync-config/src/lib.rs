@@ -247,6 +247,8 @@ pub struct FlowConfig {
     pub max_retries: u32,
     pub full_reconcile_interval: Option<Duration>,
     pub enabled: bool,
+    /// Above it a run holds its deprovisions for `idsync approve` / `idsync reject`.
+    pub deletion_threshold: idsync_core::DeletionThreshold,
 }
 
 impl FlowConfig {

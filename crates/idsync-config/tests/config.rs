@@ -70,6 +70,17 @@ fn the_example_file_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("idsync.example.toml");
     let c = load(&path).unwrap();
     assert_eq!(c.sources.len(), 4);
+    assert_eq!(
+        c.flows["hr-to-app"].deletion_threshold,
+        idsync_core::DeletionThreshold {
+            count: Some(500),
+            percent: Some(10.0)
+        }
+    );
+    assert_eq!(
+        c.flows["entra-to-atlassian"].deletion_threshold,
+        idsync_core::DeletionThreshold::default()
+    );
     let SourceKind::MsGraph(g) = &c.sources["entra-graph"].kind else {
         panic!("entra-graph is a msgraph source");
     };
@@ -150,6 +161,24 @@ fn graph_source_takes_a_secret_or_a_certificate_never_both_nor_neither() {
             .iter()
             .any(|e| e.key == "sources.g.client_certificate_key"),
         "{key_alone:?}"
+    );
+}
+
+#[test]
+fn deletion_threshold_errors_name_their_keys() {
+    let text = GOOD.replace(
+        "target = \"app\"\n",
+        "target = \"app\"\ndeletion_threshold = -1\ndeletion_threshold_percent = 150\n",
+    );
+    let e = errors(&text);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert!(
+        keys.contains(&"flows.hr-to-app.deletion_threshold"),
+        "{keys:?}"
+    );
+    assert!(
+        keys.contains(&"flows.hr-to-app.deletion_threshold_percent"),
+        "{keys:?}"
     );
 }
 

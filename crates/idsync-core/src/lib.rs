@@ -25,8 +25,8 @@ pub use model::{
     Snapshot, User,
 };
 pub use plan::{
-    plan, Action, DeprovisionAction, GroupDeletion, GroupRename, Operation, Plan, PlanOptions,
-    Reason,
+    plan, Action, DeletionThreshold, DeprovisionAction, GroupDeletion, GroupRename, Operation,
+    Plan, PlanOptions, Reason,
 };
 pub use state::{
     desired_state, observed_ledger, DesiredState, LedgerGroup, LedgerState, LedgerUser,

@@ -283,6 +283,81 @@ impl Plan {
             .filter(|o| o.action.is_deprovision())
             .count()
     }
+
+    /// Take out the deprovisioning of every user not in `allowed`, with the removal of those
+    /// users from groups (a held user keeps its access until the hold is answered). Returns
+    /// what was taken out, in plan order.
+    pub fn hold_deprovisions(&mut self, allowed: &BTreeSet<String>) -> Vec<Operation> {
+        let held_users: BTreeSet<String> = self
+            .operations
+            .iter()
+            .filter(|o| o.action.is_deprovision() && !allowed.contains(&o.key))
+            .map(|o| o.key.clone())
+            .collect();
+        if held_users.is_empty() {
+            return Vec::new();
+        }
+        let mut held = Vec::new();
+        let mut kept = Vec::with_capacity(self.operations.len());
+        for mut op in std::mem::take(&mut self.operations) {
+            if op.action.is_deprovision() && held_users.contains(&op.key) {
+                held.push(op);
+                continue;
+            }
+            if let Action::RemoveMembers { group, users } = &mut op.action {
+                let (hold, keep): (Vec<Key>, Vec<Key>) = std::mem::take(users)
+                    .into_iter()
+                    .partition(|u| held_users.contains(&**u));
+                if !hold.is_empty() {
+                    held.push(Operation {
+                        key: op.key.clone(),
+                        action: Action::RemoveMembers {
+                            group: group.clone(),
+                            users: hold,
+                        },
+                        reason: op.reason.clone(),
+                    });
+                }
+                if keep.is_empty() {
+                    continue;
+                }
+                *users = keep;
+            }
+            kept.push(op);
+        }
+        self.operations = kept;
+        held
+    }
+}
+
+/// The accidental-deletion threshold of a flow: the most users one run may deprovision on its
+/// own, as a count and as a share of the users the flow has provisioned. Above it, a run holds
+/// its deprovisions until an admin approves or rejects them.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DeletionThreshold {
+    pub count: Option<usize>,
+    pub percent: Option<f64>,
+}
+
+impl Default for DeletionThreshold {
+    /// 500 deprovisions per run, as Microsoft Entra's provisioning service suggests.
+    fn default() -> Self {
+        DeletionThreshold {
+            count: Some(500),
+            percent: None,
+        }
+    }
+}
+
+impl DeletionThreshold {
+    /// Whether `deprovisions` out of `provisioned` users is above the threshold.
+    pub fn exceeded(&self, deprovisions: usize, provisioned: usize) -> bool {
+        let by_count = self.count.is_some_and(|c| deprovisions > c);
+        let by_share = self.percent.is_some_and(|p| {
+            provisioned > 0 && deprovisions as f64 * 100.0 > p * provisioned as f64
+        });
+        by_count || by_share
+    }
 }
 
 /// Compute the plan that brings the target from `ledger` to `desired`.

@@ -366,3 +366,96 @@ fn reconcile_repairs_drift_seen_in_the_target() {
         ]
     );
 }
+
+#[test]
+fn deletion_threshold_by_count_and_by_share() {
+    let t = DeletionThreshold {
+        count: Some(10),
+        percent: Some(5.0),
+    };
+    assert!(!t.exceeded(10, 1000), "10 of 1000 is at the count and 1%");
+    assert!(t.exceeded(11, 1000), "above the count");
+    assert!(t.exceeded(6, 100), "6% of 100 is above 5%");
+    assert!(!t.exceeded(5, 100), "exactly 5% is not above");
+    assert!(!t.exceeded(3, 0), "no share of nothing");
+    let off = DeletionThreshold {
+        count: None,
+        percent: None,
+    };
+    assert!(!off.exceeded(1_000_000, 10));
+    assert!(DeletionThreshold::default().exceeded(501, 1_000_000));
+}
+
+#[test]
+fn holding_deprovisions_keeps_held_users_in_their_groups() {
+    let u = |id: &str| User::new(id, format!("{id}@example.com"));
+    let op = |key: &str, action: Action| Operation {
+        key: key.into(),
+        action,
+        reason: Reason::RemovedFromSource,
+    };
+    let disable = |id: &str| {
+        let mut after = u(id);
+        after.active = false;
+        op(
+            id,
+            Action::DisableUser {
+                before: u(id),
+                after,
+            },
+        )
+    };
+    let mut p = Plan {
+        operations: vec![
+            op("new", Action::CreateUser { user: u("new") }),
+            op(
+                "g1",
+                Action::RemoveMembers {
+                    group: "one".into(),
+                    users: vec![Key::from("a"), Key::from("b"), Key::from("c")],
+                },
+            ),
+            op(
+                "g2",
+                Action::RemoveMembers {
+                    group: "two".into(),
+                    users: vec![Key::from("a")],
+                },
+            ),
+            disable("a"),
+            disable("b"),
+        ],
+        warnings: Vec::new(),
+    };
+    let approved: std::collections::BTreeSet<String> = ["b".to_string()].into();
+    let held = p.hold_deprovisions(&approved);
+    // a is held with both its group removals; b (approved) and c (still in the source, just
+    // leaving group one) go ahead.
+    let names = |ops: &[Operation]| -> Vec<(String, String, usize)> {
+        ops.iter()
+            .map(|o| {
+                let n = match &o.action {
+                    Action::RemoveMembers { users, .. } => users.len(),
+                    _ => 1,
+                };
+                (o.key.clone(), o.action.name().to_string(), n)
+            })
+            .collect()
+    };
+    assert_eq!(
+        names(&held),
+        vec![
+            ("g1".into(), "remove_members".into(), 1),
+            ("g2".into(), "remove_members".into(), 1),
+            ("a".into(), "disable_user".into(), 1)
+        ]
+    );
+    assert_eq!(
+        names(&p.operations),
+        vec![
+            ("new".into(), "create_user".into(), 1),
+            ("g1".into(), "remove_members".into(), 2),
+            ("b".into(), "disable_user".into(), 1)
+        ]
+    );
+}

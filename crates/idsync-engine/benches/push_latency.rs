@@ -76,6 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 plan: PlanOptions::default(),
                 concurrency: 8,
                 backoff: Backoff::default(),
+                deletion_threshold: idsync_core::DeletionThreshold::default(),
             },
             source: None,
             enabled: true,

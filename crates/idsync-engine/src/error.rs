@@ -25,6 +25,8 @@ pub enum EngineError {
     UnknownSource(String),
     #[error("no run with id {0:?}")]
     UnknownRun(String),
+    #[error("run {run} is not waiting for approval: {why}")]
+    NotHeld { run: String, why: String },
     #[error("{0}")]
     Setup(String),
 }

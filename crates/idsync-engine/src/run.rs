@@ -6,11 +6,12 @@ use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
 use idsync_core::{
-    desired_state, observed_ledger, plan, Action, Clock, DirectoryImage, Key, LedgerState,
-    Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp, User,
+    desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold, DirectoryImage, Key,
+    LedgerState, Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp, User,
 };
 use idsync_store::{NewRun, OpRecord, RunCounts, RunStatus, Store};
 use serde::Serialize;
+use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 use tracing::Instrument;
 
@@ -23,6 +24,7 @@ pub struct FlowSpec {
     pub plan: PlanOptions,
     pub concurrency: usize,
     pub backoff: Backoff,
+    pub deletion_threshold: DeletionThreshold,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -32,6 +34,8 @@ pub enum Trigger {
     Manual,
     Push,
     Login,
+    /// An admin approved the deprovisions a run held.
+    Approval,
 }
 
 impl Trigger {
@@ -41,6 +45,7 @@ impl Trigger {
             Trigger::Manual => "manual",
             Trigger::Push => "push",
             Trigger::Login => "login",
+            Trigger::Approval => "approval",
         }
     }
 }
@@ -152,8 +157,18 @@ async fn run_inner(
 
     // Taken: a run that fails leaves no memory behind, and the next one loads from the store.
     let remembered = memory.take();
+    // A hold waiting for an answer: an approval run may deprovision the users it held; any other
+    // run holds its deprovisions too until the hold is answered.
+    let pending = store.pending_hold(&flow.name).await?;
+    let hold = HoldContext {
+        approved: match (&pending, opts.trigger) {
+            (Some(p), Trigger::Approval) => store.held_keys(&p.id).await?,
+            _ => BTreeSet::new(),
+        },
+        waiting: pending.is_some() && opts.trigger != Trigger::Approval,
+    };
     let result = plan_and_apply(
-        store, flow, target, limiter, opts, progress, clock, &run_id, remembered,
+        store, flow, target, limiter, opts, progress, clock, &run_id, remembered, hold,
     )
     .await
     .map_err(|e| match e {
@@ -166,7 +181,10 @@ async fn run_inner(
             *memory = kept;
             let failed = counts.0.get("failed").copied().unwrap_or(0);
             let applied = counts.0.get("applied").copied().unwrap_or(0);
-            let status = if failed == 0 {
+            let held = counts.0.get("held").copied().unwrap_or(0);
+            let status = if held > 0 {
+                RunStatus::Held
+            } else if failed == 0 {
                 RunStatus::Succeeded
             } else if applied > 0 {
                 RunStatus::PartiallyFailed
@@ -177,6 +195,16 @@ async fn run_inner(
                 store
                     .finish_run(&run_id, status, &counts, ended_ms, None)
                     .await?;
+                if let (Some(p), Trigger::Approval) = (&pending, opts.trigger) {
+                    store.resolve_hold(&p.id, "approved", ended_ms).await?;
+                }
+                if status == RunStatus::Held {
+                    store.supersede_holds(&flow.name, &run_id, ended_ms).await?;
+                    tracing::warn!(
+                        held,
+                        "deprovisions held: answer with `idsync approve {run_id}` or `idsync reject {run_id}`"
+                    );
+                }
             }
             tracing::info!(
                 status = status.as_str(),
@@ -216,6 +244,23 @@ async fn run_inner(
     }
 }
 
+/// What a run knows of its flow's hold.
+struct HoldContext {
+    /// Users whose deprovisioning an admin approved (an approval run).
+    approved: BTreeSet<String>,
+    /// An earlier hold waits for an answer.
+    waiting: bool,
+}
+
+fn describe_threshold(t: &DeletionThreshold) -> String {
+    match (t.count, t.percent) {
+        (Some(c), Some(p)) => format!("{c} users or {p}% of those provisioned"),
+        (Some(c), None) => format!("{c} users"),
+        (None, Some(p)) => format!("{p}% of the users provisioned"),
+        (None, None) => "none".into(),
+    }
+}
+
 enum Failure {
     Engine(EngineError),
     Target(idsync_core::TargetError),
@@ -243,6 +288,7 @@ async fn plan_and_apply(
     clock: &dyn Clock,
     run_id: &str,
     remembered: Option<FlowMemory>,
+    hold: HoldContext,
 ) -> Result<(Plan, RunCounts, Option<FlowMemory>), Failure> {
     let mut counts = RunCounts::default();
     // The change-log position this run covers: read before the directory, so a change that
@@ -316,7 +362,32 @@ async fn plan_and_apply(
         }
     }
     let before_plan = started.elapsed().as_millis() as u64;
-    let plan = plan(&desired, &ledger, &plan_opts);
+    let mut plan = plan(&desired, &ledger, &plan_opts);
+    // The accidental-deletion threshold.
+    let unapproved = plan
+        .operations
+        .iter()
+        .filter(|o| o.action.is_deprovision() && !hold.approved.contains(&o.key))
+        .count();
+    let over = flow
+        .deletion_threshold
+        .exceeded(unapproved, ledger.users.len());
+    let held = if unapproved > 0 && (over || hold.waiting) {
+        let why = if over {
+            format!(
+                "{unapproved} users to deprovision, above the flow's deletion threshold ({})",
+                describe_threshold(&flow.deletion_threshold)
+            )
+        } else {
+            format!("{unapproved} users to deprovision while an earlier hold waits for an answer")
+        };
+        plan.warnings.push(format!(
+            "{why}: their deprovisioning is held until `idsync approve` or `idsync reject`"
+        ));
+        plan.hold_deprovisions(&hold.approved)
+    } else {
+        Vec::new()
+    };
     let plan_ms = started.elapsed().as_millis() as u64 - before_plan;
     for w in &plan.warnings {
         tracing::warn!(warning = %w, "plan");
@@ -376,6 +447,25 @@ async fn plan_and_apply(
             "phase applied"
         );
         start = end;
+    }
+    // What was held, in the log: the users and the group removals waiting for an answer.
+    let at_ms = clock.now_ms();
+    for (i, op) in held.into_iter().enumerate() {
+        let action = op.action.name();
+        if op.action.is_deprovision() {
+            bump(&mut applier.counts, "held", 1);
+        }
+        bump(&mut applier.counts, &format!("{action}.held"), 1);
+        applier.pending.push(OpRecord {
+            seq: (plan.operations.len() + i) as i64,
+            op,
+            applied: false,
+            target_id: None,
+            outcome: "held".into(),
+            error: Some("above the flow's deletion threshold: waiting for approval".into()),
+            duration_ms: 0,
+            at_ms,
+        });
     }
     applier.flush().await?;
     let kept = FlowMemory {

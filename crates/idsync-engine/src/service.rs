@@ -104,6 +104,28 @@ impl Service {
         result
     }
 
+    /// Approve a held run, serialized with the flow's other runs.
+    pub async fn approve(&self, run_id: &str) -> Result<RunReport, EngineError> {
+        let flow = self
+            .runtime
+            .store
+            .get_run(run_id)
+            .await?
+            .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?
+            .flow;
+        let lock = self
+            .locks
+            .get(&flow)
+            .ok_or_else(|| EngineError::UnknownFlow(flow.clone()))?;
+        let _guard = lock.lock().await;
+        let result = self.runtime.approve(run_id, &NoProgress).await;
+        match &result {
+            Ok(report) => self.metrics.record_run(report),
+            Err(_) => self.metrics.record_failure(&flow),
+        }
+        result
+    }
+
     /// Start the schedules and followers. They stop when `shutdown` turns true.
     pub fn start(self: &Arc<Self>, shutdown: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
         let mut tasks = Vec::new();

@@ -106,6 +106,7 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                     base: Duration::from_millis(1),
                     max: Duration::from_millis(20),
                 },
+                deletion_threshold: DeletionThreshold::default(),
             },
             source: Some("hr".into()),
             enabled: true,
@@ -431,6 +432,119 @@ async fn incremental_runs_from_memory_do_what_a_load_from_the_store_would() {
     assert_eq!(inc.count("from_memory.directory"), 1);
     assert_eq!(inc.count("from_memory.ledger"), 0);
     assert_eq!(inc.count("create_user.applied"), 1, "{:?}", inc.plan);
+}
+
+#[tokio::test]
+async fn deprovisions_above_the_threshold_wait_for_approve_or_reject() {
+    let mut f = fixture(people(40), TestTarget::new()).await;
+    f.rt.flows
+        .get_mut("hr-to-app")
+        .unwrap()
+        .spec
+        .deletion_threshold = DeletionThreshold {
+        count: Some(5),
+        percent: Some(50.0),
+    };
+    sync(&f, Mode::Full).await;
+    let active = |f: &Fixture, name: &str| {
+        target_view(&f.target)
+            .0
+            .iter()
+            .find(|u| u.0 == name)
+            .map(|u| u.1)
+    };
+    let in_everyone = |f: &Fixture, name: &str| {
+        target_view(&f.target)
+            .1
+            .iter()
+            .any(|g| g.0 == "everyone" && g.1.contains(&name.to_string()))
+    };
+
+    // Three users leave: below the threshold, deprovisioned at once.
+    f.source
+        .0
+        .lock()
+        .unwrap()
+        .users
+        .retain(|u| !["id-00000", "id-00001", "id-00002"].contains(&u.source_id.as_str()));
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(r.count("disable_user.applied"), 3);
+    assert_eq!(active(&f, "user0@example.com"), Some(false));
+
+    // Ten more leave (a bad day in the source) while someone is renamed: the rename is applied,
+    // the ten keep their accounts and their groups.
+    {
+        let mut s = f.source.0.lock().unwrap();
+        s.users.retain(|u| {
+            let n: usize = u.source_id[3..].parse().unwrap();
+            !(10..20).contains(&n)
+        });
+        s.users[0].display_name = Some("Renamed".into());
+    }
+    let held = sync(&f, Mode::Full).await;
+    assert_eq!(held.status, RunStatus::Held, "{:?}", held.counts);
+    assert_eq!(held.count("held"), 10);
+    assert_eq!(held.count("update_user.applied"), 1);
+    assert!(
+        held.plan
+            .warnings
+            .iter()
+            .any(|w| w.contains("deletion threshold")),
+        "{:?}",
+        held.plan.warnings
+    );
+    assert_eq!(active(&f, "user11@example.com"), Some(true));
+    assert!(in_everyone(&f, "user11@example.com"));
+    let log = f.rt.store.run_ops(&held.run_id).await.unwrap();
+    assert_eq!(
+        log.iter()
+            .filter(|o| o.outcome == "held" && o.action == "disable_user")
+            .count(),
+        10
+    );
+
+    // While the hold waits, later runs hold too; the latest hold supersedes the earlier one.
+    let again = sync(&f, Mode::Full).await;
+    assert_eq!(again.status, RunStatus::Held);
+    let first = f.rt.store.get_run(&held.run_id).await.unwrap().unwrap();
+    assert_eq!(first.resolution.as_deref(), Some("superseded"));
+    let err =
+        f.rt.approve(&held.run_id, &NoProgress)
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(err.contains(&again.run_id), "{err}");
+
+    // Reject: nothing deprovisioned; the next run judges again, and holds again.
+    let rejected = f.rt.reject(&again.run_id).await.unwrap();
+    assert_eq!(rejected.resolution.as_deref(), Some("rejected"));
+    assert_eq!(active(&f, "user11@example.com"), Some(true));
+    let third = sync(&f, Mode::Full).await;
+    assert_eq!(third.status, RunStatus::Held);
+
+    // Approve: the ten are deprovisioned and leave their groups; the flow stops waiting.
+    let approved = f.rt.approve(&third.run_id, &NoProgress).await.unwrap();
+    assert_eq!(
+        approved.status,
+        RunStatus::Succeeded,
+        "{:?}",
+        approved.counts
+    );
+    assert_eq!(approved.count("disable_user.applied"), 10);
+    assert_eq!(active(&f, "user11@example.com"), Some(false));
+    assert!(!in_everyone(&f, "user11@example.com"));
+    let third = f.rt.store.get_run(&third.run_id).await.unwrap().unwrap();
+    assert_eq!(third.resolution.as_deref(), Some("approved"));
+    assert!(f
+        .rt
+        .store
+        .pending_hold("hr-to-app")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(sync(&f, Mode::Full).await.count("planned"), 0);
+    assert_ledger_matches_target(&f).await;
 }
 
 #[tokio::test]

@@ -32,6 +32,7 @@ impl ApiError {
                 | EngineError::UnknownSource(_)
                 | EngineError::UnknownRun(_),
             ) => StatusCode::NOT_FOUND,
+            ApiError::Engine(EngineError::NotHeld { .. }) => StatusCode::CONFLICT,
             ApiError::Engine(EngineError::Source { .. } | EngineError::Target { .. }) => {
                 StatusCode::BAD_GATEWAY
             }

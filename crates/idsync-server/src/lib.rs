@@ -41,6 +41,8 @@ pub fn router(svc: Arc<Service>, admin_token: Option<String>) -> Router {
         .route("/runs", get(list_runs))
         .route("/runs/{id}", get(get_run))
         .route("/runs/{id}/log", get(run_log))
+        .route("/runs/{id}/approve", post(approve_run))
+        .route("/runs/{id}/reject", post(reject_run))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let scim = scim::router(Arc::clone(&state.svc), None);
@@ -258,6 +260,31 @@ async fn sync_flow(
         "started_ms": report.started_ms,
         "ended_ms": report.ended_ms,
     })))
+}
+
+/// Deprovision what a held run held (its flow runs now).
+async fn approve_run(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let report = st.svc.approve(&id).await?;
+    Ok(Json(json!({
+        "approved": id,
+        "run_id": report.run_id,
+        "flow": report.flow,
+        "status": report.status,
+        "counts": report.counts,
+        "started_ms": report.started_ms,
+        "ended_ms": report.ended_ms,
+    })))
+}
+
+/// Deprovision nothing of what a held run held.
+async fn reject_run(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<idsync_store::Run>, ApiError> {
+    Ok(Json(st.svc.runtime.reject(&id).await?))
 }
 
 #[derive(Deserialize)]

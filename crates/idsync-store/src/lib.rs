@@ -654,6 +654,69 @@ impl Store {
 
     /// Runs newest first: of one flow (or, as `source:<name>`, the reads of one source), or
     /// without a name every flow's runs (source reads are listed only by name).
+    /// The flow's run waiting for approval of its held deprovisions: the latest held run with no
+    /// answer yet (a later hold supersedes earlier ones).
+    pub async fn pending_hold(&self, flow: &str) -> Result<Option<Run>, StoreError> {
+        sqlx::query(&format!(
+            "{RUN_COLUMNS} WHERE flow = $1 AND status = 'held' AND resolution IS NULL ORDER BY started_ms DESC, id DESC LIMIT 1"
+        ))
+        .bind(flow)
+        .fetch_optional(&self.writer)
+        .await?
+        .map(|r| run_row(&r))
+        .transpose()
+    }
+
+    /// Answer a held run (`approved` or `rejected`); a later hold of the same flow answers the
+    /// earlier ones with `superseded`. Returns false when the run was not waiting.
+    pub async fn resolve_hold(
+        &self,
+        run_id: &str,
+        resolution: &str,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE runs SET resolution = $2, resolved_ms = $3 WHERE id = $1 AND status = 'held' AND resolution IS NULL",
+        )
+        .bind(run_id)
+        .bind(resolution)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Mark every earlier unanswered hold of the flow superseded by `run_id`.
+    pub async fn supersede_holds(
+        &self,
+        flow: &str,
+        run_id: &str,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET resolution = 'superseded', resolved_ms = $3 WHERE flow = $1 AND id != $2 AND status = 'held' AND resolution IS NULL",
+        )
+        .bind(flow)
+        .bind(run_id)
+        .bind(now_ms)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// The users whose deprovisioning a run held.
+    pub async fn held_keys(&self, run_id: &str) -> Result<BTreeSet<String>, StoreError> {
+        Ok(sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT key FROM run_ops WHERE run_id = $1 AND outcome = 'held' AND action IN ('disable_user', 'delete_user')",
+        )
+        .bind(run_id)
+        .fetch_all(&self.writer)
+        .await?
+        .into_iter()
+        .collect())
+    }
+
     pub async fn list_runs(&self, flow: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {
         let rows = match flow {
             Some(f) => {
@@ -812,7 +875,7 @@ pub(crate) async fn write_changes(
     log.finish(tx, source, source_cursor).await
 }
 
-const RUN_COLUMNS: &str = "SELECT id, flow, trigger, mode, started_ms, ended_ms, status, counts, error, dry_run FROM runs";
+const RUN_COLUMNS: &str = "SELECT id, flow, trigger, mode, started_ms, ended_ms, status, counts, error, dry_run, resolution, resolved_ms FROM runs";
 
 fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run, StoreError> {
     let status: &str = r.get(6);
@@ -830,6 +893,8 @@ fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run, StoreError> {
         counts: RunCounts(decode("run counts", r.get::<&str, _>(7))?),
         error: r.get(8),
         dry_run: r.get::<i64, _>(9) != 0,
+        resolution: r.get(10),
+        resolved_ms: r.get(11),
     })
 }
 

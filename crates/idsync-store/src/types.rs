@@ -121,6 +121,9 @@ pub struct Run {
     pub counts: RunCounts,
     pub error: Option<String>,
     pub dry_run: bool,
+    /// For a held run: `approved`, `rejected` or `superseded` once answered.
+    pub resolution: Option<String>,
+    pub resolved_ms: Option<i64>,
 }
 
 /// One line of the provisioning log.

@@ -90,6 +90,11 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Deprovision the users a held run held (its flow's deletion threshold stopped them): the
+    /// flow runs now with them allowed.
+    Approve { run: String },
+    /// Do not deprovision the users a held run held; the flow stops waiting.
+    Reject { run: String },
     /// The provisioning log of one run: every operation, its outcome and error.
     Log {
         run: String,
@@ -160,6 +165,8 @@ const EXIT_ERROR: u8 = 1;
 const EXIT_CONFIG: u8 = 2;
 const EXIT_OPS_FAILED: u8 = 3;
 const EXIT_UNREACHABLE: u8 = 4;
+/// The run held deprovisions above the flow's deletion threshold: `idsync approve` or `reject`.
+const EXIT_HELD: u8 = 5;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -241,13 +248,31 @@ fn main() -> ExitCode {
                 Some(
                     EngineError::UnknownFlow(_)
                     | EngineError::UnknownRun(_)
-                    | EngineError::UnknownSource(_),
+                    | EngineError::UnknownSource(_)
+                    | EngineError::NotHeld { .. },
                 ) => EXIT_CONFIG,
                 _ => EXIT_ERROR,
             };
             ExitCode::from(code)
         }
     }
+}
+
+/// Say what a held run holds and how to answer.
+fn report_held(report: &idsync_engine::RunReport) {
+    if report.status != RunStatus::Held {
+        return;
+    }
+    for w in &report.plan.warnings {
+        println!("warning: {w}");
+    }
+    println!(
+        "{} users were not deprovisioned: see them with `idsync log {}`, then `idsync approve {}` or `idsync reject {}`",
+        report.count("held"),
+        report.run_id,
+        report.run_id,
+        report.run_id
+    );
 }
 
 fn init_tracing(config: &Config, quiet: bool) {
@@ -298,13 +323,46 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
                 report.count("failed"),
                 (report.ended_ms - report.started_ms) as f64 / 1000.0
             );
+            report_held(&report);
             if report.count("failed") > 0 {
                 println!("see the failures with: idsync log {}", report.run_id);
             }
             Ok(match report.status {
                 RunStatus::Succeeded => 0,
+                RunStatus::Held => EXIT_HELD,
                 _ => EXIT_OPS_FAILED,
             })
+        }
+        Command::Approve { run } => {
+            let bar = progress::Bar::new(true);
+            let report = rt.approve(&run, &bar).await?;
+            bar.clear();
+            println!(
+                "run {} approved: run {} deprovisioned {} users ({} planned, {} applied, {} failed): {}",
+                run,
+                report.run_id,
+                report.count("disable_user.applied") + report.count("delete_user.applied"),
+                report.count("planned"),
+                report.count("applied"),
+                report.count("failed"),
+                report.status.as_str()
+            );
+            report_held(&report);
+            Ok(match report.status {
+                RunStatus::Succeeded => 0,
+                RunStatus::Held => EXIT_HELD,
+                _ => EXIT_OPS_FAILED,
+            })
+        }
+        Command::Reject { run } => {
+            let r = rt.reject(&run).await?;
+            println!(
+                "run {} rejected: flow {} deprovisions none of the {} users it held; later runs judge their deprovisions against the threshold again",
+                r.id,
+                r.flow,
+                r.counts.0.get("held").copied().unwrap_or(0)
+            );
+            Ok(0)
         }
         Command::Plan { flow, json, full } => {
             let mode = if full { Mode::Reconcile } else { Mode::Full };
@@ -327,7 +385,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
                 return Ok(0);
             }
             println!(
-                "{:<36}  {:<16}  {:<9}  {:<11}  {:<16}  {:>8}  {:>7}  {:>6}",
+                "{:<36}  {:<16}  {:<9}  {:<11}  {:<17}  {:>8}  {:>7}  {:>6}",
                 "RUN", "FLOW", "TRIGGER", "MODE", "STATUS", "PLANNED", "APPLIED", "FAILED"
             );
             for r in runs {
@@ -343,13 +401,19 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
                         c("resource_units")
                     )
                 });
+                // A held run says whether it still waits, and how it was answered.
+                let status = match (&r.status, &r.resolution) {
+                    (RunStatus::Held, Some(res)) => format!("held ({res})"),
+                    (RunStatus::Held, None) => "held (waiting)".to_string(),
+                    (st, _) => st.as_str().to_string(),
+                };
                 println!(
-                    "{:<36}  {:<16}  {:<9}  {:<11}  {:<16}  {:>8}  {:>7}  {:>6}{}",
+                    "{:<36}  {:<16}  {:<9}  {:<11}  {:<17}  {:>8}  {:>7}  {:>6}{}",
                     r.id,
                     r.flow,
                     r.trigger,
                     r.mode,
-                    r.status.as_str(),
+                    status,
                     c("planned"),
                     c("applied"),
                     c("failed"),

@@ -197,6 +197,116 @@ fn plan_sync_runs_and_log_through_the_binary() {
 }
 
 #[test]
+fn held_deprovisions_are_approved_or_rejected_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 30);
+    write_config(dir.path(), "deletion_threshold = 2");
+    assert_eq!(
+        run(dir.path(), &["sync", "hr-to-app"]).status.code(),
+        Some(0)
+    );
+    // Five users leave the file: above the threshold of 2.
+    write_people_csv(dir.path(), 25);
+    let held_id = |o: &Output| {
+        let out = String::from_utf8_lossy(&o.stdout).to_string();
+        let id = out
+            .lines()
+            .find_map(|l| l.strip_prefix("run ")?.split(':').next())
+            .unwrap()
+            .to_string();
+        (out, id)
+    };
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let (out, first) = held_id(&o);
+    assert!(out.contains("held (0 planned"), "{out}");
+    assert!(out.contains("5 users were not deprovisioned"), "{out}");
+    assert!(
+        out.contains("above the flow's deletion threshold (2 users)"),
+        "{out}"
+    );
+    let target = || TestTarget::with_journal(&dir.path().join("target.jsonl")).unwrap();
+    let active = |t: &TestTarget| t.state().users.iter().filter(|u| u.user.active).count();
+    assert_eq!(active(&target()), 30);
+    let o = run(dir.path(), &["runs", "--flow", "hr-to-app"]);
+    assert!(text(&o).contains("held (waiting)"), "{}", text(&o));
+    let o = run(dir.path(), &["log", &first]);
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.contains("disable_user") && l.contains("held"))
+            .count(),
+        5,
+        "{}",
+        text(&o)
+    );
+
+    // Reject: nobody is disabled; the next sync holds again.
+    let o = run(dir.path(), &["reject", &first]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("rejected"), "{}", text(&o));
+    assert_eq!(active(&target()), 30);
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let (_, second) = held_id(&o);
+    let o = run(dir.path(), &["approve", &first]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("not waiting for approval: it was rejected"),
+        "{}",
+        text(&o)
+    );
+
+    // Approve: the five are disabled.
+    let o = run(dir.path(), &["approve", &second]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("deprovisioned 5 users"), "{}", text(&o));
+    assert_eq!(active(&target()), 25);
+    let o = run(dir.path(), &["runs", "--flow", "hr-to-app"]);
+    assert!(text(&o).contains("held (approved)"), "{}", text(&o));
+    assert!(text(&o).contains("held (rejected)"), "{}", text(&o));
+
+    // The same through the admin API of the running service.
+    write_people_csv(dir.path(), 20);
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let (_, third) = held_id(&o);
+    let port = free_port();
+    let _server = Server(
+        idsync()
+            .arg("--config")
+            .arg(dir.path().join("idsync.toml"))
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let http = reqwest::blocking::Client::new();
+    wait_for("the admin API", || {
+        http.get(format!("{base}/flows"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    let r = http
+        .post(format!("{base}/runs/{third}/approve"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    assert_eq!(v["counts"]["disable_user.applied"], 5, "{v}");
+    assert_eq!(active(&target()), 20);
+    let r = http
+        .post(format!("{base}/runs/{third}/reject"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 409, "an answered hold cannot be answered again");
+}
+
+#[test]
 fn rejected_operations_give_exit_code_3_and_a_log() {
     let dir = tempfile::tempdir().unwrap();
     write_people_csv(dir.path(), 5);
