@@ -69,12 +69,21 @@ impl<'a> Checker<'a> {
         self.keys(
             root,
             "",
-            &["store", "server", "log", "sources", "targets", "flows"],
+            &[
+                "store",
+                "server",
+                "log",
+                "notifications",
+                "sources",
+                "targets",
+                "flows",
+            ],
         );
 
         let store = self.store(root);
         let server = self.server(root);
         let log = self.log(root);
+        let notifications = self.notifications(root);
         let sources = self.named(root, "sources", Self::source);
         let targets = self.named(root, "targets", Self::target);
         let mut flows = self.named(root, "flows", Self::flow);
@@ -118,7 +127,9 @@ impl<'a> Checker<'a> {
             self.errors.sort_by_key(|e| (e.line, e.column));
             return Err(ConfigErrors(self.errors));
         }
-        let (Some(store), Some(server), Some(log)) = (store, server, log) else {
+        let (Some(store), Some(server), Some(log), Some(notifications)) =
+            (store, server, log, notifications)
+        else {
             return Err(ConfigErrors(self.errors));
         };
         Ok(Config {
@@ -126,6 +137,7 @@ impl<'a> Checker<'a> {
             store,
             server,
             log,
+            notifications,
             sources,
             targets,
             flows,
@@ -184,6 +196,98 @@ impl<'a> Checker<'a> {
         Some(ServerConfig {
             listen,
             admin_token,
+        })
+    }
+
+    fn notifications(&mut self, root: &dyn TableLike) -> Option<NotificationsConfig> {
+        let path = "notifications";
+        let Some(t) = self.section(root, path)? else {
+            return Some(NotificationsConfig::default());
+        };
+        self.keys(
+            t,
+            path,
+            &[
+                "events",
+                "email_to",
+                "email_from",
+                "smtp_url",
+                "smtp_username",
+                "smtp_password",
+                "webhook_url",
+                "webhook_secret",
+                "timeout",
+            ],
+        );
+        let mut events = Vec::new();
+        for (i, (e, span)) in self.str_array(t, "events", path).into_iter().enumerate() {
+            match NotifyEvent::parse(&e) {
+                Some(ev) => events.push(ev),
+                None => self.err(
+                    &span,
+                    &format!("{path}.events[{i}]"),
+                    format!("{e:?} is not one of: held, failed, quarantined"),
+                ),
+            }
+        }
+        if t.get("events").is_none() {
+            events = NotifyEvent::ALL.to_vec();
+        }
+        let email_to: Vec<String> = self
+            .str_array(t, "email_to", path)
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect();
+        let email_from = self.string(t, "email_from", path);
+        let smtp_url = self.string(t, "smtp_url", path);
+        let anchor = t.get("email_to").and_then(Item::span);
+        if !email_to.is_empty() {
+            if smtp_url.is_none() {
+                self.err(&anchor, &format!("{path}.smtp_url"), "email_to needs smtp_url = \"smtp://host:25\" (or smtp://host:587?tls=required, smtps://host:465)");
+            }
+            if email_from.is_none() {
+                self.err(
+                    &anchor,
+                    &format!("{path}.email_from"),
+                    "email_to needs email_from = the sender address",
+                );
+            }
+        }
+        for (key, value) in [("smtp_url", &smtp_url)] {
+            if let Some(u) = value {
+                if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+                    let span = t.get(key).and_then(Item::span);
+                    self.err(
+                        &span,
+                        &format!("{path}.{key}"),
+                        format!("{u:?} is not an smtp:// or smtps:// URL"),
+                    );
+                }
+            }
+        }
+        let webhook_url = self.string(t, "webhook_url", path);
+        if let Some(u) = &webhook_url {
+            if !(u.starts_with("https://") || u.starts_with("http://")) {
+                let span = t.get("webhook_url").and_then(Item::span);
+                self.err(
+                    &span,
+                    &format!("{path}.webhook_url"),
+                    format!("{u:?} is not an http(s) URL"),
+                );
+            }
+        }
+        Some(NotificationsConfig {
+            events,
+            email_to,
+            email_from,
+            smtp_url,
+            smtp_username: self.string(t, "smtp_username", path),
+            smtp_password: self.string(t, "smtp_password", path).map(Secret::new),
+            webhook_url,
+            webhook_secret: self.string(t, "webhook_secret", path).map(Secret::new),
+            timeout: self
+                .duration(t, "timeout", path)
+                .unwrap_or(Duration::from_secs(15)),
         })
     }
 

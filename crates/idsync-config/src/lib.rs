@@ -64,9 +64,77 @@ pub struct Config {
     pub store: StoreConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub notifications: NotificationsConfig,
     pub sources: BTreeMap<String, SourceConfig>,
     pub targets: BTreeMap<String, TargetConfig>,
     pub flows: BTreeMap<String, FlowConfig>,
+}
+
+/// What idsync tells people about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NotifyEvent {
+    /// A run held deprovisions above its flow's deletion threshold.
+    Held,
+    /// A flow's run failed after a good one.
+    Failed,
+    /// A flow was quarantined (or left quarantine).
+    Quarantined,
+}
+
+impl NotifyEvent {
+    pub const ALL: [NotifyEvent; 3] = [
+        NotifyEvent::Held,
+        NotifyEvent::Failed,
+        NotifyEvent::Quarantined,
+    ];
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "held" => Some(NotifyEvent::Held),
+            "failed" => Some(NotifyEvent::Failed),
+            "quarantined" => Some(NotifyEvent::Quarantined),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotifyEvent::Held => "held",
+            NotifyEvent::Failed => "failed",
+            NotifyEvent::Quarantined => "quarantined",
+        }
+    }
+}
+
+/// `[notifications]`: email through SMTP and a JSON webhook.
+#[derive(Debug, Clone)]
+pub struct NotificationsConfig {
+    pub events: Vec<NotifyEvent>,
+    pub email_to: Vec<String>,
+    pub email_from: Option<String>,
+    /// lettre's form: `smtp://host:25`, `smtp://host:587?tls=required` (STARTTLS),
+    /// `smtps://host:465`.
+    pub smtp_url: Option<String>,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    pub webhook_url: Option<String>,
+    /// Signs each webhook body: `X-Idsync-Signature: sha256=<HMAC-SHA256 hex>`.
+    pub webhook_secret: Option<Secret>,
+    pub timeout: Duration,
+}
+
+impl Default for NotificationsConfig {
+    fn default() -> Self {
+        NotificationsConfig {
+            events: NotifyEvent::ALL.to_vec(),
+            email_to: Vec::new(),
+            email_from: None,
+            smtp_url: None,
+            smtp_username: None,
+            smtp_password: None,
+            webhook_url: None,
+            webhook_secret: None,
+            timeout: Duration::from_secs(15),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -67,6 +67,8 @@ fn the_example_file_loads() {
     std::env::set_var("IDSYNC_ADMIN_TOKEN", "example-token");
     std::env::set_var("ATLASSIAN_SCIM_TOKEN", "atlassian-api-key");
     std::env::set_var("GRAPH_CLIENT_SECRET", "graph-secret");
+    std::env::set_var("SMTP_PASSWORD", "smtp-password");
+    std::env::set_var("WEBHOOK_SECRET", "webhook-secret");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("idsync.example.toml");
     let c = load(&path).unwrap();
     assert_eq!(c.sources.len(), 4);
@@ -183,6 +185,25 @@ fn deletion_threshold_errors_name_their_keys() {
 }
 
 #[test]
+fn notification_errors_name_their_keys() {
+    let text = format!("{GOOD}\n[notifications]\nemail_to = [\"a@example.com\"]\nwebhook_url = \"ftp://x\"\nevents = [\"held\", \"sunny\"]\n");
+    let e = errors(&text);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    for k in [
+        "notifications.smtp_url",
+        "notifications.email_from",
+        "notifications.webhook_url",
+        "notifications.events[1]",
+    ] {
+        assert!(keys.contains(&k), "{k} missing in {keys:?}");
+    }
+    let ok = format!("{GOOD}\n[notifications]\nemail_to = [\"a@example.com\"]\nemail_from = \"idsync@example.com\"\nsmtp_url = \"smtp://127.0.0.1:25\"\nevents = [\"held\"]\n");
+    let c = parse(&ok, Path::new("/etc/idsync/idsync.toml")).unwrap();
+    assert_eq!(c.notifications.events, vec![NotifyEvent::Held]);
+    assert_eq!(c.notifications.email_to, vec!["a@example.com".to_string()]);
+}
+
+#[test]
 fn syntax_error_has_its_line() {
     let e = one("[store]\npath = \"a.db\"\nretention_days = = 3\n");
     assert_eq!(e.line, 3);
@@ -210,8 +231,9 @@ fn unknown_keys_everywhere_with_lines() {
         ]
     );
     assert!(
-        e[0].message
-            .contains("expected one of: store, server, log, sources, targets, flows"),
+        e[0].message.contains(
+            "expected one of: store, server, log, notifications, sources, targets, flows"
+        ),
         "{}",
         e[0]
     );

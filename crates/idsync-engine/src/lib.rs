@@ -6,6 +6,7 @@ mod error;
 mod ingest;
 mod memory;
 mod metrics;
+mod notify;
 mod pacing;
 mod progress;
 mod run;
@@ -16,8 +17,12 @@ pub use error::EngineError;
 pub use ingest::{ingest, read_run_name, IngestReport};
 pub use memory::FlowMemory;
 pub use metrics::{escape as escape_label, Metrics};
+pub use notify::{signature as webhook_signature, Notice, Notifier};
 pub use pacing::{Backoff, RateLimiter};
 pub use progress::{NoProgress, Progress};
 pub use run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
-pub use runtime::{graph_source, FlowEntry, Runtime, SourceEntry, TargetEntry};
+pub use runtime::{
+    graph_source, quarantine_backoff_ms, FlowEntry, Runtime, SourceEntry, TargetEntry,
+    QUARANTINE_AFTER,
+};
 pub use service::Service;

@@ -4,9 +4,11 @@
 use crate::error::EngineError;
 use crate::ingest::{ingest, IngestReport};
 use crate::memory::FlowMemory;
+use crate::notify::{Notice, Notifier};
 use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use crate::run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
+use idsync_config::NotifyEvent;
 use idsync_config::{Config, SourceKind, TargetKind};
 use idsync_connectors::sources::file::{FileFormat, FileSource, FileSourceConfig};
 use idsync_connectors::sources::msgraph::{
@@ -14,7 +16,9 @@ use idsync_connectors::sources::msgraph::{
 };
 use idsync_connectors::targets::test::{Fault, TestTarget};
 use idsync_core::{Clock, Source, SystemClock, Target};
+use idsync_store::RunStatus;
 use idsync_store::Store;
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -121,8 +125,20 @@ pub struct Runtime {
     /// Directories pushed to through the SCIM endpoint, with how the endpoint behaves for each
     /// (directories not listed get the generic behaviour).
     pub push_endpoints: BTreeMap<String, idsync_config::ScimSourceConfig>,
+    /// Email and webhook notifications.
+    pub notifier: Notifier,
     /// Per flow, its directory image and ledger between runs.
     memory: std::sync::Mutex<std::collections::HashMap<String, FlowMemory>>,
+}
+
+/// Bad runs in a row after which a flow is quarantined.
+pub const QUARANTINE_AFTER: i64 = 3;
+
+/// How long a quarantined flow waits between scheduled attempts: 5 minutes after the
+/// quarantining run, doubling with each further bad run, at most a day.
+pub fn quarantine_backoff_ms(failures: i64) -> i64 {
+    let extra = (failures - QUARANTINE_AFTER).clamp(0, 20) as u32;
+    (300_000i64.saturating_mul(1i64 << extra)).min(86_400_000)
 }
 
 /// A flow with the source that fills its directory and its schedule.
@@ -145,6 +161,7 @@ impl Runtime {
             flows: BTreeMap::new(),
             retention_days: 30,
             push_endpoints: BTreeMap::new(),
+            notifier: Notifier::new(idsync_config::NotificationsConfig::default()),
             memory: std::sync::Mutex::default(),
         }
     }
@@ -154,6 +171,7 @@ impl Runtime {
         let store = Store::open(&config.store.path).await?;
         let mut rt = Self::new(store, Arc::new(SystemClock));
         rt.retention_days = config.store.retention_days;
+        rt.notifier = Notifier::new(config.notifications.clone());
         for (name, sc) in &config.sources {
             let source: Arc<dyn Source> = match &sc.kind {
                 // Push sources write straight into their directory: nothing to read.
@@ -296,6 +314,22 @@ impl Runtime {
         progress: &dyn Progress,
     ) -> Result<RunReport, EngineError> {
         let entry = self.flow(flow)?;
+        let was_waiting = self.store.pending_hold(flow).await?.is_some();
+        let result = self.run_unwatched(entry, opts, read_source, progress).await;
+        if !opts.dry_run {
+            self.watch(entry, &result, was_waiting).await;
+        }
+        result
+    }
+
+    async fn run_unwatched(
+        &self,
+        entry: &FlowEntry,
+        opts: RunOptions,
+        read_source: bool,
+        progress: &dyn Progress,
+    ) -> Result<RunReport, EngineError> {
+        let flow = entry.spec.name.as_str();
         if read_source {
             if let Some(src) = &entry.source {
                 self.ingest(src).await?;
@@ -322,6 +356,104 @@ impl Runtime {
             }
         }
         report
+    }
+
+    /// After a run: keep the flow's health (bad runs in a row, quarantine) and tell people what
+    /// they need to know: a new hold, a first failure after good runs, quarantine entered or
+    /// left. Nothing here fails the run.
+    pub(crate) async fn watch(
+        &self,
+        entry: &FlowEntry,
+        result: &Result<RunReport, EngineError>,
+        was_waiting: bool,
+    ) {
+        let flow = entry.spec.name.as_str();
+        let now = self.clock.now_ms();
+        let bad = match result {
+            Err(e) => Some(e.to_string()),
+            Ok(r) => {
+                let (failed, applied) = (r.count("failed"), r.count("applied"));
+                (r.status == RunStatus::Failed || (failed > 0 && failed >= applied)).then(|| {
+                    format!(
+                        "{failed} of {} operations failed (see `idsync log {}`)",
+                        failed + applied,
+                        r.run_id
+                    )
+                })
+            }
+        };
+        let run_id = result.as_ref().ok().map(|r| r.run_id.clone());
+        let mut notices = Vec::new();
+        match &bad {
+            Some(reason) => {
+                match self
+                    .store
+                    .record_flow_failure(flow, &entry.spec.directory, reason, now, QUARANTINE_AFTER)
+                    .await
+                {
+                    Ok((health, entered)) => {
+                        if health.failures == 1 {
+                            notices.push(Notice {
+                                event: NotifyEvent::Failed,
+                                flow: flow.to_string(),
+                                run_id: run_id.clone(),
+                                subject: format!("flow {flow}: a run failed"),
+                                text: format!("A run of flow {flow} failed after good runs:\n\n  {reason}\n\nidsync tries again on its schedule; after {QUARANTINE_AFTER} bad runs in a row the flow is quarantined."),
+                                details: json!({"reason": reason, "failures": health.failures}),
+                            });
+                        }
+                        if entered {
+                            tracing::error!(
+                                flow,
+                                failures = health.failures,
+                                reason,
+                                "flow quarantined"
+                            );
+                            notices.push(Notice {
+                                event: NotifyEvent::Quarantined,
+                                flow: flow.to_string(),
+                                run_id: run_id.clone(),
+                                subject: format!("flow {flow} is quarantined"),
+                                text: format!("Flow {flow} failed {} runs in a row and is quarantined: it runs less and less often (at most once a day) until a run succeeds.\n\nLast error:\n\n  {reason}\n\nFix the cause, then `idsync sync {flow}` (a good run ends the quarantine) or `idsync quarantine --reset {flow}`.", health.failures),
+                                details: json!({"quarantined": true, "reason": reason, "failures": health.failures}),
+                            });
+                        }
+                    }
+                    Err(e) => tracing::warn!(flow, error = %e, "cannot record the flow's health"),
+                }
+            }
+            None => match self.store.record_flow_success(flow).await {
+                Ok(before) if before.quarantined_ms.is_some() => {
+                    tracing::info!(flow, "flow left quarantine");
+                    notices.push(Notice {
+                        event: NotifyEvent::Quarantined,
+                        flow: flow.to_string(),
+                        run_id: run_id.clone(),
+                        subject: format!("flow {flow} left quarantine"),
+                        text: format!("A run of flow {flow} succeeded: the flow is out of quarantine and back on its schedule."),
+                        details: json!({"quarantined": false}),
+                    });
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(flow, error = %e, "cannot record the flow's health"),
+            },
+        }
+        if let Ok(r) = result {
+            if r.status == RunStatus::Held && !was_waiting {
+                let held = r.count("held");
+                notices.push(Notice {
+                    event: NotifyEvent::Held,
+                    flow: flow.to_string(),
+                    run_id: Some(r.run_id.clone()),
+                    subject: format!("flow {flow}: {held} deprovisions wait for approval"),
+                    text: format!("Run {} of flow {flow} would deprovision {held} users, above the flow's deletion threshold. Everything else was applied; these users keep their accounts and groups until you answer.\n\n{}\n\nSee them: idsync log {}\nApprove:  idsync approve {}\nReject:   idsync reject {}", r.run_id, r.plan.warnings.join("\n"), r.run_id, r.run_id, r.run_id),
+                    details: json!({"held": held, "counts": r.counts}),
+                });
+            }
+        }
+        for n in &notices {
+            self.notifier.send(&self.store, now, n).await;
+        }
     }
 
     /// Shorthand for a manual full run.

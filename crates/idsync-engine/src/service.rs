@@ -5,7 +5,7 @@ use crate::error::EngineError;
 use crate::metrics::Metrics;
 use crate::progress::NoProgress;
 use crate::run::{Mode, RunOptions, RunReport, Trigger};
-use crate::runtime::Runtime;
+use crate::runtime::{quarantine_backoff_ms, FlowEntry, Runtime};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -187,10 +187,43 @@ impl Service {
     }
 
     async fn read_source(&self, name: &str) {
+        // The flows this source feeds; when every one of them is quarantined and waiting, so is
+        // the source's schedule.
+        let fed: Vec<&FlowEntry> = self
+            .runtime
+            .flows
+            .values()
+            .filter(|f| f.source.as_deref() == Some(name))
+            .collect();
+        let mut waiting = !fed.is_empty();
+        for f in &fed {
+            waiting &= self.quarantine_wait(&f.spec.name).await;
+        }
+        if waiting {
+            return;
+        }
         match self.runtime.ingest(name).await {
             Ok(report) if report.changes > 0 => self.notify(&report.directory, Trigger::Schedule),
             Ok(_) => {}
-            Err(e) => tracing::error!(source = name, error = %e, "scheduled source read failed"),
+            Err(e) => {
+                tracing::error!(source = name, error = %e, "scheduled source read failed");
+                // A source that cannot be read is a bad run of every flow it feeds.
+                let failed: Result<RunReport, EngineError> = Err(e);
+                for f in fed {
+                    self.runtime.watch(f, &failed, false).await;
+                }
+            }
+        }
+    }
+
+    /// Whether a quarantined flow is still within its backoff.
+    async fn quarantine_wait(&self, flow: &str) -> bool {
+        match self.runtime.store.flow_health(flow).await {
+            Ok(h) if h.quarantined_ms.is_some() => {
+                let next = h.last_failure_ms.unwrap_or(0) + quarantine_backoff_ms(h.failures);
+                self.runtime.clock.now_ms() < next
+            }
+            _ => false,
         }
     }
 
@@ -204,7 +237,7 @@ impl Service {
             return;
         };
         let now = self.runtime.clock.now_ms();
-        if now < state.not_before {
+        if now < state.not_before || self.quarantine_wait(flow).await {
             return;
         }
         let reconcile_due = entry.full_reconcile_interval.is_some_and(|iv| {

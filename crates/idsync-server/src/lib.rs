@@ -43,6 +43,8 @@ pub fn router(svc: Arc<Service>, admin_token: Option<String>) -> Router {
         .route("/runs/{id}/log", get(run_log))
         .route("/runs/{id}/approve", post(approve_run))
         .route("/runs/{id}/reject", post(reject_run))
+        .route("/flows/{name}/quarantine/reset", post(reset_quarantine))
+        .route("/notifications", get(list_notifications))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let scim = scim::router(Arc::clone(&state.svc), None);
@@ -192,6 +194,12 @@ struct FlowView {
     last_seq: i64,
     lag: i64,
     last_run: Option<idsync_store::Run>,
+    /// `ok`, `failing` (bad runs in a row, below quarantine), `quarantined`, or `held` (a run
+    /// waits for approval of its deprovisions).
+    status: &'static str,
+    health: idsync_store::FlowHealth,
+    /// The held run waiting for `approve` / `reject`.
+    waiting_run: Option<String>,
 }
 
 async fn flow_view(st: &AppState, name: &str) -> Result<FlowView, ApiError> {
@@ -200,6 +208,17 @@ async fn flow_view(st: &AppState, name: &str) -> Result<FlowView, ApiError> {
     let cursor = rt.store.flow_cursor(name).await?;
     let last_seq = rt.store.last_seq(&f.spec.directory).await?;
     let last_run = rt.store.list_runs(Some(name), 1).await?.into_iter().next();
+    let health = rt.store.flow_health(name).await?;
+    let waiting_run = rt.store.pending_hold(name).await?.map(|r| r.id);
+    let status = if health.quarantined_ms.is_some() {
+        "quarantined"
+    } else if waiting_run.is_some() {
+        "held"
+    } else if health.failures > 0 {
+        "failing"
+    } else {
+        "ok"
+    };
     Ok(FlowView {
         name: name.to_string(),
         source: f.source.clone(),
@@ -210,6 +229,9 @@ async fn flow_view(st: &AppState, name: &str) -> Result<FlowView, ApiError> {
         last_seq,
         lag: (last_seq - cursor).max(0),
         last_run,
+        status,
+        health,
+        waiting_run,
     })
 }
 
@@ -277,6 +299,25 @@ async fn approve_run(
         "started_ms": report.started_ms,
         "ended_ms": report.ended_ms,
     })))
+}
+
+/// End a flow's quarantine by hand.
+async fn reset_quarantine(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<FlowView>, ApiError> {
+    st.svc.runtime.flow(&name)?;
+    st.svc.runtime.store.record_flow_success(&name).await?;
+    Ok(Json(flow_view(&st, &name).await?))
+}
+
+/// Notifications sent (or tried), newest first.
+async fn list_notifications(
+    State(st): State<AppState>,
+    Query(q): Query<RunsQuery>,
+) -> Result<Json<Vec<idsync_store::NotificationRecord>>, ApiError> {
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    Ok(Json(st.svc.runtime.store.list_notifications(limit).await?))
 }
 
 /// Deprovision nothing of what a held run held.

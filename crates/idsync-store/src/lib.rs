@@ -431,6 +431,62 @@ impl Store {
         Ok(())
     }
 
+    pub async fn flow_health(&self, flow: &str) -> Result<FlowHealth, StoreError> {
+        let row = sqlx::query(
+            "SELECT failures, last_failure_ms, last_failure, quarantined_ms FROM flows WHERE name = $1",
+        )
+        .bind(flow)
+        .fetch_optional(&self.writer)
+        .await?;
+        Ok(row.map_or_else(FlowHealth::default, |r| FlowHealth {
+            failures: r.get(0),
+            last_failure_ms: r.get(1),
+            last_failure: r.get(2),
+            quarantined_ms: r.get(3),
+        }))
+    }
+
+    /// Count a bad run; the flow is quarantined once `quarantine_after` come in a row. Returns
+    /// the health after it and whether the flow entered quarantine now.
+    pub async fn record_flow_failure(
+        &self,
+        flow: &str,
+        dir: &str,
+        reason: &str,
+        now_ms: i64,
+        quarantine_after: i64,
+    ) -> Result<(FlowHealth, bool), StoreError> {
+        let before = self.flow_health(flow).await?;
+        sqlx::query(
+            "INSERT INTO flows (name, dir, cursor, failures, last_failure_ms, last_failure) VALUES ($1, $2, 0, 1, $3, $4)
+             ON CONFLICT (name) DO UPDATE SET failures = failures + 1, last_failure_ms = $3, last_failure = $4,
+               quarantined_ms = CASE WHEN quarantined_ms IS NULL AND failures + 1 >= $5 THEN $3 ELSE quarantined_ms END",
+        )
+        .bind(flow)
+        .bind(dir)
+        .bind(now_ms)
+        .bind(reason)
+        .bind(quarantine_after)
+        .execute(&self.writer)
+        .await?;
+        let after = self.flow_health(flow).await?;
+        let entered = before.quarantined_ms.is_none() && after.quarantined_ms.is_some();
+        Ok((after, entered))
+    }
+
+    /// Count a good run: the count of bad ones starts again and quarantine ends. Returns the
+    /// health before it.
+    pub async fn record_flow_success(&self, flow: &str) -> Result<FlowHealth, StoreError> {
+        let before = self.flow_health(flow).await?;
+        if before.failures > 0 || before.quarantined_ms.is_some() {
+            sqlx::query("UPDATE flows SET failures = 0, quarantined_ms = NULL WHERE name = $1")
+                .bind(flow)
+                .execute(&self.writer)
+                .await?;
+        }
+        Ok(before)
+    }
+
     pub async fn flow_cursor(&self, flow: &str) -> Result<i64, StoreError> {
         let row = sqlx::query("SELECT cursor FROM flows WHERE name = $1")
             .bind(flow)
@@ -715,6 +771,46 @@ impl Store {
         .await?
         .into_iter()
         .collect())
+    }
+
+    pub async fn record_notification(&self, n: &NotificationRecord) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO notifications (at_ms, event, flow, run_id, channel, destination, subject, ok, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .bind(n.at_ms)
+            .bind(&n.event)
+            .bind(&n.flow)
+            .bind(&n.run_id)
+            .bind(&n.channel)
+            .bind(&n.destination)
+            .bind(&n.subject)
+            .bind(i64::from(n.ok))
+            .bind(&n.error)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
+    /// Notifications, newest first.
+    pub async fn list_notifications(
+        &self,
+        limit: i64,
+    ) -> Result<Vec<NotificationRecord>, StoreError> {
+        Ok(sqlx::query("SELECT at_ms, event, flow, run_id, channel, destination, subject, ok, error FROM notifications ORDER BY id DESC LIMIT $1")
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await?
+            .iter()
+            .map(|r| NotificationRecord {
+                at_ms: r.get(0),
+                event: r.get(1),
+                flow: r.get(2),
+                run_id: r.get(3),
+                channel: r.get(4),
+                destination: r.get(5),
+                subject: r.get(6),
+                ok: r.get::<i64, _>(7) != 0,
+                error: r.get(8),
+            })
+            .collect())
     }
 
     pub async fn list_runs(&self, flow: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {

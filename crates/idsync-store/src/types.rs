@@ -190,3 +190,32 @@ impl OpLog {
         }
     }
 }
+
+/// One notification sent (or tried).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationRecord {
+    pub at_ms: i64,
+    /// `held`, `failed`, `quarantined`.
+    pub event: String,
+    pub flow: String,
+    pub run_id: Option<String>,
+    /// `email` or `webhook`.
+    pub channel: String,
+    /// The recipients, or the webhook URL.
+    pub destination: String,
+    pub subject: String,
+    pub ok: bool,
+    pub error: Option<String>,
+}
+
+/// A flow's health: bad runs in a row and quarantine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowHealth {
+    /// Bad runs in a row (runs that failed, or where most operations failed).
+    pub failures: i64,
+    pub last_failure_ms: Option<i64>,
+    /// What went wrong the last time.
+    pub last_failure: Option<String>,
+    /// Since when the flow is quarantined, if it is.
+    pub quarantined_ms: Option<i64>,
+}

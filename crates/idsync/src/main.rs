@@ -95,6 +95,16 @@ enum Command {
     Approve { run: String },
     /// Do not deprovision the users a held run held; the flow stops waiting.
     Reject { run: String },
+    /// Flows' health: bad runs in a row and quarantine; --reset ends a flow's quarantine.
+    Quarantine {
+        #[arg(long)]
+        reset: Option<String>,
+    },
+    /// Notifications sent (or tried), newest first.
+    Notifications {
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+    },
     /// The provisioning log of one run: every operation, its outcome and error.
     Log {
         run: String,
@@ -353,6 +363,56 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
                 RunStatus::Held => EXIT_HELD,
                 _ => EXIT_OPS_FAILED,
             })
+        }
+        Command::Quarantine { reset } => {
+            if let Some(flow) = reset {
+                rt.flow(&flow)?;
+                let before = rt.store.record_flow_success(&flow).await?;
+                println!(
+                    "flow {flow}: {}",
+                    if before.quarantined_ms.is_some() {
+                        "quarantine ended; it is back on its schedule"
+                    } else {
+                        "was not quarantined (its count of bad runs starts again)"
+                    }
+                );
+                return Ok(0);
+            }
+            println!(
+                "{:<24}  {:<12}  {:>8}  LAST FAILURE",
+                "FLOW", "STATUS", "FAILURES"
+            );
+            for name in rt.flows.keys() {
+                let h = rt.store.flow_health(name).await?;
+                let status = match (h.quarantined_ms, h.failures) {
+                    (Some(_), _) => "quarantined",
+                    (None, 0) => "ok",
+                    (None, _) => "failing",
+                };
+                println!(
+                    "{:<24}  {:<12}  {:>8}  {}",
+                    name,
+                    status,
+                    h.failures,
+                    h.last_failure.as_deref().unwrap_or("-")
+                );
+            }
+            Ok(0)
+        }
+        Command::Notifications { limit } => {
+            for n in rt.store.list_notifications(limit).await? {
+                println!(
+                    "{}  {:<11}  {:<16}  {:<7}  {}  {}  {}",
+                    when(Some(n.at_ms)),
+                    n.event,
+                    n.flow,
+                    n.channel,
+                    if n.ok { "sent" } else { "FAILED" },
+                    n.destination,
+                    n.error.unwrap_or(n.subject)
+                );
+            }
+            Ok(0)
         }
         Command::Reject { run } => {
             let r = rt.reject(&run).await?;
