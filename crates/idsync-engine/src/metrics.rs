@@ -16,6 +16,7 @@ struct Inner {
     runs: BTreeMap<(String, String), u64>,
     operations: BTreeMap<(String, String), i64>,
     last_duration_ms: BTreeMap<String, i64>,
+    quarantine_skips: BTreeMap<String, u64>,
 }
 
 impl Metrics {
@@ -43,6 +44,20 @@ impl Metrics {
                 .entry((flow.to_string(), "error".to_string()))
                 .or_insert(0) += 1;
         }
+    }
+
+    /// A scheduled or incremental run left out because the flow is quarantined.
+    pub fn record_quarantine_skip(&self, flow: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            *m.quarantine_skips.entry(flow.to_string()).or_insert(0) += 1;
+        }
+    }
+
+    pub fn quarantine_skips(&self, flow: &str) -> u64 {
+        self.inner
+            .lock()
+            .map(|m| m.quarantine_skips.get(flow).copied().unwrap_or(0))
+            .unwrap_or(0)
     }
 
     /// The counters in Prometheus text format, followed by `extra` gauge lines.
@@ -87,6 +102,18 @@ impl Metrics {
                 "idsync_last_run_duration_seconds{{flow=\"{}\"}} {:.3}",
                 escape(flow),
                 *ms as f64 / 1000.0
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP idsync_quarantine_skips_total Runs a quarantined flow left out while backing off."
+        );
+        let _ = writeln!(out, "# TYPE idsync_quarantine_skips_total counter");
+        for (flow, n) in &m.quarantine_skips {
+            let _ = writeln!(
+                out,
+                "idsync_quarantine_skips_total{{flow=\"{}\"}} {n}",
+                escape(flow)
             );
         }
     }

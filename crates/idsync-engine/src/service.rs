@@ -237,7 +237,21 @@ impl Service {
             return;
         };
         let now = self.runtime.clock.now_ms();
-        if now < state.not_before || self.quarantine_wait(flow).await {
+        if now < state.not_before {
+            return;
+        }
+        if self.quarantine_wait(flow).await {
+            // Only when there is something to run: that is what quarantine holds back.
+            let behind = match (
+                self.runtime.store.last_seq(&entry.spec.directory).await,
+                self.runtime.store.flow_cursor(flow).await,
+            ) {
+                (Ok(last), Ok(cursor)) => last > cursor,
+                _ => false,
+            };
+            if behind {
+                self.metrics.record_quarantine_skip(flow);
+            }
             return;
         }
         let reconcile_due = entry.full_reconcile_interval.is_some_and(|iv| {

@@ -732,6 +732,90 @@ async fn a_push_reaches_the_target_through_the_service() {
 }
 
 #[tokio::test]
+async fn a_quarantined_flow_waits_out_its_backoff_then_a_good_run_ends_it() {
+    let mut f = fixture(people(3), TestTarget::new()).await;
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    f.rt.clock = clock.clone();
+    let target = f.target.clone();
+    let rt = Arc::new(f.rt);
+    // Three bad runs in a row (recorded as the runtime records them) quarantine the flow.
+    for i in 0..3 {
+        let (h, entered) = rt
+            .store
+            .record_flow_failure(
+                "hr-to-app",
+                "hr",
+                "HTTP 401: the API key expired",
+                1_000_000,
+                3,
+            )
+            .await
+            .unwrap();
+        assert_eq!((h.failures, entered), (i + 1, i == 2));
+    }
+    assert_eq!(quarantine_backoff_ms(3), 300_000);
+    assert_eq!(quarantine_backoff_ms(5), 1_200_000);
+    assert_eq!(quarantine_backoff_ms(40), 86_400_000);
+
+    let svc = Service::new(rt.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let tasks = svc.start(stop_rx);
+    let mut u = User::new("pushed-1", "pushed@example.com");
+    u.display_name = Some("Pushed".into());
+    rt.store
+        .apply_changes("hr", "scim", &[Change::UpsertUser { user: u }], None, 0)
+        .await
+        .unwrap();
+    svc.notify("hr", Trigger::Push);
+    // Within the backoff the follower sees the change and leaves the flow alone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while svc.metrics.quarantine_skips("hr-to-app") < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the follower never looked"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(target.users_named("pushed@example.com"), 0);
+    assert!(rt
+        .store
+        .list_runs(Some("hr-to-app"), 5)
+        .await
+        .unwrap()
+        .is_empty());
+    // Five minutes later it tries again; the run is good, and the quarantine ends.
+    clock.advance(300_000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while target.users_named("pushed@example.com") == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no run after the backoff"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rt
+        .store
+        .flow_health("hr-to-app")
+        .await
+        .unwrap()
+        .quarantined_ms
+        .is_some()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still quarantined after a good run"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(rt.store.flow_health("hr-to-app").await.unwrap().failures, 0);
+    stop_tx.send(true).unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn a_failed_source_read_changes_nothing() {
     struct Broken;
     #[async_trait]
