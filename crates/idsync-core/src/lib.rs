@@ -9,6 +9,7 @@ pub mod clock;
 pub mod connector;
 pub mod graph;
 pub mod image;
+pub mod mapping;
 pub mod model;
 pub mod plan;
 pub mod state;
