@@ -849,6 +849,7 @@ impl<'a> Checker<'a> {
                 "enabled",
                 "deletion_threshold",
                 "deletion_threshold_percent",
+                "mapping",
             ],
         );
         let source = self.string(t, "source", &path);
@@ -893,6 +894,7 @@ impl<'a> Checker<'a> {
         let max_retries = self.int(t, "max_retries", &path, 0, 20).unwrap_or(5);
         let full_reconcile_interval = self.duration(t, "full_reconcile_interval", &path);
         let enabled = self.boolean(t, "enabled", &path).unwrap_or(true);
+        let mapping = self.mapping(t, &path);
         let defaults = idsync_core::DeletionThreshold::default();
         let deletion_threshold = idsync_core::DeletionThreshold {
             count: match self.int(t, "deletion_threshold", &path, 0, 100_000_000) {
@@ -917,7 +919,72 @@ impl<'a> Checker<'a> {
             full_reconcile_interval,
             enabled,
             deletion_threshold,
+            mapping,
         })
+    }
+
+    /// `[flows.x.mapping]`: target attribute = "expression", or = { expression = "...",
+    /// apply = "always" | "on_create" }. Every expression is compiled here, so its errors come
+    /// with the flow, the attribute, the line and the column.
+    fn mapping(&mut self, t: &dyn TableLike, path: &str) -> idsync_core::mapping::Mapping {
+        use idsync_core::mapping::{Apply, Mapping, MappingError};
+        let mut out = Mapping::default();
+        let Some(item) = t.get("mapping") else {
+            return out;
+        };
+        let Some(mt) = item.as_table_like() else {
+            self.err(
+                &item.span(),
+                &format!("{path}.mapping"),
+                "expected a table: target attribute = \"expression\"",
+            );
+            return out;
+        };
+        for (attr, v) in mt.iter() {
+            let key = format!("{path}.mapping.{attr}");
+            let span = v.span();
+            let (text, apply) = if let Some(s) = v.as_str() {
+                (s.to_string(), Apply::Always)
+            } else if let Some(it) = v.as_table_like() {
+                self.keys(it, &key, &["expression", "apply"]);
+                let Some(text) = it.get("expression").and_then(Item::as_str) else {
+                    self.err(
+                        &span,
+                        &format!("{key}.expression"),
+                        "required: the expression",
+                    );
+                    continue;
+                };
+                let apply = match self
+                    .choice(it, "apply", &key, &["always", "on_create"])
+                    .as_deref()
+                {
+                    Some("on_create") => Apply::OnCreate,
+                    _ => Apply::Always,
+                };
+                (text.to_string(), apply)
+            } else {
+                self.err(
+                    &span,
+                    &key,
+                    "expected \"expression\" or { expression = \"...\", apply = \"on_create\" }",
+                );
+                continue;
+            };
+            match Mapping::compile(&[(attr.to_string(), text, apply)]) {
+                Ok(m) => out.rules.extend(m.rules),
+                Err(errors) => {
+                    for e in errors {
+                        let message = match e {
+                            MappingError::Expression { error, .. } => error.to_string(),
+                            other => other.to_string(),
+                        };
+                        self.err(&span, &key, message);
+                    }
+                }
+            }
+        }
+        out
     }
 
     // ------------------------------------------------------------------ helpers

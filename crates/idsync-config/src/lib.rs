@@ -317,6 +317,8 @@ pub struct FlowConfig {
     pub enabled: bool,
     /// Above it a run holds its deprovisions for `idsync approve` / `idsync reject`.
     pub deletion_threshold: idsync_core::DeletionThreshold,
+    /// `[flows.x.mapping]`: target attributes computed by expressions.
+    pub mapping: idsync_core::mapping::Mapping,
 }
 
 impl FlowConfig {

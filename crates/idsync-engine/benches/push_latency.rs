@@ -77,6 +77,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 concurrency: 8,
                 backoff: Backoff::default(),
                 deletion_threshold: idsync_core::DeletionThreshold::default(),
+                mapping: idsync_core::mapping::Mapping::default(),
             },
             source: None,
             enabled: true,

@@ -5,6 +5,7 @@ use crate::memory::{refresh_image, FlowMemory};
 use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
+use idsync_core::mapping::{apply_mapping, Mapping};
 use idsync_core::{
     desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold, DirectoryImage, Key,
     LedgerState, Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp, User,
@@ -25,6 +26,8 @@ pub struct FlowSpec {
     pub concurrency: usize,
     pub backoff: Backoff,
     pub deletion_threshold: DeletionThreshold,
+    /// Target attributes computed by expressions (empty: users as the directory holds them).
+    pub mapping: Mapping,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -328,12 +331,6 @@ async fn plan_and_apply(
         snapshot.memberships.len() as i64,
     );
     let mut desired = desired_state(snapshot);
-    for user in desired.users.values_mut() {
-        *user = target.project_user(std::mem::replace(user, User::new("", "")));
-    }
-    for group in desired.groups.values_mut() {
-        *group = target.project_group(std::mem::replace(group, idsync_core::Group::new("", "")));
-    }
 
     let desired_ms = started.elapsed().as_millis() as u64 - load_directory_ms;
     let mut ledger_version = store.ledger_version(&flow.name).await?;
@@ -361,8 +358,30 @@ async fn plan_and_apply(
             ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
         }
     }
+    // The flow's attribute mappings, then what the target can hold.
+    let unmapped = apply_mapping(&mut desired, &ledger, &flow.mapping);
+    for user in desired.users.values_mut() {
+        *user = target.project_user(std::mem::replace(user, User::new("", "")));
+    }
+    for group in desired.groups.values_mut() {
+        *group = target.project_group(std::mem::replace(group, idsync_core::Group::new("", "")));
+    }
     let before_plan = started.elapsed().as_millis() as u64;
     let mut plan = plan(&desired, &ledger, &plan_opts);
+    for u in &unmapped {
+        let fate = if ledger.users.contains_key(&u.key) {
+            "left as the target has it"
+        } else {
+            "not created"
+        };
+        plan.warnings.push(format!(
+            "user {}: mapping of {} failed ({}): {fate}",
+            u.key, u.attribute, u.error
+        ));
+    }
+    if !unmapped.is_empty() {
+        bump(&mut counts, "unmapped", unmapped.len() as i64);
+    }
     // The accidental-deletion threshold.
     let unapproved = plan
         .operations

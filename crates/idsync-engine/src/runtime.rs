@@ -262,6 +262,7 @@ impl Runtime {
                             ..Backoff::default()
                         },
                         deletion_threshold: fc.deletion_threshold,
+                        mapping: fc.mapping.clone(),
                     },
                     // A flow reads its source first only when there is something to read.
                     source: rt

@@ -107,6 +107,7 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                     max: Duration::from_millis(20),
                 },
                 deletion_threshold: DeletionThreshold::default(),
+                mapping: idsync_core::mapping::Mapping::default(),
             },
             source: Some("hr".into()),
             enabled: true,

@@ -3,8 +3,9 @@
 use crate::error::ScimError;
 use crate::patch::normalize;
 use crate::schema::{GROUP_RESOURCE, USER_RESOURCE};
-use idsync_core::{Address, Email, Group, MemberKind, MemberRef, Name, Phone, User};
+use idsync_core::{Address, AttrValue, Email, Group, MemberKind, MemberRef, Name, Phone, User};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 
 /// A member of a group as SCIM shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,12 +139,79 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
         schemas.push(Value::String(crate::ENTERPRISE_SCHEMA.into()));
         o.insert(crate::ENTERPRISE_SCHEMA.into(), Value::Object(ent));
     }
+    // Extension attributes a flow maps (`urn:<schema>:<attribute>`), each under its schema.
+    for (key, value) in &u.custom {
+        let Some((schema, attr)) = key.rsplit_once(':') else {
+            continue;
+        };
+        if !schema.starts_with("urn:") || attr.is_empty() || schema == crate::ENTERPRISE_SCHEMA {
+            continue;
+        }
+        if !o.contains_key(schema) {
+            schemas.push(Value::String(schema.to_string()));
+            o.insert(schema.to_string(), Value::Object(Map::new()));
+        }
+        if let Some(Value::Object(ext)) = o.get_mut(schema) {
+            ext.insert(attr.to_string(), attr_json(value));
+        }
+    }
     o.insert("schemas".into(), Value::Array(schemas));
     o.insert(
         "meta".into(),
         meta_json("User", format!("{base}/Users/{}", u.source_id), meta),
     );
     Value::Object(o)
+}
+
+fn attr_json(v: &AttrValue) -> Value {
+    match v {
+        AttrValue::String(s) | AttrValue::DateTime(s) | AttrValue::Reference(s) => {
+            Value::String(s.clone())
+        }
+        AttrValue::Integer(i) => json!(i),
+        AttrValue::Decimal(d) => json!(d),
+        AttrValue::Boolean(b) => Value::Bool(*b),
+        AttrValue::Multi(items) => Value::Array(items.iter().map(attr_json).collect()),
+    }
+}
+
+fn json_attr(v: &Value) -> Option<AttrValue> {
+    Some(match v {
+        Value::String(s) => AttrValue::String(s.clone()),
+        Value::Bool(b) => AttrValue::Boolean(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => AttrValue::Integer(i),
+            None => AttrValue::Decimal(n.as_f64()?),
+        },
+        Value::Array(items) => AttrValue::Multi(items.iter().filter_map(json_attr).collect()),
+        Value::Null | Value::Object(_) => return None,
+    })
+}
+
+/// The extension attributes of a SCIM resource (every `urn:` schema object but the core and
+/// enterprise ones), as `urn:<schema>:<attribute>` keys: what [`user_to_scim`] writes from a
+/// user's custom attributes.
+pub fn extension_attributes(body: &Value) -> BTreeMap<String, AttrValue> {
+    let mut out = BTreeMap::new();
+    let Some(o) = body.as_object() else {
+        return out;
+    };
+    for (schema, v) in o {
+        if !schema.starts_with("urn:")
+            || schema == crate::ENTERPRISE_SCHEMA
+            || schema == crate::USER_SCHEMA
+        {
+            continue;
+        }
+        if let Value::Object(attrs) = v {
+            for (attr, value) in attrs {
+                if let Some(a) = json_attr(value) {
+                    out.insert(format!("{schema}:{attr}"), a);
+                }
+            }
+        }
+    }
+    out
 }
 
 fn text(o: &Map<String, Value>, k: &str) -> Option<String> {

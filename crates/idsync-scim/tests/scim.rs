@@ -377,3 +377,43 @@ fn member_only_patches_are_recognised_and_nothing_else() {
         assert_eq!(member_changes(&ops(other.clone())), None, "{other}");
     }
 }
+
+#[test]
+fn extension_attributes_a_flow_maps_travel_under_their_schema() {
+    use idsync_core::{AttrValue, User};
+    use idsync_scim::resource::{extension_attributes, user_body, user_patch_ops};
+    const ACME: &str = "urn:ietf:params:scim:schemas:extension:acme:2.0:User";
+    let mut u = User::new("s1", "ada@example.com");
+    u.custom.insert(
+        format!("{ACME}:costCenterCode"),
+        AttrValue::String("CC-42".into()),
+    );
+    u.custom.insert(
+        format!("{ACME}:badges"),
+        AttrValue::Multi(vec![AttrValue::String("a".into())]),
+    );
+    // A source's own custom attribute (no schema) is not sent.
+    u.custom
+        .insert("extension_abc_x".into(), AttrValue::String("no".into()));
+    let body = user_body(&u);
+    assert_eq!(body[ACME]["costCenterCode"], "CC-42");
+    assert_eq!(body[ACME]["badges"], json!(["a"]));
+    assert!(body["schemas"].as_array().unwrap().contains(&json!(ACME)));
+    assert!(body.get("extension_abc_x").is_none());
+    let back = extension_attributes(&body);
+    assert_eq!(back.len(), 2);
+    assert_eq!(
+        back[&format!("{ACME}:costCenterCode")],
+        AttrValue::String("CC-42".into())
+    );
+    let mut after = u.clone();
+    after.custom.insert(
+        format!("{ACME}:costCenterCode"),
+        AttrValue::String("CC-7".into()),
+    );
+    let ops = user_patch_ops(&u, &after);
+    assert_eq!(
+        ops,
+        vec![json!({"op": "replace", "path": format!("{ACME}:costCenterCode"), "value": "CC-7"})]
+    );
+}

@@ -513,6 +513,66 @@ fn notifications_reach_a_real_smtp_server_and_a_webhook_on_failure_quarantine_an
 }
 
 #[test]
+fn attribute_mappings_shape_what_the_target_gets() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 6);
+    // A broken expression is a config error naming the flow, the attribute, line and column.
+    write_config(
+        dir.path(),
+        "[flows.hr-to-app.mapping]\ndisplayName = 'Join(\" \", [surname], [givenName]'\n",
+    );
+    let o = run(dir.path(), &["config", "check"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "flows.hr-to-app.mapping.displayName: at column 1: the call of Join is not closed"
+        ),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("idsync.toml:19:15:"), "{}", text(&o));
+
+    write_config(
+        dir.path(),
+        r#"[flows.hr-to-app.mapping]
+displayName = 'Join(", ", [surname], [givenName])'
+title = 'Switch([department], "Staff", "Dept 1", "Engineer", "Dept 2", "Manager")'
+nickName = { expression = 'ToLower(Join(".", [givenName], Replace([surname], " ", , , "", , )))', apply = "on_create" }
+"#,
+    );
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let user = |name: &str| {
+        TestTarget::with_journal(&dir.path().join("target.jsonl"))
+            .unwrap()
+            .state()
+            .users
+            .into_iter()
+            .find(|u| u.user.user_name == name)
+            .unwrap()
+            .user
+    };
+    let u1 = user("user1@example.com");
+    assert_eq!(u1.display_name.as_deref(), Some("Number 1, User"));
+    assert_eq!(u1.title.as_deref(), Some("Engineer"));
+    assert_eq!(u1.nick_name.as_deref(), Some("user.number1"));
+    assert_eq!(user("user3@example.com").title.as_deref(), Some("Staff"));
+
+    // A change in the source: mapped-always attributes follow, on-create ones stay.
+    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("users.csv"),
+        csv.replace("Number 1,", "Uno,"),
+    )
+    .unwrap();
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert!(text(&o).contains("1 applied"), "{}", text(&o));
+    let u1 = user("user1@example.com");
+    assert_eq!(u1.display_name.as_deref(), Some("Uno, User"));
+    assert_eq!(u1.nick_name.as_deref(), Some("user.number1"));
+}
+
+#[test]
 fn rejected_operations_give_exit_code_3_and_a_log() {
     let dir = tempfile::tempdir().unwrap();
     write_people_csv(dir.path(), 5);

@@ -591,7 +591,9 @@ impl Target for ScimTarget {
 
     /// SCIM has no custom attributes outside schemas and no group description.
     fn project_user(&self, mut user: User) -> User {
-        user.custom.clear();
+        // Only extension attributes a flow mapped (`urn:<schema>:<attribute>`) reach the
+        // service; the source's own custom attributes stay in idsync.
+        user.custom.retain(|k, _| k.starts_with("urn:"));
         user
     }
 
@@ -615,8 +617,9 @@ impl Target for ScimTarget {
                 .and_then(Value::as_str)
                 .ok_or_else(|| TargetError::Protocol("a user without id".into()))?
                 .to_string();
-            let user = user_from_scim(&known_only(&v, &USER_RESOURCE), &id)
+            let mut user = user_from_scim(&known_only(&v, &USER_RESOURCE), &id)
                 .map_err(|e| bad(&format!("user {id}"), e))?;
+            user.custom = idsync_scim::resource::extension_attributes(&v);
             users.push(RemoteUser {
                 target_id: id,
                 user,
