@@ -850,6 +850,7 @@ impl<'a> Checker<'a> {
                 "deletion_threshold",
                 "deletion_threshold_percent",
                 "mapping",
+                "scope",
             ],
         );
         let source = self.string(t, "source", &path);
@@ -895,6 +896,7 @@ impl<'a> Checker<'a> {
         let full_reconcile_interval = self.duration(t, "full_reconcile_interval", &path);
         let enabled = self.boolean(t, "enabled", &path).unwrap_or(true);
         let mapping = self.mapping(t, &path);
+        let scope = self.scope(t, &path);
         let defaults = idsync_core::DeletionThreshold::default();
         let deletion_threshold = idsync_core::DeletionThreshold {
             count: match self.int(t, "deletion_threshold", &path, 0, 100_000_000) {
@@ -920,7 +922,81 @@ impl<'a> Checker<'a> {
             enabled,
             deletion_threshold,
             mapping,
+            scope,
         })
+    }
+
+    /// `[[flows.x.scope]]`: clause groups. A user in any group (all its clauses hold) is in
+    /// scope: `clauses = [{ attribute = "department", operator = "equals", value = "Sales" }]`.
+    fn scope(&mut self, t: &dyn TableLike, path: &str) -> idsync_core::scope::Scope {
+        use idsync_core::scope::{Clause, Scope};
+        let mut out = Scope::default();
+        let Some(item) = t.get("scope") else {
+            return out;
+        };
+        let tables: Vec<&dyn TableLike> = match item {
+            Item::ArrayOfTables(a) => a.iter().map(|t| t as &dyn TableLike).collect(),
+            Item::Value(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| v.as_inline_table().map(|t| t as &dyn TableLike))
+                .collect(),
+            _ => {
+                self.err(
+                    &item.span(),
+                    &format!("{path}.scope"),
+                    "expected [[flows.<name>.scope]] tables, each with clauses = [...]",
+                );
+                return out;
+            }
+        };
+        for (g, table) in tables.into_iter().enumerate() {
+            let gpath = format!("{path}.scope[{g}]");
+            self.keys(table, &gpath, &["clauses"]);
+            let Some(clauses) = table.get("clauses").and_then(Item::as_array) else {
+                self.err(&table.get("clauses").and_then(Item::span), &format!("{gpath}.clauses"), "required: clauses = [{ attribute = \"...\", operator = \"equals\", value = \"...\" }, ...]");
+                continue;
+            };
+            let mut group = Vec::new();
+            for (i, c) in clauses.iter().enumerate() {
+                let cpath = format!("{gpath}.clauses[{i}]");
+                let Some(ct) = c.as_inline_table() else {
+                    self.err(
+                        &c.span(),
+                        &cpath,
+                        "expected { attribute = ..., operator = ..., value = ... }",
+                    );
+                    continue;
+                };
+                self.keys(ct, &cpath, &["attribute", "operator", "value", "values"]);
+                let attribute = ct.get("attribute").and_then(Value::as_str);
+                let operator = ct.get("operator").and_then(Value::as_str);
+                let (Some(attribute), Some(operator)) = (attribute, operator) else {
+                    self.err(&c.span(), &cpath, "needs attribute and operator");
+                    continue;
+                };
+                let value = ct.get("value").and_then(|v| match v {
+                    Value::String(s) => Some(s.value().clone()),
+                    Value::Integer(n) => Some(n.value().to_string()),
+                    Value::Float(f) => Some(f.value().to_string()),
+                    Value::Boolean(b) => Some(b.value().to_string()),
+                    _ => None,
+                });
+                let values: Option<Vec<String>> =
+                    ct.get("values").and_then(Value::as_array).map(|a| {
+                        a.iter()
+                            .filter_map(|v| v.as_str().map(str::to_string))
+                            .collect()
+                    });
+                match Clause::new(attribute, operator, value.as_deref(), values.as_deref()) {
+                    Ok(clause) => group.push(clause),
+                    Err(e) => self.err(&c.span(), &cpath, e.to_string()),
+                }
+            }
+            if !group.is_empty() {
+                out.groups.push(group);
+            }
+        }
+        out
     }
 
     /// `[flows.x.mapping]`: target attribute = "expression", or = { expression = "...",

@@ -319,6 +319,8 @@ pub struct FlowConfig {
     pub deletion_threshold: idsync_core::DeletionThreshold,
     /// `[flows.x.mapping]`: target attributes computed by expressions.
     pub mapping: idsync_core::mapping::Mapping,
+    /// `[[flows.x.scope]]`: which users the flow provisions.
+    pub scope: idsync_core::scope::Scope,
 }
 
 impl FlowConfig {

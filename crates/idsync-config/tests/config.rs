@@ -204,6 +204,35 @@ fn notification_errors_name_their_keys() {
 }
 
 #[test]
+fn scope_errors_name_their_clauses() {
+    let text = format!("{GOOD}\n[[flows.hr-to-app.scope]]\nclauses = [\n  {{ attribute = \"department\", operator = \"resembles\", value = \"x\" }},\n  {{ attribute = \"mail\", operator = \"regex_match\", value = \"(\" }},\n  {{ attribute = \"title\", operator = \"in\" }},\n]\n");
+    let e = errors(&text);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "flows.hr-to-app.scope[0].clauses[0]",
+            "flows.hr-to-app.scope[0].clauses[1]",
+            "flows.hr-to-app.scope[0].clauses[2]"
+        ]
+    );
+    assert!(
+        e[0].message.contains("\"resembles\" is not an operator"),
+        "{}",
+        e[0]
+    );
+    assert!(
+        e[1].message.contains("not a regular expression"),
+        "{}",
+        e[1]
+    );
+    assert!(e[2].message.contains("in needs values"), "{}", e[2]);
+    let good = format!("{GOOD}\n[[flows.hr-to-app.scope]]\nclauses = [{{ attribute = \"department\", operator = \"equals\", value = \"Sales\" }}]\n[[flows.hr-to-app.scope]]\nclauses = [{{ attribute = \"level\", operator = \"greater_than\", value = 3 }}]\n");
+    let c = parse(&good, Path::new("/etc/idsync/idsync.toml")).unwrap();
+    assert_eq!(c.flows["hr-to-app"].scope.groups.len(), 2);
+}
+
+#[test]
 fn syntax_error_has_its_line() {
     let e = one("[store]\npath = \"a.db\"\nretention_days = = 3\n");
     assert_eq!(e.line, 3);

@@ -12,6 +12,7 @@ pub mod image;
 pub mod mapping;
 pub mod model;
 pub mod plan;
+pub mod scope;
 pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};

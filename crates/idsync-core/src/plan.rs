@@ -87,6 +87,8 @@ pub enum Reason {
     MembershipsRemoved,
     /// Renamed in the source; the target cannot rename groups, so a new group is made.
     RecreatedForRename(String),
+    /// Still in the source, but out of the flow's scope (the verdict in words).
+    LeftScope(String),
 }
 
 impl fmt::Display for Reason {
@@ -103,6 +105,7 @@ impl fmt::Display for Reason {
             Reason::RemovedFromSource => write!(f, "no longer in the source"),
             Reason::MembershipsAdded => write!(f, "members added in the source"),
             Reason::MembershipsRemoved => write!(f, "members removed in the source"),
+            Reason::LeftScope(why) => write!(f, "left the flow's scope ({why})"),
             Reason::RecreatedForRename(from) => write!(
                 f,
                 "renamed in the source from {from:?}; the target cannot rename groups, so a new group is made (the old one stays)"

@@ -78,6 +78,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 backoff: Backoff::default(),
                 deletion_threshold: idsync_core::DeletionThreshold::default(),
                 mapping: idsync_core::mapping::Mapping::default(),
+                scope: idsync_core::scope::Scope::default(),
+                only_user: None,
             },
             source: None,
             enabled: true,

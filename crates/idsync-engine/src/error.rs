@@ -25,6 +25,8 @@ pub enum EngineError {
     UnknownSource(String),
     #[error("no run with id {0:?}")]
     UnknownRun(String),
+    #[error("no user {query:?} in directory {directory} (give its userName, email or source id)")]
+    UnknownUser { directory: String, query: String },
     #[error("run {run} is not waiting for approval: {why}")]
     NotHeld { run: String, why: String },
     #[error("{0}")]

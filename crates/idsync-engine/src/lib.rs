@@ -22,7 +22,7 @@ pub use pacing::{Backoff, RateLimiter};
 pub use progress::{NoProgress, Progress};
 pub use run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
 pub use runtime::{
-    graph_source, quarantine_backoff_ms, FlowEntry, Runtime, SourceEntry, TargetEntry,
+    graph_source, quarantine_backoff_ms, FlowEntry, Provisioned, Runtime, SourceEntry, TargetEntry,
     QUARANTINE_AFTER,
 };
 pub use service::Service;

@@ -6,6 +6,7 @@ use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
 use idsync_core::mapping::{apply_mapping, Mapping};
+use idsync_core::scope::{apply_scope, explain_out_of_scope, Scope};
 use idsync_core::{
     desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold, DirectoryImage, Key,
     LedgerState, Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp, User,
@@ -28,6 +29,10 @@ pub struct FlowSpec {
     pub deletion_threshold: DeletionThreshold,
     /// Target attributes computed by expressions (empty: users as the directory holds them).
     pub mapping: Mapping,
+    /// Which users the flow provisions (empty: all).
+    pub scope: Scope,
+    /// Provision on demand: only this user (by key), its groups and its memberships.
+    pub only_user: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -39,6 +44,8 @@ pub enum Trigger {
     Login,
     /// An admin approved the deprovisions a run held.
     Approval,
+    /// `idsync provision FLOW --user NAME`: one user, now.
+    OnDemand,
 }
 
 impl Trigger {
@@ -49,6 +56,7 @@ impl Trigger {
             Trigger::Push => "push",
             Trigger::Login => "login",
             Trigger::Approval => "approval",
+            Trigger::OnDemand => "on_demand",
         }
     }
 }
@@ -247,6 +255,30 @@ async fn run_inner(
     }
 }
 
+/// Keep of a plan what concerns one user: its own operation, its group memberships, and the
+/// groups it is (to be) in, so that they exist first.
+fn only_user(
+    plan: &mut Plan,
+    key: &str,
+    desired: &idsync_core::DesiredState,
+    ledger: &LedgerState,
+) {
+    let in_group = |g: &str| {
+        desired.members.get(g).is_some_and(|m| m.contains(key))
+            || ledger.members.get(g).is_some_and(|m| m.contains(key))
+    };
+    plan.operations.retain_mut(|op| match &mut op.action {
+        Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } => {
+            users.retain(|u| &**u == key);
+            !users.is_empty()
+        }
+        Action::CreateGroup { .. } | Action::UpdateGroup { .. } | Action::DeleteGroup { .. } => {
+            in_group(&op.key)
+        }
+        _ => op.key == key,
+    });
+}
+
 /// What a run knows of its flow's hold.
 struct HoldContext {
     /// Users whose deprovisioning an admin approved (an approval run).
@@ -331,6 +363,10 @@ async fn plan_and_apply(
         snapshot.memberships.len() as i64,
     );
     let mut desired = desired_state(snapshot);
+    let out_of_scope = apply_scope(&mut desired, &flow.scope);
+    if !out_of_scope.is_empty() {
+        bump(&mut counts, "out_of_scope", out_of_scope.len() as i64);
+    }
 
     let desired_ms = started.elapsed().as_millis() as u64 - load_directory_ms;
     let mut ledger_version = store.ledger_version(&flow.name).await?;
@@ -368,6 +404,10 @@ async fn plan_and_apply(
     }
     let before_plan = started.elapsed().as_millis() as u64;
     let mut plan = plan(&desired, &ledger, &plan_opts);
+    explain_out_of_scope(&mut plan, &out_of_scope);
+    if let Some(key) = &flow.only_user {
+        only_user(&mut plan, key, &desired, &ledger);
+    }
     for u in &unmapped {
         let fate = if ledger.users.contains_key(&u.key) {
             "left as the target has it"
@@ -493,7 +533,10 @@ async fn plan_and_apply(
         ledger: applier.ledger_version.map(|v| (applier.ledger, v)),
     };
     let counts = applier.counts;
-    store.set_flow_cursor(&flow.name, seq).await?;
+    // A run for one user has not brought the whole flow up to the change log.
+    if flow.only_user.is_none() {
+        store.set_flow_cursor(&flow.name, seq).await?;
+    }
     Ok((plan, counts, Some(kept)))
 }
 

@@ -131,6 +131,19 @@ pub struct Runtime {
     memory: std::sync::Mutex<std::collections::HashMap<String, FlowMemory>>,
 }
 
+/// What provisioning one user on demand did, step by step.
+#[derive(Debug)]
+pub struct Provisioned {
+    pub user: idsync_core::User,
+    pub verdict: idsync_core::scope::Verdict,
+    /// Each mapped attribute and its value, or why the mapping failed.
+    pub mapped: Result<Vec<(String, String)>, String>,
+    /// The target object the user was known as before this run.
+    pub target_id: Option<String>,
+    pub report: RunReport,
+    pub ops: Vec<idsync_store::OpLog>,
+}
+
 /// Bad runs in a row after which a flow is quarantined.
 pub const QUARANTINE_AFTER: i64 = 3;
 
@@ -263,6 +276,8 @@ impl Runtime {
                         },
                         deletion_threshold: fc.deletion_threshold,
                         mapping: fc.mapping.clone(),
+                        scope: fc.scope.clone(),
+                        only_user: None,
                     },
                     // A flow reads its source first only when there is something to read.
                     source: rt
@@ -476,6 +491,97 @@ impl Runtime {
             progress,
         )
         .await
+    }
+
+    /// Provision on demand: read the source, then run the flow for one user now. Returns each
+    /// step: the user as the directory holds it, the scope verdict, the mapped values, the
+    /// target object it was known as, and the run with its operations.
+    pub async fn provision(
+        &self,
+        flow: &str,
+        query: &str,
+        progress: &dyn Progress,
+    ) -> Result<Provisioned, EngineError> {
+        let entry = self.flow(flow)?;
+        if let Some(src) = &entry.source {
+            self.ingest(src).await?;
+        }
+        let dir = &entry.spec.directory;
+        let snapshot = self.store.load_directory(dir).await?;
+        let q = query.to_lowercase();
+        let user = snapshot
+            .users
+            .into_iter()
+            .find(|u| {
+                u.source_id == query
+                    || u.user_name.to_lowercase() == q
+                    || u.emails.iter().any(|e| e.value.to_lowercase() == q)
+            })
+            .ok_or_else(|| EngineError::UnknownUser {
+                directory: dir.clone(),
+                query: query.to_string(),
+            })?;
+        let verdict = entry.spec.scope.verdict(&user);
+        let ledger = self.store.load_ledger(flow).await?;
+        let known = ledger.users.get(&user.source_id);
+        let mapped = if entry.spec.mapping.is_empty() {
+            Ok(Vec::new())
+        } else {
+            let mut taken = |attr: &str, value: &str| {
+                ledger.users.iter().any(|(k, l)| {
+                    *k != user.source_id
+                        && idsync_core::mapping::get(&l.user, attr)
+                            .text()
+                            .is_some_and(|v| v.eq_ignore_ascii_case(value))
+                })
+            };
+            entry
+                .spec
+                .mapping
+                .map_user(&user, &mut taken)
+                .map(|(_, values)| {
+                    values
+                        .into_iter()
+                        .map(|(a, v)| {
+                            let shown = match v {
+                                idsync_core::mapping::Value::Null => "(empty)".to_string(),
+                                idsync_core::mapping::Value::List(l) => format!("{l:?}"),
+                                other => format!("{:?}", other.text().unwrap_or_default()),
+                            };
+                            (a, shown)
+                        })
+                        .collect()
+                })
+                .map_err(|(a, e)| format!("{a}: {e}"))
+        };
+        let target_id = known.map(|l| l.target_id.clone());
+        let target = self.target_of(entry)?;
+        let mut spec = entry.spec.clone();
+        spec.only_user = Some(user.source_id.clone());
+        let report = run_flow(
+            &self.store,
+            &spec,
+            target.target.as_ref(),
+            &target.limiter,
+            RunOptions {
+                trigger: Trigger::OnDemand,
+                mode: Mode::Full,
+                dry_run: false,
+            },
+            progress,
+            self.clock.as_ref(),
+            &mut None,
+        )
+        .await?;
+        let ops = self.store.run_ops(&report.run_id).await?;
+        Ok(Provisioned {
+            user,
+            verdict,
+            mapped,
+            target_id,
+            report,
+            ops,
+        })
     }
 
     /// The held run `run_id`, checked to be the one its flow waits on.

@@ -108,6 +108,8 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                 },
                 deletion_threshold: DeletionThreshold::default(),
                 mapping: idsync_core::mapping::Mapping::default(),
+                scope: idsync_core::scope::Scope::default(),
+                only_user: None,
             },
             source: Some("hr".into()),
             enabled: true,

@@ -30,7 +30,8 @@ impl ApiError {
             ApiError::Engine(
                 EngineError::UnknownFlow(_)
                 | EngineError::UnknownSource(_)
-                | EngineError::UnknownRun(_),
+                | EngineError::UnknownRun(_)
+                | EngineError::UnknownUser { .. },
             ) => StatusCode::NOT_FOUND,
             ApiError::Engine(EngineError::NotHeld { .. }) => StatusCode::CONFLICT,
             ApiError::Engine(EngineError::Source { .. } | EngineError::Target { .. }) => {

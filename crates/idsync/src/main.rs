@@ -72,6 +72,19 @@ enum Command {
         /// Compare with the target's real state instead of the ledger.
         #[arg(long)]
         full: bool,
+        /// With every operation, why: the attributes that changed (before and after), what a
+        /// create sends, the members concerned.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Provision one user now (reads the source first) and print every step: the scope
+    /// verdict and the clause that decided it, each mapped value, the target object, the
+    /// operations and their outcome.
+    Provision {
+        flow: String,
+        /// The user's userName, email or source id.
+        #[arg(long)]
+        user: String,
     },
     /// The sync history, newest first; with --source, the reads of a source and their cost.
     Runs {
@@ -259,6 +272,7 @@ fn main() -> ExitCode {
                     EngineError::UnknownFlow(_)
                     | EngineError::UnknownRun(_)
                     | EngineError::UnknownSource(_)
+                    | EngineError::UnknownUser { .. }
                     | EngineError::NotHeld { .. },
                 ) => EXIT_CONFIG,
                 _ => EXIT_ERROR,
@@ -424,13 +438,94 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
             );
             Ok(0)
         }
-        Command::Plan { flow, json, full } => {
+        Command::Plan {
+            flow,
+            json,
+            full,
+            explain,
+        } => {
             let mode = if full { Mode::Reconcile } else { Mode::Full };
             let report = rt
                 .sync(&flow, mode, true, &idsync_engine::NoProgress)
                 .await?;
+            if explain && !json {
+                for op in &report.plan.operations {
+                    println!("{}", op.describe());
+                    for line in explain_op(op) {
+                        println!("    {line}");
+                    }
+                }
+                for w in &report.plan.warnings {
+                    println!("warning: {w}");
+                }
+                println!("{} operation(s)", report.plan.len());
+                return Ok(0);
+            }
             print_plan(&report.plan, json)?;
             Ok(0)
+        }
+        Command::Provision { flow, user } => {
+            let p = rt
+                .provision(&flow, &user, &idsync_engine::NoProgress)
+                .await?;
+            println!(
+                "user:      {} (source id {}, {})",
+                p.user.user_name,
+                p.user.source_id,
+                if p.user.active { "enabled" } else { "disabled" }
+            );
+            println!(
+                "scope:     {}: {}",
+                if p.verdict.in_scope {
+                    "in scope"
+                } else {
+                    "OUT OF SCOPE"
+                },
+                p.verdict.reason
+            );
+            match &p.mapped {
+                Ok(values) if values.is_empty() => {
+                    println!("mapping:   none: the user goes as the directory holds it")
+                }
+                Ok(values) => {
+                    for (i, (attr, v)) in values.iter().enumerate() {
+                        let label = if i == 0 { "mapping:" } else { "" };
+                        println!("{label:<10} {attr} = {v}");
+                    }
+                }
+                Err(e) => println!("mapping:   FAILED: {e}"),
+            }
+            match &p.target_id {
+                Some(id) => println!("target:    known as {id}"),
+                None => println!(
+                    "target:    not provisioned yet (a create first looks for an existing object by the target's matching attributes)"
+                ),
+            }
+            if p.ops.is_empty() {
+                println!("operations: none: the target is up to date for this user");
+            }
+            for op in &p.ops {
+                println!(
+                    "operation: {} {}: {} -> {}{}",
+                    op.action,
+                    op.object,
+                    op.reason,
+                    op.outcome,
+                    op.error
+                        .as_ref()
+                        .map(|e| format!(" ({e})"))
+                        .unwrap_or_default()
+                );
+            }
+            for w in &p.report.plan.warnings {
+                println!("warning:   {w}");
+            }
+            println!("run {}: {}", p.report.run_id, p.report.status.as_str());
+            Ok(match p.report.status {
+                RunStatus::Succeeded => 0,
+                RunStatus::Held => EXIT_HELD,
+                _ => EXIT_OPS_FAILED,
+            })
         }
         Command::Runs {
             flow,
@@ -606,6 +701,56 @@ async fn source_check(rt: &Runtime, config: &Config, name: &str, json: bool) -> 
         }
     }
     Ok(if report.ok() { 0 } else { EXIT_UNREACHABLE })
+}
+
+/// The details of one operation, for `plan --explain`.
+fn explain_op(op: &idsync_core::Operation) -> Vec<String> {
+    use idsync_core::Action;
+    let show = |v: Option<&serde_json::Value>| match v {
+        None | Some(serde_json::Value::Null) => "(empty)".to_string(),
+        Some(v) => v.to_string(),
+    };
+    let diff = |before: serde_json::Value, after: serde_json::Value| -> Vec<String> {
+        let (Some(b), Some(a)) = (before.as_object(), after.as_object()) else {
+            return Vec::new();
+        };
+        let keys: std::collections::BTreeSet<&String> = b.keys().chain(a.keys()).collect();
+        keys.into_iter()
+            .filter(|k| *k != "id" && b.get(*k) != a.get(*k))
+            .map(|k| format!("{k}: {} -> {}", show(b.get(k)), show(a.get(k))))
+            .collect()
+    };
+    let value = |r: Result<serde_json::Value, serde_json::Error>| r.unwrap_or_default();
+    match &op.action {
+        Action::CreateUser { user } => {
+            vec![format!("sends {}", value(serde_json::to_value(user)))]
+        }
+        Action::CreateGroup { group } => {
+            vec![format!("sends {}", value(serde_json::to_value(group)))]
+        }
+        Action::UpdateUser { before, after, .. } | Action::DisableUser { before, after } => diff(
+            value(serde_json::to_value(before)),
+            value(serde_json::to_value(after)),
+        ),
+        Action::UpdateGroup { before, after, .. } => diff(
+            value(serde_json::to_value(before)),
+            value(serde_json::to_value(after)),
+        ),
+        Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } => {
+            let shown: Vec<&str> = users.iter().take(20).map(|u| &**u).collect();
+            let more = users.len().saturating_sub(shown.len());
+            vec![format!(
+                "users: {}{}",
+                shown.join(", "),
+                if more > 0 {
+                    format!(" and {more} more")
+                } else {
+                    String::new()
+                }
+            )]
+        }
+        Action::DeleteUser { .. } | Action::DeleteGroup { .. } => Vec::new(),
+    }
 }
 
 fn print_plan(plan: &idsync_core::Plan, json: bool) -> anyhow::Result<()> {

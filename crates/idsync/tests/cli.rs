@@ -573,6 +573,78 @@ nickName = { expression = 'ToLower(Join(".", [givenName], Replace([surname], " "
 }
 
 #[test]
+fn scoping_provision_on_demand_and_plan_explain() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 12);
+    write_config(
+        dir.path(),
+        r#"[[flows.hr-to-app.scope]]
+clauses = [{ attribute = "department", operator = "in", values = ["Dept 1", "Dept 2"] }]
+"#,
+    );
+    let target = || TestTarget::with_journal(&dir.path().join("target.jsonl")).unwrap();
+
+    // One user, now, with every step said.
+    let o = run(
+        dir.path(),
+        &["provision", "hr-to-app", "--user", "USER1@example.com"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains(r#"scope:     in scope: scoping group 1 holds: department is one of ["Dept 1", "Dept 2"]"#), "{out}");
+    assert!(out.contains("mapping:   none"), "{out}");
+    assert!(out.contains("target:    not provisioned yet"), "{out}");
+    assert!(
+        out.contains("operation: create_user user1@example.com: new in the source -> applied"),
+        "{out}"
+    );
+    assert!(out.contains("operation: add_members everyone"), "{out}");
+    assert_eq!(target().user_count(), 1, "only that user");
+    let o = run(
+        dir.path(),
+        &["provision", "hr-to-app", "--user", "user1@example.com"],
+    );
+    assert!(text(&o).contains("target:    known as "), "{}", text(&o));
+    assert!(text(&o).contains("operations: none"), "{}", text(&o));
+    let o = run(
+        dir.path(),
+        &["provision", "hr-to-app", "--user", "user3@example.com"],
+    );
+    assert!(text(&o).contains(r#"scope:     OUT OF SCOPE: out of scope: group 1: not department is one of ["Dept 1", "Dept 2"] (it is "Dept 3")"#), "{}", text(&o));
+    assert_eq!(target().user_count(), 1);
+    let o = run(
+        dir.path(),
+        &["provision", "hr-to-app", "--user", "nobody@example.com"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("no user \"nobody@example.com\""),
+        "{}",
+        text(&o)
+    );
+
+    // The flow: only users in scope (departments 1 and 2: users 1, 2, 8, 9).
+    assert_eq!(
+        run(dir.path(), &["sync", "hr-to-app"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(target().user_count(), 4);
+
+    // Leaving scope, and a change, explained.
+    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    let csv = csv
+        .replace("user1@example.com,Dept 1", "user1@example.com,Dept 5")
+        .replace("Number 2,", "Deux,");
+    std::fs::write(dir.path().join("users.csv"), csv).unwrap();
+    let o = run(dir.path(), &["plan", "hr-to-app", "--explain"]);
+    let out = text(&o);
+    assert!(out.contains(r#"disable user user1@example.com: left the flow's scope (out of scope: group 1: not department is one of ["Dept 1", "Dept 2"] (it is "Dept 5"))"#), "{out}");
+    assert!(out.contains(r#"active: true -> false"#), "{out}");
+    assert!(out.contains(r#"name: {"familyName":"Number 2","givenName":"User"} -> {"familyName":"Deux","givenName":"User"}"#), "{out}");
+    assert!(out.contains("users: id-000001"), "{out}");
+}
+
+#[test]
 fn rejected_operations_give_exit_code_3_and_a_log() {
     let dir = tempfile::tempdir().unwrap();
     write_people_csv(dir.path(), 5);
