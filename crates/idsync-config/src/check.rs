@@ -840,6 +840,8 @@ impl<'a> Checker<'a> {
                 "source",
                 "target",
                 "deprovision",
+                "deprovision_memberships",
+                "keep_memberships_in",
                 "group_deletion",
                 "group_rename",
                 "member_batch",
@@ -870,12 +872,34 @@ impl<'a> Checker<'a> {
             );
         }
         let deprovision = match self
-            .choice(t, "deprovision", &path, &["disable", "delete"])
+            .choice(t, "deprovision", &path, &["disable", "delete", "none"])
             .as_deref()
         {
             Some("delete") => DeprovisionAction::Delete,
+            Some("none") => DeprovisionAction::Nothing,
             _ => DeprovisionAction::Disable,
         };
+        let mut memberships = idsync_core::scope::MembershipPolicy {
+            keep: self
+                .choice(t, "deprovision_memberships", &path, &["remove", "keep"])
+                .is_some_and(|c| c == "keep")
+                || deprovision == DeprovisionAction::Nothing,
+            keep_in: Vec::new(),
+        };
+        for (i, (p, span)) in self
+            .str_array(t, "keep_memberships_in", &path)
+            .into_iter()
+            .enumerate()
+        {
+            match idsync_core::scope::GroupPattern::parse(&p) {
+                Ok(g) => memberships.keep_in.push(g),
+                Err(e) => self.err(
+                    &span,
+                    &format!("{path}.keep_memberships_in[{i}]"),
+                    e.to_string(),
+                ),
+            }
+        }
         let group_deletion = match self
             .choice(t, "group_deletion", &path, &["keep", "delete"])
             .as_deref()
@@ -923,6 +947,7 @@ impl<'a> Checker<'a> {
             deletion_threshold,
             mapping,
             scope,
+            memberships,
         })
     }
 

@@ -321,6 +321,8 @@ pub struct FlowConfig {
     pub mapping: idsync_core::mapping::Mapping,
     /// `[[flows.x.scope]]`: which users the flow provisions.
     pub scope: idsync_core::scope::Scope,
+    /// What happens to a deprovisioned user's group memberships.
+    pub memberships: idsync_core::scope::MembershipPolicy,
 }
 
 impl FlowConfig {

@@ -83,6 +83,13 @@ fn the_example_file_loads() {
         c.flows["entra-to-atlassian"].deletion_threshold,
         idsync_core::DeletionThreshold::default()
     );
+    let m = &c.flows["hr-to-app"].memberships;
+    assert!(!m.keep);
+    assert!(
+        m.keep_in.len() == 1
+            && m.keep_in[0].matches("jira-users")
+            && !m.keep_in[0].matches("confluence-users")
+    );
     let SourceKind::MsGraph(g) = &c.sources["entra-graph"].kind else {
         panic!("entra-graph is a msgraph source");
     };

@@ -19,6 +19,8 @@ pub enum DeprovisionAction {
     Disable,
     /// Delete the user in the target.
     Delete,
+    /// Leave the user in the target as it is (its memberships too).
+    Nothing,
 }
 
 /// What to do with a group that was deleted in the source. Groups are never deleted in a target
@@ -523,6 +525,7 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
             continue;
         }
         let action = match opts.deprovision {
+            DeprovisionAction::Nothing => continue,
             DeprovisionAction::Delete => Action::DeleteUser {
                 before: have.user.clone(),
             },

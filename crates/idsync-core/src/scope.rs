@@ -248,3 +248,69 @@ pub fn explain_out_of_scope(
         }
     }
 }
+
+/// What happens to the group memberships of a user being deprovisioned (deleted in the source
+/// or out of scope) while the user stays in the target (disabled, or left as it is).
+#[derive(Debug, Clone, Default)]
+pub struct MembershipPolicy {
+    /// Keep every membership the target has (a user re-enabled later has its access back).
+    pub keep: bool,
+    /// Keep the memberships in these groups even when the others are removed: exact display
+    /// names, or `regex:<pattern>`.
+    pub keep_in: Vec<GroupPattern>,
+}
+
+/// A group name, or a regular expression over group names.
+#[derive(Debug, Clone)]
+pub enum GroupPattern {
+    Name(String),
+    Regex(regex::Regex),
+}
+
+impl GroupPattern {
+    pub fn parse(s: &str) -> Result<GroupPattern, ScopeError> {
+        match s.strip_prefix("regex:") {
+            Some(re) => regex::Regex::new(re)
+                .map(GroupPattern::Regex)
+                .map_err(|e| ScopeError::BadRegex(re.to_string(), e.to_string())),
+            None => Ok(GroupPattern::Name(s.to_string())),
+        }
+    }
+
+    pub fn matches(&self, name: &str) -> bool {
+        match self {
+            GroupPattern::Name(n) => n.eq_ignore_ascii_case(name),
+            GroupPattern::Regex(re) => re.is_match(name),
+        }
+    }
+}
+
+/// Put back into the desired state the target memberships of users that are being (or were)
+/// deprovisioned, where the policy keeps them, so the plan does not remove them.
+pub fn keep_memberships(
+    desired: &mut DesiredState,
+    ledger: &crate::state::LedgerState,
+    policy: &MembershipPolicy,
+) {
+    if !policy.keep && policy.keep_in.is_empty() {
+        return;
+    }
+    for (group, members) in &ledger.members {
+        let Some(g) = desired.groups.get(group) else {
+            continue;
+        };
+        let kept = policy.keep || policy.keep_in.iter().any(|p| p.matches(&g.display_name));
+        if !kept {
+            continue;
+        }
+        for m in members {
+            if !desired.users.contains_key(&**m) && ledger.users.contains_key(&**m) {
+                desired
+                    .members
+                    .entry(group.clone())
+                    .or_default()
+                    .insert(m.clone());
+            }
+        }
+    }
+}

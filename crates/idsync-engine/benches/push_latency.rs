@@ -80,6 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 mapping: idsync_core::mapping::Mapping::default(),
                 scope: idsync_core::scope::Scope::default(),
                 only_user: None,
+                memberships: idsync_core::scope::MembershipPolicy::default(),
             },
             source: None,
             enabled: true,

@@ -6,7 +6,9 @@ use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
 use idsync_core::mapping::{apply_mapping, Mapping};
-use idsync_core::scope::{apply_scope, explain_out_of_scope, Scope};
+use idsync_core::scope::{
+    apply_scope, explain_out_of_scope, keep_memberships, MembershipPolicy, Scope,
+};
 use idsync_core::{
     desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold, DirectoryImage, Key,
     LedgerState, Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp, User,
@@ -33,6 +35,8 @@ pub struct FlowSpec {
     pub scope: Scope,
     /// Provision on demand: only this user (by key), its groups and its memberships.
     pub only_user: Option<String>,
+    /// What happens to a deprovisioned user's group memberships.
+    pub memberships: MembershipPolicy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -394,6 +398,7 @@ async fn plan_and_apply(
             ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
         }
     }
+    keep_memberships(&mut desired, &ledger, &flow.memberships);
     // The flow's attribute mappings, then what the target can hold.
     let unmapped = apply_mapping(&mut desired, &ledger, &flow.mapping);
     for user in desired.users.values_mut() {

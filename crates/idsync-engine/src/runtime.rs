@@ -278,6 +278,7 @@ impl Runtime {
                         mapping: fc.mapping.clone(),
                         scope: fc.scope.clone(),
                         only_user: None,
+                        memberships: fc.memberships.clone(),
                     },
                     // A flow reads its source first only when there is something to read.
                     source: rt

@@ -110,6 +110,7 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                 mapping: idsync_core::mapping::Mapping::default(),
                 scope: idsync_core::scope::Scope::default(),
                 only_user: None,
+                memberships: idsync_core::scope::MembershipPolicy::default(),
             },
             source: Some("hr".into()),
             enabled: true,
@@ -548,6 +549,83 @@ async fn deprovisions_above_the_threshold_wait_for_approve_or_reject() {
         .is_none());
     assert_eq!(sync(&f, Mode::Full).await.count("planned"), 0);
     assert_ledger_matches_target(&f).await;
+}
+
+#[tokio::test]
+async fn deprovisioning_policy_memberships_kept_by_rule_reenabled_on_return_or_left_alone() {
+    use idsync_core::scope::{GroupPattern, MembershipPolicy};
+    let mut f = fixture(people(6), TestTarget::new()).await;
+    // Disable, remove memberships except in "engineering" (nested: the even users' group).
+    f.rt.flows.get_mut("hr-to-app").unwrap().spec.memberships = MembershipPolicy {
+        keep: false,
+        keep_in: vec![GroupPattern::parse("regex:^eng").unwrap()],
+    };
+    sync(&f, Mode::Full).await;
+    let groups_of = |f: &Fixture, name: &str| -> Vec<String> {
+        target_view(&f.target)
+            .1
+            .into_iter()
+            .filter(|g| g.1.contains(&name.to_string()))
+            .map(|g| g.0)
+            .collect()
+    };
+    assert_eq!(
+        groups_of(&f, "user2@example.com"),
+        ["engineering", "everyone", "team"]
+    );
+    let two = f.source.0.lock().unwrap().users[2].clone();
+    f.source
+        .0
+        .lock()
+        .unwrap()
+        .users
+        .retain(|u| u.source_id != "id-00002");
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.count("disable_user.applied"), 1);
+    assert_eq!(
+        groups_of(&f, "user2@example.com"),
+        ["engineering"],
+        "kept where the rule says"
+    );
+    // Back in the source: enabled again, and in its groups again.
+    f.source.0.lock().unwrap().users.push(two);
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.count("update_user.applied"), 1, "{:?}", r.plan);
+    let back = target_view(&f.target)
+        .0
+        .into_iter()
+        .find(|u| u.0 == "user2@example.com")
+        .unwrap();
+    assert!(back.1, "active again");
+    assert_eq!(
+        groups_of(&f, "user2@example.com"),
+        ["engineering", "everyone", "team"]
+    );
+
+    // deprovision = "none": a user who leaves is left as the target has it.
+    {
+        let spec = &mut f.rt.flows.get_mut("hr-to-app").unwrap().spec;
+        spec.plan.deprovision = DeprovisionAction::Nothing;
+        spec.memberships = MembershipPolicy {
+            keep: true,
+            keep_in: Vec::new(),
+        };
+    }
+    f.source
+        .0
+        .lock()
+        .unwrap()
+        .users
+        .retain(|u| u.source_id != "id-00003");
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.count("planned"), 0, "{:?}", r.plan);
+    let three = target_view(&f.target)
+        .0
+        .into_iter()
+        .find(|u| u.0 == "user3@example.com")
+        .unwrap();
+    assert!(three.1, "still active");
+    assert_eq!(groups_of(&f, "user3@example.com"), ["everyone"]);
 }
 
 #[tokio::test]
