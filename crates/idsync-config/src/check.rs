@@ -840,6 +840,7 @@ impl<'a> Checker<'a> {
                 "source",
                 "target",
                 "deprovision",
+                "delete_after_days",
                 "deprovision_memberships",
                 "keep_memberships_in",
                 "group_deletion",
@@ -872,11 +873,31 @@ impl<'a> Checker<'a> {
             );
         }
         let deprovision = match self
-            .choice(t, "deprovision", &path, &["disable", "delete", "none"])
+            .choice(
+                t,
+                "deprovision",
+                &path,
+                &["disable", "delete", "delete_after", "anonymize", "none"],
+            )
             .as_deref()
         {
             Some("delete") => DeprovisionAction::Delete,
             Some("none") => DeprovisionAction::Nothing,
+            Some("anonymize") => DeprovisionAction::Anonymize,
+            Some("delete_after") => {
+                let days = self.int(t, "delete_after_days", &path, 1, 3650);
+                if days.is_none() && t.get("delete_after_days").is_none() {
+                    let span = t.get("deprovision").and_then(Item::span);
+                    self.err(
+                        &span,
+                        &format!("{path}.delete_after_days"),
+                        "deprovision = \"delete_after\" needs delete_after_days = the grace period in days",
+                    );
+                }
+                DeprovisionAction::DeleteAfter {
+                    days: u32::try_from(days.unwrap_or(30)).unwrap_or(30),
+                }
+            }
             _ => DeprovisionAction::Disable,
         };
         let mut memberships = idsync_core::scope::MembershipPolicy {

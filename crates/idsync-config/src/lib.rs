@@ -334,6 +334,7 @@ impl FlowConfig {
             member_batch: self.member_batch,
             reconcile: false,
             can_rename_groups: true,
+            now_ms: 0,
         }
     }
 }

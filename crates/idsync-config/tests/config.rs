@@ -240,6 +240,27 @@ fn scope_errors_name_their_clauses() {
 }
 
 #[test]
+fn delete_after_needs_its_grace_period() {
+    let e = one(&GOOD.replace(
+        "target = \"app\"\n",
+        "target = \"app\"\ndeprovision = \"delete_after\"\n",
+    ));
+    assert_eq!(e.key, "flows.hr-to-app.delete_after_days");
+    let c = parse(
+        &GOOD.replace(
+            "target = \"app\"\n",
+            "target = \"app\"\ndeprovision = \"delete_after\"\ndelete_after_days = 14\n",
+        ),
+        Path::new("/etc/idsync/idsync.toml"),
+    )
+    .unwrap();
+    assert_eq!(
+        c.flows["hr-to-app"].deprovision,
+        idsync_core::DeprovisionAction::DeleteAfter { days: 14 }
+    );
+}
+
+#[test]
 fn syntax_error_has_its_line() {
     let e = one("[store]\npath = \"a.db\"\nretention_days = = 3\n");
     assert_eq!(e.line, 3);

@@ -84,7 +84,7 @@ fn ledger_of(s: &Snapshot) -> LedgerState {
     let mut ledger = LedgerState::default();
     let p = plan(&desired, &ledger, &PlanOptions::default());
     for op in &p.operations {
-        ledger.record(op, Some(&op.key));
+        ledger.record(op, Some(&op.key), 0);
     }
     ledger
 }

@@ -21,6 +21,11 @@ pub enum DeprovisionAction {
     Delete,
     /// Leave the user in the target as it is (its memberships too).
     Nothing,
+    /// Disable now; delete once it has been disabled this many days.
+    DeleteAfter { days: u32 },
+    /// Disable and replace its name and addresses by placeholders (the real values stay in the
+    /// ledger, and come back if the user does).
+    Anonymize,
 }
 
 /// What to do with a group that was deleted in the source. Groups are never deleted in a target
@@ -59,6 +64,8 @@ pub struct PlanOptions {
     /// Whether the target can rename a group in place.
     pub can_rename_groups: bool,
     pub group_rename: GroupRename,
+    /// Now, in Unix milliseconds (for grace periods).
+    pub now_ms: i64,
 }
 
 impl Default for PlanOptions {
@@ -70,6 +77,7 @@ impl Default for PlanOptions {
             reconcile: false,
             can_rename_groups: true,
             group_rename: GroupRename::Keep,
+            now_ms: 0,
         }
     }
 }
@@ -91,6 +99,8 @@ pub enum Reason {
     RecreatedForRename(String),
     /// Still in the source, but out of the flow's scope (the verdict in words).
     LeftScope(String),
+    /// Disabled longer than the flow's grace period (in days).
+    GracePeriodOver(u32),
 }
 
 impl fmt::Display for Reason {
@@ -108,6 +118,9 @@ impl fmt::Display for Reason {
             Reason::MembershipsAdded => write!(f, "members added in the source"),
             Reason::MembershipsRemoved => write!(f, "members removed in the source"),
             Reason::LeftScope(why) => write!(f, "left the flow's scope ({why})"),
+            Reason::GracePeriodOver(days) => {
+                write!(f, "disabled for more than the grace period of {days} days")
+            }
             Reason::RecreatedForRename(from) => write!(
                 f,
                 "renamed in the source from {from:?}; the target cannot rename groups, so a new group is made (the old one stays)"
@@ -524,27 +537,62 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
         if desired.users.contains_key(key) {
             continue;
         }
-        let action = match opts.deprovision {
-            DeprovisionAction::Nothing => continue,
-            DeprovisionAction::Delete => Action::DeleteUser {
+        let disable = || {
+            let mut after = have.user.clone();
+            after.active = false;
+            Action::DisableUser {
                 before: have.user.clone(),
-            },
+                after,
+            }
+        };
+        let (action, reason) = match opts.deprovision {
+            DeprovisionAction::Nothing => continue,
+            DeprovisionAction::Delete => (
+                Action::DeleteUser {
+                    before: have.user.clone(),
+                },
+                Reason::RemovedFromSource,
+            ),
             DeprovisionAction::Disable => {
                 if !have.user.active {
                     continue;
                 }
-                let mut after = have.user.clone();
-                after.active = false;
-                Action::DisableUser {
-                    before: have.user.clone(),
-                    after,
+                (disable(), Reason::RemovedFromSource)
+            }
+            DeprovisionAction::DeleteAfter { days } => {
+                if have.user.active {
+                    (disable(), Reason::RemovedFromSource)
+                } else if have
+                    .disabled_ms
+                    .is_some_and(|t| opts.now_ms - t >= i64::from(days) * 86_400_000)
+                {
+                    (
+                        Action::DeleteUser {
+                            before: have.user.clone(),
+                        },
+                        Reason::GracePeriodOver(days),
+                    )
+                } else {
+                    continue;
                 }
+            }
+            DeprovisionAction::Anonymize => {
+                if have.original.is_some() && !have.user.active {
+                    continue;
+                }
+                (
+                    Action::DisableUser {
+                        before: have.user.clone(),
+                        after: anonymized(key, &have.user),
+                    },
+                    Reason::RemovedFromSource,
+                )
             }
         };
         ops.push(Operation {
             key: key.clone(),
             action,
-            reason: Reason::RemovedFromSource,
+            reason,
         });
     }
 
@@ -569,6 +617,41 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
     }
 }
 
+/// A disabled copy of a user with placeholders for what identifies a person: name, addresses,
+/// phone numbers, job. The domain stays (a target may take only its verified domains); the
+/// placeholder is derived from the key, so it is stable and unique per user.
+pub fn anonymized(key: &str, u: &User) -> User {
+    // FNV-1a: a short, stable tag; not a secret.
+    let tag = key.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    let domain = u
+        .primary_email()
+        .unwrap_or(&u.user_name)
+        .rsplit_once('@')
+        .map(|(_, d)| d.to_string());
+    let local = format!("deprovisioned-{tag:016x}");
+    let address = match &domain {
+        Some(d) => format!("{local}@{d}"),
+        None => local.clone(),
+    };
+    let mut a = User::new(u.source_id.clone(), address.clone());
+    a.id.clone_from(&u.id);
+    a.external_id.clone_from(&u.external_id);
+    a.display_name = Some("Former user".into());
+    a.name.given_name = Some("Former".into());
+    a.name.family_name = Some("User".into());
+    if !u.emails.is_empty() {
+        a.emails = vec![crate::model::Email {
+            value: address,
+            kind: Some("work".into()),
+            primary: true,
+        }];
+    }
+    a.active = false;
+    a
+}
+
 fn new_reason(opts: &PlanOptions) -> Reason {
     if opts.reconcile {
         Reason::MissingInTarget
@@ -586,22 +669,33 @@ fn changed_reason(opts: &PlanOptions, changed: Vec<String>) -> Reason {
 }
 
 impl LedgerState {
-    /// Record in the ledger that `op` was applied. `target_id` is the id the target gave a
-    /// created object (ignored for other actions).
-    pub fn record(&mut self, op: &Operation, target_id: Option<&str>) {
+    /// Record in the ledger that `op` was applied at `at_ms`. `target_id` is the id the target
+    /// gave a created object (ignored for other actions).
+    pub fn record(&mut self, op: &Operation, target_id: Option<&str>, at_ms: i64) {
         let key = &op.key;
         match &op.action {
             Action::CreateUser { user } => {
                 self.users.insert(
                     key.clone(),
-                    LedgerUser {
-                        target_id: target_id.unwrap_or_default().to_string(),
-                        user: user.clone(),
-                    },
+                    LedgerUser::new(target_id.unwrap_or_default(), user.clone()),
                 );
             }
-            Action::UpdateUser { after, .. } | Action::DisableUser { after, .. } => {
+            Action::UpdateUser { after, .. } => {
                 if let Some(u) = self.users.get_mut(key) {
+                    u.user = after.clone();
+                    if after.active {
+                        u.disabled_ms = None;
+                        u.original = None;
+                    }
+                }
+            }
+            Action::DisableUser { before, after } => {
+                if let Some(u) = self.users.get_mut(key) {
+                    u.disabled_ms.get_or_insert(at_ms);
+                    // An anonymized copy: keep the real values (once).
+                    if before.user_name != after.user_name && u.original.is_none() {
+                        u.original = Some(before.clone());
+                    }
                     u.user = after.clone();
                 }
             }

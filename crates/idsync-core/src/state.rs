@@ -20,6 +20,23 @@ pub struct DesiredState {
 pub struct LedgerUser {
     pub target_id: String,
     pub user: User,
+    /// When the target user was disabled (for deletion after a grace period).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_ms: Option<i64>,
+    /// The user's real values, kept while the target holds an anonymized copy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original: Option<User>,
+}
+
+impl LedgerUser {
+    pub fn new(target_id: impl Into<String>, user: User) -> Self {
+        LedgerUser {
+            target_id: target_id.into(),
+            user,
+            disabled_ms: None,
+            original: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +131,8 @@ pub fn observed_ledger(
                 LedgerUser {
                     target_id: remote.target_id.clone(),
                     user,
+                    disabled_ms: ledger.users.get(key).and_then(|l| l.disabled_ms),
+                    original: ledger.users.get(key).and_then(|l| l.original.clone()),
                 },
             );
         }

@@ -108,6 +108,7 @@ fn options_strategy() -> impl Strategy<Value = PlanOptions> {
                     GroupDeletion::Keep
                 },
                 member_batch: batch,
+                now_ms: 0,
                 reconcile: false,
                 can_rename_groups: renames,
                 group_rename: if recreate {
@@ -123,7 +124,7 @@ fn options_strategy() -> impl Strategy<Value = PlanOptions> {
 fn apply(ledger: &mut LedgerState, plan: &Plan) {
     for op in &plan.operations {
         let id = format!("t-{}", op.key);
-        ledger.record(op, Some(&id));
+        ledger.record(op, Some(&id), 0);
     }
 }
 
@@ -780,13 +781,9 @@ mod mappings {
         // Once created, an on-create attribute keeps what the target got, while the others follow.
         let mut ledger = LedgerState::default();
         for (k, u) in &desired.users {
-            ledger.users.insert(
-                k.clone(),
-                LedgerUser {
-                    target_id: format!("t-{k}"),
-                    user: u.clone(),
-                },
-            );
+            ledger
+                .users
+                .insert(k.clone(), LedgerUser::new(format!("t-{k}"), u.clone()));
         }
         let mut renamed = ada();
         renamed.name.family_name = Some("King".into());
@@ -816,13 +813,9 @@ mod mappings {
         let mut ledger = LedgerState::default();
         let mut known = ada();
         known.user_name = "Ada".into();
-        ledger.users.insert(
-            "obj-2".into(),
-            LedgerUser {
-                target_id: "t2".into(),
-                user: known.clone(),
-            },
-        );
+        ledger
+            .users
+            .insert("obj-2".into(), LedgerUser::new("t2", known.clone()));
         let mut desired = desired_state(&Snapshot {
             users: vec![ada(), other],
             groups: vec![],
@@ -987,10 +980,7 @@ mod scoping {
         for u in &snapshot.users {
             ledger.users.insert(
                 u.source_id.clone(),
-                LedgerUser {
-                    target_id: format!("t-{}", u.source_id),
-                    user: u.clone(),
-                },
+                LedgerUser::new(format!("t-{}", u.source_id), u.clone()),
             );
         }
         let mut p = plan(&desired, &ledger, &PlanOptions::default());

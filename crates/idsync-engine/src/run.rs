@@ -389,6 +389,7 @@ async fn plan_and_apply(
         }
     }
     let mut plan_opts = flow.plan.clone();
+    plan_opts.now_ms = clock.now_ms();
     plan_opts.can_rename_groups = target.can_rename_groups();
     if opts.mode == Mode::Reconcile {
         let real = target.read_state().await.map_err(Failure::Target)?;
@@ -630,7 +631,7 @@ impl Applier<'_> {
                           outcome: &str,
                           error: Option<String>| {
             if applied {
-                self.ledger.record(&op, target_id.as_deref());
+                self.ledger.record(&op, target_id.as_deref(), at_ms);
             }
             self.pending.push(OpRecord {
                 seq: done.seq,

@@ -629,6 +629,94 @@ async fn deprovisioning_policy_memberships_kept_by_rule_reenabled_on_return_or_l
 }
 
 #[tokio::test]
+async fn deprovisioning_deletes_after_a_grace_period_or_anonymizes_reversibly() {
+    let mut f = fixture(people(6), TestTarget::new()).await;
+    let clock = Arc::new(ManualClock::new(1_700_000_000_000));
+    f.rt.clock = clock.clone();
+    f.rt.flows
+        .get_mut("hr-to-app")
+        .unwrap()
+        .spec
+        .plan
+        .deprovision = DeprovisionAction::DeleteAfter { days: 30 };
+    sync(&f, Mode::Full).await;
+    f.source
+        .0
+        .lock()
+        .unwrap()
+        .users
+        .retain(|u| u.source_id != "id-00002");
+    assert_eq!(sync(&f, Mode::Full).await.count("disable_user.applied"), 1);
+    clock.advance(29 * 86_400_000);
+    assert_eq!(
+        sync(&f, Mode::Full).await.count("planned"),
+        0,
+        "within the grace period"
+    );
+    clock.advance(2 * 86_400_000);
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.count("delete_user.applied"), 1, "{:?}", r.plan);
+    let log = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    assert_eq!(
+        log[0].reason,
+        "disabled for more than the grace period of 30 days"
+    );
+    assert_eq!(f.target.users_named("user2@example.com"), 0);
+
+    // Anonymize: placeholders in the target, the real values in the ledger, back on return.
+    f.rt.flows
+        .get_mut("hr-to-app")
+        .unwrap()
+        .spec
+        .plan
+        .deprovision = DeprovisionAction::Anonymize;
+    let four = f.source.0.lock().unwrap().users[3].clone();
+    assert_eq!(four.source_id, "id-00004");
+    f.source
+        .0
+        .lock()
+        .unwrap()
+        .users
+        .retain(|u| u.source_id != "id-00004");
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.count("disable_user.applied"), 1, "{:?}", r.plan);
+    let users = target_view(&f.target).0;
+    assert!(
+        !users.iter().any(|u| u.0 == "user4@example.com"),
+        "{users:?}"
+    );
+    let anon = users
+        .iter()
+        .find(|u| u.0.starts_with("deprovisioned-") && u.0.ends_with("@example.com"))
+        .unwrap();
+    assert_eq!((anon.1, anon.2.as_deref()), (false, Some("Former user")));
+    let ledger = f.rt.store.load_ledger("hr-to-app").await.unwrap();
+    let kept = ledger.users["id-00004"].original.as_ref().unwrap();
+    assert_eq!(kept.user_name, "user4@example.com");
+    assert_eq!(kept.display_name.as_deref(), Some("User 4"));
+    assert_eq!(
+        sync(&f, Mode::Full).await.count("planned"),
+        0,
+        "anonymized once"
+    );
+    f.source.0.lock().unwrap().users.push(four);
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.count("update_user.applied"), 1, "{:?}", r.plan);
+    let back = target_view(&f.target)
+        .0
+        .into_iter()
+        .find(|u| u.0 == "user4@example.com")
+        .unwrap();
+    assert_eq!((back.1, back.2.as_deref()), (true, Some("User 4")));
+    assert!(
+        f.rt.store.load_ledger("hr-to-app").await.unwrap().users["id-00004"]
+            .original
+            .is_none()
+    );
+    assert_ledger_matches_target(&f).await;
+}
+
+#[tokio::test]
 async fn retryable_errors_are_retried_and_permanent_ones_recorded() {
     let t = TestTarget::new();
     t.fail_next(

@@ -507,16 +507,21 @@ impl Store {
     pub async fn load_ledger(&self, flow: &str) -> Result<LedgerState, StoreError> {
         let mut conn = self.reader.acquire().await?;
         let mut ledger = LedgerState::default();
-        for r in sqlx::query("SELECT key, target_id, data FROM ledger_users WHERE flow = $1")
-            .bind(flow)
-            .fetch_all(&mut *conn)
-            .await?
+        for r in sqlx::query(
+            "SELECT key, target_id, data, disabled_ms, original FROM ledger_users WHERE flow = $1",
+        )
+        .bind(flow)
+        .fetch_all(&mut *conn)
+        .await?
         {
+            let original: Option<&str> = r.get(4);
             ledger.users.insert(
                 r.get(0),
                 LedgerUser {
                     target_id: r.get(1),
                     user: decode("ledger user", r.get::<&str, _>(2))?,
+                    disabled_ms: r.get(3),
+                    original: original.map(|o| decode("ledger user", o)).transpose()?,
                 },
             );
         }
@@ -586,6 +591,17 @@ impl Store {
                 &encode("user", &u.user)?,
             )
             .await?;
+            if u.disabled_ms.is_some() || u.original.is_some() {
+                sqlx::query(
+                    "UPDATE ledger_users SET disabled_ms = $3, original = $4 WHERE flow = $1 AND key = $2",
+                )
+                .bind(flow)
+                .bind(key)
+                .bind(u.disabled_ms)
+                .bind(u.original.as_ref().map(|o| encode("user", o)).transpose()?)
+                .execute(&mut *tx)
+                .await?;
+            }
         }
         for (key, g) in &ledger.groups {
             upsert_ledger(
@@ -1432,10 +1448,37 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
                 target_id,
                 &encode("user", user)?,
             )
-            .await?
+            .await?;
+            sqlx::query("UPDATE ledger_users SET disabled_ms = NULL, original = NULL WHERE flow = $1 AND key = $2")
+                .bind(flow)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
         }
-        Action::UpdateUser { after, .. } | Action::DisableUser { after, .. } => {
-            update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?
+        Action::UpdateUser { after, .. } => {
+            update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?;
+            if after.active {
+                sqlx::query("UPDATE ledger_users SET disabled_ms = NULL, original = NULL WHERE flow = $1 AND key = $2")
+                    .bind(flow)
+                    .bind(key)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Action::DisableUser { before, after } => {
+            update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?;
+            // As `LedgerState::record`: the first disable's time, and the real values of an
+            // anonymized copy (once).
+            let original = (before.user_name != after.user_name)
+                .then(|| encode("user", before))
+                .transpose()?;
+            sqlx::query("UPDATE ledger_users SET disabled_ms = COALESCE(disabled_ms, $3), original = COALESCE(original, $4) WHERE flow = $1 AND key = $2")
+                .bind(flow)
+                .bind(key)
+                .bind(rec.at_ms)
+                .bind(original)
+                .execute(&mut **tx)
+                .await?;
         }
         Action::DeleteUser { .. } => {
             for sql in [

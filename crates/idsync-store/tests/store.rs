@@ -305,6 +305,17 @@ fn ops_strategy() -> impl Strategy<Value = Vec<Operation>> {
             },
             reason: Reason::NewInSource
         }),
+        // Disables, plain or anonymizing (the name changes).
+        (user.clone(), "[a-z]{1,3}").prop_map(|(u, n)| {
+            let mut after = u.clone();
+            after.active = false;
+            after.user_name = n;
+            Operation {
+                key: u.source_id.clone(),
+                action: Action::DisableUser { before: u, after },
+                reason: Reason::RemovedFromSource,
+            }
+        }),
         user.prop_map(|u| Operation {
             key: u.source_id.clone(),
             action: Action::DeleteUser { before: u },
@@ -357,8 +368,9 @@ proptest! {
             for (i, op) in ops.iter().enumerate() {
                 let tid = format!("t-{}-{i}", op.key);
                 // An update of something not in the ledger is a no-op both ways.
-                mem.record(op, Some(&tid));
-                recs.push(OpRecord { seq: i as i64, op: op.clone(), applied: true, target_id: Some(tid), outcome: "applied".into(), error: None, duration_ms: 0, at_ms: 0 });
+                let at_ms = 1_000 * i as i64;
+                mem.record(op, Some(&tid), at_ms);
+                recs.push(OpRecord { seq: i as i64, op: op.clone(), applied: true, target_id: Some(tid), outcome: "applied".into(), error: None, duration_ms: 0, at_ms });
             }
             s.record_ops("f", "r", &recs).await.unwrap();
             let stored = s.load_ledger("f").await.unwrap();
