@@ -854,6 +854,7 @@ impl<'a> Checker<'a> {
                 "deletion_threshold_percent",
                 "mapping",
                 "scope",
+                "groups",
             ],
         );
         let source = self.string(t, "source", &path);
@@ -942,6 +943,7 @@ impl<'a> Checker<'a> {
         let enabled = self.boolean(t, "enabled", &path).unwrap_or(true);
         let mapping = self.mapping(t, &path);
         let scope = self.scope(t, &path);
+        let groups = self.group_rules(t, &path);
         let defaults = idsync_core::DeletionThreshold::default();
         let deletion_threshold = idsync_core::DeletionThreshold {
             count: match self.int(t, "deletion_threshold", &path, 0, 100_000_000) {
@@ -969,7 +971,159 @@ impl<'a> Checker<'a> {
             mapping,
             scope,
             memberships,
+            groups,
         })
+    }
+
+    /// `[flows.x.groups]`: group rules.
+    fn group_rules(&mut self, t: &dyn TableLike, path: &str) -> idsync_core::groups::GroupRules {
+        use idsync_core::groups::{GroupRules, Unmatched};
+        use idsync_core::scope::GroupPattern;
+        let mut out = GroupRules::default();
+        let Some(item) = t.get("groups") else {
+            return out;
+        };
+        let gpath = format!("{path}.groups");
+        let Some(g) = item.as_table_like() else {
+            self.err(&item.span(), &gpath, "expected a table of group rules");
+            return out;
+        };
+        self.keys(
+            g,
+            &gpath,
+            &[
+                "mode",
+                "map",
+                "rename",
+                "include",
+                "exclude",
+                "required",
+                "default_groups",
+                "default_groups_new",
+                "names",
+                "unmatched",
+                "memberships",
+            ],
+        );
+        out.manual = self
+            .choice(g, "mode", &gpath, &["on_the_fly", "manual"])
+            .is_some_and(|m| m == "manual");
+        out.unmatched = match self
+            .choice(
+                g,
+                "unmatched",
+                &gpath,
+                &["ignore", "keep", "clear", "leave_out"],
+            )
+            .as_deref()
+        {
+            Some("keep") => Unmatched::Keep,
+            Some("clear") => Unmatched::Clear,
+            Some("leave_out") => Unmatched::LeaveOut,
+            _ => Unmatched::Ignore,
+        };
+        out.keep_manual = self
+            .choice(g, "memberships", &gpath, &["authoritative", "keep_manual"])
+            .is_some_and(|m| m == "keep_manual");
+        let patterns = |c: &mut Self, key: &str| -> Vec<GroupPattern> {
+            let mut v = Vec::new();
+            for (i, (p, span)) in c.str_array(g, key, &gpath).into_iter().enumerate() {
+                match GroupPattern::parse(&p) {
+                    Ok(x) => v.push(x),
+                    Err(e) => c.err(&span, &format!("{gpath}.{key}[{i}]"), e.to_string()),
+                }
+            }
+            v
+        };
+        out.include = patterns(self, "include");
+        out.exclude = patterns(self, "exclude");
+        out.required = patterns(self, "required");
+        out.default_all = self
+            .str_array(g, "default_groups", &gpath)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        out.default_new = self
+            .str_array(g, "default_groups_new", &gpath)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        // map = { "source group" = ["target", ...] } and names = { "id" = "name" }.
+        for (key, is_map) in [("map", true), ("names", false)] {
+            let Some(item) = g.get(key) else {
+                continue;
+            };
+            let Some(mt) = item.as_table_like() else {
+                self.err(&item.span(), &format!("{gpath}.{key}"), "expected a table");
+                continue;
+            };
+            for (k, v) in mt.iter() {
+                let kpath = format!("{gpath}.{key}.{k}");
+                if is_map {
+                    let targets: Option<Vec<String>> = match v.as_str() {
+                        Some(one) => Some(vec![one.to_string()]),
+                        None => v.as_array().map(|a| {
+                            a.iter()
+                                .filter_map(|x| x.as_str().map(str::to_string))
+                                .collect()
+                        }),
+                    };
+                    match targets {
+                        Some(list) if !list.is_empty() => {
+                            out.map.insert(k.to_string(), list);
+                        }
+                        _ => self.err(
+                            &v.span(),
+                            &kpath,
+                            "expected a target group name or a list of them",
+                        ),
+                    }
+                } else {
+                    match v.as_str() {
+                        Some(name) => {
+                            out.names.insert(k.to_string(), name.to_string());
+                        }
+                        None => self.err(&v.span(), &kpath, "expected the group's name"),
+                    }
+                }
+            }
+        }
+        if let Some(item) = g.get("rename") {
+            match item.as_array() {
+                None => self.err(
+                    &item.span(),
+                    &format!("{gpath}.rename"),
+                    "expected [{ pattern = \"...\", replacement = \"...\" }, ...]",
+                ),
+                Some(a) => {
+                    for (i, r) in a.iter().enumerate() {
+                        let rpath = format!("{gpath}.rename[{i}]");
+                        let pair = r.as_inline_table().and_then(|it| {
+                            Some((
+                                it.get("pattern")?.as_str()?.to_string(),
+                                it.get("replacement")?.as_str()?.to_string(),
+                            ))
+                        });
+                        match pair {
+                            None => self.err(
+                                &r.span(),
+                                &rpath,
+                                "expected { pattern = \"...\", replacement = \"...\" }",
+                            ),
+                            Some((p, rep)) => match regex::Regex::new(&p) {
+                                Ok(re) => out.rename.push((re, rep)),
+                                Err(e) => self.err(
+                                    &r.span(),
+                                    &rpath,
+                                    format!("{p:?} is not a regular expression: {e}"),
+                                ),
+                            },
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// `[[flows.x.scope]]`: clause groups. A user in any group (all its clauses hold) is in

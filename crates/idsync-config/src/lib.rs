@@ -323,6 +323,8 @@ pub struct FlowConfig {
     pub scope: idsync_core::scope::Scope,
     /// What happens to a deprovisioned user's group memberships.
     pub memberships: idsync_core::scope::MembershipPolicy,
+    /// `[flows.x.groups]`: which groups, under which names.
+    pub groups: idsync_core::groups::GroupRules,
 }
 
 impl FlowConfig {

@@ -8,6 +8,7 @@
 pub mod clock;
 pub mod connector;
 pub mod graph;
+pub mod groups;
 pub mod image;
 pub mod mapping;
 pub mod model;

@@ -81,6 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 scope: idsync_core::scope::Scope::default(),
                 only_user: None,
                 memberships: idsync_core::scope::MembershipPolicy::default(),
+                groups: idsync_core::groups::GroupRules::default(),
             },
             source: None,
             enabled: true,

@@ -5,6 +5,7 @@ use crate::memory::{refresh_image, FlowMemory};
 use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
+use idsync_core::groups::{apply_group_rules, keep_manual_members, GroupRules};
 use idsync_core::mapping::{apply_mapping, Mapping};
 use idsync_core::scope::{
     apply_scope, explain_out_of_scope, keep_memberships, MembershipPolicy, Scope,
@@ -37,6 +38,8 @@ pub struct FlowSpec {
     pub only_user: Option<String>,
     /// What happens to a deprovisioned user's group memberships.
     pub memberships: MembershipPolicy,
+    /// Which groups, under which names.
+    pub groups: GroupRules,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -367,10 +370,7 @@ async fn plan_and_apply(
         snapshot.memberships.len() as i64,
     );
     let mut desired = desired_state(snapshot);
-    let out_of_scope = apply_scope(&mut desired, &flow.scope);
-    if !out_of_scope.is_empty() {
-        bump(&mut counts, "out_of_scope", out_of_scope.len() as i64);
-    }
+    let mut out_of_scope = apply_scope(&mut desired, &flow.scope);
 
     let desired_ms = started.elapsed().as_millis() as u64 - load_directory_ms;
     let mut ledger_version = store.ledger_version(&flow.name).await?;
@@ -391,13 +391,26 @@ async fn plan_and_apply(
     let mut plan_opts = flow.plan.clone();
     plan_opts.now_ms = clock.now_ms();
     plan_opts.can_rename_groups = target.can_rename_groups();
+    let mut recorded = None;
     if opts.mode == Mode::Reconcile {
         let real = target.read_state().await.map_err(Failure::Target)?;
+        if flow.groups.keep_manual {
+            recorded = Some(ledger.clone());
+        }
         ledger = observed_ledger(&ledger, &real);
         plan_opts.reconcile = true;
         if !opts.dry_run {
             ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
         }
+    }
+    // Group rules (names, mappings, required and default groups), then what stays of the
+    // memberships of users being deprovisioned and of those made by hand in the target.
+    out_of_scope.extend(apply_group_rules(&mut desired, &ledger, &flow.groups));
+    if !out_of_scope.is_empty() {
+        bump(&mut counts, "out_of_scope", out_of_scope.len() as i64);
+    }
+    if let Some(recorded) = &recorded {
+        keep_manual_members(&mut desired, &ledger, recorded);
     }
     keep_memberships(&mut desired, &ledger, &flow.memberships);
     // The flow's attribute mappings, then what the target can hold.

@@ -279,6 +279,7 @@ impl Runtime {
                         scope: fc.scope.clone(),
                         only_user: None,
                         memberships: fc.memberships.clone(),
+                        groups: fc.groups.clone(),
                     },
                     // A flow reads its source first only when there is something to read.
                     source: rt

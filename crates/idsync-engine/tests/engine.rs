@@ -111,6 +111,7 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                 scope: idsync_core::scope::Scope::default(),
                 only_user: None,
                 memberships: idsync_core::scope::MembershipPolicy::default(),
+                groups: idsync_core::groups::GroupRules::default(),
             },
             source: Some("hr".into()),
             enabled: true,

@@ -645,6 +645,56 @@ clauses = [{ attribute = "department", operator = "in", values = ["Dept 1", "Dep
 }
 
 #[test]
+fn group_rules_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 9);
+    write_config(
+        dir.path(),
+        r#"[flows.hr-to-app.groups]
+mode = "manual"
+map = { "everyone" = ["all-staff", "jira-users"] }
+default_groups = ["confluence-users"]
+rename = [{ pattern = "(", replacement = "x" }]
+"#,
+    );
+    let o = run(dir.path(), &["config", "check"]);
+    assert!(
+        text(&o).contains("flows.hr-to-app.groups.rename[0]: \"(\" is not a regular expression"),
+        "{}",
+        text(&o)
+    );
+    write_config(
+        dir.path(),
+        r#"[flows.hr-to-app.groups]
+mode = "manual"
+map = { "everyone" = ["all-staff", "jira-users"] }
+default_groups = ["confluence-users"]
+unmatched = "ignore"
+"#,
+    );
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let state = TestTarget::with_journal(&dir.path().join("target.jsonl"))
+        .unwrap()
+        .state();
+    let mut groups: Vec<(String, usize)> = state
+        .groups
+        .iter()
+        .map(|g| (g.group.display_name.clone(), g.members.len()))
+        .collect();
+    groups.sort();
+    // "everyone" holds engineering (nested): all 9 users; "engineering" is not mapped: ignored.
+    assert_eq!(
+        groups,
+        [
+            ("all-staff".to_string(), 9),
+            ("confluence-users".to_string(), 9),
+            ("jira-users".to_string(), 9)
+        ]
+    );
+}
+
+#[test]
 fn rejected_operations_give_exit_code_3_and_a_log() {
     let dir = tempfile::tempdir().unwrap();
     write_people_csv(dir.path(), 5);
