@@ -234,4 +234,10 @@ pub trait Target: Send + Sync {
     fn can_rename_groups(&self) -> bool {
         true
     }
+    /// Whether some user in the target holds `value` in `attribute` (a target attribute name,
+    /// as attribute mappings write them), for SelectUniqueValue. A target that cannot tell
+    /// answers false.
+    async fn value_taken(&self, _attribute: &str, _value: &str) -> Result<bool, TargetError> {
+        Ok(false)
+    }
 }

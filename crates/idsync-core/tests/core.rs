@@ -766,7 +766,12 @@ mod mappings {
             memberships: vec![],
         };
         let mut desired = desired_state(&snapshot);
-        let failed = apply_mapping(&mut desired, &LedgerState::default(), &mapping);
+        let failed = apply_mapping(
+            &mut desired,
+            &LedgerState::default(),
+            &mapping,
+            &Default::default(),
+        );
         assert!(failed.is_empty(), "{failed:?}");
         let a = &desired.users["obj-1"];
         assert_eq!(a.display_name.as_deref(), Some("Lovelace Ada"));
@@ -792,7 +797,7 @@ mod mappings {
             groups: vec![],
             memberships: vec![],
         });
-        apply_mapping(&mut desired, &ledger, &mapping);
+        apply_mapping(&mut desired, &ledger, &mapping, &Default::default());
         assert_eq!(desired.users["obj-1"].user_name, "ada.lovelace");
         assert_eq!(
             desired.users["obj-1"].display_name.as_deref(),
@@ -821,7 +826,7 @@ mod mappings {
             groups: vec![],
             memberships: vec![],
         });
-        let failed = apply_mapping(&mut desired, &ledger, &mapping);
+        let failed = apply_mapping(&mut desired, &ledger, &mapping, &Default::default());
         // obj-2 holds "Ada" already; obj-1 is new and finds no free value: left out, with why.
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].key, "obj-1");

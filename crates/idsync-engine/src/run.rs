@@ -286,6 +286,47 @@ fn only_user(
     });
 }
 
+/// For SelectUniqueValue: ask the target about the candidates of users it does not have yet,
+/// in order, until one is free; the ones it holds come back as `(attribute, lower-case value)`.
+/// Candidates idsync itself gave other users are known taken without asking.
+async fn unique_values_taken(
+    target: &dyn Target,
+    desired: &idsync_core::DesiredState,
+    ledger: &LedgerState,
+    flow: &FlowSpec,
+) -> Result<BTreeSet<(String, String)>, Failure> {
+    let mut taken = BTreeSet::new();
+    if !flow.mapping.rules.iter().any(|r| {
+        matches!(&r.expr, idsync_core::mapping::Expr::Call { name, .. } if name.eq_ignore_ascii_case("SelectUniqueValue"))
+    }) {
+        return Ok(taken);
+    }
+    let new_users: Vec<&User> = desired
+        .users
+        .iter()
+        .filter(|(k, _)| !ledger.users.contains_key(*k))
+        .map(|(_, u)| u)
+        .collect();
+    for u in new_users {
+        for (attr, candidates) in flow.mapping.unique_candidates(u) {
+            for c in candidates {
+                let probe = (attr.clone(), c.to_lowercase());
+                if taken.contains(&probe)
+                    || target
+                        .value_taken(&attr, &c)
+                        .await
+                        .map_err(Failure::Target)?
+                {
+                    taken.insert(probe);
+                } else {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(taken)
+}
+
 /// What a run knows of its flow's hold.
 struct HoldContext {
     /// Users whose deprovisioning an admin approved (an approval run).
@@ -414,7 +455,8 @@ async fn plan_and_apply(
     }
     keep_memberships(&mut desired, &ledger, &flow.memberships);
     // The flow's attribute mappings, then what the target can hold.
-    let unmapped = apply_mapping(&mut desired, &ledger, &flow.mapping);
+    let taken_in_target = unique_values_taken(target, &desired, &ledger, flow).await?;
+    let unmapped = apply_mapping(&mut desired, &ledger, &flow.mapping, &taken_in_target);
     for user in desired.users.values_mut() {
         *user = target.project_user(std::mem::replace(user, User::new("", "")));
     }

@@ -718,6 +718,36 @@ async fn deprovisioning_deletes_after_a_grace_period_or_anonymizes_reversibly() 
 }
 
 #[tokio::test]
+async fn select_unique_value_asks_the_target_for_values_idsync_did_not_give() {
+    use idsync_core::mapping::{Apply, Mapping};
+    let mut f = fixture(people(1), TestTarget::new()).await;
+    f.rt.flows.get_mut("hr-to-app").unwrap().spec.mapping = Mapping::compile(&[(
+        "userName".to_string(),
+        r#"SelectUniqueValue("handmade@example.com", Append("idsync-", [userName]))"#.to_string(),
+        Apply::OnCreate,
+    )])
+    .unwrap();
+    // Someone made a user by hand in the application with the first candidate.
+    let made = f
+        .target
+        .apply(&TargetOp::CreateUser {
+            user: User::new("by-hand", "handmade@example.com"),
+        })
+        .await;
+    assert!(matches!(made, Outcome::Applied { .. }), "{made:?}");
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.count("create_user.applied"), 1, "{:?}", r.plan);
+    assert_eq!(f.target.users_named("idsync-user0@example.com"), 1);
+    assert_eq!(
+        f.target.users_named("handmade@example.com"),
+        1,
+        "the hand-made user is left alone"
+    );
+    // Once created, the value stays (on create only), and nothing more is asked or planned.
+    assert_eq!(sync(&f, Mode::Full).await.count("planned"), 0);
+}
+
+#[tokio::test]
 async fn retryable_errors_are_retried_and_permanent_ones_recorded() {
     let t = TestTarget::new();
     t.fail_next(

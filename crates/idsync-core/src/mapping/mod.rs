@@ -157,6 +157,37 @@ impl Mapping {
         Ok((out, values))
     }
 
+    /// For each rule that is a SelectUniqueValue, its target attribute and the candidates it
+    /// would try for this user, in order (candidates that fail to evaluate are skipped).
+    pub fn unique_candidates(&self, source: &User) -> Vec<(String, Vec<String>)> {
+        struct Cx<'a>(&'a User);
+        impl eval::Context for Cx<'_> {
+            fn attribute(&self, name: &str) -> Value {
+                get(self.0, name)
+            }
+            fn is_free(&mut self, _value: &str) -> bool {
+                true
+            }
+        }
+        let mut out = Vec::new();
+        for rule in &self.rules {
+            let Expr::Call { name, args, .. } = &rule.expr else {
+                continue;
+            };
+            if !name.eq_ignore_ascii_case("SelectUniqueValue") {
+                continue;
+            }
+            let candidates = args
+                .iter()
+                .flatten()
+                .filter_map(|a| eval::eval(a, &mut Cx(source)).ok()?.text())
+                .filter(|c| !c.is_empty())
+                .collect();
+            out.push((rule.target.clone(), candidates));
+        }
+        out
+    }
+
     /// The attributes written only on create.
     pub fn on_create(&self) -> impl Iterator<Item = &str> {
         self.rules
@@ -373,13 +404,15 @@ pub struct Unmapped {
 
 /// Apply a flow's mapping to its desired users. Attributes mapped `OnCreate` keep the value
 /// the target got at creation (from the ledger) for users already there. SelectUniqueValue
-/// treats a value as taken when another user holds it in the ledger or was given it earlier in
-/// this mapping. A user that cannot be mapped keeps what the ledger has (no change is sent) or,
+/// treats a value as taken when another user holds it in the ledger, was given it earlier in
+/// this mapping, or (for a user the target does not have yet) is in `taken_in_target`: the
+/// `(attribute, lower-case value)` pairs the target said it holds. A user that cannot be mapped keeps what the ledger has (no change is sent) or,
 /// when new, is left out of this run; each is returned with the reason.
 pub fn apply_mapping(
     desired: &mut DesiredState,
     ledger: &LedgerState,
     mapping: &Mapping,
+    taken_in_target: &BTreeSet<(String, String)>,
 ) -> Vec<Unmapped> {
     if mapping.is_empty() {
         return Vec::new();
@@ -406,9 +439,11 @@ pub fn apply_mapping(
         let Some(source) = desired.users.get(&key) else {
             continue;
         };
+        let known = ledger.users.contains_key(&key);
         let mut taken = |attr: &str, value: &str| {
-            held.get(&(attr.to_string(), value.to_lowercase()))
-                .is_some_and(|holder| *holder != key)
+            let probe = (attr.to_string(), value.to_lowercase());
+            held.get(&probe).is_some_and(|holder| *holder != key)
+                || (!known && taken_in_target.contains(&probe))
         };
         match mapping.map_user(source, &mut taken) {
             Ok((mut mapped, _)) => {

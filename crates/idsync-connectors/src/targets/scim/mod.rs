@@ -606,6 +606,19 @@ impl Target for ScimTarget {
         self.cfg.profile != Profile::AtlassianCloud
     }
 
+    async fn value_taken(&self, attribute: &str, value: &str) -> Result<bool, TargetError> {
+        // The SCIM filter path of a mapped attribute.
+        let path = match attribute {
+            a if a.starts_with("emails[") => "emails.value".to_string(),
+            a if a.starts_with("phoneNumbers[") => "phoneNumbers.value".to_string(),
+            a => a.to_string(),
+        };
+        Ok(self
+            .find("/Users", &format!("{path} eq {}", quote(value)))
+            .await?
+            .is_some())
+    }
+
     async fn read_state(&self) -> Result<idsync_core::TargetSnapshot, TargetError> {
         let bad = |what: &str, e: idsync_scim::ScimError| {
             TargetError::Protocol(format!("{what}: {}", e.detail))

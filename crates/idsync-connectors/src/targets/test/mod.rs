@@ -632,6 +632,14 @@ impl TestTarget {
 
 #[async_trait]
 impl Target for TestTarget {
+    async fn value_taken(&self, attribute: &str, value: &str) -> Result<bool, TargetError> {
+        Ok(self.state().users.iter().any(|u| {
+            idsync_core::mapping::get(&u.user, attribute)
+                .text()
+                .is_some_and(|v| v.eq_ignore_ascii_case(value))
+        }))
+    }
+
     fn describe(&self) -> String {
         match &self.journal_path {
             Some(p) => format!("test target ({})", p.display()),
