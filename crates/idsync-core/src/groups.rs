@@ -208,26 +208,20 @@ pub fn apply_group_rules(
     left_out
 }
 
-/// Keep the memberships a reconcile run found in the target that idsync did not make
-/// (`observed` minus `recorded`), by putting them into the desired state.
-pub fn keep_manual_members(
-    desired: &mut DesiredState,
-    observed: &LedgerState,
+/// With memberships kept by hand: of what a reconcile run found in the target, keep in the
+/// ledger only the memberships idsync made (`recorded`) or wants (`desired`). The others were
+/// made by hand in the application: idsync does not own them, so no plan ever removes them.
+pub fn forget_manual_members(
+    observed: &mut LedgerState,
     recorded: &LedgerState,
+    desired: &DesiredState,
 ) {
-    for (group, seen) in &observed.members {
-        if !desired.groups.contains_key(group) {
-            continue;
-        }
+    for (group, seen) in observed.members.iter_mut() {
         let made = recorded.members.get(group);
-        for m in seen {
-            if !made.is_some_and(|r| r.contains(m)) {
-                desired
-                    .members
-                    .entry(group.clone())
-                    .or_default()
-                    .insert(m.clone());
-            }
-        }
+        let wanted = desired.members.get(group);
+        seen.retain(|m| {
+            made.is_some_and(|r| r.contains(m)) || wanted.is_some_and(|w| w.contains(m))
+        });
     }
+    observed.members.retain(|_, m| !m.is_empty());
 }

@@ -1013,7 +1013,7 @@ mod scoping {
 
 mod group_rules {
     use idsync_core::groups::{
-        apply_group_rules, group_key, keep_manual_members, GroupRules, Unmatched,
+        apply_group_rules, forget_manual_members, group_key, GroupRules, Unmatched,
     };
     use idsync_core::scope::GroupPattern;
     use idsync_core::*;
@@ -1179,13 +1179,26 @@ mod group_rules {
         let welcome = d.members.get(&group_key("welcome")).unwrap();
         assert!(welcome.contains("u0") && welcome.contains("u2") && !welcome.contains("u1"));
 
-        // Hand-made members found by a reconcile stay when the flow keeps them.
+        // Hand-made members found by a reconcile are not idsync's: the ledger forgets them,
+        // so no plan removes them; what idsync made or wants stays in the ledger.
         let mut observed = LedgerState::default();
         observed.members.insert(
             group_key("welcome"),
-            [Key::from("u1"), Key::from("u0")].into(),
+            [Key::from("u1"), Key::from("u0"), Key::from("u9")].into(),
         );
-        keep_manual_members(&mut d, &observed, &LedgerState::default());
-        assert!(d.members[&group_key("welcome")].contains("u1"));
+        let mut recorded = LedgerState::default();
+        recorded
+            .members
+            .insert(group_key("welcome"), [Key::from("u9")].into());
+        forget_manual_members(&mut observed, &recorded, &d);
+        let kept: Vec<String> = observed.members[&group_key("welcome")]
+            .iter()
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(
+            kept,
+            ["u0", "u9"],
+            "u0 is wanted, u9 idsync made; u1 was added by hand"
+        );
     }
 }

@@ -5,7 +5,7 @@ use crate::memory::{refresh_image, FlowMemory};
 use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
 use futures::stream::{self, StreamExt};
-use idsync_core::groups::{apply_group_rules, keep_manual_members, GroupRules};
+use idsync_core::groups::{apply_group_rules, forget_manual_members, GroupRules};
 use idsync_core::mapping::{apply_mapping, Mapping};
 use idsync_core::scope::{
     apply_scope, explain_out_of_scope, keep_memberships, MembershipPolicy, Scope,
@@ -451,7 +451,10 @@ async fn plan_and_apply(
         bump(&mut counts, "out_of_scope", out_of_scope.len() as i64);
     }
     if let Some(recorded) = &recorded {
-        keep_manual_members(&mut desired, &ledger, recorded);
+        forget_manual_members(&mut ledger, recorded, &desired);
+        if !opts.dry_run {
+            ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
+        }
     }
     keep_memberships(&mut desired, &ledger, &flow.memberships);
     // The flow's attribute mappings, then what the target can hold.

@@ -748,6 +748,57 @@ async fn select_unique_value_asks_the_target_for_values_idsync_did_not_give() {
 }
 
 #[tokio::test]
+async fn members_added_by_hand_stay_when_the_flow_keeps_them_and_go_when_authoritative() {
+    use idsync_core::groups::{group_key, GroupRules};
+    let mut f = fixture(people(6), TestTarget::new()).await;
+    f.rt.flows.get_mut("hr-to-app").unwrap().spec.groups = GroupRules {
+        keep_manual: true,
+        default_all: vec!["all-staff".into()],
+        ..GroupRules::default()
+    };
+    sync(&f, Mode::Full).await;
+    let ledger = f.rt.store.load_ledger("hr-to-app").await.unwrap();
+    let team = ledger.groups[&group_key("team")].target_id.clone();
+    // user1 (odd: not in "team") is added to "team" by hand in the application.
+    let u1 = ledger.users["id-00001"].target_id.clone();
+    let added = f
+        .target
+        .apply(&TargetOp::AddMembers {
+            group_id: team.clone(),
+            user_ids: vec![u1.clone()],
+        })
+        .await;
+    assert!(matches!(added, Outcome::Applied { .. }));
+    let in_team = |f: &Fixture| {
+        target_view(&f.target)
+            .1
+            .iter()
+            .any(|g| g.0 == "team" && g.1.contains(&"user1@example.com".to_string()))
+    };
+    // Reconciles see the hand-made membership and leave it; so do ordinary runs after them.
+    for mode in [Mode::Reconcile, Mode::Reconcile, Mode::Full] {
+        let r = sync(&f, mode).await;
+        assert_eq!(
+            r.count("remove_members.applied"),
+            0,
+            "{mode:?}: {:?}",
+            r.plan
+        );
+        assert!(in_team(&f), "{mode:?}");
+    }
+    // Authoritative: the next reconcile takes it out.
+    f.rt.flows
+        .get_mut("hr-to-app")
+        .unwrap()
+        .spec
+        .groups
+        .keep_manual = false;
+    let r = sync(&f, Mode::Reconcile).await;
+    assert_eq!(r.count("remove_members.applied"), 1, "{:?}", r.plan);
+    assert!(!in_team(&f));
+}
+
+#[tokio::test]
 async fn retryable_errors_are_retried_and_permanent_ones_recorded() {
     let t = TestTarget::new();
     t.fail_next(
