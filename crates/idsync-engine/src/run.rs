@@ -107,6 +107,8 @@ pub struct RunReport {
     pub counts: RunCounts,
     pub started_ms: i64,
     pub ended_ms: i64,
+    /// An earlier held run was waiting for an answer when this one started.
+    pub hold_was_waiting: bool,
 }
 
 impl RunReport {
@@ -241,6 +243,7 @@ async fn run_inner(
                 counts,
                 started_ms,
                 ended_ms,
+                hold_was_waiting: pending.is_some(),
             })
         }
         Err(e) => {

@@ -332,10 +332,9 @@ impl Runtime {
         progress: &dyn Progress,
     ) -> Result<RunReport, EngineError> {
         let entry = self.flow(flow)?;
-        let was_waiting = self.store.pending_hold(flow).await?.is_some();
         let result = self.run_unwatched(entry, opts, read_source, progress).await;
         if !opts.dry_run {
-            self.watch(entry, &result, was_waiting).await;
+            self.watch(entry, &result).await;
         }
         result
     }
@@ -379,12 +378,7 @@ impl Runtime {
     /// After a run: keep the flow's health (bad runs in a row, quarantine) and tell people what
     /// they need to know: a new hold, a first failure after good runs, quarantine entered or
     /// left. Nothing here fails the run.
-    pub(crate) async fn watch(
-        &self,
-        entry: &FlowEntry,
-        result: &Result<RunReport, EngineError>,
-        was_waiting: bool,
-    ) {
+    pub(crate) async fn watch(&self, entry: &FlowEntry, result: &Result<RunReport, EngineError>) {
         let flow = entry.spec.name.as_str();
         let now = self.clock.now_ms();
         let bad = match result {
@@ -457,7 +451,7 @@ impl Runtime {
             },
         }
         if let Ok(r) = result {
-            if r.status == RunStatus::Held && !was_waiting {
+            if r.status == RunStatus::Held && !r.hold_was_waiting {
                 let held = r.count("held");
                 notices.push(Notice {
                     event: NotifyEvent::Held,

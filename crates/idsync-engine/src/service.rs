@@ -79,24 +79,27 @@ impl Service {
         trigger: Trigger,
         read_source: bool,
     ) -> Result<RunReport, EngineError> {
+        let opts = RunOptions {
+            trigger,
+            mode,
+            dry_run: false,
+        };
+        self.serialized(flow, self.runtime.run(flow, opts, read_source, &NoProgress))
+            .await
+    }
+
+    /// Run `work` for `flow` after any run of it under way, and count its outcome.
+    async fn serialized(
+        &self,
+        flow: &str,
+        work: impl std::future::Future<Output = Result<RunReport, EngineError>>,
+    ) -> Result<RunReport, EngineError> {
         let lock = self
             .locks
             .get(flow)
             .ok_or_else(|| EngineError::UnknownFlow(flow.to_string()))?;
         let _guard = lock.lock().await;
-        let result = self
-            .runtime
-            .run(
-                flow,
-                RunOptions {
-                    trigger,
-                    mode,
-                    dry_run: false,
-                },
-                read_source,
-                &NoProgress,
-            )
-            .await;
+        let result = work.await;
         match &result {
             Ok(report) => self.metrics.record_run(report),
             Err(_) => self.metrics.record_failure(flow),
@@ -113,17 +116,8 @@ impl Service {
             .await?
             .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?
             .flow;
-        let lock = self
-            .locks
-            .get(&flow)
-            .ok_or_else(|| EngineError::UnknownFlow(flow.clone()))?;
-        let _guard = lock.lock().await;
-        let result = self.runtime.approve(run_id, &NoProgress).await;
-        match &result {
-            Ok(report) => self.metrics.record_run(report),
-            Err(_) => self.metrics.record_failure(&flow),
-        }
-        result
+        self.serialized(&flow, self.runtime.approve(run_id, &NoProgress))
+            .await
     }
 
     /// Start the schedules and followers. They stop when `shutdown` turns true.
@@ -210,7 +204,7 @@ impl Service {
                 // A source that cannot be read is a bad run of every flow it feeds.
                 let failed: Result<RunReport, EngineError> = Err(e);
                 for f in fed {
-                    self.runtime.watch(f, &failed, false).await;
+                    self.runtime.watch(f, &failed).await;
                 }
             }
         }

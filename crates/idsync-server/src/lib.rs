@@ -274,14 +274,19 @@ async fn sync_flow(
     };
     st.svc.runtime.flow(&name)?;
     let report = st.svc.trigger(&name, mode, Trigger::Manual, true).await?;
-    Ok(Json(json!({
+    Ok(Json(report_json(&report)))
+}
+
+/// What the API says of a run it started.
+fn report_json(report: &idsync_engine::RunReport) -> Value {
+    json!({
         "run_id": report.run_id,
         "flow": report.flow,
         "status": report.status,
         "counts": report.counts,
         "started_ms": report.started_ms,
         "ended_ms": report.ended_ms,
-    })))
+    })
 }
 
 /// Deprovision what a held run held (its flow runs now).
@@ -290,15 +295,9 @@ async fn approve_run(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let report = st.svc.approve(&id).await?;
-    Ok(Json(json!({
-        "approved": id,
-        "run_id": report.run_id,
-        "flow": report.flow,
-        "status": report.status,
-        "counts": report.counts,
-        "started_ms": report.started_ms,
-        "ended_ms": report.ended_ms,
-    })))
+    let mut v = report_json(&report);
+    v["approved"] = Value::String(id);
+    Ok(Json(v))
 }
 
 /// End a flow's quarantine by hand.

@@ -724,8 +724,6 @@ impl Store {
             .transpose()
     }
 
-    /// Runs newest first: of one flow (or, as `source:<name>`, the reads of one source), or
-    /// without a name every flow's runs (source reads are listed only by name).
     /// The flow's run waiting for approval of its held deprovisions: the latest held run with no
     /// answer yet (a later hold supersedes earlier ones).
     pub async fn pending_hold(&self, flow: &str) -> Result<Option<Run>, StoreError> {
@@ -829,6 +827,8 @@ impl Store {
             .collect())
     }
 
+    /// Runs newest first: of one flow (or, as `source:<name>`, the reads of one source), or
+    /// without a name every flow's runs (source reads are listed only by name).
     pub async fn list_runs(&self, flow: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {
         let rows = match flow {
             Some(f) => {
@@ -1434,6 +1434,18 @@ async fn update_ledger_data(
     Ok(())
 }
 
+/// A ledger user is no longer disabled: no disable time, no anonymized real values.
+async fn forget_disable(tx: &mut Tx<'_>, flow: &str, key: &str) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE ledger_users SET disabled_ms = NULL, original = NULL WHERE flow = $1 AND key = $2",
+    )
+    .bind(flow)
+    .bind(key)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 /// The ledger side of `LedgerState::record`, in SQL.
 async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<(), StoreError> {
     let key = rec.op.key.as_str();
@@ -1449,20 +1461,12 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
                 &encode("user", user)?,
             )
             .await?;
-            sqlx::query("UPDATE ledger_users SET disabled_ms = NULL, original = NULL WHERE flow = $1 AND key = $2")
-                .bind(flow)
-                .bind(key)
-                .execute(&mut **tx)
-                .await?;
+            forget_disable(tx, flow, key).await?;
         }
         Action::UpdateUser { after, .. } => {
             update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?;
             if after.active {
-                sqlx::query("UPDATE ledger_users SET disabled_ms = NULL, original = NULL WHERE flow = $1 AND key = $2")
-                    .bind(flow)
-                    .bind(key)
-                    .execute(&mut **tx)
-                    .await?;
+                forget_disable(tx, flow, key).await?;
             }
         }
         Action::DisableUser { before, after } => {
