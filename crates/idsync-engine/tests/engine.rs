@@ -132,6 +132,19 @@ async fn sync(f: &Fixture, mode: Mode) -> RunReport {
         .unwrap()
 }
 
+/// Poll `ready` every 10 ms until it holds; fail with `what` after 10 s.
+async fn until<F, Fut>(what: &str, mut ready: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !ready().await {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 type TargetView = (
     Vec<(String, bool, Option<String>)>,
     Vec<(String, Vec<String>)>,
@@ -965,14 +978,11 @@ async fn a_push_reaches_the_target_through_the_service() {
         .await
         .unwrap();
     svc.notify("hr", Trigger::Push);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while target.users_named("pushed@example.com") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the pushed user never reached the target"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let t = &target;
+    until("the pushed user never reached the target", || async move {
+        t.users_named("pushed@example.com") > 0
+    })
+    .await;
     let runs = rt.store.list_runs(Some("hr-to-app"), 5).await.unwrap();
     assert_eq!(runs[0].trigger, "push");
     assert_eq!(runs[0].mode, "incremental");
@@ -1019,14 +1029,11 @@ async fn a_quarantined_flow_waits_out_its_backoff_then_a_good_run_ends_it() {
         .unwrap();
     svc.notify("hr", Trigger::Push);
     // Within the backoff the follower sees the change and leaves the flow alone.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while svc.metrics.quarantine_skips("hr-to-app") < 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the follower never looked"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let metrics = &svc.metrics;
+    until("the follower never looked", || async move {
+        metrics.quarantine_skips("hr-to-app") >= 2
+    })
+    .await;
     assert_eq!(target.users_named("pushed@example.com"), 0);
     assert!(rt
         .store
@@ -1036,29 +1043,21 @@ async fn a_quarantined_flow_waits_out_its_backoff_then_a_good_run_ends_it() {
         .is_empty());
     // Five minutes later it tries again; the run is good, and the quarantine ends.
     clock.advance(300_000);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while target.users_named("pushed@example.com") == 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no run after the backoff"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while rt
-        .store
-        .flow_health("hr-to-app")
-        .await
-        .unwrap()
-        .quarantined_ms
-        .is_some()
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still quarantined after a good run"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let t = &target;
+    until("no run after the backoff", || async move {
+        t.users_named("pushed@example.com") > 0
+    })
+    .await;
+    let store = &rt.store;
+    until("still quarantined after a good run", || async move {
+        store
+            .flow_health("hr-to-app")
+            .await
+            .unwrap()
+            .quarantined_ms
+            .is_none()
+    })
+    .await;
     assert_eq!(rt.store.flow_health("hr-to-app").await.unwrap().failures, 0);
     stop_tx.send(true).unwrap();
     for t in tasks {
@@ -1149,14 +1148,11 @@ async fn a_source_on_an_interval_is_read_and_provisioned_by_the_service() {
     let wait = |what: &'static str, name: &'static str| {
         let target = target.clone();
         async move {
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while target.users_named(name) == 0 {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "{what} never reached the target"
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
+            let t = &target;
+            until(&format!("{what} never reached the target"), || async move {
+                t.users_named(name) > 0
+            })
+            .await;
         }
     };
     wait("the first read", "user1@example.com").await;

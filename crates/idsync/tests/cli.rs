@@ -272,24 +272,9 @@ fn held_deprovisions_are_approved_or_rejected_through_the_binary() {
     assert_eq!(o.status.code(), Some(5), "{}", text(&o));
     let (_, third) = held_id(&o);
     let port = free_port();
-    let _server = Server(
-        idsync()
-            .arg("--config")
-            .arg(dir.path().join("idsync.toml"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = serve(dir.path(), port, &[]);
     let base = format!("http://127.0.0.1:{port}/api/v1");
     let http = reqwest::blocking::Client::new();
-    wait_for("the admin API", || {
-        http.get(format!("{base}/flows"))
-            .send()
-            .ok()
-            .filter(|r| r.status().is_success())
-    });
     let r = http
         .post(format!("{base}/runs/{third}/approve"))
         .send()
@@ -749,6 +734,40 @@ fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `idsync serve` on `port` with the config in `dir`, started and answering /healthz.
+fn serve(dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
+    let mut cmd = idsync();
+    cmd.arg("--config")
+        .arg(dir.join("idsync.toml"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().unwrap());
+    let http = reqwest::blocking::Client::new();
+    wait_for("healthz", || {
+        http.get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    server
+}
+
+/// `idsync token create DIRECTORY [args]`: the secret it prints once.
+fn create_token(dir: &Path, args: &[&str]) -> String {
+    let o = run(dir, &[&["token", "create"], args].concat());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
 #[test]
 fn serve_answers_health_metrics_and_the_admin_api() {
     let dir = tempfile::tempdir().unwrap();
@@ -761,25 +780,9 @@ fn serve_answers_health_metrics_and_the_admin_api() {
     )
     .unwrap();
     let port = free_port();
-    let _server = Server(
-        idsync()
-            .arg("--config")
-            .arg(dir.path().join("idsync.toml"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-            .env("IDSYNC_TEST_TOKEN", "s3cret-token")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = serve(dir.path(), port, &[("IDSYNC_TEST_TOKEN", "s3cret-token")]);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::blocking::Client::new();
-    wait_for("healthz", || {
-        http.get(format!("{base}/healthz"))
-            .send()
-            .ok()
-            .filter(|r| r.status().is_success())
-    });
     let r = http.get(format!("{base}/api/v1/flows")).send().unwrap();
     assert_eq!(r.status(), 401);
     let auth = |rb: reqwest::blocking::RequestBuilder| rb.bearer_auth("s3cret-token");
@@ -954,36 +957,11 @@ fn scim_endpoint_speaks_entra() {
         ),
     )
     .unwrap();
-    let o = run(
-        dir.path(),
-        &["token", "create", "entra", "--name", "entra-prod"],
-    );
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let token = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
+    let token = create_token(dir.path(), &["entra", "--name", "entra-prod"]);
     assert!(token.starts_with("idsync_"));
-    let _server = Server(
-        idsync()
-            .arg("--config")
-            .arg(dir.path().join("idsync.toml"))
-            .arg("serve")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = serve(dir.path(), port, &[]);
     let base = format!("http://127.0.0.1:{port}/scim/v2/entra");
     let http = reqwest::blocking::Client::new();
-    wait_for("healthz", || {
-        http.get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .ok()
-            .filter(|r| r.status().is_success())
-    });
     let call = |method: reqwest::Method, path: &str, body: Option<Value>| {
         let mut rb = http
             .request(method, format!("{base}{path}"))
@@ -1289,35 +1267,13 @@ fn scim_endpoint_can_behave_as_atlassian_cloud() {
         ),
     )
     .unwrap();
-    let token_for = |d: &str| {
-        let o = run(dir.path(), &["token", "create", d]);
-        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .nth(1)
-            .unwrap()
-            .trim()
-            .to_string()
-    };
-    let (token, plain_token) = (token_for("atl"), token_for("plain"));
-    let _server = Server(
-        idsync()
-            .arg("--config")
-            .arg(dir.path().join("idsync.toml"))
-            .arg("serve")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let (token, plain_token) = (
+        create_token(dir.path(), &["atl"]),
+        create_token(dir.path(), &["plain"]),
     );
+    let _server = serve(dir.path(), port, &[]);
     let root = format!("http://127.0.0.1:{port}");
     let http = reqwest::blocking::Client::new();
-    wait_for("healthz", || {
-        http.get(format!("{root}/healthz"))
-            .send()
-            .ok()
-            .filter(|r| r.status().is_success())
-    });
     let call = |method: reqwest::Method, url: String, token: &str, body: Option<Value>| {
         let mut rb = http.request(method, url).bearer_auth(token);
         if let Some(b) = body {
@@ -1467,30 +1423,8 @@ fn idsync_scim_peer() -> (Server, tempfile::TempDir, String, String) {
         format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n[sources.apps]\ntype = \"scim\"\n"),
     )
     .unwrap();
-    let o = run(dir.path(), &["token", "create", "apps"]);
-    let token = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_string();
-    let server = Server(
-        idsync()
-            .arg("--config")
-            .arg(dir.path().join("idsync.toml"))
-            .arg("serve")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let http = reqwest::blocking::Client::new();
-    wait_for("the peer's healthz", || {
-        http.get(format!("http://127.0.0.1:{port}/healthz"))
-            .send()
-            .ok()
-            .filter(|r| r.status().is_success())
-    });
+    let token = create_token(dir.path(), &["apps"]);
+    let server = serve(dir.path(), port, &[]);
     (
         server,
         dir,
