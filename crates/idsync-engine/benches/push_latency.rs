@@ -3,6 +3,12 @@
 //! provisioned. `cargo bench -p idsync-engine --bench push_latency` prints the median and p90
 //! of 30 pushes and the machine it ran on.
 
+// The `idsync` crate's benchmark helpers: one machine line for every figure.
+#[allow(dead_code)]
+#[path = "../../idsync/benches/common/mod.rs"]
+mod common;
+
+use common::machine;
 use idsync_connectors::targets::test::TestTarget;
 use idsync_core::{
     Change, Email, Group, MemberRef, Membership, PlanOptions, Snapshot, SystemClock, User,
@@ -26,22 +32,6 @@ fn user(i: usize) -> User {
         primary: true,
     }];
     u
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|s| s.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown cpu".into());
-    format!(
-        "{cpu}, {} cores",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
-    )
 }
 
 #[tokio::main]
