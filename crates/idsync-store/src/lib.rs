@@ -10,7 +10,7 @@
 mod push;
 mod types;
 
-pub use push::{StoredGroup, StoredUser, TokenInfo, Unique};
+pub use push::{StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
 
 pub use types::*;
 
@@ -59,6 +59,10 @@ pub struct Store {
     /// trigger the next refresh.
     unanalyzed: std::sync::Arc<std::sync::atomic::AtomicU64>,
     analyze_every: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Push tokens recently verified, by hash of the secret (see `Store::verify_token`).
+    tokens: push::TokenCache,
+    /// The connection that checkpoints the WAL in the background (files only).
+    checkpointer: Option<SqlitePool>,
 }
 
 type Tx<'a> = Transaction<'a, Sqlite>;
@@ -102,12 +106,21 @@ impl Store {
             // 100k-user directory touches index pages all over the file.
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory");
+        // Checkpoints (copying the WAL into the database file, with its fsyncs) are taken off
+        // the writer's path: a connection of their own runs them in the background, and the
+        // writer checkpoints itself only if the WAL grows past 64 MiB all the same.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(opts.clone().pragma("wal_autocheckpoint", "16384"))
             .await
             .map_err(open_err)?;
         MIGRATOR.run(&writer).await?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone().pragma("cache_size", "-2048"))
+            .await
+            .map_err(open_err)?;
+        tokio::spawn(checkpoint_loop(checkpointer.clone()));
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true))
@@ -119,6 +132,8 @@ impl Store {
             batcher: Default::default(),
             unanalyzed: Default::default(),
             analyze_every: Default::default(),
+            tokens: Default::default(),
+            checkpointer: Some(checkpointer),
         };
         store.analyze().await?;
         Ok(store)
@@ -167,10 +182,15 @@ impl Store {
             batcher: Default::default(),
             unanalyzed: Default::default(),
             analyze_every: Default::default(),
+            tokens: Default::default(),
+            checkpointer: None,
         })
     }
 
     pub async fn close(&self) {
+        if let Some(c) = &self.checkpointer {
+            c.close().await;
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -317,10 +337,10 @@ impl Store {
         now_ms: i64,
     ) -> Result<WriteSummary, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let mut log = ChangeWriter::start(&mut tx, dir, now_ms).await?;
+        let mut log = ChangeWriter::start(&mut tx, dir).await?;
 
-        let gone_users = upsert_all(&mut tx, &mut log, dir, &snapshot.users).await?;
-        let gone_groups = upsert_all(&mut tx, &mut log, dir, &snapshot.groups).await?;
+        let gone_users = upsert_all(&mut tx, &mut log, dir, &snapshot.users, now_ms).await?;
+        let gone_groups = upsert_all(&mut tx, &mut log, dir, &snapshot.groups, now_ms).await?;
 
         // Memberships.
         let mut have: HashSet<Membership> = HashSet::new();
@@ -343,6 +363,7 @@ impl Store {
                     group: m.group.clone(),
                     member: m.member.clone(),
                 },
+                now_ms,
             )
             .await?;
         }
@@ -361,17 +382,19 @@ impl Store {
                     group: m.group.clone(),
                     member: m.member.clone(),
                 },
+                now_ms,
             )
             .await?;
         }
 
         for source_id in gone_users {
             delete_object(&mut tx, dir, MemberKind::User, &source_id).await?;
-            log.push(&mut tx, &Change::DeleteUser { source_id }).await?;
+            log.push(&mut tx, &Change::DeleteUser { source_id }, now_ms)
+                .await?;
         }
         for source_id in gone_groups {
             delete_object(&mut tx, dir, MemberKind::Group, &source_id).await?;
-            log.push(&mut tx, &Change::DeleteGroup { source_id })
+            log.push(&mut tx, &Change::DeleteGroup { source_id }, now_ms)
                 .await?;
         }
         let summary = log.finish(&mut tx, source, source_cursor).await?;
@@ -916,6 +939,30 @@ impl Store {
     }
 }
 
+/// How often the background checkpointer copies what the WAL holds into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Checkpoint the WAL without blocking writers or readers (PASSIVE), until the store closes.
+async fn checkpoint_loop(pool: SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            if pool.is_closed() {
+                return;
+            }
+            tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints past 64 MiB of WAL");
+        }
+    }
+}
+
 /// Apply changes and log those that change something, inside a transaction.
 pub(crate) async fn write_changes(
     tx: &mut Tx<'_>,
@@ -925,66 +972,118 @@ pub(crate) async fn write_changes(
     source_cursor: Option<&str>,
     now_ms: i64,
 ) -> Result<WriteSummary, StoreError> {
-    let mut log = ChangeWriter::start(tx, dir, now_ms).await?;
+    let mut log = ChangeWriter::start(tx, dir).await?;
+    write_segments(tx, &mut log, dir, &[(changes, now_ms)]).await?;
+    log.finish(tx, source, source_cursor).await
+}
+
+/// Apply segments of changes in order, each at its own time, and log those that change
+/// something; how many each segment logged. Consecutive upserts and member additions, also
+/// across segments, are read and written together in multi-row statements.
+pub(crate) async fn write_segments(
+    tx: &mut Tx<'_>,
+    log: &mut ChangeWriter,
+    dir: &str,
+    segments: &[(&[Change], i64)],
+) -> Result<Vec<usize>, StoreError> {
+    let mut logged = vec![0usize; segments.len()];
+    // Every change with its segment and time.
+    let all: Vec<(usize, &Change, i64)> = segments
+        .iter()
+        .enumerate()
+        .flat_map(|(s, (changes, at))| changes.iter().map(move |c| (s, c, *at)))
+        .collect();
     let mut i = 0;
-    while i < changes.len() {
-        let change = &changes[i];
-        i += 1;
-        let logged = match change {
-            Change::UpsertUser { user } => upsert_one(tx, dir, user, log.now_ms).await?,
-            Change::UpsertGroup { group } => upsert_one(tx, dir, group, log.now_ms).await?,
-            Change::DeleteUser { source_id } => delete_object(tx, dir, MemberKind::User, source_id)
-                .await?
-                .then(|| change.clone()),
-            Change::DeleteGroup { source_id } => {
-                delete_object(tx, dir, MemberKind::Group, source_id)
-                    .await?
-                    .then(|| change.clone())
+    while i < all.len() {
+        let (seg, change, at) = all[i];
+        // The run of changes of the same batchable kind that starts here.
+        let same = |c: &Change| {
+            matches!(
+                (change, c),
+                (Change::UpsertUser { .. }, Change::UpsertUser { .. })
+                    | (Change::UpsertGroup { .. }, Change::UpsertGroup { .. })
+                    | (Change::AddMember { .. }, Change::AddMember { .. })
+            )
+        };
+        let end = all[i..]
+            .iter()
+            .position(|(_, c, _)| !same(c))
+            .map_or(all.len(), |p| i + p)
+            .max(i + 1);
+        let run = &all[i..end];
+        i = end;
+        let written: Vec<(usize, Change, i64)> = match change {
+            Change::UpsertUser { .. } => {
+                let items: Vec<(usize, &User, i64)> = run
+                    .iter()
+                    .filter_map(|(s, c, at)| match c {
+                        Change::UpsertUser { user } => Some((*s, user, *at)),
+                        _ => None,
+                    })
+                    .collect();
+                upsert_run(tx, dir, &items).await?
+            }
+            Change::UpsertGroup { .. } => {
+                let items: Vec<(usize, &Group, i64)> = run
+                    .iter()
+                    .filter_map(|(s, c, at)| match c {
+                        Change::UpsertGroup { group } => Some((*s, group, *at)),
+                        _ => None,
+                    })
+                    .collect();
+                upsert_run(tx, dir, &items).await?
             }
             Change::AddMember { .. } => {
-                // This addition starts a run of them (a group PATCH, a delta round): the run is
-                // inserted in multi-row statements, and only the rows that were new are logged.
-                let end = changes[i..]
-                    .iter()
-                    .position(|c| !matches!(c, Change::AddMember { .. }))
-                    .map_or(changes.len(), |p| i + p);
-                let run = &changes[i - 1..end];
-                i = end;
+                // Inserted in multi-row statements; only the rows that were new are logged.
                 let rows: Vec<(&str, &MemberRef)> = run
                     .iter()
-                    .filter_map(|c| match c {
+                    .filter_map(|(_, c, _)| match c {
                         Change::AddMember { group, member } => Some((group.as_str(), member)),
                         _ => None,
                     })
                     .collect();
                 let mut inserted = insert_memberships(tx, dir, &rows).await?;
-                for (c, (group, member)) in run.iter().zip(rows) {
-                    let key = (
-                        group.to_string(),
-                        member.kind.as_str().to_string(),
-                        member.id.clone(),
-                    );
-                    if inserted.remove(&key) {
-                        log.push(tx, c).await?;
-                    }
-                }
-                None
+                run.iter()
+                    .zip(rows)
+                    .filter(|(_, (group, member))| {
+                        inserted.remove(&(
+                            group.to_string(),
+                            member.kind.as_str().to_string(),
+                            member.id.clone(),
+                        ))
+                    })
+                    .map(|((s, c, at), _)| (*s, (*c).clone(), *at))
+                    .collect()
+            }
+            Change::DeleteUser { source_id } => {
+                let gone = delete_object(tx, dir, MemberKind::User, source_id).await?;
+                gone.then(|| (seg, change.clone(), at))
+                    .into_iter()
+                    .collect()
+            }
+            Change::DeleteGroup { source_id } => {
+                let gone = delete_object(tx, dir, MemberKind::Group, source_id).await?;
+                gone.then(|| (seg, change.clone(), at))
+                    .into_iter()
+                    .collect()
             }
             Change::RemoveMember { group, member } => {
                 let m = Membership {
                     group: group.clone(),
                     member: member.clone(),
                 };
-                delete_membership(tx, dir, &m)
-                    .await?
-                    .then(|| change.clone())
+                let gone = delete_membership(tx, dir, &m).await?;
+                gone.then(|| (seg, change.clone(), at))
+                    .into_iter()
+                    .collect()
             }
         };
-        if let Some(c) = logged {
-            log.push(tx, &c).await?;
+        for (s, c, at) in written {
+            logged[s] += 1;
+            log.push(tx, &c, at).await?;
         }
     }
-    log.finish(tx, source, source_cursor).await
+    Ok(logged)
 }
 
 const RUN_COLUMNS: &str = "SELECT id, flow, trigger, mode, started_ms, ended_ms, status, counts, error, dry_run, resolution, resolved_ms FROM runs";
@@ -1028,45 +1127,46 @@ fn membership_row(group: String, kind: &str, id: String) -> Result<Membership, S
 }
 
 /// Appends change-log entries inside a transaction and keeps the directory's sequence.
-struct ChangeWriter {
+pub(crate) struct ChangeWriter {
     dir: String,
     seq: i64,
     count: usize,
-    now_ms: i64,
-    /// Rows not yet inserted: (seq, kind, object key, data). Written in multi-row INSERTs.
-    pending: Vec<(i64, &'static str, String, String)>,
+    /// Rows not yet inserted: (seq, time, kind, object key, data). Written in multi-row INSERTs.
+    pending: Vec<(i64, i64, &'static str, String, String)>,
 }
 
 /// Rows per multi-row INSERT (SQLite allows 32,766 parameters per statement).
 const ROWS_PER_INSERT: usize = 400;
 
 impl ChangeWriter {
-    async fn start(tx: &mut Tx<'_>, dir: &str, now_ms: i64) -> Result<Self, StoreError> {
-        sqlx::query(
-            "INSERT INTO directories (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO NOTHING",
+    pub(crate) async fn start(tx: &mut Tx<'_>, dir: &str) -> Result<Self, StoreError> {
+        // One statement: the directory's row, made if missing, and its sequence.
+        let seq: i64 = sqlx::query_scalar(
+            "INSERT INTO directories (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO UPDATE SET last_seq = directories.last_seq RETURNING last_seq",
         )
         .bind(dir)
-        .execute(&mut **tx)
+        .fetch_one(&mut **tx)
         .await?;
-        let seq: i64 = sqlx::query_scalar("SELECT last_seq FROM directories WHERE name = $1")
-            .bind(dir)
-            .fetch_one(&mut **tx)
-            .await?;
         Ok(Self {
             dir: dir.to_string(),
             seq,
             count: 0,
-            now_ms,
             pending: Vec::new(),
         })
     }
 
-    async fn push(&mut self, tx: &mut Tx<'_>, change: &Change) -> Result<(), StoreError> {
+    async fn push(
+        &mut self,
+        tx: &mut Tx<'_>,
+        change: &Change,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
         self.seq += 1;
         self.count += 1;
         let (_, key) = change.object();
         self.pending.push((
             self.seq,
+            at_ms,
             change.kind(),
             key.to_string(),
             encode("change", change)?,
@@ -1084,30 +1184,35 @@ impl ChangeWriter {
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO change_log (dir, seq, at_ms, kind, object_key, data) ",
         );
-        q.push_values(self.pending.drain(..), |mut b, (seq, kind, key, data)| {
-            b.push_bind(self.dir.clone())
-                .push_bind(seq)
-                .push_bind(self.now_ms)
-                .push_bind(kind)
-                .push_bind(key)
-                .push_bind(data);
-        });
+        q.push_values(
+            self.pending.drain(..),
+            |mut b, (seq, at, kind, key, data)| {
+                b.push_bind(self.dir.clone())
+                    .push_bind(seq)
+                    .push_bind(at)
+                    .push_bind(kind)
+                    .push_bind(key)
+                    .push_bind(data);
+            },
+        );
         q.build().execute(&mut **tx).await?;
         Ok(())
     }
 
-    async fn finish(
+    pub(crate) async fn finish(
         mut self,
         tx: &mut Tx<'_>,
         source: &str,
         cursor: Option<&str>,
     ) -> Result<WriteSummary, StoreError> {
         self.flush(tx).await?;
-        sqlx::query("UPDATE directories SET last_seq = $2 WHERE name = $1")
-            .bind(&self.dir)
-            .bind(self.seq)
-            .execute(&mut **tx)
-            .await?;
+        if self.count > 0 {
+            sqlx::query("UPDATE directories SET last_seq = $2 WHERE name = $1")
+                .bind(&self.dir)
+                .bind(self.seq)
+                .execute(&mut **tx)
+                .await?;
+        }
         if let Some(c) = cursor {
             sqlx::query("INSERT INTO source_cursors (source, cursor) VALUES ($1, $2) ON CONFLICT (source) DO UPDATE SET cursor = excluded.cursor")
                 .bind(source)
@@ -1187,31 +1292,74 @@ impl DirObject for Group {
     }
 }
 
-/// Insert or update one user or group (keeping its internal id); the change to log, or None
-/// when the stored object is already the same.
-async fn upsert_one<T: DirObject>(
+/// Insert or update a run of users or groups (keeping their internal ids): one read of what is
+/// stored, multi-row writes of what differs. Returns the changes to log, in order, with the
+/// segment and time each came with; objects already stored the same are left out.
+async fn upsert_run<T: DirObject>(
     tx: &mut Tx<'_>,
     dir: &str,
-    item: &T,
-    now_ms: i64,
-) -> Result<Option<Change>, StoreError> {
-    let existing = sqlx::query(&format!(
-        "SELECT id, data FROM {} WHERE dir = $1 AND source_id = $2",
-        T::TABLE
-    ))
-    .bind(dir)
-    .bind(item.source_id())
-    .fetch_optional(&mut **tx)
-    .await?;
-    let mut item = item.clone();
-    item.set_id(existing.as_ref().map_or_else(new_id, |r| r.get(0)));
-    let data = encode(T::WHAT, &item)?;
-    let is_new = existing.is_none();
-    if existing.is_some_and(|r| r.get::<&str, _>(1) == data) {
-        return Ok(None);
+    items: &[(usize, &T, i64)],
+) -> Result<Vec<(usize, Change, i64)>, StoreError> {
+    // What is stored, as (internal id, data), by source id.
+    let mut stored: HashMap<String, (String, String)> = HashMap::new();
+    let ids: Vec<&str> = items.iter().map(|(_, t, _)| t.source_id()).collect();
+    for chunk in ids.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(format!(
+            "SELECT source_id, id, data FROM {} WHERE dir = ",
+            T::TABLE
+        ));
+        q.push_bind(dir).push(" AND source_id IN (");
+        let mut sep = q.separated(", ");
+        for id in chunk {
+            sep.push_bind(*id);
+        }
+        sep.push_unseparated(")");
+        for r in q.build().fetch_all(&mut **tx).await? {
+            stored.insert(r.get(0), (r.get(1), r.get(2)));
+        }
     }
-    write_object(tx, dir, &item, &data, now_ms, is_new).await?;
-    Ok(Some(item.into_change()))
+    let in_table: HashSet<String> = stored.keys().cloned().collect();
+    // The rows to write, one per source id (a later write of the same object replaces an
+    // earlier one of the run), and the changes to log.
+    let mut rows: Vec<ObjectRow<T>> = Vec::new();
+    let mut row_of: HashMap<String, usize> = HashMap::new();
+    let mut changes = Vec::new();
+    for (seg, item, at) in items {
+        let mut item = (*item).clone();
+        let known = stored.get(item.source_id());
+        item.set_id(known.map_or_else(new_id, |(id, _)| id.clone()));
+        let data = encode(T::WHAT, &item)?;
+        if known.is_some_and(|(_, d)| *d == data) {
+            continue;
+        }
+        let sid = item.source_id().to_string();
+        stored.insert(sid.clone(), (item.id().to_string(), data.clone()));
+        let row = ObjectRow {
+            is_new: !in_table.contains(&sid),
+            item: item.clone(),
+            data,
+            at_ms: *at,
+        };
+        match row_of.get(&sid) {
+            Some(&n) => rows[n] = row,
+            None => {
+                row_of.insert(sid, rows.len());
+                rows.push(row);
+            }
+        }
+        changes.push((*seg, item.into_change(), *at));
+    }
+    write_rows(tx, dir, &rows).await?;
+    Ok(changes)
+}
+
+/// A user or group to write, as its row.
+struct ObjectRow<T> {
+    item: T,
+    data: String,
+    at_ms: i64,
+    /// Not in the table yet (a new row keeps `at_ms` as its creation time).
+    is_new: bool,
 }
 
 /// Write the objects of a snapshot that differ from what is stored (keeping internal ids), log
@@ -1221,6 +1369,7 @@ async fn upsert_all<T: DirObject>(
     log: &mut ChangeWriter,
     dir: &str,
     items: &[T],
+    now_ms: i64,
 ) -> Result<BTreeSet<String>, StoreError> {
     let mut current: HashMap<String, (String, String)> = HashMap::new();
     for r in sqlx::query(&format!(
@@ -1233,6 +1382,7 @@ async fn upsert_all<T: DirObject>(
     {
         current.insert(r.get(0), (r.get(1), r.get(2)));
     }
+    let mut rows = Vec::new();
     for item in items {
         let mut item = item.clone();
         let known = current.remove(item.source_id());
@@ -1242,65 +1392,95 @@ async fn upsert_all<T: DirObject>(
         if known.is_some_and(|(_, d)| d == data) {
             continue;
         }
-        write_object(tx, dir, &item, &data, log.now_ms, is_new).await?;
-        log.push(tx, &item.into_change()).await?;
+        rows.push(ObjectRow {
+            item,
+            data,
+            at_ms: now_ms,
+            is_new,
+        });
+        if rows.len() == ROWS_PER_INSERT {
+            write_rows(tx, dir, &rows).await?;
+            for r in rows.drain(..) {
+                log.push(tx, &r.item.into_change(), now_ms).await?;
+            }
+        }
+    }
+    write_rows(tx, dir, &rows).await?;
+    for r in rows {
+        log.push(tx, &r.item.into_change(), now_ms).await?;
     }
     Ok(current.into_keys().collect())
 }
 
-async fn write_object<T: DirObject>(
+/// Insert or update rows of users or groups in multi-row statements, with the users' lookups
+/// (externalId in the row, emails in user_emails).
+async fn write_rows<T: DirObject>(
     tx: &mut Tx<'_>,
     dir: &str,
-    item: &T,
-    data: &str,
-    now_ms: i64,
-    is_new: bool,
+    rows: &[ObjectRow<T>],
 ) -> Result<(), StoreError> {
     let (table, name) = (T::TABLE, T::NAME_COLUMN);
-    let Some((external_id, emails)) = item.lookups() else {
-        sqlx::query(&format!(
-            "INSERT INTO {table} (dir, source_id, id, {name}, data, created_ms, modified_ms) VALUES ($1, $2, $3, $4, $5, $6, $6)
-             ON CONFLICT (dir, source_id) DO UPDATE SET {name} = excluded.{name}, data = excluded.data, modified_ms = excluded.modified_ms"
-        ))
-        .bind(dir)
-        .bind(item.source_id())
-        .bind(item.id())
-        .bind(item.name())
-        .bind(data)
-        .bind(now_ms)
-        .execute(&mut **tx)
-        .await?;
-        return Ok(());
-    };
-    // Users carry their lookups: externalId in the row, emails in user_emails.
-    sqlx::query(
-        "INSERT INTO users (dir, source_id, id, user_name, data, created_ms, modified_ms, external_id) VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
-         ON CONFLICT (dir, source_id) DO UPDATE SET user_name = excluded.user_name, data = excluded.data, modified_ms = excluded.modified_ms, external_id = excluded.external_id",
-    )
-    .bind(dir)
-    .bind(item.source_id())
-    .bind(item.id())
-    .bind(item.name())
-    .bind(data)
-    .bind(now_ms)
-    .bind(external_id)
-    .execute(&mut **tx)
-    .await?;
-    if !is_new {
-        sqlx::query("DELETE FROM user_emails WHERE dir = $1 AND user_id = $2")
-            .bind(dir)
-            .bind(item.source_id())
-            .execute(&mut **tx)
-            .await?;
-    }
-    if !emails.is_empty() {
-        let mut q =
-            sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO user_emails (dir, user_id, email) ");
-        q.push_values(&emails, |mut b, e| {
-            b.push_bind(dir).push_bind(item.source_id()).push_bind(e);
+    for chunk in rows.chunks(ROWS_PER_INSERT / 2) {
+        let users = chunk.first().is_some_and(|r| r.item.lookups().is_some());
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(if users {
+            "INSERT INTO users (dir, source_id, id, user_name, data, created_ms, modified_ms, external_id) ".to_string()
+        } else {
+            format!(
+                "INSERT INTO {table} (dir, source_id, id, {name}, data, created_ms, modified_ms) "
+            )
         });
-        q.push(" ON CONFLICT DO NOTHING");
+        q.push_values(chunk, |mut b, r| {
+            b.push_bind(dir)
+                .push_bind(r.item.source_id())
+                .push_bind(r.item.id())
+                .push_bind(r.item.name())
+                .push_bind(&r.data)
+                .push_bind(r.at_ms)
+                .push_bind(r.at_ms);
+            if users {
+                b.push_bind(r.item.lookups().and_then(|(x, _)| x));
+            }
+        });
+        q.push(format!(" ON CONFLICT (dir, source_id) DO UPDATE SET {name} = excluded.{name}, data = excluded.data, modified_ms = excluded.modified_ms"));
+        if users {
+            q.push(", external_id = excluded.external_id");
+        }
         q.build().execute(&mut **tx).await?;
+        if !users {
+            continue;
+        }
+        // The emails of users that were stored before are replaced.
+        let known: Vec<&str> = chunk
+            .iter()
+            .filter(|r| !r.is_new)
+            .map(|r| r.item.source_id())
+            .collect();
+        if !known.is_empty() {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new("DELETE FROM user_emails WHERE dir = ");
+            q.push_bind(dir).push(" AND user_id IN (");
+            let mut sep = q.separated(", ");
+            for id in known {
+                sep.push_bind(id);
+            }
+            sep.push_unseparated(")");
+            q.build().execute(&mut **tx).await?;
+        }
+        let emails: Vec<(&str, String)> = chunk
+            .iter()
+            .flat_map(|r| {
+                let emails = r.item.lookups().map(|(_, e)| e).unwrap_or_default();
+                emails.into_iter().map(|e| (r.item.source_id(), e))
+            })
+            .collect();
+        for part in emails.chunks(ROWS_PER_INSERT) {
+            let mut q =
+                sqlx::QueryBuilder::<Sqlite>::new("INSERT INTO user_emails (dir, user_id, email) ");
+            q.push_values(part, |mut b, (id, e)| {
+                b.push_bind(dir).push_bind(*id).push_bind(e);
+            });
+            q.push(" ON CONFLICT DO NOTHING");
+            q.build().execute(&mut **tx).await?;
+        }
     }
     Ok(())
 }

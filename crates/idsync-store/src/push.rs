@@ -70,27 +70,39 @@ impl Store {
     }
 
     /// Which of these source ids are users, and which are groups, of the directory (one query
-    /// per 400 ids and kind).
+    /// per 400 ids). An id that names both is a user.
     pub async fn kinds_of(
         &self,
         dir: &str,
         ids: &[&str],
     ) -> Result<std::collections::HashMap<String, MemberKind>, StoreError> {
         let mut out = std::collections::HashMap::new();
-        for (table, kind) in [("users", MemberKind::User), ("groups_", MemberKind::Group)] {
-            for chunk in ids.chunks(400) {
-                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
-                    "SELECT source_id FROM {table} WHERE dir = "
-                ));
+        for chunk in ids.chunks(400) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
+            for (n, table) in ["users", "groups_"].into_iter().enumerate() {
+                if n > 0 {
+                    q.push(" UNION ALL ");
+                }
+                q.push(format!("SELECT source_id, {n} FROM {table} WHERE dir = "));
                 q.push_bind(dir).push(" AND source_id IN (");
                 let mut sep = q.separated(", ");
                 for id in chunk {
                     sep.push_bind(*id);
                 }
                 sep.push_unseparated(")");
-                for r in q.build().fetch_all(&self.reader).await? {
-                    out.entry(r.get::<String, _>(0)).or_insert(kind);
-                }
+            }
+            for r in q.build().fetch_all(&self.reader).await? {
+                let kind = match r.get::<i64, _>(1) {
+                    0 => MemberKind::User,
+                    _ => MemberKind::Group,
+                };
+                out.entry(r.get::<String, _>(0))
+                    .and_modify(|k| {
+                        if kind == MemberKind::User {
+                            *k = kind;
+                        }
+                    })
+                    .or_insert(kind);
             }
         }
         Ok(out)
@@ -322,7 +334,9 @@ impl Store {
         Ok(rows.iter().map(token_row).collect())
     }
 
-    /// Revoke a token by id. False when there is no such live token.
+    /// Revoke a token by id. False when there is no such live token. This process stops
+    /// accepting it at once; another process serving the same store within
+    /// `TOKEN_CACHE_MS`.
     pub async fn revoke_token(&self, id: &str, now_ms: i64) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "UPDATE scim_tokens SET revoked_ms = $2 WHERE id = $1 AND revoked_ms IS NULL",
@@ -332,25 +346,43 @@ impl Store {
         .execute(&self.writer)
         .await?
         .rows_affected();
+        self.tokens.lock().retain(|_, (info, _)| info.id != id);
         Ok(n > 0)
     }
 
-    /// The live token with this secret, if any; notes its use.
+    /// The live token with this secret, if any; notes its use. A token found is remembered for
+    /// `TOKEN_CACHE_MS`, so that a busy endpoint does not read the store on every request.
     pub async fn verify_token(
         &self,
         secret: &str,
         now_ms: i64,
     ) -> Result<Option<TokenInfo>, StoreError> {
-        let Some(row) = sqlx::query(&format!(
-            "{TOKEN_COLUMNS} WHERE hash = $1 AND revoked_ms IS NULL"
-        ))
-        .bind(hash(secret))
-        .fetch_optional(&self.reader)
-        .await?
-        else {
-            return Ok(None);
+        let hash = hash(secret);
+        let cached = self
+            .tokens
+            .lock()
+            .get(&hash)
+            .filter(|(_, at)| (0..TOKEN_CACHE_MS).contains(&(now_ms - at)))
+            .map(|(info, _)| info.clone());
+        let mut info = match cached {
+            Some(info) => info,
+            None => {
+                let Some(row) = sqlx::query(&format!(
+                    "{TOKEN_COLUMNS} WHERE hash = $1 AND revoked_ms IS NULL"
+                ))
+                .bind(&hash)
+                .fetch_optional(&self.reader)
+                .await?
+                else {
+                    return Ok(None);
+                };
+                let info = token_row(&row);
+                self.tokens
+                    .lock()
+                    .insert(hash.clone(), (info.clone(), now_ms));
+                info
+            }
         };
-        let info = token_row(&row);
         if info
             .last_used_ms
             .is_none_or(|t| now_ms - t >= LAST_USED_GRANULARITY_MS)
@@ -360,8 +392,32 @@ impl Store {
                 .bind(now_ms)
                 .execute(&self.writer)
                 .await?;
+            info.last_used_ms = Some(now_ms);
+            if let Some((kept, _)) = self.tokens.lock().get_mut(&hash) {
+                kept.last_used_ms = Some(now_ms);
+            }
         }
         Ok(Some(info))
+    }
+}
+
+/// How long a verified token is taken on trust before the store is read again.
+pub const TOKEN_CACHE_MS: i64 = 5_000;
+
+/// Verified tokens by hash, with when they were read from the store.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct TokenCache(
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (TokenInfo, i64)>>>,
+);
+
+impl TokenCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (TokenInfo, i64)>> {
+        // The map holds no invariant a panicking holder could break: a poisoned lock is used.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -431,46 +487,187 @@ async fn writer_loop(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::Receiv
 }
 
 async fn commit_group(pool: &sqlx::SqlitePool, batch: Vec<WriteJob>) {
-    let mut tx = match pool.begin().await {
-        Ok(tx) => tx,
-        Err(e) => {
-            for job in batch {
-                let _ = job.reply.send(Err(StoreError::NotCommitted(e.to_string())));
-            }
-            return;
-        }
-    };
-    let mut results = Vec::with_capacity(batch.len());
-    for job in &batch {
-        results.push(one_job(&mut tx, job).await);
-    }
-    match tx.commit().await {
-        Ok(()) => {
+    match commit_together(pool, &batch).await {
+        Ok(results) => {
             for (job, result) in batch.into_iter().zip(results) {
                 let _ = job.reply.send(result);
             }
         }
-        Err(e) => {
+        Err(_) => {
+            // A statement failed and nothing of the group was committed: each write is tried
+            // again in its own transaction, so a bad one fails alone.
             for job in batch {
-                let _ = job.reply.send(Err(StoreError::NotCommitted(e.to_string())));
+                let result = commit_alone(pool, &job).await;
+                let _ = job.reply.send(result);
             }
         }
     }
 }
 
-/// One job inside the shared transaction, in its own savepoint.
-async fn one_job(tx: &mut crate::Tx<'_>, job: &WriteJob) -> Result<WriteSummary, StoreError> {
-    sqlx::query("SAVEPOINT job").execute(&mut **tx).await?;
-    let result = checked(tx, job).await;
-    if result.is_err() {
-        sqlx::query("ROLLBACK TO SAVEPOINT job")
-            .execute(&mut **tx)
-            .await?;
+/// Commit a group of writes in one transaction: their uniqueness rules decided together (a
+/// write that breaks one is answered `Conflict` and writes nothing), then the changes of the
+/// others, directory by directory, in multi-row statements.
+async fn commit_together(
+    pool: &sqlx::SqlitePool,
+    batch: &[WriteJob],
+) -> Result<Vec<Result<WriteSummary, StoreError>>, StoreError> {
+    let mut tx = pool.begin().await?;
+    let verdicts = check_together(&mut tx, batch).await?;
+    let mut results: Vec<Result<WriteSummary, StoreError>> = Vec::with_capacity(batch.len());
+    let mut dirs: Vec<&str> = Vec::new();
+    for (job, verdict) in batch.iter().zip(verdicts) {
+        if !dirs.contains(&job.dir.as_str()) {
+            dirs.push(&job.dir);
+        }
+        results.push(verdict.map(|()| WriteSummary::default()));
     }
-    sqlx::query("RELEASE SAVEPOINT job")
-        .execute(&mut **tx)
-        .await?;
-    result
+    for dir in dirs {
+        let accepted: Vec<usize> = (0..batch.len())
+            .filter(|&n| batch[n].dir == dir && results[n].is_ok())
+            .collect();
+        let segments: Vec<(&[Change], i64)> = accepted
+            .iter()
+            .map(|&n| (batch[n].changes.as_slice(), batch[n].now_ms))
+            .collect();
+        let mut log = crate::ChangeWriter::start(&mut tx, dir).await?;
+        let logged = crate::write_segments(&mut tx, &mut log, dir, &segments).await?;
+        let summary = log.finish(&mut tx, "", None).await?;
+        for (n, changes) in accepted.into_iter().zip(logged) {
+            results[n] = Ok(WriteSummary {
+                changes,
+                last_seq: summary.last_seq,
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// One write in its own transaction, its rules checked by queries.
+async fn commit_alone(pool: &sqlx::SqlitePool, job: &WriteJob) -> Result<WriteSummary, StoreError> {
+    let mut tx = pool
+        .begin()
+        .await
+        .map_err(|e| StoreError::NotCommitted(e.to_string()))?;
+    let summary = checked(&mut tx, job).await?;
+    tx.commit()
+        .await
+        .map_err(|e| StoreError::NotCommitted(e.to_string()))?;
+    Ok(summary)
+}
+
+/// A name as SQLite's `lower()` folds it (ASCII only), so that names compare here as they do
+/// in the store's queries and indexes.
+fn fold(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// Which users and groups hold names, by directory, kind and folded name.
+type NameKey = (String, MemberKind, String);
+
+/// Decide the uniqueness rules of a group of writes, in order: one query per directory and
+/// kind for who holds the names the rules test; then each write that passes has its renames,
+/// creations and deletions applied to what the later writes of the group see.
+async fn check_together(
+    tx: &mut crate::Tx<'_>,
+    batch: &[WriteJob],
+) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+    // The tested names, by directory and kind.
+    let mut tested: std::collections::BTreeMap<(&str, MemberKind), Vec<String>> =
+        Default::default();
+    for job in batch {
+        for check in &job.checks {
+            let (kind, name) = match check {
+                Unique::UserName { name, .. } => (MemberKind::User, name),
+                Unique::GroupName { name, .. } => (MemberKind::Group, name),
+            };
+            tested
+                .entry((job.dir.as_str(), kind))
+                .or_default()
+                .push(fold(name));
+        }
+    }
+    // Holders of the tested names, and the (folded) name each of them holds.
+    let mut holders: std::collections::HashMap<NameKey, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut held: std::collections::HashMap<NameKey, String> = Default::default();
+    for ((dir, kind), names) in &tested {
+        let (table, column) = match kind {
+            MemberKind::User => ("users", "user_name"),
+            MemberKind::Group => ("groups_", "display_name"),
+        };
+        for chunk in names.chunks(400) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                "SELECT source_id, lower({column}) FROM {table} WHERE dir = "
+            ));
+            q.push_bind(*dir).push(format!(" AND lower({column}) IN ("));
+            let mut sep = q.separated(", ");
+            for name in chunk {
+                sep.push_bind(name.as_str());
+            }
+            sep.push_unseparated(")");
+            for r in q.build().fetch_all(&mut **tx).await? {
+                let (id, name): (String, String) = (r.get(0), r.get(1));
+                held.insert((dir.to_string(), *kind, id.clone()), name.clone());
+                holders
+                    .entry((dir.to_string(), *kind, name))
+                    .or_default()
+                    .insert(id);
+            }
+        }
+    }
+    let mut verdicts = Vec::with_capacity(batch.len());
+    for job in batch {
+        let broken = job.checks.iter().find_map(|check| {
+            let (kind, name, except, what) = match check {
+                Unique::UserName { name, except } => (MemberKind::User, name, except, "userName"),
+                Unique::GroupName { name, except } => {
+                    (MemberKind::Group, name, except, "displayName")
+                }
+            };
+            let taken = holders
+                .get(&(job.dir.clone(), kind, fold(name)))
+                .is_some_and(|h| h.iter().any(|id| Some(id) != except.as_ref()));
+            taken.then(|| StoreError::Conflict(format!("{what} {name:?} is already taken")))
+        });
+        if let Some(e) = broken {
+            verdicts.push(Err(e));
+            continue;
+        }
+        verdicts.push(Ok(()));
+        // What later writes of the group see: this write's names.
+        for change in &job.changes {
+            let (kind, id, name) = match change {
+                Change::UpsertUser { user } => (
+                    MemberKind::User,
+                    &user.source_id,
+                    Some(fold(&user.user_name)),
+                ),
+                Change::UpsertGroup { group } => (
+                    MemberKind::Group,
+                    &group.source_id,
+                    Some(fold(&group.display_name)),
+                ),
+                Change::DeleteUser { source_id } => (MemberKind::User, source_id, None),
+                Change::DeleteGroup { source_id } => (MemberKind::Group, source_id, None),
+                Change::AddMember { .. } | Change::RemoveMember { .. } => continue,
+            };
+            let key = (job.dir.clone(), kind, id.clone());
+            if let Some(old) = held.remove(&key) {
+                if let Some(h) = holders.get_mut(&(job.dir.clone(), kind, old)) {
+                    h.remove(id);
+                }
+            }
+            if let Some(name) = name {
+                holders
+                    .entry((job.dir.clone(), kind, name.clone()))
+                    .or_default()
+                    .insert(id.clone());
+                held.insert(key, name);
+            }
+        }
+    }
+    Ok(verdicts)
 }
 
 async fn checked(tx: &mut crate::Tx<'_>, job: &WriteJob) -> Result<WriteSummary, StoreError> {
@@ -501,4 +698,96 @@ async fn checked(tx: &mut crate::Tx<'_>, job: &WriteJob) -> Result<WriteSummary,
         }
     }
     write_changes(tx, &job.dir, &job.source, &job.changes, None, job.now_ms).await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use idsync_core::User;
+
+    fn job(checks: Vec<Unique>, changes: Vec<Change>) -> WriteJob {
+        WriteJob {
+            dir: "d".into(),
+            source: "scim".into(),
+            checks,
+            changes,
+            now_ms: 1,
+            reply: tokio::sync::oneshot::channel().0,
+        }
+    }
+
+    fn create(id: &str, name: &str) -> WriteJob {
+        job(
+            vec![Unique::UserName {
+                name: name.into(),
+                except: None,
+            }],
+            vec![Change::UpsertUser {
+                user: User::new(id, name),
+            }],
+        )
+    }
+
+    fn rename(id: &str, name: &str) -> WriteJob {
+        job(
+            vec![Unique::UserName {
+                name: name.into(),
+                except: Some(id.into()),
+            }],
+            vec![Change::UpsertUser {
+                user: User::new(id, name),
+            }],
+        )
+    }
+
+    /// Writes committed together see what the earlier ones of their group did: a name freed
+    /// by a rename or a deletion is free, a name taken by a creation or a rename is taken.
+    #[tokio::test]
+    async fn writes_of_a_group_see_the_names_the_earlier_ones_took_and_freed() {
+        let store = Store::open_in_memory().await.unwrap();
+        store
+            .apply_changes(
+                "d",
+                "scim",
+                &[
+                    Change::UpsertUser {
+                        user: User::new("u1", "Ada"),
+                    },
+                    Change::UpsertUser {
+                        user: User::new("u2", "grace"),
+                    },
+                ],
+                None,
+                1,
+            )
+            .await
+            .unwrap();
+        let batch = vec![
+            create("n1", "ADA"),          // taken by u1
+            rename("u1", "ada.lovelace"), // frees "ada"
+            create("n2", "ada"),          // now free
+            create("n3", "Ada.Lovelace"), // taken by the rename
+            job(
+                vec![],
+                vec![Change::DeleteUser {
+                    source_id: "u2".into(),
+                }],
+            ), // frees "grace"
+            create("n4", "Grace"),        // free
+            rename("n2", "grace"),        // taken by n4
+            rename("u1", "ada.lovelace"), // its own name: fine
+        ];
+        let mut tx = store.writer.begin().await.unwrap();
+        let verdicts: Vec<bool> = check_together(&mut tx, &batch)
+            .await
+            .unwrap()
+            .iter()
+            .map(Result::is_ok)
+            .collect();
+        assert_eq!(
+            verdicts,
+            [false, true, true, false, true, true, false, true]
+        );
+    }
 }

@@ -428,3 +428,42 @@ async fn concurrent_checked_writes_commit_together_and_fail_alone() {
         d.users.iter().map(|u| u.user_name.to_lowercase()).collect();
     assert_eq!(names.len(), 100);
 }
+
+/// A verified push token is taken on trust for a few seconds: revoked in this process it is
+/// refused at once; revoked by another process (the CLI) once those seconds have passed.
+#[tokio::test]
+async fn revoked_tokens_are_refused_at_once_here_and_within_seconds_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let server = Store::open(&path).await.unwrap();
+    let cli = Store::open(&path).await.unwrap();
+    let (a, secret_a) = server.create_token("push", "a", 1_000).await.unwrap();
+    let (b, secret_b) = server.create_token("push", "b", 1_000).await.unwrap();
+    for secret in [&secret_a, &secret_b] {
+        assert!(server.verify_token(secret, 2_000).await.unwrap().is_some());
+    }
+    assert!(server
+        .verify_token("idsync_wrong", 2_000)
+        .await
+        .unwrap()
+        .is_none());
+
+    assert!(server.revoke_token(&a.id, 3_000).await.unwrap());
+    assert!(server
+        .verify_token(&secret_a, 3_001)
+        .await
+        .unwrap()
+        .is_none());
+
+    assert!(cli.revoke_token(&b.id, 3_000).await.unwrap());
+    assert!(server
+        .verify_token(&secret_b, 3_500)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(server
+        .verify_token(&secret_b, 2_000 + TOKEN_CACHE_MS)
+        .await
+        .unwrap()
+        .is_none());
+}

@@ -145,7 +145,7 @@ fn plan_sync_runs_and_log_through_the_binary() {
         out.contains("succeeded (34 planned, 34 applied, 0 failed)"),
         "{out}"
     );
-    let target = TestTarget::with_journal(&dir.path().join("target.jsonl")).unwrap();
+    let target = TestTarget::read_journal(&dir.path().join("target.jsonl")).unwrap();
     assert_eq!(target.user_count(), 30);
 
     let o = run(dir.path(), &["sync", "hr-to-app"]);
@@ -225,7 +225,7 @@ fn held_deprovisions_are_approved_or_rejected_through_the_binary() {
         out.contains("above the flow's deletion threshold (2 users)"),
         "{out}"
     );
-    let target = || TestTarget::with_journal(&dir.path().join("target.jsonl")).unwrap();
+    let target = || TestTarget::read_journal(&dir.path().join("target.jsonl")).unwrap();
     let active = |t: &TestTarget| t.state().users.iter().filter(|u| u.user.active).count();
     assert_eq!(active(&target()), 30);
     let o = run(dir.path(), &["runs", "--flow", "hr-to-app"]);
@@ -360,6 +360,7 @@ fn notifications_reach_a_real_smtp_server_and_a_webhook_on_failure_quarantine_an
             .stderr(Stdio::null())
             .spawn()
             .unwrap(),
+        None,
     );
     wait_for("aiosmtpd", || {
         std::net::TcpStream::connect(("127.0.0.1", smtp_port)).ok()
@@ -528,7 +529,7 @@ nickName = { expression = 'ToLower(Join(".", [givenName], Replace([surname], " "
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let user = |name: &str| {
-        TestTarget::with_journal(&dir.path().join("target.jsonl"))
+        TestTarget::read_journal(&dir.path().join("target.jsonl"))
             .unwrap()
             .state()
             .users
@@ -567,7 +568,7 @@ fn scoping_provision_on_demand_and_plan_explain() {
 clauses = [{ attribute = "department", operator = "in", values = ["Dept 1", "Dept 2"] }]
 "#,
     );
-    let target = || TestTarget::with_journal(&dir.path().join("target.jsonl")).unwrap();
+    let target = || TestTarget::read_journal(&dir.path().join("target.jsonl")).unwrap();
 
     // One user, now, with every step said.
     let o = run(
@@ -659,7 +660,7 @@ unmatched = "ignore"
     );
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let state = TestTarget::with_journal(&dir.path().join("target.jsonl"))
+    let state = TestTarget::read_journal(&dir.path().join("target.jsonl"))
         .unwrap()
         .state();
     let mut groups: Vec<(String, usize)> = state
@@ -715,11 +716,16 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Server(std::process::Child);
+/// A running `idsync serve`, stopped when dropped; its log is printed when the test fails.
+struct Server(std::process::Child, Option<PathBuf>);
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        if let (true, Some(log)) = (std::thread::panicking(), &self.1) {
+            let text = std::fs::read_to_string(log).unwrap_or_default();
+            eprintln!("--- idsync serve's log ({}):\n{text}", log.display());
+        }
     }
 }
 
@@ -741,11 +747,11 @@ fn serve(dir: &Path, port: u16, env: &[(&str, &str)]) -> Server {
         .arg(dir.join("idsync.toml"))
         .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
-        .stdout(Stdio::null());
+        .stdout(std::fs::File::create(dir.join("serve.log")).unwrap());
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let server = Server(cmd.spawn().unwrap());
+    let server = Server(cmd.spawn().unwrap(), Some(dir.join("serve.log")));
     let http = reqwest::blocking::Client::new();
     wait_for("healthz", || {
         http.get(format!("http://127.0.0.1:{port}/healthz"))
@@ -844,7 +850,7 @@ fn serve_answers_health_metrics_and_the_admin_api() {
         .unwrap();
     assert_eq!(r.status(), 200);
     wait_for("the newcomer in the target", || {
-        TestTarget::with_journal(&dir.path().join("target.jsonl"))
+        TestTarget::read_journal(&dir.path().join("target.jsonl"))
             .ok()
             .filter(|t| t.users_named("newcomer@example.com") == 1)
     });
@@ -921,7 +927,7 @@ fn crash_test_kill_9_during_apply() {
         text(&o)
     );
 
-    let target = TestTarget::with_journal(&journal).unwrap();
+    let target = TestTarget::read_journal(&journal).unwrap();
     assert_eq!(target.user_count(), n);
     for i in (0..n).step_by(97) {
         assert_eq!(target.users_named(&format!("user{i}@example.com")), 1);
@@ -1190,7 +1196,7 @@ fn scim_endpoint_speaks_entra() {
     // The flow carried all of it to the target.
     let journal = dir.path().join("target.jsonl");
     wait_for("the patched user in the target", || {
-        let t = TestTarget::with_journal(&journal).ok()?;
+        let t = TestTarget::read_journal(&journal).ok()?;
         let s = t.state();
         let ada = s
             .users
@@ -1202,7 +1208,7 @@ fn scim_endpoint_speaks_entra() {
             .then_some(())
     });
     wait_for("membership in the target", || {
-        let t = TestTarget::with_journal(&journal).ok()?;
+        let t = TestTarget::read_journal(&journal).ok()?;
         let s = t.state();
         let eng = s
             .groups
@@ -1225,7 +1231,7 @@ fn scim_endpoint_speaks_entra() {
     let (s, v, _) = call(M::GET, &format!("/Users/{ada_id}"), None);
     assert_eq!((s, v["status"].as_str()), (404, Some("404")));
     wait_for("deprovisioning in the target", || {
-        let t = TestTarget::with_journal(&journal).ok()?;
+        let t = TestTarget::read_journal(&journal).ok()?;
         let s = t.state();
         let inactive = |name: &str| {
             s.users
@@ -1235,22 +1241,27 @@ fn scim_endpoint_speaks_entra() {
         (inactive("grace@contoso.com") && inactive("ada@contoso.com")).then_some(())
     });
 
-    // Tokens are listed with their last use, and a revoked token stops working.
+    // Tokens are listed with their last use, and a revoked token stops working: revoked from
+    // another process (the CLI), within the 5 s the server takes a verified token on trust.
     let o = run(dir.path(), &["token", "list", "--json"]);
     let tokens: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(tokens[0]["name"], "entra-prod");
     assert!(tokens[0]["last_used_ms"].as_i64().is_some());
     let id = tokens[0]["id"].as_str().unwrap().to_string();
+    let revoked = Instant::now();
     assert_eq!(
         run(dir.path(), &["token", "revoke", &id]).status.code(),
         Some(0)
     );
-    let r = http
-        .get(format!("{base}/Users"))
-        .bearer_auth(&token)
-        .send()
-        .unwrap();
-    assert_eq!(r.status(), 401);
+    wait_for("the revoked token to be refused", || {
+        let r = http
+            .get(format!("{base}/Users"))
+            .bearer_auth(&token)
+            .send()
+            .ok()?;
+        (r.status() == 401).then_some(())
+    });
+    assert!(revoked.elapsed() < Duration::from_secs(7));
 }
 
 /// An `idsync serve` whose directory `apps` takes SCIM pushes: idsync's own endpoint as a
@@ -1699,7 +1710,7 @@ fn graph_sim(dir: &Path, extra: &[&str]) -> (Server, String, String) {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let server = Server(child);
+    let server = Server(child, None);
     let (mut root, mut tenant) = (String::new(), String::new());
     for line in std::io::BufReader::new(stdout).lines() {
         let line = line.unwrap();
@@ -1789,7 +1800,7 @@ fn graph_source_check_and_sync_through_the_binary() {
 
     let o = run_env(dir.path(), &["sync", "entra-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let target = TestTarget::with_journal(&dir.path().join("target.jsonl")).unwrap();
+    let target = TestTarget::read_journal(&dir.path().join("target.jsonl")).unwrap();
     assert_eq!(target.state().users.len(), 150);
     assert_eq!(target.state().groups.len(), 12);
     // The source read is in the run history with what it cost.

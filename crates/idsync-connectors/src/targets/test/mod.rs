@@ -229,37 +229,7 @@ impl TestTarget {
             path: path.to_path_buf(),
             message,
         };
-        let mut state = State::default();
-        let mut good_len: u64 = 0;
-        if path.exists() {
-            let file = File::open(path).map_err(|e| err(e.to_string()))?;
-            let mut reader = BufReader::new(file);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let n = reader
-                    .read_line(&mut line)
-                    .map_err(|e| err(e.to_string()))?;
-                if n == 0 || !line.ends_with('\n') {
-                    break; // end, or a torn last line
-                }
-                match serde_json::from_str::<Entry>(line.trim_end()) {
-                    Ok(e) => state.apply(&e),
-                    Err(e) => {
-                        // Only the very last line may be damaged.
-                        let mut rest = String::new();
-                        let more = reader
-                            .read_line(&mut rest)
-                            .map_err(|e| err(e.to_string()))?;
-                        if more > 0 {
-                            return Err(err(format!("bad entry at byte {good_len}: {e}")));
-                        }
-                        break;
-                    }
-                }
-                good_len += n as u64;
-            }
-        }
+        let (state, good_len) = replay(path)?;
         let file = OpenOptions::new()
             .create(true)
             .append(true)
@@ -273,6 +243,16 @@ impl TestTarget {
             journal_path: Some(path.to_path_buf()),
             ..t
         })
+    }
+
+    /// What another process's journal says the target holds, read without touching the file
+    /// (the process may be writing to it: a torn last line is left alone). The target returned
+    /// keeps no journal.
+    pub fn read_journal(path: &Path) -> Result<Self, TestTargetError> {
+        let (state, _) = replay(path)?;
+        let t = Self::new();
+        *lock(&t.state) = state;
+        Ok(t)
     }
 
     /// Use this clock for the rate limit.
@@ -718,4 +698,45 @@ impl Target for TestTarget {
         self.health().await?;
         Ok(self.state())
     }
+}
+
+/// Replay a journal: the state it describes and the length of its whole lines (a torn last
+/// line is not counted).
+fn replay(path: &Path) -> Result<(State, u64), TestTargetError> {
+    let err = |message: String| TestTargetError::Journal {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut state = State::default();
+    let mut good_len: u64 = 0;
+    if path.exists() {
+        let file = File::open(path).map_err(|e| err(e.to_string()))?;
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_line(&mut line)
+                .map_err(|e| err(e.to_string()))?;
+            if n == 0 || !line.ends_with('\n') {
+                break; // end, or a torn last line
+            }
+            match serde_json::from_str::<Entry>(line.trim_end()) {
+                Ok(e) => state.apply(&e),
+                Err(e) => {
+                    // Only the very last line may be damaged.
+                    let mut rest = String::new();
+                    let more = reader
+                        .read_line(&mut rest)
+                        .map_err(|e| err(e.to_string()))?;
+                    if more > 0 {
+                        return Err(err(format!("bad entry at byte {good_len}: {e}")));
+                    }
+                    break;
+                }
+            }
+            good_len += n as u64;
+        }
+    }
+    Ok((state, good_len))
 }
