@@ -475,6 +475,9 @@ const GROUP_COMMIT_MAX: usize = 256;
 
 async fn writer_loop(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<WriteJob>) {
     while let Some(first) = jobs.recv().await {
+        // Requests being handled right now are let through to the queue first: one commit
+        // for more of them.
+        tokio::task::yield_now().await;
         let mut batch = vec![first];
         while batch.len() < GROUP_COMMIT_MAX {
             match jobs.try_recv() {

@@ -241,7 +241,7 @@ async fn main() -> Result<(), String> {
     let peer_groups = env_usize("IDSYNC_BENCH_PEER_GROUPS", groups);
     type Start = fn() -> Result<Server, String>;
     let runs: [(Start, usize, usize, usize); 2] = [
-        (start_idsync, users, groups, 3_000),
+        (start_idsync, users, groups, 10_000),
         (start_scim2_server, peer_users, peer_groups, 1_000),
     ];
     let mut all = Vec::new();
