@@ -206,6 +206,13 @@ pub struct TargetSnapshot {
     pub groups: Vec<RemoteGroup>,
 }
 
+/// What a target holds none of at all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Emptiness {
+    pub users: bool,
+    pub groups: bool,
+}
+
 /// A target application.
 #[async_trait]
 pub trait Target: Send + Sync {
@@ -217,6 +224,12 @@ pub trait Target: Send + Sync {
     async fn find_user(&self, user: &User) -> Result<Option<String>, TargetError>;
     /// Find an existing group by its display name.
     async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError>;
+    /// Whether the target holds no users, and no groups, at all. A run that finds it empty
+    /// when it starts creates without searching first (nothing there could match; a retried
+    /// create still searches). A target that cannot tell cheaply says neither.
+    async fn emptiness(&self) -> Result<Emptiness, TargetError> {
+        Ok(Emptiness::default())
+    }
     /// Apply one operation.
     async fn apply(&self, op: &TargetOp) -> Outcome;
     /// Read everything the target holds (users, groups, members).

@@ -18,8 +18,8 @@ pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{
-    Change, Outcome, ReadStats, RemoteGroup, RemoteUser, Source, SourceError, SourceRead, Target,
-    TargetError, TargetOp, TargetSnapshot,
+    Change, Emptiness, Outcome, ReadStats, RemoteGroup, RemoteUser, Source, SourceError,
+    SourceRead, Target, TargetError, TargetOp, TargetSnapshot,
 };
 pub use graph::{effective_members, MembershipGraph};
 pub use image::{DirectoryImage, Refresh};

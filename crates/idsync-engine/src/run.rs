@@ -11,8 +11,9 @@ use idsync_core::scope::{
     apply_scope, explain_out_of_scope, keep_memberships, MembershipPolicy, Scope,
 };
 use idsync_core::{
-    desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold, DirectoryImage, Key,
-    LedgerState, Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp, User,
+    desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold, DirectoryImage,
+    Emptiness, Key, LedgerState, Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp,
+    User,
 };
 use idsync_store::{NewRun, OpRecord, RunCounts, RunStatus, Store};
 use serde::Serialize;
@@ -554,7 +555,24 @@ async fn plan_and_apply(
         counts,
         progress,
         skipped: std::collections::HashSet::new(),
+        empty: Emptiness::default(),
     };
+    // Against a target that holds nothing yet (a first sync), creates need not search first.
+    if plan.operations.iter().any(|o| {
+        matches!(
+            o.action,
+            Action::CreateUser { .. } | Action::CreateGroup { .. }
+        )
+    }) {
+        applier.empty = target.emptiness().await.unwrap_or_default();
+        if applier.empty != Emptiness::default() {
+            tracing::info!(
+                no_users = applier.empty.users,
+                no_groups = applier.empty.groups,
+                "the target is empty: creates do not search it first"
+            );
+        }
+    }
     let mut start = 0;
     while start < plan.operations.len() {
         let phase = plan.operations[start].action.phase();
@@ -623,6 +641,8 @@ struct Applier<'a> {
     progress: &'a dyn Progress,
     /// Objects the target skipped in this run (their memberships are skipped too).
     skipped: std::collections::HashSet<String>,
+    /// What the target held none of when the run started.
+    empty: Emptiness,
 }
 
 /// What happened to one planned operation; becomes one or more op-log records.
@@ -656,11 +676,12 @@ impl Applier<'_> {
         let target = self.target;
         let limiter = self.limiter;
         let backoff = self.flow.backoff;
+        let empty = self.empty;
         let mut results = stream::iter(jobs)
             .map(|(seq, op, resolved, unresolved)| async move {
                 let started = Instant::now();
                 let (outcome, linked) = match resolved {
-                    Ok(top) => execute(target, limiter, backoff, &top).await,
+                    Ok(top) => execute(target, limiter, backoff, &top, empty).await,
                     Err(reason) => (Outcome::Rejected { reason }, false),
                 };
                 Done {
@@ -673,11 +694,37 @@ impl Applier<'_> {
                 }
             })
             .buffer_unordered(self.flow.concurrency.max(1));
-        while let Some(done) = results.next().await {
-            self.finish(done);
-            if self.pending.len() >= FLUSH_EVERY {
-                self.flush().await?;
+        // Outcomes are recorded in batches while the target keeps working: the results are
+        // still taken while a batch is being written (one write at a time, in order).
+        let (store, flow, run_id) = (self.store, self.flow, self.run_id);
+        let mut writing: Option<
+            std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
+        > = None;
+        loop {
+            tokio::select! {
+                done = results.next() => {
+                    let Some(done) = done else { break };
+                    self.finish(done);
+                    if self.pending.len() >= FLUSH_EVERY && writing.is_none() {
+                        let batch = std::mem::take(&mut self.pending);
+                        writing = Some(Box::pin(async move {
+                            store.record_ops(&flow.name, run_id, &batch).await
+                        }));
+                    }
+                }
+                written = async {
+                    match writing.as_mut() {
+                        Some(w) => w.await,
+                        None => std::future::pending().await,
+                    }
+                }, if writing.is_some() => {
+                    writing = None;
+                    self.recorded(written?);
+                }
             }
+        }
+        if let Some(w) = writing {
+            self.recorded(w.await?);
         }
         Ok(())
     }
@@ -831,13 +878,18 @@ impl Applier<'_> {
             .store
             .record_ops(&self.flow.name, self.run_id, &batch)
             .await?;
+        self.recorded(version);
+        Ok(())
+    }
+
+    /// A batch of outcomes was written and the ledger's version in the store is `version`.
+    fn recorded(&mut self, version: i64) {
         // Our write is the only one since the version we knew: the ledger in memory is the
         // store's. Otherwise the next run loads it again.
         self.ledger_version = self
             .ledger_version
             .filter(|v| v + 1 == version)
             .map(|_| version);
-        Ok(())
     }
 }
 
@@ -919,13 +971,15 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
 
 /// Apply one operation with retries. A create first searches the target by the matching
 /// attributes (on every attempt: an earlier attempt may have been applied before it timed
-/// out) and, when it finds the object, links to it and brings its attributes up to date.
-/// Returns the outcome and whether the object was linked rather than created.
+/// out) and, when it finds the object, links to it and brings its attributes up to date. Only
+/// a first attempt against a target that held no such objects when the run started does not
+/// search. Returns the outcome and whether the object was linked rather than created.
 async fn execute(
     target: &dyn Target,
     limiter: &RateLimiter,
     backoff: Backoff,
     op: &TargetOp,
+    empty: Emptiness,
 ) -> (Outcome, bool) {
     if matches!(op, TargetOp::AddMembers { user_ids, .. } | TargetOp::RemoveMembers { user_ids, .. } if user_ids.is_empty())
     {
@@ -934,7 +988,13 @@ async fn execute(
     let mut attempt = 0u32;
     loop {
         limiter.acquire().await;
-        let (outcome, linked) = attempt_once(target, op).await;
+        let search = attempt > 0
+            || match op {
+                TargetOp::CreateUser { .. } => !empty.users,
+                TargetOp::CreateGroup { .. } => !empty.groups,
+                _ => true,
+            };
+        let (outcome, linked) = attempt_once(target, op, search).await;
         match outcome {
             Outcome::Retryable {
                 reason,
@@ -953,12 +1013,15 @@ async fn execute(
     }
 }
 
-async fn attempt_once(target: &dyn Target, op: &TargetOp) -> (Outcome, bool) {
+async fn attempt_once(target: &dyn Target, op: &TargetOp, search: bool) -> (Outcome, bool) {
     let retryable = |e: idsync_core::TargetError| Outcome::Retryable {
         reason: e.to_string(),
         retry_after: None,
     };
     match op {
+        TargetOp::CreateUser { .. } | TargetOp::CreateGroup { .. } if !search => {
+            (target.apply(op).await, false)
+        }
         TargetOp::CreateUser { user } => match target.find_user(user).await {
             Err(e) => (retryable(e), false),
             Ok(None) => (target.apply(op).await, false),

@@ -892,6 +892,34 @@ async fn a_create_that_timed_out_after_applying_is_not_duplicated() {
     assert_ledger_matches_target(&f).await;
 }
 
+/// A first sync into an empty target creates without searching it first (two requests less
+/// per object); once the target holds users, every create searches and links what it finds.
+#[tokio::test]
+async fn creates_search_the_target_only_when_it_holds_something() {
+    let f = fixture(people(10), TestTarget::new()).await;
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert_eq!(f.target.user_count(), 10);
+    assert_eq!(f.target.searches(), 0);
+
+    // Another target already holding one of the users (made by hand).
+    let t = TestTarget::new();
+    let mut existing = people(1).users[0].clone();
+    existing.source_id = "made-by-hand".into();
+    assert!(matches!(
+        t.apply(&TargetOp::CreateUser { user: existing }).await,
+        Outcome::Applied { .. }
+    ));
+    let f = fixture(people(10), t).await;
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Succeeded);
+    assert!(f.target.searches() >= 10, "{}", f.target.searches());
+    assert_eq!(f.target.users_named("user0@example.com"), 1);
+    let ops = f.rt.store.run_ops(&r.run_id).await.unwrap();
+    assert_eq!(ops.iter().filter(|o| o.outcome == "linked").count(), 1);
+    assert_ledger_matches_target(&f).await;
+}
+
 #[tokio::test]
 async fn reconcile_repairs_changes_made_by_hand_in_the_target() {
     let f = fixture(people(10), TestTarget::new()).await;

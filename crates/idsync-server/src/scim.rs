@@ -127,7 +127,7 @@ fn routes(prefix: &str) -> Router<ScimState> {
         .route(&at("/ResourceTypes/{id}"), get(resource_type))
         .route(&at("/Schemas"), get(schemas))
         .route(&at("/Schemas/{id}"), get(schema))
-        .route(&at("/Users"), get(list_users).post(create_user))
+        .route(&at("/Users"), get(list_get(Kinds::Users)).post(create_user))
         .route(
             &at("/Users/{id}"),
             get(get_user)
@@ -135,7 +135,10 @@ fn routes(prefix: &str) -> Router<ScimState> {
                 .patch(patch_user)
                 .delete(delete_user),
         )
-        .route(&at("/Groups"), get(list_groups).post(create_group))
+        .route(
+            &at("/Groups"),
+            get(list_get(Kinds::Groups)).post(create_group),
+        )
         .route(
             &at("/Groups/{id}"),
             get(get_group)
@@ -144,10 +147,10 @@ fn routes(prefix: &str) -> Router<ScimState> {
                 .delete(delete_group),
         )
         .route(&at("/Me"), get(me).post(me).put(me).patch(me).delete(me))
-        .route(&at("/.search"), post(search_all))
+        .route(&at("/.search"), post(list_post(Kinds::Both)))
         .route(&at("/Bulk"), post(bulk))
-        .route(&at("/Users/.search"), post(search_users_post))
-        .route(&at("/Groups/.search"), post(search_groups_post))
+        .route(&at("/Users/.search"), post(list_post(Kinds::Users)))
+        .route(&at("/Groups/.search"), post(list_post(Kinds::Groups)))
         .route(&at("/{*rest}"), any(no_such_endpoint))
 }
 
@@ -538,26 +541,6 @@ async fn me() -> ScimResult {
 
 // ----------------------------------------------------------------------------------- users
 
-async fn user_json(
-    st: &ScimState,
-    dir: &str,
-    base: &str,
-    su: &StoredUser,
-) -> Result<(Value, String), ScimFailure> {
-    let groups = st
-        .svc
-        .runtime
-        .store
-        .member_of(dir, &su.user.source_id)
-        .await?;
-    Ok(with_version(user_to_scim(
-        &su.user,
-        base,
-        &groups,
-        &meta(su.created_ms, su.modified_ms),
-    )))
-}
-
 /// A user as served: the stored user and the groups it is a direct member of.
 struct UserView {
     su: StoredUser,
@@ -605,18 +588,6 @@ async fn load_user(st: &ScimState, dir: &str, id: &str) -> Result<StoredUser, Sc
         .ok_or_else(|| ScimFailure(ScimError::not_found(format!("no user with id {id}"))))
 }
 
-async fn list_users(
-    State(st): State<ScimState>,
-    Path(dir): Path<String>,
-    headers: HeaderMap,
-    Query(p): Query<ListParams>,
-) -> ScimResult {
-    let items = search_users(&st, &dir, &headers, &p).await?;
-    let mut body = list_response(items, &p, &USER_RESOURCE, st.max_results(&dir))?;
-    project_list(&mut body, &p);
-    Ok(scim_json(StatusCode::OK, &body, None, None))
-}
-
 /// Every user matching the request's filter, as SCIM resources.
 async fn search_users(
     st: &ScimState,
@@ -661,18 +632,13 @@ async fn search_users(
         .as_deref()
         .is_some_and(|f| f.to_ascii_lowercase().contains("groups"));
     let mut items = Vec::with_capacity(candidates.len());
-    for su in &candidates {
-        let v = if wants_groups {
-            user_json(st, &dir, &base, su).await?.0
+    for su in candidates {
+        let groups = if wants_groups {
+            store.member_of(&dir, &su.user.source_id).await?
         } else {
-            with_version(user_to_scim(
-                &su.user,
-                &base,
-                &[],
-                &meta(su.created_ms, su.modified_ms),
-            ))
-            .0
+            Vec::new()
         };
+        let (v, _) = UserView { su, groups }.json(&base);
         if filter
             .as_ref()
             .is_none_or(|f| f.matches(&v, &|p| USER_RESOURCE.case_exact(p)))
@@ -859,57 +825,18 @@ async fn delete_user(
     headers: HeaderMap,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let current = load_user_view(&st, &dir, &id).await?;
-    check_if_match(&headers, &current.json(&base).1)?;
-    st.svc
-        .runtime
-        .store
-        .write_checked(
-            &dir,
-            "scim",
-            &[],
-            &[Change::DeleteUser { source_id: id }],
-            st.now(),
-        )
-        .await?;
-    st.written(&dir);
-    Ok(StatusCode::NO_CONTENT.into_response())
+    let version = load_user_view(&st, &dir, &id).await?.json(&base).1;
+    delete_resource(
+        &st,
+        &dir,
+        &headers,
+        &version,
+        Change::DeleteUser { source_id: id },
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------------- groups
-
-async fn group_json(
-    st: &ScimState,
-    dir: &str,
-    base: &str,
-    sg: &StoredGroup,
-    with_members: bool,
-) -> Result<(Value, String), ScimFailure> {
-    let members = if with_members {
-        let refs = st
-            .svc
-            .runtime
-            .store
-            .group_members(dir, &sg.group.source_id)
-            .await?;
-        Some(
-            refs.into_iter()
-                .map(|member| MemberView {
-                    member,
-                    display: None,
-                })
-                .collect::<Vec<_>>(),
-        )
-    } else {
-        None
-    };
-    Ok(with_version(group_to_scim(
-        &sg.group,
-        base,
-        members.as_deref(),
-        &meta(sg.created_ms, sg.modified_ms),
-    )))
-}
 
 /// A group as served: the stored group and its direct members (in the store's order: users
 /// first, then by id, as `BTreeSet<MemberRef>` orders them too).
@@ -920,21 +847,52 @@ struct GroupView {
 
 impl GroupView {
     fn json(&self, base: &str) -> (Value, String) {
-        let members: Vec<MemberView> = self
-            .members
-            .iter()
+        group_json(&self.sg, base, Some(&self.members))
+    }
+}
+
+/// A group as served, with its members or (`excludedAttributes=members`) without.
+fn group_json(
+    sg: &StoredGroup,
+    base: &str,
+    members: Option<&BTreeSet<MemberRef>>,
+) -> (Value, String) {
+    let members: Option<Vec<MemberView>> = members.map(|ms| {
+        ms.iter()
             .map(|m| MemberView {
                 member: m.clone(),
                 display: None,
             })
-            .collect();
-        with_version(group_to_scim(
-            &self.sg.group,
-            base,
-            Some(&members),
-            &meta(self.sg.created_ms, self.sg.modified_ms),
-        ))
+            .collect()
+    });
+    with_version(group_to_scim(
+        &sg.group,
+        base,
+        members.as_deref(),
+        &meta(sg.created_ms, sg.modified_ms),
+    ))
+}
+
+/// The members of a group, unless the request excludes them.
+async fn members_unless_excluded(
+    st: &ScimState,
+    dir: &str,
+    sg: &StoredGroup,
+    excluded: &Option<String>,
+) -> Result<Option<BTreeSet<MemberRef>>, ScimFailure> {
+    if split_list(excluded)
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case("members"))
+    {
+        return Ok(None);
     }
+    let members = st
+        .svc
+        .runtime
+        .store
+        .group_members(dir, &sg.group.source_id)
+        .await?;
+    Ok(Some(members.into_iter().collect()))
 }
 
 async fn load_group_view(st: &ScimState, dir: &str, id: &str) -> Result<GroupView, ScimFailure> {
@@ -957,24 +915,6 @@ async fn load_group(st: &ScimState, dir: &str, id: &str) -> Result<StoredGroup, 
         .get_group(dir, id)
         .await?
         .ok_or_else(|| ScimFailure(ScimError::not_found(format!("no group with id {id}"))))
-}
-
-fn excludes_members(p: &ListParams) -> bool {
-    split_list(&p.excluded_attributes)
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case("members"))
-}
-
-async fn list_groups(
-    State(st): State<ScimState>,
-    Path(dir): Path<String>,
-    headers: HeaderMap,
-    Query(p): Query<ListParams>,
-) -> ScimResult {
-    let items = search_groups(&st, &dir, &headers, &p).await?;
-    let mut body = list_response(items, &p, &GROUP_RESOURCE, st.max_results(&dir))?;
-    project_list(&mut body, &p);
-    Ok(scim_json(StatusCode::OK, &body, None, None))
 }
 
 /// Every group matching the request's filter, as SCIM resources.
@@ -1002,10 +942,10 @@ async fn search_groups(
         }
         _ => store.list_groups(&dir).await?,
     };
-    let with_members = !excludes_members(p);
     let mut items = Vec::with_capacity(candidates.len());
     for sg in &candidates {
-        let (v, _) = group_json(st, &dir, &base, sg, with_members).await?;
+        let members = members_unless_excluded(st, &dir, sg, &p.excluded_attributes).await?;
+        let (v, _) = group_json(sg, &base, members.as_ref());
         if filter
             .as_ref()
             .is_none_or(|f| f.matches(&v, &|p| GROUP_RESOURCE.case_exact(p)))
@@ -1047,58 +987,62 @@ fn search_params(body: &Bytes) -> Result<ListParams, ScimError> {
     })
 }
 
-async fn search(
+/// The resources a list or search covers.
+#[derive(Clone, Copy, PartialEq)]
+enum Kinds {
+    Users,
+    Groups,
+    Both,
+}
+
+/// GET /Users, GET /Groups, and POST .search at the root or under either: the matching
+/// resources, paged, sorted and projected.
+async fn list(
     st: &ScimState,
     dir: &str,
     headers: &HeaderMap,
-    body: &Bytes,
-    users: bool,
-    groups: bool,
+    p: &ListParams,
+    kinds: Kinds,
 ) -> ScimResult {
-    let p = search_params(body)?;
     let mut items = Vec::new();
-    if users {
-        items.extend(search_users(st, dir, headers, &p).await?);
+    if kinds != Kinds::Groups {
+        items.extend(search_users(st, dir, headers, p).await?);
     }
-    if groups {
-        items.extend(search_groups(st, dir, headers, &p).await?);
+    if kinds != Kinds::Users {
+        items.extend(search_groups(st, dir, headers, p).await?);
     }
-    let schema = if users {
-        &USER_RESOURCE
-    } else {
+    let schema = if kinds == Kinds::Groups {
         &GROUP_RESOURCE
+    } else {
+        &USER_RESOURCE
     };
-    let mut out = list_response(items, &p, schema, st.max_results(dir))?;
-    project_list(&mut out, &p);
+    let mut out = list_response(items, p, schema, st.max_results(dir))?;
+    project_list(&mut out, p);
     Ok(scim_json(StatusCode::OK, &out, None, None))
 }
 
-async fn search_all(
-    State(st): State<ScimState>,
-    Path(dir): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    search(&st, &dir, &headers, &body, true, true).await
+/// The handler of a GET on a list.
+fn list_get(
+    kinds: Kinds,
+) -> impl Fn(State<ScimState>, Path<String>, HeaderMap, Query<ListParams>) -> BoxedScim + Clone {
+    move |State(st), Path(dir), headers, Query(p)| {
+        Box::pin(async move { list(&st, &dir, &headers, &p, kinds).await })
+    }
 }
 
-async fn search_users_post(
-    State(st): State<ScimState>,
-    Path(dir): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    search(&st, &dir, &headers, &body, true, false).await
+/// The handler of a POSTed search (RFC 7644 §3.4.3).
+fn list_post(
+    kinds: Kinds,
+) -> impl Fn(State<ScimState>, Path<String>, HeaderMap, Bytes) -> BoxedScim + Clone {
+    move |State(st), Path(dir), headers, body| {
+        Box::pin(async move {
+            let p = search_params(&body)?;
+            list(&st, &dir, &headers, &p, kinds).await
+        })
+    }
 }
 
-async fn search_groups_post(
-    State(st): State<ScimState>,
-    Path(dir): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ScimResult {
-    search(&st, &dir, &headers, &body, false, true).await
-}
+type BoxedScim = std::pin::Pin<Box<dyn std::future::Future<Output = ScimResult> + Send>>;
 
 async fn no_such_endpoint() -> ScimResult {
     Err(ScimError::not_found("no such SCIM endpoint").into())
@@ -1112,10 +1056,8 @@ async fn get_group(
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
     let sg = load_group(&st, &dir, &id).await?;
-    let with_members = !split_list(&p.excluded_attributes)
-        .iter()
-        .any(|a| a.eq_ignore_ascii_case("members"));
-    let (v, version) = group_json(&st, &dir, &base, &sg, with_members).await?;
+    let members = members_unless_excluded(&st, &dir, &sg, &p.excluded_attributes).await?;
+    let (v, version) = group_json(&sg, &base, members.as_ref());
     Ok(scim_json(
         StatusCode::OK,
         &project_one(v, &p),
@@ -1356,20 +1298,33 @@ async fn delete_group(
     headers: HeaderMap,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let current = load_group_view(&st, &dir, &id).await?;
-    check_if_match(&headers, &current.json(&base).1)?;
+    let version = load_group_view(&st, &dir, &id).await?.json(&base).1;
+    delete_resource(
+        &st,
+        &dir,
+        &headers,
+        &version,
+        Change::DeleteGroup { source_id: id },
+    )
+    .await
+}
+
+/// DELETE of a user or group whose current version is `version`: gone, once the request's
+/// If-Match (if any) holds.
+async fn delete_resource(
+    st: &ScimState,
+    dir: &str,
+    headers: &HeaderMap,
+    version: &str,
+    change: Change,
+) -> ScimResult {
+    check_if_match(headers, version)?;
     st.svc
         .runtime
         .store
-        .write_checked(
-            &dir,
-            "scim",
-            &[],
-            &[Change::DeleteGroup { source_id: id }],
-            st.now(),
-        )
+        .write_checked(dir, "scim", &[], &[change], st.now())
         .await?;
-    st.written(&dir);
+    st.written(dir);
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

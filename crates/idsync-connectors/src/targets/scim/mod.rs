@@ -450,6 +450,19 @@ impl Target for ScimTarget {
         Ok(None)
     }
 
+    async fn emptiness(&self) -> Result<idsync_core::Emptiness, TargetError> {
+        // One-item pages: `totalResults` says how many there are.
+        let none = |v: &Value| v.get("totalResults").and_then(Value::as_u64) == Some(0);
+        let users = self.get("/Users?startIndex=1&count=1").await?;
+        let groups = self
+            .get("/Groups?startIndex=1&count=1&excludedAttributes=members")
+            .await?;
+        Ok(idsync_core::Emptiness {
+            users: none(&users),
+            groups: none(&groups),
+        })
+    }
+
     async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
         self.find(
             "/Groups",

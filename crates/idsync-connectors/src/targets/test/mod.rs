@@ -188,6 +188,7 @@ pub struct TestTarget {
     journal_path: Option<PathBuf>,
     clock: Arc<dyn Clock>,
     calls: AtomicU64,
+    searches: AtomicU64,
     injected: AtomicU64,
 }
 
@@ -218,6 +219,7 @@ impl TestTarget {
             journal_path: None,
             clock: Arc::new(SystemClock),
             calls: AtomicU64::new(0),
+            searches: AtomicU64::new(0),
             injected: AtomicU64::new(0),
         }
     }
@@ -319,6 +321,11 @@ impl TestTarget {
 
     pub fn apply_calls(&self) -> u64 {
         self.calls.load(Ordering::SeqCst)
+    }
+
+    /// How many times a user or group was searched for (matching before a create).
+    pub fn searches(&self) -> u64 {
+        self.searches.load(Ordering::SeqCst)
     }
 
     pub fn faults_injected(&self) -> u64 {
@@ -637,6 +644,7 @@ impl Target for TestTarget {
     }
 
     async fn find_user(&self, user: &User) -> Result<Option<String>, TargetError> {
+        self.searches.fetch_add(1, Ordering::SeqCst);
         self.health().await?;
         let s = lock(&self.state);
         if let Some(id) = s.user_named(&user.user_name, None) {
@@ -648,7 +656,17 @@ impl Target for TestTarget {
             .map(str::to_string))
     }
 
+    async fn emptiness(&self) -> Result<idsync_core::Emptiness, TargetError> {
+        self.health().await?;
+        let s = lock(&self.state);
+        Ok(idsync_core::Emptiness {
+            users: s.users.is_empty(),
+            groups: s.groups.is_empty(),
+        })
+    }
+
     async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
+        self.searches.fetch_add(1, Ordering::SeqCst);
         self.health().await?;
         Ok(lock(&self.state)
             .group_named(&group.display_name, None)
