@@ -1078,7 +1078,7 @@ async fn resolve_members(
         have.iter().map(|m| (m.id.as_str(), m)).collect();
     let mut out = BTreeSet::new();
     // Members the group already has are known to exist: only new ones are looked up, together.
-    let mut unknown: Vec<(&str, Option<MemberKind>)> = Vec::new();
+    let mut unknown: Vec<(String, Option<MemberKind>)> = Vec::new();
     for (id, kind) in requested {
         match existing
             .get(id.as_str())
@@ -1087,15 +1087,26 @@ async fn resolve_members(
             Some(m) => {
                 out.insert((*m).clone());
             }
-            None => unknown.push((id.as_str(), *kind)),
+            None => unknown.push((id.clone(), *kind)),
         }
     }
     if unknown.is_empty() {
         return Ok(out);
     }
-    let ids: Vec<&str> = unknown.iter().map(|(id, _)| *id).collect();
+    let ids: Vec<&str> = unknown.iter().map(|(id, _)| id.as_str()).collect();
     let kinds = st.svc.runtime.store.kinds_of(dir, &ids).await?;
-    for (id, asked) in unknown {
+    out.extend(resolve_known(&kinds, group_id, &unknown)?);
+    Ok(out)
+}
+
+/// Requested members as users or groups, by what the directory says each id is.
+fn resolve_known(
+    kinds: &std::collections::HashMap<String, MemberKind>,
+    group_id: &str,
+    requested: &[(String, Option<MemberKind>)],
+) -> Result<BTreeSet<MemberRef>, ScimFailure> {
+    let mut out = BTreeSet::new();
+    for (id, asked) in requested {
         let found = kinds
             .get(id)
             .copied()
@@ -1110,7 +1121,7 @@ async fn resolve_members(
         };
         out.insert(MemberRef {
             kind,
-            id: id.to_string(),
+            id: id.clone(),
         });
     }
     Ok(out)
@@ -1249,13 +1260,18 @@ async fn patch_members(
     id: &str,
     members: &[(bool, String)],
 ) -> ScimResult {
-    load_group(st, dir, id).await?;
     let added: Vec<(String, Option<MemberKind>)> = members
         .iter()
         .filter(|(add, _)| *add)
         .map(|(_, m)| (m.clone(), None))
         .collect();
-    let resolved = resolve_members(st, dir, id, &added, &BTreeSet::new()).await?;
+    // One query says whether the group exists and what the added members are.
+    let ids: Vec<&str> = added.iter().map(|(m, _)| m.as_str()).chain([id]).collect();
+    let kinds = st.svc.runtime.store.kinds_of(dir, &ids).await?;
+    if kinds.get(id) != Some(&MemberKind::Group) {
+        return Err(ScimError::not_found(format!("no group with id {id}")).into());
+    }
+    let resolved = resolve_known(&kinds, id, &added)?;
     let kind_of: std::collections::HashMap<&str, MemberKind> =
         resolved.iter().map(|m| (m.id.as_str(), m.kind)).collect();
     let mut changes = Vec::with_capacity(members.len());

@@ -1190,6 +1190,14 @@ fn scim_endpoint_speaks_entra() {
         )),
     );
     assert_eq!((s, v["scimType"].as_str()), (400, Some("invalidValue")));
+    // Members added to, or removed from, a group that does not exist: 404.
+    for op in [
+        json!([{"op": "Add", "path": "members", "value": [{"value": ada_id}]}]),
+        json!([{"op": "Remove", "path": format!("members[value eq \"{ada_id}\"]")}]),
+    ] {
+        let (s, v, _) = call(M::PATCH, "/Groups/no-such-group", Some(patch(op)));
+        assert_eq!((s, v["status"].as_str()), (404, Some("404")), "{v}");
+    }
     let (_, v, _) = call(M::GET, &format!("/Users/{ada_id}"), None);
     assert_eq!(v["groups"][0]["display"], "Engineering");
 
