@@ -186,6 +186,21 @@ fn target_view(t: &TestTarget) -> TargetView {
     (users, groups)
 }
 
+/// The target's user with this userName: (userName, active, displayName).
+fn target_user(f: &Fixture, name: &str) -> Option<(String, bool, Option<String>)> {
+    target_view(&f.target).0.into_iter().find(|u| u.0 == name)
+}
+
+/// The display names of the target's groups that have this user (by userName) as a member.
+fn groups_of(f: &Fixture, name: &str) -> Vec<String> {
+    target_view(&f.target)
+        .1
+        .into_iter()
+        .filter(|g| g.1.iter().any(|m| m == name))
+        .map(|g| g.0)
+        .collect()
+}
+
 async fn assert_ledger_matches_target(f: &Fixture) {
     let ledger = f.rt.store.load_ledger("hr-to-app").await.unwrap();
     let real = f.target.state();
@@ -427,10 +442,7 @@ async fn incremental_runs_from_memory_do_what_a_load_from_the_store_would() {
     let inc = sync(&f, Mode::Incremental).await;
     assert_eq!(inc.count("from_memory.directory"), 1);
     assert_eq!(inc.count("remove_members.applied"), 1, "{:?}", inc.plan);
-    assert!(!target_view(&f.target)
-        .1
-        .iter()
-        .any(|g| g.1.contains(&"user9@example.com".to_string())));
+    assert!(groups_of(&f, "user9@example.com").is_empty());
     assert_eq!(sync(&f, Mode::Full).await.count("planned"), 0);
 
     // Another writer changes the ledger (here: it forgets user 5): the next incremental run
@@ -464,19 +476,8 @@ async fn deprovisions_above_the_threshold_wait_for_approve_or_reject() {
         percent: Some(50.0),
     };
     sync(&f, Mode::Full).await;
-    let active = |f: &Fixture, name: &str| {
-        target_view(&f.target)
-            .0
-            .iter()
-            .find(|u| u.0 == name)
-            .map(|u| u.1)
-    };
-    let in_everyone = |f: &Fixture, name: &str| {
-        target_view(&f.target)
-            .1
-            .iter()
-            .any(|g| g.0 == "everyone" && g.1.contains(&name.to_string()))
-    };
+    let active = |f: &Fixture, name: &str| target_user(f, name).map(|u| u.1);
+    let in_everyone = |f: &Fixture, name: &str| groups_of(f, name).iter().any(|g| g == "everyone");
 
     // Three users leave: below the threshold, deprovisioned at once.
     f.source
@@ -575,14 +576,6 @@ async fn deprovisioning_policy_memberships_kept_by_rule_reenabled_on_return_or_l
         keep_in: vec![GroupPattern::parse("regex:^eng").unwrap()],
     };
     sync(&f, Mode::Full).await;
-    let groups_of = |f: &Fixture, name: &str| -> Vec<String> {
-        target_view(&f.target)
-            .1
-            .into_iter()
-            .filter(|g| g.1.contains(&name.to_string()))
-            .map(|g| g.0)
-            .collect()
-    };
     assert_eq!(
         groups_of(&f, "user2@example.com"),
         ["engineering", "everyone", "team"]
@@ -605,11 +598,7 @@ async fn deprovisioning_policy_memberships_kept_by_rule_reenabled_on_return_or_l
     f.source.0.lock().unwrap().users.push(two);
     let r = sync(&f, Mode::Full).await;
     assert_eq!(r.count("update_user.applied"), 1, "{:?}", r.plan);
-    let back = target_view(&f.target)
-        .0
-        .into_iter()
-        .find(|u| u.0 == "user2@example.com")
-        .unwrap();
+    let back = target_user(&f, "user2@example.com").unwrap();
     assert!(back.1, "active again");
     assert_eq!(
         groups_of(&f, "user2@example.com"),
@@ -633,11 +622,7 @@ async fn deprovisioning_policy_memberships_kept_by_rule_reenabled_on_return_or_l
         .retain(|u| u.source_id != "id-00003");
     let r = sync(&f, Mode::Full).await;
     assert_eq!(r.count("planned"), 0, "{:?}", r.plan);
-    let three = target_view(&f.target)
-        .0
-        .into_iter()
-        .find(|u| u.0 == "user3@example.com")
-        .unwrap();
+    let three = target_user(&f, "user3@example.com").unwrap();
     assert!(three.1, "still active");
     assert_eq!(groups_of(&f, "user3@example.com"), ["everyone"]);
 }
@@ -716,11 +701,7 @@ async fn deprovisioning_deletes_after_a_grace_period_or_anonymizes_reversibly() 
     f.source.0.lock().unwrap().users.push(four);
     let r = sync(&f, Mode::Full).await;
     assert_eq!(r.count("update_user.applied"), 1, "{:?}", r.plan);
-    let back = target_view(&f.target)
-        .0
-        .into_iter()
-        .find(|u| u.0 == "user4@example.com")
-        .unwrap();
+    let back = target_user(&f, "user4@example.com").unwrap();
     assert_eq!((back.1, back.2.as_deref()), (true, Some("User 4")));
     assert!(
         f.rt.store.load_ledger("hr-to-app").await.unwrap().users["id-00004"]
@@ -783,10 +764,9 @@ async fn members_added_by_hand_stay_when_the_flow_keeps_them_and_go_when_authori
         .await;
     assert!(matches!(added, Outcome::Applied { .. }));
     let in_team = |f: &Fixture| {
-        target_view(&f.target)
-            .1
+        groups_of(f, "user1@example.com")
             .iter()
-            .any(|g| g.0 == "team" && g.1.contains(&"user1@example.com".to_string()))
+            .any(|g| g == "team")
     };
     // Reconciles see the hand-made membership and leave it; so do ordinary runs after them.
     for mode in [Mode::Reconcile, Mode::Reconcile, Mode::Full] {
