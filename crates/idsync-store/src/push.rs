@@ -37,6 +37,41 @@ pub enum Unique {
     },
 }
 
+impl Unique {
+    /// What the rule is about: the kind of object, the name, and the one object (if any)
+    /// allowed to hold it.
+    fn parts(&self) -> (MemberKind, &str, Option<&str>) {
+        match self {
+            Unique::UserName { name, except } => (MemberKind::User, name, except.as_deref()),
+            Unique::GroupName { name, except } => (MemberKind::Group, name, except.as_deref()),
+        }
+    }
+
+    /// Whether some object other than the allowed one holds the name.
+    fn broken_by<'a>(&self, mut holders: impl Iterator<Item = &'a String>) -> bool {
+        let (_, _, except) = self.parts();
+        holders.any(|h| Some(h.as_str()) != except)
+    }
+
+    /// The answer to a write that breaks the rule.
+    fn conflict(&self) -> StoreError {
+        let (kind, name, _) = self.parts();
+        let what = match kind {
+            MemberKind::User => "userName",
+            MemberKind::Group => "displayName",
+        };
+        StoreError::Conflict(format!("{what} {name:?} is already taken"))
+    }
+}
+
+/// The table of a kind of directory object and its name column.
+fn name_column(kind: MemberKind) -> (&'static str, &'static str) {
+    match kind {
+        MemberKind::User => ("users", "user_name"),
+        MemberKind::Group => ("groups_", "display_name"),
+    }
+}
+
 /// A bearer token of a directory's push endpoint. The secret itself is never stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct TokenInfo {
@@ -580,10 +615,7 @@ async fn check_together(
         Default::default();
     for job in batch {
         for check in &job.checks {
-            let (kind, name) = match check {
-                Unique::UserName { name, .. } => (MemberKind::User, name),
-                Unique::GroupName { name, .. } => (MemberKind::Group, name),
-            };
+            let (kind, name, _) = check.parts();
             tested
                 .entry((job.dir.as_str(), kind))
                 .or_default()
@@ -595,10 +627,7 @@ async fn check_together(
         Default::default();
     let mut held: std::collections::HashMap<NameKey, String> = Default::default();
     for ((dir, kind), names) in &tested {
-        let (table, column) = match kind {
-            MemberKind::User => ("users", "user_name"),
-            MemberKind::Group => ("groups_", "display_name"),
-        };
+        let (table, column) = name_column(*kind);
         for chunk in names.chunks(400) {
             let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
                 "SELECT source_id, lower({column}) FROM {table} WHERE dir = "
@@ -621,20 +650,14 @@ async fn check_together(
     }
     let mut verdicts = Vec::with_capacity(batch.len());
     for job in batch {
-        let broken = job.checks.iter().find_map(|check| {
-            let (kind, name, except, what) = match check {
-                Unique::UserName { name, except } => (MemberKind::User, name, except, "userName"),
-                Unique::GroupName { name, except } => {
-                    (MemberKind::Group, name, except, "displayName")
-                }
-            };
-            let taken = holders
+        let broken = job.checks.iter().find(|check| {
+            let (kind, name, _) = check.parts();
+            holders
                 .get(&(job.dir.clone(), kind, fold(name)))
-                .is_some_and(|h| h.iter().any(|id| Some(id) != except.as_ref()));
-            taken.then(|| StoreError::Conflict(format!("{what} {name:?} is already taken")))
+                .is_some_and(|h| check.broken_by(h.iter()))
         });
-        if let Some(e) = broken {
-            verdicts.push(Err(e));
+        if let Some(check) = broken {
+            verdicts.push(Err(check.conflict()));
             continue;
         }
         verdicts.push(Ok(()));
@@ -675,29 +698,17 @@ async fn check_together(
 
 async fn checked(tx: &mut crate::Tx<'_>, job: &WriteJob) -> Result<WriteSummary, StoreError> {
     for check in &job.checks {
-        let (sql, name, except, what) = match check {
-            Unique::UserName { name, except } => (
-                "SELECT source_id FROM users WHERE dir = $1 AND lower(user_name) = lower($2)",
-                name,
-                except,
-                "userName",
-            ),
-            Unique::GroupName { name, except } => (
-                "SELECT source_id FROM groups_ WHERE dir = $1 AND lower(display_name) = lower($2)",
-                name,
-                except,
-                "displayName",
-            ),
-        };
-        let holders: Vec<String> = sqlx::query_scalar(sql)
-            .bind(&job.dir)
-            .bind(name)
-            .fetch_all(&mut **tx)
-            .await?;
-        if holders.iter().any(|h| Some(h) != except.as_ref()) {
-            return Err(StoreError::Conflict(format!(
-                "{what} {name:?} is already taken"
-            )));
+        let (kind, name, _) = check.parts();
+        let (table, column) = name_column(kind);
+        let holders: Vec<String> = sqlx::query_scalar(&format!(
+            "SELECT source_id FROM {table} WHERE dir = $1 AND lower({column}) = lower($2)"
+        ))
+        .bind(&job.dir)
+        .bind(name)
+        .fetch_all(&mut **tx)
+        .await?;
+        if check.broken_by(holders.iter()) {
+            return Err(check.conflict());
         }
     }
     write_changes(tx, &job.dir, &job.source, &job.changes, None, job.now_ms).await
