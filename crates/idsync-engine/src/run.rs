@@ -558,12 +558,17 @@ async fn plan_and_apply(
         empty: Emptiness::default(),
     };
     // Against a target that holds nothing yet (a first sync), creates need not search first.
-    if plan.operations.iter().any(|o| {
-        matches!(
-            o.action,
-            Action::CreateUser { .. } | Action::CreateGroup { .. }
-        )
-    }) {
+    // Only a flow that has provisioned no users or no groups asks: any other run would spend
+    // two requests to learn what its ledger already says.
+    let first = applier.ledger.users.is_empty() || applier.ledger.groups.is_empty();
+    if first
+        && plan.operations.iter().any(|o| {
+            matches!(
+                o.action,
+                Action::CreateUser { .. } | Action::CreateGroup { .. }
+            )
+        })
+    {
         applier.empty = target.emptiness().await.unwrap_or_default();
         if applier.empty != Emptiness::default() {
             tracing::info!(
