@@ -7,6 +7,7 @@
 //! PostgreSQL shares, so a PostgreSQL backend can run the same queries. Every multi-row write
 //! is one transaction.
 
+mod numbers;
 mod push;
 mod types;
 
@@ -226,15 +227,14 @@ impl Store {
             .iter()
             .map(|r| decode::<Group>("group", r.get::<&str, _>(0)))
             .collect::<Result<Vec<_>, _>>()?;
-        let memberships = sqlx::query(
-            "SELECT group_id, member_kind, member_id FROM memberships WHERE dir = $1 ORDER BY group_id, member_kind, member_id",
-        )
-        .bind(dir)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| membership_row(r.get(0), r.get(1), r.get(2)))
-        .collect::<Result<Vec<_>, _>>()?;
+        let mut memberships = sqlx::query(MEMBERSHIPS_OF_DIRECTORY)
+            .bind(dir)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(|r| membership_row(r.get(0), r.get(1), r.get(2)))
+            .collect::<Result<Vec<_>, _>>()?;
+        memberships.sort_unstable();
         Ok(Snapshot {
             users,
             groups,
@@ -283,11 +283,15 @@ impl Store {
             .iter()
             .map(|g| (g.clone(), Vec::new()))
             .collect();
-        for r in sqlx::query("SELECT group_id, member_kind, member_id FROM memberships WHERE dir = $1 AND group_id IN (SELECT value FROM json_each($2))")
-            .bind(dir)
-            .bind(list(membership_groups))
-            .fetch_all(&mut *conn)
-            .await?
+        for r in sqlx::query(
+            "SELECT g.id, m.kind, m.id FROM numbers g
+             JOIN memberships x ON x.dir = $1 AND x.g = g.n JOIN numbers m ON m.n = x.m
+             WHERE g.kind = 'group' AND g.id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(dir)
+        .bind(list(membership_groups))
+        .fetch_all(&mut *conn)
+        .await?
         {
             let m = membership_row(r.get(0), r.get(1), r.get(2))?;
             out.memberships.entry(m.group).or_default().push(m.member);
@@ -350,11 +354,10 @@ impl Store {
 
         // Memberships.
         let mut have: HashSet<Membership> = HashSet::new();
-        for r in
-            sqlx::query("SELECT group_id, member_kind, member_id FROM memberships WHERE dir = $1")
-                .bind(dir)
-                .fetch_all(&mut *tx)
-                .await?
+        for r in sqlx::query(MEMBERSHIPS_OF_DIRECTORY)
+            .bind(dir)
+            .fetch_all(&mut *tx)
+            .await?
         {
             have.insert(membership_row(r.get(0), r.get(1), r.get(2))?);
         }
@@ -568,7 +571,9 @@ impl Store {
             );
         }
         let mut interned: HashMap<String, Key> = HashMap::new();
-        for r in sqlx::query("SELECT group_key, user_key FROM ledger_members WHERE flow = $1")
+        for r in sqlx::query(
+            "SELECT g.id, u.id FROM ledger_members x JOIN numbers g ON g.n = x.g JOIN numbers u ON u.n = x.u WHERE x.flow = $1",
+        )
             .bind(flow)
             .fetch_all(&mut *conn)
             .await?
@@ -645,16 +650,7 @@ impl Store {
         }
         for (group, users) in &ledger.members {
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
-            for chunk in users.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO ledger_members (flow, group_key, user_key) ",
-                );
-                q.push_values(chunk, |mut b, u| {
-                    b.push_bind(flow).push_bind(&**group).push_bind(*u);
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut *tx).await?;
-            }
+            add_ledger_members(&mut tx, flow, group, &users).await?;
         }
         let version = bump_ledger_version(&mut tx, flow).await?;
         tx.commit().await?;
@@ -1048,16 +1044,10 @@ pub(crate) async fn write_segments(
                         _ => None,
                     })
                     .collect();
-                let mut inserted = insert_memberships(tx, dir, &rows).await?;
+                let new = insert_memberships(tx, dir, &rows).await?;
                 run.iter()
-                    .zip(rows)
-                    .filter(|(_, (group, member))| {
-                        inserted.remove(&(
-                            group.to_string(),
-                            member.kind.as_str().to_string(),
-                            member.id.clone(),
-                        ))
-                    })
+                    .zip(new)
+                    .filter(|(_, new)| *new)
                     .map(|((s, c, at), _)| (*s, (*c).clone(), *at))
                     .collect()
             }
@@ -1091,6 +1081,10 @@ pub(crate) async fn write_segments(
     }
     Ok(logged)
 }
+
+/// A directory's memberships: (group id, member kind, member id).
+const MEMBERSHIPS_OF_DIRECTORY: &str = "SELECT g.id, m.kind, m.id FROM memberships x
+     JOIN numbers g ON g.n = x.g JOIN numbers m ON m.n = x.m WHERE x.dir = $1";
 
 const RUN_COLUMNS: &str = "SELECT id, flow, trigger, mode, started_ms, ended_ms, status, counts, error, dry_run, resolution, resolved_ms FROM runs";
 
@@ -1517,14 +1511,14 @@ async fn delete_object(
             .execute(&mut **tx)
             .await?;
     }
-    sqlx::query("DELETE FROM memberships WHERE dir = $1 AND member_kind = $2 AND member_id = $3")
+    sqlx::query("DELETE FROM memberships WHERE dir = $1 AND m = (SELECT n FROM numbers WHERE kind = $2 AND id = $3)")
         .bind(dir)
         .bind(kind.as_str())
         .bind(source_id)
         .execute(&mut **tx)
         .await?;
     if kind == MemberKind::Group {
-        sqlx::query("DELETE FROM memberships WHERE dir = $1 AND group_id = $2")
+        sqlx::query("DELETE FROM memberships WHERE dir = $1 AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)")
             .bind(dir)
             .bind(source_id)
             .execute(&mut **tx)
@@ -1533,41 +1527,89 @@ async fn delete_object(
     Ok(n > 0)
 }
 
-/// Insert memberships in multi-row statements; returns the rows that were new, as
-/// (group, member kind, member id).
+/// Insert memberships in multi-row statements; says for each row whether it was new (a row
+/// given twice is new once, the first time).
 async fn insert_memberships(
     tx: &mut Tx<'_>,
     dir: &str,
     rows: &[(&str, &MemberRef)],
-) -> Result<HashSet<(String, String, String)>, StoreError> {
+) -> Result<Vec<bool>, StoreError> {
+    let ids = rows
+        .iter()
+        .flat_map(|(g, m)| [("group", *g), (m.kind.as_str(), m.id.as_str())]);
+    let n = numbers::numbers(tx, ids, true).await?;
+    let pairs: Vec<(i64, i64)> = rows
+        .iter()
+        .filter_map(|(g, m)| {
+            Some((
+                *n.get(&("group", *g))?,
+                *n.get(&(m.kind.as_str(), m.id.as_str()))?,
+            ))
+        })
+        .collect();
     let mut inserted = HashSet::new();
-    for chunk in rows.chunks(ROWS_PER_INSERT) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT INTO memberships (dir, group_id, member_kind, member_id) ",
-        );
-        q.push_values(chunk, |mut b, (group, member)| {
-            b.push_bind(dir)
-                .push_bind(*group)
-                .push_bind(member.kind.as_str())
-                .push_bind(&member.id);
+    for chunk in pairs.chunks(ROWS_PER_INSERT) {
+        let mut q =
+            sqlx::QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO memberships (dir, g, m) ");
+        q.push_values(chunk, |mut b, (g, m)| {
+            b.push_bind(dir).push_bind(*g).push_bind(*m);
         });
-        q.push(" ON CONFLICT DO NOTHING RETURNING group_id, member_kind, member_id");
+        q.push(" RETURNING g, m");
         for r in q.build().fetch_all(&mut **tx).await? {
-            inserted.insert((r.get(0), r.get(1), r.get(2)));
+            inserted.insert((r.get::<i64, _>(0), r.get::<i64, _>(1)));
         }
     }
-    Ok(inserted)
+    Ok(pairs.iter().map(|p| inserted.remove(p)).collect())
+}
+
+/// Add users to a group of a flow's ledger: numbers are given and looked up inside SQLite,
+/// no row comes back to this side. `OR IGNORE` (not `ON CONFLICT DO NOTHING`) lets SQLite skip
+/// the statement journal: every page an insert touches would otherwise be copied first.
+async fn add_ledger_members(
+    tx: &mut Tx<'_>,
+    flow: &str,
+    group: &str,
+    users: &[&str],
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT OR IGNORE INTO numbers (kind, id) VALUES ('group', $1)")
+        .bind(group)
+        .execute(&mut **tx)
+        .await?;
+    for chunk in users.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO numbers (kind, id) ");
+        q.push_values(chunk, |mut b, u| {
+            b.push("'user'").push_bind(*u);
+        });
+        q.build().execute(&mut **tx).await?;
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT OR IGNORE INTO ledger_members (flow, g, u) SELECT ",
+        );
+        q.push_bind(flow)
+            .push(", g.n, u.n FROM numbers g JOIN numbers u ON u.kind = 'user' AND u.id IN (");
+        let mut ids = q.separated(", ");
+        for u in chunk {
+            ids.push_bind(*u);
+        }
+        q.push(") WHERE g.kind = 'group' AND g.id = ")
+            .push_bind(group);
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
 }
 
 async fn delete_membership(tx: &mut Tx<'_>, dir: &str, m: &Membership) -> Result<bool, StoreError> {
-    let n = sqlx::query("DELETE FROM memberships WHERE dir = $1 AND group_id = $2 AND member_kind = $3 AND member_id = $4")
-        .bind(dir)
-        .bind(&m.group)
-        .bind(m.member.kind.as_str())
-        .bind(&m.member.id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
+    let n = sqlx::query(
+        "DELETE FROM memberships WHERE dir = $1
+         AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)
+         AND m = (SELECT n FROM numbers WHERE kind = $3 AND id = $4)",
+    )
+    .bind(dir)
+    .bind(&m.group)
+    .bind(m.member.kind.as_str())
+    .bind(&m.member.id)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
     Ok(n > 0)
 }
 
@@ -1673,7 +1715,7 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
         Action::DeleteUser { .. } => {
             for sql in [
                 "DELETE FROM ledger_users WHERE flow = $1 AND key = $2",
-                "DELETE FROM ledger_members WHERE flow = $1 AND user_key = $2",
+                "DELETE FROM ledger_members WHERE flow = $1 AND u = (SELECT n FROM numbers WHERE kind = 'user' AND id = $2)",
             ] {
                 sqlx::query(sql)
                     .bind(flow)
@@ -1684,7 +1726,7 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
         }
         Action::CreateGroup { group } => {
             // A new group starts without members, also when it replaces one.
-            sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2")
+            sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)")
                 .bind(flow)
                 .bind(key)
                 .execute(&mut **tx)
@@ -1705,7 +1747,7 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
         Action::DeleteGroup { .. } => {
             for sql in [
                 "DELETE FROM ledger_groups WHERE flow = $1 AND key = $2",
-                "DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2",
+                "DELETE FROM ledger_members WHERE flow = $1 AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)",
             ] {
                 sqlx::query(sql)
                     .bind(flow)
@@ -1715,25 +1757,23 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
             }
         }
         Action::AddMembers { users, .. } => {
-            for chunk in users.chunks(ROWS_PER_INSERT) {
-                let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-                    "INSERT INTO ledger_members (flow, group_key, user_key) ",
-                );
-                q.push_values(chunk, |mut b, u| {
-                    b.push_bind(flow).push_bind(key).push_bind(&**u);
-                });
-                q.push(" ON CONFLICT DO NOTHING");
-                q.build().execute(&mut **tx).await?;
-            }
+            let users: Vec<&str> = users.iter().map(|u| &**u).collect();
+            add_ledger_members(tx, flow, key, &users).await?;
         }
         Action::RemoveMembers { users, .. } => {
-            for u in users {
-                sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND group_key = $2 AND user_key = $3")
-                    .bind(flow)
-                    .bind(key)
-                    .bind(&**u)
-                    .execute(&mut **tx)
-                    .await?;
+            let ids = std::iter::once(("group", key)).chain(users.iter().map(|u| ("user", &**u)));
+            let n = numbers::numbers(tx, ids, false).await?;
+            if let Some(g) = n.get(&("group", key)) {
+                for u in users {
+                    if let Some(u) = n.get(&("user", &**u)) {
+                        sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND g = $2 AND u = $3")
+                            .bind(flow)
+                            .bind(g)
+                            .bind(u)
+                            .execute(&mut **tx)
+                            .await?;
+                    }
+                }
             }
         }
     }

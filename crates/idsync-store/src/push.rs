@@ -246,20 +246,24 @@ impl Store {
         dir: &str,
         group: &str,
     ) -> Result<Vec<MemberRef>, StoreError> {
-        sqlx::query("SELECT member_kind, member_id FROM memberships WHERE dir = $1 AND group_id = $2 ORDER BY member_kind DESC, member_id")
-            .bind(dir)
-            .bind(group)
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(|r| {
-                let kind = match r.get::<&str, _>(0) {
-                    "group" => MemberKind::Group,
-                    _ => MemberKind::User,
-                };
-                Ok(MemberRef { kind, id: r.get(1) })
-            })
-            .collect()
+        sqlx::query(
+            "SELECT m.kind, m.id FROM memberships x JOIN numbers m ON m.n = x.m
+             WHERE x.dir = $1 AND x.g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)
+             ORDER BY m.kind DESC, m.id",
+        )
+        .bind(dir)
+        .bind(group)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(|r| {
+            let kind = match r.get::<&str, _>(0) {
+                "group" => MemberKind::Group,
+                _ => MemberKind::User,
+            };
+            Ok(MemberRef { kind, id: r.get(1) })
+        })
+        .collect()
     }
 
     /// The groups a user is a direct member of: (group id, displayName).
@@ -269,8 +273,10 @@ impl Store {
         user: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT g.source_id, g.display_name FROM memberships m JOIN groups_ g ON g.dir = m.dir AND g.source_id = m.group_id
-             WHERE m.dir = $1 AND m.member_kind = 'user' AND m.member_id = $2 ORDER BY g.display_name",
+            "SELECT g.source_id, g.display_name FROM memberships x JOIN numbers gn ON gn.n = x.g
+             JOIN groups_ g ON g.dir = x.dir AND g.source_id = gn.id
+             WHERE x.dir = $1 AND x.m = (SELECT n FROM numbers WHERE kind = 'user' AND id = $2)
+             ORDER BY g.display_name",
         )
         .bind(dir)
         .bind(user)
