@@ -1547,18 +1547,19 @@ async fn insert_memberships(
             ))
         })
         .collect();
-    let mut inserted = HashSet::new();
-    for chunk in pairs.chunks(ROWS_PER_INSERT) {
-        let mut q =
-            sqlx::QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO memberships (dir, g, m) ");
-        q.push_values(chunk, |mut b, (g, m)| {
-            b.push_bind(dir).push_bind(*g).push_bind(*m);
-        });
-        q.push(" RETURNING g, m");
-        for r in q.build().fetch_all(&mut **tx).await? {
-            inserted.insert((r.get::<i64, _>(0), r.get::<i64, _>(1)));
-        }
-    }
+    // One statement whatever the number of rows (its text never changes).
+    let mut inserted: HashSet<(i64, i64)> = sqlx::query(
+        "INSERT OR IGNORE INTO memberships (dir, g, m)
+         SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($2)
+         RETURNING g, m",
+    )
+    .bind(dir)
+    .bind(encode("memberships", &pairs)?)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
     Ok(pairs.iter().map(|p| inserted.remove(p)).collect())
 }
 
@@ -1571,29 +1572,29 @@ async fn add_ledger_members(
     group: &str,
     users: &[&str],
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT OR IGNORE INTO numbers (kind, id) VALUES ('group', $1)")
-        .bind(group)
-        .execute(&mut **tx)
-        .await?;
-    for chunk in users.chunks(ROWS_PER_INSERT) {
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new("INSERT OR IGNORE INTO numbers (kind, id) ");
-        q.push_values(chunk, |mut b, u| {
-            b.push("'user'").push_bind(*u);
-        });
-        q.build().execute(&mut **tx).await?;
-        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
-            "INSERT OR IGNORE INTO ledger_members (flow, g, u) SELECT ",
-        );
-        q.push_bind(flow)
-            .push(", g.n, u.n FROM numbers g JOIN numbers u ON u.kind = 'user' AND u.id IN (");
-        let mut ids = q.separated(", ");
-        for u in chunk {
-            ids.push_bind(*u);
-        }
-        q.push(") WHERE g.kind = 'group' AND g.id = ")
-            .push_bind(group);
-        q.build().execute(&mut **tx).await?;
-    }
+    // The users as one JSON array: the statements' text never changes, so they are prepared
+    // once, and one parameter is bound instead of one per user. CROSS JOIN fixes the order
+    // (the group, then each listed user by the index), whatever the statistics say.
+    let users = encode("ledger members", &users)?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO numbers (kind, id)
+         SELECT 'group', $1 UNION ALL SELECT 'user', value FROM json_each($2)",
+    )
+    .bind(group)
+    .bind(&users)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO ledger_members (flow, g, u)
+         SELECT $1, g.n, u.n FROM numbers g CROSS JOIN json_each($3) j
+         CROSS JOIN numbers u ON u.kind = 'user' AND u.id = j.value
+         WHERE g.kind = 'group' AND g.id = $2",
+    )
+    .bind(flow)
+    .bind(group)
+    .bind(&users)
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 

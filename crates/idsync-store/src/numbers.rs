@@ -4,17 +4,15 @@
 //! directory and ledger, and is never reused for anything else.
 
 use crate::StoreError;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Row, SqliteConnection};
 use std::collections::{HashMap, HashSet};
 
 /// A numbered id: its kind (`user` or `group`) and the id.
 pub(crate) type Numbered<'a> = (&'static str, &'a str);
 
-/// Ids per statement (SQLite allows 32,766 parameters).
-const IDS_PER_QUERY: usize = 500;
-
 /// The numbers of `ids`. With `assign`, ids that have none get one (in the caller's
-/// transaction); without, they are left out of the answer.
+/// transaction); without, they are left out of the answer. Ids travel as one JSON array per
+/// kind, so the statements' text never changes (prepared once) and one parameter is bound.
 pub(crate) async fn numbers<'a>(
     conn: &mut SqliteConnection,
     ids: impl IntoIterator<Item = Numbered<'a>>,
@@ -23,61 +21,49 @@ pub(crate) async fn numbers<'a>(
     let mut seen = HashSet::new();
     let wanted: Vec<Numbered<'a>> = ids.into_iter().filter(|k| seen.insert(*k)).collect();
     let mut found: HashMap<Numbered<'a>, i64> = HashMap::with_capacity(wanted.len());
-    for chunk in wanted.chunks(IDS_PER_QUERY) {
-        // One query for both kinds: SQLite searches the index once per kind's IN list.
-        let mut q = QueryBuilder::<Sqlite>::new("SELECT n, kind, id FROM numbers WHERE ");
-        let mut first = true;
-        for kind in ["user", "group"] {
-            let of_kind: Vec<&str> = chunk
-                .iter()
-                .filter(|(k, _)| *k == kind)
-                .map(|(_, id)| *id)
-                .collect();
-            if of_kind.is_empty() {
-                continue;
-            }
-            if !first {
-                q.push(" OR ");
-            }
-            first = false;
-            q.push("(kind = ").push_bind(kind).push(" AND id IN (");
-            let mut ids = q.separated(", ");
-            for id in of_kind {
-                ids.push_bind(id);
-            }
-            q.push("))");
+    for kind in ["user", "group"] {
+        let of_kind: HashSet<&'a str> = wanted
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, id)| *id)
+            .collect();
+        if of_kind.is_empty() {
+            continue;
         }
-        let by_id: HashMap<Numbered<'_>, Numbered<'a>> = chunk.iter().map(|k| (*k, *k)).collect();
-        for r in q.build().fetch_all(&mut *conn).await? {
-            if let Some(k) = by_id.get(&(kind_of(r.get(1)), r.get::<&str, _>(2))) {
-                found.insert(*k, r.get(0));
-            }
-        }
+        let list = |ids: &mut dyn Iterator<Item = &&'a str>| {
+            serde_json::to_string(&ids.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt {
+                what: "ids".into(),
+                message: e.to_string(),
+            })
+        };
+        let rows = sqlx::query(
+            "SELECT n, id FROM numbers WHERE kind = $1 AND id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(kind)
+        .bind(list(&mut of_kind.iter())?)
+        .fetch_all(&mut *conn)
+        .await?;
+        keep(&mut found, kind, &of_kind, rows);
         if !assign {
             continue;
         }
-        let missing: Vec<Numbered<'a>> = chunk
+        let missing: Vec<&&'a str> = of_kind
             .iter()
-            .filter(|k| !found.contains_key(*k))
-            .copied()
+            .filter(|id| !found.contains_key(&(kind, **id)))
             .collect();
         if missing.is_empty() {
             continue;
         }
-        let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO numbers (kind, id) ");
-        q.push_values(&missing, |mut b, (kind, id)| {
-            b.push_bind(*kind).push_bind(*id);
-        });
-        q.push(" RETURNING n, kind, id");
         // The store has one writer and the ids were just looked up: every one is inserted.
-        let rows = q.build().fetch_all(&mut *conn).await?;
-        let mut numbered = 0;
-        for r in rows {
-            if let Some(k) = by_id.get(&(kind_of(r.get(1)), r.get::<&str, _>(2))) {
-                found.insert(*k, r.get(0));
-                numbered += 1;
-            }
-        }
+        let rows = sqlx::query(
+            "INSERT INTO numbers (kind, id) SELECT $1, value FROM json_each($2) RETURNING n, id",
+        )
+        .bind(kind)
+        .bind(list(&mut missing.iter().copied())?)
+        .fetch_all(&mut *conn)
+        .await?;
+        let numbered = rows.len();
+        keep(&mut found, kind, &of_kind, rows);
         if numbered != missing.len() {
             return Err(StoreError::NotCommitted(format!(
                 "numbering {} ids returned {numbered} numbers",
@@ -88,11 +74,16 @@ pub(crate) async fn numbers<'a>(
     Ok(found)
 }
 
-/// The kind as the `'static` string a [`Numbered`] holds.
-pub(crate) fn kind_of(stored: &str) -> &'static str {
-    if stored == "group" {
-        "group"
-    } else {
-        "user"
+/// Note rows of (number, id) of one kind under the caller's id strings.
+fn keep<'a>(
+    found: &mut HashMap<Numbered<'a>, i64>,
+    kind: &'static str,
+    asked: &HashSet<&'a str>,
+    rows: Vec<sqlx::sqlite::SqliteRow>,
+) {
+    for r in rows {
+        if let Some(id) = asked.get(r.get::<&str, _>(1)) {
+            found.insert((kind, *id), r.get(0));
+        }
     }
 }
