@@ -227,14 +227,7 @@ impl Store {
             .iter()
             .map(|r| decode::<Group>("group", r.get::<&str, _>(0)))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut memberships = sqlx::query(MEMBERSHIPS_OF_DIRECTORY)
-            .bind(dir)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| membership_row(r.get(0), r.get(1), r.get(2)))
-            .collect::<Result<Vec<_>, _>>()?;
-        memberships.sort_unstable();
+        let memberships = memberships_of(&mut conn, dir).await?;
         Ok(Snapshot {
             users,
             groups,
@@ -285,7 +278,7 @@ impl Store {
             .collect();
         for r in sqlx::query(
             "SELECT g.id, m.kind, m.id FROM numbers g
-             JOIN memberships x ON x.dir = $1 AND x.g = g.n JOIN numbers m ON m.n = x.m
+             CROSS JOIN memberships x ON x.dir = $1 AND x.g = g.n CROSS JOIN numbers m ON m.n = x.m
              WHERE g.kind = 'group' AND g.id IN (SELECT value FROM json_each($2))",
         )
         .bind(dir)
@@ -354,13 +347,7 @@ impl Store {
 
         // Memberships.
         let mut have: HashSet<Membership> = HashSet::new();
-        for r in sqlx::query(MEMBERSHIPS_OF_DIRECTORY)
-            .bind(dir)
-            .fetch_all(&mut *tx)
-            .await?
-        {
-            have.insert(membership_row(r.get(0), r.get(1), r.get(2))?);
-        }
+        have.extend(memberships_of(&mut tx, dir).await?);
         let want: HashSet<&Membership> = snapshot.memberships.iter().collect();
         let mut removed: Vec<&Membership> = have.iter().filter(|m| !want.contains(m)).collect();
         removed.sort();
@@ -1082,9 +1069,42 @@ pub(crate) async fn write_segments(
     Ok(logged)
 }
 
-/// A directory's memberships: (group id, member kind, member id).
-const MEMBERSHIPS_OF_DIRECTORY: &str = "SELECT g.id, m.kind, m.id FROM memberships x
-     JOIN numbers g ON g.n = x.g JOIN numbers m ON m.n = x.m WHERE x.dir = $1";
+/// A directory's memberships, sorted: its pairs of numbers, then the ids of the numbers they
+/// use (one lookup each, not one per membership).
+async fn memberships_of(
+    conn: &mut sqlx::SqliteConnection,
+    dir: &str,
+) -> Result<Vec<Membership>, StoreError> {
+    let pairs: Vec<(i64, i64)> = sqlx::query("SELECT g, m FROM memberships WHERE dir = $1")
+        .bind(dir)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let used: BTreeSet<i64> = pairs.iter().flat_map(|(g, m)| [*g, *m]).collect();
+    let mut ids: HashMap<i64, (String, String)> = HashMap::with_capacity(used.len());
+    for r in
+        sqlx::query("SELECT n, kind, id FROM numbers WHERE n IN (SELECT value FROM json_each($1))")
+            .bind(encode("numbers", &used)?)
+            .fetch_all(&mut *conn)
+            .await?
+    {
+        ids.insert(r.get(0), (r.get(1), r.get(2)));
+    }
+    let mut memberships = Vec::with_capacity(pairs.len());
+    for (g, m) in pairs {
+        let (Some((_, group)), Some((kind, member))) = (ids.get(&g), ids.get(&m)) else {
+            return Err(StoreError::Corrupt {
+                what: "membership".into(),
+                message: format!("numbers {g} or {m} of directory {dir:?} are not known"),
+            });
+        };
+        memberships.push(membership_row(group.clone(), kind, member.clone())?);
+    }
+    memberships.sort_unstable();
+    Ok(memberships)
+}
 
 const RUN_COLUMNS: &str = "SELECT id, flow, trigger, mode, started_ms, ended_ms, status, counts, error, dry_run, resolution, resolved_ms FROM runs";
 

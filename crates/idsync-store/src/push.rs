@@ -112,33 +112,32 @@ impl Store {
         ids: &[&str],
     ) -> Result<std::collections::HashMap<String, MemberKind>, StoreError> {
         let mut out = std::collections::HashMap::new();
-        for chunk in ids.chunks(400) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
-            for (n, table) in ["users", "groups_"].into_iter().enumerate() {
-                if n > 0 {
-                    q.push(" UNION ALL ");
-                }
-                q.push(format!("SELECT source_id, {n} FROM {table} WHERE dir = "));
-                q.push_bind(dir).push(" AND source_id IN (");
-                let mut sep = q.separated(", ");
-                for id in chunk {
-                    sep.push_bind(*id);
-                }
-                sep.push_unseparated(")");
-            }
-            for r in q.build().fetch_all(&self.reader).await? {
-                let kind = match r.get::<i64, _>(1) {
-                    0 => MemberKind::User,
-                    _ => MemberKind::Group,
-                };
-                out.entry(r.get::<String, _>(0))
-                    .and_modify(|k| {
-                        if kind == MemberKind::User {
-                            *k = kind;
-                        }
-                    })
-                    .or_insert(kind);
-            }
+        // The ids as one JSON array: one statement, prepared once, whatever their number.
+        let list = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt {
+            what: "ids".into(),
+            message: e.to_string(),
+        })?;
+        for r in sqlx::query(
+            "SELECT source_id, 0 FROM users WHERE dir = $1 AND source_id IN (SELECT value FROM json_each($2))
+             UNION ALL
+             SELECT source_id, 1 FROM groups_ WHERE dir = $1 AND source_id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(dir)
+        .bind(list)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            let kind = match r.get::<i64, _>(1) {
+                0 => MemberKind::User,
+                _ => MemberKind::Group,
+            };
+            out.entry(r.get::<String, _>(0))
+                .and_modify(|k| {
+                    if kind == MemberKind::User {
+                        *k = kind;
+                    }
+                })
+                .or_insert(kind);
         }
         Ok(out)
     }
