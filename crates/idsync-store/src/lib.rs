@@ -1558,15 +1558,23 @@ async fn insert_memberships(
         .iter()
         .flat_map(|(g, m)| [("group", *g), (m.kind.as_str(), m.id.as_str())]);
     let n = numbers::numbers(tx, ids, true).await?;
+    // Every id was just numbered: one without a number is a broken store, not a row to skip
+    // (the answer must say something for every row).
     let pairs: Vec<(i64, i64)> = rows
         .iter()
-        .filter_map(|(g, m)| {
-            Some((
-                *n.get(&("group", *g))?,
-                *n.get(&(m.kind.as_str(), m.id.as_str()))?,
-            ))
+        .map(|(g, m)| {
+            match (
+                n.get(&("group", *g)),
+                n.get(&(m.kind.as_str(), m.id.as_str())),
+            ) {
+                (Some(g), Some(m)) => Ok((*g, *m)),
+                _ => Err(StoreError::NotCommitted(format!(
+                    "no number for group {g:?} or member {:?}",
+                    m.id
+                ))),
+            }
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     // One statement whatever the number of rows (its text never changes).
     let mut inserted: HashSet<(i64, i64)> = sqlx::query(
         "INSERT OR IGNORE INTO memberships (dir, g, m)
