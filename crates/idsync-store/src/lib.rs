@@ -557,25 +557,32 @@ impl Store {
                 },
             );
         }
-        let mut interned: HashMap<String, Key> = HashMap::new();
-        for r in sqlx::query(
-            "SELECT g.id, u.id FROM ledger_members x JOIN numbers g ON g.n = x.g JOIN numbers u ON u.n = x.u WHERE x.flow = $1",
-        )
+        // The pairs of numbers, then one lookup per number used; one allocation per key,
+        // shared by all its memberships.
+        let pairs: Vec<(i64, i64)> = sqlx::query("SELECT g, u FROM ledger_members WHERE flow = $1")
             .bind(flow)
             .fetch_all(&mut *conn)
             .await?
-        {
-            // One allocation per user key, shared by all its memberships.
-            let user: &str = r.get(1);
-            let key = match interned.get(user) {
-                Some(k) => Key::clone(k),
-                None => {
-                    let k = Key::from(user);
-                    interned.insert(user.to_string(), Key::clone(&k));
-                    k
-                }
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect();
+        let keys: HashMap<i64, Key> = numbers::ids_of(&mut conn, &pairs)
+            .await?
+            .into_iter()
+            .map(|(n, (_, id))| (n, Key::from(id)))
+            .collect();
+        for (g, u) in pairs {
+            let (Some(group), Some(user)) = (keys.get(&g), keys.get(&u)) else {
+                return Err(StoreError::Corrupt {
+                    what: "ledger membership".into(),
+                    message: format!("numbers {g} or {u} of flow {flow:?} are not known"),
+                });
             };
-            ledger.members.entry(r.get(0)).or_default().insert(key);
+            ledger
+                .members
+                .entry(group.to_string())
+                .or_default()
+                .insert(Key::clone(user));
         }
         Ok(ledger)
     }
@@ -1082,16 +1089,7 @@ async fn memberships_of(
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let used: BTreeSet<i64> = pairs.iter().flat_map(|(g, m)| [*g, *m]).collect();
-    let mut ids: HashMap<i64, (String, String)> = HashMap::with_capacity(used.len());
-    for r in
-        sqlx::query("SELECT n, kind, id FROM numbers WHERE n IN (SELECT value FROM json_each($1))")
-            .bind(encode("numbers", &used)?)
-            .fetch_all(&mut *conn)
-            .await?
-    {
-        ids.insert(r.get(0), (r.get(1), r.get(2)));
-    }
+    let ids = numbers::ids_of(conn, &pairs).await?;
     let mut memberships = Vec::with_capacity(pairs.len());
     for (g, m) in pairs {
         let (Some((_, group)), Some((kind, member))) = (ids.get(&g), ids.get(&m)) else {

@@ -11,79 +11,96 @@ use std::collections::{HashMap, HashSet};
 pub(crate) type Numbered<'a> = (&'static str, &'a str);
 
 /// The numbers of `ids`. With `assign`, ids that have none get one (in the caller's
-/// transaction); without, they are left out of the answer. Ids travel as one JSON array per
-/// kind, so the statements' text never changes (prepared once) and one parameter is bound.
+/// transaction); without, they are left out of the answer. The ids travel as one JSON array of
+/// `[kind, id]` pairs, so the statements' text never changes (prepared once), one parameter is
+/// bound, and a lookup is one statement whatever the kinds.
 pub(crate) async fn numbers<'a>(
     conn: &mut SqliteConnection,
     ids: impl IntoIterator<Item = Numbered<'a>>,
     assign: bool,
 ) -> Result<HashMap<Numbered<'a>, i64>, StoreError> {
-    let mut seen = HashSet::new();
-    let wanted: Vec<Numbered<'a>> = ids.into_iter().filter(|k| seen.insert(*k)).collect();
+    let wanted: HashSet<Numbered<'a>> = ids.into_iter().collect();
     let mut found: HashMap<Numbered<'a>, i64> = HashMap::with_capacity(wanted.len());
-    for kind in ["user", "group"] {
-        let of_kind: HashSet<&'a str> = wanted
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, id)| *id)
-            .collect();
-        if of_kind.is_empty() {
-            continue;
-        }
-        let list = |ids: &mut dyn Iterator<Item = &&'a str>| {
-            serde_json::to_string(&ids.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt {
-                what: "ids".into(),
-                message: e.to_string(),
-            })
-        };
-        let rows = sqlx::query(
-            "SELECT n, id FROM numbers WHERE kind = $1 AND id IN (SELECT value FROM json_each($2))",
-        )
-        .bind(kind)
-        .bind(list(&mut of_kind.iter())?)
-        .fetch_all(&mut *conn)
-        .await?;
-        keep(&mut found, kind, &of_kind, rows);
-        if !assign {
-            continue;
-        }
-        let missing: Vec<&&'a str> = of_kind
-            .iter()
-            .filter(|id| !found.contains_key(&(kind, **id)))
-            .collect();
-        if missing.is_empty() {
-            continue;
-        }
-        // The store has one writer and the ids were just looked up: every one is inserted.
-        let rows = sqlx::query(
-            "INSERT INTO numbers (kind, id) SELECT $1, value FROM json_each($2) RETURNING n, id",
-        )
-        .bind(kind)
-        .bind(list(&mut missing.iter().copied())?)
-        .fetch_all(&mut *conn)
-        .await?;
-        let numbered = rows.len();
-        keep(&mut found, kind, &of_kind, rows);
-        if numbered != missing.len() {
-            return Err(StoreError::NotCommitted(format!(
-                "numbering {} ids returned {numbered} numbers",
-                missing.len()
-            )));
-        }
+    if wanted.is_empty() {
+        return Ok(found);
+    }
+    let rows = sqlx::query(
+        "SELECT n, kind, id FROM numbers WHERE (kind, id) IN
+         (SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1))",
+    )
+    .bind(pairs(wanted.iter())?)
+    .fetch_all(&mut *conn)
+    .await?;
+    keep(&mut found, &wanted, rows);
+    if !assign || found.len() == wanted.len() {
+        return Ok(found);
+    }
+    let missing: Vec<&Numbered<'a>> = wanted.iter().filter(|k| !found.contains_key(*k)).collect();
+    // The store has one writer and the ids were just looked up: every one is inserted.
+    let rows = sqlx::query(
+        "INSERT INTO numbers (kind, id)
+         SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($1)
+         RETURNING n, kind, id",
+    )
+    .bind(pairs(missing.iter().copied())?)
+    .fetch_all(&mut *conn)
+    .await?;
+    let numbered = rows.len();
+    keep(&mut found, &wanted, rows);
+    if numbered != missing.len() {
+        return Err(StoreError::NotCommitted(format!(
+            "numbering {} ids returned {numbered} numbers",
+            missing.len()
+        )));
     }
     Ok(found)
 }
 
-/// Note rows of (number, id) of one kind under the caller's id strings.
+/// `[[kind, id], ...]` as JSON text.
+fn pairs<'b, 'a: 'b>(ids: impl Iterator<Item = &'b Numbered<'a>>) -> Result<String, StoreError> {
+    serde_json::to_string(&ids.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt {
+        what: "ids".into(),
+        message: e.to_string(),
+    })
+}
+
+/// Note rows of (number, kind, id) under the caller's id strings.
 fn keep<'a>(
     found: &mut HashMap<Numbered<'a>, i64>,
-    kind: &'static str,
-    asked: &HashSet<&'a str>,
+    asked: &HashSet<Numbered<'a>>,
     rows: Vec<sqlx::sqlite::SqliteRow>,
 ) {
+    let mut by_kind: [HashMap<String, i64>; 2] = Default::default();
     for r in rows {
-        if let Some(id) = asked.get(r.get::<&str, _>(1)) {
-            found.insert((kind, *id), r.get(0));
+        let k = usize::from(r.get::<&str, _>(1) == "group");
+        by_kind[k].insert(r.get(2), r.get(0));
+    }
+    for key @ (kind, id) in asked {
+        if let Some(n) = by_kind[usize::from(*kind == "group")].get(*id) {
+            found.insert(*key, *n);
         }
     }
+}
+
+/// The (kind, id) of each number of `pairs` (numbers read from a membership table): one lookup
+/// per number used, not one per pair.
+pub(crate) async fn ids_of(
+    conn: &mut SqliteConnection,
+    pairs: &[(i64, i64)],
+) -> Result<HashMap<i64, (String, String)>, StoreError> {
+    let used: std::collections::BTreeSet<i64> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    let list = serde_json::to_string(&used).map_err(|e| StoreError::Corrupt {
+        what: "numbers".into(),
+        message: e.to_string(),
+    })?;
+    let mut ids = HashMap::with_capacity(used.len());
+    for r in
+        sqlx::query("SELECT n, kind, id FROM numbers WHERE n IN (SELECT value FROM json_each($1))")
+            .bind(list)
+            .fetch_all(&mut *conn)
+            .await?
+    {
+        ids.insert(r.get(0), (r.get(1), r.get(2)));
+    }
+    Ok(ids)
 }
