@@ -58,10 +58,7 @@ pub(crate) async fn numbers<'a>(
 
 /// `[[kind, id], ...]` as JSON text.
 fn pairs<'b, 'a: 'b>(ids: impl Iterator<Item = &'b Numbered<'a>>) -> Result<String, StoreError> {
-    serde_json::to_string(&ids.collect::<Vec<_>>()).map_err(|e| StoreError::Corrupt {
-        what: "ids".into(),
-        message: e.to_string(),
-    })
+    crate::encode("ids", &ids.collect::<Vec<_>>())
 }
 
 /// Note rows of (number, kind, id) under the caller's id strings.
@@ -89,10 +86,7 @@ pub(crate) async fn ids_of(
     pairs: &[(i64, i64)],
 ) -> Result<HashMap<i64, (String, String)>, StoreError> {
     let used: std::collections::BTreeSet<i64> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
-    let list = serde_json::to_string(&used).map_err(|e| StoreError::Corrupt {
-        what: "numbers".into(),
-        message: e.to_string(),
-    })?;
+    let list = crate::encode("numbers", &used)?;
     let mut ids = HashMap::with_capacity(used.len());
     for r in
         sqlx::query("SELECT n, kind, id FROM numbers WHERE n IN (SELECT value FROM json_each($1))")

@@ -113,10 +113,7 @@ impl Store {
     ) -> Result<std::collections::HashMap<String, MemberKind>, StoreError> {
         let mut out = std::collections::HashMap::new();
         // The ids as one JSON array: one statement, prepared once, whatever their number.
-        let list = serde_json::to_string(ids).map_err(|e| StoreError::Corrupt {
-            what: "ids".into(),
-            message: e.to_string(),
-        })?;
+        let list = crate::encode("ids", &ids)?;
         for r in sqlx::query(
             "SELECT source_id, 0 FROM users WHERE dir = $1 AND source_id IN (SELECT value FROM json_each($2))
              UNION ALL
