@@ -559,15 +559,13 @@ impl Store {
         }
         // The pairs of numbers, then one lookup per number used; one allocation per key,
         // shared by all its memberships.
-        let pairs: Vec<(i64, i64)> = sqlx::query("SELECT g, u FROM ledger_members WHERE flow = $1")
-            .bind(flow)
-            .fetch_all(&mut *conn)
-            .await?
-            .iter()
-            .map(|r| (r.get(0), r.get(1)))
-            .collect();
-        let keys: HashMap<i64, Key> = numbers::ids_of(&mut conn, &pairs)
-            .await?
+        let (pairs, ids) = numbers::pairs_with_ids(
+            &mut conn,
+            "SELECT g, u FROM ledger_members WHERE flow = $1",
+            flow,
+        )
+        .await?;
+        let keys: HashMap<i64, Key> = ids
             .into_iter()
             .map(|(n, (_, id))| (n, Key::from(id)))
             .collect();
@@ -1082,14 +1080,8 @@ async fn memberships_of(
     conn: &mut sqlx::SqliteConnection,
     dir: &str,
 ) -> Result<Vec<Membership>, StoreError> {
-    let pairs: Vec<(i64, i64)> = sqlx::query("SELECT g, m FROM memberships WHERE dir = $1")
-        .bind(dir)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    let ids = numbers::ids_of(conn, &pairs).await?;
+    let (pairs, ids) =
+        numbers::pairs_with_ids(conn, "SELECT g, m FROM memberships WHERE dir = $1", dir).await?;
     let mut memberships = Vec::with_capacity(pairs.len());
     for (g, m) in pairs {
         let (Some((_, group)), Some((kind, member))) = (ids.get(&g), ids.get(&m)) else {

@@ -79,22 +79,30 @@ fn keep<'a>(
     }
 }
 
-/// The (kind, id) of each number of `pairs` (numbers read from a membership table): one lookup
-/// per number used, not one per pair.
-pub(crate) async fn ids_of(
+/// Pairs of numbers read by `query` (which selects two numbers for one bound scope: a
+/// directory or a flow), with the (kind, id) of each number they use: one lookup per number,
+/// not one per pair.
+pub(crate) async fn pairs_with_ids(
     conn: &mut SqliteConnection,
-    pairs: &[(i64, i64)],
-) -> Result<HashMap<i64, (String, String)>, StoreError> {
+    query: &'static str,
+    scope: &str,
+) -> Result<(Vec<(i64, i64)>, HashMap<i64, (String, String)>), StoreError> {
+    let pairs: Vec<(i64, i64)> = sqlx::query(query)
+        .bind(scope)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let used: std::collections::BTreeSet<i64> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
-    let list = crate::encode("numbers", &used)?;
     let mut ids = HashMap::with_capacity(used.len());
     for r in
         sqlx::query("SELECT n, kind, id FROM numbers WHERE n IN (SELECT value FROM json_each($1))")
-            .bind(list)
+            .bind(crate::encode("numbers", &used)?)
             .fetch_all(&mut *conn)
             .await?
     {
         ids.insert(r.get(0), (r.get(1), r.get(2)));
     }
-    Ok(ids)
+    Ok((pairs, ids))
 }
