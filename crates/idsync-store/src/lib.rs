@@ -1780,20 +1780,18 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
             add_ledger_members(tx, flow, key, &users).await?;
         }
         Action::RemoveMembers { users, .. } => {
-            let ids = std::iter::once(("group", key)).chain(users.iter().map(|u| ("user", &**u)));
-            let n = numbers::numbers(tx, ids, false).await?;
-            if let Some(g) = n.get(&("group", key)) {
-                for u in users {
-                    if let Some(u) = n.get(&("user", &**u)) {
-                        sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND g = $2 AND u = $3")
-                            .bind(flow)
-                            .bind(g)
-                            .bind(u)
-                            .execute(&mut **tx)
-                            .await?;
-                    }
-                }
-            }
+            // One statement, the users as one JSON array (as `add_ledger_members`).
+            let users: Vec<&str> = users.iter().map(|u| &**u).collect();
+            sqlx::query(
+                "DELETE FROM ledger_members WHERE flow = $1
+                 AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)
+                 AND u IN (SELECT n FROM numbers WHERE kind = 'user' AND id IN (SELECT value FROM json_each($3)))",
+            )
+            .bind(flow)
+            .bind(key)
+            .bind(encode("ledger members", &users)?)
+            .execute(&mut **tx)
+            .await?;
         }
     }
     Ok(())
