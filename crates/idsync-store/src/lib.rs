@@ -64,6 +64,8 @@ pub struct Store {
     tokens: push::TokenCache,
     /// The connection that checkpoints the WAL in the background (files only).
     checkpointer: Option<SqlitePool>,
+    /// Committed numbers of ids (decision 0015), so that writes look up only new ids.
+    numbers: numbers::NumberCache,
 }
 
 type Tx<'a> = Transaction<'a, Sqlite>;
@@ -140,6 +142,7 @@ impl Store {
             unanalyzed: Default::default(),
             analyze_every: Default::default(),
             tokens: Default::default(),
+            numbers: Default::default(),
             checkpointer: Some(checkpointer),
         };
         store.analyze().await?;
@@ -190,6 +193,7 @@ impl Store {
             unanalyzed: Default::default(),
             analyze_every: Default::default(),
             tokens: Default::default(),
+            numbers: Default::default(),
             checkpointer: None,
         })
     }
@@ -340,6 +344,7 @@ impl Store {
         now_ms: i64,
     ) -> Result<WriteSummary, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let mut learned = self.numbers.learn();
         let mut log = ChangeWriter::start(&mut tx, dir).await?;
 
         let gone_users = upsert_all(&mut tx, &mut log, dir, &snapshot.users, now_ms).await?;
@@ -370,7 +375,7 @@ impl Store {
             .iter()
             .map(|m| (m.group.as_str(), &m.member))
             .collect();
-        insert_memberships(&mut tx, dir, &rows).await?;
+        insert_memberships(&mut tx, &mut learned, dir, &rows).await?;
         for m in added {
             log.push(
                 &mut tx,
@@ -395,6 +400,7 @@ impl Store {
         }
         let summary = log.finish(&mut tx, source, source_cursor).await?;
         tx.commit().await?;
+        learned.keep();
         self.note_changes(summary.changes).await?;
         Ok(summary)
     }
@@ -410,8 +416,19 @@ impl Store {
         now_ms: i64,
     ) -> Result<WriteSummary, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let summary = write_changes(&mut tx, dir, source, changes, source_cursor, now_ms).await?;
+        let mut learned = self.numbers.learn();
+        let summary = write_changes(
+            &mut tx,
+            &mut learned,
+            dir,
+            source,
+            changes,
+            source_cursor,
+            now_ms,
+        )
+        .await?;
         tx.commit().await?;
+        learned.keep();
         self.note_changes(summary.changes).await?;
         Ok(summary)
     }
@@ -960,6 +977,7 @@ async fn checkpoint_loop(pool: SqlitePool) {
 /// Apply changes and log those that change something, inside a transaction.
 pub(crate) async fn write_changes(
     tx: &mut Tx<'_>,
+    learned: &mut numbers::Learned,
     dir: &str,
     source: &str,
     changes: &[Change],
@@ -967,7 +985,7 @@ pub(crate) async fn write_changes(
     now_ms: i64,
 ) -> Result<WriteSummary, StoreError> {
     let mut log = ChangeWriter::start(tx, dir).await?;
-    write_segments(tx, &mut log, dir, &[(changes, now_ms)]).await?;
+    write_segments(tx, &mut log, learned, dir, &[(changes, now_ms)]).await?;
     log.finish(tx, source, source_cursor).await
 }
 
@@ -977,6 +995,7 @@ pub(crate) async fn write_changes(
 pub(crate) async fn write_segments(
     tx: &mut Tx<'_>,
     log: &mut ChangeWriter,
+    learned: &mut numbers::Learned,
     dir: &str,
     segments: &[(&[Change], i64)],
 ) -> Result<Vec<usize>, StoreError> {
@@ -1036,7 +1055,7 @@ pub(crate) async fn write_segments(
                         _ => None,
                     })
                     .collect();
-                let new = insert_memberships(tx, dir, &rows).await?;
+                let new = insert_memberships(tx, learned, dir, &rows).await?;
                 run.iter()
                     .zip(new)
                     .filter(|(_, new)| *new)
@@ -1541,13 +1560,14 @@ async fn delete_object(
 /// given twice is new once, the first time).
 async fn insert_memberships(
     tx: &mut Tx<'_>,
+    learned: &mut numbers::Learned,
     dir: &str,
     rows: &[(&str, &MemberRef)],
 ) -> Result<Vec<bool>, StoreError> {
     let ids = rows
         .iter()
         .flat_map(|(g, m)| [("group", *g), (m.kind.as_str(), m.id.as_str())]);
-    let n = numbers::numbers(tx, ids, true).await?;
+    let n = numbers::numbers(tx, learned, ids, true).await?;
     // Every id was just numbered: one without a number is a broken store, not a row to skip
     // (the answer must say something for every row).
     let pairs: Vec<(i64, i64)> = rows

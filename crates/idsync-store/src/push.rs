@@ -1,6 +1,7 @@
 //! What a push endpoint (SCIM) needs from the store: single-object lookups, writes checked for
 //! uniqueness in the same transaction, object timestamps, and bearer tokens kept as hashes.
 
+use crate::numbers::{Learned, NumberCache};
 use crate::{decode, write_changes, Store, StoreError, WriteSummary};
 use idsync_core::{Change, Group, MemberKind, MemberRef, User};
 use rand::RngCore;
@@ -297,7 +298,7 @@ impl Store {
             .batcher
             .get_or_init(|| async {
                 let (tx, rx) = tokio::sync::mpsc::channel(1024);
-                tokio::spawn(writer_loop(self.writer.clone(), rx));
+                tokio::spawn(writer_loop(self.writer.clone(), self.numbers.clone(), rx));
                 tx
             })
             .await;
@@ -510,7 +511,11 @@ impl std::fmt::Debug for WriteJob {
 /// Most writes committed together.
 const GROUP_COMMIT_MAX: usize = 256;
 
-async fn writer_loop(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::Receiver<WriteJob>) {
+async fn writer_loop(
+    pool: sqlx::SqlitePool,
+    numbers: NumberCache,
+    mut jobs: tokio::sync::mpsc::Receiver<WriteJob>,
+) {
     while let Some(first) = jobs.recv().await {
         // Requests being handled right now are let through to the queue first: one commit
         // for more of them.
@@ -522,12 +527,12 @@ async fn writer_loop(pool: sqlx::SqlitePool, mut jobs: tokio::sync::mpsc::Receiv
                 Err(_) => break,
             }
         }
-        commit_group(&pool, batch).await;
+        commit_group(&pool, &numbers, batch).await;
     }
 }
 
-async fn commit_group(pool: &sqlx::SqlitePool, batch: Vec<WriteJob>) {
-    match commit_together(pool, &batch).await {
+async fn commit_group(pool: &sqlx::SqlitePool, numbers: &NumberCache, batch: Vec<WriteJob>) {
+    match commit_together(pool, numbers, &batch).await {
         Ok(results) => {
             for (job, result) in batch.into_iter().zip(results) {
                 let _ = job.reply.send(result);
@@ -537,7 +542,7 @@ async fn commit_group(pool: &sqlx::SqlitePool, batch: Vec<WriteJob>) {
             // A statement failed and nothing of the group was committed: each write is tried
             // again in its own transaction, so a bad one fails alone.
             for job in batch {
-                let result = commit_alone(pool, &job).await;
+                let result = commit_alone(pool, numbers, &job).await;
                 let _ = job.reply.send(result);
             }
         }
@@ -549,10 +554,14 @@ async fn commit_group(pool: &sqlx::SqlitePool, batch: Vec<WriteJob>) {
 /// others, directory by directory, in multi-row statements.
 async fn commit_together(
     pool: &sqlx::SqlitePool,
+    numbers: &NumberCache,
     batch: &[WriteJob],
 ) -> Result<Vec<Result<WriteSummary, StoreError>>, StoreError> {
+    let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
+    let mut learned = numbers.learn();
     let verdicts = check_together(&mut tx, batch).await?;
+    let checked_at = started.elapsed();
     let mut results: Vec<Result<WriteSummary, StoreError>> = Vec::with_capacity(batch.len());
     let mut dirs: Vec<&str> = Vec::new();
     for (job, verdict) in batch.iter().zip(verdicts) {
@@ -570,7 +579,7 @@ async fn commit_together(
             .map(|&n| (batch[n].changes.as_slice(), batch[n].now_ms))
             .collect();
         let mut log = crate::ChangeWriter::start(&mut tx, dir).await?;
-        let logged = crate::write_segments(&mut tx, &mut log, dir, &segments).await?;
+        let logged = crate::write_segments(&mut tx, &mut log, &mut learned, dir, &segments).await?;
         let summary = log.finish(&mut tx, "", None).await?;
         for (n, changes) in accepted.into_iter().zip(logged) {
             results[n] = Ok(WriteSummary {
@@ -579,20 +588,36 @@ async fn commit_together(
             });
         }
     }
+    let written_at = started.elapsed();
     tx.commit().await?;
+    learned.keep();
+    tracing::debug!(
+        writes = batch.len(),
+        changes = batch.iter().map(|j| j.changes.len()).sum::<usize>(),
+        check_us = checked_at.as_micros() as u64,
+        write_us = (written_at - checked_at).as_micros() as u64,
+        commit_us = (started.elapsed() - written_at).as_micros() as u64,
+        "writes committed together"
+    );
     Ok(results)
 }
 
 /// One write in its own transaction, its rules checked by queries.
-async fn commit_alone(pool: &sqlx::SqlitePool, job: &WriteJob) -> Result<WriteSummary, StoreError> {
+async fn commit_alone(
+    pool: &sqlx::SqlitePool,
+    numbers: &NumberCache,
+    job: &WriteJob,
+) -> Result<WriteSummary, StoreError> {
     let mut tx = pool
         .begin()
         .await
         .map_err(|e| StoreError::NotCommitted(e.to_string()))?;
-    let summary = checked(&mut tx, job).await?;
+    let mut learned = numbers.learn();
+    let summary = checked(&mut tx, &mut learned, job).await?;
     tx.commit()
         .await
         .map_err(|e| StoreError::NotCommitted(e.to_string()))?;
+    learned.keep();
     Ok(summary)
 }
 
@@ -698,7 +723,11 @@ async fn check_together(
     Ok(verdicts)
 }
 
-async fn checked(tx: &mut crate::Tx<'_>, job: &WriteJob) -> Result<WriteSummary, StoreError> {
+async fn checked(
+    tx: &mut crate::Tx<'_>,
+    learned: &mut Learned,
+    job: &WriteJob,
+) -> Result<WriteSummary, StoreError> {
     for check in &job.checks {
         let (kind, name, _) = check.parts();
         let (table, column) = name_column(kind);
@@ -713,7 +742,16 @@ async fn checked(tx: &mut crate::Tx<'_>, job: &WriteJob) -> Result<WriteSummary,
             return Err(check.conflict());
         }
     }
-    write_changes(tx, &job.dir, &job.source, &job.changes, None, job.now_ms).await
+    write_changes(
+        tx,
+        learned,
+        &job.dir,
+        &job.source,
+        &job.changes,
+        None,
+        job.now_ms,
+    )
+    .await
 }
 
 #[cfg(test)]
