@@ -1,7 +1,9 @@
 //! Load on the SCIM endpoint with 100,000 users and 5,000 groups stored, beside the same load
 //! on scim2-server (PyPI) in the same run: GET by `userName eq`, POST of new users, PATCH adding
 //! a member to a group. Prints requests per second and p50/p99 latency per server (the median of
-//! three rounds of each load), and the ratio.
+//! three rounds of each load), the CPU time the server process spent per request (the median
+//! round; unlike throughput it does not depend on how the load generator shares the cores),
+//! and the ratios.
 //!
 //! `cargo bench -p idsync --bench scim_load` (IDSYNC_BENCH_USERS / IDSYNC_BENCH_GROUPS to
 //! change the sizes). Both servers persist as they do in use: idsync to its SQLite file,
@@ -26,13 +28,31 @@ struct Stats {
     p50: f64,
     p99: f64,
     errors: usize,
+    /// CPU time the server process spent per request, in ms (user + system).
+    cpu_ms: f64,
 }
 
-async fn load<F, Fut>(n: usize, concurrency: usize, f: F) -> Stats
+/// CPU time (user + system) a process has spent so far, in ms; 0 where /proc cannot say.
+fn cpu_ms(pid: u32) -> f64 {
+    // Fields 14 and 15 of /proc/PID/stat, counted after the command name's closing bracket.
+    let ticks = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1.to_string();
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .unwrap_or(0.0);
+    // /proc counts in USER_HZ ticks, 100 per second on Linux.
+    ticks * 10.0
+}
+
+async fn load<F, Fut>(n: usize, pid: u32, concurrency: usize, f: F) -> Stats
 where
     F: Fn(usize) -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    let cpu_before = cpu_ms(pid);
     let start = Instant::now();
     let results: Vec<(Duration, bool)> = stream::iter(0..n)
         .map(|i| {
@@ -47,6 +67,7 @@ where
         .collect()
         .await;
     let wall = start.elapsed().as_secs_f64();
+    let cpu = cpu_ms(pid) - cpu_before;
     let mut lat: Vec<f64> = results
         .iter()
         .map(|(d, _)| d.as_secs_f64() * 1000.0)
@@ -57,6 +78,7 @@ where
         p50: lat[lat.len() / 2],
         p99: lat[(lat.len() * 99 / 100).min(lat.len() - 1)],
         errors: results.iter().filter(|(_, ok)| !ok).count(),
+        cpu_ms: cpu / n as f64,
     }
 }
 
@@ -68,6 +90,8 @@ struct Server {
     concurrency: usize,
     base: String,
     token: String,
+    /// The server's process.
+    pid: u32,
     /// What keeps the server running (dropped: stopped).
     #[allow(dead_code)]
     keep: Box<dyn std::any::Any>,
@@ -106,6 +130,7 @@ fn start_idsync() -> Result<Server, String> {
             let _ = self.0.wait();
         }
     }
+    let pid = child.id();
     let keep = Kill(child, dir);
     wait_until("idsync serve", Duration::from_secs(30), || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
@@ -115,6 +140,7 @@ fn start_idsync() -> Result<Server, String> {
         concurrency: CONCURRENCY,
         base: format!("http://127.0.0.1:{port}/scim/v2/bench"),
         token,
+        pid,
         keep: Box::new(keep),
     })
 }
@@ -126,6 +152,7 @@ fn start_scim2_server() -> Result<Server, String> {
         concurrency: 4,
         base: peer.url.clone(),
         token: "bench-token".into(),
+        pid: peer.pid(),
         keep: Box::new(peer),
     })
 }
@@ -199,7 +226,7 @@ async fn run(
     // reported, with its latencies.
     let mut rounds: [Vec<Stats>; 3] = Default::default();
     for round in 0..ROUNDS {
-        let get = load(measured, s.concurrency, |_| {
+        let get = load(measured, s.pid, s.concurrency, |_| {
             let i = rand::thread_rng().gen_range(0..users);
             let http = &http;
             async move {
@@ -218,7 +245,7 @@ async fn run(
             }
         })
         .await;
-        let posts = load(measured, s.concurrency, |n| {
+        let posts = load(measured, s.pid, s.concurrency, |n| {
             let http = &http;
             async move {
                 post(http, s, "/Users", user(users + 1 + round * measured + n))
@@ -227,7 +254,7 @@ async fn run(
             }
         })
         .await;
-        let patch = load(measured, s.concurrency, |_| {
+        let patch = load(measured, s.pid, s.concurrency, |_| {
             let (g, u) = { let mut r = rand::thread_rng(); (group_ids[r.gen_range(0..group_ids.len())].clone(), user_ids[r.gen_range(0..user_ids.len())].clone()) };
             let http = &http;
             async move {
@@ -242,9 +269,16 @@ async fn run(
     }
     Ok(rounds.map(|mut all| {
         let errors = all.iter().map(|s| s.errors).sum();
+        let mut cpu: Vec<f64> = all.iter().map(|s| s.cpu_ms).collect();
+        cpu.sort_by(f64::total_cmp);
+        let cpu_ms = cpu[cpu.len() / 2];
         all.sort_by(|a, b| a.rps.total_cmp(&b.rps));
         let mid = all.swap_remove(all.len() / 2);
-        Stats { errors, ..mid }
+        Stats {
+            errors,
+            cpu_ms,
+            ..mid
+        }
     }))
 }
 
@@ -273,8 +307,8 @@ async fn main() -> Result<(), String> {
             .zip(&stats)
         {
             println!(
-                "{:<13} {what:<18} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}  ({users} users, {groups} groups stored; median of {ROUNDS} rounds of {measured} requests)",
-                s.name, st.rps, st.p50, st.p99, st.errors
+                "{:<13} {what:<18} {:>8.0} req/s  p50 {:>7.2} ms  p99 {:>7.2} ms  server CPU {:>6.3} ms/req  errors {}  ({users} users, {groups} groups stored; median of {ROUNDS} rounds of {measured} requests)",
+                s.name, st.rps, st.p50, st.p99, st.cpu_ms, st.errors
             );
         }
         all.push(stats);
@@ -284,8 +318,9 @@ async fn main() -> Result<(), String> {
         .enumerate()
     {
         println!(
-            "ratio idsync/scim2-server {what:<18} {:.1}x throughput",
-            all[0][i].rps / all[1][i].rps
+            "ratio idsync/scim2-server {what:<18} {:.1}x throughput, {:.1}x less server CPU per request",
+            all[0][i].rps / all[1][i].rps,
+            all[1][i].cpu_ms / all[0][i].cpu_ms
         );
     }
     Ok(())

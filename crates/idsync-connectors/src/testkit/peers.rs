@@ -12,6 +12,13 @@ pub struct Peer {
     pub url: String,
 }
 
+impl Peer {
+    /// The peer's process id (to read what it spends, in benchmarks).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.child.kill();
