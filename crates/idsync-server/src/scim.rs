@@ -21,7 +21,7 @@ use idsync_scim::schema::{
     all_schemas, schema_json, ResourceSchema, GROUP_RESOURCE, USER_RESOURCE,
 };
 use idsync_scim::{ScimError, LIST_RESPONSE, SERVICE_PROVIDER_CONFIG_SCHEMA};
-use idsync_store::{StoreError, StoredGroup, StoredUser, Unique};
+use idsync_store::{MemberPatch, StoreError, StoredGroup, StoredUser, Unique};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
@@ -55,6 +55,8 @@ impl From<StoreError> for ScimFailure {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(msg) => Self(ScimError::uniqueness(msg)),
+            StoreError::NotFound(msg) => Self(ScimError::not_found(msg)),
+            StoreError::Invalid(msg) => Self(ScimError::invalid_value(msg)),
             other => {
                 tracing::error!(error = %other, "store error on the SCIM endpoint");
                 Self(ScimError::internal(
@@ -1253,56 +1255,22 @@ async fn patch_group(
     save_group(&st, &dir, &base, Some(current), group, want).await
 }
 
-/// A PATCH that only adds and removes members, applied without reading the group's members.
+/// A PATCH that only adds and removes members, applied without reading the group: the
+/// store's writer decides what each member is as it writes (see `MemberPatch`).
 async fn patch_members(
     st: &ScimState,
     dir: &str,
     id: &str,
     members: &[(bool, String)],
 ) -> ScimResult {
-    let added: Vec<(String, Option<MemberKind>)> = members
-        .iter()
-        .filter(|(add, _)| *add)
-        .map(|(_, m)| (m.clone(), None))
-        .collect();
-    // One query says whether the group exists and what the added members are.
-    let ids: Vec<&str> = added.iter().map(|(m, _)| m.as_str()).chain([id]).collect();
-    let kinds = st.svc.runtime.store.kinds_of(dir, &ids).await?;
-    if kinds.get(id) != Some(&MemberKind::Group) {
-        return Err(ScimError::not_found(format!("no group with id {id}")).into());
-    }
-    let resolved = resolve_known(&kinds, id, &added)?;
-    let kind_of: std::collections::HashMap<&str, MemberKind> =
-        resolved.iter().map(|m| (m.id.as_str(), m.kind)).collect();
-    let mut changes = Vec::with_capacity(members.len());
-    for (add, m) in members {
-        if *add {
-            let kind = kind_of.get(m.as_str()).copied().unwrap_or(MemberKind::User);
-            changes.push(Change::AddMember {
-                group: id.to_string(),
-                member: MemberRef {
-                    kind,
-                    id: m.clone(),
-                },
-            });
-        } else {
-            // A member named for removal may be a user or a group; removing what is not
-            // there changes nothing.
-            for kind in [MemberKind::User, MemberKind::Group] {
-                changes.push(Change::RemoveMember {
-                    group: id.to_string(),
-                    member: MemberRef {
-                        kind,
-                        id: m.clone(),
-                    },
-                });
-            }
-        }
-    }
+    let patch = MemberPatch {
+        group: id.to_string(),
+        ops: members.to_vec(),
+    };
     st.svc
         .runtime
         .store
-        .write_checked(dir, "scim", &[], &changes, st.now())
+        .patch_members(dir, "scim", patch, st.now())
         .await?;
     st.written(dir);
     Ok(StatusCode::NO_CONTENT.into_response())

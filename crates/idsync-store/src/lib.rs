@@ -11,7 +11,7 @@ mod numbers;
 mod push;
 mod types;
 
-pub use push::{StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
+pub use push::{MemberPatch, StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
 
 pub use types::*;
 
@@ -43,6 +43,12 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("conflict: {0}")]
     Conflict(String),
+    /// What a write is about does not exist (a member patch's group).
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A write names something it cannot (a member that is neither a user nor a group).
+    #[error("invalid: {0}")]
+    Invalid(String),
     #[error("the write was not committed: {0}")]
     NotCommitted(String),
     #[error("corrupt {what} in the store: {message}")]
@@ -1585,20 +1591,31 @@ async fn insert_memberships(
             }
         })
         .collect::<Result<_, _>>()?;
-    // One statement whatever the number of rows (its text never changes).
-    let mut inserted: HashSet<(i64, i64)> = sqlx::query(
-        "INSERT OR IGNORE INTO memberships (dir, g, m)
-         SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($2)
-         RETURNING g, m",
+    // Two statements whatever the number of rows (their texts never change): which pairs are
+    // there already (by primary key; usually none, so hardly a row comes back, where the
+    // inserted rows would all come back one by one through `RETURNING`), then the insert.
+    let list = encode("memberships", &pairs)?;
+    let mut present: HashSet<(i64, i64)> = sqlx::query(
+        "SELECT x.g, x.m FROM json_each($2) j CROSS JOIN memberships x
+         ON x.dir = $1 AND x.g = json_extract(j.value, '$[0]') AND x.m = json_extract(j.value, '$[1]')",
     )
     .bind(dir)
-    .bind(encode("memberships", &pairs)?)
+    .bind(&list)
     .fetch_all(&mut **tx)
     .await?
     .iter()
     .map(|r| (r.get(0), r.get(1)))
     .collect();
-    Ok(pairs.iter().map(|p| inserted.remove(p)).collect())
+    sqlx::query(
+        "INSERT OR IGNORE INTO memberships (dir, g, m)
+         SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($2)",
+    )
+    .bind(dir)
+    .bind(&list)
+    .execute(&mut **tx)
+    .await?;
+    // A row is new if it was not there and not named earlier in the list.
+    Ok(pairs.iter().map(|p| present.insert(*p)).collect())
 }
 
 /// Add users to a group of a flow's ledger: numbers are given and looked up inside SQLite,

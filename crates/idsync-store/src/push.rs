@@ -65,6 +65,28 @@ impl Unique {
     }
 }
 
+/// A change of a group's members that names them by id only, as SCIM's `members` values do.
+/// Whether each added id is a user or a group of the directory is decided by the writer, in
+/// the transaction that writes the change: nothing is read before the write, and nothing read
+/// can have changed by the time it lands (a member deleted meanwhile is refused, not linked).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberPatch {
+    /// The group's id.
+    pub group: String,
+    /// Members added (`true`) and removed (`false`), in the order asked.
+    pub ops: Vec<(bool, String)>,
+}
+
+/// Which of a list of ids (a JSON array, `$2`) are not users of the directory `$1`, or are
+/// groups of it: rows of (id, is a user, is a group). Every other id is a user and not a
+/// group. Most ids a member patch names are users, so hardly a row comes back.
+const NOT_JUST_USERS_SQL: &str = "SELECT j.value,
+        EXISTS (SELECT 1 FROM users u WHERE u.dir = $1 AND u.source_id = j.value),
+        EXISTS (SELECT 1 FROM groups_ g WHERE g.dir = $1 AND g.source_id = j.value)
+     FROM json_each($2) j
+     WHERE NOT EXISTS (SELECT 1 FROM users u WHERE u.dir = $1 AND u.source_id = j.value)
+        OR EXISTS (SELECT 1 FROM groups_ g WHERE g.dir = $1 AND g.source_id = j.value)";
+
 /// The table of a kind of directory object and its name column.
 fn name_column(kind: MemberKind) -> (&'static str, &'static str) {
     match kind {
@@ -284,14 +306,43 @@ impl Store {
 
     /// Apply changes after checking uniqueness rules: either every rule holds and everything is
     /// written, or nothing is and the answer is `Conflict`. Concurrent calls are committed
-    /// together (group commit): each runs in its own savepoint of a shared transaction, so one
-    /// that fails leaves the others whole, and each returns only once its write is committed.
+    /// together (group commit, decision 0013): one that breaks a rule or fails leaves the others
+    /// whole, and each returns only once its write is committed.
     pub async fn write_checked(
         &self,
         dir: &str,
         source: &str,
         checks: &[Unique],
         changes: &[Change],
+        now_ms: i64,
+    ) -> Result<WriteSummary, StoreError> {
+        self.submit(dir, source, checks.to_vec(), changes.to_vec(), None, now_ms)
+            .await
+    }
+
+    /// Add and remove a group's members, named by id only (see [`MemberPatch`]); committed
+    /// together with concurrent writes like [`Store::write_checked`]. Fails with `NotFound`
+    /// if the group does not exist and `Invalid` if an added id is neither a user nor a group
+    /// of the directory (or is the group itself); then nothing is written.
+    pub async fn patch_members(
+        &self,
+        dir: &str,
+        source: &str,
+        patch: MemberPatch,
+        now_ms: i64,
+    ) -> Result<WriteSummary, StoreError> {
+        self.submit(dir, source, Vec::new(), Vec::new(), Some(patch), now_ms)
+            .await
+    }
+
+    /// Queue a write for the group commit and wait for its answer.
+    async fn submit(
+        &self,
+        dir: &str,
+        source: &str,
+        checks: Vec<Unique>,
+        changes: Vec<Change>,
+        members: Option<MemberPatch>,
         now_ms: i64,
     ) -> Result<WriteSummary, StoreError> {
         let queue = self
@@ -306,8 +357,9 @@ impl Store {
         let job = WriteJob {
             dir: dir.to_string(),
             source: source.to_string(),
-            checks: checks.to_vec(),
-            changes: changes.to_vec(),
+            checks,
+            changes,
+            members,
             now_ms,
             reply,
         };
@@ -495,6 +547,8 @@ pub(crate) struct WriteJob {
     source: String,
     checks: Vec<Unique>,
     changes: Vec<Change>,
+    /// Member changes whose kinds the writer decides (then `changes` is empty).
+    members: Option<MemberPatch>,
     now_ms: i64,
     reply: tokio::sync::oneshot::Sender<Result<WriteSummary, StoreError>>,
 }
@@ -560,7 +614,9 @@ async fn commit_together(
     let started = std::time::Instant::now();
     let mut tx = pool.begin().await?;
     let mut learned = numbers.learn();
-    let verdicts = check_together(&mut tx, batch).await?;
+    let mut verdicts = check_together(&mut tx, batch).await?;
+    let resolved = resolve_members(&mut tx, batch, &mut verdicts).await?;
+    let changes_of = |n: usize| resolved[n].as_deref().unwrap_or(&batch[n].changes);
     let checked_at = started.elapsed();
     let mut results: Vec<Result<WriteSummary, StoreError>> = Vec::with_capacity(batch.len());
     let mut dirs: Vec<&str> = Vec::new();
@@ -576,7 +632,7 @@ async fn commit_together(
             .collect();
         let segments: Vec<(&[Change], i64)> = accepted
             .iter()
-            .map(|&n| (batch[n].changes.as_slice(), batch[n].now_ms))
+            .map(|&n| (changes_of(n), batch[n].now_ms))
             .collect();
         let mut log = crate::ChangeWriter::start(&mut tx, dir).await?;
         let logged = crate::write_segments(&mut tx, &mut log, &mut learned, dir, &segments).await?;
@@ -593,7 +649,7 @@ async fn commit_together(
     learned.keep();
     tracing::debug!(
         writes = batch.len(),
-        changes = batch.iter().map(|j| j.changes.len()).sum::<usize>(),
+        changes = (0..batch.len()).map(|n| changes_of(n).len()).sum::<usize>(),
         check_us = checked_at.as_micros() as u64,
         write_us = (written_at - checked_at).as_micros() as u64,
         commit_us = (started.elapsed() - written_at).as_micros() as u64,
@@ -742,16 +798,153 @@ async fn checked(
             return Err(check.conflict());
         }
     }
+    let mut verdict = [Ok(())];
+    let resolved = resolve_members(tx, std::slice::from_ref(job), &mut verdict).await?;
+    let [verdict] = verdict;
+    verdict?;
+    let changes = resolved[0].as_deref().unwrap_or(&job.changes);
     write_changes(
         tx,
         learned,
         &job.dir,
         &job.source,
-        &job.changes,
+        changes,
         None,
         job.now_ms,
     )
     .await
+}
+
+/// Whether an id names a user, and whether it names a group, of a directory.
+#[derive(Debug, Default, Clone, Copy)]
+struct Named {
+    user: bool,
+    group: bool,
+}
+
+/// Turn the member patches of a group of writes into changes. One query per directory says
+/// what the ids they name are; then, in order, each patch sees the users and groups that the
+/// accepted writes before it created and deleted. A patch that fails (see
+/// [`Store::patch_members`]) has its verdict set and no changes.
+async fn resolve_members(
+    tx: &mut crate::Tx<'_>,
+    batch: &[WriteJob],
+    verdicts: &mut [Result<(), StoreError>],
+) -> Result<Vec<Option<Vec<Change>>>, StoreError> {
+    let mut resolved = vec![None; batch.len()];
+    // The ids the patches name, by directory.
+    let mut named: std::collections::HashMap<&str, std::collections::HashMap<&str, Named>> =
+        Default::default();
+    for (job, verdict) in batch.iter().zip(verdicts.iter()) {
+        if let (Some(patch), Ok(())) = (&job.members, verdict) {
+            let ids = named.entry(job.dir.as_str()).or_default();
+            ids.entry(patch.group.as_str()).or_default();
+            for (_, id) in patch.ops.iter().filter(|(add, _)| *add) {
+                ids.entry(id.as_str()).or_default();
+            }
+        }
+    }
+    for (dir, ids) in &mut named {
+        let list: Vec<&str> = ids.keys().copied().collect();
+        let rows = sqlx::query(NOT_JUST_USERS_SQL)
+            .bind(*dir)
+            .bind(crate::encode("ids", &list)?)
+            .fetch_all(&mut **tx)
+            .await?;
+        for n in ids.values_mut() {
+            n.user = true;
+        }
+        for r in rows {
+            let id: String = r.get(0);
+            if let Some(n) = ids.get_mut(id.as_str()) {
+                n.user = r.get(1);
+                n.group = r.get(2);
+            }
+        }
+    }
+    for (n, job) in batch.iter().enumerate() {
+        if verdicts[n].is_err() {
+            continue;
+        }
+        let Some(ids) = named.get_mut(job.dir.as_str()) else {
+            continue;
+        };
+        if let Some(patch) = &job.members {
+            match member_changes(ids, patch) {
+                Ok(changes) => resolved[n] = Some(changes),
+                Err(e) => verdicts[n] = Err(e),
+            }
+            continue;
+        }
+        // What later patches see of this write.
+        for change in &job.changes {
+            let (id, user, exists) = match change {
+                Change::UpsertUser { user } => (&user.source_id, true, true),
+                Change::UpsertGroup { group } => (&group.source_id, false, true),
+                Change::DeleteUser { source_id } => (source_id, true, false),
+                Change::DeleteGroup { source_id } => (source_id, false, false),
+                Change::AddMember { .. } | Change::RemoveMember { .. } => continue,
+            };
+            if let Some(n) = ids.get_mut(id.as_str()) {
+                if user {
+                    n.user = exists;
+                } else {
+                    n.group = exists;
+                }
+            }
+        }
+    }
+    Ok(resolved)
+}
+
+/// The changes of a member patch, given what its ids name. An id that names both a user and
+/// a group is taken as the user.
+fn member_changes(
+    ids: &std::collections::HashMap<&str, Named>,
+    patch: &MemberPatch,
+) -> Result<Vec<Change>, StoreError> {
+    let named = |id: &str| ids.get(id).copied().unwrap_or_default();
+    if !named(&patch.group).group {
+        return Err(StoreError::NotFound(format!(
+            "no group with id {}",
+            patch.group
+        )));
+    }
+    let mut changes = Vec::with_capacity(patch.ops.len());
+    for (add, id) in &patch.ops {
+        let kinds: &[MemberKind] = if !*add {
+            // A member named for removal may be a user or a group; removing what is not
+            // there changes nothing.
+            &[MemberKind::User, MemberKind::Group]
+        } else if *id == patch.group {
+            return Err(StoreError::Invalid(format!(
+                "members: group {id} cannot be a member of itself"
+            )));
+        } else {
+            match named(id) {
+                Named { user: true, .. } => &[MemberKind::User],
+                Named { group: true, .. } => &[MemberKind::Group],
+                _ => {
+                    return Err(StoreError::Invalid(format!(
+                        "members: no user or group with id {id}"
+                    )))
+                }
+            }
+        };
+        for kind in kinds {
+            let member = MemberRef {
+                kind: *kind,
+                id: id.clone(),
+            };
+            let group = patch.group.clone();
+            changes.push(if *add {
+                Change::AddMember { group, member }
+            } else {
+                Change::RemoveMember { group, member }
+            });
+        }
+    }
+    Ok(changes)
 }
 
 #[cfg(test)]
@@ -766,6 +959,7 @@ mod tests {
             source: "scim".into(),
             checks,
             changes,
+            members: None,
             now_ms: 1,
             reply: tokio::sync::oneshot::channel().0,
         }
@@ -843,5 +1037,116 @@ mod tests {
             verdicts,
             [false, true, true, false, true, true, false, true]
         );
+    }
+
+    fn members(group: &str, ops: &[(bool, &str)]) -> WriteJob {
+        let mut j = job(vec![], vec![]);
+        j.members = Some(MemberPatch {
+            group: group.into(),
+            ops: ops.iter().map(|(add, id)| (*add, id.to_string())).collect(),
+        });
+        j
+    }
+
+    /// Member patches committed together are decided by the writer against what the store
+    /// holds and what the writes before them in the group did: a user created earlier in the
+    /// group can be added, one deleted earlier cannot, a group member is a group, a group
+    /// cannot hold itself, a patch of a missing group is NotFound.
+    #[tokio::test]
+    async fn member_patches_see_what_the_writes_before_them_did() {
+        let store = Store::open_in_memory().await.unwrap();
+        store
+            .apply_changes(
+                "d",
+                "scim",
+                &[
+                    Change::UpsertUser {
+                        user: User::new("u1", "ada"),
+                    },
+                    Change::UpsertUser {
+                        user: User::new("u2", "grace"),
+                    },
+                    Change::UpsertGroup {
+                        group: idsync_core::Group::new("g1", "Engineering"),
+                    },
+                    Change::UpsertGroup {
+                        group: idsync_core::Group::new("g2", "Ops"),
+                    },
+                ],
+                None,
+                1,
+            )
+            .await
+            .unwrap();
+        let delete_u2 = job(
+            vec![],
+            vec![Change::DeleteUser {
+                source_id: "u2".into(),
+            }],
+        );
+        let batch = vec![
+            members("g1", &[(true, "u3")]), // u3 is not created yet
+            create("u3", "linus"),
+            members("g1", &[(true, "u3"), (true, "g2"), (false, "u9")]),
+            delete_u2,
+            members("g1", &[(true, "u1"), (true, "u2")]), // u2 was just deleted
+            members("g2", &[(true, "g2")]),               // itself
+            members("g9", &[(false, "u1")]),              // no such group
+        ];
+        let mut tx = store.writer.begin().await.unwrap();
+        let mut verdicts = check_together(&mut tx, &batch).await.unwrap();
+        let resolved = resolve_members(&mut tx, &batch, &mut verdicts)
+            .await
+            .unwrap();
+        let outcome: Vec<&str> = verdicts
+            .iter()
+            .map(|v| match v {
+                Ok(()) => "ok",
+                Err(StoreError::Invalid(_)) => "invalid",
+                Err(StoreError::NotFound(_)) => "not found",
+                Err(_) => "other",
+            })
+            .collect();
+        assert_eq!(
+            outcome,
+            [
+                "invalid",
+                "ok",
+                "ok",
+                "ok",
+                "invalid",
+                "invalid",
+                "not found"
+            ]
+        );
+        let add = |kind, id: &str| Change::AddMember {
+            group: "g1".into(),
+            member: MemberRef {
+                kind,
+                id: id.into(),
+            },
+        };
+        let remove = |kind, id: &str| Change::RemoveMember {
+            group: "g1".into(),
+            member: MemberRef {
+                kind,
+                id: id.into(),
+            },
+        };
+        assert_eq!(
+            resolved[2].as_deref(),
+            Some(
+                &[
+                    add(MemberKind::User, "u3"),
+                    add(MemberKind::Group, "g2"),
+                    remove(MemberKind::User, "u9"),
+                    remove(MemberKind::Group, "u9"),
+                ][..]
+            )
+        );
+        assert!(resolved
+            .iter()
+            .enumerate()
+            .all(|(n, r)| r.is_some() == (n == 2)));
     }
 }

@@ -110,6 +110,14 @@ async fn apply_changes_logs_only_real_changes_and_cascades_deletes() {
             group: "g1".into(),
             member: MemberRef::user("u1"),
         }, // exists: not logged
+        Change::AddMember {
+            group: "g2".into(),
+            member: MemberRef::user("u2"),
+        }, // new: logged
+        Change::AddMember {
+            group: "g2".into(),
+            member: MemberRef::user("u2"),
+        }, // the same again: not logged
         Change::DeleteGroup {
             source_id: "g1".into(),
         },
@@ -124,8 +132,8 @@ async fn apply_changes_logs_only_real_changes_and_cascades_deletes() {
         .apply_changes("hr", "scim", &changes, Some("delta-2"), 5)
         .await
         .unwrap();
-    assert_eq!(w.changes, 2);
-    assert_eq!(w.last_seq, start + 2);
+    assert_eq!(w.changes, 3);
+    assert_eq!(w.last_seq, start + 3);
     assert_eq!(
         s.source_cursor("scim").await.unwrap().as_deref(),
         Some("delta-2")
