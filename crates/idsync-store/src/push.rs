@@ -953,6 +953,16 @@ mod tests {
     use super::*;
     use idsync_core::User;
 
+    /// A store in memory whose directory `d` holds what these changes write.
+    async fn store_holding(changes: &[Change]) -> Store {
+        let store = Store::open_in_memory().await.unwrap();
+        store
+            .apply_changes("d", "scim", changes, None, 1)
+            .await
+            .unwrap();
+        store
+    }
+
     fn job(checks: Vec<Unique>, changes: Vec<Change>) -> WriteJob {
         WriteJob {
             dir: "d".into(),
@@ -993,24 +1003,15 @@ mod tests {
     /// by a rename or a deletion is free, a name taken by a creation or a rename is taken.
     #[tokio::test]
     async fn writes_of_a_group_see_the_names_the_earlier_ones_took_and_freed() {
-        let store = Store::open_in_memory().await.unwrap();
-        store
-            .apply_changes(
-                "d",
-                "scim",
-                &[
-                    Change::UpsertUser {
-                        user: User::new("u1", "Ada"),
-                    },
-                    Change::UpsertUser {
-                        user: User::new("u2", "grace"),
-                    },
-                ],
-                None,
-                1,
-            )
-            .await
-            .unwrap();
+        let store = store_holding(&[
+            Change::UpsertUser {
+                user: User::new("u1", "Ada"),
+            },
+            Change::UpsertUser {
+                user: User::new("u2", "grace"),
+            },
+        ])
+        .await;
         let batch = vec![
             create("n1", "ADA"),          // taken by u1
             rename("u1", "ada.lovelace"), // frees "ada"
@@ -1054,30 +1055,21 @@ mod tests {
     /// cannot hold itself, a patch of a missing group is NotFound.
     #[tokio::test]
     async fn member_patches_see_what_the_writes_before_them_did() {
-        let store = Store::open_in_memory().await.unwrap();
-        store
-            .apply_changes(
-                "d",
-                "scim",
-                &[
-                    Change::UpsertUser {
-                        user: User::new("u1", "ada"),
-                    },
-                    Change::UpsertUser {
-                        user: User::new("u2", "grace"),
-                    },
-                    Change::UpsertGroup {
-                        group: idsync_core::Group::new("g1", "Engineering"),
-                    },
-                    Change::UpsertGroup {
-                        group: idsync_core::Group::new("g2", "Ops"),
-                    },
-                ],
-                None,
-                1,
-            )
-            .await
-            .unwrap();
+        let store = store_holding(&[
+            Change::UpsertUser {
+                user: User::new("u1", "ada"),
+            },
+            Change::UpsertUser {
+                user: User::new("u2", "grace"),
+            },
+            Change::UpsertGroup {
+                group: idsync_core::Group::new("g1", "Engineering"),
+            },
+            Change::UpsertGroup {
+                group: idsync_core::Group::new("g2", "Ops"),
+            },
+        ])
+        .await;
         let delete_u2 = job(
             vec![],
             vec![Change::DeleteUser {
