@@ -127,39 +127,26 @@ impl Store {
         .transpose()
     }
 
-    /// Which of these source ids are users, and which are groups, of the directory (one query
-    /// per 400 ids). An id that names both is a user.
+    /// Which of these source ids are users, and which are groups, of the directory (one
+    /// query). An id that names both is a user; one that names neither is left out.
     pub async fn kinds_of(
         &self,
         dir: &str,
         ids: &[&str],
     ) -> Result<std::collections::HashMap<String, MemberKind>, StoreError> {
-        let mut out = std::collections::HashMap::new();
-        // The ids as one JSON array: one statement, prepared once, whatever their number.
-        let list = crate::encode("ids", &ids)?;
-        for r in sqlx::query(
-            "SELECT source_id, 0 FROM users WHERE dir = $1 AND source_id IN (SELECT value FROM json_each($2))
-             UNION ALL
-             SELECT source_id, 1 FROM groups_ WHERE dir = $1 AND source_id IN (SELECT value FROM json_each($2))",
-        )
-        .bind(dir)
-        .bind(list)
-        .fetch_all(&self.reader)
-        .await?
-        {
-            let kind = match r.get::<i64, _>(1) {
-                0 => MemberKind::User,
-                _ => MemberKind::Group,
-            };
-            out.entry(r.get::<String, _>(0))
-                .and_modify(|k| {
-                    if kind == MemberKind::User {
-                        *k = kind;
-                    }
-                })
-                .or_insert(kind);
-        }
-        Ok(out)
+        let mut conn = self.reader.acquire().await?;
+        let named = what_ids_name(&mut conn, dir, ids.iter().copied()).await?;
+        Ok(named
+            .into_iter()
+            .filter_map(|(id, n)| {
+                let kind = match n {
+                    Named { user: true, .. } => MemberKind::User,
+                    Named { group: true, .. } => MemberKind::Group,
+                    _ => return None,
+                };
+                Some((id.to_string(), kind))
+            })
+            .collect())
     }
 
     pub async fn get_group(&self, dir: &str, id: &str) -> Result<Option<StoredGroup>, StoreError> {
@@ -822,6 +809,37 @@ struct Named {
     group: bool,
 }
 
+/// What each of `ids` names in the directory, in one query (`NOT_JUST_USERS_SQL`).
+async fn what_ids_name<'a>(
+    conn: &mut sqlx::SqliteConnection,
+    dir: &str,
+    ids: impl Iterator<Item = &'a str>,
+) -> Result<std::collections::HashMap<&'a str, Named>, StoreError> {
+    let mut named: std::collections::HashMap<&'a str, Named> = ids
+        .map(|id| {
+            let user_only = Named {
+                user: true,
+                group: false,
+            };
+            (id, user_only)
+        })
+        .collect();
+    let list: Vec<&str> = named.keys().copied().collect();
+    let rows = sqlx::query(NOT_JUST_USERS_SQL)
+        .bind(dir)
+        .bind(crate::encode("ids", &list)?)
+        .fetch_all(&mut *conn)
+        .await?;
+    for r in rows {
+        let id: String = r.get(0);
+        if let Some(n) = named.get_mut(id.as_str()) {
+            n.user = r.get(1);
+            n.group = r.get(2);
+        }
+    }
+    Ok(named)
+}
+
 /// Turn the member patches of a group of writes into changes. One query per directory says
 /// what the ids they name are; then, in order, each patch sees the users and groups that the
 /// accepted writes before it created and deleted. A patch that fails (see
@@ -845,22 +863,7 @@ async fn resolve_members(
         }
     }
     for (dir, ids) in &mut named {
-        let list: Vec<&str> = ids.keys().copied().collect();
-        let rows = sqlx::query(NOT_JUST_USERS_SQL)
-            .bind(*dir)
-            .bind(crate::encode("ids", &list)?)
-            .fetch_all(&mut **tx)
-            .await?;
-        for n in ids.values_mut() {
-            n.user = true;
-        }
-        for r in rows {
-            let id: String = r.get(0);
-            if let Some(n) = ids.get_mut(id.as_str()) {
-                n.user = r.get(1);
-                n.group = r.get(2);
-            }
-        }
+        *ids = what_ids_name(tx, dir, ids.keys().copied()).await?;
     }
     for (n, job) in batch.iter().enumerate() {
         if verdicts[n].is_err() {
