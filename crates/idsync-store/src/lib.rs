@@ -9,6 +9,7 @@
 
 mod numbers;
 mod push;
+mod reverse;
 mod types;
 
 pub use push::{MemberPatch, StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
@@ -25,6 +26,8 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
+
+use reverse::Table;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -363,7 +366,7 @@ impl Store {
         let mut removed: Vec<&Membership> = have.iter().filter(|m| !want.contains(m)).collect();
         removed.sort();
         for m in removed {
-            delete_membership(&mut tx, dir, m).await?;
+            delete_membership(&mut tx, &mut learned, dir, m).await?;
             log.push(
                 &mut tx,
                 &Change::RemoveMember {
@@ -395,16 +398,18 @@ impl Store {
         }
 
         for source_id in gone_users {
-            delete_object(&mut tx, dir, MemberKind::User, &source_id).await?;
+            delete_object(&mut tx, &mut learned, dir, MemberKind::User, &source_id).await?;
             log.push(&mut tx, &Change::DeleteUser { source_id }, now_ms)
                 .await?;
         }
         for source_id in gone_groups {
-            delete_object(&mut tx, dir, MemberKind::Group, &source_id).await?;
+            delete_object(&mut tx, &mut learned, dir, MemberKind::Group, &source_id).await?;
             log.push(&mut tx, &Change::DeleteGroup { source_id }, now_ms)
                 .await?;
         }
-        let summary = log.finish(&mut tx, source, source_cursor).await?;
+        let summary = log
+            .finish(&mut tx, &mut learned, source, source_cursor)
+            .await?;
         tx.commit().await?;
         learned.keep();
         self.note_changes(summary.changes).await?;
@@ -624,6 +629,12 @@ impl Store {
         ledger: &LedgerState,
     ) -> Result<i64, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let mut learned = self.numbers.learn();
+        learned
+            .reverse
+            .scope(&mut tx, Table::LedgerMembers, flow)
+            .await?
+            .forget();
         for table in ["ledger_users", "ledger_groups", "ledger_members"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE flow = $1"))
                 .bind(flow)
@@ -665,10 +676,11 @@ impl Store {
         }
         for (group, users) in &ledger.members {
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
-            add_ledger_members(&mut tx, flow, group, &users).await?;
+            add_ledger_members(&mut tx, &mut learned, flow, group, &users).await?;
         }
         let version = bump_ledger_version(&mut tx, flow).await?;
         tx.commit().await?;
+        learned.keep();
         Ok(version)
     }
 
@@ -681,6 +693,7 @@ impl Store {
         records: &[OpRecord],
     ) -> Result<i64, StoreError> {
         let mut tx = self.writer.begin().await?;
+        let mut learned = self.numbers.learn();
         let mut n: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(n), 0) FROM run_ops WHERE run_id = $1")
                 .bind(run_id)
@@ -710,11 +723,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if rec.applied {
-                apply_to_ledger(&mut tx, flow, rec).await?;
+                apply_to_ledger(&mut tx, &mut learned, flow, rec).await?;
             }
         }
         let version = bump_ledger_version(&mut tx, flow).await?;
+        learned
+            .reverse
+            .committed_as(Table::LedgerMembers, flow, version);
         tx.commit().await?;
+        learned.keep();
         Ok(version)
     }
 
@@ -992,7 +1009,7 @@ pub(crate) async fn write_changes(
 ) -> Result<WriteSummary, StoreError> {
     let mut log = ChangeWriter::start(tx, dir).await?;
     write_segments(tx, &mut log, learned, dir, &[(changes, now_ms)]).await?;
-    log.finish(tx, source, source_cursor).await
+    log.finish(tx, learned, source, source_cursor).await
 }
 
 /// Apply segments of changes in order, each at its own time, and log those that change
@@ -1069,13 +1086,13 @@ pub(crate) async fn write_segments(
                     .collect()
             }
             Change::DeleteUser { source_id } => {
-                let gone = delete_object(tx, dir, MemberKind::User, source_id).await?;
+                let gone = delete_object(tx, learned, dir, MemberKind::User, source_id).await?;
                 gone.then(|| (seg, change.clone(), at))
                     .into_iter()
                     .collect()
             }
             Change::DeleteGroup { source_id } => {
-                let gone = delete_object(tx, dir, MemberKind::Group, source_id).await?;
+                let gone = delete_object(tx, learned, dir, MemberKind::Group, source_id).await?;
                 gone.then(|| (seg, change.clone(), at))
                     .into_iter()
                     .collect()
@@ -1085,7 +1102,7 @@ pub(crate) async fn write_segments(
                     group: group.clone(),
                     member: member.clone(),
                 };
-                let gone = delete_membership(tx, dir, &m).await?;
+                let gone = delete_membership(tx, learned, dir, &m).await?;
                 gone.then(|| (seg, change.clone(), at))
                     .into_iter()
                     .collect()
@@ -1237,10 +1254,14 @@ impl ChangeWriter {
     pub(crate) async fn finish(
         mut self,
         tx: &mut Tx<'_>,
+        learned: &mut numbers::Learned,
         source: &str,
         cursor: Option<&str>,
     ) -> Result<WriteSummary, StoreError> {
         self.flush(tx).await?;
+        learned
+            .reverse
+            .committed_as(Table::Memberships, &self.dir, self.seq);
         if self.count > 0 {
             sqlx::query("UPDATE directories SET last_seq = $2 WHERE name = $1")
                 .bind(&self.dir)
@@ -1523,6 +1544,7 @@ async fn write_rows<T: DirObject>(
 /// Delete a user or group and every membership that names it. True when it existed.
 async fn delete_object(
     tx: &mut Tx<'_>,
+    learned: &mut numbers::Learned,
     dir: &str,
     kind: MemberKind,
     source_id: &str,
@@ -1546,18 +1568,39 @@ async fn delete_object(
             .execute(&mut **tx)
             .await?;
     }
-    sqlx::query("DELETE FROM memberships WHERE dir = $1 AND m = (SELECT n FROM numbers WHERE kind = $2 AND id = $3)")
+    // Without a number it was never in a membership.
+    let Some(number) = numbers::numbers(tx, learned, [(kind.as_str(), source_id)], false)
+        .await?
+        .get(&(kind.as_str(), source_id))
+        .copied()
+    else {
+        return Ok(n > 0);
+    };
+    // The groups it is in come from the reverse map (there is no index by member), and go
+    // by primary key.
+    let scope = learned.reverse.scope(tx, Table::Memberships, dir).await?;
+    let groups = scope.groups_of(tx, number).await?;
+    if !groups.is_empty() {
+        sqlx::query(
+            "DELETE FROM memberships WHERE dir = $1 AND m = $2 AND g IN (SELECT value FROM json_each($3))",
+        )
         .bind(dir)
-        .bind(kind.as_str())
-        .bind(source_id)
+        .bind(number)
+        .bind(encode("groups", &groups)?)
         .execute(&mut **tx)
         .await?;
+    }
+    scope.left(number);
     if kind == MemberKind::Group {
-        sqlx::query("DELETE FROM memberships WHERE dir = $1 AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)")
-            .bind(dir)
-            .bind(source_id)
-            .execute(&mut **tx)
-            .await?;
+        let members: Vec<i64> =
+            sqlx::query_scalar("DELETE FROM memberships WHERE dir = $1 AND g = $2 RETURNING m")
+                .bind(dir)
+                .bind(number)
+                .fetch_all(&mut **tx)
+                .await?;
+        for m in members {
+            scope.remove(number, m);
+        }
     }
     Ok(n > 0)
 }
@@ -1615,7 +1658,12 @@ async fn insert_memberships(
     .execute(&mut **tx)
     .await?;
     // A row is new if it was not there and not named earlier in the list.
-    Ok(pairs.iter().map(|p| present.insert(*p)).collect())
+    let new: Vec<bool> = pairs.iter().map(|p| present.insert(*p)).collect();
+    let scope = learned.reverse.scope(tx, Table::Memberships, dir).await?;
+    for ((g, m), _) in pairs.iter().zip(&new).filter(|(_, new)| **new) {
+        scope.add(*g, *m);
+    }
+    Ok(new)
 }
 
 /// Add users to a group of a flow's ledger: numbers are given and looked up inside SQLite,
@@ -1623,6 +1671,7 @@ async fn insert_memberships(
 /// the statement journal: every page an insert touches would otherwise be copied first.
 async fn add_ledger_members(
     tx: &mut Tx<'_>,
+    learned: &mut numbers::Learned,
     flow: &str,
     group: &str,
     users: &[&str],
@@ -1639,33 +1688,85 @@ async fn add_ledger_members(
     .bind(&users)
     .execute(&mut **tx)
     .await?;
-    sqlx::query(
-        "INSERT OR IGNORE INTO ledger_members (flow, g, u)
+    const INSERT: &str = "INSERT OR IGNORE INTO ledger_members (flow, g, u)
          SELECT $1, g.n, u.n FROM numbers g CROSS JOIN json_each($3) j
          CROSS JOIN numbers u ON u.kind = 'user' AND u.id = j.value
-         WHERE g.kind = 'group' AND g.id = $2",
-    )
-    .bind(flow)
-    .bind(group)
-    .bind(&users)
-    .execute(&mut **tx)
-    .await?;
+         WHERE g.kind = 'group' AND g.id = $2";
+    let scope = learned
+        .reverse
+        .scope(tx, Table::LedgerMembers, flow)
+        .await?;
+    // The new rows come back only when a reverse map follows the ledger's changes.
+    if scope.follows() {
+        let added: Vec<(i64, i64)> = sqlx::query_as(&format!("{INSERT} RETURNING g, u"))
+            .bind(flow)
+            .bind(group)
+            .bind(&users)
+            .fetch_all(&mut **tx)
+            .await?;
+        for (g, u) in added {
+            scope.add(g, u);
+        }
+    } else {
+        sqlx::query(INSERT)
+            .bind(flow)
+            .bind(group)
+            .bind(&users)
+            .execute(&mut **tx)
+            .await?;
+    }
     Ok(())
 }
 
-async fn delete_membership(tx: &mut Tx<'_>, dir: &str, m: &Membership) -> Result<bool, StoreError> {
-    let n = sqlx::query(
+/// Delete ledger memberships by `sql` (binding the flow and one key), following what went.
+async fn delete_ledger_members(
+    tx: &mut Tx<'_>,
+    learned: &mut numbers::Learned,
+    flow: &str,
+    sql: &str,
+    key: &str,
+) -> Result<(), StoreError> {
+    let gone: Vec<(i64, i64)> = sqlx::query_as(sql)
+        .bind(flow)
+        .bind(key)
+        .fetch_all(&mut **tx)
+        .await?;
+    let scope = learned
+        .reverse
+        .scope(tx, Table::LedgerMembers, flow)
+        .await?;
+    for (g, u) in gone {
+        scope.remove(g, u);
+    }
+    Ok(())
+}
+
+async fn delete_membership(
+    tx: &mut Tx<'_>,
+    learned: &mut numbers::Learned,
+    dir: &str,
+    m: &Membership,
+) -> Result<bool, StoreError> {
+    let gone: Option<(i64, i64)> = sqlx::query_as(
         "DELETE FROM memberships WHERE dir = $1
          AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)
-         AND m = (SELECT n FROM numbers WHERE kind = $3 AND id = $4)",
+         AND m = (SELECT n FROM numbers WHERE kind = $3 AND id = $4)
+         RETURNING g, m",
     )
     .bind(dir)
     .bind(&m.group)
     .bind(m.member.kind.as_str())
     .bind(&m.member.id)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
+    .fetch_optional(&mut **tx)
+    .await?;
+    let n = u64::from(gone.is_some());
+    if let Some((g, m)) = gone {
+        learned
+            .reverse
+            .scope(tx, Table::Memberships, dir)
+            .await?
+            .remove(g, m);
+    }
     Ok(n > 0)
 }
 
@@ -1689,6 +1790,10 @@ async fn upsert_ledger(
     .await?;
     Ok(())
 }
+
+/// A group's ledger memberships (bound: the flow and the group's key).
+const GROUP_LEDGER_MEMBERS: &str = "DELETE FROM ledger_members WHERE flow = $1
+     AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2) RETURNING g, u";
 
 async fn bump_ledger_version(tx: &mut Tx<'_>, flow: &str) -> Result<i64, StoreError> {
     let v: Option<i64> = sqlx::query_scalar(
@@ -1731,7 +1836,12 @@ async fn forget_disable(tx: &mut Tx<'_>, flow: &str, key: &str) -> Result<(), St
 }
 
 /// The ledger side of `LedgerState::record`, in SQL.
-async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<(), StoreError> {
+async fn apply_to_ledger(
+    tx: &mut Tx<'_>,
+    learned: &mut numbers::Learned,
+    flow: &str,
+    rec: &OpRecord,
+) -> Result<(), StoreError> {
     let key = rec.op.key.as_str();
     let target_id = rec.target_id.as_deref().unwrap_or_default();
     match &rec.op.action {
@@ -1769,24 +1879,36 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
                 .await?;
         }
         Action::DeleteUser { .. } => {
-            for sql in [
-                "DELETE FROM ledger_users WHERE flow = $1 AND key = $2",
-                "DELETE FROM ledger_members WHERE flow = $1 AND u = (SELECT n FROM numbers WHERE kind = 'user' AND id = $2)",
-            ] {
-                sqlx::query(sql)
-                    .bind(flow)
-                    .bind(key)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-        }
-        Action::CreateGroup { group } => {
-            // A new group starts without members, also when it replaces one.
-            sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)")
+            sqlx::query("DELETE FROM ledger_users WHERE flow = $1 AND key = $2")
                 .bind(flow)
                 .bind(key)
                 .execute(&mut **tx)
                 .await?;
+            // The user's groups from the reverse map (no index by user), then by primary key.
+            let number = numbers::numbers(tx, learned, [("user", key)], false)
+                .await?
+                .get(&("user", key))
+                .copied();
+            if let Some(u) = number {
+                let scope = learned
+                    .reverse
+                    .scope(tx, Table::LedgerMembers, flow)
+                    .await?;
+                let groups = scope.groups_of(tx, u).await?;
+                if !groups.is_empty() {
+                    sqlx::query("DELETE FROM ledger_members WHERE flow = $1 AND u = $2 AND g IN (SELECT value FROM json_each($3))")
+                        .bind(flow)
+                        .bind(u)
+                        .bind(encode("groups", &groups)?)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                scope.left(u);
+            }
+        }
+        Action::CreateGroup { group } => {
+            // A new group starts without members, also when it replaces one.
+            delete_ledger_members(tx, learned, flow, GROUP_LEDGER_MEMBERS, key).await?;
             upsert_ledger(
                 tx,
                 "ledger_groups",
@@ -1801,34 +1923,38 @@ async fn apply_to_ledger(tx: &mut Tx<'_>, flow: &str, rec: &OpRecord) -> Result<
             update_ledger_data(tx, "ledger_groups", flow, key, &encode("group", after)?).await?
         }
         Action::DeleteGroup { .. } => {
-            for sql in [
-                "DELETE FROM ledger_groups WHERE flow = $1 AND key = $2",
-                "DELETE FROM ledger_members WHERE flow = $1 AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)",
-            ] {
-                sqlx::query(sql)
-                    .bind(flow)
-                    .bind(key)
-                    .execute(&mut **tx)
-                    .await?;
-            }
+            sqlx::query("DELETE FROM ledger_groups WHERE flow = $1 AND key = $2")
+                .bind(flow)
+                .bind(key)
+                .execute(&mut **tx)
+                .await?;
+            delete_ledger_members(tx, learned, flow, GROUP_LEDGER_MEMBERS, key).await?;
         }
         Action::AddMembers { users, .. } => {
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
-            add_ledger_members(tx, flow, key, &users).await?;
+            add_ledger_members(tx, learned, flow, key, &users).await?;
         }
         Action::RemoveMembers { users, .. } => {
             // One statement, the users as one JSON array (as `add_ledger_members`).
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
-            sqlx::query(
+            let gone: Vec<(i64, i64)> = sqlx::query_as(
                 "DELETE FROM ledger_members WHERE flow = $1
                  AND g = (SELECT n FROM numbers WHERE kind = 'group' AND id = $2)
-                 AND u IN (SELECT n FROM numbers WHERE kind = 'user' AND id IN (SELECT value FROM json_each($3)))",
+                 AND u IN (SELECT n FROM numbers WHERE kind = 'user' AND id IN (SELECT value FROM json_each($3)))
+                 RETURNING g, u",
             )
             .bind(flow)
             .bind(key)
             .bind(encode("ledger members", &users)?)
-            .execute(&mut **tx)
+            .fetch_all(&mut **tx)
             .await?;
+            let scope = learned
+                .reverse
+                .scope(tx, Table::LedgerMembers, flow)
+                .await?;
+            for (g, u) in gone {
+                scope.remove(g, u);
+            }
         }
     }
     Ok(())

@@ -3,6 +3,7 @@
 //! (kind `user` or `group`, and the id). A number stands for its (kind, id) everywhere, in every
 //! directory and ledger, and is never reused for anything else.
 
+use crate::reverse::{ReverseMaps, TxReverse};
 use crate::StoreError;
 use sqlx::{Row, SqliteConnection};
 use std::collections::{HashMap, HashSet};
@@ -14,19 +15,26 @@ pub(crate) type Numbered<'a> = (&'static str, &'a str);
 /// Most ids the cache keeps (about 100 bytes each); past it, it starts again empty.
 const CACHE_MAX: usize = 1 << 20;
 
-/// Numbers this store has seen committed, by kind and id. A committed number never changes
-/// and is never given to another id, so an entry can never go stale, whoever else writes to
-/// the file. Only numbers of committed transactions enter it (see [`Learned::keep`]): a
-/// number given in a transaction that rolled back may be given again to another id.
+/// What this store keeps in memory of committed data: the numbers of ids, and the reverse
+/// membership maps (`crate::reverse`).
+///
+/// Numbers are kept by kind and id. A committed number never changes and is never given to
+/// another id, so an entry can never go stale, whoever else writes to the file. Only numbers
+/// of committed transactions enter it (see [`Learned::keep`]): a number given in a transaction
+/// that rolled back may be given again to another id.
 #[derive(Clone, Default)]
-pub(crate) struct NumberCache(Arc<Mutex<[HashMap<String, i64>; 2]>>);
+pub(crate) struct NumberCache {
+    ids: Arc<Mutex<[HashMap<String, i64>; 2]>>,
+    pub(crate) reverse: ReverseMaps,
+}
 
 impl std::fmt::Debug for NumberCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let known = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let known = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
         f.debug_struct("NumberCache")
             .field("users", &known[0].len())
             .field("groups", &known[1].len())
+            .field("reverse", &self.reverse)
             .finish()
     }
 }
@@ -41,20 +49,28 @@ impl NumberCache {
         Learned {
             cache: self.clone(),
             new: Default::default(),
+            reverse: self.reverse.begin(),
         }
     }
 }
 
-/// The numbers one transaction looked up or gave; into the cache once it has committed.
+/// The numbers one transaction looked up or gave, and the memberships it changed; into the
+/// caches once it has committed.
 pub(crate) struct Learned {
     cache: NumberCache,
     new: [HashMap<String, i64>; 2],
+    pub(crate) reverse: TxReverse,
 }
 
 impl Learned {
     /// The transaction committed: what it learned is true for good.
     pub(crate) fn keep(self) {
-        let mut known = self.cache.0.lock().unwrap_or_else(PoisonError::into_inner);
+        self.reverse.keep();
+        let mut known = self
+            .cache
+            .ids
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         for (slot, new) in self.new.into_iter().enumerate() {
             if known[slot].len() + new.len() > CACHE_MAX {
                 known[slot].clear();
@@ -81,7 +97,7 @@ pub(crate) async fn numbers<'a>(
     {
         let known = learned
             .cache
-            .0
+            .ids
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         for key @ (kind, id) in asked {

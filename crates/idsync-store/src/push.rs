@@ -2,6 +2,7 @@
 //! uniqueness in the same transaction, object timestamps, and bearer tokens kept as hashes.
 
 use crate::numbers::{Learned, NumberCache};
+use crate::reverse::Table;
 use crate::{decode, write_changes, Store, StoreError, WriteSummary};
 use idsync_core::{Change, Group, MemberKind, MemberRef, User};
 use rand::RngCore;
@@ -278,15 +279,35 @@ impl Store {
         dir: &str,
         user: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
+        // One snapshot: the directory's version, the user's groups from the reverse map at
+        // that version (there is no index by member), and their names.
+        let mut tx = self.reader.begin().await?;
+        let version = Table::Memberships.version(&mut tx, dir).await?;
+        let number: Option<i64> =
+            sqlx::query_scalar("SELECT n FROM numbers WHERE kind = 'user' AND id = $1")
+                .bind(user)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let (Some(version), Some(number)) = (version, number) else {
+            return Ok(Vec::new());
+        };
+        let groups = self
+            .numbers
+            .reverse
+            .groups_of(&mut tx, Table::Memberships, dir, version, number)
+            .await?;
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
         let rows = sqlx::query(
-            "SELECT g.source_id, g.display_name FROM memberships x JOIN numbers gn ON gn.n = x.g
-             JOIN groups_ g ON g.dir = x.dir AND g.source_id = gn.id
-             WHERE x.dir = $1 AND x.m = (SELECT n FROM numbers WHERE kind = 'user' AND id = $2)
+            "SELECT g.source_id, g.display_name FROM json_each($2) j
+             CROSS JOIN numbers gn ON gn.n = j.value
+             CROSS JOIN groups_ g ON g.dir = $1 AND g.source_id = gn.id
              ORDER BY g.display_name",
         )
         .bind(dir)
-        .bind(user)
-        .fetch_all(&self.reader)
+        .bind(crate::encode("groups", &groups)?)
+        .fetch_all(&mut *tx)
         .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }
@@ -623,7 +644,7 @@ async fn commit_together(
             .collect();
         let mut log = crate::ChangeWriter::start(&mut tx, dir).await?;
         let logged = crate::write_segments(&mut tx, &mut log, &mut learned, dir, &segments).await?;
-        let summary = log.finish(&mut tx, "", None).await?;
+        let summary = log.finish(&mut tx, &mut learned, "", None).await?;
         for (n, changes) in accepted.into_iter().zip(logged) {
             results[n] = Ok(WriteSummary {
                 changes,

@@ -605,3 +605,215 @@ async fn memberships_of_an_older_store_survive_the_upgrade() {
     assert_eq!(by_mail.len(), 1);
     assert_eq!(by_mail[0].user.user_name, "ada");
 }
+
+/// A user's groups, as `member_of` answers them (group ids, sorted).
+async fn groups_of(s: &Store, dir: &str, user: &str) -> Vec<String> {
+    let mut g: Vec<String> = s
+        .member_of(dir, user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    g.sort();
+    g
+}
+
+fn add(group: &str, member: MemberRef) -> Change {
+    Change::AddMember {
+        group: group.into(),
+        member,
+    }
+}
+
+/// Which groups a member is in comes from maps kept in memory (no index by member): they must
+/// follow this store's writes, notice another process's, and every deletion must still take
+/// all of the deleted object's memberships with it.
+#[tokio::test]
+async fn a_members_groups_follow_every_write_also_from_another_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let s = Store::open(&path).await.unwrap();
+    let other = Store::open(&path).await.unwrap();
+    let mut snap = snapshot();
+    snap.groups.push(Group::new("g3", "ops"));
+    snap.memberships.push(Membership {
+        group: "g3".into(),
+        member: MemberRef::user("u1"),
+    });
+    s.replace_directory("hr", "file", &snap, None, 1)
+        .await
+        .unwrap();
+    // The first question builds the map; writes here keep it.
+    assert_eq!(groups_of(&s, "hr", "u1").await, vec!["g1", "g3"]);
+    s.apply_changes(
+        "hr",
+        "scim",
+        &[
+            add("g2", MemberRef::user("u1")),
+            Change::RemoveMember {
+                group: "g3".into(),
+                member: MemberRef::user("u1"),
+            },
+            add("g3", MemberRef::user("u2")),
+        ],
+        None,
+        2,
+    )
+    .await
+    .unwrap();
+    assert_eq!(groups_of(&s, "hr", "u1").await, vec!["g1", "g2"]);
+    assert_eq!(groups_of(&s, "hr", "u2").await, vec!["g3"]);
+
+    // Another process adds u2 to g1 and deletes g3: this one's map is out of date.
+    other
+        .apply_changes(
+            "hr",
+            "scim",
+            &[
+                add("g1", MemberRef::user("u2")),
+                Change::DeleteGroup {
+                    source_id: "g3".into(),
+                },
+            ],
+            None,
+            3,
+        )
+        .await
+        .unwrap();
+    assert_eq!(groups_of(&s, "hr", "u2").await, vec!["g1"]);
+    // Deleting u2 here drops the membership the other process added; deleting g1 (a user's
+    // group, and a member of g2) in the same write drops all of its memberships, both ways.
+    s.apply_changes(
+        "hr",
+        "scim",
+        &[
+            add("g2", MemberRef::user("u2")),
+            Change::DeleteUser {
+                source_id: "u2".into(),
+            },
+            Change::DeleteGroup {
+                source_id: "g1".into(),
+            },
+        ],
+        None,
+        4,
+    )
+    .await
+    .unwrap();
+    let mut left: Vec<(String, String)> = s
+        .load_directory("hr")
+        .await
+        .unwrap()
+        .memberships
+        .into_iter()
+        .map(|m| (m.group, m.member.id))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            ("g2".to_string(), "u1".to_string()),
+            ("g2".into(), "u3".into())
+        ]
+    );
+    assert_eq!(s.directory_counts("hr").await.unwrap().memberships, 2);
+    assert_eq!(groups_of(&s, "hr", "u1").await, vec!["g2"]);
+    assert_eq!(groups_of(&other, "hr", "u1").await, vec!["g2"]);
+    assert!(groups_of(&s, "hr", "u2").await.is_empty());
+
+    // A user created again under a deleted id starts in no group.
+    s.apply_changes(
+        "hr",
+        "scim",
+        &[Change::UpsertUser {
+            user: User::new("u2", "grace"),
+        }],
+        None,
+        5,
+    )
+    .await
+    .unwrap();
+    assert!(groups_of(&other, "hr", "u2").await.is_empty());
+}
+
+fn ledger_op(key: &str, action: Action) -> OpRecord {
+    OpRecord {
+        seq: 0,
+        op: Operation {
+            key: key.into(),
+            action,
+            reason: Reason::MembershipsAdded,
+        },
+        applied: true,
+        target_id: Some(format!("t-{key}")),
+        outcome: "applied".into(),
+        error: None,
+        duration_ms: 1,
+        at_ms: 1,
+    }
+}
+
+/// A user deleted from the target leaves every group of the flow's ledger, also the groups
+/// another process recorded, and only that user.
+#[tokio::test]
+async fn a_deleted_user_leaves_every_ledger_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.db");
+    let s = Store::open(&path).await.unwrap();
+    let other = Store::open(&path).await.unwrap();
+    s.register_flow("f", "hr").await.unwrap();
+    let members = |group: &str, users: &[&str]| Action::AddMembers {
+        group: group.into(),
+        users: users.iter().map(|u| Key::from(*u)).collect(),
+    };
+    let delete = |user: &str| Action::DeleteUser {
+        before: User::new(user, user),
+    };
+    s.record_ops(
+        "f",
+        "r1",
+        &[
+            ledger_op("a", members("A", &["u1", "u2"])),
+            ledger_op("b", members("B", &["u1"])),
+        ],
+    )
+    .await
+    .unwrap();
+    // The first deletion builds the map, the next ones follow it.
+    s.record_ops("f", "r1", &[ledger_op("u2", delete("u2"))])
+        .await
+        .unwrap();
+    other
+        .record_ops(
+            "f",
+            "r2",
+            &[
+                ledger_op("c", members("C", &["u1", "u3"])),
+                ledger_op("a", members("A", &["u3"])),
+            ],
+        )
+        .await
+        .unwrap();
+    s.record_ops(
+        "f",
+        "r1",
+        &[
+            ledger_op("b", members("B", &["u3"])),
+            ledger_op("u1", delete("u1")),
+        ],
+    )
+    .await
+    .unwrap();
+    let ledger = s.load_ledger("f").await.unwrap();
+    let users = |g: &str| -> Vec<&str> {
+        ledger
+            .members
+            .get(g)
+            .map(|u| u.iter().map(|k| &**k).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(users("a"), vec!["u3"]);
+    assert_eq!(users("b"), vec!["u3"]);
+    assert_eq!(users("c"), vec!["u3"]);
+}
