@@ -695,6 +695,14 @@ async fn get_user(
     ))
 }
 
+/// The id of a created user or group: a UUID that starts with the time (version 7), so that
+/// the store's B-trees keyed by id (the object's, its e-mails') take new ids at their end
+/// instead of at a random page each; in a 100,000-user first sync that was two of the five
+/// pages written at random per created user.
+fn new_id() -> String {
+    uuid::Uuid::now_v7().to_string()
+}
+
 async fn create_user(
     State(st): State<ScimState>,
     Path(dir): Path<String>,
@@ -703,7 +711,7 @@ async fn create_user(
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
     let body = parse_body(&body)?;
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_id();
     let user = user_from_scim(&body, &id)?;
     st.check_domain(&dir, &user)?;
     let check = Unique::UserName {
@@ -1210,7 +1218,7 @@ async fn create_group(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_id();
     let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
     let want = resolve_members(&st, &dir, &id, &requested, &BTreeSet::new()).await?;
     save_group(&st, &dir, &base, None, group, want).await
