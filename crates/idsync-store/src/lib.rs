@@ -354,7 +354,7 @@ impl Store {
     ) -> Result<WriteSummary, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut learned = self.numbers.learn();
-        let mut log = ChangeWriter::start(&mut tx, dir).await?;
+        let mut log = ChangeWriter::start(&mut tx, &mut learned, dir).await?;
 
         let gone_users = upsert_all(&mut tx, &mut log, dir, &snapshot.users, now_ms).await?;
         let gone_groups = upsert_all(&mut tx, &mut log, dir, &snapshot.groups, now_ms).await?;
@@ -694,6 +694,12 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut learned = self.numbers.learn();
+        // Opened first, so that a kept ledger map moves on with this write's version even if
+        // no membership changes.
+        learned
+            .reverse
+            .scope(&mut tx, Table::LedgerMembers, flow)
+            .await?;
         let mut n: i64 =
             sqlx::query_scalar("SELECT COALESCE(MAX(n), 0) FROM run_ops WHERE run_id = $1")
                 .bind(run_id)
@@ -1007,7 +1013,7 @@ pub(crate) async fn write_changes(
     source_cursor: Option<&str>,
     now_ms: i64,
 ) -> Result<WriteSummary, StoreError> {
-    let mut log = ChangeWriter::start(tx, dir).await?;
+    let mut log = ChangeWriter::start(tx, learned, dir).await?;
     write_segments(tx, &mut log, learned, dir, &[(changes, now_ms)]).await?;
     log.finish(tx, learned, source, source_cursor).await
 }
@@ -1191,7 +1197,11 @@ pub(crate) struct ChangeWriter {
 const ROWS_PER_INSERT: usize = 400;
 
 impl ChangeWriter {
-    pub(crate) async fn start(tx: &mut Tx<'_>, dir: &str) -> Result<Self, StoreError> {
+    pub(crate) async fn start(
+        tx: &mut Tx<'_>,
+        learned: &mut numbers::Learned,
+        dir: &str,
+    ) -> Result<Self, StoreError> {
         // One statement: the directory's row, made if missing, and its sequence.
         let seq: i64 = sqlx::query_scalar(
             "INSERT INTO directories (name, last_seq) VALUES ($1, 0) ON CONFLICT (name) DO UPDATE SET last_seq = directories.last_seq RETURNING last_seq",
@@ -1199,6 +1209,7 @@ impl ChangeWriter {
         .bind(dir)
         .fetch_one(&mut **tx)
         .await?;
+        learned.reverse.starts_at(Table::Memberships, dir, seq);
         Ok(Self {
             dir: dir.to_string(),
             seq,

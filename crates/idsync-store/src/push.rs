@@ -642,7 +642,7 @@ async fn commit_together(
             .iter()
             .map(|&n| (changes_of(n), batch[n].now_ms))
             .collect();
-        let mut log = crate::ChangeWriter::start(&mut tx, dir).await?;
+        let mut log = crate::ChangeWriter::start(&mut tx, &mut learned, dir).await?;
         let logged = crate::write_segments(&mut tx, &mut log, &mut learned, dir, &segments).await?;
         let summary = log.finish(&mut tx, &mut learned, "", None).await?;
         for (n, changes) in accepted.into_iter().zip(logged) {

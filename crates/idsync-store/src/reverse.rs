@@ -66,9 +66,15 @@ struct Map {
     of: GroupsOf,
 }
 
-/// The maps this store keeps, by table and scope.
+/// The maps this store keeps, by table and scope, how many were built from a table, and the
+/// readers' turn to build one.
 #[derive(Clone, Default)]
-pub(crate) struct ReverseMaps(Arc<Mutex<HashMap<(Table, String), Map>>>);
+pub(crate) struct ReverseMaps(
+    Arc<Mutex<HashMap<(Table, String), Map>>>,
+    Arc<std::sync::atomic::AtomicU64>,
+    /// Held by the reader that builds a map.
+    Arc<tokio::sync::Mutex<()>>,
+);
 
 impl std::fmt::Debug for ReverseMaps {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,9 +87,11 @@ impl std::fmt::Debug for ReverseMaps {
 
 async fn load(
     conn: &mut SqliteConnection,
+    built: &std::sync::atomic::AtomicU64,
     table: Table,
     scope: &str,
 ) -> Result<GroupsOf, StoreError> {
+    built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut of = GroupsOf::new();
     for r in sqlx::query(table.scan_sql())
         .bind(scope)
@@ -96,9 +104,18 @@ async fn load(
 }
 
 impl ReverseMaps {
+    /// How many maps were built from their table so far.
+    #[cfg(test)]
+    pub(crate) fn built(&self) -> u64 {
+        self.1.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The groups `member` is in, for a reader whose transaction sees `scope` at `version`:
-    /// from the map at that version, or from a map built in the reader's transaction (and kept
-    /// for others when it is newer than what is kept).
+    /// from the kept map at that version or a later one (the writer may have moved it on since
+    /// the reader's snapshot began; a later state is as good an answer to a reader), or from a
+    /// map built in the reader's transaction, kept for others when it is newer than what is
+    /// kept. One reader builds at a time: readers that arrive meanwhile wait for its map
+    /// rather than scan the same table side by side.
     pub(crate) async fn groups_of(
         &self,
         conn: &mut SqliteConnection,
@@ -108,10 +125,19 @@ impl ReverseMaps {
         member: i64,
     ) -> Result<Vec<i64>, StoreError> {
         let key = (table, scope.to_string());
-        if let Some(m) = self.lock().get(&key).filter(|m| m.version == version) {
-            return Ok(m.of.get(&member).cloned().unwrap_or_default());
+        let kept = |maps: &HashMap<(Table, String), Map>| {
+            maps.get(&key)
+                .filter(|m| m.version >= version)
+                .map(|m| m.of.get(&member).cloned().unwrap_or_default())
+        };
+        if let Some(groups) = kept(&self.lock()) {
+            return Ok(groups);
         }
-        let of = load(conn, table, scope).await?;
+        let _building = self.2.lock().await;
+        if let Some(groups) = kept(&self.lock()) {
+            return Ok(groups);
+        }
+        let of = load(conn, &self.1, table, scope).await?;
         let groups = of.get(&member).cloned().unwrap_or_default();
         let mut maps = self.lock();
         if maps.get(&key).is_none_or(|m| m.version < version) {
@@ -262,7 +288,7 @@ impl Tracked {
             }
         }
         // Built from the table as this transaction sees it; followed from here on.
-        let of = load(conn, self.table, &self.scope).await?;
+        let of = load(conn, &self.maps.1, self.table, &self.scope).await?;
         let groups = of.get(&member).cloned().unwrap_or_default();
         if self.start.is_some() && !matches!(self.state, State::Forget) {
             self.state = State::Own(of);
@@ -289,25 +315,39 @@ impl TxReverse {
         let key = (table, scope.to_string());
         if !self.open.contains_key(&key) {
             let start = table.version(conn, scope).await?;
-            let kept =
-                start.is_some_and(|v| self.maps.lock().get(&key).is_some_and(|m| m.version == v));
-            let tracked = Tracked {
-                table,
-                scope: scope.to_string(),
-                start,
-                committed: None,
-                state: if kept {
-                    State::Delta(Vec::new())
-                } else {
-                    State::Untracked
-                },
-                maps: self.maps.clone(),
-            };
-            self.open.insert(key.clone(), tracked);
+            self.open_at(key.clone(), start);
         }
         self.open
             .get_mut(&key)
             .ok_or_else(|| StoreError::NotCommitted("reverse map scope vanished".into()))
+    }
+
+    /// The transaction is about to write to a scope whose version it has just read: a kept map
+    /// moves on with it, also when the write changes no membership (every write moves the
+    /// version, and a map left behind would have to be built again).
+    pub(crate) fn starts_at(&mut self, table: Table, scope: &str, version: i64) {
+        let key = (table, scope.to_string());
+        if !self.open.contains_key(&key) {
+            self.open_at(key, Some(version));
+        }
+    }
+
+    fn open_at(&mut self, key: (Table, String), start: Option<i64>) {
+        let kept =
+            start.is_some_and(|v| self.maps.lock().get(&key).is_some_and(|m| m.version == v));
+        let tracked = Tracked {
+            table: key.0,
+            scope: key.1.clone(),
+            start,
+            committed: None,
+            state: if kept {
+                State::Delta(Vec::new())
+            } else {
+                State::Untracked
+            },
+            maps: self.maps.clone(),
+        };
+        self.open.insert(key, tracked);
     }
 
     /// The transaction commits `version` for a scope it touched.
@@ -340,5 +380,137 @@ impl TxReverse {
                 _ => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use crate::OpRecord;
+    use crate::Store;
+    use idsync_core::{Action, Change, Key, MemberRef, Operation, Reason, User};
+
+    fn op(key: &str, action: Action) -> OpRecord {
+        OpRecord {
+            seq: 0,
+            op: Operation {
+                key: key.into(),
+                action,
+                reason: Reason::MembershipsAdded,
+            },
+            applied: true,
+            target_id: Some(format!("t-{key}")),
+            outcome: "applied".into(),
+            error: None,
+            duration_ms: 1,
+            at_ms: 1,
+        }
+    }
+
+    /// A map is built once and then moves on with every write of this store, also writes that
+    /// change no membership: rebuilding it at each version would scan every membership of the
+    /// directory per request (a SCIM PATCH of a user reads the user's groups).
+    #[tokio::test]
+    async fn a_map_is_built_once_and_follows_every_write() {
+        let store = Store::open_in_memory().await.unwrap();
+        let built = || store.numbers.reverse.built();
+        let user = |id: &str, title: &str| {
+            let mut u = User::new(id, id);
+            u.title = Some(title.into());
+            Change::UpsertUser { user: u }
+        };
+        store
+            .apply_changes(
+                "d",
+                "scim",
+                &[
+                    user("u1", "a"),
+                    user("u2", "a"),
+                    Change::UpsertGroup {
+                        group: idsync_core::Group::new("g1", "one"),
+                    },
+                    Change::AddMember {
+                        group: "g1".into(),
+                        member: MemberRef::user("u1"),
+                    },
+                ],
+                None,
+                1,
+            )
+            .await
+            .unwrap();
+        let groups = |u: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .member_of("d", u)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|(g, _)| g)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(groups("u1").await, vec!["g1"]);
+        assert_eq!(built(), 1);
+        // Writes without memberships, directly and through the group commit.
+        store
+            .apply_changes("d", "scim", &[user("u2", "b")], None, 2)
+            .await
+            .unwrap();
+        store
+            .write_checked("d", "scim", &[], &[user("u2", "c")], 3)
+            .await
+            .unwrap();
+        assert_eq!(groups("u1").await, vec!["g1"]);
+        // A deletion takes the user's groups from the kept map.
+        store
+            .apply_changes(
+                "d",
+                "scim",
+                &[Change::DeleteUser {
+                    source_id: "u1".into(),
+                }],
+                None,
+                4,
+            )
+            .await
+            .unwrap();
+        assert!(groups("u1").await.is_empty());
+        assert_eq!(built(), 1, "the directory's map was built again");
+
+        // The ledger's map: built at the first deletion, then it follows.
+        store.register_flow("f", "d").await.unwrap();
+        let members = Action::AddMembers {
+            group: "G".into(),
+            users: vec![Key::from("u1"), Key::from("u2")],
+        };
+        let update = Action::UpdateUser {
+            before: User::new("u2", "u2"),
+            after: User::new("u2", "u2"),
+            changed: Vec::new(),
+        };
+        let delete = |u: &str| Action::DeleteUser {
+            before: User::new(u, u),
+        };
+        store
+            .record_ops("f", "r", &[op("g", members)])
+            .await
+            .unwrap();
+        store
+            .record_ops("f", "r", &[op("u1", delete("u1"))])
+            .await
+            .unwrap();
+        assert_eq!(built(), 2);
+        store
+            .record_ops("f", "r", &[op("u2", update)])
+            .await
+            .unwrap();
+        store
+            .record_ops("f", "r", &[op("u2", delete("u2"))])
+            .await
+            .unwrap();
+        assert_eq!(built(), 2, "the ledger's map was built again");
+        assert!(store.load_ledger("f").await.unwrap().members.is_empty());
     }
 }

@@ -373,52 +373,46 @@ impl GraphSource {
             GROUP_PROPS.join(",")
         ));
         // Pages are mapped as they arrive: the raw JSON of a 100k-user tenant is never held whole.
+        // The users' and the groups' pages are two chains of links: read side by side.
         let mut snap = Snapshot::default();
-        let users_link = self
-            .client
-            .delta_pages(&users_url, |page| {
-                for v in &page {
-                    if v.get("@removed").is_none() {
-                        if let Some(u) = self.map_user(v) {
-                            snap.users.push(u);
-                        }
+        let users = self.client.delta_pages(&users_url, |page| {
+            for v in &page {
+                if v.get("@removed").is_none() {
+                    if let Some(u) = self.map_user(v) {
+                        snap.users.push(u);
                     }
                 }
-            })
-            .await
-            .map_err(source_err)?;
+            }
+        });
         let mut seen_groups = BTreeMap::new();
         let mut members: BTreeMap<String, BTreeSet<MemberRef>> = BTreeMap::new();
-        let groups_link = self
-            .client
-            .delta_pages(&groups_url, |page| {
-                for v in &page {
-                    if v.get("@removed").is_some() {
+        let groups = self.client.delta_pages(&groups_url, |page| {
+            for v in &page {
+                if v.get("@removed").is_some() {
+                    continue;
+                }
+                let Some(id) = s(v, "id") else { continue };
+                if let Some(g) = Self::map_group(v) {
+                    seen_groups.insert(id.clone(), g);
+                }
+                // A large group's members may come over several items.
+                let set = members.entry(id).or_default();
+                for m in v
+                    .get("members@delta")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    if m.get("@removed").is_some() {
                         continue;
                     }
-                    let Some(id) = s(v, "id") else { continue };
-                    if let Some(g) = Self::map_group(v) {
-                        seen_groups.insert(id.clone(), g);
-                    }
-                    // A large group's members may come over several items.
-                    let set = members.entry(id).or_default();
-                    for m in v
-                        .get("members@delta")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        if m.get("@removed").is_some() {
-                            continue;
-                        }
-                        if let (Some(kind), Some(mid)) = (Self::member_kind(m), s(m, "id")) {
-                            set.insert(MemberRef { kind, id: mid });
-                        }
+                    if let (Some(kind), Some(mid)) = (Self::member_kind(m), s(m, "id")) {
+                        set.insert(MemberRef { kind, id: mid });
                     }
                 }
-            })
-            .await
-            .map_err(source_err)?;
+            }
+        });
+        let (users_link, groups_link) = tokio::try_join!(users, groups).map_err(source_err)?;
         self.assemble(&mut snap, seen_groups, members, &HashMap::new());
         let cursor = Cursor {
             users: users_link,
