@@ -32,8 +32,12 @@ pub(crate) enum Table {
 impl Table {
     fn scan_sql(self) -> &'static str {
         match self {
-            Table::Memberships => "SELECT g, m FROM memberships WHERE dir = $1",
-            Table::LedgerMembers => "SELECT g, u FROM ledger_members WHERE flow = $1",
+            Table::Memberships => {
+                "SELECT g, json_group_array(m) FROM memberships WHERE dir = $1 GROUP BY g"
+            }
+            Table::LedgerMembers => {
+                "SELECT g, json_group_array(u) FROM ledger_members WHERE flow = $1 GROUP BY g"
+            }
         }
     }
 
@@ -92,13 +96,19 @@ async fn load(
     scope: &str,
 ) -> Result<GroupsOf, StoreError> {
     built.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    // One row per group with its members as a JSON array, in primary-key order (no sort):
+    // two million memberships come over sqlx's channel as ten thousand rows, not two million.
     let mut of = GroupsOf::new();
     for r in sqlx::query(table.scan_sql())
         .bind(scope)
         .fetch_all(conn)
         .await?
     {
-        of.entry(r.get(1)).or_default().push(r.get(0));
+        let group: i64 = r.get(0);
+        let members: Vec<i64> = crate::decode("members of a group", r.get::<&str, _>(1))?;
+        for m in members {
+            of.entry(m).or_default().push(group);
+        }
     }
     Ok(of)
 }
