@@ -279,8 +279,10 @@ impl Store {
         dir: &str,
         user: &str,
     ) -> Result<Vec<(String, String)>, StoreError> {
-        // One snapshot: the directory's version, the user's groups from the reverse map at
-        // that version (there is no index by member), and their names.
+        // The directory's version and the user's number in one snapshot; then the user's
+        // groups from the reverse map at that version or later (there is no index by member;
+        // building the map takes the writer's connection, so no reader transaction is held
+        // meanwhile: in memory both are one connection), and their names.
         let mut tx = self.reader.begin().await?;
         let version = Table::Memberships.version(&mut tx, dir).await?;
         let number: Option<i64> =
@@ -288,13 +290,14 @@ impl Store {
                 .bind(user)
                 .fetch_optional(&mut *tx)
                 .await?;
+        tx.commit().await?;
         let (Some(version), Some(number)) = (version, number) else {
             return Ok(Vec::new());
         };
         let groups = self
             .numbers
             .reverse
-            .groups_of(&mut tx, Table::Memberships, dir, version, number)
+            .groups_of(&self.writer, Table::Memberships, dir, version, number)
             .await?;
         if groups.is_empty() {
             return Ok(Vec::new());
@@ -307,7 +310,7 @@ impl Store {
         )
         .bind(dir)
         .bind(crate::encode("groups", &groups)?)
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.reader)
         .await?;
         Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
     }

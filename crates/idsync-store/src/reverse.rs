@@ -122,13 +122,16 @@ impl ReverseMaps {
 
     /// The groups `member` is in, for a reader whose transaction sees `scope` at `version`:
     /// from the kept map at that version or a later one (the writer may have moved it on since
-    /// the reader's snapshot began; a later state is as good an answer to a reader), or from a
-    /// map built in the reader's transaction, kept for others when it is newer than what is
-    /// kept. One reader builds at a time: readers that arrive meanwhile wait for its map
-    /// rather than scan the same table side by side.
+    /// the reader's snapshot began; a later state is as good an answer to a reader).
+    ///
+    /// Without one, the map is built on the writer's connection (`writer`): no write of this
+    /// process commits meanwhile, so the map is exact at the version it reads there, and the
+    /// writer's next transaction, starting at that version, moves it on. (A map built from a
+    /// reader's snapshot would often be a commit behind, and the writer would never take it
+    /// up.) One reader builds at a time; the others wait for its map.
     pub(crate) async fn groups_of(
         &self,
-        conn: &mut SqliteConnection,
+        writer: &sqlx::SqlitePool,
         table: Table,
         scope: &str,
         version: i64,
@@ -147,11 +150,16 @@ impl ReverseMaps {
         if let Some(groups) = kept(&self.lock()) {
             return Ok(groups);
         }
-        let of = load(conn, &self.1, table, scope).await?;
+        let mut tx = writer.begin().await?;
+        let Some(at) = table.version(&mut tx, scope).await? else {
+            return Ok(Vec::new());
+        };
+        let of = load(&mut tx, &self.1, table, scope).await?;
+        tx.commit().await?;
         let groups = of.get(&member).cloned().unwrap_or_default();
         let mut maps = self.lock();
-        if maps.get(&key).is_none_or(|m| m.version < version) {
-            maps.insert(key, Map { version, of });
+        if maps.get(&key).is_none_or(|m| m.version < at) {
+            maps.insert(key, Map { version: at, of });
         }
         Ok(groups)
     }
