@@ -589,7 +589,7 @@ impl Store {
         // shared by all its memberships.
         let (pairs, ids) = numbers::pairs_with_ids(
             &mut conn,
-            "SELECT g, u FROM ledger_members WHERE flow = $1",
+            "SELECT g, json_group_array(u) FROM ledger_members WHERE flow = $1 GROUP BY g",
             flow,
         )
         .await?;
@@ -1128,8 +1128,12 @@ async fn memberships_of(
     conn: &mut sqlx::SqliteConnection,
     dir: &str,
 ) -> Result<Vec<Membership>, StoreError> {
-    let (pairs, ids) =
-        numbers::pairs_with_ids(conn, "SELECT g, m FROM memberships WHERE dir = $1", dir).await?;
+    let (pairs, ids) = numbers::pairs_with_ids(
+        conn,
+        "SELECT g, json_group_array(m) FROM memberships WHERE dir = $1 GROUP BY g",
+        dir,
+    )
+    .await?;
     let mut memberships = Vec::with_capacity(pairs.len());
     for (g, m) in pairs {
         let (Some((_, group)), Some((kind, member))) = (ids.get(&g), ids.get(&m)) else {

@@ -171,21 +171,21 @@ fn keep<'a>(
     }
 }
 
-/// Pairs of numbers read by `query` (which selects two numbers for one bound scope: a
-/// directory or a flow), with the (kind, id) of each number they use: one lookup per number,
-/// not one per pair.
+/// Pairs of numbers read by `query` (which selects, for one bound scope, a directory or a flow,
+/// each group's number and its members' numbers as a JSON array: a million pairs come over
+/// sqlx's channel as one row per group, not a row each), with the (kind, id) of each number
+/// they use: one lookup per number, not one per pair.
 pub(crate) async fn pairs_with_ids(
     conn: &mut SqliteConnection,
     query: &'static str,
     scope: &str,
 ) -> Result<(Vec<(i64, i64)>, HashMap<i64, (String, String)>), StoreError> {
-    let pairs: Vec<(i64, i64)> = sqlx::query(query)
-        .bind(scope)
-        .fetch_all(&mut *conn)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
+    let mut pairs: Vec<(i64, i64)> = Vec::new();
+    for r in sqlx::query(query).bind(scope).fetch_all(&mut *conn).await? {
+        let group: i64 = r.get(0);
+        let members: Vec<i64> = crate::decode("members of a group", r.get::<&str, _>(1))?;
+        pairs.extend(members.into_iter().map(|m| (group, m)));
+    }
     let used: std::collections::BTreeSet<i64> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
     let mut ids = HashMap::with_capacity(used.len());
     for r in
