@@ -1746,6 +1746,17 @@ async fn delete_ledger_members(
         .bind(key)
         .fetch_all(&mut **tx)
         .await?;
+    left_ledger(tx, learned, flow, gone).await
+}
+
+/// Ledger memberships a statement deleted (returned as pairs of numbers): the flow's reverse
+/// map follows.
+async fn left_ledger(
+    tx: &mut Tx<'_>,
+    learned: &mut numbers::Learned,
+    flow: &str,
+    gone: Vec<(i64, i64)>,
+) -> Result<(), StoreError> {
     let scope = learned
         .reverse
         .scope(tx, Table::LedgerMembers, flow)
@@ -1963,13 +1974,7 @@ async fn apply_to_ledger(
             .bind(encode("ledger members", &users)?)
             .fetch_all(&mut **tx)
             .await?;
-            let scope = learned
-                .reverse
-                .scope(tx, Table::LedgerMembers, flow)
-                .await?;
-            for (g, u) in gone {
-                scope.remove(g, u);
-            }
+            left_ledger(tx, learned, flow, gone).await?;
         }
     }
     Ok(())
