@@ -444,27 +444,57 @@ impl Store {
         Ok(summary)
     }
 
+    /// The first `limit` changes after position `after`, in order, each with its position.
     pub async fn changes_since(
         &self,
         dir: &str,
         after: i64,
         limit: i64,
     ) -> Result<Vec<LoggedChange>, StoreError> {
-        sqlx::query("SELECT seq, at_ms, data FROM change_log WHERE dir = $1 AND seq > $2 ORDER BY seq LIMIT $3")
-            .bind(dir)
-            .bind(after)
-            .bind(limit)
-            .fetch_all(&self.reader)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(LoggedChange {
-                    seq: r.get(0),
-                    at_ms: r.get(1),
-                    change: decode("change-log entry", r.get::<&str, _>(2))?,
-                })
-            })
-            .collect()
+        use futures_util::TryStreamExt;
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let mut out = Vec::new();
+        // A row holds one change or a group's batch of membership changes, its seq the last.
+        let mut rows = sqlx::query(
+            "SELECT seq, at_ms, kind, data FROM change_log WHERE dir = $1 AND seq > $2 ORDER BY seq",
+        )
+        .bind(dir)
+        .bind(after)
+        .fetch(&self.reader);
+        while out.len() < limit {
+            let Some(r) = rows.try_next().await? else {
+                break;
+            };
+            let (seq, at_ms): (i64, i64) = (r.get(0), r.get(1));
+            let kind: &str = r.get(2);
+            let data: &str = r.get(3);
+            if kind != ADD_MEMBERS && kind != REMOVE_MEMBERS {
+                out.push(LoggedChange {
+                    seq,
+                    at_ms,
+                    change: decode("change-log entry", data)?,
+                });
+                continue;
+            }
+            let batch: MemberBatch = decode("change-log entry", data)?;
+            let first = seq + 1 - batch.members.len() as i64;
+            for (n, member) in (first..).zip(batch.members) {
+                if n <= after || out.len() >= limit {
+                    continue;
+                }
+                let group = batch.group.clone();
+                out.push(LoggedChange {
+                    seq: n,
+                    at_ms,
+                    change: if kind == ADD_MEMBERS {
+                        Change::AddMember { group, member }
+                    } else {
+                        Change::RemoveMember { group, member }
+                    },
+                });
+            }
+        }
+        Ok(out)
     }
 
     // ---------------------------------------------------------------- flows
@@ -961,15 +991,22 @@ impl Store {
             .execute(&mut *tx)
             .await?
             .rows_affected();
-        let changes = sqlx::query(
+        // A row whose last change a flow has not passed stays whole. Counted in changes: a
+        // row of membership changes holds many.
+        let changes: u64 = sqlx::query_scalar::<_, i64>(
             "DELETE FROM change_log WHERE at_ms < $1
                AND seq <= COALESCE((SELECT MIN(f.cursor) FROM flows f WHERE f.dir = change_log.dir),
-                                   (SELECT d.last_seq FROM directories d WHERE d.name = change_log.dir))",
+                                   (SELECT d.last_seq FROM directories d WHERE d.name = change_log.dir))
+             RETURNING CASE WHEN kind IN ($2, $3) THEN json_array_length(data, '$.members') ELSE 1 END",
         )
         .bind(cutoff_ms)
-        .execute(&mut *tx)
+        .bind(ADD_MEMBERS)
+        .bind(REMOVE_MEMBERS)
+        .fetch_all(&mut *tx)
         .await?
-        .rows_affected();
+        .into_iter()
+        .map(|n| u64::try_from(n).unwrap_or(0))
+        .sum();
         tx.commit().await?;
         Ok(PurgeSummary {
             runs,
@@ -1189,16 +1226,50 @@ fn membership_row(group: String, kind: &str, id: String) -> Result<Membership, S
 }
 
 /// Appends change-log entries inside a transaction and keeps the directory's sequence.
+///
+/// Consecutive additions to (or removals from) one group's members at one time share a row
+/// (decision 0018): a full read of a million memberships writes a thousand rows, not a million.
+/// Every change keeps its own sequence number; the row's `seq` is the last of its changes.
 pub(crate) struct ChangeWriter {
     dir: String,
     seq: i64,
     count: usize,
-    /// Rows not yet inserted: (seq, time, kind, object key, data). Written in multi-row INSERTs.
-    pending: Vec<(i64, i64, &'static str, String, String)>,
+    /// Rows not yet inserted. Written in multi-row INSERTs.
+    pending: Vec<LogRow>,
 }
+
+/// A change-log row not yet inserted.
+enum LogRow {
+    One {
+        seq: i64,
+        at_ms: i64,
+        kind: &'static str,
+        key: String,
+        data: String,
+    },
+    Members {
+        last_seq: i64,
+        at_ms: i64,
+        add: bool,
+        batch: MemberBatch,
+    },
+}
+
+/// The data of a change-log row of kind `add_members` or `remove_members`.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MemberBatch {
+    group: String,
+    members: Vec<MemberRef>,
+}
+
+const ADD_MEMBERS: &str = "add_members";
+const REMOVE_MEMBERS: &str = "remove_members";
 
 /// Rows per multi-row INSERT (SQLite allows 32,766 parameters per statement).
 const ROWS_PER_INSERT: usize = 400;
+
+/// Membership changes per change-log row at most.
+const MEMBERS_PER_ROW: usize = 1000;
 
 impl ChangeWriter {
     pub(crate) async fn start(
@@ -1230,17 +1301,48 @@ impl ChangeWriter {
     ) -> Result<(), StoreError> {
         self.seq += 1;
         self.count += 1;
-        let (_, key) = change.object();
-        self.pending.push((
-            self.seq,
-            at_ms,
-            change.kind(),
-            key.to_string(),
-            encode("change", change)?,
-        ));
+        let row = match change {
+            Change::AddMember { group, member } | Change::RemoveMember { group, member } => {
+                let add = matches!(change, Change::AddMember { .. });
+                if let Some(LogRow::Members {
+                    last_seq,
+                    at_ms: at,
+                    add: a,
+                    batch,
+                }) = self.pending.last_mut()
+                {
+                    if *a == add
+                        && *at == at_ms
+                        && batch.group == *group
+                        && batch.members.len() < MEMBERS_PER_ROW
+                    {
+                        batch.members.push(member.clone());
+                        *last_seq = self.seq;
+                        return Ok(());
+                    }
+                }
+                LogRow::Members {
+                    last_seq: self.seq,
+                    at_ms,
+                    add,
+                    batch: MemberBatch {
+                        group: group.clone(),
+                        members: vec![member.clone()],
+                    },
+                }
+            }
+            _ => LogRow::One {
+                seq: self.seq,
+                at_ms,
+                kind: change.kind(),
+                key: change.object().1.to_string(),
+                data: encode("change", change)?,
+            },
+        };
         if self.pending.len() >= ROWS_PER_INSERT {
             self.flush(tx).await?;
         }
+        self.pending.push(row);
         Ok(())
     }
 
@@ -1248,20 +1350,39 @@ impl ChangeWriter {
         if self.pending.is_empty() {
             return Ok(());
         }
+        let mut rows = Vec::with_capacity(self.pending.len());
+        for row in self.pending.drain(..) {
+            rows.push(match row {
+                LogRow::One {
+                    seq,
+                    at_ms,
+                    kind,
+                    key,
+                    data,
+                } => (seq, at_ms, kind, key, data),
+                LogRow::Members {
+                    last_seq,
+                    at_ms,
+                    add,
+                    batch,
+                } => {
+                    let data = encode("change", &batch)?;
+                    let kind = if add { ADD_MEMBERS } else { REMOVE_MEMBERS };
+                    (last_seq, at_ms, kind, batch.group, data)
+                }
+            });
+        }
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(
             "INSERT INTO change_log (dir, seq, at_ms, kind, object_key, data) ",
         );
-        q.push_values(
-            self.pending.drain(..),
-            |mut b, (seq, at, kind, key, data)| {
-                b.push_bind(self.dir.clone())
-                    .push_bind(seq)
-                    .push_bind(at)
-                    .push_bind(kind)
-                    .push_bind(key)
-                    .push_bind(data);
-            },
-        );
+        q.push_values(rows, |mut b, (seq, at, kind, key, data)| {
+            b.push_bind(self.dir.clone())
+                .push_bind(seq)
+                .push_bind(at)
+                .push_bind(kind)
+                .push_bind(key)
+                .push_bind(data);
+        });
         q.build().execute(&mut **tx).await?;
         Ok(())
     }

@@ -292,6 +292,119 @@ async fn purge_keeps_change_log_entries_a_flow_has_not_passed() {
     );
 }
 
+/// A group's membership changes share change-log rows (up to a thousand per row); each is still
+/// read back on its own, in order, with its own position, from any position and with any limit.
+#[tokio::test]
+async fn membership_changes_read_back_one_by_one_from_any_position() {
+    let (_d, s) = open().await;
+    let users: Vec<User> = (0..2500)
+        .map(|i| User::new(format!("u{i:04}"), format!("n{i}")))
+        .collect();
+    let member = |g: &str, m: MemberRef| Membership {
+        group: g.into(),
+        member: m,
+    };
+    let mut memberships: Vec<Membership> = users
+        .iter()
+        .map(|u| member("big", MemberRef::user(u.source_id.clone())))
+        .collect();
+    memberships.push(member("big", MemberRef::group("small")));
+    memberships.extend((0..3).map(|i| member("small", MemberRef::user(format!("u{i:04}")))));
+    let full = Snapshot {
+        users,
+        groups: vec![Group::new("big", "big"), Group::new("small", "small")],
+        memberships: memberships.clone(),
+    };
+    s.replace_directory("hr", "file", &full, None, 10)
+        .await
+        .unwrap();
+    // Two groups' changes interleaved in one write, and removals.
+    let (ab, bc) = (MemberRef::user("u0001"), MemberRef::user("u0002"));
+    s.apply_changes(
+        "hr",
+        "push",
+        &[
+            Change::RemoveMember {
+                group: "small".into(),
+                member: ab.clone(),
+            },
+            Change::RemoveMember {
+                group: "big".into(),
+                member: ab.clone(),
+            },
+            Change::RemoveMember {
+                group: "small".into(),
+                member: bc.clone(),
+            },
+        ],
+        None,
+        20,
+    )
+    .await
+    .unwrap();
+    let last = s.last_seq("hr").await.unwrap();
+    assert_eq!(last, 2500 + 2 + 2504 + 3);
+
+    let all = s.changes_since("hr", 0, i64::MAX).await.unwrap();
+    let seqs: Vec<i64> = all.iter().map(|c| c.seq).collect();
+    assert_eq!(seqs, (1..=last).collect::<Vec<i64>>());
+    let mut added: Vec<Membership> = all
+        .iter()
+        .filter_map(|c| match &c.change {
+            Change::AddMember { group, member: m } => Some(member(group, m.clone())),
+            _ => None,
+        })
+        .collect();
+    added.sort();
+    memberships.sort();
+    assert_eq!(added, memberships);
+    let removed: Vec<(String, MemberRef, i64)> = all[all.len() - 3..]
+        .iter()
+        .map(|c| match &c.change {
+            Change::RemoveMember { group, member } => (group.clone(), member.clone(), c.at_ms),
+            other => panic!("expected a removal, got {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        removed,
+        vec![
+            ("small".to_string(), ab.clone(), 20),
+            ("big".to_string(), ab, 20),
+            ("small".to_string(), bc, 20)
+        ]
+    );
+    // From inside a row, across row boundaries, with limits that end inside a row.
+    for after in [
+        0,
+        2501,
+        2502,
+        2503,
+        3000,
+        3501,
+        3502,
+        3503,
+        5000,
+        last - 2,
+        last,
+    ] {
+        for limit in [1, 7, 999, 1000, 1001, 2600] {
+            let got = s.changes_since("hr", after, limit).await.unwrap();
+            let from = usize::try_from(after).unwrap();
+            let to = (from + usize::try_from(limit).unwrap()).min(all.len());
+            assert_eq!(got, all[from..to], "after {after}, limit {limit}");
+        }
+    }
+
+    // Purging keeps every change a flow has not passed, and counts changes, not rows.
+    s.register_flow("f", "hr").await.unwrap();
+    s.set_flow_cursor("f", 3000).await.unwrap();
+    let p = s.purge_before(1_000).await.unwrap();
+    let left = s.changes_since("hr", 0, i64::MAX).await.unwrap();
+    assert_eq!(usize::try_from(p.changes).unwrap() + left.len(), all.len());
+    assert!(left.first().is_some_and(|c| c.seq <= 3001));
+    assert_eq!(left[..], all[all.len() - left.len()..]);
+}
+
 fn ops_strategy() -> impl Strategy<Value = Vec<Operation>> {
     let user = (0..4usize, "[a-z]{1,3}", any::<bool>()).prop_map(|(i, n, a)| {
         let mut u = User::new(format!("u{i}"), n);
