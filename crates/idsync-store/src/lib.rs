@@ -735,31 +735,53 @@ impl Store {
                 .bind(run_id)
                 .fetch_one(&mut *tx)
                 .await?;
-        for rec in records {
-            n += 1;
-            let log = OpLog::of(run_id, rec);
-            sqlx::query(
-                "INSERT INTO run_ops (run_id, n, seq, key, object, action, reason, before_, after_, changed, outcome, error, duration_ms, at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
-            )
-            .bind(run_id)
-            .bind(n)
-            .bind(rec.seq)
-            .bind(&log.key)
-            .bind(&log.object)
-            .bind(&log.action)
-            .bind(&log.reason)
-            .bind(log.before.as_ref().map(|v| v.to_string()))
-            .bind(log.after.as_ref().map(|v| v.to_string()))
-            .bind(encode("changed", &log.changed)?)
-            .bind(&log.outcome)
-            .bind(&log.error)
-            .bind(rec.duration_ms)
-            .bind(rec.at_ms)
-            .execute(&mut *tx)
-            .await?;
-            if rec.applied {
-                apply_to_ledger(&mut tx, &mut learned, flow, rec).await?;
+        let rows: Vec<OpRow> = records
+            .iter()
+            .map(OpRow::of)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Corrupt {
+                what: "provisioning log".into(),
+                message: e.to_string(),
+            })?;
+        for chunk in rows.chunks(OPS_PER_INSERT) {
+            let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+                "INSERT INTO run_ops (run_id, n, seq, key, object, action, reason, before_, after_, changed, outcome, error, duration_ms, at_ms) ",
+            );
+            q.push_values(chunk, |mut b, row| {
+                n += 1;
+                let rec = row.rec;
+                b.push_bind(run_id)
+                    .push_bind(n)
+                    .push_bind(rec.seq)
+                    .push_bind(&*rec.op.key)
+                    .push_bind(&row.object)
+                    .push_bind(rec.op.action.name())
+                    .push_bind(&row.reason)
+                    .push_bind(row.before.as_deref())
+                    .push_bind(row.after.as_deref())
+                    .push_bind(&row.changed)
+                    .push_bind(&rec.outcome)
+                    .push_bind(rec.error.as_deref())
+                    .push_bind(rec.duration_ms)
+                    .push_bind(rec.at_ms);
+            });
+            q.build().execute(&mut *tx).await?;
+        }
+        // The ledger follows in order; consecutive user creations (a first sync's users phase)
+        // in multi-row statements.
+        let applied: Vec<&OpRow> = rows.iter().filter(|r| r.rec.applied).collect();
+        let mut rest = &applied[..];
+        while let Some(first) = rest.first() {
+            let created = rest
+                .iter()
+                .take_while(|r| matches!(r.rec.op.action, Action::CreateUser { .. }))
+                .count();
+            if created > 0 {
+                ledger_created_users(&mut tx, flow, &rest[..created]).await?;
+                rest = &rest[created..];
+            } else {
+                apply_to_ledger(&mut tx, &mut learned, flow, first.rec).await?;
+                rest = &rest[1..];
             }
         }
         let version = bump_ledger_version(&mut tx, flow).await?;
@@ -1983,6 +2005,32 @@ async fn forget_disable(tx: &mut Tx<'_>, flow: &str, key: &str) -> Result<(), St
 }
 
 /// The ledger side of `LedgerState::record`, in SQL.
+/// Provisioning-log rows per multi-row INSERT (14 parameters each).
+const OPS_PER_INSERT: usize = 500;
+
+/// Users the target created, into the ledger: their target ids and values (a created user's
+/// logged `after` is its JSON), and any earlier disabling forgotten (as `forget_disable`).
+async fn ledger_created_users(
+    tx: &mut Tx<'_>,
+    flow: &str,
+    rows: &[&OpRow<'_>],
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        let mut q = sqlx::QueryBuilder::<Sqlite>::new(
+            "INSERT INTO ledger_users (flow, key, target_id, data) ",
+        );
+        q.push_values(chunk, |mut b, row| {
+            b.push_bind(flow)
+                .push_bind(&*row.rec.op.key)
+                .push_bind(row.rec.target_id.as_deref().unwrap_or_default())
+                .push_bind(row.after.as_deref().unwrap_or_default());
+        });
+        q.push(" ON CONFLICT (flow, key) DO UPDATE SET target_id = excluded.target_id, data = excluded.data, disabled_ms = NULL, original = NULL");
+        q.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 async fn apply_to_ledger(
     tx: &mut Tx<'_>,
     learned: &mut numbers::Learned,

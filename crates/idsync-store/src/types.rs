@@ -2,7 +2,7 @@
 
 use idsync_core::{Action, Change};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
@@ -145,49 +145,61 @@ pub struct OpLog {
     pub at_ms: i64,
 }
 
-impl OpLog {
-    pub(crate) fn of(run_id: &str, rec: &OpRecord) -> OpLog {
+/// A line of the provisioning log as it is written: its values as JSON text, encoded once (a
+/// created user's text is also the ledger's).
+pub(crate) struct OpRow<'a> {
+    pub rec: &'a OpRecord,
+    pub object: String,
+    pub reason: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub changed: String,
+}
+
+impl<'a> OpRow<'a> {
+    pub(crate) fn of(rec: &'a OpRecord) -> Result<OpRow<'a>, serde_json::Error> {
+        #[derive(Serialize)]
+        struct Members<'a> {
+            users: &'a [idsync_core::Key],
+        }
+        fn text<T: Serialize>(v: &T) -> Result<Option<String>, serde_json::Error> {
+            serde_json::to_string(v).map(Some)
+        }
+        const NOTHING: &str = "[]";
         let op = &rec.op;
         let (before, after, changed) = match &op.action {
-            Action::CreateUser { user } => (None, Some(json!(user)), Vec::new()),
+            Action::CreateUser { user } => (None, text(user)?, NOTHING.to_string()),
             Action::UpdateUser {
                 before,
                 after,
                 changed,
-            } => (Some(json!(before)), Some(json!(after)), changed.clone()),
-            Action::DisableUser { before, after } => (
-                Some(json!(before)),
-                Some(json!(after)),
-                vec!["active".to_string()],
-            ),
-            Action::DeleteUser { before } => (Some(json!(before)), None, Vec::new()),
-            Action::CreateGroup { group } => (None, Some(json!(group)), Vec::new()),
+            } => (text(before)?, text(after)?, serde_json::to_string(changed)?),
+            Action::DisableUser { before, after } => {
+                (text(before)?, text(after)?, r#"["active"]"#.to_string())
+            }
+            Action::DeleteUser { before } => (text(before)?, None, NOTHING.to_string()),
+            Action::CreateGroup { group } => (None, text(group)?, NOTHING.to_string()),
             Action::UpdateGroup {
                 before,
                 after,
                 changed,
-            } => (Some(json!(before)), Some(json!(after)), changed.clone()),
-            Action::DeleteGroup { before } => (Some(json!(before)), None, Vec::new()),
-            Action::AddMembers { users, .. } => (None, Some(json!({ "users": users })), Vec::new()),
+            } => (text(before)?, text(after)?, serde_json::to_string(changed)?),
+            Action::DeleteGroup { before } => (text(before)?, None, NOTHING.to_string()),
+            Action::AddMembers { users, .. } => {
+                (None, text(&Members { users })?, NOTHING.to_string())
+            }
             Action::RemoveMembers { users, .. } => {
-                (Some(json!({ "users": users })), None, Vec::new())
+                (text(&Members { users })?, None, NOTHING.to_string())
             }
         };
-        OpLog {
-            run_id: run_id.to_string(),
-            seq: rec.seq,
-            key: op.key.clone(),
+        Ok(OpRow {
+            rec,
             object: op.object_label(),
-            action: op.action.name().to_string(),
             reason: op.reason.to_string(),
             before,
             after,
             changed,
-            outcome: rec.outcome.clone(),
-            error: rec.error.clone(),
-            duration_ms: rec.duration_ms,
-            at_ms: rec.at_ms,
-        }
+        })
     }
 }
 
