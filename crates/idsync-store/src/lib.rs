@@ -1795,10 +1795,10 @@ async fn insert_memberships(
     // Two statements whatever the number of rows (their texts never change): which pairs are
     // there already (by primary key; usually none, so hardly a row comes back, where the
     // inserted rows would all come back one by one through `RETURNING`), then the insert.
-    let list = encode("memberships", &pairs)?;
+    let list = numbers::packed(&pairs)?;
     let mut present: HashSet<(i64, i64)> = sqlx::query(
         "SELECT x.g, x.m FROM json_each($2) j CROSS JOIN memberships x
-         ON x.dir = $1 AND x.g = json_extract(j.value, '$[0]') AND x.m = json_extract(j.value, '$[1]')",
+         ON x.dir = $1 AND x.g = j.value >> 32 AND x.m = j.value & 4294967295",
     )
     .bind(dir)
     .bind(&list)
@@ -1809,7 +1809,7 @@ async fn insert_memberships(
     .collect();
     sqlx::query(
         "INSERT OR IGNORE INTO memberships (dir, g, m)
-         SELECT $1, json_extract(value, '$[0]'), json_extract(value, '$[1]') FROM json_each($2)",
+         SELECT $1, value >> 32, value & 4294967295 FROM json_each($2)",
     )
     .bind(dir)
     .bind(&list)
