@@ -92,7 +92,9 @@ fn scim_json(
     etag: Option<&str>,
     location: Option<&str>,
 ) -> Response {
-    let mut resp = (status, body.to_string()).into_response();
+    // Straight into bytes (Value's Display goes through a formatter adapter).
+    let text = serde_json::to_vec(body).unwrap_or_default();
+    let mut resp = (status, text).into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -273,12 +275,25 @@ fn rfc3339(ms: i64) -> Option<String> {
 
 /// A weak ETag from the resource's content (FNV-1a, 64 bits).
 fn version_of(v: &Value) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in v.to_string().bytes() {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0100_0000_01b3);
+    /// FNV-1a over the bytes written into it.
+    struct Fnv(u64);
+    impl std::io::Write for Fnv {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            for b in buf {
+                self.0 ^= u64::from(*b);
+                self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
-    format!("{h:016x}")
+    // The JSON text hashed as it is written, never held: writing a value into the hash
+    // cannot fail.
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    let _ = serde_json::to_writer(&mut h, v);
+    format!("{:016x}", h.0)
 }
 
 fn meta(created: i64, modified: i64) -> Meta {
