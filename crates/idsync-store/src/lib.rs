@@ -22,7 +22,12 @@ use idsync_core::{
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::BTreeSet;
+
+/// Hash maps and sets of the store: foldhash (fast on the short id strings it hashes by the
+/// million, seeded per map like std's).
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -359,12 +364,14 @@ impl Store {
         let gone_users = upsert_all(&mut tx, &mut log, dir, &snapshot.users, now_ms).await?;
         let gone_groups = upsert_all(&mut tx, &mut log, dir, &snapshot.groups, now_ms).await?;
 
-        // Memberships.
-        let mut have: HashSet<Membership> = HashSet::new();
-        have.extend(memberships_of(&mut tx, dir).await?);
-        let want: HashSet<&Membership> = snapshot.memberships.iter().collect();
-        let mut removed: Vec<&Membership> = have.iter().filter(|m| !want.contains(m)).collect();
-        removed.sort();
+        // Memberships. A first read finds none stored: nothing to compare, all are added.
+        let have: HashSet<Membership> = memberships_of(&mut tx, dir).await?.into_iter().collect();
+        let mut removed: Vec<&Membership> = Vec::new();
+        if !have.is_empty() {
+            let want: HashSet<&Membership> = snapshot.memberships.iter().collect();
+            removed = have.iter().filter(|m| !want.contains(m)).collect();
+            removed.sort_unstable();
+        }
         for m in removed {
             delete_membership(&mut tx, &mut learned, dir, m).await?;
             log.push(
@@ -377,8 +384,16 @@ impl Store {
             )
             .await?;
         }
-        let mut added: Vec<&Membership> = want.into_iter().filter(|m| !have.contains(*m)).collect();
-        added.sort();
+        let mut added: Vec<&Membership> = if have.is_empty() {
+            snapshot.memberships.iter().collect()
+        } else {
+            snapshot
+                .memberships
+                .iter()
+                .filter(|m| !have.contains(*m))
+                .collect()
+        };
+        added.sort_unstable();
         added.dedup();
         let rows: Vec<(&str, &MemberRef)> = added
             .iter()
@@ -1361,6 +1376,31 @@ impl ChangeWriter {
                 data: encode("change", change)?,
             },
         };
+        self.add(tx, row).await
+    }
+
+    /// Log the upsert of `item`, whose JSON `encode` wrote as `data`.
+    async fn push_upsert<T: DirObject>(
+        &mut self,
+        tx: &mut Tx<'_>,
+        item: &T,
+        data: &str,
+        at_ms: i64,
+    ) -> Result<(), StoreError> {
+        self.seq += 1;
+        self.count += 1;
+        let (kind, data) = T::change_json(data);
+        let row = LogRow::One {
+            seq: self.seq,
+            at_ms,
+            kind,
+            key: item.source_id().to_string(),
+            data,
+        };
+        self.add(tx, row).await
+    }
+
+    async fn add(&mut self, tx: &mut Tx<'_>, row: LogRow) -> Result<(), StoreError> {
         if self.pending.len() >= ROWS_PER_INSERT {
             self.flush(tx).await?;
         }
@@ -1452,6 +1492,9 @@ trait DirObject: Clone + serde::Serialize {
     fn name(&self) -> &str;
     fn set_id(&mut self, id: String);
     fn into_change(self) -> Change;
+    /// The JSON of `into_change()` around the object's own JSON `data`, and its kind: what
+    /// `ChangeWriter::push` would log, without encoding the object a second time.
+    fn change_json(data: &str) -> (&'static str, String);
     /// Users: the externalId and the (lowercased) emails kept in lookup indexes.
     fn lookups(&self) -> Option<(Option<&str>, Vec<String>)> {
         None
@@ -1462,6 +1505,10 @@ impl DirObject for User {
     const TABLE: &'static str = "users";
     const NAME_COLUMN: &'static str = "user_name";
     const WHAT: &'static str = "user";
+    fn change_json(data: &str) -> (&'static str, String) {
+        let kind = "upsert_user";
+        (kind, format!(r#"{{"change":"{kind}","user":{data}}}"#))
+    }
     fn source_id(&self) -> &str {
         &self.source_id
     }
@@ -1489,6 +1536,10 @@ impl DirObject for Group {
     const TABLE: &'static str = "groups_";
     const NAME_COLUMN: &'static str = "display_name";
     const WHAT: &'static str = "group";
+    fn change_json(data: &str) -> (&'static str, String) {
+        let kind = "upsert_group";
+        (kind, format!(r#"{{"change":"{kind}","group":{data}}}"#))
+    }
     fn source_id(&self) -> &str {
         &self.source_id
     }
@@ -1515,7 +1566,7 @@ async fn upsert_run<T: DirObject>(
     items: &[(usize, &T, i64)],
 ) -> Result<Vec<(usize, Change, i64)>, StoreError> {
     // What is stored, as (internal id, data), by source id.
-    let mut stored: HashMap<String, (String, String)> = HashMap::new();
+    let mut stored: HashMap<String, (String, String)> = HashMap::default();
     let ids: Vec<&str> = items.iter().map(|(_, t, _)| t.source_id()).collect();
     for chunk in ids.chunks(ROWS_PER_INSERT) {
         let mut q = sqlx::QueryBuilder::<Sqlite>::new(format!(
@@ -1536,7 +1587,7 @@ async fn upsert_run<T: DirObject>(
     // The rows to write, one per source id (a later write of the same object replaces an
     // earlier one of the run), and the changes to log.
     let mut rows: Vec<ObjectRow<T>> = Vec::new();
-    let mut row_of: HashMap<String, usize> = HashMap::new();
+    let mut row_of: HashMap<String, usize> = HashMap::default();
     let mut changes = Vec::new();
     for (seg, item, at) in items {
         let mut item = (*item).clone();
@@ -1585,7 +1636,7 @@ async fn upsert_all<T: DirObject>(
     items: &[T],
     now_ms: i64,
 ) -> Result<BTreeSet<String>, StoreError> {
-    let mut current: HashMap<String, (String, String)> = HashMap::new();
+    let mut current: HashMap<String, (String, String)> = HashMap::default();
     for r in sqlx::query(&format!(
         "SELECT source_id, id, data FROM {} WHERE dir = $1",
         T::TABLE
@@ -1615,13 +1666,13 @@ async fn upsert_all<T: DirObject>(
         if rows.len() == ROWS_PER_INSERT {
             write_rows(tx, dir, &rows).await?;
             for r in rows.drain(..) {
-                log.push(tx, &r.item.into_change(), now_ms).await?;
+                log.push_upsert(tx, &r.item, &r.data, now_ms).await?;
             }
         }
     }
     write_rows(tx, dir, &rows).await?;
     for r in rows {
-        log.push(tx, &r.item.into_change(), now_ms).await?;
+        log.push_upsert(tx, &r.item, &r.data, now_ms).await?;
     }
     Ok(current.into_keys().collect())
 }
@@ -2147,4 +2198,42 @@ async fn apply_to_ledger(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+    use idsync_core::{Email, Name};
+
+    /// An upsert logged around the object's stored JSON is the change `push` would log.
+    #[test]
+    fn an_upsert_logged_around_the_objects_json_is_the_change_itself() {
+        let mut user = User::new("u1", "ada@contoso.com");
+        user.id = "i1".into();
+        user.name = Name {
+            given_name: Some("Ada".into()),
+            family_name: Some("Lovelace \"A\"".into()),
+            ..Name::default()
+        };
+        user.emails = vec![Email {
+            value: "ada@contoso.com".into(),
+            kind: Some("work".into()),
+            primary: true,
+        }];
+        let (kind, text) = User::change_json(&encode("user", &user).unwrap());
+        let change = user.into_change();
+        assert_eq!(
+            (kind, text),
+            (change.kind(), encode("change", &change).unwrap())
+        );
+        let mut group = Group::new("g1", "eng");
+        group.description = Some("the engineers".into());
+        let (kind, text) = Group::change_json(&encode("group", &group).unwrap());
+        let change = group.into_change();
+        assert_eq!(
+            (kind, text),
+            (change.kind(), encode("change", &change).unwrap())
+        );
+    }
 }

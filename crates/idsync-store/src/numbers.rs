@@ -5,8 +5,8 @@
 
 use crate::reverse::{ReverseMaps, TxReverse};
 use crate::StoreError;
+use crate::{HashMap, HashSet};
 use sqlx::{Row, SqliteConnection};
-use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// A numbered id: its kind (`user` or `group`) and the id.
@@ -90,9 +90,10 @@ pub(crate) async fn numbers<'a>(
     assign: bool,
 ) -> Result<HashMap<Numbered<'a>, i64>, StoreError> {
     let asked: HashSet<Numbered<'a>> = ids.into_iter().collect();
-    let mut found: HashMap<Numbered<'a>, i64> = HashMap::with_capacity(asked.len());
+    let mut found: HashMap<Numbered<'a>, i64> =
+        HashMap::with_capacity_and_hasher(asked.len(), Default::default());
     // Numbers already known (committed, or learned by this transaction) need no statement.
-    let mut wanted: HashSet<Numbered<'a>> = HashSet::new();
+    let mut wanted: HashSet<Numbered<'a>> = HashSet::default();
     {
         let known = learned
             .cache
@@ -224,7 +225,7 @@ pub(crate) async fn pairs_with_ids(
         pairs.extend(members.into_iter().map(|m| (group, m)));
     }
     let used: std::collections::BTreeSet<i64> = pairs.iter().flat_map(|(a, b)| [*a, *b]).collect();
-    let mut ids = HashMap::with_capacity(used.len());
+    let mut ids = HashMap::with_capacity_and_hasher(used.len(), Default::default());
     for r in
         sqlx::query("SELECT n, kind, id FROM numbers WHERE n IN (SELECT value FROM json_each($1))")
             .bind(crate::encode("numbers", &used)?)

@@ -211,6 +211,7 @@ async fn main() -> Result<(), String> {
     let users = env_usize("IDSYNC_BENCH_USERS", 100_000);
     let groups = env_usize("IDSYNC_BENCH_GROUPS", 10_000);
     let memberships = env_usize("IDSYNC_BENCH_MEMBERSHIPS", 1_000_000);
+    let concurrency = env_usize("IDSYNC_BENCH_CONCURRENCY", 32);
     // RUST_LOG=info shows the phases of each read and run.
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
@@ -255,7 +256,7 @@ timeout = "120s"
 [flows.entra-to-atlassian]
 source = "entra"
 target = "atlassian"
-concurrency = 32
+concurrency = {concurrency}
 "#
         ),
     )
