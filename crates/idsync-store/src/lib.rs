@@ -23,16 +23,16 @@ use idsync_core::{
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 use std::collections::BTreeSet;
-
-/// Hash maps and sets of the store: foldhash (fast on the short id strings it hashes by the
-/// million, seeded per map like std's).
-pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
-pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 use reverse::Table;
+
+/// Hash maps and sets of the store: foldhash (fast on the short id strings it hashes by the
+/// million, seeded per map like std's).
+pub(crate) type HashMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type HashSet<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
