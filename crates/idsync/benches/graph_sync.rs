@@ -1,7 +1,8 @@
 //! Microsoft Graph to Atlassian Cloud, end to end, at scale.
 //!
 //! `cargo bench -p idsync --bench graph_sync` (sizes: IDSYNC_BENCH_USERS, IDSYNC_BENCH_GROUPS,
-//! IDSYNC_BENCH_MEMBERSHIPS; default 100,000 / 10,000 / 1,000,000, nested 3 deep).
+//! IDSYNC_BENCH_MEMBERSHIPS; default 100,000 / 10,000 / 1,000,000, nested 3 deep; the flow's
+//! requests in flight: IDSYNC_BENCH_CONCURRENCY, default 32).
 //!
 //! The tenant is `idsync sim graph` over HTTPS in its own process; the simulated Atlassian
 //! Cloud organisation is `idsync serve`'s SCIM endpoint in its own process; idsync itself (the
