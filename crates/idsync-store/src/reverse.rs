@@ -263,11 +263,6 @@ impl Tracked {
         self.state = State::Forget;
     }
 
-    /// The version the transaction commits for the scope.
-    pub(crate) fn committed_as(&mut self, version: i64) {
-        self.committed = Some(version);
-    }
-
     fn edit(&mut self, edit: Edit) {
         match &mut self.state {
             State::Delta(edits) => edits.push(edit),
@@ -371,7 +366,7 @@ impl TxReverse {
     /// The transaction commits `version` for a scope it touched.
     pub(crate) fn committed_as(&mut self, table: Table, scope: &str, version: i64) {
         if let Some(t) = self.open.get_mut(&(table, scope.to_string())) {
-            t.committed_as(version);
+            t.committed = Some(version);
         }
     }
 
