@@ -795,7 +795,7 @@ impl Store {
                 ledger_created_users(&mut tx, flow, &rest[..created]).await?;
                 rest = &rest[created..];
             } else {
-                apply_to_ledger(&mut tx, &mut learned, flow, first.rec).await?;
+                apply_to_ledger(&mut tx, &mut learned, flow, first).await?;
                 rest = &rest[1..];
             }
         }
@@ -2086,23 +2086,13 @@ async fn apply_to_ledger(
     tx: &mut Tx<'_>,
     learned: &mut numbers::Learned,
     flow: &str,
-    rec: &OpRecord,
+    row: &OpRow<'_>,
 ) -> Result<(), StoreError> {
+    let rec = row.rec;
     let key = rec.op.key.as_str();
     let target_id = rec.target_id.as_deref().unwrap_or_default();
     match &rec.op.action {
-        Action::CreateUser { user } => {
-            upsert_ledger(
-                tx,
-                "ledger_users",
-                flow,
-                key,
-                target_id,
-                &encode("user", user)?,
-            )
-            .await?;
-            forget_disable(tx, flow, key).await?;
-        }
+        Action::CreateUser { .. } => ledger_created_users(tx, flow, &[row]).await?,
         Action::UpdateUser { after, .. } => {
             update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?;
             if after.active {
