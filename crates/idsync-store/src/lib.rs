@@ -1137,7 +1137,10 @@ pub(crate) async fn write_segments(
                         _ => None,
                     })
                     .collect();
-                upsert_run(tx, dir, &items).await?
+                for s in upsert_run(tx, log, dir, &items).await? {
+                    logged[s] += 1;
+                }
+                continue;
             }
             Change::UpsertGroup { .. } => {
                 let items: Vec<(usize, &Group, i64)> = run
@@ -1147,7 +1150,10 @@ pub(crate) async fn write_segments(
                         _ => None,
                     })
                     .collect();
-                upsert_run(tx, dir, &items).await?
+                for s in upsert_run(tx, log, dir, &items).await? {
+                    logged[s] += 1;
+                }
+                continue;
             }
             Change::AddMember { .. } => {
                 // Inserted in multi-row statements; only the rows that were new are logged.
@@ -1491,9 +1497,9 @@ trait DirObject: Clone + serde::Serialize {
     fn id(&self) -> &str;
     fn name(&self) -> &str;
     fn set_id(&mut self, id: String);
-    fn into_change(self) -> Change;
-    /// The JSON of `into_change()` around the object's own JSON `data`, and its kind: what
-    /// `ChangeWriter::push` would log, without encoding the object a second time.
+    /// The JSON of the object's upsert change (`Change::UpsertUser`, `Change::UpsertGroup`)
+    /// around the object's own JSON `data`, and its kind: what `ChangeWriter::push` would log,
+    /// without encoding the object a second time.
     fn change_json(data: &str) -> (&'static str, String);
     /// Users: the externalId and the (lowercased) emails kept in lookup indexes.
     fn lookups(&self) -> Option<(Option<&str>, Vec<String>)> {
@@ -1527,9 +1533,6 @@ impl DirObject for User {
         emails.dedup();
         Some((self.external_id.as_deref(), emails))
     }
-    fn into_change(self) -> Change {
-        Change::UpsertUser { user: self }
-    }
 }
 
 impl DirObject for Group {
@@ -1552,19 +1555,18 @@ impl DirObject for Group {
     fn set_id(&mut self, id: String) {
         self.id = id;
     }
-    fn into_change(self) -> Change {
-        Change::UpsertGroup { group: self }
-    }
 }
 
 /// Insert or update a run of users or groups (keeping their internal ids): one read of what is
-/// stored, multi-row writes of what differs. Returns the changes to log, in order, with the
-/// segment and time each came with; objects already stored the same are left out.
+/// stored, multi-row writes of what differs, and each upsert logged (around the JSON written).
+/// Returns the segment of each logged upsert, in order; objects already stored the same are
+/// left out.
 async fn upsert_run<T: DirObject>(
     tx: &mut Tx<'_>,
+    log: &mut ChangeWriter,
     dir: &str,
     items: &[(usize, &T, i64)],
-) -> Result<Vec<(usize, Change, i64)>, StoreError> {
+) -> Result<Vec<usize>, StoreError> {
     // What is stored, as (internal id, data), by source id.
     let mut stored: HashMap<String, (String, String)> = HashMap::default();
     let ids: Vec<&str> = items.iter().map(|(_, t, _)| t.source_id()).collect();
@@ -1585,7 +1587,7 @@ async fn upsert_run<T: DirObject>(
     }
     let in_table: HashSet<String> = stored.keys().cloned().collect();
     // The rows to write, one per source id (a later write of the same object replaces an
-    // earlier one of the run), and the changes to log.
+    // earlier one of the run), and the upserts to log: (segment, object, its JSON, time).
     let mut rows: Vec<ObjectRow<T>> = Vec::new();
     let mut row_of: HashMap<String, usize> = HashMap::default();
     let mut changes = Vec::new();
@@ -1602,7 +1604,7 @@ async fn upsert_run<T: DirObject>(
         let row = ObjectRow {
             is_new: !in_table.contains(&sid),
             item: item.clone(),
-            data,
+            data: data.clone(),
             at_ms: *at,
         };
         match row_of.get(&sid) {
@@ -1612,10 +1614,15 @@ async fn upsert_run<T: DirObject>(
                 rows.push(row);
             }
         }
-        changes.push((*seg, item.into_change(), *at));
+        changes.push((*seg, item, data, *at));
     }
     write_rows(tx, dir, &rows).await?;
-    Ok(changes)
+    let mut logged = Vec::with_capacity(changes.len());
+    for (seg, item, data, at) in changes {
+        log.push_upsert(tx, &item, &data, at).await?;
+        logged.push(seg);
+    }
+    Ok(logged)
 }
 
 /// A user or group to write, as its row.
@@ -2212,7 +2219,7 @@ mod tests {
             primary: true,
         }];
         let (kind, text) = User::change_json(&encode("user", &user).unwrap());
-        let change = user.into_change();
+        let change = Change::UpsertUser { user };
         assert_eq!(
             (kind, text),
             (change.kind(), encode("change", &change).unwrap())
@@ -2220,7 +2227,7 @@ mod tests {
         let mut group = Group::new("g1", "eng");
         group.description = Some("the engineers".into());
         let (kind, text) = Group::change_json(&encode("group", &group).unwrap());
-        let change = group.into_change();
+        let change = Change::UpsertGroup { group };
         assert_eq!(
             (kind, text),
             (change.kind(), encode("change", &change).unwrap())
