@@ -278,3 +278,20 @@ fn what_entra_really_sends_is_still_taken() {
     assert_eq!(u.phone_numbers[0].value, "+1 555");
     assert_eq!(u.manager.as_deref(), Some("m-2"));
 }
+
+#[test]
+fn date_times_in_filters_compare_as_instants() {
+    let g = json!({"meta": {"lastModified": "2026-12-04T20:09:56Z"}});
+    let m = |f: &str| {
+        idsync_scim::filter::Filter::parse(f)
+            .unwrap()
+            .matches(&g, &|_| false)
+    };
+    // As text, "...56Z" > "...56.5Z": as instants it is earlier.
+    assert!(!m("meta.lastModified gt \"2026-12-04T20:09:56.5Z\""));
+    assert!(m("meta.lastModified lt \"2026-12-04T20:09:56.5Z\""));
+    assert!(m("meta.lastModified gt \"2026-12-04T21:09:55+01:00\""));
+    assert!(m("meta.lastModified eq \"2026-12-04T20:09:56.000Z\""));
+    assert!(m("meta.lastModified ge \"2026-12-04T20:09:56Z\""));
+    assert!(m("meta.lastModified sw \"2026-12-04\""));
+}

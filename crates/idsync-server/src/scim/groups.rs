@@ -247,7 +247,8 @@ pub(super) async fn save_group(
                 .into());
             }
             group.id.clone_from(&c.sg.group.id);
-            let changed = group != c.sg.group;
+            // A change of members is a change of the group: meta.lastModified moves.
+            let changed = group != c.sg.group || c.members != want;
             (
                 Some(((c.sg.created_ms, c.sg.modified_ms), changed)),
                 c.members,
@@ -303,7 +304,11 @@ pub(super) async fn create_group(
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
     let id = new_id();
-    let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
+    let (group, requested) = off_runtime({
+        let id = id.clone();
+        move || group_from_scim(&parse_body(&body)?, &id)
+    })
+    .await?;
     let want = resolve_members(&st, &dir, &id, &requested, &BTreeSet::new()).await?;
     save_group(&st, &dir, &base, None, group, want).await
 }
@@ -317,7 +322,11 @@ pub(super) async fn replace_group(
     let base = st.base(&headers, &dir);
     let current = load_group_view(&st, &dir, &id).await?;
     check_if_match(&headers, &current.json(&base).1)?;
-    let (group, requested) = group_from_scim(&parse_body(&body)?, &id)?;
+    let (group, requested) = off_runtime({
+        let id = id.clone();
+        move || group_from_scim(&parse_body(&body)?, &id)
+    })
+    .await?;
     let want = resolve_members(&st, &dir, &id, &requested, &current.members).await?;
     save_group(&st, &dir, &base, Some(current), group, want).await
 }
@@ -329,7 +338,7 @@ pub(super) async fn patch_group(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let ops = parse_request(&parse_body(&body)?)?;
+    let ops = Arc::new(off_runtime(move || parse_request(&parse_body(&body)?)).await?);
     // Adding and removing members (what identity providers send) touches only those members:
     // no read of the whole group, and 204 No Content as Entra expects. With If-Match the
     // group's version must be computed, so the general path runs.
@@ -339,10 +348,15 @@ pub(super) async fn patch_group(
         }
     }
     let current = load_group_view(&st, &dir, &id).await?;
-    let (mut v, version) = current.json(&base);
+    let (v, version) = current.json(&base);
     check_if_match(&headers, &version)?;
-    apply(&mut v, &ops, &GROUP_RESOURCE)?;
-    let (group, requested) = group_from_scim(&strip_read_only(v), &id)?;
+    let source_id = id.clone();
+    let (group, requested) = off_runtime(move || {
+        let mut v = v;
+        apply(&mut v, &ops, &GROUP_RESOURCE)?;
+        group_from_scim(&strip_read_only(v), &source_id)
+    })
+    .await?;
     let want = resolve_members(&st, &dir, &id, &requested, &current.members).await?;
     save_group(&st, &dir, &base, Some(current), group, want).await
 }

@@ -7,7 +7,7 @@ use axum::http::{HeaderMap, StatusCode};
 use idsync_scim::filter::{values, AttrPath};
 use idsync_scim::resource::project;
 use idsync_scim::schema::{ResourceSchema, GROUP_RESOURCE, USER_RESOURCE};
-use idsync_scim::{ScimError, LIST_RESPONSE};
+use idsync_scim::{ScimError, LIST_RESPONSE, SEARCH_REQUEST};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -140,33 +140,82 @@ pub(super) fn project_one(mut v: Value, p: &Projection) -> Value {
 
 /// A POSTed search (RFC 7644 §3.4.3) as list parameters.
 pub(super) fn search_params(body: &Bytes) -> Result<ListParams, ScimError> {
-    let v = parse_body(body)?;
-    let text = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
-    let list = |k: &str| -> Option<String> {
-        match v.get(k) {
-            Some(Value::Array(a)) => Some(
-                a.iter()
-                    .filter_map(Value::as_str)
-                    .collect::<Vec<_>>()
-                    .join(","),
-            ),
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
+    search_request(&parse_body(body)?)
+}
+
+/// A SearchRequest body (RFC 7644 §3.4.3) as list parameters. What is not a SearchRequest is
+/// refused (§3.12): a body without the SearchRequest schema or with attributes it does not
+/// define is `invalidSyntax`; a value of the wrong type is `invalidValue`. Names are
+/// case-insensitive; `attributes` may also be one comma-separated string.
+fn search_request(v: &Value) -> Result<ListParams, ScimError> {
+    let Value::Object(o) = v else {
+        return Err(ScimError::invalid_syntax(
+            "a search request is a JSON object (a SearchRequest)",
+        ));
+    };
+    let schemas_ok = o
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("schemas"))
+        .and_then(|(_, s)| s.as_array())
+        .is_some_and(|a| {
+            a.iter().any(|s| {
+                s.as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(SEARCH_REQUEST))
+            })
+        });
+    if !schemas_ok {
+        return Err(ScimError::invalid_syntax(format!(
+            "schemas must be a list holding {SEARCH_REQUEST}"
+        )));
+    }
+    let mut p = ListParams::default();
+    for (k, val) in o {
+        if val.is_null() {
+            continue;
         }
-    };
-    let num = |k: &str| {
-        v.get(k)
-            .map(|n| n.to_string().trim_matches('"').to_string())
-    };
-    Ok(ListParams {
-        filter: text("filter"),
-        start_index: num("startIndex"),
-        count: num("count"),
-        sort_by: text("sortBy"),
-        sort_order: text("sortOrder"),
-        attributes: list("attributes"),
-        excluded_attributes: list("excludedAttributes"),
-    })
+        let bad = |what: &str| ScimError::invalid_value(format!("{k}: expected {what}, got {val}"));
+        let text = || {
+            val.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad("a string"))
+        };
+        let int = || {
+            val.as_i64()
+                .map(|n| n.to_string())
+                .ok_or_else(|| bad("an integer"))
+        };
+        let list = || match val {
+            Value::String(s) => Ok(s.clone()),
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().ok_or_else(|| bad("a list of attribute names")))
+                .collect::<Result<Vec<_>, _>>()
+                .map(|names| names.join(",")),
+            _ => Err(bad("a list of attribute names")),
+        };
+        match k.to_ascii_lowercase().as_str() {
+            "schemas" => {}
+            "filter" => p.filter = Some(text()?),
+            "sortby" => p.sort_by = Some(text()?),
+            "sortorder" => {
+                let order = text()?;
+                if !order.eq_ignore_ascii_case("ascending") && !order.eq_ignore_ascii_case("descending") {
+                    return Err(bad("\"ascending\" or \"descending\""));
+                }
+                p.sort_order = Some(order);
+            }
+            "startindex" => p.start_index = Some(int()?),
+            "count" => p.count = Some(int()?),
+            "attributes" => p.attributes = Some(list()?),
+            "excludedattributes" => p.excluded_attributes = Some(list()?),
+            _ => {
+                return Err(ScimError::invalid_syntax(format!(
+                    "{k} is not an attribute of a SearchRequest (attributes, excludedAttributes, filter, sortBy, sortOrder, startIndex, count)"
+                )))
+            }
+        }
+    }
+    Ok(p)
 }
 
 /// The resources a list or search covers.

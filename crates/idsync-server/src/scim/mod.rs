@@ -260,6 +260,17 @@ fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
 }
 
+/// Run a request's CPU work (parsing a body, applying a PATCH's operations) on the blocking
+/// pool, off the runtime's worker threads: a large PATCH then delays only itself, not every
+/// request sharing its thread (`/healthz`, other clients).
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ScimError> + Send + 'static,
+) -> Result<T, ScimError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ScimError::internal(format!("the request's work stopped: {e}")))?
+}
+
 /// The stamps an object has after a write: `created` stays, `modified` moves only when the
 /// content changed (the store skips unchanged objects).
 fn stamps(before: Option<(i64, i64)>, changed: bool, now: i64) -> (i64, i64) {

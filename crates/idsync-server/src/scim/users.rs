@@ -142,9 +142,12 @@ pub(super) async fn create_user(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let body = parse_body(&body)?;
     let id = new_id();
-    let user = user_from_scim(&body, &id)?;
+    let user = off_runtime({
+        let id = id.clone();
+        move || user_from_scim(&parse_body(&body)?, &id)
+    })
+    .await?;
     st.check_domain(&dir, &user)?;
     let check = Unique::UserName {
         name: user.user_name.clone(),
@@ -230,8 +233,11 @@ pub(super) async fn replace_user(
     let base = st.base(&headers, &dir);
     let current = load_user_view(&st, &dir, &id).await?;
     check_if_match(&headers, &current.json(&base).1)?;
-    let body = parse_body(&body)?;
-    let user = user_from_scim(&body, &id)?;
+    let user = off_runtime({
+        let id = id.clone();
+        move || user_from_scim(&parse_body(&body)?, &id)
+    })
+    .await?;
     save_user(&st, &dir, &base, current, user).await
 }
 
@@ -245,9 +251,13 @@ pub(super) async fn patch_user(
     let current = load_user_view(&st, &dir, &id).await?;
     let (mut v, version) = current.json(&base);
     check_if_match(&headers, &version)?;
-    let ops = parse_request(&parse_body(&body)?)?;
-    apply(&mut v, &ops, &USER_RESOURCE)?;
-    let user = user_from_scim(&strip_read_only(v), &id)?;
+    let source_id = id.clone();
+    let user = off_runtime(move || {
+        let ops = parse_request(&parse_body(&body)?)?;
+        apply(&mut v, &ops, &USER_RESOURCE)?;
+        user_from_scim(&strip_read_only(v), &source_id)
+    })
+    .await?;
     save_user(&st, &dir, &base, current, user).await
 }
 
