@@ -24,8 +24,8 @@ pub use connector::{
 pub use graph::{effective_members, MembershipGraph};
 pub use image::{DirectoryImage, Refresh};
 pub use model::{
-    Address, AttrValue, Email, Group, Key, MemberKind, MemberRef, Membership, Name, Phone,
-    Snapshot, User,
+    Address, AttrValue, Email, Group, Key, MemberKind, MemberRef, Membership, MultiValue, Name,
+    Phone, Snapshot, User,
 };
 pub use plan::{
     plan, Action, DeletionThreshold, DeprovisionAction, GroupDeletion, GroupRename, Operation,

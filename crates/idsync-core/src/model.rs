@@ -90,6 +90,20 @@ pub struct Address {
     pub primary: bool,
 }
 
+/// An element of a multi-valued attribute with SCIM's generic sub-attributes (RFC 7643 §2.4):
+/// ims, photos, entitlements, roles, x509Certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct MultiValue {
+    pub value: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub primary: bool,
+}
+
 fn yes() -> bool {
     true
 }
@@ -141,6 +155,18 @@ pub struct User {
     pub locale: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ims: Vec<MultiValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub photos: Vec<MultiValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entitlements: Vec<MultiValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<MultiValue>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub x509_certificates: Vec<MultiValue>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom: BTreeMap<String, AttrValue>,
 }
@@ -171,6 +197,12 @@ impl User {
             preferred_language: None,
             locale: None,
             timezone: None,
+            profile_url: None,
+            ims: Vec::new(),
+            photos: Vec::new(),
+            entitlements: Vec::new(),
+            roles: Vec::new(),
+            x509_certificates: Vec::new(),
             custom: BTreeMap::new(),
         }
     }
@@ -215,6 +247,12 @@ impl User {
             preferred_language => "preferredLanguage",
             locale => "locale",
             timezone => "timezone",
+            profile_url => "profileUrl",
+            ims => "ims",
+            photos => "photos",
+            entitlements => "entitlements",
+            roles => "roles",
+            x509_certificates => "x509Certificates",
             custom => "custom",
         );
         out

@@ -448,6 +448,44 @@ pub fn values<'a>(res: &'a Value, path: &AttrPath) -> Vec<&'a Value> {
     }
 }
 
+/// An RFC 3339 date-time as an instant (nanoseconds since the epoch).
+fn instant(s: &str) -> Option<i128> {
+    // Cheap test first: most strings compared are not date-times.
+    let b = s.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[10] != b'T' && b[10] != b't' {
+        return None;
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .ok()
+        .map(time::OffsetDateTime::unix_timestamp_nanos)
+}
+
+fn ordered(op: CompareOp, ord: Ordering) -> bool {
+    match op {
+        CompareOp::Eq => ord == Ordering::Equal,
+        CompareOp::Ne => ord != Ordering::Equal,
+        CompareOp::Gt => ord == Ordering::Greater,
+        CompareOp::Lt => ord == Ordering::Less,
+        CompareOp::Ge => ord != Ordering::Less,
+        CompareOp::Le => ord != Ordering::Greater,
+        CompareOp::Co | CompareOp::Sw | CompareOp::Ew => false,
+    }
+}
+
+fn compare_text(h: &str, op: CompareOp, w: &str, case_exact: bool) -> bool {
+    let (h, w) = if case_exact {
+        (h.to_string(), w.to_string())
+    } else {
+        (h.to_lowercase(), w.to_lowercase())
+    };
+    match op {
+        CompareOp::Co => h.contains(&w),
+        CompareOp::Sw => h.starts_with(&w),
+        CompareOp::Ew => h.ends_with(&w),
+        _ => ordered(op, h.cmp(&w)),
+    }
+}
+
 fn compare(have: &Value, op: CompareOp, want: &Value, case_exact: bool) -> bool {
     // Multi-valued complex without sub-attribute: compare its "value".
     let have = match have {
@@ -458,24 +496,17 @@ fn compare(have: &Value, op: CompareOp, want: &Value, case_exact: bool) -> bool 
         v => v,
     };
     match (have, want) {
-        (Value::String(h), Value::String(w)) => {
-            let (h, w) = if case_exact {
-                (h.clone(), w.clone())
-            } else {
-                (h.to_lowercase(), w.to_lowercase())
-            };
-            match op {
-                CompareOp::Eq => h == w,
-                CompareOp::Ne => h != w,
-                CompareOp::Co => h.contains(&w),
-                CompareOp::Sw => h.starts_with(&w),
-                CompareOp::Ew => h.ends_with(&w),
-                CompareOp::Gt => h > w,
-                CompareOp::Lt => h < w,
-                CompareOp::Ge => h >= w,
-                CompareOp::Le => h <= w,
+        // Date-times (meta.created, meta.lastModified) compare as instants: as text,
+        // "...:56Z" sorts after "...:56.5Z", and offsets other than Z do not sort at all.
+        (Value::String(h), Value::String(w))
+            if !matches!(op, CompareOp::Co | CompareOp::Sw | CompareOp::Ew) =>
+        {
+            match (instant(h), instant(w)) {
+                (Some(h), Some(w)) => ordered(op, h.cmp(&w)),
+                _ => compare_text(h, op, w, case_exact),
             }
         }
+        (Value::String(h), Value::String(w)) => compare_text(h, op, w, case_exact),
         (Value::Bool(h), Value::Bool(w)) => match op {
             CompareOp::Eq => h == w,
             CompareOp::Ne => h != w,

@@ -80,6 +80,11 @@ pub struct PatchOp {
     pub value: Option<Value>,
 }
 
+/// Most operations in one PATCH request. More are answered 413 with a SCIM error, as a bulk
+/// request over `maxOperations` is (RFC 7644 §3.7.4): identity providers send a few
+/// operations per request (member changes travel as value lists inside one operation).
+pub const MAX_PATCH_OPERATIONS: usize = 1000;
+
 /// Parse a PATCH request body.
 pub fn parse_request(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
     let schemas_ok = get_ci(body, "schemas")
@@ -99,6 +104,16 @@ pub fn parse_request(body: &Value) -> Result<Vec<PatchOp>, ScimError> {
     let ops = get_ci(body, "Operations")
         .and_then(Value::as_array)
         .ok_or_else(|| ScimError::invalid_syntax("Operations must be an array"))?;
+    if ops.len() > MAX_PATCH_OPERATIONS {
+        return Err(ScimError::new(
+            413,
+            None,
+            format!(
+                "the PATCH request has {} operations; at most {MAX_PATCH_OPERATIONS} are taken in one request",
+                ops.len()
+            ),
+        ));
+    }
     ops.iter()
         .enumerate()
         .map(|(i, op)| {
@@ -149,18 +164,171 @@ pub fn apply(
     ops: &[PatchOp],
     schema: &ResourceSchema,
 ) -> Result<(), ScimError> {
+    apply_counted(resource, ops, schema).map(|_| ())
+}
+
+/// What applying a PATCH cost: how many times an element of a multi-valued attribute was
+/// compared with another, looked up or indexed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    pub element_steps: u64,
+}
+
+/// [`apply`], saying how much work it took.
+pub fn apply_counted(
+    resource: &mut Value,
+    ops: &[PatchOp],
+    schema: &ResourceSchema,
+) -> Result<Work, ScimError> {
     let mut work = resource.clone();
     let obj = work
         .as_object_mut()
         .ok_or_else(|| ScimError::internal("resource is not an object"))?;
+    let mut cx = Cx::default();
     for op in ops {
-        apply_one(obj, op.kind, op.path.as_ref(), op.value.as_ref(), schema)?;
+        apply_one(
+            &mut cx,
+            obj,
+            op.kind,
+            op.path.as_ref(),
+            op.value.as_ref(),
+            schema,
+        )?;
     }
+    cx.release_all(obj);
     *resource = work;
-    Ok(())
+    Ok(cx.work)
+}
+
+/// What the operations of one PATCH share: the work done, and indexes of the multi-valued
+/// attributes that `add` without a filter and `remove` by `value eq` touched, kept from one
+/// operation to the next so that each costs what its own values cost, not the attribute's
+/// size (a PATCH of n adds is linear in n, not quadratic).
+#[derive(Default)]
+struct Cx {
+    work: Work,
+    lists: std::collections::HashMap<(Option<&'static str>, &'static str), ListIndex>,
+}
+
+/// An element's identity for de-duplication (see [`same_element`]): its value and type, or
+/// the whole element when it has no value.
+#[derive(Hash, PartialEq, Eq)]
+enum ElementKey {
+    Keyed(String, Option<String>),
+    Whole(String),
+}
+
+fn element_key(e: &Value) -> ElementKey {
+    match get_ci(e, "value") {
+        Some(v) => ElementKey::Keyed(v.to_string(), get_ci(e, "type").map(Value::to_string)),
+        None => ElementKey::Whole(e.to_string()),
+    }
+}
+
+/// The index of one multi-valued attribute while a PATCH runs. Removed elements are left as
+/// `null` (positions stay valid) until the attribute is released.
+struct ListIndex {
+    /// Whether `value` compares case-sensitively.
+    case_exact: bool,
+    keys: std::collections::HashSet<ElementKey>,
+    /// Positions by value (folded when not case-exact): the only candidates of `value eq`.
+    by_value: std::collections::HashMap<String, Vec<usize>>,
+    removed: bool,
+}
+
+impl ListIndex {
+    fn value_key(&self, v: &Value) -> String {
+        match v {
+            Value::String(s) if !self.case_exact => s.to_lowercase(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+
+    fn note(&mut self, at: usize, e: &Value) {
+        self.keys.insert(element_key(e));
+        if let Some(v) = get_ci(e, "value") {
+            let k = self.value_key(v);
+            self.by_value.entry(k).or_default().push(at);
+        }
+    }
+}
+
+impl Cx {
+    /// The index of an attribute, built from its elements when first asked for.
+    fn index(
+        &mut self,
+        holder: &Map<String, Value>,
+        id: (Option<&'static str>, &'static str),
+        case_exact: bool,
+    ) -> &mut ListIndex {
+        let work = &mut self.work;
+        self.lists.entry(id).or_insert_with(|| {
+            let mut ix = ListIndex {
+                case_exact,
+                keys: Default::default(),
+                by_value: Default::default(),
+                removed: false,
+            };
+            if let Some(Value::Array(items)) = holder.get(id.1) {
+                work.element_steps += items.len() as u64;
+                for (n, e) in items.iter().enumerate() {
+                    ix.note(n, e);
+                }
+            }
+            ix
+        })
+    }
+
+    /// Drop an attribute's index, taking out the elements removed meanwhile: before any
+    /// operation the index does not cover, and at the end.
+    fn release(
+        &mut self,
+        holder: &mut Map<String, Value>,
+        id: (Option<&'static str>, &'static str),
+    ) {
+        if let Some(ix) = self.lists.remove(&id) {
+            if ix.removed {
+                compact(holder, id.1);
+            }
+        }
+    }
+
+    fn release_all(&mut self, res: &mut Map<String, Value>) {
+        for ((urn, name), ix) in self.lists.drain() {
+            if !ix.removed {
+                continue;
+            }
+            let holder = match urn {
+                None => Some(res as &mut Map<String, Value>),
+                Some(u) => res.get_mut(u).and_then(Value::as_object_mut),
+            };
+            if let Some(h) = holder {
+                compact(h, name);
+            }
+        }
+    }
+}
+
+/// Take the removed (`null`) elements out of a multi-valued attribute; an empty one goes.
+fn compact(holder: &mut Map<String, Value>, key: &str) {
+    if let Some(Value::Array(items)) = holder.get_mut(key) {
+        items.retain(|i| !i.is_null());
+        if items.is_empty() {
+            holder.remove(key);
+        }
+    }
+}
+
+/// `value eq "..."`: the filter an index answers.
+fn value_eq(filter: &Filter) -> Option<&str> {
+    filter.eq_value().and_then(|(p, v)| {
+        (p.urn.is_none() && p.sub.is_none() && p.name.eq_ignore_ascii_case("value")).then_some(v)
+    })
 }
 
 fn apply_one(
+    cx: &mut Cx,
     res: &mut Map<String, Value>,
     kind: PatchKind,
     path: Option<&PatchPath>,
@@ -172,6 +340,7 @@ fn apply_one(
         .filter(|p| p.filter.is_none())
         .and_then(|p| extension_named(schema, p))
     {
+        cx.release_all(res);
         return match kind {
             PatchKind::Remove => {
                 res.remove(ext);
@@ -183,7 +352,7 @@ fn apply_one(
                 if kind == PatchKind::Replace {
                     res.remove(ext);
                 }
-                apply_one(res, kind, None, Some(&Value::Object(wrapped)), schema)
+                apply_one(cx, res, kind, None, Some(&Value::Object(wrapped)), schema)
             }
         };
     }
@@ -215,13 +384,13 @@ fn apply_one(
                         filter: None,
                         sub: None,
                     };
-                    apply_one(res, kind, Some(&p), Some(v2), schema)?;
+                    apply_one(cx, res, kind, Some(&p), Some(v2), schema)?;
                 }
             } else if k.eq_ignore_ascii_case("schemas") {
                 continue;
             } else {
                 let p = PatchPath::parse(k)?;
-                apply_one(res, kind, Some(&p), Some(v), schema)?;
+                apply_one(cx, res, kind, Some(&p), Some(v), schema)?;
             }
         }
         return Ok(());
@@ -240,8 +409,19 @@ fn apply_one(
     }
     let holder = holder(res, &r)?;
     let key = r.attr.name.to_string();
+    let id = (r.extension, r.attr.name);
+    if r.attr.multi && r.sub.is_none() && path.sub.is_none() {
+        match (kind, &path.filter) {
+            (PatchKind::Add, None) => return indexed_add(cx, holder, id, r.attr, value, schema),
+            (PatchKind::Remove, Some(f)) if value_eq(f).is_some() => {
+                return indexed_remove(cx, holder, id, path, f, schema);
+            }
+            _ => {}
+        }
+    }
+    cx.release(holder, id);
     match (&path.filter, r.sub) {
-        (None, None) => whole(holder, &key, r.attr, kind, value),
+        (None, None) => whole(cx, holder, &key, r.attr, kind, value),
         (None, Some(sub)) => {
             // `name.givenName`, or a sub-attribute of every element of a multi-valued one.
             match holder.get_mut(&key) {
@@ -273,7 +453,7 @@ fn apply_one(
                 }
             }
         }
-        (Some(filter), _) => filtered(holder, &key, r.attr, path, filter, kind, value, schema),
+        (Some(filter), _) => filtered(cx, holder, &key, r.attr, path, filter, kind, value, schema),
     }
 }
 
@@ -335,7 +515,121 @@ fn same_element(a: &Value, b: &Value) -> bool {
     }
 }
 
+/// Whether an attribute's `value` sub-attribute compares case-sensitively.
+fn value_case_exact(attr: &Attr) -> bool {
+    attr.sub
+        .iter()
+        .find(|s| s.name == "value")
+        .is_some_and(|s| s.case_exact)
+}
+
+/// `add` of values to a multi-valued attribute, through its index: each new value is looked
+/// up, not compared with every element.
+fn indexed_add(
+    cx: &mut Cx,
+    holder: &mut Map<String, Value>,
+    id: (Option<&'static str>, &'static str),
+    attr: &Attr,
+    value: Option<&Value>,
+    _schema: &ResourceSchema,
+) -> Result<(), ScimError> {
+    let new: Vec<Value> = match coerce(attr, value.cloned().unwrap_or(Value::Null))? {
+        Value::Array(a) => a,
+        Value::Null => Vec::new(),
+        other => vec![other],
+    };
+    let ix = cx.index(holder, id, value_case_exact(attr));
+    let mut steps = 0u64;
+    let mut primary = false;
+    let items = match holder
+        .entry(id.1.to_string())
+        .or_insert_with(|| Value::Array(Vec::new()))
+    {
+        Value::Array(items) => items,
+        other => {
+            *other = Value::Array(Vec::new());
+            match other {
+                Value::Array(items) => items,
+                _ => return Err(ScimError::internal("not an array")),
+            }
+        }
+    };
+    for n in new {
+        steps += 1;
+        if ix.keys.contains(&element_key(&n)) {
+            continue;
+        }
+        primary |= get_ci(&n, "primary") == Some(&Value::Bool(true));
+        ix.note(items.len(), &n);
+        items.push(n);
+    }
+    if primary {
+        // At most one primary: the last one set wins.
+        steps += items.len() as u64;
+        let taken = std::mem::take(items);
+        *items = one_primary(taken);
+    }
+    if items.is_empty() {
+        holder.remove(id.1);
+    }
+    cx.work.element_steps += steps;
+    Ok(())
+}
+
+/// `remove` of the elements `attr[value eq "..."]` designates, through the index: only the
+/// elements with that value are tested against the whole filter.
+fn indexed_remove(
+    cx: &mut Cx,
+    holder: &mut Map<String, Value>,
+    id: (Option<&'static str>, &'static str),
+    path: &PatchPath,
+    filter: &Filter,
+    schema: &ResourceSchema,
+) -> Result<(), ScimError> {
+    let Some(r) = schema.resolve(&path.attr) else {
+        return Err(ScimError::invalid_path(format!(
+            "no attribute {}",
+            path.attr
+        )));
+    };
+    let ix = cx.index(holder, id, value_case_exact(r.attr));
+    let Some(want) = value_eq(filter) else {
+        return Ok(());
+    };
+    let Some(candidates) = ix
+        .by_value
+        .get(&ix.value_key(&Value::String(want.to_string())))
+    else {
+        return Ok(());
+    };
+    let Some(Value::Array(items)) = holder.get_mut(id.1) else {
+        return Ok(());
+    };
+    let parent = path.attr.clone();
+    let case_exact = |p: &AttrPath| schema.case_exact(&rebase(&parent, p));
+    let mut steps = 0u64;
+    let mut gone = Vec::new();
+    for &at in candidates {
+        steps += 1;
+        if let Some(item) = items.get_mut(at) {
+            if !item.is_null() && filter.matches(item, &case_exact) {
+                gone.push(element_key(item));
+                *item = Value::Null;
+            }
+        }
+    }
+    if !gone.is_empty() {
+        ix.removed = true;
+        for k in gone {
+            ix.keys.remove(&k);
+        }
+    }
+    cx.work.element_steps += steps;
+    Ok(())
+}
+
 fn whole(
+    cx: &mut Cx,
     holder: &mut Map<String, Value>,
     key: &str,
     attr: &Attr,
@@ -373,7 +667,10 @@ fn whole(
                 let items = match (kind, holder.remove(key)) {
                     (PatchKind::Add, Some(Value::Array(mut old))) => {
                         for n in new {
-                            if !old.iter().any(|o| same_element(o, &n)) {
+                            if !old.iter().any(|o| {
+                                cx.work.element_steps += 1;
+                                same_element(o, &n)
+                            }) {
                                 old.push(n);
                             }
                         }
@@ -430,6 +727,7 @@ fn one_primary(mut items: Vec<Value>) -> Vec<Value> {
 
 #[allow(clippy::too_many_arguments)]
 fn filtered(
+    cx: &mut Cx,
     holder: &mut Map<String, Value>,
     key: &str,
     attr: &Attr,
@@ -462,6 +760,7 @@ fn filtered(
         Some(Value::Array(a)) => a,
         _ => Vec::new(),
     };
+    cx.work.element_steps += items.len() as u64;
     let hits: Vec<usize> = items
         .iter()
         .enumerate()
@@ -470,9 +769,13 @@ fn filtered(
         .collect();
     match (kind, sub) {
         (PatchKind::Remove, None) => {
+            let mut gone = vec![false; items.len()];
+            for &h in &hits {
+                gone[h] = true;
+            }
             let mut n = 0;
             items.retain(|_| {
-                let keep = !hits.contains(&n);
+                let keep = !gone[n];
                 n += 1;
                 keep
             });
@@ -564,31 +867,12 @@ fn seed_from_filter(filter: &Filter, attr: &Attr) -> Map<String, Value> {
 }
 
 fn coerce_element(attr: &Attr, v: Value) -> Result<Value, ScimError> {
-    let single = Attr {
-        multi: false,
-        ..clone_attr(attr)
-    };
-    coerce(&single, v)
-}
-
-fn clone_attr(a: &Attr) -> Attr {
-    Attr {
-        name: a.name,
-        ty: a.ty,
-        multi: a.multi,
-        case_exact: a.case_exact,
-        required: a.required,
-        mutability: a.mutability,
-        returned: a.returned,
-        uniqueness: a.uniqueness,
-        canonical: a.canonical,
-        reference_types: a.reference_types,
-        sub: a.sub,
-    }
+    coerce_one(attr, v, true)
 }
 
 /// Bring a value to the attribute's shape: canonical sub-attribute names, booleans from
-/// `"True"`/`"False"`, numbers for numeric types; wrong types are `invalidValue`.
+/// `"True"`/`"False"` (what Entra sends), numbers from numeric strings; anything else of the
+/// wrong type is `invalidValue` (a number is not a string, a string is not a list).
 pub fn coerce(attr: &Attr, v: Value) -> Result<Value, ScimError> {
     if v.is_null() {
         return Ok(v);
@@ -601,20 +885,37 @@ pub fn coerce(attr: &Attr, v: Value) -> Result<Value, ScimError> {
                 .filter(|r| !matches!(r, Ok(Value::Null)))
                 .collect::<Result<Vec<_>, _>>()
                 .map(Value::Array),
-            single => Ok(Value::Array(vec![coerce_element(attr, single)?])),
+            // One element given as itself (`"value": {"value": "a@b.c"}` in a PATCH add).
+            Value::Object(_) => Ok(Value::Array(vec![coerce_element(attr, v)?])),
+            other => Err(wrong_type(attr, "an array", &other)),
         };
     }
-    let bad = |what: &str, v: &Value| {
+    coerce_one(attr, v, false)
+}
+
+/// The error for a value of the wrong type. A write-only attribute's value is not repeated
+/// (a password stays out of responses and logs).
+fn wrong_type(attr: &Attr, what: &str, v: &Value) -> ScimError {
+    if attr.returned == "never" {
+        ScimError::invalid_value(format!("{}: expected {what}", attr.name))
+    } else {
         ScimError::invalid_value(format!("{}: expected {what}, got {v}", attr.name))
-    };
+    }
+}
+
+/// A single value (an element, when `element`) to the attribute's type.
+fn coerce_one(attr: &Attr, v: Value, element: bool) -> Result<Value, ScimError> {
+    if v.is_null() {
+        return Ok(v);
+    }
+    let bad = |what: &str, v: &Value| wrong_type(attr, what, v);
     match attr.ty {
         AttrType::Complex => {
-            // A bare value for a complex attribute with a `value` sub-attribute (Entra sends
-            // the manager's id this way) means {"value": ...}.
+            // A bare value for a single-valued complex attribute with a `value` sub-attribute
+            // (Entra sends the manager's id this way) means {"value": ...}. An element of a
+            // multi-valued attribute is an object (`"emails": ["a@b.c"]` is refused).
             let v = match v {
-                Value::String(_) | Value::Number(_)
-                    if attr.sub.iter().any(|s| s.name == "value") =>
-                {
+                Value::String(_) if !element && attr.sub.iter().any(|s| s.name == "value") => {
                     let mut o = Map::new();
                     o.insert("value".into(), v);
                     Value::Object(o)
@@ -641,21 +942,28 @@ pub fn coerce(attr: &Attr, v: Value) -> Result<Value, ScimError> {
         }
         AttrType::Boolean => match &v {
             Value::Bool(_) => Ok(v),
-            Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
-            Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
+            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
             _ => Err(bad("a boolean", &v)),
         },
-        AttrType::Integer | AttrType::Decimal => match &v {
+        AttrType::Integer => match &v {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(v),
+            Value::String(s) => s
+                .trim()
+                .parse::<i64>()
+                .map(Value::from)
+                .map_err(|_| bad("an integer", &v)),
+            _ => Err(bad("an integer", &v)),
+        },
+        AttrType::Decimal => match &v {
             Value::Number(_) => Ok(v),
-            Value::String(s) => serde_json::from_str::<serde_json::Number>(s)
+            Value::String(s) => serde_json::from_str::<serde_json::Number>(s.trim())
                 .map(Value::Number)
                 .map_err(|_| bad("a number", &v)),
             _ => Err(bad("a number", &v)),
         },
-        AttrType::String | AttrType::Reference | AttrType::DateTime => match v {
+        AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary => match v {
             Value::String(_) => Ok(v),
-            Value::Number(n) => Ok(Value::String(n.to_string())),
-            Value::Bool(b) => Ok(Value::String(b.to_string())),
             other => Err(bad("a string", &other)),
         },
     }

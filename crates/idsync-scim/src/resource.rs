@@ -3,7 +3,9 @@
 use crate::error::ScimError;
 use crate::patch::normalize;
 use crate::schema::{GROUP_RESOURCE, USER_RESOURCE};
-use idsync_core::{Address, AttrValue, Email, Group, MemberKind, MemberRef, Name, Phone, User};
+use idsync_core::{
+    Address, AttrValue, Email, Group, MemberKind, MemberRef, MultiValue, Name, Phone, User,
+};
 use serde_json::{json, Map, Value};
 use std::collections::BTreeMap;
 
@@ -62,6 +64,7 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
     }
     put(&mut o, "displayName", &u.display_name);
     put(&mut o, "nickName", &u.nick_name);
+    put(&mut o, "profileUrl", &u.profile_url);
     put(&mut o, "title", &u.title);
     put(&mut o, "userType", &u.user_type);
     put(&mut o, "preferredLanguage", &u.preferred_language);
@@ -97,6 +100,8 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
             ),
         );
     }
+    put_multi(&mut o, "ims", &u.ims);
+    put_multi(&mut o, "photos", &u.photos);
     if !u.addresses.is_empty() {
         let list = u
             .addresses
@@ -123,6 +128,9 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
             .collect();
         o.insert("groups".into(), Value::Array(list));
     }
+    put_multi(&mut o, "entitlements", &u.entitlements);
+    put_multi(&mut o, "roles", &u.roles);
+    put_multi(&mut o, "x509Certificates", &u.x509_certificates);
     let mut ent = Map::new();
     put(&mut ent, "employeeNumber", &u.employee_id);
     put(&mut ent, "costCenter", &u.cost_center);
@@ -161,6 +169,42 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
         meta_json("User", format!("{base}/Users/{}", u.source_id), meta),
     );
     Value::Object(o)
+}
+
+/// A multi-valued attribute with the generic sub-attributes, unless it is empty.
+fn put_multi(o: &mut Map<String, Value>, k: &str, list: &[MultiValue]) {
+    if list.is_empty() {
+        return;
+    }
+    let items = list
+        .iter()
+        .map(|m| {
+            let mut e = Map::new();
+            e.insert("value".into(), Value::String(m.value.clone()));
+            put(&mut e, "display", &m.display);
+            put(&mut e, "type", &m.kind);
+            e.insert("primary".into(), Value::Bool(m.primary));
+            Value::Object(e)
+        })
+        .collect();
+    o.insert(k.to_string(), Value::Array(items));
+}
+
+/// The elements of a multi-valued attribute with the generic sub-attributes; each must have
+/// a value.
+fn multi_values(o: &Map<String, Value>, k: &str) -> Result<Vec<MultiValue>, ScimError> {
+    objects(o, k)
+        .map(|e| {
+            Ok(MultiValue {
+                value: text(e, "value").ok_or_else(|| {
+                    ScimError::invalid_value(format!("{k}: every element needs a value"))
+                })?,
+                display: text(e, "display"),
+                kind: text(e, "type"),
+                primary: flag(e, "primary"),
+            })
+        })
+        .collect()
 }
 
 fn attr_json(v: &AttrValue) -> Value {
@@ -251,6 +295,7 @@ pub fn user_from_scim(body: &Value, source_id: &str) -> Result<User, ScimError> 
     }
     u.display_name = text(&o, "displayName");
     u.nick_name = text(&o, "nickName");
+    u.profile_url = text(&o, "profileUrl");
     u.title = text(&o, "title");
     u.user_type = text(&o, "userType");
     u.preferred_language = text(&o, "preferredLanguage");
@@ -287,6 +332,12 @@ pub fn user_from_scim(body: &Value, source_id: &str) -> Result<User, ScimError> 
             primary: flag(a, "primary"),
         })
         .collect();
+    u.ims = multi_values(&o, "ims")?;
+    u.photos = multi_values(&o, "photos")?;
+    u.entitlements = multi_values(&o, "entitlements")?;
+    u.roles = multi_values(&o, "roles")?;
+    u.x509_certificates = multi_values(&o, "x509Certificates")?;
+    // `password` was checked by `normalize` and is not kept (RFC 7643 §4.1.1: write-only).
     if let Some(Value::Object(e)) = o.get(crate::ENTERPRISE_SCHEMA) {
         u.employee_id = text(e, "employeeNumber");
         u.cost_center = text(e, "costCenter");

@@ -1,5 +1,6 @@
 //! The schemas idsync serves and understands: core User, core Group and the enterprise User
-//! extension (RFC 7643 §4, §8.7), restricted to the attributes idsync keeps.
+//! extension (RFC 7643 §4, §8.7), every attribute of each. `password` is write-only: accepted,
+//! never returned, never stored.
 
 use crate::filter::AttrPath;
 use serde_json::{json, Value};
@@ -11,6 +12,7 @@ pub enum AttrType {
     Decimal,
     Integer,
     DateTime,
+    Binary,
     Reference,
     Complex,
 }
@@ -23,6 +25,7 @@ impl AttrType {
             AttrType::Decimal => "decimal",
             AttrType::Integer => "integer",
             AttrType::DateTime => "dateTime",
+            AttrType::Binary => "binary",
             AttrType::Reference => "reference",
             AttrType::Complex => "complex",
         }
@@ -100,6 +103,47 @@ const PHONE_SUB: [Attr; 3] = [
         canonical: &["work", "home", "mobile", "fax", "pager", "other"],
         ..s("type")
     },
+    attr("primary", AttrType::Boolean),
+];
+
+/// The sub-attributes of a multi-valued attribute (RFC 7643 §2.4) with a string value and
+/// these canonical types.
+const fn generic_sub(canonical: &'static [&'static str]) -> [Attr; 4] {
+    [
+        s("value"),
+        s("display"),
+        Attr {
+            canonical,
+            ..s("type")
+        },
+        attr("primary", AttrType::Boolean),
+    ]
+}
+
+const IMS_SUB: [Attr; 4] =
+    generic_sub(&["aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo"]);
+
+const PHOTOS_SUB: [Attr; 4] = [
+    Attr {
+        reference_types: &["external"],
+        ..attr("value", AttrType::Reference)
+    },
+    s("display"),
+    Attr {
+        canonical: &["photo", "thumbnail"],
+        ..s("type")
+    },
+    attr("primary", AttrType::Boolean),
+];
+
+const ENTITLEMENTS_SUB: [Attr; 4] = generic_sub(&[]);
+
+const ROLES_SUB: [Attr; 4] = generic_sub(&[]);
+
+const X509_SUB: [Attr; 4] = [
+    attr("value", AttrType::Binary),
+    s("display"),
+    s("type"),
     attr("primary", AttrType::Boolean),
 ];
 
@@ -190,6 +234,10 @@ pub static USER: Schema = Schema {
         complex("name", &NAME_SUB),
         s("displayName"),
         s("nickName"),
+        Attr {
+            reference_types: &["external"],
+            ..attr("profileUrl", AttrType::Reference)
+        },
         s("title"),
         s("userType"),
         s("preferredLanguage"),
@@ -201,10 +249,22 @@ pub static USER: Schema = Schema {
             required: true,
             ..attr("active", AttrType::Boolean)
         },
+        // Write-only and never returned (RFC 7643 §4.1.1); idsync keeps no password (no target
+        // takes one), so a password given is dropped once the request is checked.
+        Attr {
+            mutability: "writeOnly",
+            returned: "never",
+            ..s("password")
+        },
         multi(complex("emails", &TYPE_PRIMARY_VALUE)),
         multi(complex("phoneNumbers", &PHONE_SUB)),
+        multi(complex("ims", &IMS_SUB)),
+        multi(complex("photos", &PHOTOS_SUB)),
         multi(complex("addresses", &ADDRESS_SUB)),
         read_only(multi(complex("groups", &USER_GROUPS_SUB))),
+        multi(complex("entitlements", &ENTITLEMENTS_SUB)),
+        multi(complex("roles", &ROLES_SUB)),
+        multi(complex("x509Certificates", &X509_SUB)),
     ],
 };
 

@@ -649,6 +649,9 @@ async fn commit_together(
         let logged = crate::write_segments(&mut tx, &mut log, &mut learned, dir, &segments).await?;
         let summary = log.finish(&mut tx, &mut learned, "", None).await?;
         for (n, changes) in accepted.into_iter().zip(logged) {
+            if changes > 0 {
+                touch_groups(&mut tx, dir, changes_of(n), batch[n].now_ms).await?;
+            }
             results[n] = Ok(WriteSummary {
                 changes,
                 last_seq: summary.last_seq,
@@ -814,7 +817,7 @@ async fn checked(
     let [verdict] = verdict;
     verdict?;
     let changes = resolved[0].as_deref().unwrap_or(&job.changes);
-    write_changes(
+    let summary = write_changes(
         tx,
         learned,
         &job.dir,
@@ -823,7 +826,44 @@ async fn checked(
         None,
         job.now_ms,
     )
-    .await
+    .await?;
+    if summary.changes > 0 {
+        touch_groups(tx, &job.dir, changes, job.now_ms).await?;
+    }
+    Ok(summary)
+}
+
+/// A pushed write that changed members changed their groups: each group's `modified_ms` (what
+/// the SCIM endpoint serves as `meta.lastModified`) moves to the write's time, as an upsert
+/// of the group itself would move it.
+async fn touch_groups(
+    tx: &mut crate::Tx<'_>,
+    dir: &str,
+    changes: &[Change],
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    let groups: std::collections::BTreeSet<&str> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::AddMember { group, .. } | Change::RemoveMember { group, .. } => {
+                Some(group.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    if groups.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE groups_ SET modified_ms = max(modified_ms, $3)
+         WHERE dir = $1 AND source_id IN (SELECT value FROM json_each($2))",
+    )
+    .bind(dir)
+    .bind(crate::encode("groups", &groups)?)
+    .bind(now_ms)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Whether an id names a user, and whether it names a group, of a directory.
