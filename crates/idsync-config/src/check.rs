@@ -276,7 +276,8 @@ impl<'a> Checker<'a> {
                     self.err(
                         &span,
                         &format!("{path}.{key}"),
-                        format!("{u:?} is not an smtp:// or smtps:// URL"),
+                        // Not echoed: the value may hold credentials.
+                        "not an smtp:// or smtps:// URL",
                     );
                 }
             }
@@ -288,7 +289,8 @@ impl<'a> Checker<'a> {
                 self.err(
                     &span,
                     &format!("{path}.webhook_url"),
-                    format!("{u:?} is not an http(s) URL"),
+                    // Not echoed: webhook URLs often hold their secret.
+                    "not an http(s) URL",
                 );
             }
         }

@@ -384,3 +384,380 @@ fn secrets_sealed_in_the_store_are_rotated_under_the_new_key_by_the_binary() {
         );
     }
 }
+
+/// An SMTP server on loopback (aiosmtpd from `target/mail-venv`) that accepts AUTH PLAIN/LOGIN
+/// without TLS for `user` with `password` only, and keeps each mail it is given in `maildir`.
+fn smtp_with_auth(dir: &Path, user: &str, password: &str) -> (Server, u16, PathBuf) {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let py = workspace.join("target/mail-venv/bin/python");
+    if !py.exists() {
+        assert!(Command::new(workspace.join("scripts/peers"))
+            .status()
+            .unwrap()
+            .success());
+    }
+    let port = free_port();
+    let maildir = dir.join("mail");
+    std::fs::create_dir_all(&maildir).unwrap();
+    let script = dir.join("smtp_auth.py");
+    std::fs::write(
+        &script,
+        r#"import asyncio, os, sys, uuid
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+port, maildir, user, password = int(sys.argv[1]), sys.argv[2], sys.argv[3].encode(), sys.argv[4].encode()
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    return AuthResult(success=(auth_data.login == user and auth_data.password == password))
+
+class Keep:
+    async def handle_DATA(self, server, session, envelope):
+        if not session.authenticated:
+            return "530 Authentication required"
+        with open(os.path.join(maildir, uuid.uuid4().hex + ".eml"), "wb") as f:
+            f.write(envelope.original_content)
+        return "250 OK"
+
+c = Controller(Keep(), hostname="127.0.0.1", port=port, authenticator=authenticator,
+               auth_required=True, auth_require_tls=False)
+c.start()
+asyncio.get_event_loop().run_forever()
+"#,
+    )
+    .unwrap();
+    let server = Server(
+        Command::new(&py)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(&maildir)
+            .args([user, password])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+        None,
+    );
+    wait_for("the SMTP server", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    (server, port, maildir)
+}
+
+/// Every secret the configuration can carry, each with a value found nowhere else.
+const GRAPH_SECRET: &str = "graphSecretQ7xZp3Lk";
+const SMTP_PASSWORD: &str = "smtpPasswordW9vB2nTe";
+const WEBHOOK_SECRET: &str = "webhookSecretH4mC8rYs";
+const WEBHOOK_URL_TOKEN: &str = "hookUrlTokenP2kN7sXa";
+const ADMIN_TOKEN: &str = "adminTokenJ6dF1qUw";
+
+/// Where `needle` (or its base64, or its hex) appears in `hay`, by name.
+fn leaks(needles: &[(&str, String)], name: &str, hay: &[u8]) -> Vec<String> {
+    use std::fmt::Write as _;
+    let hay_text = String::from_utf8_lossy(hay);
+    let mut found = Vec::new();
+    for (what, value) in needles {
+        let b64 = base64_of(value.as_bytes());
+        let hex = value.bytes().fold(String::new(), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        });
+        for form in [value.as_str(), b64.trim_end_matches('='), hex.as_str()] {
+            if hay_text.contains(form) {
+                found.push(format!("{what} in {name}"));
+                break;
+            }
+        }
+    }
+    found
+}
+
+fn base64_of(bytes: &[u8]) -> String {
+    use std::io::Write;
+    let mut c = Command::new("base64")
+        .args(["-w", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin.take().unwrap().write_all(bytes).unwrap();
+    String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+}
+
+#[test]
+fn configured_secrets_never_reach_the_store_or_the_logs() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (_sim, root, tenant) = graph_sim(d, &["--client-secret", GRAPH_SECRET]);
+    let (_smtp, smtp_port, maildir) = smtp_with_auth(d, "idsync-mailer", SMTP_PASSWORD);
+    let (hook, hooks) = webhook_receiver();
+    let hook = format!("{hook}?token={WEBHOOK_URL_TOKEN}");
+    let port = free_port();
+    std::fs::write(
+        d.join("idsync.toml"),
+        format!(
+            r#"[store]
+path = "idsync.db"
+
+[server]
+admin_token = "${{env:IDSYNC_TEST_ADMIN_TOKEN}}"
+
+[log]
+level = "trace"
+
+[notifications]
+email_to = ["idm-team@example.com"]
+email_from = "idsync@example.com"
+smtp_url = "smtp://127.0.0.1:{smtp_port}"
+smtp_username = "idsync-mailer"
+smtp_password = "${{env:IDSYNC_TEST_SMTP_PASSWORD}}"
+webhook_url = "${{env:IDSYNC_TEST_WEBHOOK_URL}}"
+webhook_secret = "${{file:webhook.secret}}"
+
+[sources.entra]
+type = "msgraph"
+tenant = "{tenant}"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_secret = "${{env:IDSYNC_TEST_GRAPH_SECRET}}"
+authority = "{root}"
+graph_url = "{root}"
+ca_file = "sim/ca.pem"
+
+[sources.pushed]
+type = "scim"
+
+[targets.app]
+type = "scim"
+url = "http://127.0.0.1:{port}/scim/v2/pushed"
+token = "${{env:IDSYNC_TEST_SCIM_TOKEN}}"
+
+[targets.broken]
+type = "test"
+journal = "broken.jsonl"
+fail_rate = 1.0
+
+[flows.entra-to-app]
+source = "entra"
+target = "app"
+
+[flows.entra-to-broken]
+source = "entra"
+target = "broken"
+max_retries = 0
+"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(d.join("webhook.secret"), format!("{WEBHOOK_SECRET}\n")).unwrap();
+
+    // The SCIM target's token is one idsync's own SCIM endpoint made (printed once, by design).
+    let o = idsync()
+        .arg("--config")
+        .arg(d.join("idsync.toml"))
+        .args(["token", "create", "pushed"])
+        .env("IDSYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
+        .env("IDSYNC_TEST_SMTP_PASSWORD", SMTP_PASSWORD)
+        .env("IDSYNC_TEST_WEBHOOK_URL", &hook)
+        .env("IDSYNC_TEST_GRAPH_SECRET", GRAPH_SECRET)
+        .env("IDSYNC_TEST_SCIM_TOKEN", "not-yet")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let scim_token = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_string();
+    let needles: Vec<(&str, String)> = vec![
+        ("the Graph client secret", GRAPH_SECRET.into()),
+        ("the SMTP password", SMTP_PASSWORD.into()),
+        ("the webhook secret", WEBHOOK_SECRET.into()),
+        ("the token in the webhook URL", WEBHOOK_URL_TOKEN.into()),
+        ("the admin token", ADMIN_TOKEN.into()),
+        ("the SCIM target's token", scim_token.clone()),
+    ];
+    // The command line's webhook is down (its error is recorded), the service's answers.
+    let dead_hook = format!(
+        "http://127.0.0.1:{}/hook?token={WEBHOOK_URL_TOKEN}",
+        free_port()
+    );
+    let env = |hook: &str| {
+        [
+            ("IDSYNC_TEST_ADMIN_TOKEN", ADMIN_TOKEN.to_string()),
+            ("IDSYNC_TEST_SMTP_PASSWORD", SMTP_PASSWORD.to_string()),
+            ("IDSYNC_TEST_WEBHOOK_URL", hook.to_string()),
+            ("IDSYNC_TEST_GRAPH_SECRET", GRAPH_SECRET.to_string()),
+            ("IDSYNC_TEST_SCIM_TOKEN", scim_token.clone()),
+        ]
+    };
+    // Everything idsync prints, with every log line at trace level.
+    let mut outputs: Vec<(String, Vec<u8>)> = Vec::new();
+    // A mistyped webhook URL is an error that names the key, not the URL's token.
+    let mut cmd = idsync();
+    cmd.arg("--config")
+        .arg(d.join("idsync.toml"))
+        .args(["config", "check"]);
+    for (k, v) in env(&format!(
+        "htps://hooks.example.com/x?token={WEBHOOK_URL_TOKEN}"
+    )) {
+        cmd.env(k, v);
+    }
+    let o = cmd.output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("notifications.webhook_url: not an http(s) URL"),
+        "{}",
+        text(&o)
+    );
+    outputs.push(("config check".into(), [o.stdout, o.stderr].concat()));
+    let mut idsync_run = |args: &[&str]| -> Output {
+        let mut cmd = idsync();
+        cmd.arg("--config")
+            .arg(d.join("idsync.toml"))
+            .arg("--verbose")
+            .args(args)
+            .env("RUST_LOG", "trace");
+        for (k, v) in env(&dead_hook) {
+            cmd.env(k, v);
+        }
+        let o = cmd.output().unwrap();
+        outputs.push((
+            format!("idsync {}", args.join(" ")),
+            [o.stdout.clone(), o.stderr.clone()].concat(),
+        ));
+        o
+    };
+    let o = idsync_run(&["config", "check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = idsync_run(&["source", "check", "entra"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A failed run: an email through SMTP with the password, a signed webhook.
+    let o = idsync_run(&["sync", "entra-to-broken"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+
+    // The service with its admin token: the SCIM target (its own endpoint, with the token),
+    // a source read, and two more failures of the broken flow, which quarantine it.
+    let serve_log = d.join("serve.log");
+    let mut cmd = idsync();
+    cmd.arg("--config")
+        .arg(d.join("idsync.toml"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "trace")
+        .stdout(std::fs::File::create(&serve_log).unwrap())
+        .stderr(std::fs::File::create(d.join("serve.err")).unwrap());
+    for (k, v) in env(&hook) {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().unwrap(), Some(d.join("serve.err")));
+    let http = reqwest::blocking::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for("healthz", || {
+        http.get(format!("{base}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    let api = |path: &str| {
+        http.post(format!("{base}/api/v1{path}"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .unwrap()
+    };
+    let r = http
+        .post(format!("{base}/api/v1/flows/entra-to-app/sync"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = api("/flows/entra-to-app/sync");
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().unwrap();
+    assert_eq!(v["status"], "succeeded", "{v}");
+    let users: serde_json::Value = http
+        .get(format!("{base}/scim/v2/pushed/Users?count=1"))
+        .bearer_auth(&scim_token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(users["totalResults"], 150, "{users}");
+    assert_eq!(api("/sources/entra/read").status(), 200);
+    for _ in 0..2 {
+        let v: serde_json::Value = api("/flows/entra-to-broken/sync").json().unwrap();
+        assert_eq!(v["status"], "failed", "{v}");
+    }
+    // The notifications arrived: mail only through SMTP AUTH with the password, webhooks
+    // signed with the secret and sent to the URL with its token.
+    let mails = wait_for("two mails", || {
+        let n = std::fs::read_dir(&maildir).map(|d| d.count()).unwrap_or(0);
+        (n >= 2).then_some(n)
+    });
+    assert_eq!(mails, 2);
+    let hooks = wait_for("the webhook", || {
+        Some(hooks.lock().unwrap().clone()).filter(|h| !h.is_empty())
+    });
+    assert_eq!(hooks.len(), 1);
+    for (head, body) in &hooks {
+        assert!(head.contains(WEBHOOK_URL_TOKEN), "{head}");
+        let signature = idsync_engine::webhook_signature(WEBHOOK_SECRET, body);
+        assert!(
+            head.to_ascii_lowercase()
+                .contains(&format!("x-idsync-signature: {signature}")),
+            "{head}"
+        );
+    }
+    drop(server);
+
+    // What idsync shows of its history, and the audit log.
+    for args in [
+        &["runs"][..],
+        &["runs", "--source", "entra"],
+        &["audit", "--json"],
+        &["quarantine"],
+    ] {
+        let o = idsync_run(args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
+    // Each notification is recorded with where it went, the failed one with its error.
+    let o = idsync_run(&["notifications"]);
+    let t = text(&o);
+    assert_eq!(
+        t.lines().filter(|l| l.contains("  sent  ")).count(),
+        3,
+        "{t}"
+    );
+    let failed = t
+        .lines()
+        .find(|l| l.contains("FAILED"))
+        .unwrap_or_else(|| panic!("{t}"));
+    assert!(
+        failed.contains("webhook") && failed.contains("POST http://127.0.0.1:"),
+        "{failed}"
+    );
+    outputs.push(("serve's stdout".into(), std::fs::read(&serve_log).unwrap()));
+    outputs.push((
+        "serve's log".into(),
+        std::fs::read(d.join("serve.err")).unwrap(),
+    ));
+    assert!(
+        outputs
+            .iter()
+            .any(|(_, o)| String::from_utf8_lossy(o).contains("TRACE")),
+        "the logs were captured at trace level"
+    );
+    let mut found = Vec::new();
+    for (name, bytes) in &outputs {
+        found.extend(leaks(&needles, name, bytes));
+    }
+    // The store: the database, its write-ahead log, and whatever else idsync wrote.
+    for f in [
+        "idsync.db",
+        "idsync.db-wal",
+        "idsync.db-shm",
+        "broken.jsonl",
+    ] {
+        let bytes = std::fs::read(d.join(f)).unwrap_or_default();
+        found.extend(leaks(&needles, f, &bytes));
+    }
+    assert!(found.is_empty(), "secrets found: {found:#?}");
+}
