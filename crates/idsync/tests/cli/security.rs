@@ -488,7 +488,23 @@ fn base64_of(bytes: &[u8]) -> String {
 fn configured_secrets_never_reach_the_store_or_the_logs() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let (_sim, root, tenant) = graph_sim(d, &["--client-secret", GRAPH_SECRET]);
+    let (_sim, root, tenant) = graph_sim(
+        d,
+        &[
+            "--client-secret",
+            GRAPH_SECRET,
+            "--client-cert",
+            super::APP_CERT,
+        ],
+    );
+    // A line of the certificate's private key, in the middle of the key.
+    let key_line = std::fs::read_to_string(super::APP_CERT)
+        .unwrap()
+        .lines()
+        .skip_while(|l| !l.starts_with("-----BEGIN PRIVATE KEY"))
+        .nth(8)
+        .unwrap()
+        .to_string();
     let (_smtp, smtp_port, maildir) = smtp_with_auth(d, "idsync-mailer", SMTP_PASSWORD);
     let (hook, hooks) = webhook_receiver();
     let hook = format!("{hook}?token={WEBHOOK_URL_TOKEN}");
@@ -523,6 +539,15 @@ authority = "{root}"
 graph_url = "{root}"
 ca_file = "sim/ca.pem"
 
+[sources.entra-cert]
+type = "msgraph"
+tenant = "{tenant}"
+client_id = "11111111-2222-3333-4444-555555555555"
+client_certificate = "{cert}"
+authority = "{root}"
+graph_url = "{root}"
+ca_file = "sim/ca.pem"
+
 [sources.pushed]
 type = "scim"
 
@@ -544,7 +569,8 @@ target = "app"
 source = "entra"
 target = "broken"
 max_retries = 0
-"#
+"#,
+            cert = super::APP_CERT
         ),
     )
     .unwrap();
@@ -576,6 +602,7 @@ max_retries = 0
         ("the token in the webhook URL", WEBHOOK_URL_TOKEN.into()),
         ("the admin token", ADMIN_TOKEN.into()),
         ("the SCIM target's token", scim_token.clone()),
+        ("the certificate's private key", key_line),
     ];
     // The command line's webhook is down (its error is recorded), the service's answers.
     let dead_hook = format!(
@@ -630,8 +657,10 @@ max_retries = 0
     };
     let o = idsync_run(&["config", "check"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = idsync_run(&["source", "check", "entra"]);
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for source in ["entra", "entra-cert"] {
+        let o = idsync_run(&["source", "check", source]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    }
     // A failed run: an email through SMTP with the password, a signed webhook.
     let o = idsync_run(&["sync", "entra-to-broken"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
@@ -682,6 +711,7 @@ max_retries = 0
         .unwrap();
     assert_eq!(users["totalResults"], 150, "{users}");
     assert_eq!(api("/sources/entra/read").status(), 200);
+    assert_eq!(api("/sources/entra-cert/read").status(), 200);
     for _ in 0..2 {
         let v: serde_json::Value = api("/flows/entra-to-broken/sync").json().unwrap();
         assert_eq!(v["status"], "failed", "{v}");
