@@ -1,5 +1,7 @@
 //! The schema walk over the parsed document. Every check records its error and carries on.
 
+mod store_keys;
+
 use crate::*;
 use std::ops::Range;
 use toml_edit::{ImDocument, Item, TableLike, Value};
@@ -152,9 +154,21 @@ impl<'a> Checker<'a> {
             return Some(StoreConfig {
                 path: self.base.join("idsync.db"),
                 retention_days: 30,
+                secret_key: None,
+                previous_secret_keys: Vec::new(),
             });
         };
-        self.keys(t, "store", &["path", "retention_days"]);
+        self.keys(
+            t,
+            "store",
+            &[
+                "path",
+                "retention_days",
+                "secret_key",
+                "previous_secret_keys",
+            ],
+        );
+        let (secret_key, previous_secret_keys) = self.store_keys(t);
         let path = self
             .string(t, "path", "store")
             .map_or_else(|| self.base.join("idsync.db"), |p| self.base.join(p));
@@ -164,6 +178,8 @@ impl<'a> Checker<'a> {
         Some(StoreConfig {
             path,
             retention_days: u32::try_from(retention_days).unwrap_or(30),
+            secret_key,
+            previous_secret_keys,
         })
     }
 
@@ -260,7 +276,8 @@ impl<'a> Checker<'a> {
                     self.err(
                         &span,
                         &format!("{path}.{key}"),
-                        format!("{u:?} is not an smtp:// or smtps:// URL"),
+                        // Not echoed: the value may hold credentials.
+                        "not an smtp:// or smtps:// URL",
                     );
                 }
             }
@@ -272,7 +289,8 @@ impl<'a> Checker<'a> {
                 self.err(
                     &span,
                     &format!("{path}.webhook_url"),
-                    format!("{u:?} is not an http(s) URL"),
+                    // Not echoed: webhook URLs often hold their secret.
+                    "not an http(s) URL",
                 );
             }
         }

@@ -8,7 +8,7 @@
 mod check;
 mod secret;
 
-pub use secret::Secret;
+pub use secret::{Secret, SecretKey};
 
 use idsync_core::{DeprovisionAction, GroupDeletion, PlanOptions};
 use std::collections::BTreeMap;
@@ -141,6 +141,10 @@ impl Default for NotificationsConfig {
 pub struct StoreConfig {
     pub path: PathBuf,
     pub retention_days: u32,
+    /// Seals the secrets idsync keeps in the store (none yet; decision 0023).
+    pub secret_key: Option<SecretKey>,
+    /// Earlier keys, kept to open what they sealed until `idsync secrets rotate`.
+    pub previous_secret_keys: Vec<SecretKey>,
 }
 
 #[derive(Debug, Clone)]

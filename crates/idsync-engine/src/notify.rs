@@ -56,7 +56,8 @@ impl Notifier {
         }
         if let Some(url) = &self.cfg.webhook_url {
             let result = self.webhook(url, now_ms, notice).await;
-            attempts.push(("webhook", url.clone(), result));
+            // Webhook URLs often carry their secret (Slack's, Teams'): only the origin is shown.
+            attempts.push(("webhook", shown_url(url), result));
         }
         for (channel, destination, result) in attempts {
             match &result {
@@ -109,7 +110,7 @@ impl Notifier {
             .body(notice.text.clone())
             .map_err(|e| format!("cannot build the message: {e}"))?;
         let mut transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-            .map_err(|e| format!("smtp_url {url:?}: {e}"))?
+            .map_err(|e| format!("smtp_url {}: {e}", shown_url(url)))?
             .timeout(Some(self.cfg.timeout));
         if let (Some(user), Some(password)) = (&self.cfg.smtp_username, &self.cfg.smtp_password) {
             transport = transport.credentials(Credentials::new(
@@ -151,17 +152,55 @@ impl Notifier {
         if let Some(secret) = &self.cfg.webhook_secret {
             rb = rb.header("X-Idsync-Signature", signature(secret.expose(), &body));
         }
+        let shown = shown_url(url);
         let resp = rb
             .body(body)
             .send()
             .await
-            .map_err(|e| format!("POST {url}: {e}"))?;
+            .map_err(|e| format!("POST {shown}: {}", error_chain(&e.without_url())))?;
         if resp.status().is_success() {
             Ok(())
         } else {
-            Err(format!("POST {url}: HTTP {}", resp.status()))
+            Err(format!("POST {shown}: HTTP {}", resp.status()))
         }
     }
+}
+
+/// A URL as idsync shows it (logs, the notifications it records): scheme, host and port only,
+/// since credentials, tokens in the path (Slack's and Teams' webhooks) or the query are secrets.
+pub fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(u) => {
+            let origin = format!(
+                "{}://{}{}",
+                u.scheme(),
+                u.host_str().unwrap_or(""),
+                u.port().map(|p| format!(":{p}")).unwrap_or_default()
+            );
+            let more = (u.path() != "/" && !u.path().is_empty())
+                || u.query().is_some()
+                || !u.username().is_empty()
+                || u.password().is_some();
+            if more {
+                format!("{origin}/…")
+            } else {
+                origin
+            }
+        }
+        Err(_) => "(a URL that does not parse)".to_string(),
+    }
+}
+
+/// An error with its causes, as `e: cause: cause`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 /// `sha256=<hex of HMAC-SHA256(secret, body)>`, as receivers of signed webhooks check it.
@@ -170,4 +209,30 @@ pub fn signature(secret: &str, body: &str) -> String {
     let tag = ring::hmac::sign(&key, body.as_bytes());
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_shown_without_what_may_be_secret() {
+        assert_eq!(
+            shown_url("https://hooks.slack.com/services/T0/B0/XXXXSECRET"),
+            "https://hooks.slack.com/…"
+        );
+        assert_eq!(
+            shown_url("http://user:pw@127.0.0.1:8080/hook?token=abc"),
+            "http://127.0.0.1:8080/…"
+        );
+        assert_eq!(
+            shown_url("smtps://mail.example.com:465"),
+            "smtps://mail.example.com:465"
+        );
+        assert_eq!(
+            shown_url("smtp://u:secret@mail.example.com:587"),
+            "smtp://mail.example.com:587/…"
+        );
+        assert_eq!(shown_url("not a url"), "(a URL that does not parse)");
+    }
 }

@@ -2,6 +2,7 @@
 //! REST API under `/api/v1`. Thin: every handler calls the engine or the store, and every error
 //! becomes an HTTP response in one place ([`ApiError`]).
 
+mod audit;
 mod error;
 mod scim;
 
@@ -45,7 +46,10 @@ pub fn router(svc: Arc<Service>, admin_token: Option<String>) -> Router {
         .route("/runs/{id}/reject", post(reject_run))
         .route("/flows/{name}/quarantine/reset", post(reset_quarantine))
         .route("/notifications", get(list_notifications))
+        .route("/audit", get(audit::list))
         .fallback(|| async { ApiError::NotFound("no such endpoint".into()) })
+        // Inside the token check: only authenticated actions are recorded.
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
     let scim = scim::router(Arc::clone(&state.svc), None);
     Router::new()

@@ -7,13 +7,17 @@
 //! PostgreSQL shares, so a PostgreSQL backend can run the same queries. Every multi-row write
 //! is one transaction.
 
+mod audit;
 mod numbers;
 mod push;
 mod reverse;
+mod secrets;
 mod types;
 
+pub use audit::{AuditEntry, AuditOutcome, NewAuditEntry};
 pub use push::{MemberPatch, StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
 
+pub use secrets::{Keyring, RotateSummary, SealKey, SecretError, SecretInfo, SECRET_KEY_LEN};
 pub use types::*;
 
 use idsync_core::{

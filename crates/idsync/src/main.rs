@@ -4,6 +4,7 @@
 //! wrong; 3 the run finished but some operations failed; 4 the source or the target could not
 //! be read or reached, so the run did not complete.
 
+mod admin;
 mod demo;
 mod progress;
 mod sim;
@@ -133,6 +134,19 @@ enum Command {
     Sim {
         #[command(subcommand)]
         command: SimCommand,
+    },
+    /// The audit log of admin actions, newest first: who (cli:<OS user>, or the admin API's
+    /// token), when, what, and how it ended.
+    Audit {
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Secrets idsync keeps sealed in its store under [store] secret_key.
+    Secrets {
+        #[command(subcommand)]
+        command: admin::SecretsCommand,
     },
     /// The end-to-end demo: a simulated Entra tenant provisioned into a simulated Atlassian
     /// Cloud organisation, first a full sync, then changes arriving incrementally. Needs no
@@ -319,7 +333,18 @@ fn init_tracing(config: &Config, quiet: bool) {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
     let rt = Runtime::from_config(&config).await?;
+    let audit = admin::Audit::begin(&rt, &command).await?;
+    let result = dispatch(command, rt, config).await;
+    if let Some(audit) = audit {
+        audit.finish(&result).await;
+    }
+    result
+}
+
+async fn dispatch(command: Command, rt: Runtime, config: Config) -> anyhow::Result<u8> {
     match command {
+        Command::Audit { limit, json } => admin::audit(&rt, limit, json).await,
+        Command::Secrets { command } => admin::secrets(&rt, &config, command).await,
         Command::Config { .. } | Command::Sim { .. } | Command::Demo(_) => Ok(0),
         Command::Source {
             command: SourceCommand::Check { source, json },

@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/security.rs"]
+mod security;
+
 fn idsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_idsync"))
 }
