@@ -37,7 +37,8 @@ pub enum UserMatch {
     Email,
 }
 
-#[derive(Debug, Clone)]
+/// Debug never shows the token (see the `Debug` impl).
+#[derive(Clone)]
 pub struct ScimTargetConfig {
     /// The service's SCIM base URL, without a trailing slash.
     pub base_url: String,
@@ -62,6 +63,37 @@ impl ScimTargetConfig {
             verified_domains: Vec::new(),
             timeout: Duration::from_secs(30),
         }
+    }
+}
+
+impl std::fmt::Debug for ScimTargetConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScimTargetConfig")
+            .field("base_url", &self.base_url)
+            .field("token", &"***")
+            .field("profile", &self.profile)
+            .field("user_match", &self.user_match)
+            .field("member_batch", &self.member_batch)
+            .field("verified_domains", &self.verified_domains)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn the_token_never_prints() {
+        let cfg = ScimTargetConfig::new(
+            "https://x.example/scim",
+            "tok-distinctive",
+            Profile::Generic,
+        );
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("tok-distinctive"), "{shown}");
+        assert!(shown.contains("https://x.example/scim"), "{shown}");
     }
 }
 
