@@ -165,16 +165,8 @@ async fn authenticate(
     next: Next,
 ) -> Result<Response, ScimFailure> {
     let dir = params.get("dir").cloned().unwrap_or_default();
-    let secret = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+    let secret = crate::auth::bearer(req.headers())
         .unwrap_or_default()
-        .trim()
         .to_string();
     if secret.is_empty() {
         return Err(ScimError::unauthorized().into());

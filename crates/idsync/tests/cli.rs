@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/hostile.rs"]
+mod hostile;
+
 fn idsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_idsync"))
 }
@@ -821,8 +824,7 @@ fn serve_answers_health_metrics_and_the_admin_api() {
         .unwrap();
     assert_eq!(flows[0]["name"], "hr-to-app");
     assert_eq!(flows[0]["lag"], 0);
-    let metrics = http
-        .get(format!("{base}/metrics"))
+    let metrics = auth(http.get(format!("{base}/metrics")))
         .send()
         .unwrap()
         .text()
