@@ -229,14 +229,23 @@ async fn run_connection(task: ConnTask) {
         async move {
             let req = req.map(|body| Body::new(WatchedBody { inner: body, conn }));
             let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
-            Ok::<_, Infallible>(resp.map(|body| Body::new(Tracked { inner: body, guard })))
+            Ok::<_, Infallible>(resp.map(|body| {
+                Body::new(Tracked {
+                    inner: body,
+                    _in_flight: guard,
+                })
+            }))
         }
     });
     let served = http.serve_connection(io, service);
     tokio::pin!(served);
+    // Stopping: a connection without a request in flight (a partial head is not one) closes
+    // now; one with a request finishes it and then closes.
     let mut stopping = *stop.borrow();
     if stopping {
-        served.as_mut().graceful_shutdown();
+        registry.remove(conn.id);
+        conn.mark_closed();
+        return;
     }
     loop {
         tokio::select! {
@@ -251,8 +260,12 @@ async fn run_connection(task: ConnTask) {
                 break;
             }
             r = stop.changed(), if !stopping => {
-                stopping = true;
                 if r.is_err() || *stop.borrow() {
+                    stopping = true;
+                    if conn.state().in_flight == 0 {
+                        tracing::debug!("connection closed: shutting down");
+                        break;
+                    }
                     served.as_mut().graceful_shutdown();
                 }
             }
@@ -553,7 +566,7 @@ impl Drop for WatchedBody {
 /// An answer's body, holding its request in flight until hyper has taken all of it.
 struct Tracked {
     inner: Body,
-    guard: InFlight,
+    _in_flight: InFlight,
 }
 
 impl http_body::Body for Tracked {
@@ -564,7 +577,6 @@ impl http_body::Body for Tracked {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let _ = &self.guard;
         Pin::new(&mut self.inner).poll_frame(cx)
     }
     fn is_end_stream(&self) -> bool {
