@@ -473,3 +473,38 @@ fn metrics_follow_the_metrics_token_or_else_the_admin_token() {
         .unwrap();
     assert_eq!(r.status(), 401);
 }
+
+#[test]
+fn stopping_closes_connections_without_a_request_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    write_scim_config(
+        dir.path(),
+        port,
+        "header_timeout = \"1m\"\nidle_timeout = \"1m\"",
+    );
+    let (mut server, _) = serve_limited(dir.path(), port, None);
+    // A served keep-alive connection, half a head, and a connection that sent nothing.
+    let mut keep = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    keep.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 12];
+    keep.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"HTTP/1.1 200");
+    let mut half = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    half.write_all(b"GET /healthz HTTP/1.1\r\n").unwrap();
+    let _silent = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    let killed = Command::new("kill")
+        .args(["-INT", &server.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = wait_for("idsync serve to exit", || server.0.try_wait().unwrap());
+    assert!(status.success(), "{status:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "exit took {:?}: idle connections held it",
+        started.elapsed()
+    );
+}
