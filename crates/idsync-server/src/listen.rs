@@ -39,6 +39,10 @@ use tower::ServiceExt;
 const HYPER_MAX_BUF: usize = 256 * 1024;
 const HYPER_MAX_HEADERS: usize = 4 * crate::limits::MAX_HEADERS;
 
+/// How long after its last answer a connection may be closed to make room: by then hyper has
+/// written that answer out (unless the client does not read it).
+const SETTLED: Duration = Duration::from_millis(100);
+
 /// Longest pause of the accept loop when the process is out of descriptors.
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
 
@@ -255,10 +259,18 @@ async fn run_connection(task: ConnTask) {
                 }
                 break;
             }
-            why = watchdog(&conn) => {
-                tracing::debug!(reason = why, "connection closed");
-                break;
-            }
+            close = watchdog(&conn) => match close {
+                Close::Now(why) => {
+                    tracing::debug!(reason = why, "connection closed");
+                    break;
+                }
+                Close::AfterRequest => {
+                    // Chosen to make room just as a request arrived: hyper answers it, then
+                    // closes the connection.
+                    conn.state().evicted = false;
+                    served.as_mut().graceful_shutdown();
+                }
+            },
             r = stop.changed(), if !stopping => {
                 if r.is_err() || *stop.borrow() {
                     stopping = true;
@@ -275,13 +287,24 @@ async fn run_connection(task: ConnTask) {
     conn.mark_closed();
 }
 
-/// Resolves when the connection has outlived what it may: why.
-async fn watchdog(conn: &Conn) -> &'static str {
+enum Close {
+    /// Drop the connection: it outlived what it may (why), or makes room without a request.
+    Now(&'static str),
+    /// Made room for another while a request is in flight: close once it is answered.
+    AfterRequest,
+}
+
+/// Resolves when the connection has outlived what it may, or must make room.
+async fn watchdog(conn: &Conn) -> Close {
     loop {
         let (deadline, why) = {
             let st = conn.state();
             if st.evicted {
-                return "closed to make room for a new connection";
+                return if st.in_flight == 0 {
+                    Close::Now("closed to make room for a new connection")
+                } else {
+                    Close::AfterRequest
+                };
             }
             st.deadline(&conn.limits)
         };
@@ -292,7 +315,7 @@ async fn watchdog(conn: &Conn) -> &'static str {
                     () = tokio::time::sleep_until(at) => {
                         let st = conn.state();
                         if st.deadline(&conn.limits).0.is_some_and(|d| d <= Instant::now()) {
-                            return why;
+                            return Close::Now(why);
                         }
                     }
                     () = changed => {}
@@ -345,14 +368,17 @@ impl Registry {
     }
 
     /// Close the connection that has waited longest for a request (none in flight); the one
-    /// closed, or `None` when every connection has a request in flight.
+    /// closed, or `None` when every connection has a request in flight (or has just been
+    /// answered: its answer may still be on its way out).
     fn evict_idlest(&self) -> Option<Arc<Conn>> {
+        let now = Instant::now();
         let conns = self.lock();
         let idlest = conns
             .values()
             .filter_map(|c| {
                 let st = c.state();
-                (st.in_flight == 0 && !st.evicted).then_some((st.since, c))
+                let quiet = !st.served_one || st.head_started || now - st.since >= SETTLED;
+                (st.in_flight == 0 && !st.evicted && quiet).then_some((st.since, c))
             })
             .min_by_key(|(since, _)| *since)
             .map(|(_, c)| Arc::clone(c))?;
@@ -641,5 +667,42 @@ mod tests {
             reg.evict_idlest().is_none(),
             "b is already closing, a is busy"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_just_answered_is_left_to_send_its_answer() {
+        let reg = Registry::default();
+        let a = reg.add(limits());
+        drop(InFlight::start(Arc::clone(&a)));
+        assert!(reg.evict_idlest().is_none(), "answered a moment ago");
+        tokio::time::advance(SETTLED).await;
+        assert_eq!(reg.evict_idlest().map(|c| c.id), Some(a.id));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn evicted_with_a_request_in_flight_closes_after_it() {
+        let reg = Registry::default();
+        let a = reg.add(limits());
+        assert!(reg.evict_idlest().is_some());
+        let busy = InFlight::start(Arc::clone(&a));
+        assert!(matches!(watchdog(&a).await, Close::AfterRequest));
+        drop(busy);
+        assert!(matches!(watchdog(&a).await, Close::Now(_)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_fires_at_the_phase_deadline() {
+        let reg = Registry::default();
+        let a = reg.add(limits());
+        let started = Instant::now();
+        assert!(matches!(watchdog(&a).await, Close::Now(_)));
+        assert_eq!(Instant::now() - started, limits().header_timeout);
+        let busy = InFlight::start(Arc::clone(&a));
+        let waited = tokio::time::timeout(Duration::from_secs(3600), watchdog(&a)).await;
+        assert!(waited.is_err(), "no deadline while a request is in flight");
+        drop(busy);
+        let started = Instant::now();
+        assert!(matches!(watchdog(&a).await, Close::Now(_)));
+        assert_eq!(Instant::now() - started, limits().idle_timeout);
     }
 }
