@@ -4,6 +4,7 @@
 //! under `/scim`, a SCIM error). What a client may hold and ask is bounded: see [`serve`].
 
 mod auth;
+mod conn;
 mod error;
 mod limits;
 mod listen;
