@@ -11,7 +11,7 @@ mod listen;
 mod scim;
 
 pub use error::ApiError;
-pub use limits::{RateLimit, MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES};
+pub use limits::{RateLimit, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES};
 pub use listen::{serve_app, ConnLimits};
 
 use axum::extract::{Path, Query, Request, State};
@@ -134,6 +134,7 @@ pub fn app(svc: Arc<Service>, opts: &HttpOptions) -> Router {
         .nest("/api/v1", api)
         .with_state(state)
         .merge(scim)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limits::head_limits))
         .layer(middleware::from_fn(limits::scim_errors))
 }

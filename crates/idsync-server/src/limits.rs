@@ -21,6 +21,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// Largest request header section (names, values and their separators); larger is answered 431.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Largest request body a handler reads (axum's default, made explicit); larger is answered 413.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// Most header fields in a request; more is answered 431.
 pub const MAX_HEADERS: usize = 100;
 /// Most error body read to carry its message into a SCIM error.

@@ -100,6 +100,7 @@ fn half_a_head_or_an_idle_connection_is_closed_after_its_timeout() {
         port,
         "header_timeout = \"1s\"\nidle_timeout = \"2s\"",
     );
+    let token = create_token(dir.path(), &["apps"]);
     let (_server, _) = serve_limited(dir.path(), port, None);
 
     // Half a head, then nothing: closed after the header timeout, without an answer.
@@ -141,6 +142,19 @@ fn half_a_head_or_an_idle_connection_is_closed_after_its_timeout() {
             _ => {}
         }
     }
+
+    // A request body that stops arriving: closed after the idle timeout, without an answer.
+    let mut stalled = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stalled
+        .write_all(format!("POST /scim/v2/apps/Users HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\nContent-Length: 100\r\n\r\n{{\"userName\":").as_bytes())
+        .unwrap();
+    let (after, got) = closed_within(&mut stalled, Duration::from_secs(15))
+        .expect("a stalled request body is not held forever");
+    assert!(
+        after >= Duration::from_millis(1500),
+        "closed after {after:?}"
+    );
+    assert!(got.is_empty() || got.starts_with(b"HTTP/1.1 4"), "{got:?}");
 
     // A keep-alive connection is served, then closed once idle for the idle timeout.
     let mut keep = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -260,7 +274,7 @@ fn scim_error(r: reqwest::blocking::Response) -> (u16, Value) {
 fn a_burst_over_a_tokens_rate_is_answered_429_and_other_tokens_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    write_scim_config(dir.path(), port, "scim_rate = 0.2\nscim_burst = 3");
+    write_scim_config(dir.path(), port, "scim_rate = 0.1\nscim_burst = 3");
     let loud = create_token(dir.path(), &["apps", "--name", "loud"]);
     let quiet = create_token(dir.path(), &["apps", "--name", "quiet"]);
     let (_server, _) = serve_limited(dir.path(), port, None);
@@ -280,11 +294,11 @@ fn a_burst_over_a_tokens_rate_is_answered_429_and_other_tokens_go_on() {
             limited = Some((retry, scim_error(r)));
         }
     }
-    // 3 at once, then one every 5 s.
+    // 3 at once, then one every 10 s.
     assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
     let (retry, (_, body)) = limited.unwrap();
-    assert!((1..=5).contains(&retry), "Retry-After: {retry}");
+    assert!((1..=10).contains(&retry), "Retry-After: {retry}");
     assert!(body["detail"].as_str().unwrap().contains("rate"), "{body}");
     // Another token of the same directory is not slowed by it.
     for _ in 0..3 {
@@ -303,8 +317,9 @@ fn every_error_under_scim_is_a_scim_error_body() {
     let http = reqwest::blocking::Client::new();
     let base = format!("http://127.0.0.1:{port}/scim/v2/apps");
 
-    // A body over the limit.
-    let big = format!("{{\"userName\":\"{}\"}}", "a".repeat(3 << 20));
+    // A body over the limit (2 MiB): a little over, so that the server has read all of it when
+    // it answers and the connection closes cleanly.
+    let big = format!("{{\"userName\":\"{}\"}}", "a".repeat((2 << 20) + 1024));
     let r = http
         .post(format!("{base}/Users"))
         .bearer_auth(&token)
