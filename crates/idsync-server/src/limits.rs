@@ -187,8 +187,9 @@ impl RateLimiter {
         })
     }
 
-    /// Count a request of `token`; when over its rate, the seconds to wait (at least 1).
-    fn check(&self, token: &str) -> Result<(), u64> {
+    /// Count a request of `token`; when over its rate, the seconds to wait (at least 1). With
+    /// whether the token's bucket was made for this request.
+    fn check(&self, token: &str) -> (Result<(), u64>, bool) {
         let now = self.clock.now_ms();
         let key = self.hasher.hash_one(token);
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
@@ -199,11 +200,20 @@ impl RateLimiter {
                 b.tokens < f64::from(limit.burst)
             });
         }
-        let bucket = buckets.entry(key).or_insert_with(|| self.limit.full(now));
-        self.limit.take(bucket, now).map_err(|ms| ms.div_ceil(1000))
+        let mut made = false;
+        let bucket = buckets.entry(key).or_insert_with(|| {
+            made = true;
+            self.limit.full(now)
+        });
+        (
+            self.limit.take(bucket, now).map_err(|ms| ms.div_ceil(1000)),
+            made,
+        )
     }
 
-    /// Drop the bucket of a token the endpoint refused: buckets are kept for tokens that exist.
+    /// Drop the bucket made for a token the endpoint then refused: buckets are kept for tokens
+    /// that exist. (Only a bucket just made: a real token refused on another directory keeps
+    /// its bucket, else it could empty and refill it at will.)
     fn forget(&self, token: &str) {
         let key = self.hasher.hash_one(token);
         self.buckets
@@ -223,7 +233,8 @@ pub(crate) async fn scim_rate(
     let Some(token) = auth::bearer(req.headers()).map(str::to_string) else {
         return next.run(req).await;
     };
-    if let Err(retry_after) = limiter.check(&token) {
+    let (counted, made) = limiter.check(&token);
+    if let Err(retry_after) = counted {
         let l = limiter.limit;
         return ApiError::TooManyRequests {
             retry_after,
@@ -235,7 +246,7 @@ pub(crate) async fn scim_rate(
         .into_response();
     }
     let resp = next.run(req).await;
-    if resp.status() == StatusCode::UNAUTHORIZED {
+    if made && resp.status() == StatusCode::UNAUTHORIZED {
         limiter.forget(&token);
     }
     resp
@@ -256,43 +267,54 @@ mod tests {
     fn a_burst_then_the_rate() {
         let (l, clock) = limiter(2.0, 3);
         for _ in 0..3 {
-            assert_eq!(l.check("a"), Ok(()));
+            assert_eq!(l.check("a").0, Ok(()));
         }
         assert_eq!(
-            l.check("a"),
+            l.check("a").0,
             Err(1),
             "empty: one request in 500 ms, said as 1 s"
         );
         clock.advance(499);
-        assert!(l.check("a").is_err());
+        assert!(l.check("a").0.is_err());
         clock.advance(1);
-        assert_eq!(l.check("a"), Ok(()));
-        assert!(l.check("a").is_err());
+        assert_eq!(l.check("a").0, Ok(()));
+        assert!(l.check("a").0.is_err());
         // A long pause refills up to the burst, not beyond.
         clock.advance(60_000);
         for _ in 0..3 {
-            assert_eq!(l.check("a"), Ok(()));
+            assert_eq!(l.check("a").0, Ok(()));
         }
-        assert!(l.check("a").is_err());
+        assert!(l.check("a").0.is_err());
+    }
+
+    #[test]
+    fn only_a_bucket_just_made_is_forgotten() {
+        let (l, _) = limiter(1.0, 1);
+        assert_eq!(l.check("real"), (Ok(()), true));
+        assert_eq!(
+            l.check("real"),
+            (Err(1), false),
+            "kept: not forgotten when refused"
+        );
     }
 
     #[test]
     fn tokens_have_their_own_buckets() {
         let (l, _) = limiter(1.0, 1);
-        assert_eq!(l.check("a"), Ok(()));
-        assert!(l.check("a").is_err());
-        assert_eq!(l.check("b"), Ok(()));
+        assert_eq!(l.check("a").0, Ok(()));
+        assert!(l.check("a").0.is_err());
+        assert_eq!(l.check("b").0, Ok(()));
         l.forget("a");
-        assert_eq!(l.check("a"), Ok(()), "a forgotten token starts full");
+        assert_eq!(l.check("a").0, Ok(()), "a forgotten token starts full");
     }
 
     #[test]
     fn slow_rates_wait_whole_seconds() {
         let (l, clock) = limiter(0.2, 1);
-        assert_eq!(l.check("a"), Ok(()));
-        assert_eq!(l.check("a"), Err(5));
+        assert_eq!(l.check("a").0, Ok(()));
+        assert_eq!(l.check("a").0, Err(5));
         clock.advance(4_500);
-        assert_eq!(l.check("a"), Err(1));
+        assert_eq!(l.check("a").0, Err(1));
     }
 
     #[test]
@@ -312,10 +334,10 @@ mod tests {
     fn idle_buckets_are_pruned() {
         let (l, clock) = limiter(10.0, 2);
         for i in 0..=PRUNE_ABOVE {
-            assert_eq!(l.check(&format!("t{i}")), Ok(()));
+            assert_eq!(l.check(&format!("t{i}")).0, Ok(()));
         }
         clock.advance(1_000);
-        assert_eq!(l.check("new"), Ok(()));
+        assert_eq!(l.check("new").0, Ok(()));
         let n = l.buckets.lock().map(|b| b.len()).unwrap_or(0);
         assert_eq!(n, 1, "every other bucket was full again");
     }

@@ -274,16 +274,23 @@ fn scim_error(r: reqwest::blocking::Response) -> (u16, Value) {
 fn a_burst_over_a_tokens_rate_is_answered_429_and_other_tokens_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    write_scim_config(dir.path(), port, "scim_rate = 0.1\nscim_burst = 3");
+    write_scim_config(
+        dir.path(),
+        port,
+        "scim_rate = 0.1\nscim_burst = 3\n\n[sources.other]\ntype = \"scim\"",
+    );
     let loud = create_token(dir.path(), &["apps", "--name", "loud"]);
     let quiet = create_token(dir.path(), &["apps", "--name", "quiet"]);
     let (_server, _) = serve_limited(dir.path(), port, None);
     let http = reqwest::blocking::Client::new();
     let users = format!("http://127.0.0.1:{port}/scim/v2/apps/Users");
+    let elsewhere = format!("http://127.0.0.1:{port}/scim/v2/other/Users");
     let mut statuses = Vec::new();
     let mut limited = None;
-    for _ in 0..8 {
-        let r = http.get(&users).bearer_auth(&loud).send().unwrap();
+    for i in 0..8 {
+        // The third is refused (another directory's endpoint) and still counts.
+        let url = if i == 2 { &elsewhere } else { &users };
+        let r = http.get(url).bearer_auth(&loud).send().unwrap();
         statuses.push(r.status().as_u16());
         if r.status() == 429 && limited.is_none() {
             let retry: u64 = r.headers()["retry-after"]
@@ -295,7 +302,7 @@ fn a_burst_over_a_tokens_rate_is_answered_429_and_other_tokens_go_on() {
         }
     }
     // 3 at once, then one every 10 s.
-    assert_eq!(&statuses[..3], &[200, 200, 200], "{statuses:?}");
+    assert_eq!(&statuses[..3], &[200, 200, 401], "{statuses:?}");
     assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
     let (retry, (_, body)) = limited.unwrap();
     assert!((1..=10).contains(&retry), "Retry-After: {retry}");
