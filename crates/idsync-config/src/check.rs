@@ -6,6 +6,8 @@ use crate::*;
 use std::ops::Range;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
+mod server;
+
 type Span = Option<Range<usize>>;
 
 pub(crate) struct Checker<'a> {
@@ -180,38 +182,6 @@ impl<'a> Checker<'a> {
             retention_days: u32::try_from(retention_days).unwrap_or(30),
             secret_key,
             previous_secret_keys,
-        })
-    }
-
-    fn server(&mut self, root: &dyn TableLike) -> Option<ServerConfig> {
-        let default: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 8080));
-        let t = self.section(root, "server")?;
-        let Some(t) = t else {
-            return Some(ServerConfig {
-                listen: default,
-                admin_token: None,
-            });
-        };
-        self.keys(t, "server", &["listen", "admin_token"]);
-        let listen = match self.string(t, "listen", "server") {
-            None => default,
-            Some(s) => match s.parse::<SocketAddr>() {
-                Ok(a) => a,
-                Err(_) => {
-                    let span = t.get("listen").and_then(Item::span);
-                    self.err(
-                        &span,
-                        "server.listen",
-                        format!("{s:?} is not an address such as \"127.0.0.1:8080\""),
-                    );
-                    default
-                }
-            },
-        };
-        let admin_token = self.string(t, "admin_token", "server").map(Secret::new);
-        Some(ServerConfig {
-            listen,
-            admin_token,
         })
     }
 

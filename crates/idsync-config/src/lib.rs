@@ -147,10 +147,46 @@ pub struct StoreConfig {
     pub previous_secret_keys: Vec<SecretKey>,
 }
 
+/// `[server]`: where `idsync serve` listens, its tokens, and what it allows a client.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
     pub admin_token: Option<Secret>,
+    /// Guards `/metrics`; without it `/metrics` takes the admin token (open without either).
+    pub metrics_token: Option<Secret>,
+    /// Connections served at once; beyond it a new connection closes the one idle longest, or
+    /// waits in the listen backlog while every connection has a request in flight.
+    pub max_connections: usize,
+    /// A request's head (request line and headers) must arrive within this, counted from its
+    /// first byte (from the accept for a connection's first request).
+    pub header_timeout: Duration,
+    /// A connection with no request in flight, or whose request body stopped arriving, is
+    /// closed after this long without a byte.
+    pub idle_timeout: Duration,
+    /// Requests per second each SCIM token may make, sustained (0: no limit).
+    pub scim_rate: f64,
+    /// Requests a SCIM token may make at once above its rate.
+    pub scim_burst: u32,
+}
+
+impl ServerConfig {
+    pub const DEFAULT_LISTEN: SocketAddr =
+        SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 8080);
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: Self::DEFAULT_LISTEN,
+            admin_token: None,
+            metrics_token: None,
+            max_connections: 512,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            scim_rate: 50.0,
+            scim_burst: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -5,6 +5,9 @@ use idsync_config::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[path = "config/server.rs"]
+mod server;
+
 const GOOD: &str = r#"
 [sources.hr]
 type = "file"

@@ -15,6 +15,13 @@ pub enum ApiError {
     BadRequest(String),
     #[error("missing or wrong bearer token")]
     Unauthorized,
+    #[error("the request target is {length} bytes long, at most {max}")]
+    UriTooLong { length: usize, max: usize },
+    #[error("request headers too large: {0}")]
+    HeadersTooLarge(String),
+    /// Over a rate limit; `retry_after` in seconds.
+    #[error("{detail}")]
+    TooManyRequests { retry_after: u64, detail: String },
     #[error(transparent)]
     Engine(#[from] EngineError),
     #[error(transparent)]
@@ -27,6 +34,9 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            ApiError::HeadersTooLarge(_) => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Engine(
                 EngineError::UnknownFlow(_)
                 | EngineError::UnknownSource(_)
@@ -53,6 +63,10 @@ impl IntoResponse for ApiError {
             Json(json!({"error": self.to_string(), "status": status.as_u16()})),
         )
             .into_response();
+        if let ApiError::TooManyRequests { retry_after, .. } = &self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, (*retry_after).into());
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 axum::http::header::WWW_AUTHENTICATE,

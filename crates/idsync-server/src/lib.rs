@@ -1,12 +1,19 @@
-//! The HTTP front-end of idsync: `/healthz`, `/metrics` (Prometheus text format) and the admin
-//! REST API under `/api/v1`. Thin: every handler calls the engine or the store, and every error
-//! becomes an HTTP response in one place ([`ApiError`]).
+//! The HTTP front-end of idsync: `/healthz`, `/metrics` (Prometheus text format), the admin
+//! REST API under `/api/v1` and the SCIM endpoint under `/scim`. Thin: every handler calls the
+//! engine or the store, and every error becomes an HTTP response in one place ([`ApiError`];
+//! under `/scim`, a SCIM error). What a client may hold and ask is bounded: see [`serve`].
 
 mod audit;
+mod auth;
+mod conn;
 mod error;
+mod limits;
+mod listen;
 mod scim;
 
 pub use error::ApiError;
+pub use limits::{RateLimit, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES};
+pub use listen::{serve_app, ConnLimits};
 
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -14,24 +21,81 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use idsync_config::ServerConfig;
 use idsync_engine::{escape_label, Mode, Service, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::fmt::Write;
+use std::future::Future;
 use std::sync::Arc;
 
 #[derive(Clone)]
 struct AppState {
     svc: Arc<Service>,
     admin_token: Option<Arc<str>>,
+    /// What `/metrics` takes: `metrics_token`, else the admin token.
+    metrics_token: Option<Arc<str>>,
 }
 
-/// The router of the whole server. With an admin token, `/api/v1` requires
-/// `Authorization: Bearer <token>`; `/healthz` and `/metrics` stay open.
+/// How the routes guard and limit what they serve.
+#[derive(Debug, Clone, Default)]
+pub struct HttpOptions {
+    /// `/api/v1` requires `Authorization: Bearer <token>` when set.
+    pub admin_token: Option<String>,
+    /// `/metrics` requires this bearer token when set, else the admin token when that is set.
+    pub metrics_token: Option<String>,
+    /// Requests each SCIM token may make (no limit when `None`).
+    pub scim_rate: Option<RateLimit>,
+}
+
+impl From<&ServerConfig> for HttpOptions {
+    fn from(c: &ServerConfig) -> Self {
+        HttpOptions {
+            admin_token: c.admin_token.as_ref().map(|s| s.expose().to_string()),
+            metrics_token: c.metrics_token.as_ref().map(|s| s.expose().to_string()),
+            scim_rate: (c.scim_rate > 0.0).then_some(RateLimit {
+                per_second: c.scim_rate,
+                burst: c.scim_burst,
+            }),
+        }
+    }
+}
+
+/// `idsync serve`: the routes of [`app`] on `listener`, within `[server]`'s connection limits
+/// ([`ConnLimits`]), until `shutdown` completes.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    svc: Arc<Service>,
+    server: &ServerConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let app = app(svc, &HttpOptions::from(server));
+    serve_app(listener, app, ConnLimits::from(server), shutdown).await
+}
+
+/// The router of the whole server with an admin token (which `/metrics` takes too) and no
+/// rate limit.
 pub fn router(svc: Arc<Service>, admin_token: Option<String>) -> Router {
-    let state = AppState {
+    app(
         svc,
-        admin_token: admin_token.map(Arc::from),
+        &HttpOptions {
+            admin_token,
+            ..HttpOptions::default()
+        },
+    )
+}
+
+/// The router of the whole server. `/healthz` stays open.
+pub fn app(svc: Arc<Service>, opts: &HttpOptions) -> Router {
+    let admin_token: Option<Arc<str>> = opts.admin_token.as_deref().map(Arc::from);
+    let state = AppState {
+        metrics_token: opts
+            .metrics_token
+            .as_deref()
+            .map(Arc::from)
+            .or_else(|| admin_token.clone()),
+        admin_token,
+        svc,
     };
     let api = Router::new()
         .route("/sources", get(list_sources))
@@ -51,13 +115,32 @@ pub fn router(svc: Arc<Service>, admin_token: Option<String>) -> Router {
         // Inside the token check: only authenticated actions are recorded.
         .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
-    let scim = scim::router(Arc::clone(&state.svc), None);
+    let mut scim = scim::router(Arc::clone(&state.svc), None);
+    let clock = Arc::clone(&state.svc.runtime.clock);
+    if let Some(limiter) = opts
+        .scim_rate
+        .and_then(|r| limits::RateLimiter::new(r, clock))
+    {
+        scim = scim.layer(middleware::from_fn_with_state(
+            Arc::new(limiter),
+            limits::scim_rate,
+        ));
+    }
     Router::new()
         .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route(
+            "/metrics",
+            get(metrics).route_layer(middleware::from_fn_with_state(
+                state.clone(),
+                require_metrics_token,
+            )),
+        )
         .nest("/api/v1", api)
         .with_state(state)
         .merge(scim)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(limits::head_limits))
+        .layer(middleware::from_fn(limits::scim_errors))
 }
 
 async fn require_token(
@@ -66,24 +149,24 @@ async fn require_token(
     next: Next,
 ) -> Result<Response, ApiError> {
     if let Some(token) = &st.admin_token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        if !auth::bearer_is(req.headers(), token) {
             return Err(ApiError::Unauthorized);
         }
     }
     Ok(next.run(req).await)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
+async fn require_metrics_token(
+    State(st): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if let Some(token) = &st.metrics_token {
+        if !auth::bearer_is(req.headers(), token) {
+            return Err(ApiError::Unauthorized);
+        }
     }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    Ok(next.run(req).await)
 }
 
 async fn healthz(State(st): State<AppState>) -> Response {

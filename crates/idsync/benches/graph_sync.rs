@@ -106,7 +106,7 @@ fn start_atlassian(dir: &Path) -> Result<(Kill, String, String), String> {
     let port = free_port()?;
     std::fs::write(
         dir.join("idsync.toml"),
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\n[sources.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"contoso.com\"]\n"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\nscim_rate = 0\n[log]\nlevel = \"warn\"\n\n[sources.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"contoso.com\"]\n"),
     )
     .map_err(|e| e.to_string())?;
     let bin = env!("CARGO_BIN_EXE_idsync");

@@ -100,7 +100,7 @@ struct Server {
 fn start_idsync() -> Result<Server, String> {
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let port = free_port();
-    std::fs::write(dir.path().join("idsync.toml"), format!("[server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nlevel = \"warn\"\n\n[sources.bench]\ntype = \"scim\"\n")).map_err(|e| e.to_string())?;
+    std::fs::write(dir.path().join("idsync.toml"), format!("[server]\nlisten = \"127.0.0.1:{port}\"\nscim_rate = 0\n[log]\nlevel = \"warn\"\n\n[sources.bench]\ntype = \"scim\"\n")).map_err(|e| e.to_string())?;
     let bin = env!("CARGO_BIN_EXE_idsync");
     let out = Command::new(bin)
         .arg("-c")

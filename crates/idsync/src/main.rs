@@ -814,23 +814,16 @@ async fn serve(
     let svc = Service::new(Arc::new(rt));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tasks = svc.start(stop_rx);
-    let token = config
-        .server
-        .admin_token
-        .as_ref()
-        .map(|s| s.expose().to_string());
-    let app = idsync_server::router(Arc::clone(&svc), token);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
     let local = listener.local_addr()?;
     tracing::info!(%local, "listening");
     println!("idsync listening on http://{local} (Ctrl-C to stop)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    idsync_server::serve(listener, Arc::clone(&svc), &config.server, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     let _ = stop_tx.send(true);
     for t in tasks {
         let _ = t.await;

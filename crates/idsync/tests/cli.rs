@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 #[path = "cli/security.rs"]
 mod security;
+#[path = "cli/hostile.rs"]
+mod hostile;
 
 fn idsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_idsync"))
@@ -827,8 +829,7 @@ fn serve_answers_health_metrics_and_the_admin_api() {
         .unwrap();
     assert_eq!(flows[0]["name"], "hr-to-app");
     assert_eq!(flows[0]["lag"], 0);
-    let metrics = http
-        .get(format!("{base}/metrics"))
+    let metrics = auth(http.get(format!("{base}/metrics")))
         .send()
         .unwrap()
         .text()

@@ -2,7 +2,6 @@
 
 use super::*;
 use axum::extract::{Path, Request, State};
-use axum::http::header;
 use axum::middleware::Next;
 use axum::response::Response;
 use idsync_scim::ScimError;
@@ -15,16 +14,8 @@ pub(super) async fn authenticate(
     next: Next,
 ) -> Result<Response, ScimFailure> {
     let dir = params.get("dir").cloned().unwrap_or_default();
-    let secret = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
+    let secret = crate::auth::bearer(req.headers())
         .unwrap_or_default()
-        .trim()
         .to_string();
     if secret.is_empty() {
         return Err(ScimError::unauthorized().into());
