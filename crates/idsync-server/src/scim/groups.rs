@@ -129,17 +129,24 @@ pub(super) async fn search_groups(
         _ => store.list_groups(&dir).await?,
     };
     let mut items = Vec::with_capacity(candidates.len());
-    for sg in &candidates {
-        let members = members_unless_excluded(st, &dir, sg, &p.excluded_attributes).await?;
-        let (v, _) = group_json(sg, &base, members.as_ref());
-        if filter
-            .as_ref()
-            .is_none_or(|f| f.matches(&v, &|p| GROUP_RESOURCE.case_exact(p)))
-        {
-            items.push(v);
-        }
+    for sg in candidates {
+        let members = members_unless_excluded(st, &dir, &sg, &p.excluded_attributes).await?;
+        items.push((sg, members));
     }
-    Ok(items)
+    // Serving and testing every group (with its members) is CPU work: off the runtime's
+    // threads.
+    Ok(off_runtime(move || {
+        Ok(items
+            .iter()
+            .map(|(sg, members)| group_json(sg, &base, members.as_ref()).0)
+            .filter(|v| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(v, &|p| GROUP_RESOURCE.case_exact(p)))
+            })
+            .collect())
+    })
+    .await?)
 }
 
 pub(super) async fn get_group(

@@ -101,22 +101,28 @@ pub(super) async fn search_users(
         .filter
         .as_deref()
         .is_some_and(|f| f.to_ascii_lowercase().contains("groups"));
-    let mut items = Vec::with_capacity(candidates.len());
+    let mut views = Vec::with_capacity(candidates.len());
     for su in candidates {
         let groups = if wants_groups {
             store.member_of(&dir, &su.user.source_id).await?
         } else {
             Vec::new()
         };
-        let (v, _) = UserView { su, groups }.json(&base);
-        if filter
-            .as_ref()
-            .is_none_or(|f| f.matches(&v, &|p| USER_RESOURCE.case_exact(p)))
-        {
-            items.push(v);
-        }
+        views.push(UserView { su, groups });
     }
-    Ok(items)
+    // Serving and testing every user is CPU work: off the runtime's threads.
+    Ok(off_runtime(move || {
+        Ok(views
+            .iter()
+            .map(|view| view.json(&base).0)
+            .filter(|v| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(v, &|p| USER_RESOURCE.case_exact(p)))
+            })
+            .collect())
+    })
+    .await?)
 }
 
 pub(super) async fn get_user(
