@@ -210,8 +210,8 @@ struct Cx {
     lists: std::collections::HashMap<(Option<&'static str>, &'static str), ListIndex>,
 }
 
-/// An element's identity for de-duplication (see [`same_element`]): its value and type, or
-/// the whole element when it has no value.
+/// An element's identity for de-duplication on add: its value and type, or the whole element
+/// when it has no value.
 #[derive(Hash, PartialEq, Eq)]
 enum ElementKey {
     Keyed(String, Option<String>),
@@ -507,14 +507,6 @@ fn set_sub(
     Ok(())
 }
 
-/// Identity of an element of a multi-valued attribute, for de-duplication on add.
-fn same_element(a: &Value, b: &Value) -> bool {
-    match (get_ci(a, "value"), get_ci(b, "value")) {
-        (Some(x), Some(y)) => x == y && get_ci(a, "type") == get_ci(b, "type"),
-        _ => a == b,
-    }
-}
-
 /// Whether an attribute's `value` sub-attribute compares case-sensitively.
 fn value_case_exact(attr: &Attr) -> bool {
     attr.sub
@@ -665,12 +657,13 @@ fn whole(
                     other => vec![other],
                 };
                 let items = match (kind, holder.remove(key)) {
+                    // (An add reaches here only if `indexed_add` did not take it.)
                     (PatchKind::Add, Some(Value::Array(mut old))) => {
+                        cx.work.element_steps += (old.len() + new.len()) as u64;
+                        let mut seen: std::collections::HashSet<ElementKey> =
+                            old.iter().map(element_key).collect();
                         for n in new {
-                            if !old.iter().any(|o| {
-                                cx.work.element_steps += 1;
-                                same_element(o, &n)
-                            }) {
+                            if seen.insert(element_key(&n)) {
                                 old.push(n);
                             }
                         }
