@@ -117,6 +117,27 @@ pub fn normalize(body: &Value, schema: &ResourceSchema) -> Result<Map<String, Va
     let Value::Object(body) = body else {
         return Err(ScimError::invalid_syntax("the body must be a JSON object"));
     };
+    // `schemas`, when given, is a list of URNs naming this resource's schema (a Group body
+    // sent to /Users is not a user). Without it the body is taken as the endpoint's resource.
+    if let Some((_, schemas)) = body.iter().find(|(k, _)| k.eq_ignore_ascii_case("schemas")) {
+        let urns: Option<Vec<&str>> = schemas
+            .as_array()
+            .and_then(|a| a.iter().map(Value::as_str).collect());
+        match urns {
+            None => {
+                return Err(ScimError::invalid_value(format!(
+                    "schemas: expected a list of schema URNs, got {schemas}"
+                )))
+            }
+            Some(urns) if !urns.iter().any(|u| u.eq_ignore_ascii_case(schema.core.id)) => {
+                return Err(ScimError::invalid_value(format!(
+                    "schemas must name {} for a {}",
+                    schema.core.id, schema.name
+                )))
+            }
+            Some(_) => {}
+        }
+    }
     let mut out = Map::new();
     for (k, v) in body {
         if k.eq_ignore_ascii_case("schemas") {

@@ -226,6 +226,8 @@ fn values_of_the_wrong_type_are_invalid_values() {
     bad(
         json!({"userName": "ada", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": 7}}),
     );
+    bad(json!({"schemas": "urn:ietf:params:scim:schemas:core:2.0:User", "userName": "ada"}));
+    bad(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "ada"}));
     // A wrong password is refused without being repeated.
     let e = bad(json!({"userName": "ada", "password": 123456}));
     assert!(!e.detail.contains("123456"), "{e}");

@@ -415,6 +415,8 @@ fn scim_refuses_values_of_the_wrong_type_and_what_is_not_a_search_request() {
         json!({"displayName": {"text": "Ada"}}),
         json!({"name": "Ada Lovelace"}),
         json!({"roles": "admin"}),
+        json!({"schemas": "urn:ietf:params:scim:schemas:core:2.0:User"}),
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "eng"}),
         json!({"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": 7}}),
     ] {
         let (s, v) = scim.post("/Users", &user(bad.clone()));
