@@ -68,7 +68,7 @@ pub(super) async fn bulk(
         )
         .into());
     }
-    let req = off_runtime(move || parse_body(&body)).await?;
+    let req = off_runtime(body.len() > INLINE_BODY_MAX, move || parse_body(&body)).await?;
     let ok_schema = req
         .get("schemas")
         .and_then(Value::as_array)

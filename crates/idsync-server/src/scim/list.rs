@@ -259,7 +259,7 @@ pub(super) async fn list(
     let (p, max) = (p.clone(), st.max_results(dir));
     // Sorting, paging and projecting a whole directory's resources is CPU work: off the
     // runtime's threads.
-    let out = off_runtime(move || {
+    let out = off_runtime(items.len() > INLINE_RESOURCES_MAX, move || {
         let mut out = list_response(items, &p, schema, max)?;
         project_list(&mut out, &p);
         Ok(out)

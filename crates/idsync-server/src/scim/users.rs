@@ -111,7 +111,7 @@ pub(super) async fn search_users(
         views.push(UserView { su, groups });
     }
     // Serving and testing every user is CPU work: off the runtime's threads.
-    Ok(off_runtime(move || {
+    Ok(off_runtime(views.len() > INLINE_RESOURCES_MAX, move || {
         Ok(views
             .iter()
             .map(|view| view.json(&base).0)
@@ -149,7 +149,7 @@ pub(super) async fn create_user(
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
     let id = new_id();
-    let user = off_runtime({
+    let user = off_runtime(body.len() > INLINE_BODY_MAX, {
         let id = id.clone();
         move || user_from_scim(&parse_body(&body)?, &id)
     })
@@ -239,7 +239,7 @@ pub(super) async fn replace_user(
     let base = st.base(&headers, &dir);
     let current = load_user_view(&st, &dir, &id).await?;
     check_if_match(&headers, &current.json(&base).1)?;
-    let user = off_runtime({
+    let user = off_runtime(body.len() > INLINE_BODY_MAX, {
         let id = id.clone();
         move || user_from_scim(&parse_body(&body)?, &id)
     })
@@ -258,7 +258,7 @@ pub(super) async fn patch_user(
     let (mut v, version) = current.json(&base);
     check_if_match(&headers, &version)?;
     let source_id = id.clone();
-    let user = off_runtime(move || {
+    let user = off_runtime(body.len() > INLINE_BODY_MAX, move || {
         let ops = parse_request(&parse_body(&body)?)?;
         apply(&mut v, &ops, &USER_RESOURCE)?;
         user_from_scim(&strip_read_only(v), &source_id)
