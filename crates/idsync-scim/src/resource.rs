@@ -459,29 +459,70 @@ pub fn project(resource: &mut Value, attributes: &[String], excluded: &[String])
     }
 }
 
-/// What a service returned, reduced to the attributes idsync's schemas know (a client reading
-/// another server's resources must not fail on attributes it does not keep).
+/// What a service returned, reduced to the attributes idsync's schemas know and to values of
+/// their types (a client reading another server's resources must not fail on attributes it
+/// does not keep, nor on a server's loose types: a number where a string belongs is taken as
+/// its text, an element without a value is left out). Strict typing is for requests idsync
+/// answers, not for what it reads.
 pub fn known_only(body: &Value, schema: &crate::schema::ResourceSchema) -> Value {
-    use crate::schema::Attr;
-    fn keep(attrs: &'static [Attr], v: &Value) -> Value {
-        let Value::Object(o) = v else {
-            return v.clone();
-        };
+    use crate::schema::{Attr, AttrType};
+    fn object(attrs: &'static [Attr], o: &Map<String, Value>) -> Map<String, Value> {
         let mut out = Map::new();
         for (k, val) in o {
-            let Some(a) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(k)) else {
-                continue;
-            };
-            let val = match val {
-                Value::Array(items) if !a.sub.is_empty() => {
-                    Value::Array(items.iter().map(|i| keep(a.sub, i)).collect())
+            if let Some(a) = attrs.iter().find(|a| a.name.eq_ignore_ascii_case(k)) {
+                if let Some(v) = lenient(a, val) {
+                    out.insert(k.clone(), v);
                 }
-                Value::Object(_) if !a.sub.is_empty() => keep(a.sub, val),
-                other => other.clone(),
-            };
-            out.insert(k.clone(), val);
+            }
         }
-        Value::Object(out)
+        out
+    }
+    fn single(a: &'static Attr, v: &Value) -> Option<Value> {
+        let has_value = a.sub.iter().any(|s| s.name == "value");
+        match (a.ty, v) {
+            (_, Value::Null) => None,
+            (AttrType::Complex, Value::Object(o)) => {
+                let o = object(a.sub, o);
+                (!(a.multi && has_value) || o.contains_key("value")).then_some(Value::Object(o))
+            }
+            (AttrType::Complex, Value::String(_) | Value::Number(_)) if has_value => {
+                let mut o = Map::new();
+                o.insert("value".into(), Value::String(text_of(v)));
+                Some(Value::Object(o))
+            }
+            (AttrType::Complex, _) => None,
+            (AttrType::Boolean, Value::Bool(_)) => Some(v.clone()),
+            (AttrType::Boolean, Value::String(b))
+                if b.trim().eq_ignore_ascii_case("true")
+                    || b.trim().eq_ignore_ascii_case("false") =>
+            {
+                Some(v.clone())
+            }
+            (AttrType::Integer | AttrType::Decimal, Value::Number(_) | Value::String(_)) => {
+                Some(v.clone())
+            }
+            (
+                AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary,
+                Value::String(_) | Value::Number(_) | Value::Bool(_),
+            ) => Some(Value::String(text_of(v))),
+            _ => None,
+        }
+    }
+    fn text_of(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    fn lenient(a: &'static Attr, v: &Value) -> Option<Value> {
+        if !a.multi {
+            return single(a, v);
+        }
+        let items: Vec<Value> = match v {
+            Value::Array(items) => items.iter().filter_map(|i| single(a, i)).collect(),
+            other => single(a, other).into_iter().collect(),
+        };
+        Some(Value::Array(items))
     }
     let Value::Object(o) = body else {
         return body.clone();
@@ -493,7 +534,9 @@ pub fn known_only(body: &Value, schema: &crate::schema::ResourceSchema) -> Value
             .iter()
             .find(|e| e.id.eq_ignore_ascii_case(k))
         {
-            out.insert(k.clone(), keep(ext.attrs, v));
+            if let Value::Object(inner) = v {
+                out.insert(k.clone(), Value::Object(object(ext.attrs, inner)));
+            }
         } else if let Some(a) = schema
             .core
             .attrs
@@ -501,14 +544,9 @@ pub fn known_only(body: &Value, schema: &crate::schema::ResourceSchema) -> Value
             .chain(crate::schema::COMMON.iter())
             .find(|a| a.name.eq_ignore_ascii_case(k))
         {
-            let v = match v {
-                Value::Array(items) if !a.sub.is_empty() => {
-                    Value::Array(items.iter().map(|i| keep(a.sub, i)).collect())
-                }
-                Value::Object(_) if !a.sub.is_empty() => keep(a.sub, v),
-                other => other.clone(),
-            };
-            out.insert(k.clone(), v);
+            if let Some(v) = lenient(a, v) {
+                out.insert(k.clone(), v);
+            }
         }
     }
     Value::Object(out)

@@ -226,6 +226,8 @@ fn values_of_the_wrong_type_are_invalid_values() {
     bad(
         json!({"userName": "ada", "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": 7}}),
     );
+    bad(json!({"schemas": "urn:ietf:params:scim:schemas:core:2.0:User", "userName": "ada"}));
+    bad(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "userName": "ada"}));
     // A wrong password is refused without being repeated.
     let e = bad(json!({"userName": "ada", "password": 123456}));
     assert!(!e.detail.contains("123456"), "{e}");
@@ -294,4 +296,30 @@ fn date_times_in_filters_compare_as_instants() {
     assert!(m("meta.lastModified eq \"2026-12-04T20:09:56.000Z\""));
     assert!(m("meta.lastModified ge \"2026-12-04T20:09:56Z\""));
     assert!(m("meta.lastModified sw \"2026-12-04\""));
+}
+
+#[test]
+fn what_a_scim_service_returns_is_read_leniently() {
+    // idsync as a client: a service's loose types do not fail a read.
+    let served = json!({
+        "id": "t-1", "userName": "ada@example.com", "active": "true",
+        "emails": [{"value": "ada@example.com", "primary": "yes", "display": "Ada"}, {"type": "home"}],
+        "roles": [{"display": "no value"}, {"value": "admin"}],
+        "phoneNumbers": {"value": 5551234},
+        "title": 42,
+        "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"employeeNumber": 701984, "manager": "m-1"},
+        "somethingElse": {"x": 1}
+    });
+    let u = user_from_scim(
+        &idsync_scim::resource::known_only(&served, &USER_RESOURCE),
+        "t-1",
+    )
+    .unwrap();
+    assert_eq!(u.emails.len(), 1);
+    assert!(u.active && !u.emails[0].primary);
+    assert_eq!(u.roles.len(), 1);
+    assert_eq!(u.phone_numbers[0].value, "5551234");
+    assert_eq!(u.title.as_deref(), Some("42"));
+    assert_eq!(u.employee_id.as_deref(), Some("701984"));
+    assert_eq!(u.manager.as_deref(), Some("m-1"));
 }

@@ -30,6 +30,20 @@ pub(super) fn resolve_bulk_ids(
     }
 }
 
+/// The bulkIds a value names (`"bulkId:<id>"` strings), into `out`.
+fn bulk_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => {
+            if let Some(r) = s.strip_prefix("bulkId:") {
+                out.push(r.to_string());
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| bulk_refs(x, out)),
+        Value::Object(o) => o.values().for_each(|x| bulk_refs(x, out)),
+        _ => {}
+    }
+}
+
 /// POST /Bulk (RFC 7644 §3.7): operations in order, `bulkId` references resolved (an operation
 /// whose reference is not created yet waits for it), stopping after `failOnErrors` errors.
 pub(super) async fn bulk(
@@ -54,7 +68,7 @@ pub(super) async fn bulk(
         )
         .into());
     }
-    let req = parse_body(&body)?;
+    let req = off_runtime(body.len() > INLINE_BODY_MAX, move || parse_body(&body)).await?;
     let ok_schema = req
         .get("schemas")
         .and_then(Value::as_array)
@@ -81,10 +95,32 @@ pub(super) async fn bulk(
         )
         .into());
     }
-    let fail_on = req
-        .get("failOnErrors")
-        .and_then(Value::as_u64)
-        .map(|n| n as usize);
+    let fail_on = match req.get("failOnErrors") {
+        None | Some(Value::Null) => None,
+        Some(n) => Some(n.as_u64().map(|n| n as usize).ok_or_else(|| {
+            ScimError::invalid_value(format!(
+                "failOnErrors: expected a non-negative integer, got {n}"
+            ))
+        })?),
+    };
+    // What each operation waits for, found once: an operation is looked at again only for
+    // whether those are done (a chain of n references costs n rounds of n lookups, not n
+    // rounds of copying and walking every operation's data).
+    let refs: Vec<Vec<String>> = ops
+        .iter()
+        .map(|op| {
+            let mut out = Vec::new();
+            if let Some(p) = op.get("path").and_then(Value::as_str) {
+                for seg in p.split('/') {
+                    bulk_refs(&Value::String(seg.to_string()), &mut out);
+                }
+            }
+            if let Some(d) = op.get("data") {
+                bulk_refs(d, &mut out);
+            }
+            out
+        })
+        .collect();
     let base = st.base(&headers, &dir);
     let mut created: BTreeMap<String, String> = BTreeMap::new();
     let mut results: Vec<Option<Value>> = vec![None; ops.len()];
@@ -94,6 +130,10 @@ pub(super) async fn bulk(
         let mut progressed = false;
         let mut waiting = Vec::new();
         for i in pending {
+            if refs[i].iter().any(|r| !created.contains_key(r)) {
+                waiting.push(i);
+                continue;
+            }
             let op = &ops[i];
             let method = op
                 .get("method")

@@ -129,17 +129,24 @@ pub(super) async fn search_groups(
         _ => store.list_groups(&dir).await?,
     };
     let mut items = Vec::with_capacity(candidates.len());
-    for sg in &candidates {
-        let members = members_unless_excluded(st, &dir, sg, &p.excluded_attributes).await?;
-        let (v, _) = group_json(sg, &base, members.as_ref());
-        if filter
-            .as_ref()
-            .is_none_or(|f| f.matches(&v, &|p| GROUP_RESOURCE.case_exact(p)))
-        {
-            items.push(v);
-        }
+    for sg in candidates {
+        let members = members_unless_excluded(st, &dir, &sg, &p.excluded_attributes).await?;
+        items.push((sg, members));
     }
-    Ok(items)
+    // Serving and testing every group (with its members) is CPU work: off the runtime's
+    // threads.
+    Ok(off_runtime(items.len() > INLINE_RESOURCES_MAX, move || {
+        Ok(items
+            .iter()
+            .map(|(sg, members)| group_json(sg, &base, members.as_ref()).0)
+            .filter(|v| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(v, &|p| GROUP_RESOURCE.case_exact(p)))
+            })
+            .collect())
+    })
+    .await?)
 }
 
 pub(super) async fn get_group(
@@ -304,7 +311,7 @@ pub(super) async fn create_group(
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
     let id = new_id();
-    let (group, requested) = off_runtime({
+    let (group, requested) = off_runtime(body.len() > INLINE_BODY_MAX, {
         let id = id.clone();
         move || group_from_scim(&parse_body(&body)?, &id)
     })
@@ -322,7 +329,7 @@ pub(super) async fn replace_group(
     let base = st.base(&headers, &dir);
     let current = load_group_view(&st, &dir, &id).await?;
     check_if_match(&headers, &current.json(&base).1)?;
-    let (group, requested) = off_runtime({
+    let (group, requested) = off_runtime(body.len() > INLINE_BODY_MAX, {
         let id = id.clone();
         move || group_from_scim(&parse_body(&body)?, &id)
     })
@@ -338,7 +345,8 @@ pub(super) async fn patch_group(
     body: Bytes,
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
-    let ops = Arc::new(off_runtime(move || parse_request(&parse_body(&body)?)).await?);
+    let large = body.len() > INLINE_BODY_MAX;
+    let ops = Arc::new(off_runtime(large, move || parse_request(&parse_body(&body)?)).await?);
     // Adding and removing members (what identity providers send) touches only those members:
     // no read of the whole group, and 204 No Content as Entra expects. With If-Match the
     // group's version must be computed, so the general path runs.
@@ -351,7 +359,8 @@ pub(super) async fn patch_group(
     let (v, version) = current.json(&base);
     check_if_match(&headers, &version)?;
     let source_id = id.clone();
-    let (group, requested) = off_runtime(move || {
+    let heavy = large || current.members.len() > INLINE_RESOURCES_MAX;
+    let (group, requested) = off_runtime(heavy, move || {
         let mut v = v;
         apply(&mut v, &ops, &GROUP_RESOURCE)?;
         group_from_scim(&strip_read_only(v), &source_id)

@@ -11,7 +11,7 @@ use idsync_scim::{ScimError, LIST_RESPONSE, SEARCH_REQUEST};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, Clone)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct ListParams {
     pub(super) filter: Option<String>,
@@ -63,6 +63,15 @@ pub(super) fn list_response(
     schema: &ResourceSchema,
     max: usize,
 ) -> Result<Value, ScimError> {
+    if let Some(order) = p
+        .sort_order
+        .as_deref()
+        .filter(|o| !o.eq_ignore_ascii_case("ascending") && !o.eq_ignore_ascii_case("descending"))
+    {
+        return Err(ScimError::invalid_value(format!(
+            "sortOrder: {order:?} is neither \"ascending\" nor \"descending\""
+        )));
+    }
     if let Some(sort_by) = p.sort_by.as_deref().filter(|s| !s.trim().is_empty()) {
         let path = AttrPath::parse(sort_by.trim()).map_err(|_| {
             ScimError::invalid_value(format!("sortBy: {sort_by:?} is not an attribute path"))
@@ -247,8 +256,15 @@ pub(super) async fn list(
     } else {
         &USER_RESOURCE
     };
-    let mut out = list_response(items, p, schema, st.max_results(dir))?;
-    project_list(&mut out, p);
+    let (p, max) = (p.clone(), st.max_results(dir));
+    // Sorting, paging and projecting a whole directory's resources is CPU work: off the
+    // runtime's threads.
+    let out = off_runtime(items.len() > INLINE_RESOURCES_MAX, move || {
+        let mut out = list_response(items, &p, schema, max)?;
+        project_list(&mut out, &p);
+        Ok(out)
+    })
+    .await?;
     Ok(scim_json(StatusCode::OK, &out, None, None))
 }
 

@@ -260,12 +260,22 @@ fn parse_body(body: &Bytes) -> Result<Value, ScimError> {
         .map_err(|e| ScimError::invalid_syntax(format!("the body is not JSON: {e}")))
 }
 
-/// Run a request's CPU work (parsing a body, applying a PATCH's operations) on the blocking
-/// pool, off the runtime's worker threads: a large PATCH then delays only itself, not every
-/// request sharing its thread (`/healthz`, other clients).
+/// Bodies up to this size are parsed and applied on the runtime's thread (handing them to the
+/// blocking pool costs more than the work); larger ones go to the blocking pool.
+const INLINE_BODY_MAX: usize = 64 * 1024;
+/// Lists of up to this many resources are served on the runtime's thread.
+const INLINE_RESOURCES_MAX: usize = 500;
+
+/// Run a request's CPU work (parsing a body, applying a PATCH's operations, serving a list)
+/// on the blocking pool when it is `heavy`, off the runtime's worker threads: a large request
+/// then delays only itself, not every request sharing its thread (`/healthz`, other clients).
 async fn off_runtime<T: Send + 'static>(
+    heavy: bool,
     work: impl FnOnce() -> Result<T, ScimError> + Send + 'static,
 ) -> Result<T, ScimError> {
+    if !heavy {
+        return work();
+    }
     tokio::task::spawn_blocking(work)
         .await
         .map_err(|e| ScimError::internal(format!("the request's work stopped: {e}")))?

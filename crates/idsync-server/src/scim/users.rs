@@ -101,22 +101,28 @@ pub(super) async fn search_users(
         .filter
         .as_deref()
         .is_some_and(|f| f.to_ascii_lowercase().contains("groups"));
-    let mut items = Vec::with_capacity(candidates.len());
+    let mut views = Vec::with_capacity(candidates.len());
     for su in candidates {
         let groups = if wants_groups {
             store.member_of(&dir, &su.user.source_id).await?
         } else {
             Vec::new()
         };
-        let (v, _) = UserView { su, groups }.json(&base);
-        if filter
-            .as_ref()
-            .is_none_or(|f| f.matches(&v, &|p| USER_RESOURCE.case_exact(p)))
-        {
-            items.push(v);
-        }
+        views.push(UserView { su, groups });
     }
-    Ok(items)
+    // Serving and testing every user is CPU work: off the runtime's threads.
+    Ok(off_runtime(views.len() > INLINE_RESOURCES_MAX, move || {
+        Ok(views
+            .iter()
+            .map(|view| view.json(&base).0)
+            .filter(|v| {
+                filter
+                    .as_ref()
+                    .is_none_or(|f| f.matches(v, &|p| USER_RESOURCE.case_exact(p)))
+            })
+            .collect())
+    })
+    .await?)
 }
 
 pub(super) async fn get_user(
@@ -143,7 +149,7 @@ pub(super) async fn create_user(
 ) -> ScimResult {
     let base = st.base(&headers, &dir);
     let id = new_id();
-    let user = off_runtime({
+    let user = off_runtime(body.len() > INLINE_BODY_MAX, {
         let id = id.clone();
         move || user_from_scim(&parse_body(&body)?, &id)
     })
@@ -233,7 +239,7 @@ pub(super) async fn replace_user(
     let base = st.base(&headers, &dir);
     let current = load_user_view(&st, &dir, &id).await?;
     check_if_match(&headers, &current.json(&base).1)?;
-    let user = off_runtime({
+    let user = off_runtime(body.len() > INLINE_BODY_MAX, {
         let id = id.clone();
         move || user_from_scim(&parse_body(&body)?, &id)
     })
@@ -252,7 +258,7 @@ pub(super) async fn patch_user(
     let (mut v, version) = current.json(&base);
     check_if_match(&headers, &version)?;
     let source_id = id.clone();
-    let user = off_runtime(move || {
+    let user = off_runtime(body.len() > INLINE_BODY_MAX, move || {
         let ops = parse_request(&parse_body(&body)?)?;
         apply(&mut v, &ops, &USER_RESOURCE)?;
         user_from_scim(&strip_read_only(v), &source_id)

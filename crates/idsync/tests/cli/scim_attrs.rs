@@ -415,6 +415,8 @@ fn scim_refuses_values_of_the_wrong_type_and_what_is_not_a_search_request() {
         json!({"displayName": {"text": "Ada"}}),
         json!({"name": "Ada Lovelace"}),
         json!({"roles": "admin"}),
+        json!({"schemas": "urn:ietf:params:scim:schemas:core:2.0:User"}),
+        json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "eng"}),
         json!({"urn:ietf:params:scim:schemas:extension:enterprise:2.0:User": {"department": 7}}),
     ] {
         let (s, v) = scim.post("/Users", &user(bad.clone()));
@@ -505,4 +507,20 @@ fn scim_refuses_values_of_the_wrong_type_and_what_is_not_a_search_request() {
     );
     assert_eq!((s, v["totalResults"].as_i64()), (200, Some(1)), "{v}");
     assert_eq!(v["Resources"][0]["userName"], "bob@example.com");
+    // The same class on a list's parameters and a bulk request.
+    let (s, v) = scim.get("/Users?sortBy=userName&sortOrder=sideways");
+    assert_eq!(s, 400, "{v}");
+    assert_scim_error(&v, 400, Some("invalidValue"));
+    let (s, v) = scim.post(
+        "/Bulk",
+        &json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"], "failOnErrors": "one",
+                "Operations": [{"method": "POST", "path": "/Users", "bulkId": "c", "data": {"userName": "carol@example.com"}}]}),
+    );
+    assert_eq!(s, 400, "{v}");
+    assert_scim_error(&v, 400, Some("invalidValue"));
+    let (_, v) = scim.get("/Users?filter=userName+eq+%22carol@example.com%22");
+    assert_eq!(
+        v["totalResults"], 0,
+        "the refused bulk request created nothing: {v}"
+    );
 }

@@ -6,9 +6,15 @@
 //! `"emails[type eq \"work\"].value"`, enterprise-extension URN paths), member removal by a
 //! value array, and `replace` of a filtered path that matches nothing (the element is created).
 
+mod coerce;
+mod index;
+
 use crate::error::ScimError;
 use crate::filter::{get_ci, AttrPath, CompareOp, Filter};
 use crate::schema::{Attr, AttrType, Resolved, ResourceSchema};
+use coerce::*;
+pub use coerce::{coerce, normalize};
+use index::*;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,133 +206,6 @@ pub fn apply_counted(
     Ok(cx.work)
 }
 
-/// What the operations of one PATCH share: the work done, and indexes of the multi-valued
-/// attributes that `add` without a filter and `remove` by `value eq` touched, kept from one
-/// operation to the next so that each costs what its own values cost, not the attribute's
-/// size (a PATCH of n adds is linear in n, not quadratic).
-#[derive(Default)]
-struct Cx {
-    work: Work,
-    lists: std::collections::HashMap<(Option<&'static str>, &'static str), ListIndex>,
-}
-
-/// An element's identity for de-duplication (see [`same_element`]): its value and type, or
-/// the whole element when it has no value.
-#[derive(Hash, PartialEq, Eq)]
-enum ElementKey {
-    Keyed(String, Option<String>),
-    Whole(String),
-}
-
-fn element_key(e: &Value) -> ElementKey {
-    match get_ci(e, "value") {
-        Some(v) => ElementKey::Keyed(v.to_string(), get_ci(e, "type").map(Value::to_string)),
-        None => ElementKey::Whole(e.to_string()),
-    }
-}
-
-/// The index of one multi-valued attribute while a PATCH runs. Removed elements are left as
-/// `null` (positions stay valid) until the attribute is released.
-struct ListIndex {
-    /// Whether `value` compares case-sensitively.
-    case_exact: bool,
-    keys: std::collections::HashSet<ElementKey>,
-    /// Positions by value (folded when not case-exact): the only candidates of `value eq`.
-    by_value: std::collections::HashMap<String, Vec<usize>>,
-    removed: bool,
-}
-
-impl ListIndex {
-    fn value_key(&self, v: &Value) -> String {
-        match v {
-            Value::String(s) if !self.case_exact => s.to_lowercase(),
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        }
-    }
-
-    fn note(&mut self, at: usize, e: &Value) {
-        self.keys.insert(element_key(e));
-        if let Some(v) = get_ci(e, "value") {
-            let k = self.value_key(v);
-            self.by_value.entry(k).or_default().push(at);
-        }
-    }
-}
-
-impl Cx {
-    /// The index of an attribute, built from its elements when first asked for.
-    fn index(
-        &mut self,
-        holder: &Map<String, Value>,
-        id: (Option<&'static str>, &'static str),
-        case_exact: bool,
-    ) -> &mut ListIndex {
-        let work = &mut self.work;
-        self.lists.entry(id).or_insert_with(|| {
-            let mut ix = ListIndex {
-                case_exact,
-                keys: Default::default(),
-                by_value: Default::default(),
-                removed: false,
-            };
-            if let Some(Value::Array(items)) = holder.get(id.1) {
-                work.element_steps += items.len() as u64;
-                for (n, e) in items.iter().enumerate() {
-                    ix.note(n, e);
-                }
-            }
-            ix
-        })
-    }
-
-    /// Drop an attribute's index, taking out the elements removed meanwhile: before any
-    /// operation the index does not cover, and at the end.
-    fn release(
-        &mut self,
-        holder: &mut Map<String, Value>,
-        id: (Option<&'static str>, &'static str),
-    ) {
-        if let Some(ix) = self.lists.remove(&id) {
-            if ix.removed {
-                compact(holder, id.1);
-            }
-        }
-    }
-
-    fn release_all(&mut self, res: &mut Map<String, Value>) {
-        for ((urn, name), ix) in self.lists.drain() {
-            if !ix.removed {
-                continue;
-            }
-            let holder = match urn {
-                None => Some(res as &mut Map<String, Value>),
-                Some(u) => res.get_mut(u).and_then(Value::as_object_mut),
-            };
-            if let Some(h) = holder {
-                compact(h, name);
-            }
-        }
-    }
-}
-
-/// Take the removed (`null`) elements out of a multi-valued attribute; an empty one goes.
-fn compact(holder: &mut Map<String, Value>, key: &str) {
-    if let Some(Value::Array(items)) = holder.get_mut(key) {
-        items.retain(|i| !i.is_null());
-        if items.is_empty() {
-            holder.remove(key);
-        }
-    }
-}
-
-/// `value eq "..."`: the filter an index answers.
-fn value_eq(filter: &Filter) -> Option<&str> {
-    filter.eq_value().and_then(|(p, v)| {
-        (p.urn.is_none() && p.sub.is_none() && p.name.eq_ignore_ascii_case("value")).then_some(v)
-    })
-}
-
 fn apply_one(
     cx: &mut Cx,
     res: &mut Map<String, Value>,
@@ -507,127 +386,6 @@ fn set_sub(
     Ok(())
 }
 
-/// Identity of an element of a multi-valued attribute, for de-duplication on add.
-fn same_element(a: &Value, b: &Value) -> bool {
-    match (get_ci(a, "value"), get_ci(b, "value")) {
-        (Some(x), Some(y)) => x == y && get_ci(a, "type") == get_ci(b, "type"),
-        _ => a == b,
-    }
-}
-
-/// Whether an attribute's `value` sub-attribute compares case-sensitively.
-fn value_case_exact(attr: &Attr) -> bool {
-    attr.sub
-        .iter()
-        .find(|s| s.name == "value")
-        .is_some_and(|s| s.case_exact)
-}
-
-/// `add` of values to a multi-valued attribute, through its index: each new value is looked
-/// up, not compared with every element.
-fn indexed_add(
-    cx: &mut Cx,
-    holder: &mut Map<String, Value>,
-    id: (Option<&'static str>, &'static str),
-    attr: &Attr,
-    value: Option<&Value>,
-    _schema: &ResourceSchema,
-) -> Result<(), ScimError> {
-    let new: Vec<Value> = match coerce(attr, value.cloned().unwrap_or(Value::Null))? {
-        Value::Array(a) => a,
-        Value::Null => Vec::new(),
-        other => vec![other],
-    };
-    let ix = cx.index(holder, id, value_case_exact(attr));
-    let mut steps = 0u64;
-    let mut primary = false;
-    let items = match holder
-        .entry(id.1.to_string())
-        .or_insert_with(|| Value::Array(Vec::new()))
-    {
-        Value::Array(items) => items,
-        other => {
-            *other = Value::Array(Vec::new());
-            match other {
-                Value::Array(items) => items,
-                _ => return Err(ScimError::internal("not an array")),
-            }
-        }
-    };
-    for n in new {
-        steps += 1;
-        if ix.keys.contains(&element_key(&n)) {
-            continue;
-        }
-        primary |= get_ci(&n, "primary") == Some(&Value::Bool(true));
-        ix.note(items.len(), &n);
-        items.push(n);
-    }
-    if primary {
-        // At most one primary: the last one set wins.
-        steps += items.len() as u64;
-        let taken = std::mem::take(items);
-        *items = one_primary(taken);
-    }
-    if items.is_empty() {
-        holder.remove(id.1);
-    }
-    cx.work.element_steps += steps;
-    Ok(())
-}
-
-/// `remove` of the elements `attr[value eq "..."]` designates, through the index: only the
-/// elements with that value are tested against the whole filter.
-fn indexed_remove(
-    cx: &mut Cx,
-    holder: &mut Map<String, Value>,
-    id: (Option<&'static str>, &'static str),
-    path: &PatchPath,
-    filter: &Filter,
-    schema: &ResourceSchema,
-) -> Result<(), ScimError> {
-    let Some(r) = schema.resolve(&path.attr) else {
-        return Err(ScimError::invalid_path(format!(
-            "no attribute {}",
-            path.attr
-        )));
-    };
-    let ix = cx.index(holder, id, value_case_exact(r.attr));
-    let Some(want) = value_eq(filter) else {
-        return Ok(());
-    };
-    let Some(candidates) = ix
-        .by_value
-        .get(&ix.value_key(&Value::String(want.to_string())))
-    else {
-        return Ok(());
-    };
-    let Some(Value::Array(items)) = holder.get_mut(id.1) else {
-        return Ok(());
-    };
-    let parent = path.attr.clone();
-    let case_exact = |p: &AttrPath| schema.case_exact(&rebase(&parent, p));
-    let mut steps = 0u64;
-    let mut gone = Vec::new();
-    for &at in candidates {
-        steps += 1;
-        if let Some(item) = items.get_mut(at) {
-            if !item.is_null() && filter.matches(item, &case_exact) {
-                gone.push(element_key(item));
-                *item = Value::Null;
-            }
-        }
-    }
-    if !gone.is_empty() {
-        ix.removed = true;
-        for k in gone {
-            ix.keys.remove(&k);
-        }
-    }
-    cx.work.element_steps += steps;
-    Ok(())
-}
-
 fn whole(
     cx: &mut Cx,
     holder: &mut Map<String, Value>,
@@ -665,12 +423,13 @@ fn whole(
                     other => vec![other],
                 };
                 let items = match (kind, holder.remove(key)) {
+                    // (An add reaches here only if `indexed_add` did not take it.)
                     (PatchKind::Add, Some(Value::Array(mut old))) => {
+                        cx.work.element_steps += (old.len() + new.len()) as u64;
+                        let mut seen: std::collections::HashSet<ElementKey> =
+                            old.iter().map(element_key).collect();
                         for n in new {
-                            if !old.iter().any(|o| {
-                                cx.work.element_steps += 1;
-                                same_element(o, &n)
-                            }) {
+                            if seen.insert(element_key(&n)) {
                                 old.push(n);
                             }
                         }
@@ -864,180 +623,6 @@ fn seed_from_filter(filter: &Filter, attr: &Attr) -> Map<String, Value> {
         }
     }
     o
-}
-
-fn coerce_element(attr: &Attr, v: Value) -> Result<Value, ScimError> {
-    coerce_one(attr, v, true)
-}
-
-/// Bring a value to the attribute's shape: canonical sub-attribute names, booleans from
-/// `"True"`/`"False"` (what Entra sends), numbers from numeric strings; anything else of the
-/// wrong type is `invalidValue` (a number is not a string, a string is not a list).
-pub fn coerce(attr: &Attr, v: Value) -> Result<Value, ScimError> {
-    if v.is_null() {
-        return Ok(v);
-    }
-    if attr.multi {
-        return match v {
-            Value::Array(items) => items
-                .into_iter()
-                .map(|i| coerce_element(attr, i))
-                .filter(|r| !matches!(r, Ok(Value::Null)))
-                .collect::<Result<Vec<_>, _>>()
-                .map(Value::Array),
-            // One element given as itself (`"value": {"value": "a@b.c"}` in a PATCH add).
-            Value::Object(_) => Ok(Value::Array(vec![coerce_element(attr, v)?])),
-            other => Err(wrong_type(attr, "an array", &other)),
-        };
-    }
-    coerce_one(attr, v, false)
-}
-
-/// The error for a value of the wrong type. A write-only attribute's value is not repeated
-/// (a password stays out of responses and logs).
-fn wrong_type(attr: &Attr, what: &str, v: &Value) -> ScimError {
-    if attr.returned == "never" {
-        ScimError::invalid_value(format!("{}: expected {what}", attr.name))
-    } else {
-        ScimError::invalid_value(format!("{}: expected {what}, got {v}", attr.name))
-    }
-}
-
-/// A single value (an element, when `element`) to the attribute's type.
-fn coerce_one(attr: &Attr, v: Value, element: bool) -> Result<Value, ScimError> {
-    if v.is_null() {
-        return Ok(v);
-    }
-    let bad = |what: &str, v: &Value| wrong_type(attr, what, v);
-    match attr.ty {
-        AttrType::Complex => {
-            // A bare value for a single-valued complex attribute with a `value` sub-attribute
-            // (Entra sends the manager's id this way) means {"value": ...}. An element of a
-            // multi-valued attribute is an object (`"emails": ["a@b.c"]` is refused).
-            let v = match v {
-                Value::String(_) if !element && attr.sub.iter().any(|s| s.name == "value") => {
-                    let mut o = Map::new();
-                    o.insert("value".into(), v);
-                    Value::Object(o)
-                }
-                v => v,
-            };
-            let Value::Object(o) = v else {
-                return Err(bad("an object", &v));
-            };
-            let mut out = Map::new();
-            for (k, val) in o {
-                let Some(sub) = attr.sub.iter().find(|s| s.name.eq_ignore_ascii_case(&k)) else {
-                    return Err(ScimError::invalid_path(format!(
-                        "no sub-attribute {k} in {}",
-                        attr.name
-                    )));
-                };
-                let val = coerce(sub, val)?;
-                if !val.is_null() {
-                    out.insert(sub.name.to_string(), val);
-                }
-            }
-            Ok(Value::Object(out))
-        }
-        AttrType::Boolean => match &v {
-            Value::Bool(_) => Ok(v),
-            Value::String(s) if s.trim().eq_ignore_ascii_case("true") => Ok(Value::Bool(true)),
-            Value::String(s) if s.trim().eq_ignore_ascii_case("false") => Ok(Value::Bool(false)),
-            _ => Err(bad("a boolean", &v)),
-        },
-        AttrType::Integer => match &v {
-            Value::Number(n) if n.is_i64() || n.is_u64() => Ok(v),
-            Value::String(s) => s
-                .trim()
-                .parse::<i64>()
-                .map(Value::from)
-                .map_err(|_| bad("an integer", &v)),
-            _ => Err(bad("an integer", &v)),
-        },
-        AttrType::Decimal => match &v {
-            Value::Number(_) => Ok(v),
-            Value::String(s) => serde_json::from_str::<serde_json::Number>(s.trim())
-                .map(Value::Number)
-                .map_err(|_| bad("a number", &v)),
-            _ => Err(bad("a number", &v)),
-        },
-        AttrType::String | AttrType::Reference | AttrType::DateTime | AttrType::Binary => match v {
-            Value::String(_) => Ok(v),
-            other => Err(bad("a string", &other)),
-        },
-    }
-}
-
-/// Canonicalize a whole resource body (POST, PUT): attribute names as the schema spells them,
-/// values coerced, read-only attributes dropped (RFC 7643 §2.2: the server ignores them),
-/// unknown attributes refused.
-pub fn normalize(body: &Value, schema: &ResourceSchema) -> Result<Map<String, Value>, ScimError> {
-    let Value::Object(body) = body else {
-        return Err(ScimError::invalid_syntax("the body must be a JSON object"));
-    };
-    let mut out = Map::new();
-    for (k, v) in body {
-        if k.eq_ignore_ascii_case("schemas") {
-            continue;
-        }
-        if let Some(ext) = schema
-            .extensions
-            .iter()
-            .find(|e| e.id.eq_ignore_ascii_case(k))
-        {
-            let Value::Object(inner) = v else {
-                return Err(ScimError::invalid_value(format!("{k} must be an object")));
-            };
-            let mut ext_out = Map::new();
-            for (k2, v2) in inner {
-                if k2.eq_ignore_ascii_case("schemas") {
-                    continue;
-                }
-                let a = ext
-                    .attrs
-                    .iter()
-                    .find(|a| a.name.eq_ignore_ascii_case(k2))
-                    .ok_or_else(|| ScimError::invalid_path(format!("no attribute {k2} in {k}")))?;
-                if a.mutability == "readOnly" {
-                    continue;
-                }
-                let v2 = coerce(a, v2.clone())?;
-                if !v2.is_null() {
-                    ext_out.insert(a.name.to_string(), v2);
-                }
-            }
-            if !ext_out.is_empty() {
-                out.insert(ext.id.to_string(), Value::Object(ext_out));
-            }
-            continue;
-        }
-        let path =
-            AttrPath::parse(k).map_err(|_| ScimError::invalid_path(format!("no attribute {k}")))?;
-        let r = schema
-            .resolve(&path)
-            .ok_or_else(|| ScimError::invalid_path(format!("no attribute {k}")))?;
-        if r.attr.mutability == "readOnly" || r.extension.is_some() {
-            continue;
-        }
-        let v = coerce(r.attr, v.clone())?;
-        let v = if r.attr.multi {
-            one_primary_value(v)
-        } else {
-            v
-        };
-        if !v.is_null() && v.as_array().is_none_or(|a| !a.is_empty()) {
-            out.insert(r.attr.name.to_string(), v);
-        }
-    }
-    Ok(out)
-}
-
-fn one_primary_value(v: Value) -> Value {
-    match v {
-        Value::Array(a) => Value::Array(one_primary(a)),
-        other => other,
-    }
 }
 
 /// The members a PATCH adds and removes, when that is all it does: `add` with path `members`
