@@ -62,7 +62,7 @@ impl GraphClient {
                     {
                         self.counters.units.fetch_add(u, Ordering::Relaxed);
                     }
-                    if matches!(status, 429 | 503 | 504) && attempt < self.cfg.max_retries {
+                    if matches!(status, 429 | 503 | 504) {
                         if status == 429 {
                             self.counters.throttled.fetch_add(1, Ordering::Relaxed);
                         }
@@ -103,7 +103,7 @@ impl GraphClient {
                 if !again.is_empty() {
                     attempt += 1;
                     if attempt > self.cfg.max_retries {
-                        // Still throttled inside the batch after every retry: each is asked for
+                        // Still throttled (or left out) after every retry: each is asked for
                         // on its own (a plain GET, with its own retries); only that failing too
                         // fails the request.
                         tracing::debug!(

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/graph_source.rs"]
+mod graph_source;
+
 fn idsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_idsync"))
 }
