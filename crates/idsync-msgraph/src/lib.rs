@@ -3,15 +3,19 @@
 //! - OAuth 2.0 client credentials, with a client secret or a certificate ([`ClientCertificate`]
 //!   signs PS256 client assertions), against Entra's token endpoint, for any cloud (the authority
 //!   and Graph host are parameters; [`Cloud`] holds the national clouds). Tokens are cached
-//!   and renewed five minutes before they expire (time comes from a [`Clock`]).
+//!   and renewed five minutes before they expire (time comes from a [`Clock`]). The scope is
+//!   `<graph>/.default` unless [`GraphConfig::scope`] names another.
 //! - Requests with bounded concurrency, a client-side resource-unit budget per 10 s window,
-//!   and retries of 429 / 503 / 504 honouring `Retry-After` (otherwise exponential backoff
-//!   with jitter); an answer with `x-ms-throttle-limit-percentage` (80 % of the limit or more)
-//!   pauses spending until the next window. Every request, retry, throttle and resource unit is
-//!   counted ([`GraphStats`]).
-//! - `@odata.nextLink` paging, delta rounds (`@odata.deltaLink`), JSON `$batch` in chunks of 20.
+//!   and retries of 429 / 503 / 504 (GETs also of 500 / 502, timeouts and connections broken
+//!   mid-answer) honouring `Retry-After` (otherwise exponential backoff with jitter); an answer
+//!   with `x-ms-throttle-limit-percentage` (80 % of the limit or more) pauses spending until the
+//!   next window. Every request, retry, throttle and resource unit is counted ([`GraphStats`]).
+//! - `@odata.nextLink` paging, delta rounds (`@odata.deltaLink`), JSON `$batch` in chunks of 20
+//!   (a request still throttled inside the batch after the retries is fetched on its own).
 //! - Errors say what to do: a 403 names the permissions the token lacks ("grant admin consent
-//!   for Directory.Read.All"); an expired delta link is [`GraphError::DeltaExpired`].
+//!   for Directory.Read.All"); a synchronization reset (410, `syncStateNotFound`,
+//!   `resyncRequired`) is [`GraphError::DeltaExpired`], with the `Location` to restart from when
+//!   Graph gives one. Nothing else means a delta link is spent.
 
 mod batch;
 mod certificate;
@@ -554,7 +558,7 @@ impl GraphClient {
                 Ok(r) => r,
                 Err(e) => {
                     if attempt < self.cfg.max_retries
-                        && (e.is_timeout() || e.is_connect() || idempotent)
+                        && (e.is_timeout() || e.is_connect() || (idempotent && !e.is_builder()))
                     {
                         attempt += 1;
                         self.counters.retries.fetch_add(1, Ordering::Relaxed);

@@ -147,8 +147,6 @@ impl GraphSource {
         })
     }
 
-    /// Map Graph users; with identity keys, also the object id → key map that memberships
-
     /// Groups in scope, given as group ids: each with its nested groups, and every user
     /// under them.
     pub(super) async fn full_from_groups(
