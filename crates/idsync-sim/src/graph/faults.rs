@@ -17,7 +17,8 @@ pub struct Faults {
     pub retry_after_secs: u64,
     /// Share of Graph requests answered with `error_status` (0..1).
     pub error_rate: f64,
-    /// Status of injected errors (default 503).
+    /// Status of injected errors: 500 and up, or 410 for a synchronization reset on the
+    /// `fail_next` requests (with a `Location` under `delta_reset_location`); default 503.
     pub error_status: u16,
     /// Extra latency on every Graph request.
     pub latency_ms: u64,

@@ -461,6 +461,24 @@ fn handle(
             ],
         );
     }
+    if forced && faults.error_status == 410 {
+        // A synchronization reset where Graph would not otherwise give one (mid-round).
+        st.injected.fetch_add(1, Ordering::Relaxed);
+        let mut headers = Vec::new();
+        if faults.delta_reset_location {
+            if let Some(location) = super::delta::reset_location(r) {
+                headers.push(("location", location));
+            }
+        }
+        return (
+            GraphResponse::error(
+                410,
+                "syncStateNotFound",
+                "The sync state generation is not found (injected fault). Restart the sync.",
+            ),
+            headers,
+        );
+    }
     if forced || roll_error < faults.error_rate {
         st.injected.fetch_add(1, Ordering::Relaxed);
         let status = if faults.error_status >= 500 {

@@ -183,7 +183,7 @@ fn graph_b2c_identity_keys_name_managers_and_members_by_the_same_key() {
 #[test]
 fn graph_sync_reset_follows_the_location_and_the_read_is_listed_as_full() {
     let dir = tempfile::tempdir().unwrap();
-    let sim = Sim::start(dir.path(), &[]);
+    let sim = Sim::start(dir.path(), &["--max-page", "40"]);
     sim.config(dir.path(), "");
     sync_ok(dir.path());
     sync_ok(dir.path());
@@ -203,6 +203,18 @@ fn graph_sync_reset_follows_the_location_and_the_read_is_listed_as_full() {
     let next = &reads(dir.path())[0];
     assert_eq!(next["mode"], "incremental", "{next}");
     assert_eq!(count(next, "requests"), 2, "{next}");
+
+    // A reset in the middle of a first round (the second page of users) starts that round
+    // again from the Location, once: the read succeeds whole.
+    let other = sibling(dir.path(), "other", &sim, "");
+    sim.faults(json!({"fail_next": 1, "fail_match": "users/delta?$skiptoken", "error_status": 410, "delta_reset_location": true}));
+    let o = run_in(&other, &["sync", "entra-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(sim.stats()["resyncs"], 2, "{}", sim.stats());
+    let state = TestTarget::read_journal(&other.join("target.jsonl"))
+        .unwrap()
+        .state();
+    assert_eq!(state.users.len(), 150);
 }
 
 #[test]

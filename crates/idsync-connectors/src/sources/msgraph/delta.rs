@@ -14,15 +14,44 @@ impl GraphSource {
     }
 
     /// A delta round from scratch, the users' and the groups' chains starting at the given
-    /// URLs (a synchronization reset's `Location`) or at a new initial delta query.
+    /// URLs (a synchronization reset's `Location`) or at a new initial delta query. A reset in
+    /// the middle of this round starts it once more, from the `Location` Graph names.
+    pub(super) async fn full_via_delta_from(
+        &self,
+        mut users_start: Option<String>,
+        mut groups_start: Option<String>,
+    ) -> Result<SourceRead, SourceError> {
+        let mut restarted = false;
+        loop {
+            match self.initial_round(users_start, groups_start).await {
+                Err((chain, GraphError::DeltaExpired { reason, location })) if !restarted => {
+                    tracing::warn!(
+                        reason,
+                        chain,
+                        location = location.as_deref(),
+                        "graph: synchronization reset during a first round, starting it again"
+                    );
+                    restarted = true;
+                    (users_start, groups_start) = match chain {
+                        "users" => (location, None),
+                        _ => (None, location),
+                    };
+                }
+                Err((_, e)) => return Err(source_err(e)),
+                Ok(read) => return Ok(read),
+            }
+        }
+    }
+
+    /// One delta round from scratch; an error names the chain (`users`, `groups`) it came from.
     ///
     /// Graph may return an object more than once in a round (Microsoft documents it for the
     /// initial round): every object is keyed by its immutable id and the later copy wins.
-    pub(super) async fn full_via_delta_from(
+    async fn initial_round(
         &self,
         users_start: Option<String>,
         groups_start: Option<String>,
-    ) -> Result<SourceRead, SourceError> {
+    ) -> Result<SourceRead, (&'static str, GraphError)> {
         let select = self.user_select(true);
         let users_url = users_start
             .unwrap_or_else(|| self.client.url(&format!("users/delta?$select={select}")));
@@ -85,7 +114,10 @@ impl GraphSource {
                 }
             }
         });
-        let (users_link, groups_link) = tokio::try_join!(users, groups).map_err(source_err)?;
+        let (users_link, groups_link) =
+            tokio::try_join!(async { users.await.map_err(|e| ("users", e)) }, async {
+                groups.await.map_err(|e| ("groups", e))
+            })?;
         let mut snap = Snapshot {
             users: users_seen.into_iter().flatten().collect(),
             ..Snapshot::default()
