@@ -21,6 +21,7 @@ mod batch;
 mod certificate;
 mod error;
 mod paging;
+mod token;
 pub use certificate::{CertificateError, ClientCertificate};
 pub use error::GraphError;
 
@@ -346,89 +347,6 @@ impl GraphClient {
     /// The application permissions the current token carries.
     pub async fn granted_roles(&self) -> Result<Vec<String>, GraphError> {
         Ok(self.cached_token(false).await?.roles)
-    }
-
-    async fn cached_token(&self, force: bool) -> Result<CachedToken, GraphError> {
-        let mut guard = self.token.lock().await;
-        let now = self.clock.now_ms();
-        if let Some(t) = guard.as_ref() {
-            if !force && t.expires_ms - now > 5 * 60 * 1000 {
-                return Ok(t.clone());
-            }
-        }
-        let url = self.token_url();
-        let scope = self.token_scope();
-        let mut form: Vec<(&str, String)> = vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", self.cfg.client_id.clone()),
-            ("scope", scope),
-        ];
-        match &self.cfg.credential {
-            Credential::Secret(s) => form.push(("client_secret", s.clone())),
-            Credential::Certificate(c) => {
-                let jti = uuid::Uuid::new_v4().to_string();
-                let assertion = c
-                    .assertion(&self.cfg.client_id, &url, now / 1000, &jti)
-                    .map_err(|e| GraphError::Auth {
-                        tenant: self.cfg.tenant.clone(),
-                        message: e.to_string(),
-                    })?;
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                form.push(("client_assertion", assertion));
-            }
-        }
-        let body = {
-            let mut ser = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in &form {
-                ser.append_pair(k, v);
-            }
-            ser.finish()
-        };
-        let auth_err = |message: String| GraphError::Auth {
-            tenant: self.cfg.tenant.clone(),
-            message,
-        };
-        let resp = self
-            .http
-            .post(&url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-        let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| GraphError::Invalid {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
-        if !status.is_success() {
-            let code = v.get("error").and_then(Value::as_str).unwrap_or("error");
-            let desc = v
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("no description");
-            return Err(auth_err(format!("{code}: {desc}")));
-        }
-        let Some(value) = v.get("access_token").and_then(Value::as_str) else {
-            return Err(auth_err(
-                "the token endpoint answered without access_token".into(),
-            ));
-        };
-        let expires_in = v.get("expires_in").and_then(Value::as_i64).unwrap_or(3599);
-        self.counters.tokens.fetch_add(1, Ordering::Relaxed);
-        let t = CachedToken {
-            roles: token_roles(value),
-            value: value.to_string(),
-            expires_ms: now + expires_in * 1000,
-        };
-        *guard = Some(t.clone());
-        Ok(t)
     }
 
     /// Wait until the request's resource units fit in this 10 s window.

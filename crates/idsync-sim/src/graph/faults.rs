@@ -39,8 +39,8 @@ pub struct Faults {
     /// `users/$count` and `groups/$count` are refused, as by a tenant or a gateway that does
     /// not answer them.
     pub no_count: bool,
-    /// Cut the connection in the middle of the answer of the next N Graph requests whose path
-    /// and query contain `reset_match`.
+    /// Cut the connection in the middle of the answer of the next N requests (Graph's, or the
+    /// token endpoint's) whose path and query contain `reset_match`.
     pub reset_next: u32,
     pub reset_match: String,
 }

@@ -1,6 +1,7 @@
 //! Entra's side of the simulator: the OpenID configuration and the token endpoint (client
 //! secrets and certificate assertions, scopes, unknown tenants and apps in Entra's words).
 
+use super::api::GraphResponse;
 use super::assertion;
 use super::server::{root_of, SimState, Token};
 use axum::body::Bytes;
@@ -91,6 +92,21 @@ pub(super) async fn token(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
+    let cut = st
+        .faults
+        .lock()
+        .map(|mut f| {
+            let pattern = f.reset_match.clone();
+            super::faults::take(&mut f.reset_next, &pattern, uri.path())
+        })
+        .unwrap_or(false);
+    if cut {
+        st.resets.fetch_add(1, Ordering::Relaxed);
+        return super::faults::broken(&GraphResponse::json(
+            200,
+            json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": "cut-off"}),
+        ));
+    }
     if !known_tenant(&st, &tenant) {
         return aad_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
     }

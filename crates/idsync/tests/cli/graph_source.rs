@@ -372,6 +372,19 @@ fn graph_a_connection_reset_mid_page_is_retried() {
         .unwrap()
         .state();
     assert_eq!(state.users.len(), 150);
+
+    // So is the token request's answer.
+    sim.faults(json!({"reset_next": 1, "reset_match": "oauth2/v2.0/token"}));
+    let token = sibling(dir.path(), "token", &sim, "");
+    sync_ok(&token);
+    assert_eq!(sim.stats()["resets"], 2, "{}", sim.stats());
+    let read = &reads(&token)[0];
+    assert_eq!(
+        count(read, "requests"),
+        count(calm_read, "requests"),
+        "{read}"
+    );
+    assert_eq!(count(read, "changes"), count(calm_read, "changes"));
 }
 
 /// `idsync sim graph --b2c` as a process, with every line it printed before serving.
