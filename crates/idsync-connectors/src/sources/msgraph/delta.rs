@@ -311,3 +311,63 @@ fn keep_last_per_object(changes: Vec<Change>) -> Vec<Change> {
         .filter_map(|(c, k)| k.then_some(c))
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::keep_last_per_object;
+    use idsync_core::{Change, Group, MemberKind, MemberRef, User};
+
+    #[test]
+    fn an_object_replayed_in_a_round_keeps_its_last_change_and_memberships_their_order() {
+        let user = |name: &str| Change::UpsertUser {
+            user: User::new("u1", name),
+        };
+        let member = |add: bool| {
+            let m = MemberRef {
+                kind: MemberKind::User,
+                id: "u1".into(),
+            };
+            if add {
+                Change::AddMember {
+                    group: "g1".into(),
+                    member: m,
+                }
+            } else {
+                Change::RemoveMember {
+                    group: "g1".into(),
+                    member: m,
+                }
+            }
+        };
+        let changes = vec![
+            user("first@example.com"),
+            Change::UpsertGroup {
+                group: Group::new("g1", "Old"),
+            },
+            member(true),
+            user("second@example.com"),
+            member(false),
+            Change::UpsertGroup {
+                group: Group::new("g1", "New"),
+            },
+            Change::DeleteUser {
+                source_id: "u2".into(),
+            },
+        ];
+        let kept = keep_last_per_object(changes);
+        assert_eq!(
+            kept,
+            vec![
+                member(true),
+                user("second@example.com"),
+                member(false),
+                Change::UpsertGroup {
+                    group: Group::new("g1", "New"),
+                },
+                Change::DeleteUser {
+                    source_id: "u2".into(),
+                },
+            ]
+        );
+    }
+}
