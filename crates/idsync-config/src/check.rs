@@ -453,6 +453,7 @@ impl<'a> Checker<'a> {
                     "cloud",
                     "authority",
                     "graph_url",
+                    "token_scope",
                     "ca_file",
                     "scope",
                     "groups",
@@ -563,6 +564,17 @@ impl<'a> Checker<'a> {
         };
         let authority = url(self, "authority");
         let graph_url = url(self, "graph_url");
+        let token_scope = self.string(t, "token_scope", path);
+        if let Some(s) = &token_scope {
+            if s.trim().is_empty() || s.chars().any(char::is_whitespace) {
+                let span = t.get("token_scope").and_then(Item::span);
+                self.err(
+                    &span,
+                    &format!("{path}.token_scope"),
+                    format!("{s:?} is not a scope: give one resource's scope, such as \"https://graph.microsoft.com/.default\""),
+                );
+            }
+        }
         let ca_file = self.string(t, "ca_file", path).map(|p| self.base.join(p));
         let scope_kind = self
             .choice(t, "scope", path, &["all", "groups", "app"])
@@ -659,6 +671,7 @@ impl<'a> Checker<'a> {
             cloud,
             authority,
             graph_url,
+            token_scope,
             ca_file,
             scope,
             group_filter,

@@ -249,6 +249,9 @@ pub struct MsGraphSourceConfig {
     /// Overrides of the cloud's login authority and Graph host (a simulator, a proxy).
     pub authority: Option<String>,
     pub graph_url: Option<String>,
+    /// The scope token requests ask for; default `<graph_url>/.default` (right for every
+    /// cloud). For a proxy or gateway in front of Graph that expects Graph's own scope.
+    pub token_scope: Option<String>,
     /// Extra CA certificate to trust (PEM).
     pub ca_file: Option<PathBuf>,
     pub scope: MsGraphScope,

@@ -53,26 +53,31 @@ pub async fn ingest(
 ) -> Result<IngestReport, EngineError> {
     let cursor = store.source_cursor(source_name).await?;
     let before = source.stats();
-    let run = NewRun {
-        id: uuid::Uuid::now_v7().to_string(),
-        flow: read_run_name(source_name),
-        trigger: "read".into(),
-        mode: if cursor.is_some() {
-            "incremental"
-        } else {
-            "full"
-        }
-        .into(),
-        started_ms: clock.now_ms(),
-        dry_run: false,
-    };
-    store.start_run(&run).await?;
+    let started_ms = clock.now_ms();
     let cost = || match (before, source.stats()) {
         (Some(b), Some(a)) => Some(a.since(&b)),
         _ => None,
     };
     let started = std::time::Instant::now();
-    let read = match source.read(cursor.as_deref()).await {
+    let read = source.read(cursor.as_deref()).await;
+    // The run is recorded once the read has said what it was: a delta read that had to fall
+    // back to a full read (an expired or reset delta link) is listed as `full`.
+    let mode = match &read {
+        Ok(SourceRead::Full { .. }) => "full",
+        Ok(SourceRead::Delta { .. }) => "incremental",
+        Err(_) if cursor.is_some() => "incremental",
+        Err(_) => "full",
+    };
+    let run = NewRun {
+        id: uuid::Uuid::now_v7().to_string(),
+        flow: read_run_name(source_name),
+        trigger: "read".into(),
+        mode: mode.into(),
+        started_ms,
+        dry_run: false,
+    };
+    store.start_run(&run).await?;
+    let read = match read {
         Ok(r) => r,
         Err(error) => {
             let message = error.to_string();

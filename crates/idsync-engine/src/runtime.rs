@@ -82,6 +82,7 @@ pub fn graph_source(
         cfg.graph.clone_from(u);
     }
     cfg.ca_file.clone_from(&g.ca_file);
+    cfg.scope.clone_from(&g.token_scope);
     cfg.budget = g.budget;
     cfg.concurrency = g.concurrency;
     cfg.timeout = g.timeout;

@@ -3,24 +3,33 @@
 //! - OAuth 2.0 client credentials, with a client secret or a certificate ([`ClientCertificate`]
 //!   signs PS256 client assertions), against Entra's token endpoint, for any cloud (the authority
 //!   and Graph host are parameters; [`Cloud`] holds the national clouds). Tokens are cached
-//!   and renewed five minutes before they expire (time comes from a [`Clock`]).
+//!   and renewed five minutes before they expire (time comes from a [`Clock`]). The scope is
+//!   `<graph>/.default` unless [`GraphConfig::scope`] names another.
 //! - Requests with bounded concurrency, a client-side resource-unit budget per 10 s window,
-//!   and retries of 429 / 503 / 504 honouring `Retry-After` (otherwise exponential backoff
-//!   with jitter); an answer with `x-ms-throttle-limit-percentage` (80 % of the limit or more)
-//!   pauses spending until the next window. Every request, retry, throttle and resource unit is
-//!   counted ([`GraphStats`]).
-//! - `@odata.nextLink` paging, delta rounds (`@odata.deltaLink`), JSON `$batch` in chunks of 20.
+//!   and retries of 429 / 503 / 504 (GETs also of 500 / 502, timeouts and connections broken
+//!   mid-answer) honouring `Retry-After` (otherwise exponential backoff with jitter); an answer
+//!   with `x-ms-throttle-limit-percentage` (80 % of the limit or more) pauses spending until the
+//!   next window. Every request, retry, throttle and resource unit is counted ([`GraphStats`]).
+//! - `@odata.nextLink` paging, delta rounds (`@odata.deltaLink`), JSON `$batch` in chunks of 20
+//!   (a request still throttled inside the batch after the retries is fetched on its own).
 //! - Errors say what to do: a 403 names the permissions the token lacks ("grant admin consent
-//!   for Directory.Read.All"); an expired delta link is [`GraphError::DeltaExpired`].
+//!   for Directory.Read.All"); a synchronization reset (410, `syncStateNotFound`,
+//!   `resyncRequired`) is [`GraphError::DeltaExpired`], with the `Location` to restart from when
+//!   Graph gives one. Nothing else means a delta link is spent.
 
+mod batch;
 mod certificate;
+mod error;
+mod paging;
+mod token;
 pub use certificate::{CertificateError, ClientCertificate};
+pub use error::GraphError;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use idsync_core::Clock;
 use rand::Rng;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -103,6 +112,9 @@ pub struct GraphConfig {
     pub max_retries: u32,
     /// Upper bound of one backoff wait when the service gives no Retry-After.
     pub max_backoff: Duration,
+    /// The scope asked for in token requests; `None`: `<graph>/.default`, right for every
+    /// cloud. Set it when a proxy or gateway stands in front of Graph under another name.
+    pub scope: Option<String>,
 }
 
 impl GraphConfig {
@@ -119,40 +131,9 @@ impl GraphConfig {
             budget: 3_000,
             max_retries: 8,
             max_backoff: Duration::from_secs(60),
+            scope: None,
         }
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum GraphError {
-    #[error("cannot build the HTTP client: {0}")]
-    Setup(String),
-    #[error("sign-in to tenant {tenant} failed: {message}")]
-    Auth { tenant: String, message: String },
-    #[error("{message} (missing: {}; grant admin consent for {} on the app registration)", missing.join(", "), missing.join(", "))]
-    Consent {
-        message: String,
-        missing: Vec<String>,
-    },
-    #[error("not found: {0}")]
-    NotFound(String),
-    #[error("the delta link expired or is no longer valid ({0}): a full read is needed")]
-    DeltaExpired(String),
-    #[error("Graph kept throttling {url} after {attempts} attempts")]
-    Throttled { url: String, attempts: u32 },
-    #[error("Graph answered {status} {code} for {url}: {message}")]
-    Http {
-        status: u16,
-        code: String,
-        message: String,
-        url: String,
-    },
-    #[error("cannot reach {url}: {message}")]
-    Transport { url: String, message: String },
-    #[error("invalid answer from {url}: {message}")]
-    Invalid { url: String, message: String },
-    #[error("refusing to follow a link to {0}: it is not on the configured Graph host")]
-    ForeignLink(String),
 }
 
 /// What a client has done so far.
@@ -342,6 +323,14 @@ impl GraphClient {
         )
     }
 
+    /// The scope token requests ask for: the configured one, else `<graph>/.default`.
+    pub fn token_scope(&self) -> String {
+        match &self.cfg.scope {
+            Some(s) => s.clone(),
+            None => format!("{}/.default", self.cfg.graph.trim_end_matches('/')),
+        }
+    }
+
     fn token_url(&self) -> String {
         format!(
             "{}/{}/oauth2/v2.0/token",
@@ -358,89 +347,6 @@ impl GraphClient {
     /// The application permissions the current token carries.
     pub async fn granted_roles(&self) -> Result<Vec<String>, GraphError> {
         Ok(self.cached_token(false).await?.roles)
-    }
-
-    async fn cached_token(&self, force: bool) -> Result<CachedToken, GraphError> {
-        let mut guard = self.token.lock().await;
-        let now = self.clock.now_ms();
-        if let Some(t) = guard.as_ref() {
-            if !force && t.expires_ms - now > 5 * 60 * 1000 {
-                return Ok(t.clone());
-            }
-        }
-        let url = self.token_url();
-        let scope = format!("{}/.default", self.cfg.graph.trim_end_matches('/'));
-        let mut form: Vec<(&str, String)> = vec![
-            ("grant_type", "client_credentials".into()),
-            ("client_id", self.cfg.client_id.clone()),
-            ("scope", scope),
-        ];
-        match &self.cfg.credential {
-            Credential::Secret(s) => form.push(("client_secret", s.clone())),
-            Credential::Certificate(c) => {
-                let jti = uuid::Uuid::new_v4().to_string();
-                let assertion = c
-                    .assertion(&self.cfg.client_id, &url, now / 1000, &jti)
-                    .map_err(|e| GraphError::Auth {
-                        tenant: self.cfg.tenant.clone(),
-                        message: e.to_string(),
-                    })?;
-                form.push((
-                    "client_assertion_type",
-                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into(),
-                ));
-                form.push(("client_assertion", assertion));
-            }
-        }
-        let body = {
-            let mut ser = form_urlencoded::Serializer::new(String::new());
-            for (k, v) in &form {
-                ser.append_pair(k, v);
-            }
-            ser.finish()
-        };
-        let auth_err = |message: String| GraphError::Auth {
-            tenant: self.cfg.tenant.clone(),
-            message,
-        };
-        let resp = self
-            .http
-            .post(&url)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| GraphError::Transport {
-                url: url.clone(),
-                message: e.to_string(),
-            })?;
-        let status = resp.status();
-        let v: Value = resp.json().await.map_err(|e| GraphError::Invalid {
-            url: url.clone(),
-            message: e.to_string(),
-        })?;
-        if !status.is_success() {
-            let code = v.get("error").and_then(Value::as_str).unwrap_or("error");
-            let desc = v
-                .get("error_description")
-                .and_then(Value::as_str)
-                .unwrap_or("no description");
-            return Err(auth_err(format!("{code}: {desc}")));
-        }
-        let Some(value) = v.get("access_token").and_then(Value::as_str) else {
-            return Err(auth_err(
-                "the token endpoint answered without access_token".into(),
-            ));
-        };
-        let expires_in = v.get("expires_in").and_then(Value::as_i64).unwrap_or(3599);
-        self.counters.tokens.fetch_add(1, Ordering::Relaxed);
-        let t = CachedToken {
-            roles: token_roles(value),
-            value: value.to_string(),
-            expires_ms: now + expires_in * 1000,
-        };
-        *guard = Some(t.clone());
-        Ok(t)
     }
 
     /// Wait until the request's resource units fit in this 10 s window.
@@ -513,13 +419,30 @@ impl GraphClient {
         capped.mul_f64(jitter)
     }
 
-    /// Send one request with retries; returns the JSON body (Null for 204).
+    /// Send one request with retries; returns the JSON body (Null for 204). GETs are retried
+    /// on any transport failure (a reset mid-answer included) and on 500, 502, 503, 504 and
+    /// 429; other methods on 429, 503, 504 and failures to connect.
     pub async fn send(
         &self,
         method: reqwest::Method,
         url: &str,
         body: Option<&Value>,
         headers: &[(&str, &str)],
+    ) -> Result<Value, GraphError> {
+        let idempotent = method == reqwest::Method::GET;
+        self.send_retrying(method, url, body, headers, idempotent)
+            .await
+    }
+
+    /// [`Self::send`], saying whether the request may be sent again after a failure whose
+    /// effect is unknown (a `$batch` of GETs may).
+    pub(crate) async fn send_retrying(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+        idempotent: bool,
     ) -> Result<Value, GraphError> {
         self.check_host(url)?;
         let units = estimated_units(method.as_str(), url);
@@ -552,9 +475,12 @@ impl GraphClient {
             let resp = match resp {
                 Ok(r) => r,
                 Err(e) => {
-                    if attempt < self.cfg.max_retries && (e.is_timeout() || e.is_connect()) {
+                    if attempt < self.cfg.max_retries
+                        && (e.is_timeout() || e.is_connect() || (idempotent && !e.is_builder()))
+                    {
                         attempt += 1;
                         self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                        tracing::debug!(url, error = %e, attempt, "graph: retrying after a transport failure");
                         tokio::time::sleep(self.backoff(attempt)).await;
                         continue;
                     }
@@ -581,7 +507,7 @@ impl GraphClient {
                 self.near_limit(p);
             }
             let status = resp.status().as_u16();
-            if matches!(status, 429 | 503 | 504) {
+            if matches!(status, 429 | 503 | 504) || (idempotent && matches!(status, 500 | 502)) {
                 if status == 429 {
                     self.counters.throttled.fetch_add(1, Ordering::Relaxed);
                 }
@@ -619,10 +545,23 @@ impl GraphClient {
             if status == 204 {
                 return Ok(Value::Null);
             }
-            let text = resp.text().await.map_err(|e| GraphError::Transport {
-                url: url.to_string(),
-                message: e.to_string(),
-            })?;
+            let text = match resp.text().await {
+                Ok(t) => t,
+                // The connection broke in the middle of the answer: ask again.
+                Err(e) if idempotent && attempt < self.cfg.max_retries => {
+                    attempt += 1;
+                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(url, error = %e, attempt, "graph: the answer broke off, retrying");
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                    continue;
+                }
+                Err(e) => {
+                    return Err(GraphError::Transport {
+                        url: url.to_string(),
+                        message: e.to_string(),
+                    })
+                }
+            };
             return serde_json::from_str(&text).map_err(|e| GraphError::Invalid {
                 url: url.to_string(),
                 message: format!("not JSON ({e})"),
@@ -631,6 +570,11 @@ impl GraphClient {
     }
 
     async fn error_of(&self, status: u16, resp: reqwest::Response, url: &str) -> GraphError {
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         let code = v
             .pointer("/error/code")
@@ -642,16 +586,31 @@ impl GraphClient {
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_string();
-        self.classify(status, code, message, url).await
+        match self.classify(status, code, message, url).await {
+            GraphError::DeltaExpired { reason, .. } => GraphError::DeltaExpired {
+                reason,
+                location: location
+                    .map(|l| match l.starts_with('/') {
+                        true => format!("{}{l}", self.cfg.graph.trim_end_matches('/')),
+                        false => l,
+                    })
+                    .filter(|l| self.check_host(l).is_ok()),
+            },
+            other => other,
+        }
     }
 
     async fn classify(&self, status: u16, code: String, message: String, url: &str) -> GraphError {
+        // Only a synchronization reset means the link is spent; anything temporary is not.
         if status == 410 || code == "syncStateNotFound" || code == "resyncRequired" {
-            return GraphError::DeltaExpired(if code.is_empty() {
-                status.to_string()
-            } else {
-                code
-            });
+            return GraphError::DeltaExpired {
+                reason: if code.is_empty() {
+                    status.to_string()
+                } else {
+                    code
+                },
+                location: None,
+            };
         }
         if status == 404 {
             return GraphError::NotFound(url.to_string());
@@ -680,197 +639,5 @@ impl GraphClient {
 
     pub async fn get(&self, url: &str, headers: &[(&str, &str)]) -> Result<Value, GraphError> {
         self.send(reqwest::Method::GET, url, None, headers).await
-    }
-
-    /// Every item of a collection, following `@odata.nextLink`. A failure on any page fails
-    /// the whole read: a partial list is never returned.
-    pub async fn get_all(
-        &self,
-        url: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<Vec<Value>, GraphError> {
-        let mut out = Vec::new();
-        let mut next = Some(url.to_string());
-        while let Some(u) = next {
-            let mut page = self.get(&u, headers).await?;
-            next = page
-                .get("@odata.nextLink")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            match page.get_mut("value").map(Value::take) {
-                Some(Value::Array(items)) => out.extend(items),
-                _ => {
-                    return Err(GraphError::Invalid {
-                        url: u,
-                        message: "a collection page without a value array".into(),
-                    })
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// A whole delta round: from a first delta URL or a delta link, following next links until
-    /// the new delta link.
-    pub async fn delta_round(&self, url: &str) -> Result<DeltaRound, GraphError> {
-        let mut items = Vec::new();
-        let delta_link = self.delta_pages(url, |page| items.extend(page)).await?;
-        Ok(DeltaRound { items, delta_link })
-    }
-
-    /// A delta round page by page (a large first round need not be held whole); returns the
-    /// new delta link. Pages already handed over are not taken back if a later page fails: the
-    /// caller must drop what it built when this returns an error.
-    pub async fn delta_pages(
-        &self,
-        url: &str,
-        mut each: impl FnMut(Vec<Value>),
-    ) -> Result<String, GraphError> {
-        let headers = [("Prefer", "odata.maxpagesize=999")];
-        let mut url = url.to_string();
-        loop {
-            let mut page = self.get(&url, &headers).await?;
-            match page.get_mut("value").map(Value::take) {
-                Some(Value::Array(v)) => each(v),
-                _ => {
-                    return Err(GraphError::Invalid {
-                        url,
-                        message: "a delta page without a value array".into(),
-                    })
-                }
-            }
-            if let Some(next) = page.get("@odata.nextLink").and_then(Value::as_str) {
-                url = next.to_string();
-                continue;
-            }
-            return match page.get("@odata.deltaLink").and_then(Value::as_str) {
-                Some(link) => Ok(link.to_string()),
-                None => Err(GraphError::Invalid {
-                    url,
-                    message: "a delta page with neither a next link nor a delta link".into(),
-                }),
-            };
-        }
-    }
-
-    /// GET many relative URLs through `$batch` (20 per request). Each answer is the body or
-    /// the error of that one request; throttled ones are retried after their Retry-After.
-    pub async fn batch_get(
-        &self,
-        urls: &[String],
-    ) -> Result<Vec<Result<Value, GraphError>>, GraphError> {
-        let mut results: Vec<Option<Result<Value, GraphError>>> =
-            (0..urls.len()).map(|_| None).collect();
-        let batch_url = self.url("$batch");
-        for chunk_start in (0..urls.len()).step_by(20) {
-            let mut pending: Vec<usize> =
-                (chunk_start..(chunk_start + 20).min(urls.len())).collect();
-            let mut attempt = 0;
-            while !pending.is_empty() {
-                let requests: Vec<Value> = pending
-                    .iter()
-                    .map(|i| json!({"id": i.to_string(), "method": "GET", "url": urls[*i]}))
-                    .collect();
-                let answer = self
-                    .send(
-                        reqwest::Method::POST,
-                        &batch_url,
-                        Some(&json!({"requests": requests})),
-                        &[],
-                    )
-                    .await?;
-                let Some(responses) = answer.get("responses").and_then(Value::as_array) else {
-                    return Err(GraphError::Invalid {
-                        url: batch_url,
-                        message: "a batch answer without responses".into(),
-                    });
-                };
-                let mut again = Vec::new();
-                let mut wait = Duration::ZERO;
-                for r in responses {
-                    let Some(i) = r
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .and_then(|s| s.parse::<usize>().ok())
-                    else {
-                        continue;
-                    };
-                    if i >= urls.len() {
-                        continue;
-                    }
-                    let status = r.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
-                    if let Some(u) = r
-                        .pointer("/headers/x-ms-resource-unit")
-                        .and_then(Value::as_str)
-                        .and_then(|v| v.parse::<u64>().ok())
-                    {
-                        self.counters.units.fetch_add(u, Ordering::Relaxed);
-                    }
-                    if matches!(status, 429 | 503 | 504) && attempt < self.cfg.max_retries {
-                        if status == 429 {
-                            self.counters.throttled.fetch_add(1, Ordering::Relaxed);
-                        }
-                        let ra = r
-                            .pointer("/headers/retry-after")
-                            .or_else(|| r.pointer("/headers/Retry-After"))
-                            .and_then(Value::as_str)
-                            .and_then(|s| s.parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        wait = wait.max(ra.unwrap_or_else(|| self.backoff(attempt + 1)));
-                        again.push(i);
-                        continue;
-                    }
-                    let body = r.get("body").cloned().unwrap_or(Value::Null);
-                    let full = self.url(&urls[i]);
-                    results[i] = Some(if (200..300).contains(&status) {
-                        Ok(body)
-                    } else {
-                        let code = body
-                            .pointer("/error/code")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        let message = body
-                            .pointer("/error/message")
-                            .and_then(Value::as_str)
-                            .unwrap_or("")
-                            .to_string();
-                        Err(self.classify(status, code, message, &full).await)
-                    });
-                }
-                // Requests the batch answer left out are asked again.
-                for i in &pending {
-                    if results[*i].is_none() && !again.contains(i) {
-                        again.push(*i);
-                    }
-                }
-                if !again.is_empty() {
-                    attempt += 1;
-                    if attempt > self.cfg.max_retries {
-                        for i in again {
-                            results[i] = Some(Err(GraphError::Throttled {
-                                url: self.url(&urls[i]),
-                                attempts: attempt,
-                            }));
-                        }
-                        break;
-                    }
-                    self.counters.retries.fetch_add(1, Ordering::Relaxed);
-                    tokio::time::sleep(wait).await;
-                }
-                pending = again;
-            }
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    Err(GraphError::Invalid {
-                        url: batch_url.clone(),
-                        message: "no answer".into(),
-                    })
-                })
-            })
-            .collect())
     }
 }

@@ -124,9 +124,31 @@ pub fn source_snippet(
         s.push_str(&format!("ca_file = \"{}\"\n", ca.display()));
     }
     if opts.spec.b2c {
-        s.push_str("tenant_type = \"b2c\"\nuser_name = \"identity:emailAddress\"\n");
+        s.push_str("tenant_type = \"b2c\"\nuser_name = \"identity:emailAddress\"\nkey = \"identity:emailAddress\"\n");
+        if let Some(ext) = extension_attributes(sim).first() {
+            s.push_str(&format!("extensions = [\"{ext}\"]\n"));
+        }
     }
     s
+}
+
+/// The extension attribute names the simulated tenant's users carry
+/// (`extension_<b2c-extensions-app appId without dashes>_<name>`).
+fn extension_attributes(sim: &RunningGraphSim) -> Vec<String> {
+    let Ok(t) = sim.state.tenant.read() else {
+        return Vec::new();
+    };
+    let prefix = format!("extension_{}_", t.extension_app);
+    let mut names: Vec<String> = t
+        .objects(graph::Kind::User)
+        .values()
+        .take(1)
+        .flat_map(|o| o.props.keys())
+        .filter(|k| k.starts_with(&prefix))
+        .cloned()
+        .collect();
+    names.sort();
+    names
 }
 
 pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
@@ -163,6 +185,20 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
         "admin app:     client_id {} secret {} (may write)",
         opts.admin.client_id, opts.admin.client_secret
     );
+    if opts.spec.b2c {
+        let app_id = sim
+            .state
+            .tenant
+            .read()
+            .map(|t| graph::extensions_app_id(&t))
+            .unwrap_or_default();
+        println!(
+            "b2c-extensions-app: appId {app_id}; extension attributes are named extension_{}_<name> (GET {}/v1.0/applications?$filter=startswith(displayName,'b2c-extensions-app') and .../applications/<id>/extensionProperties list them): {}",
+            app_id.replace('-', ""),
+            sim.root,
+            extension_attributes(&sim).join(", ")
+        );
+    }
     if let Some(ca) = &sim.ca_pem {
         println!(
             "CA certificate: {} (for Python: REQUESTS_CA_BUNDLE={})",

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 mod security;
 #[path = "cli/hostile.rs"]
 mod hostile;
+#[path = "cli/graph_source.rs"]
+mod graph_source;
 
 fn idsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_idsync"))

@@ -500,6 +500,14 @@ async fn graph_b2c_tenant_local_accounts_and_extension_attributes() {
         .iter()
         .filter(|m| m.member.kind == MemberKind::User)
         .all(|m| keys.contains(m.member.id.as_str())));
+    // So do managers (everyone but the first of each block of 20 has one).
+    let managers: Vec<&str> = snap
+        .users
+        .iter()
+        .filter_map(|u| u.manager.as_deref())
+        .collect();
+    assert_eq!(managers.len(), 28);
+    assert!(managers.iter().all(|m| keys.contains(m)), "{managers:?}");
 }
 
 #[tokio::test]

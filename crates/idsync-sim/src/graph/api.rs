@@ -1,8 +1,9 @@
 //! The Graph v1.0 surface of the simulator, transport-free: a request in, a response out, so
 //! the HTTP layer and `$batch` share one dispatcher.
 
+use super::directory::sp_json;
 use super::odata::{self, Expr};
-use super::tenant::{DeltaItem, Kind, Tenant, TenantError};
+use super::tenant::{Kind, Tenant, TenantError};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -107,7 +108,7 @@ pub fn required_roles(method: &str, path: &str) -> &'static [&'static str] {
             "GroupMember.ReadWrite.All",
             "Directory.ReadWrite.All",
         ],
-        ("servicePrincipals", _) => &[
+        ("servicePrincipals" | "applications", _) => &[
             "Application.Read.All",
             "Application.ReadWrite.All",
             "Directory.Read.All",
@@ -146,7 +147,7 @@ pub fn resource_units(r: &GraphRequest) -> u32 {
     cost.max(1) as u32
 }
 
-const USER_DEFAULTS: &[&str] = &[
+pub(super) const USER_DEFAULTS: &[&str] = &[
     "businessPhones",
     "displayName",
     "givenName",
@@ -158,7 +159,7 @@ const USER_DEFAULTS: &[&str] = &[
     "surname",
     "userPrincipalName",
 ];
-const GROUP_DEFAULTS: &[&str] = &[
+pub(super) const GROUP_DEFAULTS: &[&str] = &[
     "createdDateTime",
     "description",
     "displayName",
@@ -171,28 +172,28 @@ const GROUP_DEFAULTS: &[&str] = &[
 
 /// What a paging or delta link carries.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Cursor {
+pub(super) struct Cursor {
     /// Kind: "u" or "g".
-    k: String,
+    pub(super) k: String,
     /// Delta window: changes after `s` up to `v`.
-    s: u64,
-    v: u64,
+    pub(super) s: u64,
+    pub(super) v: u64,
     /// Last id of the previous page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    a: Option<String>,
+    pub(super) a: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    sel: Vec<String>,
+    pub(super) sel: Vec<String>,
     /// The simulator process that issued it.
-    e: String,
+    pub(super) e: String,
     /// When the delta link was issued (ms).
-    t: i64,
+    pub(super) t: i64,
 }
 
-fn encode(c: &Cursor) -> String {
+pub(super) fn encode(c: &Cursor) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(c).unwrap_or_default())
 }
 
-fn decode(s: &str) -> Option<Cursor> {
+pub(super) fn decode(s: &str) -> Option<Cursor> {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).ok()?).ok()
 }
 
@@ -207,7 +208,7 @@ fn kind_of_segment(s: &str) -> Option<Kind> {
     }
 }
 
-fn kind_name(k: Kind) -> &'static str {
+pub(super) fn kind_name(k: Kind) -> &'static str {
     match k {
         Kind::User => "users",
         Kind::Group => "groups",
@@ -222,7 +223,7 @@ fn not_found(id: &str) -> GraphResponse {
     )
 }
 
-fn bad(message: &str) -> GraphResponse {
+pub(super) fn bad(message: &str) -> GraphResponse {
     GraphResponse::error(400, "Request_BadRequest", message)
 }
 
@@ -234,7 +235,7 @@ fn tenant_error(e: TenantError) -> GraphResponse {
     }
 }
 
-fn is_delta(seg: &str) -> bool {
+pub(super) fn is_delta(seg: &str) -> bool {
     matches!(
         seg,
         "delta" | "delta()" | "microsoft.graph.delta" | "microsoft.graph.delta()"
@@ -251,6 +252,9 @@ pub struct Api<'a> {
     pub max_page: usize,
     /// Updates in later delta rounds carry only `id` and `displayName`.
     pub sparse_delta: bool,
+    /// Pages of an initial delta round after the first repeat this many objects of the page
+    /// before.
+    pub delta_replay: usize,
 }
 
 impl Api<'_> {
@@ -306,6 +310,7 @@ impl Api<'_> {
             [coll] => match kind_of_segment(coll) {
                 Some(kind) => self.list(t, kind, r),
                 None if *coll == "servicePrincipals" => self.service_principals(t, r),
+                None if *coll == "applications" => self.applications(t, r),
                 None => not_found(coll),
             },
             ["servicePrincipals", id] => match t.service_principals.iter().find(|s| s.id == *id) {
@@ -313,6 +318,8 @@ impl Api<'_> {
                 None => not_found(id),
             },
             ["servicePrincipals", id, "appRoleAssignedTo"] => self.assignments(t, id, r),
+            ["applications", id] => self.application(t, id, r),
+            ["applications", id, "extensionProperties"] => self.extension_properties(t, id, r),
             [coll, id] => match kind_of_segment(coll) {
                 Some(kind) => self.get_one(t, kind, id, r),
                 None => not_found(coll),
@@ -358,30 +365,7 @@ impl Api<'_> {
         }
     }
 
-    fn organization(&self, t: &Tenant, r: &GraphRequest) -> GraphResponse {
-        let domains: Vec<Value> = t
-            .domains
-            .iter()
-            .enumerate()
-            .map(|(i, d)| {
-                json!({"name": d, "isDefault": i + 1 == t.domains.len(), "isInitial": i == 0, "type": "Managed", "capabilities": "Email, OfficeCommunicationsOnline"})
-            })
-            .collect();
-        GraphResponse::json(
-            200,
-            json!({
-                "@odata.context": format!("{}/$metadata#organization", r.base),
-                "value": [{
-                    "id": t.id,
-                    "displayName": t.display_name,
-                    "tenantType": if t.b2c { "AAD B2C" } else { "AAD" },
-                    "verifiedDomains": domains
-                }]
-            }),
-        )
-    }
-
-    fn filter_of(r: &GraphRequest) -> Result<Option<Expr>, GraphResponse> {
+    pub(super) fn filter_of(r: &GraphRequest) -> Result<Option<Expr>, GraphResponse> {
         let Some(f) = r.param("$filter") else {
             return Ok(None);
         };
@@ -515,7 +499,7 @@ impl Api<'_> {
     }
 
     /// A link back to a collection with the request's query options and a token.
-    fn link(
+    pub(super) fn link(
         &self,
         r: &GraphRequest,
         path: &str,
@@ -592,199 +576,6 @@ impl Api<'_> {
         }
         out.insert("value".into(), Value::Array(page));
         GraphResponse::json(200, Value::Object(out))
-    }
-
-    fn service_principals(&self, t: &Tenant, r: &GraphRequest) -> GraphResponse {
-        let f = match Self::filter_of(r) {
-            Ok(f) => f,
-            Err(e) => return e,
-        };
-        let value: Vec<Value> = t
-            .service_principals
-            .iter()
-            .map(sp_json)
-            .filter(|v| f.as_ref().is_none_or(|f| odata::eval(f, v)))
-            .collect();
-        GraphResponse::json(
-            200,
-            json!({"@odata.context": format!("{}/$metadata#servicePrincipals", r.base), "value": value}),
-        )
-    }
-
-    fn assignments(&self, t: &Tenant, id: &str, r: &GraphRequest) -> GraphResponse {
-        let Some(sp) = t.service_principals.iter().find(|s| s.id == id) else {
-            return not_found(id);
-        };
-        let value: Vec<Value> = sp
-            .assignments
-            .iter()
-            .filter_map(|a| {
-                let o = t.get(a.principal.0, &a.principal.1)?;
-                Some(json!({
-                    "id": a.id,
-                    "appRoleId": a.app_role_id,
-                    "principalId": a.principal.1,
-                    "principalType": match a.principal.0 { Kind::User => "User", Kind::Group => "Group" },
-                    "principalDisplayName": o.props.get("displayName"),
-                    "resourceId": sp.id,
-                    "resourceDisplayName": sp.display_name,
-                }))
-            })
-            .collect();
-        GraphResponse::json(
-            200,
-            json!({"@odata.context": format!("{}/$metadata#servicePrincipals('{id}')/appRoleAssignedTo", r.base), "value": value}),
-        )
-    }
-
-    fn delta(&self, t: &Tenant, kind: Kind, r: &GraphRequest) -> GraphResponse {
-        if t.b2c {
-            return GraphResponse::error(
-                400,
-                "Request_UnsupportedQuery",
-                "Change tracking (delta query) is not supported in Azure AD B2C and Microsoft Entra External ID tenants.",
-            );
-        }
-        let size = r
-            .max_page_size
-            .unwrap_or(self.default_page)
-            .clamp(1, self.max_page.clamp(1, 999));
-        let token = r.param("$skiptoken").or_else(|| r.param("$deltatoken"));
-        let cursor = match token {
-            None => Cursor {
-                k: kind_name(kind).into(),
-                s: 0,
-                v: t.version(),
-                a: None,
-                sel: odata::parse_select(r.param("$select")),
-                e: self.epoch.into(),
-                t: self.now_ms,
-            },
-            Some(tok) => {
-                let expired = || {
-                    GraphResponse::error(
-                    410,
-                    "syncStateNotFound",
-                    "The delta token is no longer valid: the sync state was not found or has expired. Restart the sync without a token.",
-                )
-                };
-                let Some(c) = decode(tok) else {
-                    return bad("The delta or skip token is not valid.");
-                };
-                if c.k != kind_name(kind) {
-                    return bad("The delta or skip token belongs to another collection.");
-                }
-                if c.e != self.epoch || c.v < t.delta_floor || self.now_ms - c.t > DELTA_LIFETIME_MS
-                {
-                    return expired();
-                }
-                if r.param("$deltatoken").is_some() {
-                    // A new round: what changed since the last one.
-                    Cursor {
-                        s: c.v,
-                        v: t.version(),
-                        a: None,
-                        t: self.now_ms,
-                        ..c
-                    }
-                } else {
-                    c
-                }
-            }
-        };
-        let (page, more) = t.changes_page(kind, cursor.s, cursor.v, cursor.a.as_deref(), size);
-        let value: Vec<Value> = page
-            .iter()
-            .filter_map(|item| self.delta_item(t, kind, item, &cursor.sel, cursor.s > 0))
-            .collect();
-        let mut out = Map::new();
-        out.insert(
-            "@odata.context".into(),
-            json!(format!("{}/$metadata#{}", r.base, kind_name(kind))),
-        );
-        let path = format!("{}/delta", kind_name(kind));
-        if more {
-            let next = Cursor {
-                a: page.last().map(|i| i.id().to_string()),
-                ..cursor
-            };
-            out.insert(
-                "@odata.nextLink".into(),
-                json!(self.link(r, &path, &[("$skiptoken", encode(&next))], false)),
-            );
-        } else {
-            let done = Cursor {
-                s: cursor.v,
-                a: None,
-                t: self.now_ms,
-                ..cursor
-            };
-            out.insert(
-                "@odata.deltaLink".into(),
-                json!(self.link(r, &path, &[("$deltatoken", encode(&done))], false)),
-            );
-        }
-        out.insert("value".into(), Value::Array(value));
-        GraphResponse::json(200, Value::Object(out))
-    }
-
-    fn delta_item(
-        &self,
-        t: &Tenant,
-        kind: Kind,
-        item: &DeltaItem,
-        select: &[String],
-        later_round: bool,
-    ) -> Option<Value> {
-        let members_json = |list: &[((Kind, String), bool)]| -> Value {
-            Value::Array(
-                list.iter()
-                    .map(|((k, id), added)| {
-                        if *added {
-                            json!({"@odata.type": k.odata_type(), "id": id})
-                        } else {
-                            json!({"@odata.type": k.odata_type(), "id": id, "@removed": {"reason": "deleted"}})
-                        }
-                    })
-                    .collect(),
-            )
-        };
-        match item {
-            DeltaItem::Removed { id } => Some(json!({
-                "id": id,
-                // Entra soft-deletes users (restorable for 30 days); security groups go for good.
-                "@removed": {"reason": if kind == Kind::User { "changed" } else { "deleted" }}
-            })),
-            DeltaItem::MembersOnly { id, members } => {
-                Some(json!({"id": id, "members@delta": members_json(members)}))
-            }
-            DeltaItem::Changed { id, members } => {
-                let o = t.get(kind, id)?;
-                let defaults = match kind {
-                    Kind::User => USER_DEFAULTS,
-                    Kind::Group => GROUP_DEFAULTS,
-                };
-                let sparse = ["displayName".to_string()];
-                let select = if self.sparse_delta && later_round {
-                    &sparse[..]
-                } else {
-                    select
-                };
-                let mut v = odata::project(&o.props, select, defaults);
-                if kind == Kind::User && select.iter().any(|s| s.eq_ignore_ascii_case("manager")) {
-                    if let Some(m) = o.props.get("manager").and_then(|m| m.get("id")) {
-                        v.insert(
-                            "manager@delta".into(),
-                            json!([{"@odata.type": Kind::User.odata_type(), "id": m}]),
-                        );
-                    }
-                }
-                if let Some(m) = members {
-                    v.insert("members@delta".into(), members_json(m));
-                }
-                Some(Value::Object(v))
-            }
-        }
     }
 
     /// Writes: create, update, delete users and groups; add and remove members.
@@ -890,8 +681,4 @@ fn strip_key(s: &str) -> String {
     s.trim_start_matches("appId='")
         .trim_end_matches('\'')
         .to_string()
-}
-
-fn sp_json(sp: &super::tenant::ServicePrincipal) -> Value {
-    json!({"id": sp.id, "appId": sp.app_id, "displayName": sp.display_name, "servicePrincipalType": "Application", "accountEnabled": true})
 }

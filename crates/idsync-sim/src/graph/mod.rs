@@ -5,13 +5,19 @@
 
 pub mod api;
 pub mod assertion;
+mod delta;
+pub mod directory;
+pub mod faults;
+mod login;
 pub mod odata;
 pub mod server;
 pub mod tenant;
 mod tls;
 
 pub use assertion::RegisteredCert;
+pub use directory::extensions_app_id;
+pub use faults::Faults;
 pub use server::{
-    start, App, Faults, GraphSimOptions, RunningGraphSim, SimError, SimState, Stats, READ_ROLES,
+    start, App, GraphSimOptions, RunningGraphSim, SimError, SimState, Stats, READ_ROLES,
 };
 pub use tenant::{Kind, Tenant, TenantSpec};

@@ -3,48 +3,26 @@
 //! small admin API under `/_sim` for tests.
 
 use super::api::{Api, Body, GraphRequest, GraphResponse};
-use super::assertion::{self, RegisteredCert};
+use super::assertion::RegisteredCert;
+use super::faults::Faults;
+use super::login;
 use super::tenant::{Tenant, TenantSpec};
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use idsync_core::Clock;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-
-/// Faults to inject, settable at start and at run time (`POST /_sim/faults`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(default)]
-pub struct Faults {
-    /// Share of Graph requests answered 429 with Retry-After (0..1).
-    pub throttle_rate: f64,
-    /// Seconds in Retry-After on injected 429s (and 503s).
-    pub retry_after_secs: u64,
-    /// Share of Graph requests answered with `error_status` (0..1).
-    pub error_rate: f64,
-    /// Status of injected errors (default 503).
-    pub error_status: u16,
-    /// Extra latency on every Graph request.
-    pub latency_ms: u64,
-    /// Fail the next N Graph requests whose path and query contain `fail_match`.
-    pub fail_next: u32,
-    pub fail_match: String,
-    /// Answer delta updates (not the first round) with only `id` and `displayName`, as Graph
-    /// may ("at least the properties that changed").
-    pub sparse_delta: bool,
-}
 
 /// An app registration the token endpoint knows.
 #[derive(Debug, Clone)]
@@ -119,10 +97,10 @@ pub const READ_ROLES: &[&str] = &[
 ];
 
 #[derive(Debug, Clone)]
-struct Token {
-    roles: Vec<String>,
-    client_id: String,
-    expires_ms: i64,
+pub(super) struct Token {
+    pub(super) roles: Vec<String>,
+    pub(super) client_id: String,
+    pub(super) expires_ms: i64,
 }
 
 /// Counters a test or benchmark reads.
@@ -133,6 +111,10 @@ pub struct Stats {
     pub injected_errors: u64,
     pub resource_units: u64,
     pub tokens_issued: u64,
+    /// Answers cut off mid-body (`reset_next`).
+    pub resets: u64,
+    /// Initial delta rounds begun from a synchronization reset's `Location`.
+    pub resyncs: u64,
 }
 
 struct Budget {
@@ -142,20 +124,22 @@ struct Budget {
 
 pub struct SimState {
     pub tenant: RwLock<Tenant>,
-    opts: GraphSimOptions,
-    faults: Mutex<Faults>,
-    tokens: Mutex<HashMap<String, Token>>,
+    pub(super) opts: GraphSimOptions,
+    pub(super) faults: Mutex<Faults>,
+    pub(super) tokens: Mutex<HashMap<String, Token>>,
     /// jti of client assertions already used, with their expiry (Unix seconds).
-    assertions: Mutex<HashMap<String, i64>>,
-    rng: Mutex<StdRng>,
+    pub(super) assertions: Mutex<HashMap<String, i64>>,
+    pub(super) rng: Mutex<StdRng>,
     budget: Mutex<Budget>,
-    clock: Arc<dyn Clock>,
-    epoch: String,
-    requests: AtomicU64,
-    throttled: AtomicU64,
-    injected: AtomicU64,
-    units: AtomicU64,
-    issued: AtomicU64,
+    pub(super) clock: Arc<dyn Clock>,
+    pub(super) epoch: String,
+    pub(super) requests: AtomicU64,
+    pub(super) throttled: AtomicU64,
+    pub(super) injected: AtomicU64,
+    pub(super) units: AtomicU64,
+    pub(super) issued: AtomicU64,
+    pub(super) resets: AtomicU64,
+    pub(super) resyncs: AtomicU64,
 }
 
 impl SimState {
@@ -166,6 +150,8 @@ impl SimState {
             injected_errors: self.injected.load(Ordering::Relaxed),
             resource_units: self.units.load(Ordering::Relaxed),
             tokens_issued: self.issued.load(Ordering::Relaxed),
+            resets: self.resets.load(Ordering::Relaxed),
+            resyncs: self.resyncs.load(Ordering::Relaxed),
         }
     }
 
@@ -286,6 +272,8 @@ pub async fn start(
         injected: AtomicU64::new(0),
         units: AtomicU64::new(0),
         issued: AtomicU64::new(0),
+        resets: AtomicU64::new(0),
+        resyncs: AtomicU64::new(0),
     });
     let app = router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -315,13 +303,13 @@ fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route(
             "/{tenant}/v2.0/.well-known/openid-configuration",
-            get(openid_configuration),
+            get(login::openid_configuration),
         )
         .route(
             "/{tenant}/.well-known/openid-configuration",
-            get(openid_configuration),
+            get(login::openid_configuration),
         )
-        .route("/{tenant}/oauth2/v2.0/token", post(token))
+        .route("/{tenant}/oauth2/v2.0/token", post(login::token))
         .route(
             "/{tenant}/discovery/v2.0/keys",
             get(|| async { Json(json!({"keys": []})) }),
@@ -336,7 +324,7 @@ fn router(state: Arc<SimState>) -> Router {
 
 /// `scheme://host:port` as the client addressed us: the URI's authority (HTTP/2's
 /// `:authority`), else the Host header (HTTP/1.1).
-fn root_of(uri: &Uri, headers: &HeaderMap, st: &SimState) -> String {
+pub(super) fn root_of(uri: &Uri, headers: &HeaderMap, st: &SimState) -> String {
     let host = uri
         .authority()
         .map(|a| a.as_str().to_string())
@@ -349,220 +337,6 @@ fn root_of(uri: &Uri, headers: &HeaderMap, st: &SimState) -> String {
         .unwrap_or_else(|| "127.0.0.1".into());
     let scheme = if st.opts.tls { "https" } else { "http" };
     format!("{scheme}://{host}")
-}
-
-fn known_tenant(st: &SimState, tenant: &str) -> bool {
-    st.tenant
-        .read()
-        .map(|t| {
-            t.id == tenant
-                || t.domains.iter().any(|d| d.eq_ignore_ascii_case(tenant))
-                || tenant == "organizations"
-        })
-        .unwrap_or(false)
-}
-
-fn aad_error(status: StatusCode, error: &str, description: &str) -> Response {
-    (
-        status,
-        Json(json!({
-            "error": error,
-            "error_description": description,
-            "error_codes": [],
-            "timestamp": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
-            "trace_id": uuid::Uuid::new_v4().to_string(),
-            "correlation_id": uuid::Uuid::new_v4().to_string()
-        })),
-    )
-        .into_response()
-}
-
-async fn openid_configuration(
-    State(st): State<Arc<SimState>>,
-    Path(tenant): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    if !known_tenant(&st, &tenant) {
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_tenant",
-            &format!("AADSTS90002: Tenant '{tenant}' not found."),
-        );
-    }
-    let root = root_of(&uri, &headers, &st);
-    let tid = st.tenant.read().map(|t| t.id.clone()).unwrap_or_default();
-    Json(json!({
-        "token_endpoint": format!("{root}/{tenant}/oauth2/v2.0/token"),
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "private_key_jwt", "client_secret_basic"],
-        "jwks_uri": format!("{root}/{tenant}/discovery/v2.0/keys"),
-        "response_modes_supported": ["query", "fragment", "form_post"],
-        "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "response_types_supported": ["code", "id_token", "code id_token", "id_token token"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": format!("{root}/{tid}/v2.0"),
-        "request_uri_parameter_supported": false,
-        "userinfo_endpoint": format!("{root}/oidc/userinfo"),
-        "authorization_endpoint": format!("{root}/{tenant}/oauth2/v2.0/authorize"),
-        "device_authorization_endpoint": format!("{root}/{tenant}/oauth2/v2.0/devicecode"),
-        "http_logout_supported": true,
-        "frontchannel_logout_supported": true,
-        "end_session_endpoint": format!("{root}/{tenant}/oauth2/v2.0/logout"),
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "tid", "roles"],
-        "tenant_region_scope": "EU",
-        "cloud_instance_name": "microsoftonline.com",
-        "cloud_graph_host_name": "graph.windows.net",
-        "msgraph_host": "graph.microsoft.com",
-        "rbac_url": "https://pas.windows.net"
-    }))
-    .into_response()
-}
-
-async fn token(
-    State(st): State<Arc<SimState>>,
-    Path(tenant): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if !known_tenant(&st, &tenant) {
-        return aad_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
-    }
-    let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return aad_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type: the simulator serves client_credentials.");
-    }
-    let scope = form.get("scope").cloned().unwrap_or_default();
-    if !scope.ends_with("/.default") {
-        return aad_error(StatusCode::BAD_REQUEST, "invalid_scope", &format!("AADSTS1002012: The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."));
-    }
-    let find_app = |client_id: &str| {
-        [&st.opts.reader, &st.opts.admin]
-            .into_iter()
-            .find(|a| a.client_id == client_id)
-            .cloned()
-    };
-    let unknown_app = |client_id: &str| {
-        aad_error(StatusCode::BAD_REQUEST, "unauthorized_client", &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory."))
-    };
-    let app = if let Some(assertion) = form.get("client_assertion") {
-        // private_key_jwt: a client assertion signed with a registered certificate.
-        if form.get("client_assertion_type").map(String::as_str)
-            != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
-        {
-            return aad_error(StatusCode::BAD_REQUEST, "invalid_request", "AADSTS50027: client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer.");
-        }
-        let Some(client_id) = form
-            .get("client_id")
-            .cloned()
-            .or_else(|| assertion::issuer(assertion))
-        else {
-            return aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
-            );
-        };
-        let Some(app) = find_app(&client_id) else {
-            return unknown_app(&client_id);
-        };
-        let audience = format!(
-            "{}/{tenant}/oauth2/v2.0/token",
-            root_of(&uri, &headers, &st)
-        );
-        let now_s = st.clock.now_ms() / 1000;
-        let verdict = match st.assertions.lock() {
-            Ok(mut seen) => assertion::verify(
-                assertion,
-                &client_id,
-                &app.certificates,
-                &audience,
-                now_s,
-                &mut seen,
-            ),
-            Err(_) => {
-                return aad_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "server_error",
-                    "assertion cache poisoned",
-                )
-            }
-        };
-        if let Err(r) = verdict {
-            return aad_error(StatusCode::UNAUTHORIZED, r.error, &r.description);
-        }
-        app
-    } else {
-        // client_secret_post, or client_secret_basic in the Authorization header.
-        let basic = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| {
-                s.split_once(':')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-            });
-        let (client_id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
-            (Some(id), Some(s), _) => (id.clone(), s.clone()),
-            (_, _, Some((id, s))) => (id, s),
-            (Some(_), None, None) => {
-                return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
-            }
-            _ => return aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
-            ),
-        };
-        let Some(app) = find_app(&client_id) else {
-            return unknown_app(&client_id);
-        };
-        if app.client_secret != secret {
-            return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
-        }
-        app
-    };
-    let now = st.clock.now_ms();
-    let expires_in = 3599;
-    let tid = st.tenant.read().map(|t| t.id.clone()).unwrap_or_default();
-    let claims = json!({
-        "aud": "https://graph.microsoft.com",
-        "iss": format!("https://sts.windows.net/{tid}/"),
-        "iat": now / 1000,
-        "nbf": now / 1000,
-        "exp": now / 1000 + expires_in,
-        "appid": app.client_id,
-        "tid": tid,
-        "roles": app.roles,
-        "idtyp": "app",
-        "ver": "1.0"
-    });
-    let mut sig = [0u8; 32];
-    if let Ok(mut r) = st.rng.lock() {
-        r.fill(&mut sig);
-    }
-    let jwt = format!(
-        "{}.{}.{}",
-        URL_SAFE_NO_PAD.encode(br#"{"typ":"JWT","alg":"RS256","kid":"sim"}"#),
-        URL_SAFE_NO_PAD.encode(claims.to_string()),
-        URL_SAFE_NO_PAD.encode(sig)
-    );
-    if let Ok(mut t) = st.tokens.lock() {
-        t.retain(|_, v| v.expires_ms > now);
-        t.insert(
-            jwt.clone(),
-            Token {
-                roles: app.roles.clone(),
-                client_id: app.client_id.clone(),
-                expires_ms: now + expires_in * 1000,
-            },
-        );
-    }
-    st.issued.fetch_add(1, Ordering::Relaxed);
-    Json(json!({"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": jwt})).into_response()
 }
 
 fn decode_query(q: Option<&str>) -> Vec<(String, String)> {
@@ -655,21 +429,15 @@ fn handle(
     }
     // Faults.
     let faults = st.faults.lock().map(|f| f.clone()).unwrap_or_default();
-    let target = format!(
-        "{}?{}",
-        r.path,
-        r.query
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("&")
-    );
-    let forced = faults.fail_next > 0 && target.contains(&faults.fail_match);
-    if forced {
-        if let Ok(mut f) = st.faults.lock() {
-            f.fail_next = f.fail_next.saturating_sub(1);
-        }
-    }
+    let target = super::faults::target_of(r);
+    let forced = st
+        .faults
+        .lock()
+        .map(|mut f| {
+            let pattern = f.fail_match.clone();
+            super::faults::take(&mut f.fail_next, &pattern, &target)
+        })
+        .unwrap_or(false);
     let (roll_throttle, roll_error) = st
         .rng
         .lock()
@@ -691,6 +459,24 @@ fn handle(
                     "Tenant_Application/ReadWrite/sim".into(),
                 ),
             ],
+        );
+    }
+    if forced && faults.error_status == 410 {
+        // A synchronization reset where Graph would not otherwise give one (mid-round).
+        st.injected.fetch_add(1, Ordering::Relaxed);
+        let mut headers = Vec::new();
+        if faults.delta_reset_location {
+            if let Some(location) = super::delta::reset_location(r) {
+                headers.push(("location", location));
+            }
+        }
+        return (
+            GraphResponse::error(
+                410,
+                "syncStateNotFound",
+                "The sync state generation is not found (injected fault). Restart the sync.",
+            ),
+            headers,
         );
     }
     if forced || roll_error < faults.error_rate {
@@ -746,12 +532,26 @@ fn handle(
         );
     }
     st.units.fetch_add(u64::from(cost), Ordering::Relaxed);
+    if faults.no_count && r.path.ends_with("/$count") {
+        return (
+            GraphResponse::error(
+                400,
+                "Request_UnsupportedQuery",
+                "Unsupported query: $count is not served here (injected fault).",
+            ),
+            Vec::new(),
+        );
+    }
+    if super::delta::starts_resync(r) {
+        st.resyncs.fetch_add(1, Ordering::Relaxed);
+    }
     let api = Api {
         epoch: &st.epoch,
         now_ms: now,
         default_page: st.opts.page_size,
         max_page: st.opts.max_page,
         sparse_delta: faults.sparse_delta,
+        delta_replay: faults.delta_replay,
     };
     let resp = if r.method == "GET" {
         match st.tenant.read() {
@@ -765,6 +565,11 @@ fn handle(
         }
     };
     let mut headers = vec![("x-ms-resource-unit", cost.to_string())];
+    if resp.status == 410 && faults.delta_reset_location {
+        if let Some(location) = super::delta::reset_location(r) {
+            headers.push(("location", location));
+        }
+    }
     if let Some(share) = near_limit {
         headers.push(("x-ms-throttle-limit-percentage", share));
         headers.push(("x-ms-throttle-scope", "Tenant_Application/Read/sim".into()));
@@ -819,7 +624,20 @@ async fn graph(
     let auth = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
+    let target = super::faults::target_of(&r);
+    let cut = st
+        .faults
+        .lock()
+        .map(|mut f| {
+            let pattern = f.reset_match.clone();
+            super::faults::take(&mut f.reset_next, &pattern, &target)
+        })
+        .unwrap_or(false);
     let (resp, extra) = handle(&st, auth, &r);
+    if cut {
+        st.resets.fetch_add(1, Ordering::Relaxed);
+        return super::faults::broken(&resp);
+    }
     to_response(resp, &extra)
 }
 
@@ -895,7 +713,28 @@ async fn batch(
             body: req.get("body").cloned(),
             base: format!("{root}/v1.0"),
         };
-        let (resp, extra) = handle(&st, auth, &r);
+        let throttled = st.faults.lock().map(|f| f.batch_throttle).unwrap_or(false);
+        let (resp, extra) = if throttled {
+            st.requests.fetch_add(1, Ordering::Relaxed);
+            st.throttled.fetch_add(1, Ordering::Relaxed);
+            (
+                GraphResponse::error(
+                    429,
+                    "TooManyRequests",
+                    "Too many requests. Retry after the interval in the Retry-After header.",
+                ),
+                vec![(
+                    "retry-after",
+                    st.faults
+                        .lock()
+                        .map(|f| f.retry_after_secs)
+                        .unwrap_or(0)
+                        .to_string(),
+                )],
+            )
+        } else {
+            handle(&st, auth, &r)
+        };
         let mut h = serde_json::Map::new();
         for (k, v) in extra {
             h.insert(k.to_string(), json!(v));
