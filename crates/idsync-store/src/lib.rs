@@ -7,11 +7,13 @@
 //! PostgreSQL shares, so a PostgreSQL backend can run the same queries. Every multi-row write
 //! is one transaction.
 
+mod lease;
 mod numbers;
 mod push;
 mod reverse;
 mod types;
 
+pub use lease::{Holder, Interrupted, HEARTBEAT, PROCESS_TTL_MS};
 pub use push::{MemberPatch, StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
 
 pub use types::*;
@@ -63,6 +65,28 @@ pub enum StoreError {
     Corrupt { what: String, message: String },
 }
 
+impl StoreError {
+    /// Whether the write failed for lack of disk space (SQLite's SQLITE_FULL, or ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        let db = match self {
+            StoreError::Database(e) | StoreError::Open { source: e, .. } => e,
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
+            _ => return false,
+        };
+        match db {
+            sqlx::Error::Database(d) => {
+                // SQLITE_FULL is 13; extended codes keep it in the low byte.
+                d.code()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .is_some_and(|c| c & 0xff == 13)
+                    || d.message().contains("disk is full")
+            }
+            sqlx::Error::Io(io) => io.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
+}
+
 /// The store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -80,6 +104,8 @@ pub struct Store {
     checkpointer: Option<SqlitePool>,
     /// Committed numbers of ids (decision 0015), so that writes look up only new ids.
     numbers: numbers::NumberCache,
+    /// This process as the store knows it (runs and leases name it), registered on first use.
+    process: std::sync::Arc<tokio::sync::OnceCell<lease::Process>>,
 }
 
 type Tx<'a> = Transaction<'a, Sqlite>;
@@ -128,6 +154,10 @@ impl Store {
         // writer checkpoints itself only if the WAL grows past 64 MiB all the same. The
         // writer's cache is smaller than the readers': each commit walks every page it caches
         // (SQLite's pcache1Truncate), and 16 MiB wrote faster than 64 MiB at 100k users.
+        // Processes opening the same new file at once would each create it and race through
+        // the migrations ("table ... already exists"): creating and migrating is done under an
+        // exclusive lock on a file beside the database, one process after the other.
+        let guard = lock_file(path).await.map_err(open_err)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
@@ -138,6 +168,7 @@ impl Store {
             .await
             .map_err(open_err)?;
         MIGRATOR.run(&writer).await?;
+        drop(guard);
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone().pragma("cache_size", "-2048"))
@@ -158,6 +189,7 @@ impl Store {
             tokens: Default::default(),
             numbers: Default::default(),
             checkpointer: Some(checkpointer),
+            process: Default::default(),
         };
         store.analyze().await?;
         Ok(store)
@@ -209,10 +241,12 @@ impl Store {
             tokens: Default::default(),
             numbers: Default::default(),
             checkpointer: None,
+            process: Default::default(),
         })
     }
 
     pub async fn close(&self) {
+        self.unregister().await;
         if let Some(c) = &self.checkpointer {
             c.close().await;
         }
@@ -810,8 +844,11 @@ impl Store {
 
     // ---------------------------------------------------------------- runs
 
+    /// Record a run as started by this process (its owner: a run whose process is gone is
+    /// marked interrupted by [`Store::reap`]).
     pub async fn start_run(&self, run: &NewRun) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO runs (id, flow, trigger, mode, started_ms, status, counts, dry_run) VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)")
+        let owner = self.process().await?.id.clone();
+        sqlx::query("INSERT INTO runs (id, flow, trigger, mode, started_ms, status, counts, dry_run, owner) VALUES ($1, $2, $3, $4, $5, $6, '{}', $7, $8)")
             .bind(&run.id)
             .bind(&run.flow)
             .bind(&run.trigger)
@@ -819,6 +856,7 @@ impl Store {
             .bind(run.started_ms)
             .bind(RunStatus::Running.as_str())
             .bind(i64::from(run.dry_run))
+            .bind(owner)
             .execute(&self.writer)
             .await?;
         Ok(())
@@ -1060,21 +1098,45 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 async fn checkpoint_loop(pool: SqlitePool) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A checkpoint that fails (a full disk) fails again 100 ms later: said once, and again
+    // only after one succeeded.
+    let mut failing = false;
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&pool)
             .await
         {
-            if pool.is_closed() {
-                return;
+            Ok(_) => failing = false,
+            Err(_) if pool.is_closed() => return,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints past 64 MiB of WAL");
             }
-            tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints past 64 MiB of WAL");
+            Err(_) => {}
         }
     }
+}
+
+/// An exclusive lock on `<database>.lock`, held until the returned file is dropped.
+async fn lock_file(db: &Path) -> Result<std::fs::File, sqlx::Error> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::path::PathBuf::from(name))?;
+    tokio::task::spawn_blocking(move || {
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| sqlx::Error::Io(e.into()))?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
 }
 
 /// Apply changes and log those that change something, inside a transaction.
