@@ -20,7 +20,7 @@ pub use metrics::{escape as escape_label, Metrics};
 pub use notify::{signature as webhook_signature, Notice, Notifier};
 pub use pacing::{Backoff, RateLimiter};
 pub use progress::{NoProgress, Progress};
-pub use run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
+pub use run::{run_flow, FlowSpec, Mode, RunContext, RunOptions, RunReport, Stop, Trigger};
 pub use runtime::{
     graph_source, quarantine_backoff_ms, FlowEntry, Provisioned, Runtime, SourceEntry, TargetEntry,
     QUARANTINE_AFTER,

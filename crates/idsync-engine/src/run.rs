@@ -118,40 +118,74 @@ impl RunReport {
     }
 }
 
+/// What a run works with: where it records, what it provisions, how it is paced, who watches
+/// it, and the signal that asks it to stop.
+pub struct RunContext<'a> {
+    pub store: &'a Store,
+    pub flow: &'a FlowSpec,
+    pub target: &'a dyn Target,
+    pub limiter: &'a RateLimiter,
+    pub progress: &'a dyn Progress,
+    pub clock: &'a dyn Clock,
+    /// Turns true when the process is asked to stop (SIGTERM, Ctrl-C): no new operation
+    /// starts, the ones in flight finish and are recorded, and the run ends `interrupted`.
+    pub stop: Stop,
+}
+
+/// A request to stop, shared by everything a process runs.
+#[derive(Debug, Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    pub fn new(rx: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self(rx)
+    }
+
+    /// A signal that never fires.
+    pub fn never() -> Self {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        // The receiver keeps the last value once the sender is gone.
+        drop(tx);
+        Self(rx)
+    }
+
+    pub fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Wait until a stop is requested (forever when it never is).
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|v| *v).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Run a flow once.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_flow(
-    store: &Store,
-    flow: &FlowSpec,
-    target: &dyn Target,
-    limiter: &RateLimiter,
+    ctx: &RunContext<'_>,
     opts: RunOptions,
-    progress: &dyn Progress,
-    clock: &dyn Clock,
     memory: &mut Option<FlowMemory>,
 ) -> Result<RunReport, EngineError> {
     let run_id = uuid::Uuid::now_v7().to_string();
-    let span =
-        tracing::info_span!("run", run_id = %run_id, flow = %flow.name, mode = opts.mode.as_str());
-    run_inner(
-        store, flow, target, limiter, opts, progress, clock, run_id, memory,
-    )
-    .instrument(span)
-    .await
+    let span = tracing::info_span!("run", run_id = %run_id, flow = %ctx.flow.name, mode = opts.mode.as_str());
+    run_inner(ctx, opts, run_id, memory).instrument(span).await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_inner(
-    store: &Store,
-    flow: &FlowSpec,
-    target: &dyn Target,
-    limiter: &RateLimiter,
+    ctx: &RunContext<'_>,
     opts: RunOptions,
-    progress: &dyn Progress,
-    clock: &dyn Clock,
     run_id: String,
     memory: &mut Option<FlowMemory>,
 ) -> Result<RunReport, EngineError> {
+    let RunContext {
+        store,
+        flow,
+        clock,
+        progress,
+        ..
+    } = *ctx;
     let started_ms = clock.now_ms();
     let target_err = |error| EngineError::Target {
         target: flow.target.clone(),
@@ -188,14 +222,17 @@ async fn run_inner(
         },
         waiting: pending.is_some() && opts.trigger != Trigger::Approval,
     };
-    let result = plan_and_apply(
-        store, flow, target, limiter, opts, progress, clock, &run_id, remembered, hold,
-    )
-    .await
-    .map_err(|e| match e {
-        Failure::Engine(e) => e,
-        Failure::Target(e) => target_err(e),
-    });
+    let mut known = RunCounts::default();
+    let result = plan_and_apply(ctx, opts, &run_id, remembered, hold, &mut known)
+        .await
+        .map_err(|e| match e {
+            Failure::Engine(e) => e,
+            Failure::Target(e) => target_err(e),
+            Failure::Stopped => EngineError::Interrupted {
+                flow: flow.name.clone(),
+                run: run_id.clone(),
+            },
+        });
     let ended_ms = clock.now_ms();
     match result {
         Ok((plan, counts, kept)) => {
@@ -248,16 +285,22 @@ async fn run_inner(
             })
         }
         Err(e) => {
-            tracing::error!(error = %e, "run failed");
+            // Said here for the record; the caller reports the error (the command line prints
+            // it, the service logs it), so it is not said twice.
+            let status = if matches!(e, EngineError::Interrupted { .. }) {
+                tracing::info!("run interrupted: stopped after the operations in flight");
+                RunStatus::Interrupted
+            } else {
+                tracing::info!(error = %e, "run failed");
+                RunStatus::Failed
+            };
             if !opts.dry_run {
+                // What the run knew (read, planned), and what was done as its provisioning
+                // log has it: the operations applied before the failure count.
+                let mut counts = known;
+                counts.0.extend(store.counts_from_log(&run_id).await?.0);
                 store
-                    .finish_run(
-                        &run_id,
-                        RunStatus::Failed,
-                        &RunCounts::default(),
-                        ended_ms,
-                        Some(&e.to_string()),
-                    )
+                    .finish_run(&run_id, status, &counts, ended_ms, Some(&e.to_string()))
                     .await?;
             }
             progress.finished();
@@ -351,6 +394,8 @@ fn describe_threshold(t: &DeletionThreshold) -> String {
 enum Failure {
     Engine(EngineError),
     Target(idsync_core::TargetError),
+    /// A stop was requested: the run ended after the operations in flight.
+    Stopped,
 }
 
 impl From<idsync_store::StoreError> for Failure {
@@ -364,20 +409,23 @@ fn bump(counts: &mut RunCounts, key: &str, by: i64) {
     *counts.0.entry(key.to_string()).or_insert(0) += by;
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Plan, hold, apply, record. `counts` keeps what the run counted even when it fails.
 async fn plan_and_apply(
-    store: &Store,
-    flow: &FlowSpec,
-    target: &dyn Target,
-    limiter: &RateLimiter,
+    ctx: &RunContext<'_>,
     opts: RunOptions,
-    progress: &dyn Progress,
-    clock: &dyn Clock,
     run_id: &str,
     remembered: Option<FlowMemory>,
     hold: HoldContext,
+    counts: &mut RunCounts,
 ) -> Result<(Plan, RunCounts, Option<FlowMemory>), Failure> {
-    let mut counts = RunCounts::default();
+    let RunContext {
+        store,
+        flow,
+        target,
+        progress,
+        clock,
+        ..
+    } = *ctx;
     // The change-log position this run covers: read before the directory, so a change that
     // lands while we work is seen by the next run.
     let seq = store.last_seq(&flow.directory).await?;
@@ -407,10 +455,10 @@ async fn plan_and_apply(
         snapshot.groups.len(),
         snapshot.memberships.len(),
     );
-    bump(&mut counts, "read.users", snapshot.users.len() as i64);
-    bump(&mut counts, "read.groups", snapshot.groups.len() as i64);
+    bump(counts, "read.users", snapshot.users.len() as i64);
+    bump(counts, "read.groups", snapshot.groups.len() as i64);
     bump(
-        &mut counts,
+        counts,
         "read.memberships",
         snapshot.memberships.len() as i64,
     );
@@ -430,7 +478,7 @@ async fn plan_and_apply(
         ("from_memory.ledger", ledger_from_memory),
     ] {
         if yes {
-            bump(&mut counts, what, 1);
+            bump(counts, what, 1);
         }
     }
     let mut plan_opts = flow.plan.clone();
@@ -452,7 +500,7 @@ async fn plan_and_apply(
     // memberships of users being deprovisioned and of those made by hand in the target.
     out_of_scope.extend(apply_group_rules(&mut desired, &ledger, &flow.groups));
     if !out_of_scope.is_empty() {
-        bump(&mut counts, "out_of_scope", out_of_scope.len() as i64);
+        bump(counts, "out_of_scope", out_of_scope.len() as i64);
     }
     if let Some(recorded) = &recorded {
         forget_manual_members(&mut ledger, recorded, &desired);
@@ -488,7 +536,7 @@ async fn plan_and_apply(
         ));
     }
     if !unmapped.is_empty() {
-        bump(&mut counts, "unmapped", unmapped.len() as i64);
+        bump(counts, "unmapped", unmapped.len() as i64);
     }
     // The accidental-deletion threshold.
     let unapproved = plan
@@ -519,9 +567,9 @@ async fn plan_and_apply(
     for w in &plan.warnings {
         tracing::warn!(warning = %w, "plan");
     }
-    bump(&mut counts, "warnings", plan.warnings.len() as i64);
+    bump(counts, "warnings", plan.warnings.len() as i64);
     progress.planned(&plan);
-    bump(&mut counts, "planned", plan.len() as i64);
+    bump(counts, "planned", plan.len() as i64);
     tracing::info!(
         operations = plan.len(),
         deprovisions = plan.deprovisions(),
@@ -534,29 +582,53 @@ async fn plan_and_apply(
         "planned"
     );
     if opts.dry_run {
+        // A plan says what is held too (its operations are not in it).
+        let held_users = held.iter().filter(|o| o.action.is_deprovision()).count();
+        if held_users > 0 {
+            bump(counts, "held", held_users as i64);
+        }
         let kept = FlowMemory {
             image,
             seq: image_seq,
             ledger: (opts.mode != Mode::Reconcile).then_some((ledger, ledger_version)),
         };
-        return Ok((plan, counts, Some(kept)));
+        return Ok((plan, std::mem::take(counts), Some(kept)));
     }
 
     let mut applier = Applier {
-        store,
-        flow,
-        target,
-        limiter,
-        clock,
+        ctx,
         run_id,
         ledger,
         ledger_version: Some(ledger_version),
         pending: Vec::new(),
-        counts,
-        progress,
+        counts: std::mem::take(counts),
         skipped: std::collections::HashSet::new(),
         empty: Emptiness::default(),
+        circuit: Default::default(),
     };
+    let applied = apply_plan(&mut applier, &plan, held).await;
+    *counts = std::mem::take(&mut applier.counts);
+    applied?;
+    let kept = FlowMemory {
+        image,
+        seq: image_seq,
+        ledger: applier.ledger_version.map(|v| (applier.ledger, v)),
+    };
+    // A run for one user has not brought the whole flow up to the change log.
+    if flow.only_user.is_none() {
+        store.set_flow_cursor(&flow.name, seq).await?;
+    }
+    Ok((plan, std::mem::take(counts), Some(kept)))
+}
+
+/// Apply the plan phase by phase, then log what was held. Stops early (after recording what
+/// the operations in flight did) when the target as a whole is gone or a stop is requested.
+async fn apply_plan(
+    applier: &mut Applier<'_>,
+    plan: &Plan,
+    held: Vec<Operation>,
+) -> Result<(), Failure> {
+    let target = applier.ctx.target;
     // Against a target that holds nothing yet (a first sync), creates need not search first.
     // Only a flow that has provisioned no users or no groups asks: any other run would spend
     // two requests to learn what its ledger already says.
@@ -589,6 +661,14 @@ async fn plan_and_apply(
         applier
             .apply_phase(&plan.operations[start..end], start)
             .await?;
+        if let Some(e) = applier.circuit.take_error() {
+            applier.flush().await?;
+            return Err(Failure::Target(e));
+        }
+        if applier.ctx.stop.requested() {
+            applier.flush().await?;
+            return Err(Failure::Stopped);
+        }
         tracing::info!(
             phase,
             operations = end - start,
@@ -598,7 +678,7 @@ async fn plan_and_apply(
         start = end;
     }
     // What was held, in the log: the users and the group removals waiting for an answer.
-    let at_ms = clock.now_ms();
+    let at_ms = applier.ctx.clock.now_ms();
     for (i, op) in held.into_iter().enumerate() {
         let action = op.action.name();
         if op.action.is_deprovision() {
@@ -616,26 +696,11 @@ async fn plan_and_apply(
             at_ms,
         });
     }
-    applier.flush().await?;
-    let kept = FlowMemory {
-        image,
-        seq: image_seq,
-        ledger: applier.ledger_version.map(|v| (applier.ledger, v)),
-    };
-    let counts = applier.counts;
-    // A run for one user has not brought the whole flow up to the change log.
-    if flow.only_user.is_none() {
-        store.set_flow_cursor(&flow.name, seq).await?;
-    }
-    Ok((plan, counts, Some(kept)))
+    applier.flush().await
 }
 
 struct Applier<'a> {
-    store: &'a Store,
-    flow: &'a FlowSpec,
-    target: &'a dyn Target,
-    limiter: &'a RateLimiter,
-    clock: &'a dyn Clock,
+    ctx: &'a RunContext<'a>,
     run_id: &'a str,
     /// The ledger as this run has changed it so far (target ids of objects created earlier).
     ledger: LedgerState,
@@ -643,7 +708,8 @@ struct Applier<'a> {
     ledger_version: Option<i64>,
     pending: Vec<OpRecord>,
     counts: RunCounts,
-    progress: &'a dyn Progress,
+    /// Whether the target as a whole still answers (see `Circuit`).
+    circuit: std::sync::Arc<Circuit>,
     /// Objects the target skipped in this run (their memberships are skipped too).
     skipped: std::collections::HashSet<String>,
     /// What the target held none of when the run started.
@@ -678,30 +744,36 @@ impl Applier<'_> {
                 ((first_seq + i) as i64, op.clone(), resolved, unresolved)
             })
             .collect();
-        let target = self.target;
-        let limiter = self.limiter;
-        let backoff = self.flow.backoff;
-        let empty = self.empty;
+        let ctx = self.ctx;
+        let exec = Exec {
+            target: ctx.target,
+            limiter: ctx.limiter,
+            backoff: ctx.flow.backoff,
+            empty: self.empty,
+            circuit: self.circuit.clone(),
+            stop: &ctx.stop,
+        };
+        let exec = &exec;
         let mut results = stream::iter(jobs)
             .map(|(seq, op, resolved, unresolved)| async move {
                 let started = Instant::now();
                 let (outcome, linked) = match resolved {
-                    Ok(top) => execute(target, limiter, backoff, &top, empty).await,
+                    Ok(top) => exec.execute(&top).await?,
                     Err(reason) => (Outcome::Rejected { reason }, false),
                 };
-                Done {
+                Some(Done {
                     seq,
                     op,
                     outcome,
                     linked,
                     duration: started.elapsed(),
                     unresolved,
-                }
+                })
             })
-            .buffer_unordered(self.flow.concurrency.max(1));
+            .buffer_unordered(ctx.flow.concurrency.max(1));
         // Outcomes are recorded in batches while the target keeps working: the results are
         // still taken while a batch is being written (one write at a time, in order).
-        let (store, flow, run_id) = (self.store, self.flow, self.run_id);
+        let (store, flow, run_id) = (ctx.store, ctx.flow, self.run_id);
         let mut writing: Option<
             std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
         > = None;
@@ -709,6 +781,9 @@ impl Applier<'_> {
             tokio::select! {
                 done = results.next() => {
                     let Some(done) = done else { break };
+                    // Not attempted, or cut short: the target is gone or a stop was asked.
+                    // Nothing was applied; nothing is recorded.
+                    let Some(done) = done else { continue };
                     self.finish(done);
                     if self.pending.len() >= FLUSH_EVERY && writing.is_none() {
                         let batch = std::mem::take(&mut self.pending);
@@ -735,7 +810,7 @@ impl Applier<'_> {
     }
 
     fn finish(&mut self, done: Done) {
-        let at_ms = self.clock.now_ms();
+        let at_ms = self.ctx.clock.now_ms();
         let duration_ms = i64::try_from(done.duration.as_millis()).unwrap_or(i64::MAX);
         let action = done.op.action.name();
         let mut record = |op: Operation,
@@ -832,6 +907,14 @@ impl Applier<'_> {
             .iter()
             .cloned()
             .partition(|u| self.skipped.contains(&**u));
+        // Each planned operation counts once: a member batch some of whose members could not
+        // be added counts as failed (the log says which), so applied + failed + skipped never
+        // exceeds what was planned.
+        let class = if class == "applied" && !missing.is_empty() {
+            "failed"
+        } else {
+            class
+        };
         for (users, outcome, why) in [
             (skipped, "skipped", "the target skipped this member"),
             (
@@ -843,6 +926,7 @@ impl Applier<'_> {
             if users.is_empty() {
                 continue;
             }
+            let n = users.len() as i64;
             let mut op = done.op.clone();
             op.action = match op.action {
                 Action::RemoveMembers { group, .. } => Action::RemoveMembers { group, users },
@@ -852,11 +936,11 @@ impl Applier<'_> {
             bump(
                 &mut self.counts,
                 if outcome == "skipped" {
-                    "skipped"
+                    "members.skipped"
                 } else {
-                    "failed"
+                    "members.failed"
                 },
-                1,
+                n,
             );
             self.pending.push(OpRecord {
                 seq: done.seq,
@@ -871,7 +955,7 @@ impl Applier<'_> {
         }
         bump(&mut self.counts, class, 1);
         bump(&mut self.counts, &format!("{action}.{class}"), 1);
-        self.progress.applied(class == "failed");
+        self.ctx.progress.applied(class == "failed");
     }
 
     async fn flush(&mut self) -> Result<(), Failure> {
@@ -880,8 +964,9 @@ impl Applier<'_> {
         }
         let batch = std::mem::take(&mut self.pending);
         let version = self
+            .ctx
             .store
-            .record_ops(&self.flow.name, self.run_id, &batch)
+            .record_ops(&self.ctx.flow.name, self.run_id, &batch)
             .await?;
         self.recorded(version);
         Ok(())
@@ -974,54 +1059,173 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
     (resolved, unresolved)
 }
 
-/// Apply one operation with retries. A create first searches the target by the matching
-/// attributes (on every attempt: an earlier attempt may have been applied before it timed
-/// out) and, when it finds the object, links to it and brings its attributes up to date. Only
-/// a first attempt against a target that held no such objects when the run started does not
-/// search. Returns the outcome and whether the object was linked rather than created.
-async fn execute(
-    target: &dyn Target,
-    limiter: &RateLimiter,
-    backoff: Backoff,
-    op: &TargetOp,
-    empty: Emptiness,
-) -> (Outcome, bool) {
-    if matches!(op, TargetOp::AddMembers { user_ids, .. } | TargetOp::RemoveMembers { user_ids, .. } if user_ids.is_empty())
-    {
-        return (Outcome::Applied { target_id: None }, false);
+/// Whether the target as a whole still answers. Failures of single operations are the
+/// objects' own (a value refused, a 503 now and then) until several fail in a row, or the
+/// first ones fail before any succeeded: then the target is asked whether it answers at all
+/// (`Target::health`). A target that refuses the credentials or cannot be reached ends the run
+/// at once, with one error naming it, instead of failing each remaining operation after its
+/// retries. Operations cut short are not recorded: the ledger keeps what was applied.
+#[derive(Default)]
+struct Circuit {
+    /// Failed attempts since the last success.
+    streak: std::sync::atomic::AtomicU32,
+    /// Whether an attempt of this run succeeded yet.
+    answered: std::sync::atomic::AtomicBool,
+    /// The streak at which the target is asked next (doubles after each healthy answer).
+    probe_at: std::sync::atomic::AtomicU32,
+    /// One question at a time.
+    probing: tokio::sync::Mutex<()>,
+    /// Set when the target as a whole failed: no operation starts after that.
+    error: std::sync::Mutex<Option<idsync_core::TargetError>>,
+    tripped: std::sync::atomic::AtomicBool,
+}
+
+/// Failed attempts in a row after which the target is asked whether it answers.
+const PROBE_AFTER: u32 = 3;
+/// A target that could not be reached is asked again once after this, before the run ends.
+const PROBE_AGAIN: Duration = Duration::from_millis(500);
+
+impl Circuit {
+    fn tripped(&self) -> bool {
+        self.tripped.load(std::sync::atomic::Ordering::SeqCst)
     }
-    let mut attempt = 0u32;
-    loop {
-        limiter.acquire().await;
-        let search = attempt > 0
-            || match op {
-                TargetOp::CreateUser { .. } => !empty.users,
-                TargetOp::CreateGroup { .. } => !empty.groups,
-                _ => true,
-            };
-        let (outcome, linked) = attempt_once(target, op, search).await;
-        match outcome {
-            Outcome::Retryable {
-                reason,
-                retry_after,
-            } if attempt < backoff.max_retries => {
-                attempt += 1;
-                let delay = backoff.delay(attempt, retry_after);
-                if let Some(ra) = retry_after {
-                    limiter.pause(ra).await;
+
+    fn take_error(&self) -> Option<idsync_core::TargetError> {
+        self.error.lock().ok().and_then(|mut e| e.take())
+    }
+
+    fn success(&self) {
+        self.streak.store(0, std::sync::atomic::Ordering::SeqCst);
+        self.answered
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// After a failed attempt: ask the target when enough failed in a row (at the first
+    /// failure while nothing succeeded yet). Failures wait for the answer, so that none is
+    /// recorded against its object when it was the target's.
+    async fn failure(&self, target: &dyn Target) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let streak = self.streak.fetch_add(1, SeqCst) + 1;
+        let due = if self.answered.load(SeqCst) {
+            self.probe_at.load(SeqCst).max(PROBE_AFTER)
+        } else {
+            self.probe_at.load(SeqCst).max(1)
+        };
+        if streak < due || self.tripped() {
+            return;
+        }
+        let _one = self.probing.lock().await;
+        if self.tripped() || self.streak.load(SeqCst) < due {
+            return;
+        }
+        let mut verdict = target.health().await;
+        if matches!(verdict, Err(idsync_core::TargetError::Unavailable(_))) {
+            tokio::time::sleep(PROBE_AGAIN).await;
+            verdict = target.health().await;
+        }
+        match verdict {
+            Err(
+                e @ (idsync_core::TargetError::Auth(_) | idsync_core::TargetError::Unavailable(_)),
+            ) => {
+                tracing::info!(error = %e, failed_in_a_row = streak, "the target does not answer: the run stops");
+                if let Ok(mut slot) = self.error.lock() {
+                    *slot = Some(e);
                 }
-                tracing::debug!(%reason, attempt, delay_ms = delay.as_millis() as u64, "retrying");
-                tokio::time::sleep(delay).await;
+                self.tripped.store(true, SeqCst);
             }
-            other => return (other, linked),
+            _ => {
+                // The target answers: the failures are the objects' own. Ask again after
+                // twice as many in a row.
+                self.probe_at
+                    .store(streak.max(PROBE_AFTER).saturating_mul(2), SeqCst);
+            }
+        }
+    }
+}
+
+/// What applying one operation needs.
+struct Exec<'a> {
+    target: &'a dyn Target,
+    limiter: &'a RateLimiter,
+    backoff: Backoff,
+    /// What the target held none of when the run started.
+    empty: Emptiness,
+    circuit: std::sync::Arc<Circuit>,
+    stop: &'a Stop,
+}
+
+impl Exec<'_> {
+    /// Whether operations must stop starting (and retrying).
+    fn halted(&self) -> bool {
+        self.circuit.tripped() || self.stop.requested()
+    }
+
+    /// Apply one operation with retries. A create first searches the target by the matching
+    /// attributes (on every attempt: an earlier attempt may have been applied before it timed
+    /// out) and, when it finds the object, links to it and brings its attributes up to date.
+    /// Only a first attempt against a target that held no such objects when the run started
+    /// does not search. Returns the outcome and whether the object was linked rather than
+    /// created; None when the operation was not applied because the run stops (the target is
+    /// gone, or a stop was requested).
+    async fn execute(&self, op: &TargetOp) -> Option<(Outcome, bool)> {
+        if matches!(op, TargetOp::AddMembers { user_ids, .. } | TargetOp::RemoveMembers { user_ids, .. } if user_ids.is_empty())
+        {
+            return Some((Outcome::Applied { target_id: None }, false));
+        }
+        let mut attempt = 0u32;
+        loop {
+            if self.halted() {
+                return None;
+            }
+            self.limiter.acquire().await;
+            let search = attempt > 0
+                || match op {
+                    TargetOp::CreateUser { .. } => !self.empty.users,
+                    TargetOp::CreateGroup { .. } => !self.empty.groups,
+                    _ => true,
+                };
+            let (outcome, linked) = attempt_once(self.target, op, search).await;
+            match &outcome {
+                Outcome::Retryable { .. } | Outcome::Rejected { .. } => {
+                    self.circuit.failure(self.target).await;
+                    if self.circuit.tripped() {
+                        return None;
+                    }
+                }
+                _ => self.circuit.success(),
+            }
+            match outcome {
+                Outcome::Retryable {
+                    reason,
+                    retry_after,
+                } if attempt < self.backoff.max_retries => {
+                    attempt += 1;
+                    let delay = self.backoff.delay(attempt, retry_after);
+                    if let Some(ra) = retry_after {
+                        self.limiter.pause(ra).await;
+                    }
+                    tracing::debug!(%reason, attempt, delay_ms = delay.as_millis() as u64, "retrying");
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = self.stop.wait() => return None,
+                    }
+                }
+                other => return Some((other, linked)),
+            }
         }
     }
 }
 
 async fn attempt_once(target: &dyn Target, op: &TargetOp, search: bool) -> (Outcome, bool) {
-    let retryable = |e: idsync_core::TargetError| Outcome::Retryable {
-        reason: e.to_string(),
-        retry_after: None,
+    // A search refused for the credentials will not pass by retrying.
+    let retryable = |e: idsync_core::TargetError| match e {
+        idsync_core::TargetError::Auth(_) => Outcome::Rejected {
+            reason: e.to_string(),
+        },
+        e => Outcome::Retryable {
+            reason: e.to_string(),
+            retry_after: None,
+        },
     };
     match op {
         TargetOp::CreateUser { .. } | TargetOp::CreateGroup { .. } if !search => {
