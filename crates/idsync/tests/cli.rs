@@ -2,6 +2,9 @@
 //! log, serve; and the crash test (kill -9 during apply, rerun, nothing duplicated or lost).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "cli/reliability.rs"]
+mod reliability;
+
 use idsync_connectors::targets::test::TestTarget;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
