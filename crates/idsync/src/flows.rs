@@ -90,7 +90,7 @@ pub async fn reject(rt: &Runtime, run: &str) -> anyhow::Result<u8> {
 }
 
 pub async fn provision(rt: &Runtime, flow: &str, user: &str) -> anyhow::Result<u8> {
-    let p = rt.provision(flow, user, &idsync_engine::NoProgress).await?;
+    let p = until_stopped(rt, rt.provision(flow, user, &idsync_engine::NoProgress)).await?;
     out!(
         "user:      {} (source id {}, {})",
         p.user.user_name,

@@ -399,35 +399,46 @@ fn init_tracing(config: &Config, quiet: bool) {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
     let rt = Runtime::from_config(&config).await?;
+    if let Command::Serve { listen } = command {
+        return serve::serve(rt, &config, listen).await;
+    }
+    let result = command_on(&rt, command, &config).await;
+    // This process leaves the store's list of live processes (and any lease it held).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), rt.store.close()).await;
+    result
+}
+
+async fn command_on(rt: &Runtime, command: Command, config: &Config) -> anyhow::Result<u8> {
     match command {
-        Command::Config { .. } | Command::Sim { .. } | Command::Demo(_) => Ok(0),
+        Command::Config { .. } | Command::Sim { .. } | Command::Demo(_) | Command::Serve { .. } => {
+            Ok(0)
+        }
         Command::Source {
             command: SourceCommand::Check { source, json },
-        } => source_check::source_check(&rt, &config, &source, json).await,
-        Command::Serve { listen } => serve::serve(rt, &config, listen).await,
+        } => source_check::source_check(rt, config, &source, json).await,
         Command::Sync {
             flow,
             dry_run,
             full,
-        } => flows::sync(&rt, &flow, dry_run, full).await,
-        Command::Approve { run } => flows::approve(&rt, &run).await,
-        Command::Reject { run } => flows::reject(&rt, &run).await,
-        Command::Provision { flow, user } => flows::provision(&rt, &flow, &user).await,
+        } => flows::sync(rt, &flow, dry_run, full).await,
+        Command::Approve { run } => flows::approve(rt, &run).await,
+        Command::Reject { run } => flows::reject(rt, &run).await,
+        Command::Provision { flow, user } => flows::provision(rt, &flow, &user).await,
         Command::Plan {
             flow,
             json,
             full,
             explain,
-        } => plan::plan(&rt, &flow, json, full, explain).await,
-        Command::Quarantine { reset } => history::quarantine(&rt, reset).await,
-        Command::Notifications { limit } => history::notifications(&rt, limit).await,
+        } => plan::plan(rt, &flow, json, full, explain).await,
+        Command::Quarantine { reset } => history::quarantine(rt, reset).await,
+        Command::Notifications { limit } => history::notifications(rt, limit).await,
         Command::Runs {
             flow,
             source,
             limit,
             json,
-        } => history::runs(&rt, flow, source, limit, json).await,
-        Command::Log { run, json } => history::log(&rt, run, json).await,
-        Command::Token { command } => token::token(&rt, &config, command).await,
+        } => history::runs(rt, flow, source, limit, json).await,
+        Command::Log { run, json } => history::log(rt, run, json).await,
+        Command::Token { command } => token::token(rt, config, command).await,
     }
 }

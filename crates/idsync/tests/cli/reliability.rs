@@ -606,3 +606,42 @@ target = "app"
     assert!(!err.contains("no source named"), "{err}");
     assert!(err.contains("2 error(s)"), "{err}");
 }
+
+/// Item 19: a sync while `idsync serve` runs the flow refuses, naming the serve process; once
+/// that process is gone (killed), the next sync takes the flow over and completes it.
+#[test]
+fn a_sync_while_serve_runs_the_flow_refuses_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    slow_flow(dir.path(), 400, 100);
+    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        toml.replace(
+            "memberships = \"memberships.csv\"",
+            "memberships = \"memberships.csv\"\ninterval = \"1h\"",
+        ),
+    )
+    .unwrap();
+    let port = free_port();
+    let server = serve(dir.path(), port, &[]);
+    wait_for("writes in the target", || {
+        (journal_lines(dir.path()) >= 20).then_some(())
+    });
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let said = text(&o);
+    assert!(
+        said.contains(&format!("pid {}", server.0.id())) && said.contains("serve"),
+        "{said}"
+    );
+    drop(server); // SIGKILL: its run stays `running`, its lease in the store
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let target = TestTarget::read_journal(&dir.path().join("target.jsonl")).unwrap();
+    assert_eq!(target.user_count(), 400);
+    for i in (0..400).step_by(13) {
+        assert_eq!(target.users_named(&format!("user{i}@example.com")), 1);
+    }
+    let all = runs(dir.path());
+    assert!(all.iter().any(|r| r["status"] == "interrupted"), "{all:#?}");
+}
