@@ -2,7 +2,9 @@
 //! history and provisioning log, and schedules runs (per-source intervals, manual triggers, and
 //! incremental runs that follow the change log).
 
+mod apply;
 mod error;
+mod execute;
 mod ingest;
 mod memory;
 mod metrics;
