@@ -298,8 +298,14 @@ async fn run_inner(
                 // log has it: the operations applied before the failure count.
                 let mut counts = known;
                 counts.0.extend(store.counts_from_log(&run_id).await?.0);
+                let why = match &e {
+                    EngineError::Interrupted { .. } => {
+                        "stopped on request (SIGTERM or Ctrl-C) after the operations in flight; the next run carries on".to_string()
+                    }
+                    other => other.to_string(),
+                };
                 store
-                    .finish_run(&run_id, status, &counts, ended_ms, Some(&e.to_string()))
+                    .finish_run(&run_id, status, &counts, ended_ms, Some(&why))
                     .await?;
             }
             progress.finished();
