@@ -140,14 +140,6 @@ impl Stop {
         Self(rx)
     }
 
-    /// A signal that never fires.
-    pub fn never() -> Self {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        // The receiver keeps the last value once the sender is gone.
-        drop(tx);
-        Self(rx)
-    }
-
     pub fn requested(&self) -> bool {
         *self.0.borrow()
     }

@@ -260,7 +260,10 @@ fn main() -> ExitCode {
         command: ConfigCommand::Check,
     } = cli.command
     {
-        println!(
+        use std::io::Write as _;
+        // A closed pipe is no error of the configuration.
+        let _ = writeln!(
+            std::io::stdout(),
             "{}: ok ({} source(s), {} target(s), {} flow(s))",
             cli.config.display(),
             config.sources.len(),
