@@ -645,3 +645,40 @@ fn a_sync_while_serve_runs_the_flow_refuses_naming_it() {
     let all = runs(dir.path());
     assert!(all.iter().any(|r| r["status"] == "interrupted"), "{all:#?}");
 }
+
+/// Item 21: while the disk stays full, the background checkpoint fails every 100 ms; it is
+/// said once. A sync on a 1 MiB tmpfs commits the directory into the WAL and cannot grow the
+/// database file; `idsync serve` then runs 2 s on that store.
+#[test]
+fn a_failing_checkpoint_is_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 800);
+    write_config(dir.path(), "");
+    let small = dir.path().join("small");
+    std::fs::create_dir(&small).unwrap();
+    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        toml.replace("path = \"idsync.db\"", "path = \"small/idsync.db\""),
+    )
+    .unwrap();
+    let (bin, config) = (env!("CARGO_BIN_EXE_idsync"), dir.path().join("idsync.toml"));
+    let script = format!(
+        "mount -t tmpfs -o size=1m tmpfs '{small}' || exit 9
+'{bin}' --config '{config}' sync hr-to-app 2>/dev/null >/dev/null
+test -s '{small}/idsync.db-wal' || exit 8
+timeout -s TERM 2 '{bin}' --config '{config}' serve --listen 127.0.0.1:0 >/dev/null 2>'{log}'
+exit 0",
+        small = small.display(),
+        config = config.display(),
+        log = dir.path().join("serve.err").display()
+    );
+    let o = Command::new("unshare")
+        .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let log = std::fs::read_to_string(dir.path().join("serve.err")).unwrap();
+    assert_eq!(log.matches("checkpoint failed").count(), 1, "{log}");
+}
