@@ -65,7 +65,8 @@ impl<'a> Checker<'a> {
             Err(e) => {
                 let span = e.span();
                 let message = e.message().trim().to_string();
-                self.err(&span, "", format!("invalid TOML: {message}"));
+                let key = key_at(self.text, span.as_ref().map_or(0, |s| s.start));
+                self.err(&span, &key, format!("invalid TOML: {message}"));
                 return Err(ConfigErrors(self.errors));
             }
         };
@@ -90,6 +91,15 @@ impl<'a> Checker<'a> {
         let notifications = self.notifications(root);
         let sources = self.named(root, "sources", Self::source);
         let targets = self.named(root, "targets", Self::target);
+        // Names declared in the file, checked or not: a source with an error of its own is
+        // still declared, and a flow naming it gets no second, false error.
+        let declared = |section: &str| -> std::collections::BTreeSet<String> {
+            root.get(section)
+                .and_then(Item::as_table_like)
+                .map(|t| t.iter().map(|(k, _)| k.to_string()).collect())
+                .unwrap_or_default()
+        };
+        let (declared_sources, declared_targets) = (declared("sources"), declared("targets"));
         let mut flows = self.named(root, "flows", Self::flow);
 
         // Cross references.
@@ -100,24 +110,25 @@ impl<'a> Checker<'a> {
                 let span_of = |k: &str| ft.and_then(|ft| ft.get(k)).and_then(Item::span);
                 match sources.get(&flow.source) {
                     Some(s) => flow.directory = s.directory.clone(),
+                    None if declared_sources.contains(&flow.source) => {}
                     None => refs.push((
                         span_of("source"),
                         format!("flows.{name}.source"),
                         format!(
                             "no source named {:?} (declared: {})",
                             flow.source,
-                            list(sources.keys())
+                            list(declared_sources.iter())
                         ),
                     )),
                 }
-                if !targets.contains_key(&flow.target) {
+                if !declared_targets.contains(&flow.target) {
                     refs.push((
                         span_of("target"),
                         format!("flows.{name}.target"),
                         format!(
                             "no target named {:?} (declared: {})",
                             flow.target,
-                            list(targets.keys())
+                            list(declared_targets.iter())
                         ),
                     ));
                 }
@@ -472,7 +483,7 @@ impl<'a> Checker<'a> {
             .concat(),
         );
         let required = |c: &mut Self, key: &str, what: &str| {
-            let v = c.string(t, key, path);
+            let v = c.non_empty(t, key, path, what);
             if v.is_none() && t.get(key).is_none() {
                 c.err(
                     anchor,
@@ -492,7 +503,7 @@ impl<'a> Checker<'a> {
             "client_id",
             "the application (client) id of the app registration",
         );
-        let secret = self.string(t, "client_secret", path);
+        let secret = self.non_empty(t, "client_secret", path, "the client secret's value");
         let read_pem = |c: &mut Self, key: &str| -> Option<(PathBuf, Secret)> {
             let name = c.string(t, key, path)?;
             let file = c.base.join(name);
@@ -575,7 +586,7 @@ impl<'a> Checker<'a> {
                 );
             }
         }
-        let ca_file = self.string(t, "ca_file", path).map(|p| self.base.join(p));
+        let ca_file = self.existing_file(t, "ca_file", path);
         let scope_kind = self
             .choice(t, "scope", path, &["all", "groups", "app"])
             .unwrap_or_else(|| "all".into());
@@ -584,7 +595,12 @@ impl<'a> Checker<'a> {
             .into_iter()
             .map(|(g, _)| g)
             .collect();
-        let app_id = self.string(t, "app_id", path);
+        let app_id = self.non_empty(
+            t,
+            "app_id",
+            path,
+            "the enterprise application's application id",
+        );
         let scope = match scope_kind.as_str() {
             "groups" => {
                 if groups.is_empty() {
@@ -706,7 +722,7 @@ impl<'a> Checker<'a> {
                         "max_rate",
                     ],
                 );
-                let url = self.string(t, "url", &path);
+                let url = self.non_empty(t, "url", &path, "the service's SCIM base URL");
                 if url.is_none() && t.get("url").is_none() {
                     self.err(anchor, &format!("{path}.url"), "required: the service's SCIM base URL (Atlassian Cloud: https://api.atlassian.com/scim/directory/<id>)");
                 }
@@ -720,7 +736,7 @@ impl<'a> Checker<'a> {
                         );
                     }
                 }
-                let token = self.string(t, "token", &path);
+                let token = self.non_empty(t, "token", &path, "the bearer token");
                 if token.is_none() && t.get("token").is_none() {
                     self.err(
                         anchor,
@@ -794,7 +810,9 @@ impl<'a> Checker<'a> {
                         "max_rate",
                     ],
                 );
-                let journal = self.string(t, "journal", &path).map(|p| self.base.join(p));
+                let journal = self
+                    .non_empty(t, "journal", &path, "the journal file")
+                    .map(|p| self.base.join(p));
                 if journal.is_none() && t.get("journal").is_none() {
                     self.err(
                         anchor,
@@ -1361,6 +1379,47 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// A string that must say something: empty (or blank) is an error naming `what`.
+    fn non_empty(
+        &mut self,
+        t: &dyn TableLike,
+        key: &str,
+        path: &str,
+        what: &str,
+    ) -> Option<String> {
+        let v = self.string(t, key, path)?;
+        if v.trim().is_empty() {
+            let span = t.get(key).and_then(Item::span);
+            self.err(
+                &span,
+                &format!("{path}.{key}"),
+                format!("must not be empty: {what}"),
+            );
+            return None;
+        }
+        Some(v)
+    }
+
+    /// A path (relative to the configuration file) to a file that must exist now: read at
+    /// start-up (certificates, CA bundles), so a missing one is a configuration error rather
+    /// than a failed run.
+    fn existing_file(&mut self, t: &dyn TableLike, key: &str, path: &str) -> Option<PathBuf> {
+        let name = self.non_empty(t, key, path, "a file name")?;
+        let file = self.base.join(name);
+        let problem = match std::fs::metadata(&file) {
+            Ok(m) if m.is_file() => return Some(file),
+            Ok(_) => "not a file".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let span = t.get(key).and_then(Item::span);
+        self.err(
+            &span,
+            &format!("{path}.{key}"),
+            format!("cannot read {}: {problem}", file.display()),
+        );
+        None
+    }
+
     fn string(&mut self, t: &dyn TableLike, key: &str, path: &str) -> Option<String> {
         let (v, full) = self.value(t, key, path, "a string")?;
         match v.as_str() {
@@ -1390,6 +1449,10 @@ impl<'a> Checker<'a> {
             let reference = &after[..end];
             let value = if let Some(name) = reference.strip_prefix("env:") {
                 match std::env::var(name) {
+                    Ok(v) if v.trim().is_empty() => {
+                        self.err(span, key, format!("environment variable {name} is empty"));
+                        return None;
+                    }
                     Ok(v) => v,
                     Err(_) => {
                         self.err(span, key, format!("environment variable {name} is not set"));
@@ -1399,6 +1462,14 @@ impl<'a> Checker<'a> {
             } else if let Some(p) = reference.strip_prefix("file:") {
                 let path = self.base.join(p);
                 match std::fs::read_to_string(&path) {
+                    Ok(v) if v.trim().is_empty() => {
+                        self.err(
+                            span,
+                            key,
+                            format!("secret file {} is empty", path.display()),
+                        );
+                        return None;
+                    }
                     Ok(v) => v
                         .strip_suffix('\n')
                         .map(|v| v.strip_suffix('\r').unwrap_or(v))
@@ -1593,4 +1664,45 @@ fn list<'k>(keys: impl Iterator<Item = &'k String>) -> String {
 
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The key a syntax error is at, as far as the text tells: the table of the lines above it
+/// (`[sources.hr]`) and the key on its line (`tenant = `), e.g. `sources.hr.tenant`.
+fn key_at(text: &str, offset: usize) -> String {
+    let upto = &text[..offset.min(text.len())];
+    let line_start = upto.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("");
+    let table = upto[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| {
+            l.trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default();
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['))
+        .unwrap_or_default();
+    match (table.is_empty(), key.is_empty()) {
+        (_, true) if line.trim().starts_with('[') => line
+            .trim()
+            .trim_start_matches('[')
+            .split(']')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_string(),
+        (true, true) => "(top level)".to_string(),
+        (false, true) => table,
+        (true, false) => key,
+        (false, false) => format!("{table}.{key}"),
+    }
 }

@@ -1,6 +1,9 @@
 //! idsync.toml loading and checking.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "config/checks.rs"]
+mod checks;
+
 use idsync_config::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -31,4 +31,22 @@ pub enum EngineError {
     NotHeld { run: String, why: String },
     #[error("{0}")]
     Setup(String),
+    /// A stop was requested (SIGTERM, Ctrl-C): the run ended after the operations in flight.
+    #[error("run {run} of flow {flow} was interrupted: it stopped after the operations in flight (the next run carries on)")]
+    Interrupted { flow: String, run: String },
+    /// Another process runs the flow (it holds the flow's lease).
+    #[error("flow {flow} is being run by another process: pid {} on host {} ({}), since {since}; this process does not run it too (wait for that run to end, or stop that process)", holder.pid, holder.host, holder.command)]
+    Busy {
+        flow: String,
+        holder: idsync_store::Holder,
+        /// When the holder took the lease, for people (UTC).
+        since: String,
+    },
+}
+
+impl EngineError {
+    /// Whether the store could not write for lack of disk space.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, EngineError::Store(e) if e.is_disk_full())
+    }
 }

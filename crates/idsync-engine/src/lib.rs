@@ -2,7 +2,9 @@
 //! history and provisioning log, and schedules runs (per-source intervals, manual triggers, and
 //! incremental runs that follow the change log).
 
+mod apply;
 mod error;
+mod execute;
 mod ingest;
 mod memory;
 mod metrics;
@@ -20,7 +22,7 @@ pub use metrics::{escape as escape_label, Metrics};
 pub use notify::{signature as webhook_signature, Notice, Notifier};
 pub use pacing::{Backoff, RateLimiter};
 pub use progress::{NoProgress, Progress};
-pub use run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
+pub use run::{run_flow, FlowSpec, Mode, RunContext, RunOptions, RunReport, Stop, Trigger};
 pub use runtime::{
     graph_source, quarantine_backoff_ms, FlowEntry, Provisioned, Runtime, SourceEntry, TargetEntry,
     QUARANTINE_AFTER,

@@ -1,10 +1,10 @@
 //! One run of a flow: read the directory and the ledger, plan, apply, record.
 
+use crate::apply::{apply_plan, Applier};
 use crate::error::EngineError;
 use crate::memory::{refresh_image, FlowMemory};
 use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
-use futures::stream::{self, StreamExt};
 use idsync_core::groups::{apply_group_rules, forget_manual_members, GroupRules};
 use idsync_core::mapping::{apply_mapping, Mapping};
 use idsync_core::scope::{
@@ -12,13 +12,12 @@ use idsync_core::scope::{
 };
 use idsync_core::{
     desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold, DirectoryImage,
-    Emptiness, Key, LedgerState, Operation, Outcome, Plan, PlanOptions, Reason, Target, TargetOp,
-    User,
+    LedgerState, Plan, PlanOptions, Target, User,
 };
-use idsync_store::{NewRun, OpRecord, RunCounts, RunStatus, Store};
+use idsync_store::{NewRun, RunCounts, RunStatus, Store};
 use serde::Serialize;
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tracing::Instrument;
 
 /// A flow as the engine runs it.
@@ -118,40 +117,66 @@ impl RunReport {
     }
 }
 
+/// What a run works with: where it records, what it provisions, how it is paced, who watches
+/// it, and the signal that asks it to stop.
+pub struct RunContext<'a> {
+    pub store: &'a Store,
+    pub flow: &'a FlowSpec,
+    pub target: &'a dyn Target,
+    pub limiter: &'a RateLimiter,
+    pub progress: &'a dyn Progress,
+    pub clock: &'a dyn Clock,
+    /// Turns true when the process is asked to stop (SIGTERM, Ctrl-C): no new operation
+    /// starts, the ones in flight finish and are recorded, and the run ends `interrupted`.
+    pub stop: Stop,
+}
+
+/// A request to stop, shared by everything a process runs.
+#[derive(Debug, Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    pub fn new(rx: tokio::sync::watch::Receiver<bool>) -> Self {
+        Self(rx)
+    }
+
+    pub fn requested(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Wait until a stop is requested (forever when it never is).
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        if rx.wait_for(|v| *v).await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 /// Run a flow once.
-#[allow(clippy::too_many_arguments)]
 pub async fn run_flow(
-    store: &Store,
-    flow: &FlowSpec,
-    target: &dyn Target,
-    limiter: &RateLimiter,
+    ctx: &RunContext<'_>,
     opts: RunOptions,
-    progress: &dyn Progress,
-    clock: &dyn Clock,
     memory: &mut Option<FlowMemory>,
 ) -> Result<RunReport, EngineError> {
     let run_id = uuid::Uuid::now_v7().to_string();
-    let span =
-        tracing::info_span!("run", run_id = %run_id, flow = %flow.name, mode = opts.mode.as_str());
-    run_inner(
-        store, flow, target, limiter, opts, progress, clock, run_id, memory,
-    )
-    .instrument(span)
-    .await
+    let span = tracing::info_span!("run", run_id = %run_id, flow = %ctx.flow.name, mode = opts.mode.as_str());
+    run_inner(ctx, opts, run_id, memory).instrument(span).await
 }
 
-#[allow(clippy::too_many_arguments)]
 async fn run_inner(
-    store: &Store,
-    flow: &FlowSpec,
-    target: &dyn Target,
-    limiter: &RateLimiter,
+    ctx: &RunContext<'_>,
     opts: RunOptions,
-    progress: &dyn Progress,
-    clock: &dyn Clock,
     run_id: String,
     memory: &mut Option<FlowMemory>,
 ) -> Result<RunReport, EngineError> {
+    let RunContext {
+        store,
+        flow,
+        clock,
+        progress,
+        ..
+    } = *ctx;
     let started_ms = clock.now_ms();
     let target_err = |error| EngineError::Target {
         target: flow.target.clone(),
@@ -188,14 +213,17 @@ async fn run_inner(
         },
         waiting: pending.is_some() && opts.trigger != Trigger::Approval,
     };
-    let result = plan_and_apply(
-        store, flow, target, limiter, opts, progress, clock, &run_id, remembered, hold,
-    )
-    .await
-    .map_err(|e| match e {
-        Failure::Engine(e) => e,
-        Failure::Target(e) => target_err(e),
-    });
+    let mut known = RunCounts::default();
+    let result = plan_and_apply(ctx, opts, &run_id, remembered, hold, &mut known)
+        .await
+        .map_err(|e| match e {
+            Failure::Engine(e) => e,
+            Failure::Target(e) => target_err(e),
+            Failure::Stopped => EngineError::Interrupted {
+                flow: flow.name.clone(),
+                run: run_id.clone(),
+            },
+        });
     let ended_ms = clock.now_ms();
     match result {
         Ok((plan, counts, kept)) => {
@@ -248,16 +276,28 @@ async fn run_inner(
             })
         }
         Err(e) => {
-            tracing::error!(error = %e, "run failed");
+            // Said here for the record; the caller reports the error (the command line prints
+            // it, the service logs it), so it is not said twice.
+            let status = if matches!(e, EngineError::Interrupted { .. }) {
+                tracing::info!("run interrupted: stopped after the operations in flight");
+                RunStatus::Interrupted
+            } else {
+                tracing::info!(error = %e, "run failed");
+                RunStatus::Failed
+            };
             if !opts.dry_run {
+                // What the run knew (read, planned), and what was done as its provisioning
+                // log has it: the operations applied before the failure count.
+                let mut counts = known;
+                counts.0.extend(store.counts_from_log(&run_id).await?.0);
+                let why = match &e {
+                    EngineError::Interrupted { .. } => {
+                        "stopped on request (SIGTERM or Ctrl-C) after the operations in flight; the next run carries on".to_string()
+                    }
+                    other => other.to_string(),
+                };
                 store
-                    .finish_run(
-                        &run_id,
-                        RunStatus::Failed,
-                        &RunCounts::default(),
-                        ended_ms,
-                        Some(&e.to_string()),
-                    )
+                    .finish_run(&run_id, status, &counts, ended_ms, Some(&why))
                     .await?;
             }
             progress.finished();
@@ -348,9 +388,11 @@ fn describe_threshold(t: &DeletionThreshold) -> String {
     }
 }
 
-enum Failure {
+pub(crate) enum Failure {
     Engine(EngineError),
     Target(idsync_core::TargetError),
+    /// A stop was requested: the run ended after the operations in flight.
+    Stopped,
 }
 
 impl From<idsync_store::StoreError> for Failure {
@@ -360,24 +402,27 @@ impl From<idsync_store::StoreError> for Failure {
 }
 
 /// Bump a counter.
-fn bump(counts: &mut RunCounts, key: &str, by: i64) {
+pub(crate) fn bump(counts: &mut RunCounts, key: &str, by: i64) {
     *counts.0.entry(key.to_string()).or_insert(0) += by;
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Plan, hold, apply, record. `counts` keeps what the run counted even when it fails.
 async fn plan_and_apply(
-    store: &Store,
-    flow: &FlowSpec,
-    target: &dyn Target,
-    limiter: &RateLimiter,
+    ctx: &RunContext<'_>,
     opts: RunOptions,
-    progress: &dyn Progress,
-    clock: &dyn Clock,
     run_id: &str,
     remembered: Option<FlowMemory>,
     hold: HoldContext,
+    counts: &mut RunCounts,
 ) -> Result<(Plan, RunCounts, Option<FlowMemory>), Failure> {
-    let mut counts = RunCounts::default();
+    let RunContext {
+        store,
+        flow,
+        target,
+        progress,
+        clock,
+        ..
+    } = *ctx;
     // The change-log position this run covers: read before the directory, so a change that
     // lands while we work is seen by the next run.
     let seq = store.last_seq(&flow.directory).await?;
@@ -407,10 +452,10 @@ async fn plan_and_apply(
         snapshot.groups.len(),
         snapshot.memberships.len(),
     );
-    bump(&mut counts, "read.users", snapshot.users.len() as i64);
-    bump(&mut counts, "read.groups", snapshot.groups.len() as i64);
+    bump(counts, "read.users", snapshot.users.len() as i64);
+    bump(counts, "read.groups", snapshot.groups.len() as i64);
     bump(
-        &mut counts,
+        counts,
         "read.memberships",
         snapshot.memberships.len() as i64,
     );
@@ -430,7 +475,7 @@ async fn plan_and_apply(
         ("from_memory.ledger", ledger_from_memory),
     ] {
         if yes {
-            bump(&mut counts, what, 1);
+            bump(counts, what, 1);
         }
     }
     let mut plan_opts = flow.plan.clone();
@@ -452,7 +497,7 @@ async fn plan_and_apply(
     // memberships of users being deprovisioned and of those made by hand in the target.
     out_of_scope.extend(apply_group_rules(&mut desired, &ledger, &flow.groups));
     if !out_of_scope.is_empty() {
-        bump(&mut counts, "out_of_scope", out_of_scope.len() as i64);
+        bump(counts, "out_of_scope", out_of_scope.len() as i64);
     }
     if let Some(recorded) = &recorded {
         forget_manual_members(&mut ledger, recorded, &desired);
@@ -488,7 +533,7 @@ async fn plan_and_apply(
         ));
     }
     if !unmapped.is_empty() {
-        bump(&mut counts, "unmapped", unmapped.len() as i64);
+        bump(counts, "unmapped", unmapped.len() as i64);
     }
     // The accidental-deletion threshold.
     let unapproved = plan
@@ -519,9 +564,9 @@ async fn plan_and_apply(
     for w in &plan.warnings {
         tracing::warn!(warning = %w, "plan");
     }
-    bump(&mut counts, "warnings", plan.warnings.len() as i64);
+    bump(counts, "warnings", plan.warnings.len() as i64);
     progress.planned(&plan);
-    bump(&mut counts, "planned", plan.len() as i64);
+    bump(counts, "planned", plan.len() as i64);
     tracing::info!(
         operations = plan.len(),
         deprovisions = plan.deprovisions(),
@@ -534,538 +579,31 @@ async fn plan_and_apply(
         "planned"
     );
     if opts.dry_run {
+        // A plan says what is held too (its operations are not in it).
+        let held_users = held.iter().filter(|o| o.action.is_deprovision()).count();
+        if held_users > 0 {
+            bump(counts, "held", held_users as i64);
+        }
         let kept = FlowMemory {
             image,
             seq: image_seq,
             ledger: (opts.mode != Mode::Reconcile).then_some((ledger, ledger_version)),
         };
-        return Ok((plan, counts, Some(kept)));
+        return Ok((plan, std::mem::take(counts), Some(kept)));
     }
 
-    let mut applier = Applier {
-        store,
-        flow,
-        target,
-        limiter,
-        clock,
-        run_id,
-        ledger,
-        ledger_version: Some(ledger_version),
-        pending: Vec::new(),
-        counts,
-        progress,
-        skipped: std::collections::HashSet::new(),
-        empty: Emptiness::default(),
-    };
-    // Against a target that holds nothing yet (a first sync), creates need not search first.
-    // Only a flow that has provisioned no users or no groups asks: any other run would spend
-    // two requests to learn what its ledger already says.
-    let first = applier.ledger.users.is_empty() || applier.ledger.groups.is_empty();
-    if first
-        && plan.operations.iter().any(|o| {
-            matches!(
-                o.action,
-                Action::CreateUser { .. } | Action::CreateGroup { .. }
-            )
-        })
-    {
-        applier.empty = target.emptiness().await.unwrap_or_default();
-        if applier.empty != Emptiness::default() {
-            tracing::info!(
-                no_users = applier.empty.users,
-                no_groups = applier.empty.groups,
-                "the target is empty: creates do not search it first"
-            );
-        }
-    }
-    let mut start = 0;
-    while start < plan.operations.len() {
-        let phase = plan.operations[start].action.phase();
-        let end = plan.operations[start..]
-            .iter()
-            .position(|o| o.action.phase() != phase)
-            .map_or(plan.operations.len(), |p| start + p);
-        let phase_started = Instant::now();
-        applier
-            .apply_phase(&plan.operations[start..end], start)
-            .await?;
-        tracing::info!(
-            phase,
-            operations = end - start,
-            ms = phase_started.elapsed().as_millis() as u64,
-            "phase applied"
-        );
-        start = end;
-    }
-    // What was held, in the log: the users and the group removals waiting for an answer.
-    let at_ms = clock.now_ms();
-    for (i, op) in held.into_iter().enumerate() {
-        let action = op.action.name();
-        if op.action.is_deprovision() {
-            bump(&mut applier.counts, "held", 1);
-        }
-        bump(&mut applier.counts, &format!("{action}.held"), 1);
-        applier.pending.push(OpRecord {
-            seq: (plan.operations.len() + i) as i64,
-            op,
-            applied: false,
-            target_id: None,
-            outcome: "held".into(),
-            error: Some("above the flow's deletion threshold: waiting for approval".into()),
-            duration_ms: 0,
-            at_ms,
-        });
-    }
-    applier.flush().await?;
+    let mut applier = Applier::new(ctx, run_id, ledger, ledger_version, std::mem::take(counts));
+    let applied = apply_plan(&mut applier, &plan, held).await;
+    *counts = std::mem::take(&mut applier.counts);
+    applied?;
     let kept = FlowMemory {
         image,
         seq: image_seq,
         ledger: applier.ledger_version.map(|v| (applier.ledger, v)),
     };
-    let counts = applier.counts;
     // A run for one user has not brought the whole flow up to the change log.
     if flow.only_user.is_none() {
         store.set_flow_cursor(&flow.name, seq).await?;
     }
-    Ok((plan, counts, Some(kept)))
-}
-
-struct Applier<'a> {
-    store: &'a Store,
-    flow: &'a FlowSpec,
-    target: &'a dyn Target,
-    limiter: &'a RateLimiter,
-    clock: &'a dyn Clock,
-    run_id: &'a str,
-    /// The ledger as this run has changed it so far (target ids of objects created earlier).
-    ledger: LedgerState,
-    /// The store's version of that ledger; None once another writer changed it too.
-    ledger_version: Option<i64>,
-    pending: Vec<OpRecord>,
-    counts: RunCounts,
-    progress: &'a dyn Progress,
-    /// Objects the target skipped in this run (their memberships are skipped too).
-    skipped: std::collections::HashSet<String>,
-    /// What the target held none of when the run started.
-    empty: Emptiness,
-}
-
-/// What happened to one planned operation; becomes one or more op-log records.
-struct Done {
-    seq: i64,
-    op: Operation,
-    outcome: Outcome,
-    linked: bool,
-    duration: Duration,
-    /// Members left out because their user or group has no target id.
-    unresolved: Vec<Key>,
-}
-
-const FLUSH_EVERY: usize = 256;
-
-/// A planned operation with its position, what the target will receive (or why it cannot),
-/// and the members left out for lack of a target id.
-type Job = (i64, Operation, Result<TargetOp, String>, Vec<Key>);
-
-impl Applier<'_> {
-    async fn apply_phase(&mut self, ops: &[Operation], first_seq: usize) -> Result<(), Failure> {
-        // Resolve target ids against the ledger as earlier phases left it.
-        let jobs: Vec<Job> = ops
-            .iter()
-            .enumerate()
-            .map(|(i, op)| {
-                let (resolved, unresolved) = resolve(&self.ledger, op);
-                ((first_seq + i) as i64, op.clone(), resolved, unresolved)
-            })
-            .collect();
-        let target = self.target;
-        let limiter = self.limiter;
-        let backoff = self.flow.backoff;
-        let empty = self.empty;
-        let mut results = stream::iter(jobs)
-            .map(|(seq, op, resolved, unresolved)| async move {
-                let started = Instant::now();
-                let (outcome, linked) = match resolved {
-                    Ok(top) => execute(target, limiter, backoff, &top, empty).await,
-                    Err(reason) => (Outcome::Rejected { reason }, false),
-                };
-                Done {
-                    seq,
-                    op,
-                    outcome,
-                    linked,
-                    duration: started.elapsed(),
-                    unresolved,
-                }
-            })
-            .buffer_unordered(self.flow.concurrency.max(1));
-        // Outcomes are recorded in batches while the target keeps working: the results are
-        // still taken while a batch is being written (one write at a time, in order).
-        let (store, flow, run_id) = (self.store, self.flow, self.run_id);
-        let mut writing: Option<
-            std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
-        > = None;
-        loop {
-            tokio::select! {
-                done = results.next() => {
-                    let Some(done) = done else { break };
-                    self.finish(done);
-                    if self.pending.len() >= FLUSH_EVERY && writing.is_none() {
-                        let batch = std::mem::take(&mut self.pending);
-                        writing = Some(Box::pin(async move {
-                            store.record_ops(&flow.name, run_id, &batch).await
-                        }));
-                    }
-                }
-                written = async {
-                    match writing.as_mut() {
-                        Some(w) => w.await,
-                        None => std::future::pending().await,
-                    }
-                }, if writing.is_some() => {
-                    writing = None;
-                    self.recorded(written?);
-                }
-            }
-        }
-        if let Some(w) = writing {
-            self.recorded(w.await?);
-        }
-        Ok(())
-    }
-
-    fn finish(&mut self, done: Done) {
-        let at_ms = self.clock.now_ms();
-        let duration_ms = i64::try_from(done.duration.as_millis()).unwrap_or(i64::MAX);
-        let action = done.op.action.name();
-        let mut record = |op: Operation,
-                          applied: bool,
-                          target_id: Option<String>,
-                          outcome: &str,
-                          error: Option<String>| {
-            if applied {
-                self.ledger.record(&op, target_id.as_deref(), at_ms);
-            }
-            self.pending.push(OpRecord {
-                seq: done.seq,
-                op,
-                applied,
-                target_id,
-                outcome: outcome.to_string(),
-                error,
-                duration_ms,
-                at_ms,
-            });
-        };
-        let class = match done.outcome {
-            Outcome::Skipped { reason } => {
-                tracing::info!(key = %done.op.key, action, %reason, "skipped by the target");
-                self.skipped.insert(done.op.key.clone());
-                record(done.op.clone(), false, None, "skipped", Some(reason));
-                "skipped"
-            }
-            Outcome::Applied { target_id } => {
-                let outcome = if done.linked { "linked" } else { "applied" };
-                tracing::debug!(key = %done.op.key, action, outcome, "operation done");
-                // Members without a target id were left out of the call: not in the ledger.
-                let mut op = done.op.clone();
-                if let Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } =
-                    &mut op.action
-                {
-                    users.retain(|u| !done.unresolved.contains(u));
-                }
-                record(op, true, target_id, outcome, None);
-                "applied"
-            }
-            Outcome::NotFound { reason } => match &done.op.action {
-                Action::DeleteUser { .. }
-                | Action::DeleteGroup { .. }
-                | Action::RemoveMembers { .. } => {
-                    record(done.op.clone(), true, None, "applied", Some(reason));
-                    "applied"
-                }
-                Action::UpdateUser { .. }
-                | Action::DisableUser { .. }
-                | Action::UpdateGroup { .. } => {
-                    // Gone from the target (deleted by hand): forget it, so that the next plan
-                    // creates it again.
-                    tracing::warn!(key = %done.op.key, action, %reason, "object is gone from the target");
-                    let forget = match &done.op.action {
-                        Action::UpdateGroup { before, .. } => Action::DeleteGroup {
-                            before: before.clone(),
-                        },
-                        Action::UpdateUser { before, .. } | Action::DisableUser { before, .. } => {
-                            Action::DeleteUser {
-                                before: before.clone(),
-                            }
-                        }
-                        other => other.clone(),
-                    };
-                    record(done.op.clone(), false, None, "not_found", Some(reason));
-                    let forget = Operation {
-                        key: done.op.key.clone(),
-                        action: forget,
-                        reason: Reason::MissingInTarget,
-                    };
-                    record(forget, true, None, "forgotten", None);
-                    "failed"
-                }
-                _ => {
-                    record(done.op.clone(), false, None, "rejected", Some(reason));
-                    "failed"
-                }
-            },
-            Outcome::Rejected { reason } => {
-                tracing::warn!(key = %done.op.key, action, %reason, "operation rejected");
-                record(done.op.clone(), false, None, "rejected", Some(reason));
-                "failed"
-            }
-            Outcome::Retryable { reason, .. } => {
-                tracing::warn!(key = %done.op.key, action, %reason, "operation failed after retries");
-                record(done.op.clone(), false, None, "failed", Some(reason));
-                "failed"
-            }
-        };
-        // Members left out of the call: skipped with their user, or not provisioned (failed).
-        let (skipped, missing): (Vec<Key>, Vec<Key>) = done
-            .unresolved
-            .iter()
-            .cloned()
-            .partition(|u| self.skipped.contains(&**u));
-        for (users, outcome, why) in [
-            (skipped, "skipped", "the target skipped this member"),
-            (
-                missing,
-                "rejected",
-                "member is not provisioned in the target",
-            ),
-        ] {
-            if users.is_empty() {
-                continue;
-            }
-            let mut op = done.op.clone();
-            op.action = match op.action {
-                Action::RemoveMembers { group, .. } => Action::RemoveMembers { group, users },
-                Action::AddMembers { group, .. } => Action::AddMembers { group, users },
-                other => other,
-            };
-            bump(
-                &mut self.counts,
-                if outcome == "skipped" {
-                    "skipped"
-                } else {
-                    "failed"
-                },
-                1,
-            );
-            self.pending.push(OpRecord {
-                seq: done.seq,
-                op,
-                applied: false,
-                target_id: None,
-                outcome: outcome.to_string(),
-                error: Some(why.to_string()),
-                duration_ms,
-                at_ms,
-            });
-        }
-        bump(&mut self.counts, class, 1);
-        bump(&mut self.counts, &format!("{action}.{class}"), 1);
-        self.progress.applied(class == "failed");
-    }
-
-    async fn flush(&mut self) -> Result<(), Failure> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let batch = std::mem::take(&mut self.pending);
-        let version = self
-            .store
-            .record_ops(&self.flow.name, self.run_id, &batch)
-            .await?;
-        self.recorded(version);
-        Ok(())
-    }
-
-    /// A batch of outcomes was written and the ledger's version in the store is `version`.
-    fn recorded(&mut self, version: i64) {
-        // Our write is the only one since the version we knew: the ledger in memory is the
-        // store's. Otherwise the next run loads it again.
-        self.ledger_version = self
-            .ledger_version
-            .filter(|v| v + 1 == version)
-            .map(|_| version);
-    }
-}
-
-/// Turn a planned operation into what the target receives, with target ids from the ledger.
-/// Membership operations leave out members that have no target id yet (returned apart).
-fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, Vec<Key>) {
-    let user_id = |key: &str| {
-        ledger
-            .user_target_id(key)
-            .map(str::to_string)
-            .ok_or_else(|| format!("user {key} is not provisioned in the target"))
-    };
-    let group_id = |key: &str| {
-        ledger
-            .group_target_id(key)
-            .map(str::to_string)
-            .ok_or_else(|| format!("group {key} is not provisioned in the target"))
-    };
-    let key = op.key.as_str();
-    let mut unresolved = Vec::new();
-    let mut members = |users: &[Key]| -> Vec<String> {
-        users
-            .iter()
-            .filter_map(|u| match ledger.user_target_id(u) {
-                Some(id) => Some(id.to_string()),
-                None => {
-                    unresolved.push(u.clone());
-                    None
-                }
-            })
-            .collect()
-    };
-    let resolved = match &op.action {
-        Action::CreateUser { user } => Ok(TargetOp::CreateUser { user: user.clone() }),
-        Action::UpdateUser { before, after, .. } | Action::DisableUser { before, after } => {
-            user_id(key).map(|target_id| TargetOp::UpdateUser {
-                target_id,
-                before: before.clone(),
-                after: after.clone(),
-            })
-        }
-        Action::DeleteUser { .. } => {
-            user_id(key).map(|target_id| TargetOp::DeleteUser { target_id })
-        }
-        Action::CreateGroup { group } => Ok(TargetOp::CreateGroup {
-            group: group.clone(),
-        }),
-        Action::UpdateGroup { before, after, .. } => {
-            group_id(key).map(|target_id| TargetOp::UpdateGroup {
-                target_id,
-                before: before.clone(),
-                after: after.clone(),
-            })
-        }
-        Action::DeleteGroup { .. } => {
-            group_id(key).map(|target_id| TargetOp::DeleteGroup { target_id })
-        }
-        Action::AddMembers { users, .. } => {
-            let ids = members(users);
-            group_id(key).map(|group_id| TargetOp::AddMembers {
-                group_id,
-                user_ids: ids,
-            })
-        }
-        Action::RemoveMembers { users, .. } => {
-            let ids = members(users);
-            group_id(key).map(|group_id| TargetOp::RemoveMembers {
-                group_id,
-                user_ids: ids,
-            })
-        }
-    };
-    // A membership op whose group is missing fails as a whole: nothing is unresolved apart.
-    if resolved.is_err() {
-        unresolved.clear();
-    }
-    (resolved, unresolved)
-}
-
-/// Apply one operation with retries. A create first searches the target by the matching
-/// attributes (on every attempt: an earlier attempt may have been applied before it timed
-/// out) and, when it finds the object, links to it and brings its attributes up to date. Only
-/// a first attempt against a target that held no such objects when the run started does not
-/// search. Returns the outcome and whether the object was linked rather than created.
-async fn execute(
-    target: &dyn Target,
-    limiter: &RateLimiter,
-    backoff: Backoff,
-    op: &TargetOp,
-    empty: Emptiness,
-) -> (Outcome, bool) {
-    if matches!(op, TargetOp::AddMembers { user_ids, .. } | TargetOp::RemoveMembers { user_ids, .. } if user_ids.is_empty())
-    {
-        return (Outcome::Applied { target_id: None }, false);
-    }
-    let mut attempt = 0u32;
-    loop {
-        limiter.acquire().await;
-        let search = attempt > 0
-            || match op {
-                TargetOp::CreateUser { .. } => !empty.users,
-                TargetOp::CreateGroup { .. } => !empty.groups,
-                _ => true,
-            };
-        let (outcome, linked) = attempt_once(target, op, search).await;
-        match outcome {
-            Outcome::Retryable {
-                reason,
-                retry_after,
-            } if attempt < backoff.max_retries => {
-                attempt += 1;
-                let delay = backoff.delay(attempt, retry_after);
-                if let Some(ra) = retry_after {
-                    limiter.pause(ra).await;
-                }
-                tracing::debug!(%reason, attempt, delay_ms = delay.as_millis() as u64, "retrying");
-                tokio::time::sleep(delay).await;
-            }
-            other => return (other, linked),
-        }
-    }
-}
-
-async fn attempt_once(target: &dyn Target, op: &TargetOp, search: bool) -> (Outcome, bool) {
-    let retryable = |e: idsync_core::TargetError| Outcome::Retryable {
-        reason: e.to_string(),
-        retry_after: None,
-    };
-    match op {
-        TargetOp::CreateUser { .. } | TargetOp::CreateGroup { .. } if !search => {
-            (target.apply(op).await, false)
-        }
-        TargetOp::CreateUser { user } => match target.find_user(user).await {
-            Err(e) => (retryable(e), false),
-            Ok(None) => (target.apply(op).await, false),
-            Ok(Some(found)) => {
-                // Unknown current values: send every attribute.
-                let mut before = User::new(user.source_id.clone(), String::new());
-                before.active = !user.active;
-                let update = TargetOp::UpdateUser {
-                    target_id: found.clone(),
-                    before,
-                    after: user.clone(),
-                };
-                (with_id(target.apply(&update).await, found), true)
-            }
-        },
-        TargetOp::CreateGroup { group } => match target.find_group(group).await {
-            Err(e) => (retryable(e), false),
-            Ok(None) => (target.apply(op).await, false),
-            Ok(Some(found)) => {
-                let mut before = group.clone();
-                before.display_name.clear();
-                before.description = None;
-                let update = TargetOp::UpdateGroup {
-                    target_id: found.clone(),
-                    before,
-                    after: group.clone(),
-                };
-                (with_id(target.apply(&update).await, found), true)
-            }
-        },
-        _ => (target.apply(op).await, false),
-    }
-}
-
-fn with_id(outcome: Outcome, id: String) -> Outcome {
-    match outcome {
-        Outcome::Applied { .. } => Outcome::Applied {
-            target_id: Some(id),
-        },
-        other => other,
-    }
+    Ok((plan, std::mem::take(counts), Some(kept)))
 }

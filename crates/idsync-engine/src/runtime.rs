@@ -7,7 +7,7 @@ use crate::memory::FlowMemory;
 use crate::notify::{Notice, Notifier};
 use crate::pacing::{Backoff, RateLimiter};
 use crate::progress::Progress;
-use crate::run::{run_flow, FlowSpec, Mode, RunOptions, RunReport, Trigger};
+use crate::run::{run_flow, FlowSpec, Mode, RunContext, RunOptions, RunReport, Stop, Trigger};
 use idsync_config::NotifyEvent;
 use idsync_config::{Config, SourceKind, TargetKind};
 use idsync_connectors::sources::file::{FileFormat, FileSource, FileSourceConfig};
@@ -130,6 +130,8 @@ pub struct Runtime {
     pub notifier: Notifier,
     /// Per flow, its directory image and ledger between runs.
     memory: std::sync::Mutex<std::collections::HashMap<String, FlowMemory>>,
+    /// Turned true to stop: runs under way end after their operations in flight.
+    stop: tokio::sync::watch::Sender<bool>,
 }
 
 /// What provisioning one user on demand did, step by step.
@@ -177,13 +179,62 @@ impl Runtime {
             push_endpoints: BTreeMap::new(),
             notifier: Notifier::new(idsync_config::NotificationsConfig::default()),
             memory: std::sync::Mutex::default(),
+            stop: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Ask every run under way to stop after the operations in flight (they end
+    /// `interrupted`); runs started later stop at once.
+    pub fn shutdown(&self) {
+        self.stop.send_replace(true);
+    }
+
+    /// The stop signal runs watch.
+    pub fn stop_signal(&self) -> Stop {
+        Stop::new(self.stop.subscribe())
+    }
+
+    /// Mark the runs that no live process owns (their process was killed, or the machine went
+    /// down) `interrupted`, with what their provisioning logs say was applied.
+    pub async fn recover_interrupted(&self) -> Result<Vec<idsync_store::Interrupted>, EngineError> {
+        Ok(self.store.reap(self.clock.now_ms()).await?)
+    }
+
+    /// Run `work` holding the flow's lease: no other process runs the flow meanwhile (one that
+    /// does makes this one refuse with [`EngineError::Busy`], naming it).
+    async fn leased<T>(
+        &self,
+        flow: &str,
+        work: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
+        let name = format!("flow:{flow}");
+        if let Some(holder) = self.store.try_lease(&name, self.clock.now_ms()).await? {
+            let since = time::OffsetDateTime::from_unix_timestamp(holder.since_ms.div_euclid(1000))
+                .ok()
+                .and_then(|t| {
+                    t.format(&time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .unwrap_or_else(|| holder.since_ms.to_string());
+            return Err(EngineError::Busy {
+                flow: flow.to_string(),
+                holder,
+                since,
+            });
+        }
+        let result = work.await;
+        if let Err(e) = self.store.release_lease(&name).await {
+            tracing::warn!(flow, error = %e, "cannot release the flow's lease (it expires with this process)");
+        }
+        result
     }
 
     /// Open the store and build every source, target and flow of a checked configuration.
     pub async fn from_config(config: &Config) -> Result<Self, EngineError> {
         let store = Store::open(&config.store.path).await?;
         let mut rt = Self::new(store, Arc::new(SystemClock));
+        // Runs left `running` by a process that is gone are marked interrupted first.
+        rt.recover_interrupted().await?;
         rt.retention_days = config.store.retention_days;
         rt.notifier = Notifier::new(config.notifications.clone());
         for (name, sc) in &config.sources {
@@ -333,8 +384,15 @@ impl Runtime {
         progress: &dyn Progress,
     ) -> Result<RunReport, EngineError> {
         let entry = self.flow(flow)?;
-        let result = self.run_unwatched(entry, opts, read_source, progress).await;
-        if !opts.dry_run {
+        let work = self.run_unwatched(entry, opts, read_source, progress);
+        // A dry run changes nothing in the target: it needs no lease.
+        let result = if opts.dry_run {
+            work.await
+        } else {
+            self.leased(flow, work).await
+        };
+        // Another process running the flow is not a bad run of it.
+        if !opts.dry_run && !matches!(result, Err(EngineError::Busy { .. })) {
             self.watch(entry, &result).await;
         }
         result
@@ -357,17 +415,16 @@ impl Runtime {
         // The flow's memory is taken for the run (runs of one flow do not overlap; a second one
         // would simply load from the store) and put back when the run succeeds.
         let mut memory = self.memory.lock().ok().and_then(|mut m| m.remove(flow));
-        let report = run_flow(
-            &self.store,
-            &entry.spec,
-            target.target.as_ref(),
-            &target.limiter,
-            opts,
+        let ctx = RunContext {
+            store: &self.store,
+            flow: &entry.spec,
+            target: target.target.as_ref(),
+            limiter: &target.limiter,
             progress,
-            self.clock.as_ref(),
-            &mut memory,
-        )
-        .await;
+            clock: self.clock.as_ref(),
+            stop: self.stop_signal(),
+        };
+        let report = run_flow(&ctx, opts, &mut memory).await;
         if let Ok(mut m) = self.memory.lock() {
             if let Some(kept) = memory {
                 m.insert(flow.to_string(), kept);
@@ -555,21 +612,21 @@ impl Runtime {
         let target = self.target_of(entry)?;
         let mut spec = entry.spec.clone();
         spec.only_user = Some(user.source_id.clone());
-        let report = run_flow(
-            &self.store,
-            &spec,
-            target.target.as_ref(),
-            &target.limiter,
-            RunOptions {
-                trigger: Trigger::OnDemand,
-                mode: Mode::Full,
-                dry_run: false,
-            },
+        let ctx = RunContext {
+            store: &self.store,
+            flow: &spec,
+            target: target.target.as_ref(),
+            limiter: &target.limiter,
             progress,
-            self.clock.as_ref(),
-            &mut None,
-        )
-        .await?;
+            clock: self.clock.as_ref(),
+            stop: self.stop_signal(),
+        };
+        let opts = RunOptions {
+            trigger: Trigger::OnDemand,
+            mode: Mode::Full,
+            dry_run: false,
+        };
+        let report = self.leased(flow, run_flow(&ctx, opts, &mut None)).await?;
         let ops = self.store.run_ops(&report.run_id).await?;
         Ok(Provisioned {
             user,

@@ -24,6 +24,8 @@ struct Follow {
     failures: u32,
     /// After a failed run: no new run before this time (ms).
     not_before: i64,
+    /// Another process ran the flow at the last look (said once).
+    busy: bool,
 }
 
 pub struct Service {
@@ -102,6 +104,7 @@ impl Service {
         let result = work.await;
         match &result {
             Ok(report) => self.metrics.record_run(report),
+            Err(EngineError::Busy { .. }) => {}
             Err(_) => self.metrics.record_failure(flow),
         }
         result
@@ -155,6 +158,7 @@ impl Service {
                     last_reconcile: svc.runtime.clock.now_ms(),
                     failures: 0,
                     not_before: 0,
+                    busy: false,
                 };
                 loop {
                     svc.follow_once(&name, &rx, &mut state).await;
@@ -271,7 +275,20 @@ impl Service {
             return;
         };
         match self.trigger(flow, mode, trigger, false).await {
-            Ok(_) => state.failures = 0,
+            Ok(_) => {
+                state.failures = 0;
+                state.busy = false;
+            }
+            // Another process runs the flow (an `idsync sync`): this follower looks again
+            // at its next poll and carries on from where that run left the cursor.
+            Err(e @ EngineError::Busy { .. }) => {
+                if !std::mem::replace(&mut state.busy, true) {
+                    tracing::info!(flow, reason = %e, "not running the flow now");
+                }
+                if mode == Mode::Reconcile {
+                    state.last_reconcile = 0;
+                }
+            }
             Err(e) => {
                 // A run that could not complete (target or store unreachable) is tried again
                 // later, not in a tight loop: 1 s, 2 s, 4 s ... up to 5 minutes.

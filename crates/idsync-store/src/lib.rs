@@ -8,13 +8,16 @@
 //! is one transaction.
 
 mod audit;
+mod lease;
 mod numbers;
 mod push;
 mod reverse;
+mod runs;
 mod secrets;
 mod types;
 
 pub use audit::{AuditEntry, AuditOutcome, NewAuditEntry};
+pub use lease::{Holder, Interrupted, HEARTBEAT, PROCESS_TTL_MS};
 pub use push::{MemberPatch, StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
 
 pub use secrets::{Keyring, RotateSummary, SealKey, SecretError, SecretInfo, SECRET_KEY_LEN};
@@ -67,6 +70,28 @@ pub enum StoreError {
     Corrupt { what: String, message: String },
 }
 
+impl StoreError {
+    /// Whether the write failed for lack of disk space (SQLite's SQLITE_FULL, or ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        let db = match self {
+            StoreError::Database(e) | StoreError::Open { source: e, .. } => e,
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(e)) => e,
+            _ => return false,
+        };
+        match db {
+            sqlx::Error::Database(d) => {
+                // SQLITE_FULL is 13; extended codes keep it in the low byte.
+                d.code()
+                    .and_then(|c| c.parse::<i64>().ok())
+                    .is_some_and(|c| c & 0xff == 13)
+                    || d.message().contains("disk is full")
+            }
+            sqlx::Error::Io(io) => io.raw_os_error() == Some(28),
+            _ => false,
+        }
+    }
+}
+
 /// The store. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -84,6 +109,8 @@ pub struct Store {
     checkpointer: Option<SqlitePool>,
     /// Committed numbers of ids (decision 0015), so that writes look up only new ids.
     numbers: numbers::NumberCache,
+    /// This process as the store knows it (runs and leases name it), registered on first use.
+    process: std::sync::Arc<tokio::sync::OnceCell<lease::Process>>,
 }
 
 type Tx<'a> = Transaction<'a, Sqlite>;
@@ -132,6 +159,10 @@ impl Store {
         // writer checkpoints itself only if the WAL grows past 64 MiB all the same. The
         // writer's cache is smaller than the readers': each commit walks every page it caches
         // (SQLite's pcache1Truncate), and 16 MiB wrote faster than 64 MiB at 100k users.
+        // Processes opening the same new file at once would each create it and race through
+        // the migrations ("table ... already exists"): creating and migrating is done under an
+        // exclusive lock on a file beside the database, one process after the other.
+        let guard = lock_file(path).await.map_err(open_err)?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(
@@ -142,6 +173,7 @@ impl Store {
             .await
             .map_err(open_err)?;
         MIGRATOR.run(&writer).await?;
+        drop(guard);
         let checkpointer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(opts.clone().pragma("cache_size", "-2048"))
@@ -162,6 +194,7 @@ impl Store {
             tokens: Default::default(),
             numbers: Default::default(),
             checkpointer: Some(checkpointer),
+            process: Default::default(),
         };
         store.analyze().await?;
         Ok(store)
@@ -213,10 +246,12 @@ impl Store {
             tokens: Default::default(),
             numbers: Default::default(),
             checkpointer: None,
+            process: Default::default(),
         })
     }
 
     pub async fn close(&self) {
+        self.unregister().await;
         if let Some(c) = &self.checkpointer {
             c.close().await;
         }
@@ -812,115 +847,6 @@ impl Store {
         Ok(version)
     }
 
-    // ---------------------------------------------------------------- runs
-
-    pub async fn start_run(&self, run: &NewRun) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO runs (id, flow, trigger, mode, started_ms, status, counts, dry_run) VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)")
-            .bind(&run.id)
-            .bind(&run.flow)
-            .bind(&run.trigger)
-            .bind(&run.mode)
-            .bind(run.started_ms)
-            .bind(RunStatus::Running.as_str())
-            .bind(i64::from(run.dry_run))
-            .execute(&self.writer)
-            .await?;
-        Ok(())
-    }
-
-    pub async fn finish_run(
-        &self,
-        id: &str,
-        status: RunStatus,
-        counts: &RunCounts,
-        ended_ms: i64,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE runs SET status = $2, counts = $3, ended_ms = $4, error = $5 WHERE id = $1",
-        )
-        .bind(id)
-        .bind(status.as_str())
-        .bind(encode("run counts", &counts.0)?)
-        .bind(ended_ms)
-        .bind(error)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    pub async fn get_run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        sqlx::query(&format!("{RUN_COLUMNS} WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.reader)
-            .await?
-            .map(|r| run_row(&r))
-            .transpose()
-    }
-
-    /// The flow's run waiting for approval of its held deprovisions: the latest held run with no
-    /// answer yet (a later hold supersedes earlier ones).
-    pub async fn pending_hold(&self, flow: &str) -> Result<Option<Run>, StoreError> {
-        sqlx::query(&format!(
-            "{RUN_COLUMNS} WHERE flow = $1 AND status = 'held' AND resolution IS NULL ORDER BY started_ms DESC, id DESC LIMIT 1"
-        ))
-        .bind(flow)
-        .fetch_optional(&self.writer)
-        .await?
-        .map(|r| run_row(&r))
-        .transpose()
-    }
-
-    /// Answer a held run (`approved` or `rejected`); a later hold of the same flow answers the
-    /// earlier ones with `superseded`. Returns false when the run was not waiting.
-    pub async fn resolve_hold(
-        &self,
-        run_id: &str,
-        resolution: &str,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE runs SET resolution = $2, resolved_ms = $3 WHERE id = $1 AND status = 'held' AND resolution IS NULL",
-        )
-        .bind(run_id)
-        .bind(resolution)
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
-    }
-
-    /// Mark every earlier unanswered hold of the flow superseded by `run_id`.
-    pub async fn supersede_holds(
-        &self,
-        flow: &str,
-        run_id: &str,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE runs SET resolution = 'superseded', resolved_ms = $3 WHERE flow = $1 AND id != $2 AND status = 'held' AND resolution IS NULL",
-        )
-        .bind(flow)
-        .bind(run_id)
-        .bind(now_ms)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
-    }
-
-    /// The users whose deprovisioning a run held.
-    pub async fn held_keys(&self, run_id: &str) -> Result<BTreeSet<String>, StoreError> {
-        Ok(sqlx::query_scalar::<_, String>(
-            "SELECT DISTINCT key FROM run_ops WHERE run_id = $1 AND outcome = 'held' AND action IN ('disable_user', 'delete_user')",
-        )
-        .bind(run_id)
-        .fetch_all(&self.writer)
-        .await?
-        .into_iter()
-        .collect())
-    }
-
     pub async fn record_notification(&self, n: &NotificationRecord) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO notifications (at_ms, event, flow, run_id, channel, destination, subject, ok, error) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
             .bind(n.at_ms)
@@ -959,63 +885,6 @@ impl Store {
                 error: r.get(8),
             })
             .collect())
-    }
-
-    /// Runs newest first: of one flow (or, as `source:<name>`, the reads of one source), or
-    /// without a name every flow's runs (source reads are listed only by name).
-    pub async fn list_runs(&self, flow: Option<&str>, limit: i64) -> Result<Vec<Run>, StoreError> {
-        let rows = match flow {
-            Some(f) => {
-                sqlx::query(&format!(
-                    "{RUN_COLUMNS} WHERE flow = $1 ORDER BY started_ms DESC, id DESC LIMIT $2"
-                ))
-                .bind(f)
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "{RUN_COLUMNS} WHERE flow NOT LIKE 'source:%' ORDER BY started_ms DESC, id DESC LIMIT $1"
-                ))
-                .bind(limit)
-                .fetch_all(&self.reader)
-                .await?
-            }
-        };
-        rows.iter().map(run_row).collect()
-    }
-
-    pub async fn run_ops(&self, run_id: &str) -> Result<Vec<OpLog>, StoreError> {
-        sqlx::query(
-            "SELECT run_id, seq, key, object, action, reason, before_, after_, changed, outcome, error, duration_ms, at_ms
-             FROM run_ops WHERE run_id = $1 ORDER BY seq, n",
-        )
-        .bind(run_id)
-        .fetch_all(&self.reader)
-        .await?
-        .iter()
-        .map(|r| {
-            let json = |i: usize| -> Result<Option<serde_json::Value>, StoreError> {
-                r.get::<Option<&str>, _>(i).map(|s| decode("op log", s)).transpose()
-            };
-            Ok(OpLog {
-                run_id: r.get(0),
-                seq: r.get(1),
-                key: r.get(2),
-                object: r.get(3),
-                action: r.get(4),
-                reason: r.get(5),
-                before: json(6)?,
-                after: json(7)?,
-                changed: decode("op log", r.get::<&str, _>(8))?,
-                outcome: r.get(9),
-                error: r.get(10),
-                duration_ms: r.get(11),
-                at_ms: r.get(12),
-            })
-        })
-        .collect()
     }
 
     /// Retention: runs that ended before `cutoff_ms` with their logs, and change-log entries
@@ -1064,21 +933,45 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 async fn checkpoint_loop(pool: SqlitePool) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // A checkpoint that fails (a full disk) fails again 100 ms later: said once, and again
+    // only after one succeeded.
+    let mut failing = false;
     loop {
         tick.tick().await;
         if pool.is_closed() {
             return;
         }
-        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+        match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
             .execute(&pool)
             .await
         {
-            if pool.is_closed() {
-                return;
+            Ok(_) => failing = false,
+            Err(_) if pool.is_closed() => return,
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints past 64 MiB of WAL");
             }
-            tracing::warn!(error = %e, "background checkpoint failed; the writer checkpoints past 64 MiB of WAL");
+            Err(_) => {}
         }
     }
+}
+
+/// An exclusive lock on `<database>.lock`, held until the returned file is dropped.
+async fn lock_file(db: &Path) -> Result<std::fs::File, sqlx::Error> {
+    let mut name = db.as_os_str().to_owned();
+    name.push(".lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::path::PathBuf::from(name))?;
+    tokio::task::spawn_blocking(move || {
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
+            .map_err(|e| sqlx::Error::Io(e.into()))?;
+        Ok(file)
+    })
+    .await
+    .map_err(|e| sqlx::Error::Io(std::io::Error::other(e)))?
 }
 
 /// Apply changes and log those that change something, inside a transaction.
@@ -1230,29 +1123,6 @@ async fn memberships_of(
     }
     memberships.sort_unstable();
     Ok(memberships)
-}
-
-const RUN_COLUMNS: &str = "SELECT id, flow, trigger, mode, started_ms, ended_ms, status, counts, error, dry_run, resolution, resolved_ms FROM runs";
-
-fn run_row(r: &sqlx::sqlite::SqliteRow) -> Result<Run, StoreError> {
-    let status: &str = r.get(6);
-    Ok(Run {
-        id: r.get(0),
-        flow: r.get(1),
-        trigger: r.get(2),
-        mode: r.get(3),
-        started_ms: r.get(4),
-        ended_ms: r.get(5),
-        status: status.parse().map_err(|_| StoreError::Corrupt {
-            what: "run status".into(),
-            message: status.to_string(),
-        })?,
-        counts: RunCounts(decode("run counts", r.get::<&str, _>(7))?),
-        error: r.get(8),
-        dry_run: r.get::<i64, _>(9) != 0,
-        resolution: r.get(10),
-        resolved_ms: r.get(11),
-    })
 }
 
 fn membership_row(group: String, kind: &str, id: String) -> Result<Membership, StoreError> {

@@ -70,6 +70,9 @@ pub enum RunStatus {
     PartiallyFailed,
     Failed,
     Held,
+    /// The process running it stopped before the end (killed, the machine went down, the
+    /// disk was full); its counts are what its provisioning log recorded.
+    Interrupted,
 }
 
 impl RunStatus {
@@ -80,6 +83,7 @@ impl RunStatus {
             RunStatus::PartiallyFailed => "partially_failed",
             RunStatus::Failed => "failed",
             RunStatus::Held => "held",
+            RunStatus::Interrupted => "interrupted",
         }
     }
 }
@@ -99,6 +103,7 @@ impl FromStr for RunStatus {
             "partially_failed" => RunStatus::PartiallyFailed,
             "failed" => RunStatus::Failed,
             "held" => RunStatus::Held,
+            "interrupted" => RunStatus::Interrupted,
             other => return Err(format!("unknown run status {other:?}")),
         })
     }

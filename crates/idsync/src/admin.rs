@@ -143,6 +143,7 @@ impl Audit {
                             | EngineError::UnknownRun(_)
                             | EngineError::UnknownSource(_)
                             | EngineError::UnknownUser { .. }
+                            | EngineError::Busy { .. }
                     )
                 );
                 let outcome = if refused {
@@ -214,7 +215,7 @@ pub(crate) async fn audit(rt: &Runtime, limit: i64, json: bool) -> anyhow::Resul
     for e in entries {
         println!(
             "{:<20}  {:<20}  {:<3}  {:<21}  {:<36}  {:<8}  {}",
-            crate::when(Some(e.at_ms)),
+            crate::history::when(Some(e.at_ms)),
             e.actor,
             e.via,
             e.action,
@@ -270,7 +271,7 @@ pub(crate) async fn secrets(
                     "{:<32}  {:<12}  {}",
                     s.name,
                     s.key_id,
-                    crate::when(Some(s.sealed_ms))
+                    crate::history::when(Some(s.sealed_ms))
                 );
             }
             Ok(0)

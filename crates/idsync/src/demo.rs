@@ -84,9 +84,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         max_page: 999,
     };
     let opts = sim_args.options()?;
-    println!(
+    out!(
         "1/4  simulated Entra tenant: {} users, {} groups, {} memberships, nested 3 deep",
-        args.users, args.groups, args.memberships
+        args.users,
+        args.groups,
+        args.memberships
     );
     let sim = graph::start(opts.clone(), Arc::new(SystemClock)).await?;
     let domain = "contoso.com";
@@ -119,16 +121,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    println!("2/4  simulated Atlassian Cloud: idsync's SCIM endpoint behaving as Atlassian's (verified domain {domain}, pages of 100, no group renames) at http://{addr}/scim/directory/{TARGET_DIR}");
+    out!("2/4  simulated Atlassian Cloud: idsync's SCIM endpoint behaving as Atlassian's (verified domain {domain}, pages of 100, no group renames) at http://{addr}/scim/directory/{TARGET_DIR}");
 
     // 3. The first full sync.
-    println!("3/4  first full sync, tenant to Atlassian Cloud ...");
+    out!("3/4  first full sync, tenant to Atlassian Cloud ...");
     let started = Instant::now();
     let bar = progress::Bar::new(true);
     let report = rt.sync(FLOW, Mode::Full, false, &bar).await?;
     bar.clear();
     let counts = rt.store.directory_counts(TARGET_DIR).await?;
-    println!(
+    out!(
         "     {} in {:.1}s: {} operations applied, {} failed; Atlassian Cloud now has {} users and {} groups",
         report.status.as_str(),
         started.elapsed().as_secs_f64(),
@@ -207,7 +209,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         t.add_member(&group.0, &new_id)?;
         (a_upn, b_upn, format!("demo.newcomer@{domain}"), group.1)
     };
-    println!("4/4  changed in the tenant: {renamed} got a new title, {disabled} was disabled, {newcomer} joined and was added to \"{group_name}\"");
+    out!("4/4  changed in the tenant: {renamed} got a new title, {disabled} was disabled, {newcomer} joined and was added to \"{group_name}\"");
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);
     let mut seen = [false; 4];
@@ -237,7 +239,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         for (i, ok) in checks.iter().enumerate() {
             if *ok && !seen[i] {
                 seen[i] = true;
-                println!(
+                out!(
                     "     arrived in Atlassian Cloud after {:.1}s: {}",
                     t0.elapsed().as_secs_f64(),
                     labels[i]
@@ -253,17 +255,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         .map(|(l, _)| *l)
         .collect();
     if !missing.is_empty() {
-        println!("     not arrived after 60s: {}", missing.join(", "));
+        out!("     not arrived after 60s: {}", missing.join(", "));
     }
-    println!();
-    println!("Look at the result:");
-    println!("  idsync -c {} runs", config_path.display());
-    println!("  curl http://{addr}/api/v1/flows");
-    println!("  curl -H \"Authorization: Bearer $(cat {})\" 'http://{addr}/scim/directory/{TARGET_DIR}/Users?count=5'", dir.join("atlassian.token").display());
-    println!("  the simulated tenant: {} (tenant {}), change it with the admin app (client_id {}, secret {})", sim.root, sim.tenant_id, opts.admin.client_id, opts.admin.client_secret);
+    out!();
+    out!("Look at the result:");
+    out!("  idsync -c {} runs", config_path.display());
+    out!("  curl http://{addr}/api/v1/flows");
+    out!("  curl -H \"Authorization: Bearer $(cat {})\" 'http://{addr}/scim/directory/{TARGET_DIR}/Users?count=5'", dir.join("atlassian.token").display());
+    out!("  the simulated tenant: {} (tenant {}), change it with the admin app (client_id {}, secret {})", sim.root, sim.tenant_id, opts.admin.client_id, opts.admin.client_secret);
     let code = u8::from(!missing.is_empty()) * 3;
     if !args.exit {
-        println!("\nThe server keeps running; Ctrl-C to stop.");
+        out!("\nThe server keeps running; Ctrl-C to stop.");
         tokio::signal::ctrl_c().await?;
     }
     let _ = stop_tx.send(true);

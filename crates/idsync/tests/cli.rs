@@ -4,6 +4,8 @@
 
 #[path = "cli/scim_attrs.rs"]
 mod scim_attrs;
+#[path = "cli/reliability.rs"]
+mod reliability;
 
 use idsync_connectors::targets::test::TestTarget;
 use std::path::{Path, PathBuf};

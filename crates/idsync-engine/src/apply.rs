@@ -1,0 +1,469 @@
+//! Applying a run's plan: phase by phase, operations with bounded concurrency, outcomes
+//! recorded in batches while the target keeps working (ledger and log in one transaction).
+
+use crate::execute::{Circuit, Exec};
+use crate::run::{bump, Failure, RunContext};
+use futures::stream::{self, StreamExt};
+use idsync_core::{
+    Action, Emptiness, Key, LedgerState, Operation, Outcome, Plan, Reason, TargetOp,
+};
+use idsync_store::{OpRecord, RunCounts};
+use std::time::{Duration, Instant};
+
+/// Apply the plan phase by phase, then log what was held. Stops early (after recording what
+/// the operations in flight did) when the target as a whole is gone or a stop is requested.
+pub(crate) async fn apply_plan(
+    applier: &mut Applier<'_>,
+    plan: &Plan,
+    held: Vec<Operation>,
+) -> Result<(), Failure> {
+    let target = applier.ctx.target;
+    // Against a target that holds nothing yet (a first sync), creates need not search first.
+    // Only a flow that has provisioned no users or no groups asks: any other run would spend
+    // two requests to learn what its ledger already says.
+    let first = applier.ledger.users.is_empty() || applier.ledger.groups.is_empty();
+    if first
+        && plan.operations.iter().any(|o| {
+            matches!(
+                o.action,
+                Action::CreateUser { .. } | Action::CreateGroup { .. }
+            )
+        })
+    {
+        applier.empty = target.emptiness().await.unwrap_or_default();
+        if applier.empty != Emptiness::default() {
+            tracing::info!(
+                no_users = applier.empty.users,
+                no_groups = applier.empty.groups,
+                "the target is empty: creates do not search it first"
+            );
+        }
+    }
+    let mut start = 0;
+    while start < plan.operations.len() {
+        let phase = plan.operations[start].action.phase();
+        let end = plan.operations[start..]
+            .iter()
+            .position(|o| o.action.phase() != phase)
+            .map_or(plan.operations.len(), |p| start + p);
+        let phase_started = Instant::now();
+        applier
+            .apply_phase(&plan.operations[start..end], start)
+            .await?;
+        if let Some(e) = applier.circuit.take_error() {
+            applier.flush().await?;
+            return Err(Failure::Target(e));
+        }
+        if applier.ctx.stop.requested() {
+            applier.flush().await?;
+            return Err(Failure::Stopped);
+        }
+        tracing::info!(
+            phase,
+            operations = end - start,
+            ms = phase_started.elapsed().as_millis() as u64,
+            "phase applied"
+        );
+        start = end;
+    }
+    // What was held, in the log: the users and the group removals waiting for an answer.
+    let at_ms = applier.ctx.clock.now_ms();
+    for (i, op) in held.into_iter().enumerate() {
+        let action = op.action.name();
+        if op.action.is_deprovision() {
+            bump(&mut applier.counts, "held", 1);
+        }
+        bump(&mut applier.counts, &format!("{action}.held"), 1);
+        applier.pending.push(OpRecord {
+            seq: (plan.operations.len() + i) as i64,
+            op,
+            applied: false,
+            target_id: None,
+            outcome: "held".into(),
+            error: Some("above the flow's deletion threshold: waiting for approval".into()),
+            duration_ms: 0,
+            at_ms,
+        });
+    }
+    applier.flush().await
+}
+
+pub(crate) struct Applier<'a> {
+    ctx: &'a RunContext<'a>,
+    run_id: &'a str,
+    /// The ledger as this run has changed it so far (target ids of objects created earlier).
+    pub(crate) ledger: LedgerState,
+    /// The store's version of that ledger; None once another writer changed it too.
+    pub(crate) ledger_version: Option<i64>,
+    pending: Vec<OpRecord>,
+    pub(crate) counts: RunCounts,
+    /// Whether the target as a whole still answers (see `Circuit`).
+    circuit: std::sync::Arc<Circuit>,
+    /// Objects the target skipped in this run (their memberships are skipped too).
+    skipped: std::collections::HashSet<String>,
+    /// What the target held none of when the run started.
+    empty: Emptiness,
+}
+
+/// What happened to one planned operation; becomes one or more op-log records.
+struct Done {
+    seq: i64,
+    op: Operation,
+    outcome: Outcome,
+    linked: bool,
+    duration: Duration,
+    /// Members left out because their user or group has no target id.
+    unresolved: Vec<Key>,
+}
+
+const FLUSH_EVERY: usize = 256;
+
+/// A planned operation with its position, what the target will receive (or why it cannot),
+/// and the members left out for lack of a target id.
+type Job = (i64, Operation, Result<TargetOp, String>, Vec<Key>);
+
+impl<'a> Applier<'a> {
+    pub(crate) fn new(
+        ctx: &'a RunContext<'a>,
+        run_id: &'a str,
+        ledger: LedgerState,
+        ledger_version: i64,
+        counts: RunCounts,
+    ) -> Self {
+        Self {
+            ctx,
+            run_id,
+            ledger,
+            ledger_version: Some(ledger_version),
+            pending: Vec::new(),
+            counts,
+            circuit: Default::default(),
+            skipped: std::collections::HashSet::new(),
+            empty: Emptiness::default(),
+        }
+    }
+
+    async fn apply_phase(&mut self, ops: &[Operation], first_seq: usize) -> Result<(), Failure> {
+        // Resolve target ids against the ledger as earlier phases left it.
+        let jobs: Vec<Job> = ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                let (resolved, unresolved) = resolve(&self.ledger, op);
+                ((first_seq + i) as i64, op.clone(), resolved, unresolved)
+            })
+            .collect();
+        let ctx = self.ctx;
+        let exec = Exec {
+            target: ctx.target,
+            limiter: ctx.limiter,
+            backoff: ctx.flow.backoff,
+            empty: self.empty,
+            circuit: self.circuit.clone(),
+            stop: &ctx.stop,
+        };
+        let exec = &exec;
+        let mut results = stream::iter(jobs)
+            .map(|(seq, op, resolved, unresolved)| async move {
+                let started = Instant::now();
+                let (outcome, linked) = match resolved {
+                    Ok(top) => exec.execute(&top).await?,
+                    Err(reason) => (Outcome::Rejected { reason }, false),
+                };
+                Some(Done {
+                    seq,
+                    op,
+                    outcome,
+                    linked,
+                    duration: started.elapsed(),
+                    unresolved,
+                })
+            })
+            .buffer_unordered(ctx.flow.concurrency.max(1));
+        // Outcomes are recorded in batches while the target keeps working: the results are
+        // still taken while a batch is being written (one write at a time, in order).
+        let (store, flow, run_id) = (ctx.store, ctx.flow, self.run_id);
+        let mut writing: Option<
+            std::pin::Pin<Box<dyn std::future::Future<Output = _> + Send + '_>>,
+        > = None;
+        loop {
+            tokio::select! {
+                done = results.next() => {
+                    let Some(done) = done else { break };
+                    // Not attempted, or cut short: the target is gone or a stop was asked.
+                    // Nothing was applied; nothing is recorded.
+                    let Some(done) = done else { continue };
+                    self.finish(done);
+                    if self.pending.len() >= FLUSH_EVERY && writing.is_none() {
+                        let batch = std::mem::take(&mut self.pending);
+                        writing = Some(Box::pin(async move {
+                            store.record_ops(&flow.name, run_id, &batch).await
+                        }));
+                    }
+                }
+                written = async {
+                    match writing.as_mut() {
+                        Some(w) => w.await,
+                        None => std::future::pending().await,
+                    }
+                }, if writing.is_some() => {
+                    writing = None;
+                    self.recorded(written?);
+                }
+            }
+        }
+        if let Some(w) = writing {
+            self.recorded(w.await?);
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, done: Done) {
+        let at_ms = self.ctx.clock.now_ms();
+        let duration_ms = i64::try_from(done.duration.as_millis()).unwrap_or(i64::MAX);
+        let action = done.op.action.name();
+        let mut record = |op: Operation,
+                          applied: bool,
+                          target_id: Option<String>,
+                          outcome: &str,
+                          error: Option<String>| {
+            if applied {
+                self.ledger.record(&op, target_id.as_deref(), at_ms);
+            }
+            self.pending.push(OpRecord {
+                seq: done.seq,
+                op,
+                applied,
+                target_id,
+                outcome: outcome.to_string(),
+                error,
+                duration_ms,
+                at_ms,
+            });
+        };
+        let class = match done.outcome {
+            Outcome::Skipped { reason } => {
+                tracing::info!(key = %done.op.key, action, %reason, "skipped by the target");
+                self.skipped.insert(done.op.key.clone());
+                record(done.op.clone(), false, None, "skipped", Some(reason));
+                "skipped"
+            }
+            Outcome::Applied { target_id } => {
+                let outcome = if done.linked { "linked" } else { "applied" };
+                tracing::debug!(key = %done.op.key, action, outcome, "operation done");
+                // Members without a target id were left out of the call: not in the ledger.
+                let mut op = done.op.clone();
+                if let Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } =
+                    &mut op.action
+                {
+                    users.retain(|u| !done.unresolved.contains(u));
+                }
+                record(op, true, target_id, outcome, None);
+                "applied"
+            }
+            Outcome::NotFound { reason } => match &done.op.action {
+                Action::DeleteUser { .. }
+                | Action::DeleteGroup { .. }
+                | Action::RemoveMembers { .. } => {
+                    record(done.op.clone(), true, None, "applied", Some(reason));
+                    "applied"
+                }
+                Action::UpdateUser { .. }
+                | Action::DisableUser { .. }
+                | Action::UpdateGroup { .. } => {
+                    // Gone from the target (deleted by hand): forget it, so that the next plan
+                    // creates it again.
+                    tracing::warn!(key = %done.op.key, action, %reason, "object is gone from the target");
+                    let forget = match &done.op.action {
+                        Action::UpdateGroup { before, .. } => Action::DeleteGroup {
+                            before: before.clone(),
+                        },
+                        Action::UpdateUser { before, .. } | Action::DisableUser { before, .. } => {
+                            Action::DeleteUser {
+                                before: before.clone(),
+                            }
+                        }
+                        other => other.clone(),
+                    };
+                    record(done.op.clone(), false, None, "not_found", Some(reason));
+                    let forget = Operation {
+                        key: done.op.key.clone(),
+                        action: forget,
+                        reason: Reason::MissingInTarget,
+                    };
+                    record(forget, true, None, "forgotten", None);
+                    "failed"
+                }
+                _ => {
+                    record(done.op.clone(), false, None, "rejected", Some(reason));
+                    "failed"
+                }
+            },
+            Outcome::Rejected { reason } => {
+                tracing::warn!(key = %done.op.key, action, %reason, "operation rejected");
+                record(done.op.clone(), false, None, "rejected", Some(reason));
+                "failed"
+            }
+            Outcome::Retryable { reason, .. } => {
+                tracing::warn!(key = %done.op.key, action, %reason, "operation failed after retries");
+                record(done.op.clone(), false, None, "failed", Some(reason));
+                "failed"
+            }
+        };
+        // Members left out of the call: skipped with their user, or not provisioned (failed).
+        let (skipped, missing): (Vec<Key>, Vec<Key>) = done
+            .unresolved
+            .iter()
+            .cloned()
+            .partition(|u| self.skipped.contains(&**u));
+        // Each planned operation counts once: a member batch some of whose members could not
+        // be added counts as failed (the log says which), so applied + failed + skipped never
+        // exceeds what was planned.
+        let class = if class == "applied" && !missing.is_empty() {
+            "failed"
+        } else {
+            class
+        };
+        for (users, outcome, why) in [
+            (skipped, "skipped", "the target skipped this member"),
+            (
+                missing,
+                "rejected",
+                "member is not provisioned in the target",
+            ),
+        ] {
+            if users.is_empty() {
+                continue;
+            }
+            let n = users.len() as i64;
+            let mut op = done.op.clone();
+            op.action = match op.action {
+                Action::RemoveMembers { group, .. } => Action::RemoveMembers { group, users },
+                Action::AddMembers { group, .. } => Action::AddMembers { group, users },
+                other => other,
+            };
+            bump(
+                &mut self.counts,
+                if outcome == "skipped" {
+                    "members.skipped"
+                } else {
+                    "members.failed"
+                },
+                n,
+            );
+            self.pending.push(OpRecord {
+                seq: done.seq,
+                op,
+                applied: false,
+                target_id: None,
+                outcome: outcome.to_string(),
+                error: Some(why.to_string()),
+                duration_ms,
+                at_ms,
+            });
+        }
+        bump(&mut self.counts, class, 1);
+        bump(&mut self.counts, &format!("{action}.{class}"), 1);
+        self.ctx.progress.applied(class == "failed");
+    }
+
+    async fn flush(&mut self) -> Result<(), Failure> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.pending);
+        let version = self
+            .ctx
+            .store
+            .record_ops(&self.ctx.flow.name, self.run_id, &batch)
+            .await?;
+        self.recorded(version);
+        Ok(())
+    }
+
+    /// A batch of outcomes was written and the ledger's version in the store is `version`.
+    fn recorded(&mut self, version: i64) {
+        // Our write is the only one since the version we knew: the ledger in memory is the
+        // store's. Otherwise the next run loads it again.
+        self.ledger_version = self
+            .ledger_version
+            .filter(|v| v + 1 == version)
+            .map(|_| version);
+    }
+}
+
+/// Turn a planned operation into what the target receives, with target ids from the ledger.
+/// Membership operations leave out members that have no target id yet (returned apart).
+fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, Vec<Key>) {
+    let user_id = |key: &str| {
+        ledger
+            .user_target_id(key)
+            .map(str::to_string)
+            .ok_or_else(|| format!("user {key} is not provisioned in the target"))
+    };
+    let group_id = |key: &str| {
+        ledger
+            .group_target_id(key)
+            .map(str::to_string)
+            .ok_or_else(|| format!("group {key} is not provisioned in the target"))
+    };
+    let key = op.key.as_str();
+    let mut unresolved = Vec::new();
+    let mut members = |users: &[Key]| -> Vec<String> {
+        users
+            .iter()
+            .filter_map(|u| match ledger.user_target_id(u) {
+                Some(id) => Some(id.to_string()),
+                None => {
+                    unresolved.push(u.clone());
+                    None
+                }
+            })
+            .collect()
+    };
+    let resolved = match &op.action {
+        Action::CreateUser { user } => Ok(TargetOp::CreateUser { user: user.clone() }),
+        Action::UpdateUser { before, after, .. } | Action::DisableUser { before, after } => {
+            user_id(key).map(|target_id| TargetOp::UpdateUser {
+                target_id,
+                before: before.clone(),
+                after: after.clone(),
+            })
+        }
+        Action::DeleteUser { .. } => {
+            user_id(key).map(|target_id| TargetOp::DeleteUser { target_id })
+        }
+        Action::CreateGroup { group } => Ok(TargetOp::CreateGroup {
+            group: group.clone(),
+        }),
+        Action::UpdateGroup { before, after, .. } => {
+            group_id(key).map(|target_id| TargetOp::UpdateGroup {
+                target_id,
+                before: before.clone(),
+                after: after.clone(),
+            })
+        }
+        Action::DeleteGroup { .. } => {
+            group_id(key).map(|target_id| TargetOp::DeleteGroup { target_id })
+        }
+        Action::AddMembers { users, .. } => {
+            let ids = members(users);
+            group_id(key).map(|group_id| TargetOp::AddMembers {
+                group_id,
+                user_ids: ids,
+            })
+        }
+        Action::RemoveMembers { users, .. } => {
+            let ids = members(users);
+            group_id(key).map(|group_id| TargetOp::RemoveMembers {
+                group_id,
+                user_ids: ids,
+            })
+        }
+    };
+    // A membership op whose group is missing fails as a whole: nothing is unresolved apart.
+    if resolved.is_err() {
+        unresolved.clear();
+    }
+    (resolved, unresolved)
+}
