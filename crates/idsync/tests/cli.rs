@@ -2,22 +2,22 @@
 //! log, serve; and the crash test (kill -9 during apply, rerun, nothing duplicated or lost).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "cli/scim_attrs.rs"]
-mod scim_attrs;
 #[path = "cli/reliability.rs"]
 mod reliability;
+#[path = "cli/scim_attrs.rs"]
+mod scim_attrs;
 
 use idsync_connectors::targets::test::TestTarget;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-#[path = "cli/security.rs"]
-mod security;
-#[path = "cli/hostile.rs"]
-mod hostile;
 #[path = "cli/graph_source.rs"]
 mod graph_source;
+#[path = "cli/hostile.rs"]
+mod hostile;
+#[path = "cli/security.rs"]
+mod security;
 
 fn idsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_idsync"))
