@@ -448,6 +448,7 @@ mod scim_peers {
                 value: format!("page{i}@example.com"),
                 kind: Some("work".into()),
                 primary: true,
+                display: None,
             }];
             match t.apply(&TargetOp::CreateUser { user: u }).await {
                 Outcome::Applied {
@@ -468,6 +469,7 @@ mod scim_peers {
             value: "someone@elsewhere.org".into(),
             kind: None,
             primary: true,
+            display: None,
         }];
         match atl.apply(&TargetOp::CreateUser { user: outsider }).await {
             Outcome::Skipped { reason } => {

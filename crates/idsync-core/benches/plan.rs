@@ -46,6 +46,7 @@ fn directory() -> Snapshot {
                 value: format!("user{i}@example.com"),
                 kind: Some("work".into()),
                 primary: true,
+                display: None,
             }];
             u.department = Some(format!("Department {}", i % 50));
             u.title = Some("Engineer".into());

@@ -180,6 +180,13 @@ pub enum TargetError {
     Auth(String),
     #[error("the target is unavailable: {0}")]
     Unavailable(String),
+    /// The target answers but asks the caller to slow down (429, or 503 with `Retry-After`):
+    /// not a failure of the target or of the object; wait `retry_after` and ask again.
+    #[error("the target asks to slow down (retry after {} s): {reason}", retry_after.as_secs_f64())]
+    Throttled {
+        reason: String,
+        retry_after: std::time::Duration,
+    },
     #[error("the target answered something unexpected: {0}")]
     Protocol(String),
 }

@@ -58,6 +58,9 @@ pub struct Email {
     pub kind: Option<String>,
     #[serde(default)]
     pub primary: bool,
+    /// A human-readable name for the value (RFC 7643 §2.4), kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +71,9 @@ pub struct Phone {
     pub kind: Option<String>,
     #[serde(default)]
     pub primary: bool,
+    /// A human-readable name for the value (RFC 7643 §2.4), kept as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -646,6 +646,7 @@ pub fn anonymized(key: &str, u: &User) -> User {
             value: address,
             kind: Some("work".into()),
             primary: true,
+            display: None,
         }];
     }
     a.active = false;

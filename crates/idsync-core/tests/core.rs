@@ -32,6 +32,7 @@ fn user_strategy(i: usize) -> impl Strategy<Value = User> {
                 value: format!("user{i}@example.com"),
                 kind: Some("work".into()),
                 primary: true,
+                display: None,
             }];
             if let Some(l) = level {
                 u.custom.insert("level".into(), AttrValue::Integer(l));
@@ -479,6 +480,7 @@ mod mappings {
             value: "ada@contoso.com".into(),
             kind: Some("work".into()),
             primary: true,
+            display: None,
         }];
         u.custom.insert(
             "extension_abc_costCenter".into(),

@@ -30,6 +30,7 @@ fn user(i: usize) -> User {
         value: format!("user{i}@example.com"),
         kind: Some("work".into()),
         primary: true,
+        display: None,
     }];
     u
 }

@@ -27,6 +27,14 @@ pub(crate) struct Circuit {
     tripped: std::sync::atomic::AtomicBool,
 }
 
+/// How often one operation waits for a target that throttles it (`Retry-After`) before the
+/// waits count as failed attempts: with the pause shared by every operation of the target,
+/// this is minutes of a target answering nothing but "slow down".
+const MAX_THROTTLED_WAITS: u32 = 50;
+/// The longest one `Retry-After` holds the operations back: a target asking for an hour is
+/// asked again after this (and answers "slow down" again if it meant it).
+const MAX_THROTTLED_PAUSE: Duration = Duration::from_secs(60);
+
 /// Failed attempts in a row after which the target is asked whether it answers.
 const PROBE_AFTER: u32 = 3;
 /// A target that could not be reached is asked again once after this, before the run ends.
@@ -120,12 +128,16 @@ impl Exec<'_> {
             return Some((Outcome::Applied { target_id: None }, false));
         }
         let mut attempt = 0u32;
+        let mut waited = 0u32;
         loop {
             if self.halted() {
                 return None;
             }
-            self.limiter.acquire().await;
-            let search = attempt > 0
+            tokio::select! {
+                _ = self.limiter.acquire() => {}
+                _ = self.stop.wait() => return None,
+            }
+            let search = attempt + waited > 0
                 || match op {
                     TargetOp::CreateUser { .. } => !self.empty.users,
                     TargetOp::CreateGroup { .. } => !self.empty.groups,
@@ -133,13 +145,28 @@ impl Exec<'_> {
                 };
             let (outcome, linked) = attempt_once(self.target, op, search).await;
             match &outcome {
+                // The target answered, and asks every caller to wait (the pause below): a
+                // throttled attempt is neither the object's failure nor the target's, and
+                // does not use up the operation's retries.
+                Outcome::Retryable {
+                    reason,
+                    retry_after: Some(ra),
+                } if waited < MAX_THROTTLED_WAITS => {
+                    waited += 1;
+                    self.limiter.throttled((*ra).min(MAX_THROTTLED_PAUSE));
+                    tracing::debug!(%reason, waited, retry_after_ms = ra.as_millis() as u64, "throttled by the target: waiting");
+                    continue;
+                }
                 Outcome::Retryable { .. } | Outcome::Rejected { .. } => {
                     self.circuit.failure(self.target).await;
                     if self.circuit.tripped() {
                         return None;
                     }
                 }
-                _ => self.circuit.success(),
+                _ => {
+                    self.circuit.success();
+                    self.limiter.succeeded();
+                }
             }
             match outcome {
                 Outcome::Retryable {
@@ -149,7 +176,7 @@ impl Exec<'_> {
                     attempt += 1;
                     let delay = self.backoff.delay(attempt, retry_after);
                     if let Some(ra) = retry_after {
-                        self.limiter.pause(ra).await;
+                        self.limiter.pause(ra);
                     }
                     tracing::debug!(%reason, attempt, delay_ms = delay.as_millis() as u64, "retrying");
                     tokio::select! {
@@ -168,6 +195,13 @@ async fn attempt_once(target: &dyn Target, op: &TargetOp, search: bool) -> (Outc
     let retryable = |e: idsync_core::TargetError| match e {
         idsync_core::TargetError::Auth(_) => Outcome::Rejected {
             reason: e.to_string(),
+        },
+        idsync_core::TargetError::Throttled {
+            reason,
+            retry_after,
+        } => Outcome::Retryable {
+            reason,
+            retry_after: Some(retry_after),
         },
         e => Outcome::Retryable {
             reason: e.to_string(),

@@ -58,25 +58,28 @@ pub async fn ingest(
         (Some(b), Some(a)) => Some(a.since(&b)),
         _ => None,
     };
-    let started = std::time::Instant::now();
-    let read = source.read(cursor.as_deref()).await;
-    // The run is recorded once the read has said what it was: a delta read that had to fall
-    // back to a full read (an expired or reset delta link) is listed as `full`.
-    let mode = match &read {
-        Ok(SourceRead::Full { .. }) => "full",
-        Ok(SourceRead::Delta { .. }) => "incremental",
-        Err(_) if cursor.is_some() => "incremental",
-        Err(_) => "full",
+    // The run is listed while it reads; what it was is said once the read knows.
+    let guessed = if cursor.is_some() {
+        "incremental"
+    } else {
+        "full"
     };
     let run = NewRun {
         id: uuid::Uuid::now_v7().to_string(),
         flow: read_run_name(source_name),
         trigger: "read".into(),
-        mode: mode.into(),
+        mode: guessed.into(),
         started_ms,
         dry_run: false,
     };
     store.start_run(&run).await?;
+    let started = std::time::Instant::now();
+    let read = source.read(cursor.as_deref()).await;
+    // A delta read that had to fall back to a full read (an expired or reset delta link) is
+    // listed as `full`.
+    if guessed == "incremental" && matches!(read, Ok(SourceRead::Full { .. })) {
+        store.set_run_mode(&run.id, "full").await?;
+    }
     let read = match read {
         Ok(r) => r,
         Err(error) => {

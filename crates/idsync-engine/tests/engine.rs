@@ -35,6 +35,7 @@ fn people(n: usize) -> Snapshot {
                 value: format!("user{i}@example.com"),
                 kind: Some("work".into()),
                 primary: true,
+                display: None,
             }];
             u
         })
@@ -789,6 +790,28 @@ async fn members_added_by_hand_stay_when_the_flow_keeps_them_and_go_when_authori
     let r = sync(&f, Mode::Reconcile).await;
     assert_eq!(r.count("remove_members.applied"), 1, "{:?}", r.plan);
     assert!(!in_team(&f));
+}
+
+/// A target that keeps saying "slow down" (429 with Retry-After) is waited for: the waits are
+/// shared by every operation and do not use up an operation's retries, nor count as failures of
+/// the target, so a sync into a throttling target ends with everything applied.
+#[tokio::test]
+async fn a_target_that_keeps_throttling_is_waited_for_not_failed() {
+    let t = TestTarget::new();
+    // More throttled answers in a row than an operation has retries (5).
+    t.fail_next(
+        20,
+        Fault::TooManyRequests {
+            retry_after: Duration::from_millis(2),
+        },
+    );
+    let f = fixture(people(12), t).await;
+    let r = sync(&f, Mode::Full).await;
+    assert_eq!(r.status, RunStatus::Succeeded, "{:?}", r.counts);
+    assert_eq!(r.count("create_user.applied"), 12);
+    assert_eq!(r.count("create_user.failed"), 0);
+    assert_eq!(f.target.user_count(), 12);
+    assert_ledger_matches_target(&f).await;
 }
 
 #[tokio::test]

@@ -71,9 +71,10 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
     put(&mut o, "locale", &u.locale);
     put(&mut o, "timezone", &u.timezone);
     o.insert("active".into(), Value::Bool(u.active));
-    let typed = |value: &str, kind: &Option<String>, primary: bool| {
+    let typed = |value: &str, kind: &Option<String>, primary: bool, display: &Option<String>| {
         let mut e = Map::new();
         e.insert("value".into(), Value::String(value.into()));
+        put(&mut e, "display", display);
         put(&mut e, "type", kind);
         e.insert("primary".into(), Value::Bool(primary));
         Value::Object(e)
@@ -84,7 +85,7 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
             Value::Array(
                 u.emails
                     .iter()
-                    .map(|e| typed(&e.value, &e.kind, e.primary))
+                    .map(|e| typed(&e.value, &e.kind, e.primary, &e.display))
                     .collect(),
             ),
         );
@@ -95,7 +96,7 @@ pub fn user_to_scim(u: &User, base: &str, groups: &[(String, String)], meta: &Me
             Value::Array(
                 u.phone_numbers
                     .iter()
-                    .map(|p| typed(&p.value, &p.kind, p.primary))
+                    .map(|p| typed(&p.value, &p.kind, p.primary, &p.display))
                     .collect(),
             ),
         );
@@ -308,6 +309,7 @@ pub fn user_from_scim(body: &Value, source_id: &str) -> Result<User, ScimError> 
                 value: text(e, "value")?,
                 kind: text(e, "type"),
                 primary: flag(e, "primary"),
+                display: text(e, "display"),
             })
         })
         .collect();
@@ -317,6 +319,7 @@ pub fn user_from_scim(body: &Value, source_id: &str) -> Result<User, ScimError> 
                 value: text(e, "value")?,
                 kind: text(e, "type"),
                 primary: flag(e, "primary"),
+                display: text(e, "display"),
             })
         })
         .collect();

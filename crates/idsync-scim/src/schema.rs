@@ -88,8 +88,9 @@ const fn read_only(a: Attr) -> Attr {
     }
 }
 
-const TYPE_PRIMARY_VALUE: [Attr; 3] = [
+const TYPE_PRIMARY_VALUE: [Attr; 4] = [
     s("value"),
+    s("display"),
     Attr {
         canonical: &["work", "home", "other"],
         ..s("type")
@@ -97,8 +98,9 @@ const TYPE_PRIMARY_VALUE: [Attr; 3] = [
     attr("primary", AttrType::Boolean),
 ];
 
-const PHONE_SUB: [Attr; 3] = [
+const PHONE_SUB: [Attr; 4] = [
     s("value"),
+    s("display"),
     Attr {
         canonical: &["work", "home", "mobile", "fax", "pager", "other"],
         ..s("type")

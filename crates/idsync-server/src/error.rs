@@ -43,7 +43,9 @@ impl ApiError {
                 | EngineError::UnknownRun(_)
                 | EngineError::UnknownUser { .. },
             ) => StatusCode::NOT_FOUND,
-            ApiError::Engine(EngineError::NotHeld { .. }) => StatusCode::CONFLICT,
+            ApiError::Engine(EngineError::NotHeld { .. } | EngineError::Busy { .. }) => {
+                StatusCode::CONFLICT
+            }
             ApiError::Engine(EngineError::Source { .. } | EngineError::Target { .. }) => {
                 StatusCode::BAD_GATEWAY
             }

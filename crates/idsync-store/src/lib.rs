@@ -452,12 +452,28 @@ impl Store {
         }
 
         for source_id in gone_users {
-            delete_object(&mut tx, &mut learned, dir, MemberKind::User, &source_id).await?;
+            delete_object(
+                &mut tx,
+                &mut learned,
+                dir,
+                MemberKind::User,
+                &source_id,
+                now_ms,
+            )
+            .await?;
             log.push(&mut tx, &Change::DeleteUser { source_id }, now_ms)
                 .await?;
         }
         for source_id in gone_groups {
-            delete_object(&mut tx, &mut learned, dir, MemberKind::Group, &source_id).await?;
+            delete_object(
+                &mut tx,
+                &mut learned,
+                dir,
+                MemberKind::Group,
+                &source_id,
+                now_ms,
+            )
+            .await?;
             log.push(&mut tx, &Change::DeleteGroup { source_id }, now_ms)
                 .await?;
         }
@@ -1069,13 +1085,14 @@ pub(crate) async fn write_segments(
                     .collect()
             }
             Change::DeleteUser { source_id } => {
-                let gone = delete_object(tx, learned, dir, MemberKind::User, source_id).await?;
+                let gone = delete_object(tx, learned, dir, MemberKind::User, source_id, at).await?;
                 gone.then(|| (seg, change.clone(), at))
                     .into_iter()
                     .collect()
             }
             Change::DeleteGroup { source_id } => {
-                let gone = delete_object(tx, learned, dir, MemberKind::Group, source_id).await?;
+                let gone =
+                    delete_object(tx, learned, dir, MemberKind::Group, source_id, at).await?;
                 gone.then(|| (seg, change.clone(), at))
                     .into_iter()
                     .collect()
@@ -1638,6 +1655,7 @@ async fn delete_object(
     dir: &str,
     kind: MemberKind,
     source_id: &str,
+    now_ms: i64,
 ) -> Result<bool, StoreError> {
     let table = match kind {
         MemberKind::User => "users",
@@ -1677,6 +1695,16 @@ async fn delete_object(
         .bind(dir)
         .bind(number)
         .bind(encode("groups", &groups)?)
+        .execute(&mut **tx)
+        .await?;
+        // Their members changed: the groups' modified time (`meta.lastModified`) moves.
+        sqlx::query(
+            "UPDATE groups_ SET modified_ms = max(modified_ms, $3) WHERE dir = $1 AND source_id IN
+             (SELECT id FROM numbers WHERE n IN (SELECT value FROM json_each($2)))",
+        )
+        .bind(dir)
+        .bind(encode("groups", &groups)?)
+        .bind(now_ms)
         .execute(&mut **tx)
         .await?;
     }
@@ -2091,6 +2119,7 @@ mod tests {
             value: "ada@contoso.com".into(),
             kind: Some("work".into()),
             primary: true,
+            display: None,
         }];
         let (kind, text) = User::change_json(&encode("user", &user).unwrap());
         let change = Change::UpsertUser { user };

@@ -24,6 +24,17 @@ impl Store {
         Ok(())
     }
 
+    /// Say what a run turned out to be (a source read started as incremental whose delta
+    /// link had expired read everything: `full`).
+    pub async fn set_run_mode(&self, id: &str, mode: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET mode = $2 WHERE id = $1")
+            .bind(id)
+            .bind(mode)
+            .execute(&self.writer)
+            .await?;
+        Ok(())
+    }
+
     pub async fn finish_run(
         &self,
         id: &str,

@@ -205,15 +205,20 @@ impl Audit {
 pub(crate) async fn audit(rt: &Runtime, limit: i64, json: bool) -> anyhow::Result<u8> {
     let entries = rt.store.list_audit(limit.clamp(1, 100_000)).await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&entries)?);
+        out!("{}", serde_json::to_string_pretty(&entries)?);
         return Ok(0);
     }
-    println!(
+    out!(
         "{:<20}  {:<20}  {:<3}  {:<21}  {:<36}  {:<8}  DETAIL",
-        "WHEN", "WHO", "VIA", "ACTION", "OBJECT", "OUTCOME"
+        "WHEN",
+        "WHO",
+        "VIA",
+        "ACTION",
+        "OBJECT",
+        "OUTCOME"
     );
     for e in entries {
-        println!(
+        out!(
             "{:<20}  {:<20}  {:<3}  {:<21}  {:<36}  {:<8}  {}",
             crate::history::when(Some(e.at_ms)),
             e.actor,
@@ -251,7 +256,7 @@ pub(crate) async fn secrets(
         SecretsCommand::List { json } => {
             let list = rt.store.list_secrets().await?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
+                out!("{}", serde_json::to_string_pretty(&list)?);
                 return Ok(0);
             }
             let current = config
@@ -259,15 +264,15 @@ pub(crate) async fn secrets(
                 .secret_key
                 .as_ref()
                 .map(|k| SealKey::new(k.expose()).id().to_string());
-            println!(
+            out!(
                 "current key: {}",
                 current
                     .as_deref()
                     .unwrap_or("none ([store] secret_key is not set)")
             );
-            println!("{:<32}  {:<12}  SEALED", "NAME", "KEY");
+            out!("{:<32}  {:<12}  SEALED", "NAME", "KEY");
             for s in list {
-                println!(
+                out!(
                     "{:<32}  {:<12}  {}",
                     s.name,
                     s.key_id,
@@ -285,7 +290,7 @@ pub(crate) async fn secrets(
                 return Ok(EXIT_CONFIG);
             };
             let summary = rt.store.rotate_secrets(&keys, rt.clock.now_ms()).await?;
-            println!(
+            out!(
                 "{} secret(s) sealed again under key {}, {} already under it; the previous keys can be removed from [store] previous_secret_keys",
                 summary.resealed,
                 keys.current().id(),

@@ -153,7 +153,7 @@ fn extension_attributes(sim: &RunningGraphSim) -> Vec<String> {
 
 pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
     let opts = args.options()?;
-    println!(
+    out!(
         "generating tenant {}: {} users, {} groups, {} memberships, nesting depth {}{} ...",
         args.name,
         args.users,
@@ -163,16 +163,18 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
         if args.b2c { " (B2C)" } else { "" }
     );
     let sim = graph::start(opts.clone(), Arc::new(SystemClock)).await?;
-    println!(
+    out!(
         "Microsoft Graph simulator on {} (Graph at {}/v1.0)",
-        sim.root, sim.root
+        sim.root,
+        sim.root
     );
-    println!("tenant id:     {}", sim.tenant_id);
-    println!(
+    out!("tenant id:     {}", sim.tenant_id);
+    out!(
         "token endpoint: {}/{}/oauth2/v2.0/token",
-        sim.root, sim.tenant_id
+        sim.root,
+        sim.tenant_id
     );
-    println!(
+    out!(
         "reader app:    client_id {} secret {}{}",
         opts.reader.client_id,
         opts.reader.client_secret,
@@ -181,9 +183,10 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
             n => format!(" (or any of {n} registered certificate(s))"),
         }
     );
-    println!(
+    out!(
         "admin app:     client_id {} secret {} (may write)",
-        opts.admin.client_id, opts.admin.client_secret
+        opts.admin.client_id,
+        opts.admin.client_secret
     );
     if opts.spec.b2c {
         let app_id = sim
@@ -192,7 +195,7 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
             .read()
             .map(|t| graph::extensions_app_id(&t))
             .unwrap_or_default();
-        println!(
+        out!(
             "b2c-extensions-app: appId {app_id}; extension attributes are named extension_{}_<name> (GET {}/v1.0/applications?$filter=startswith(displayName,'b2c-extensions-app') and .../applications/<id>/extensionProperties list them): {}",
             app_id.replace('-', ""),
             sim.root,
@@ -200,21 +203,23 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
         );
     }
     if let Some(ca) = &sim.ca_pem {
-        println!(
+        out!(
             "CA certificate: {} (for Python: REQUESTS_CA_BUNDLE={})",
             ca.display(),
             ca.display()
         );
     }
-    println!(
+    out!(
         "faults:        POST {}/_sim/faults, POST {}/_sim/expire-delta, GET {}/_sim/stats",
-        sim.root, sim.root, sim.root
+        sim.root,
+        sim.root,
+        sim.root
     );
-    println!(
+    out!(
         "\nA source for idsync.toml:\n\n{}",
         source_snippet(&sim, &opts, "entra", "people")
     );
-    println!("Ctrl-C to stop.");
+    out!("Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
     sim.stop().await;
     Ok(0)

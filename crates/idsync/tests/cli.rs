@@ -1293,7 +1293,7 @@ fn scim_endpoint_can_behave_as_atlassian_cloud() {
     std::fs::write(
         dir.path().join("idsync.toml"),
         format!(
-            "[server]\nlisten = \"127.0.0.1:{port}\"\n\n[sources.atl]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"Example.com\"]\n\n[sources.plain]\ntype = \"scim\"\n"
+            "[server]\nlisten = \"127.0.0.1:{port}\"\nscim_rate = 0\n\n[sources.atl]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"Example.com\"]\n\n[sources.plain]\ntype = \"scim\"\n"
         ),
     )
     .unwrap();
@@ -1450,7 +1450,8 @@ fn idsync_scim_peer() -> (Server, tempfile::TempDir, String, String) {
     let port = free_port();
     std::fs::write(
         dir.path().join("idsync.toml"),
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\n\n[sources.apps]\ntype = \"scim\"\n"),
+        // No rate per token: the tests that push through it check other things, at full speed.
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\nscim_rate = 0\n\n[sources.apps]\ntype = \"scim\"\n"),
     )
     .unwrap();
     let token = create_token(dir.path(), &["apps"]);

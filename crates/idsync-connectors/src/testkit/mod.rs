@@ -34,6 +34,7 @@ fn user(prefix: &str, n: &str) -> User {
         value: format!("{prefix}.{n}@example.com"),
         kind: Some("work".into()),
         primary: true,
+        display: None,
     }];
     u
 }

@@ -314,6 +314,7 @@ fn set_typed_email(u: &mut User, kind: &str, value: Option<String>) {
                 value: v,
                 kind: Some(kind.to_string()),
                 primary: kind == "work" || !primary_before,
+                display: None,
             },
         );
         if kind == "work" {
@@ -331,6 +332,7 @@ fn set_typed_phone(u: &mut User, kind: &str, value: Option<String>) {
             value: v,
             kind: Some(kind.to_string()),
             primary: false,
+            display: None,
         });
     }
 }

@@ -148,8 +148,9 @@ fn dead_unreachable_or_refusing_target_is_fatal_early() {
     let lines = stderr_lines(&o);
     assert_eq!(lines.len(), 1, "one message: {lines:#?}");
     assert!(
-        lines[0].starts_with("error: target app: the target is unavailable"),
-        "{lines:#?}"
+        lines[0].starts_with("error: target app: the target is unavailable")
+            && lines[0].contains("Connection refused"),
+        "the message says why: {lines:#?}"
     );
     let r = &runs(dir.path())[0];
     assert_eq!(r["status"], "failed");
@@ -564,6 +565,37 @@ fn printing_into_a_closed_pipe_ends_quietly() {
         assert_eq!(o.status.code(), Some(0), "{args:?}: {err}");
         assert!(err.trim().is_empty(), "{args:?}: {err}");
     }
+    // Into a pipe closed before the first line: every printing command, the simulator too.
+    for args in [
+        vec!["audit"],
+        vec!["runs"],
+        vec![
+            "sim",
+            "graph",
+            "--users",
+            "5",
+            "--groups",
+            "1",
+            "--memberships",
+            "5",
+        ],
+    ] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let mut child = idsync()
+            .arg("--config")
+            .arg(dir.path().join("idsync.toml"))
+            .args(&args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let code = wait_exit(&mut child, Duration::from_secs(20));
+        let o = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(code, 0, "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
 }
 
 /// Item 23: `config check` finds what `sync` would hit: an empty tenant and a missing CA file,
@@ -681,4 +713,83 @@ exit 0",
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let log = std::fs::read_to_string(dir.path().join("serve.err")).unwrap();
     assert_eq!(log.matches("checkpoint failed").count(), 1, "{log}");
+}
+
+/// A target that throttles (idsync's own endpoint with a low rate per token: 429 and
+/// Retry-After) slows the sync down instead of failing it: every user arrives, nothing fails,
+/// and the operations waited for the target instead of using up their retries.
+#[test]
+fn a_throttling_target_slows_the_sync_down_and_nothing_fails() {
+    let peer = tempfile::tempdir().unwrap();
+    let port = free_port();
+    std::fs::write(
+        peer.path().join("idsync.toml"),
+        format!("[server]\nlisten = \"127.0.0.1:{port}\"\nscim_rate = 20\nscim_burst = 5\n\n[sources.apps]\ntype = \"scim\"\n"),
+    )
+    .unwrap();
+    let token = create_token(peer.path(), &["apps"]);
+    let _server = serve(peer.path(), port, &[]);
+    let url = format!("http://127.0.0.1:{port}/scim/v2/apps");
+    let dir = tempfile::tempdir().unwrap();
+    scim_flow(dir.path(), 60, &url);
+    let o = idsync()
+        .arg("--config")
+        .arg(dir.path().join("idsync.toml"))
+        .args(["sync", "hr-to-app"])
+        .env("RUST_LOG", "warn,idsync_engine=debug")
+        .env("IDSYNC_TEST_TARGET_TOKEN", &token)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let waits = String::from_utf8_lossy(&o.stderr)
+        .matches("throttled by the target")
+        .count();
+    assert!(waits > 0, "the endpoint never throttled: {}", text(&o));
+    let run = &runs(dir.path())[0];
+    assert_eq!(count(run, "failed"), 0, "{run}");
+    assert_eq!(count(run, "applied"), count(run, "planned"), "{run}");
+    // Every user is in the endpoint (asked until its bucket lets the question through).
+    let http = reqwest::blocking::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let total = loop {
+        let r = http
+            .get(format!("{url}/Users?count=1"))
+            .bearer_auth(&token)
+            .send()
+            .unwrap();
+        if r.status().as_u16() != 429 {
+            let v: Value = r.json().unwrap();
+            break v["totalResults"].as_u64();
+        }
+        assert!(Instant::now() < deadline, "still throttled after 10 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(total, Some(60));
+}
+
+/// Item 19 through the admin API: a sync asked of `idsync serve` while another process runs
+/// the flow is answered 409, naming that process; the running sync goes on undisturbed.
+#[test]
+fn the_admin_api_answers_409_while_another_process_runs_the_flow() {
+    let dir = tempfile::tempdir().unwrap();
+    slow_flow(dir.path(), 400, 100);
+    let mut first = spawn_sync(dir.path(), "first");
+    wait_for("writes in the target", || {
+        (journal_lines(dir.path()) >= 20).then_some(())
+    });
+    let port = free_port();
+    let _server = serve(dir.path(), port, &[]);
+    let r = reqwest::blocking::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/api/v1/flows/hr-to-app/sync"
+        ))
+        .send()
+        .unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains(&format!("pid {}", first.id())), "{body}");
+    assert_eq!(wait_exit(&mut first, Duration::from_secs(60)), 0);
+    let target = TestTarget::read_journal(&dir.path().join("target.jsonl")).unwrap();
+    assert_eq!(target.user_count(), 400);
 }

@@ -156,8 +156,8 @@ fn scim_takes_every_rfc_7643_user_attribute_and_microsofts_example() {
         "timezone": "America/Los_Angeles",
         "active": true,
         "password": password,
-        "emails": [{"value": "bjensen@example.com", "type": "work", "primary": true}],
-        "phoneNumbers": [{"value": "555-555-5555", "type": "work", "primary": false}],
+        "emails": [{"value": "bjensen@example.com", "display": "Babs at work", "type": "work", "primary": true}],
+        "phoneNumbers": [{"value": "555-555-5555", "display": "desk", "type": "work", "primary": false}],
         "ims": [{"value": "someaimhandle", "type": "aim", "primary": false}],
         "photos": [{"value": "https://photos.example.com/profilephoto/72930000000Ccne/F", "type": "photo", "primary": false}],
         "addresses": [{"type": "work", "streetAddress": "100 Universal City Plaza", "locality": "Hollywood",
@@ -243,6 +243,25 @@ fn scim_takes_every_rfc_7643_user_attribute_and_microsofts_example() {
     ] {
         assert!(attrs.iter().any(|x| x["name"] == a), "{a} not in /Schemas");
     }
+    // With every sub-attribute of RFC 7643 §8.7.1.
+    for (a, subs) in [
+        ("emails", &["value", "display", "type", "primary"][..]),
+        ("phoneNumbers", &["value", "display", "type", "primary"][..]),
+        ("ims", &["value", "display", "type", "primary"][..]),
+        ("photos", &["value", "display", "type", "primary"][..]),
+    ] {
+        let attr = attrs.iter().find(|x| x["name"] == a).unwrap();
+        for sub in subs {
+            assert!(
+                attr["subAttributes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|x| x["name"] == *sub),
+                "{a}.{sub} not in /Schemas"
+            );
+        }
+    }
     let pw = attrs.iter().find(|x| x["name"] == "password").unwrap();
     assert_eq!(
         (pw["mutability"].as_str(), pw["returned"].as_str()),
@@ -325,6 +344,27 @@ fn a_groups_last_modified_moves_with_its_members() {
     assert_eq!(
         now["meta"]["lastModified"], v["meta"]["lastModified"],
         "served as written"
+    );
+    // Deleting a member takes it out of the group: that moves it too.
+    let last = now["meta"]["lastModified"].as_str().unwrap().to_string();
+    let stamp =
+        time::OffsetDateTime::parse(&last, &time::format_description::well_known::Rfc3339).unwrap();
+    while time::OffsetDateTime::now_utc() <= stamp + Duration::from_millis(2) {
+        std::thread::yield_now();
+    }
+    let (s, _) = scim.call(reqwest::Method::DELETE, &format!("/Users/{uid}"), None);
+    assert_eq!(s, 204);
+    let (_, after) = scim.get(&format!("/Groups/{gid}"));
+    assert!(
+        after
+            .get("members")
+            .is_none_or(|m| m.as_array().is_some_and(Vec::is_empty)),
+        "{after}"
+    );
+    assert_ne!(
+        after["meta"]["lastModified"].as_str().unwrap(),
+        last,
+        "{after}"
     );
 }
 

@@ -395,6 +395,7 @@ fn parse_csv(
                 value: e,
                 kind: Some("work".into()),
                 primary: true,
+                display: None,
             });
         }
         if let Some(list) = get(rec, "emails") {
@@ -404,6 +405,7 @@ fn parse_csv(
                     value: e.to_string(),
                     kind: Some("other".into()),
                     primary,
+                    display: None,
                 });
             }
         }
@@ -412,6 +414,7 @@ fn parse_csv(
                 value: p,
                 kind: Some("work".into()),
                 primary: true,
+                display: None,
             });
         }
         if let Some(a) = get(rec, "active") {

@@ -48,6 +48,7 @@ impl GraphSource {
                 value: m,
                 kind: Some("work".into()),
                 primary: true,
+                display: None,
             });
         }
         if let Some(p) = v
@@ -60,6 +61,7 @@ impl GraphSource {
                 value: p.to_string(),
                 kind: Some("work".into()),
                 primary: true,
+                display: None,
             });
         }
         if let Some(m) = s(v, "mobilePhone") {
@@ -68,6 +70,7 @@ impl GraphSource {
                 value: m,
                 kind: Some("mobile".into()),
                 primary,
+                display: None,
             });
         }
         let address = Address {
