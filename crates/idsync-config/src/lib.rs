@@ -183,8 +183,8 @@ impl Default for ServerConfig {
             max_connections: 512,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
-            scim_rate: 50.0,
-            scim_burst: 100,
+            scim_rate: 200.0,
+            scim_burst: 400,
         }
     }
 }

@@ -13,8 +13,8 @@ fn server_limits_have_defaults() {
     assert_eq!(s.max_connections, 512);
     assert_eq!(s.header_timeout, Duration::from_secs(10));
     assert_eq!(s.idle_timeout, Duration::from_secs(60));
-    assert_eq!(s.scim_rate, 50.0);
-    assert_eq!(s.scim_burst, 100);
+    assert_eq!(s.scim_rate, 200.0);
+    assert_eq!(s.scim_burst, 400);
 }
 
 #[test]
