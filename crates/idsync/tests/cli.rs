@@ -343,9 +343,8 @@ fn webhook_receiver() -> (String, Received) {
     (url, got)
 }
 
-#[test]
-fn notifications_reach_a_real_smtp_server_and_a_webhook_on_failure_quarantine_and_hold() {
-    let dir = tempfile::tempdir().unwrap();
+/// The Python of `target/mail-venv` (aiosmtpd), installed by `scripts/peers` when missing.
+fn mail_python() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let py = workspace.join("target/mail-venv/bin/python");
     if !py.exists() {
@@ -354,6 +353,13 @@ fn notifications_reach_a_real_smtp_server_and_a_webhook_on_failure_quarantine_an
             .unwrap()
             .success());
     }
+    py
+}
+
+#[test]
+fn notifications_reach_a_real_smtp_server_and_a_webhook_on_failure_quarantine_and_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let py = mail_python();
     let smtp_port = free_port();
     let maildir = dir.path().join("mail");
     let _smtp = Server(

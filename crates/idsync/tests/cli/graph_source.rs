@@ -3,12 +3,12 @@
 //! scope, tenants without `$count`, the B2C extensions app, temporary errors and connection
 //! resets; and the example configurations.
 
-use super::{graph_sim, idsync, text, write_graph_config_signing_in, Server};
+use super::{graph_sim, idsync, run_env, text, write_graph_config_signing_in, Server};
 use idsync_connectors::targets::test::TestTarget;
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 const SECRET: &str = "client_secret = \"${env:IDSYNC_TEST_GRAPH_SECRET}\"";
 
@@ -71,26 +71,14 @@ impl Sim {
     }
 }
 
-fn run_in(dir: &Path, args: &[&str]) -> Output {
-    idsync()
-        .arg("--config")
-        .arg(dir.join("idsync.toml"))
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env("IDSYNC_TEST_GRAPH_SECRET", "sim-secret")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
 fn sync_ok(dir: &Path) {
-    let o = run_in(dir, &["sync", "entra-to-app"]);
+    let o = run_env(dir, &["sync", "entra-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
 }
 
 /// The source's reads, newest first.
 fn reads(dir: &Path) -> Vec<Value> {
-    let o = run_in(dir, &["runs", "--source", "entra", "--json"]);
+    let o = run_env(dir, &["runs", "--source", "entra", "--json"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     serde_json::from_slice(&o.stdout).unwrap()
 }
@@ -208,7 +196,7 @@ fn graph_sync_reset_follows_the_location_and_the_read_is_listed_as_full() {
     // again from the Location, once: the read succeeds whole.
     let other = sibling(dir.path(), "other", &sim, "");
     sim.faults(json!({"fail_next": 1, "fail_match": "users/delta?$skiptoken", "error_status": 410, "delta_reset_location": true}));
-    let o = run_in(&other, &["sync", "entra-to-app"]);
+    let o = run_env(&other, &["sync", "entra-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(sim.stats()["resyncs"], 2, "{}", sim.stats());
     let state = TestTarget::read_journal(&other.join("target.jsonl"))
@@ -230,7 +218,7 @@ fn graph_batch_requests_throttled_on_every_retry_are_fetched_on_their_own() {
 
     sim.faults(json!({"batch_throttle": true, "retry_after_secs": 0}));
     let stormy = sibling(dir.path(), "stormy", &sim, "delta = false");
-    let o = run_in(&stormy, &["sync", "entra-to-app"]);
+    let o = run_env(&stormy, &["sync", "entra-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let state = TestTarget::read_journal(&stormy.join("target.jsonl"))
         .unwrap()
@@ -251,23 +239,23 @@ fn graph_token_scope_defaults_to_the_graph_url_and_can_be_set() {
     let sim = Sim::start(dir.path(), &[]);
     // Default: <graph_url>/.default.
     sim.config(dir.path(), "");
-    let o = run_in(dir.path(), &["source", "check", "entra"]);
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // Graph's own scope, as a gateway in front of Graph would want it.
     sim.config(
         dir.path(),
         "token_scope = \"https://graph.microsoft.com/.default\"",
     );
-    let o = run_in(dir.path(), &["config", "check"]);
+    let o = run_env(dir.path(), &["config", "check"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let o = run_in(dir.path(), &["source", "check", "entra"]);
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // The key is what the token request carries: a scope the tenant does not know fails.
     sim.config(
         dir.path(),
         "token_scope = \"https://gateway.example.net/.default\"",
     );
-    let o = run_in(dir.path(), &["source", "check", "entra"]);
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     assert!(
         text(&o).contains("AADSTS500011") && text(&o).contains("gateway.example.net"),
@@ -275,7 +263,7 @@ fn graph_token_scope_defaults_to_the_graph_url_and_can_be_set() {
         text(&o)
     );
     sim.config(dir.path(), "token_scope = \"\"");
-    let o = run_in(dir.path(), &["config", "check"]);
+    let o = run_env(dir.path(), &["config", "check"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
     assert!(
         text(&o).contains("sources.entra.token_scope"),
@@ -290,7 +278,7 @@ fn graph_source_check_counts_by_paging_where_count_is_not_answered() {
     let sim = Sim::start(dir.path(), &[]);
     sim.faults(json!({"no_count": true}));
     sim.config(dir.path(), "");
-    let o = run_in(dir.path(), &["source", "check", "entra"]);
+    let o = run_env(dir.path(), &["source", "check", "entra"]);
     let t = text(&o);
     assert_eq!(o.status.code(), Some(0), "{t}");
     assert!(t.contains("in scope:    150 users, 12 groups"), "{t}");
@@ -333,7 +321,7 @@ fn graph_temporary_errors_on_a_delta_link_are_retried_not_a_full_read() {
     // link is kept, and the next read is incremental again.
     sim.faults(json!({"fail_next": 100, "fail_match": "deltatoken", "error_status": 503, "retry_after_secs": 0}));
     let before = sim.stats()["requests"].as_u64().unwrap();
-    let o = run_in(dir.path(), &["sync", "entra-to-app"]);
+    let o = run_env(dir.path(), &["sync", "entra-to-app"]);
     assert_eq!(o.status.code(), Some(4), "{}", text(&o));
     let failed = &reads(dir.path())[0];
     assert_eq!(failed["status"], "failed", "{failed}");
@@ -504,7 +492,7 @@ fn graph_sim_names_the_b2c_extensions_app_and_serves_its_extension_attributes() 
         ),
     )
     .unwrap();
-    let o = run_in(dir.path(), &["sync", "entra-to-app"]);
+    let o = run_env(dir.path(), &["sync", "entra-to-app"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     let state = TestTarget::read_journal(&dir.path().join("target.jsonl"))
         .unwrap()

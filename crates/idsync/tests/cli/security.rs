@@ -388,14 +388,7 @@ fn secrets_sealed_in_the_store_are_rotated_under_the_new_key_by_the_binary() {
 /// An SMTP server on loopback (aiosmtpd from `target/mail-venv`) that accepts AUTH PLAIN/LOGIN
 /// without TLS for `user` with `password` only, and keeps each mail it is given in `maildir`.
 fn smtp_with_auth(dir: &Path, user: &str, password: &str) -> (Server, u16, PathBuf) {
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let py = workspace.join("target/mail-venv/bin/python");
-    if !py.exists() {
-        assert!(Command::new(workspace.join("scripts/peers"))
-            .status()
-            .unwrap()
-            .success());
-    }
+    let py = mail_python();
     let port = free_port();
     let maildir = dir.join("mail");
     std::fs::create_dir_all(&maildir).unwrap();
