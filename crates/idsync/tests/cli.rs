@@ -1477,7 +1477,6 @@ fn provision_into(url: &str, token: &str) {
     use serde_json::{json, Value};
     let dir = tempfile::tempdir().unwrap();
     write_people_csv(dir.path(), 6);
-    std::env::set_var("IDSYNC_TEST_PEER_TOKEN", token);
     std::fs::write(
         dir.path().join("idsync.toml"),
         format!(
@@ -1511,8 +1510,16 @@ fn provision_into(url: &str, token: &str) {
         m.sort();
         m
     };
+    // The token goes to the child alone: tests of other peers run beside this one.
     let sync = |args: &[&str]| {
-        let o = run(dir.path(), args);
+        let o = idsync()
+            .arg("--config")
+            .arg(dir.path().join("idsync.toml"))
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .env("IDSYNC_TEST_PEER_TOKEN", token)
+            .output()
+            .unwrap();
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         String::from_utf8_lossy(&o.stdout).to_string()
     };
