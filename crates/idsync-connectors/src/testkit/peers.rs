@@ -201,6 +201,7 @@ pub fn django_scim2(token: &str) -> Result<PeerWithData, String> {
     std::fs::create_dir_all(&data.0).map_err(|e| format!("cannot make a data directory: {e}"))?;
     let mut cmd = Command::new(venv.join("bin/python"));
     cmd.arg(peer_files().join("django_scim/serve.py"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PEER_PORT", port.to_string())
         .env("PEER_TOKEN", token)
         .env("PEER_DB", data.0.join("scim.sqlite3"));
