@@ -4,7 +4,7 @@
 //! change, membership removal, disable, delete, reconcile after hand edits, and adoption of the
 //! populated target by a fresh store. `docs/decisions/0027-scim-peers.md` says why these two.
 
-use super::{run, text, write_people_csv};
+use super::{run, text, write_config, write_people_csv};
 use idsync_connectors::targets::scim::{Profile, ScimTarget, ScimTargetConfig};
 use serde_json::{json, Value};
 use std::path::Path;
@@ -424,4 +424,92 @@ fn scimmy_life_cycle() {
 fn scim2_server_life_cycle_with_hand_edits_and_adoption() {
     let peer = idsync_connectors::testkit::peers::scim2_server("s2-token").unwrap();
     life_cycle_passes(&peer.url, "s2-token", 8);
+}
+
+/// Text without the colours of the log lines.
+fn plain(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[test]
+fn warn_lines_name_objects_and_the_members_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 6);
+    write_config(dir.path(), "");
+    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        toml.replace(
+            "journal = \"target.jsonl\"",
+            "journal = \"target.jsonl\"\nreject_user_names = [\"^user3@\"]",
+        ),
+    )
+    .unwrap();
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    let out = plain(&text(&o));
+    let line = |needle: &str| -> String {
+        out.lines()
+            .find(|l| l.contains("WARN") && l.contains(needle))
+            .unwrap_or_else(|| panic!("no WARN line with {needle}: {out}"))
+            .to_string()
+    };
+    // The rejected user by userName, its source key beside.
+    let user = line("operation rejected");
+    assert!(
+        user.contains("object=user3@example.com") && user.contains("key=id-000003"),
+        "{user}"
+    );
+    // The memberships it could not get, by group name and by the member's userName.
+    for group in ["everyone", "engineering"] {
+        let members = out
+            .lines()
+            .find(|l| {
+                l.contains("member is not provisioned") && l.contains(&format!("object={group} "))
+            })
+            .unwrap_or_else(|| panic!("no member line for {group}: {out}"));
+        assert!(members.contains("members=user3@example.com"), "{members}");
+    }
+}
+
+#[test]
+fn a_non_json_error_body_is_shown_once() {
+    let peer = idsync_connectors::testkit::peers::django_scim2("dj-token").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 2);
+    // A wrong base path: Django answers its own HTML page, not SCIM.
+    config(
+        dir.path(),
+        &peer.url.replace("/scim/v2", "/scim/v3"),
+        "disable",
+    );
+    std::env::set_var("IDSYNC_TEST_PEER_TOKEN", "dj-token");
+    let o = run(dir.path(), &["sync", "hr-to-app", "--full"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let out = plain(&text(&o));
+    // The first 200 characters of the page, its line breaks escaped (one log line).
+    assert!(
+        out.contains(r#"HTTP 404: <!doctype html>\n<html lang=\"en\">"#)
+            || out.contains(r#"HTTP 404: <!doctype html>\n<html lang="en">"#),
+        "{out}"
+    );
+    assert!(out.contains("Not Found"), "{out}");
+    assert_eq!(
+        out.matches("<!doctype html>").count(),
+        1,
+        "said once: {out}"
+    );
 }
