@@ -99,6 +99,8 @@ pub enum Reason {
     MembershipsRemovedInTarget,
     /// Reconcile: members the target has that the source does not (added there by hand).
     MembershipsAddedInTarget,
+    /// Reconcile: member ids of a group that name no user the target holds.
+    MembersGoneFromTarget,
     /// Renamed in the source; the target cannot rename groups, so a new group is made.
     RecreatedForRename(String),
     /// Still in the source, but out of the flow's scope (the verdict in words).
@@ -124,6 +126,9 @@ impl fmt::Display for Reason {
             Reason::MembershipsRemovedInTarget => write!(f, "members removed in the target"),
             Reason::MembershipsAddedInTarget => {
                 write!(f, "members added in the target by hand")
+            }
+            Reason::MembersGoneFromTarget => {
+                write!(f, "members that no longer exist in the target")
             }
             Reason::LeftScope(why) => write!(f, "left the flow's scope ({why})"),
             Reason::GracePeriodOver(days) => {

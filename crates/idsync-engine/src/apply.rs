@@ -6,6 +6,7 @@ use crate::run::{bump, Failure, RunContext};
 use futures::stream::{self, StreamExt};
 use idsync_core::{
     Action, Emptiness, Key, LedgerState, Operation, Outcome, Plan, Reason, TargetOp,
+    GONE_MEMBER_PREFIX,
 };
 use idsync_store::{OpRecord, RunCounts};
 use std::time::{Duration, Instant};
@@ -462,6 +463,10 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
             .iter()
             .filter_map(|u| match ledger.user_target_id(u) {
                 Some(id) => Some(id.to_string()),
+                // A member id that names no user of the target (a reconcile takes it out).
+                None if u.starts_with(GONE_MEMBER_PREFIX) => {
+                    u.strip_prefix(GONE_MEMBER_PREFIX).map(str::to_string)
+                }
                 None => {
                     unresolved.push(u.clone());
                     None

@@ -129,6 +129,27 @@ fn check(ok: bool, what: impl FnOnce() -> String) -> Step {
     }
 }
 
+/// No group of the target names a user it does not hold.
+fn no_gone_members(view: &View) -> Step {
+    let users: Vec<String> = view
+        .list("Users")?
+        .iter()
+        .filter_map(|u| u["id"].as_str().map(str::to_string))
+        .collect();
+    for g in view.list("Groups")? {
+        let name = g["displayName"].as_str().unwrap_or_default();
+        let gone: Vec<String> = view
+            .members(name)?
+            .into_iter()
+            .filter(|m| !users.contains(m))
+            .collect();
+        check(gone.is_empty(), || {
+            format!("group {name} names users the target does not hold: {gone:?}")
+        })?;
+    }
+    Ok(())
+}
+
 fn config(dir: &Path, url: &str, deprovision: &str) {
     std::fs::write(
         dir.join("idsync.toml"),
@@ -294,6 +315,8 @@ fn life_cycle(url: &str, token: &str) -> (Vec<&'static str>, Option<(&'static st
                     &format!("/Groups/{eng}"),
                     json!([{"op": "add", "path": "members", "value": [{"value": u1}]}]),
                 )?;
+                // Some services keep a deleted user's id in its groups.
+                let kept_gone = view.members("everyone")?.contains(&u3);
                 let plain = sync(&["sync", "hr-to-app"])?;
                 check(plain.contains("(0 planned"), || {
                     format!("a plain sync trusts the ledger: {plain}")
@@ -305,6 +328,10 @@ fn life_cycle(url: &str, token: &str) -> (Vec<&'static str>, Option<(&'static st
                         && plan.contains("missing in the target")
                         && !plan.contains("in the source"),
                     || format!("the reconcile plan names the drift: {plan}"),
+                )?;
+                check(
+                    !kept_gone || plan.contains("members that no longer exist in the target"),
+                    || format!("the reconcile takes out members gone from the target: {plan}"),
                 )
             }),
         ),
@@ -321,6 +348,7 @@ fn life_cycle(url: &str, token: &str) -> (Vec<&'static str>, Option<(&'static st
                 check(members == vec![u0.clone()], || {
                     format!("engineering after the repair: {members:?}, want [{u0}]")
                 })?;
+                no_gone_members(&view)?;
                 let again = sync(&["plan", "hr-to-app", "--full"])?;
                 check(again.contains("nothing to do"), || {
                     format!("a second reconcile finds nothing: {again}")
@@ -512,4 +540,51 @@ fn a_non_json_error_body_is_shown_once() {
         1,
         "said once: {out}"
     );
+}
+
+#[test]
+fn reconcile_takes_out_members_gone_from_the_target() {
+    // SCIMMY leaves a deleted user's id in its groups (the application keeps the data).
+    let peer = idsync_connectors::testkit::peers::scimmy("sm-token").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // No department: the one attribute SCIMMY does not keep (issue 16 item 3, elsewhere).
+    std::fs::write(
+        d.join("users.csv"),
+        "sourceId,userName,givenName,familyName,email,groups\nid-1,ann@example.com,Ann,One,ann@example.com,g-all\nid-2,bob@example.com,Bob,Two,bob@example.com,g-all\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("groups.csv"),
+        "sourceId,displayName,description\ng-all,everyone,\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("memberships.csv"), "group,member,kind\n").unwrap();
+    config(d, &peer.url, "disable");
+    let view = View {
+        url: peer.url.clone(),
+        token: "sm-token".into(),
+        http: reqwest::blocking::Client::new(),
+    };
+    idsync(d, &["sync", "hr-to-app"], "sm-token").unwrap();
+    let bob = view.user_id("bob@example.com").unwrap();
+    view.send(reqwest::Method::DELETE, &format!("/Users/{bob}"), None)
+        .unwrap();
+    assert!(
+        view.members("everyone").unwrap().contains(&bob),
+        "SCIMMY keeps it"
+    );
+    let plan = idsync(d, &["plan", "hr-to-app", "--full"], "sm-token").unwrap();
+    assert!(
+        plan.contains(
+            "remove 1 member(s) from group everyone: members that no longer exist in the target"
+        ),
+        "{plan}"
+    );
+    let out = idsync(d, &["sync", "hr-to-app", "--full"], "sm-token").unwrap();
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(!view.members("everyone").unwrap().contains(&bob));
+    no_gone_members(&view).unwrap();
+    let again = idsync(d, &["plan", "hr-to-app", "--full"], "sm-token").unwrap();
+    assert!(again.contains("nothing to do"), "{again}");
 }
