@@ -161,10 +161,22 @@ fn config(dir: &Path, url: &str, deprovision: &str) {
     .unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// Run idsync in `dir` with the peer's token in its environment (in the child's only: tests
+/// run in parallel with other tokens).
+fn run_with(dir: &Path, args: &[&str], token: &str) -> std::process::Output {
+    super::idsync()
+        .arg("--config")
+        .arg(dir.join("idsync.toml"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("IDSYNC_TEST_PEER_TOKEN", token)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run idsync: {e}"))
+}
+
 /// Run idsync in `dir`; Ok(stdout) on exit code 0, Err(everything it said) otherwise.
 fn idsync(dir: &Path, args: &[&str], token: &str) -> Result<String, String> {
-    std::env::set_var("IDSYNC_TEST_PEER_TOKEN", token);
-    let o = run(dir, args);
+    let o = run_with(dir, args, token);
     if o.status.code() == Some(0) {
         Ok(String::from_utf8_lossy(&o.stdout).to_string())
     } else {
@@ -524,8 +536,7 @@ fn a_non_json_error_body_is_shown_once() {
         &peer.url.replace("/scim/v2", "/scim/v3"),
         "disable",
     );
-    std::env::set_var("IDSYNC_TEST_PEER_TOKEN", "dj-token");
-    let o = run(dir.path(), &["sync", "hr-to-app", "--full"]);
+    let o = run_with(dir.path(), &["sync", "hr-to-app", "--full"], "dj-token");
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
     let out = plain(&text(&o));
     // The first 200 characters of the page, its line breaks escaped (one log line).
