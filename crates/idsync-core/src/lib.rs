@@ -32,5 +32,6 @@ pub use plan::{
     Plan, PlanOptions, Reason,
 };
 pub use state::{
-    desired_state, observed_ledger, DesiredState, LedgerGroup, LedgerState, LedgerUser,
+    dangling_members, desired_state, observed_ledger, DesiredState, LedgerGroup, LedgerState,
+    LedgerUser, GONE_MEMBER_PREFIX,
 };

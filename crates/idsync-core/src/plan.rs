@@ -95,6 +95,12 @@ pub enum Reason {
     RemovedFromSource,
     MembershipsAdded,
     MembershipsRemoved,
+    /// Reconcile: members the source has that the target lost (removed there).
+    MembershipsRemovedInTarget,
+    /// Reconcile: members the target has that the source does not (added there by hand).
+    MembershipsAddedInTarget,
+    /// Reconcile: member ids of a group that name no user the target holds.
+    MembersGoneFromTarget,
     /// Renamed in the source; the target cannot rename groups, so a new group is made.
     RecreatedForRename(String),
     /// Still in the source, but out of the flow's scope (the verdict in words).
@@ -117,6 +123,13 @@ impl fmt::Display for Reason {
             Reason::RemovedFromSource => write!(f, "no longer in the source"),
             Reason::MembershipsAdded => write!(f, "members added in the source"),
             Reason::MembershipsRemoved => write!(f, "members removed in the source"),
+            Reason::MembershipsRemovedInTarget => write!(f, "members removed in the target"),
+            Reason::MembershipsAddedInTarget => {
+                write!(f, "members added in the target by hand")
+            }
+            Reason::MembersGoneFromTarget => {
+                write!(f, "members that no longer exist in the target")
+            }
             Reason::LeftScope(why) => write!(f, "left the flow's scope ({why})"),
             Reason::GracePeriodOver(days) => {
                 write!(f, "disabled for more than the grace period of {days} days")
@@ -518,7 +531,11 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
                     group: group.display_name.clone(),
                     users: chunk.to_vec(),
                 },
-                reason: Reason::MembershipsAdded,
+                reason: if opts.reconcile {
+                    Reason::MembershipsRemovedInTarget
+                } else {
+                    Reason::MembershipsAdded
+                },
             });
         }
         for chunk in remove.chunks(batch) {
@@ -528,7 +545,11 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
                     group: group.display_name.clone(),
                     users: chunk.to_vec(),
                 },
-                reason: Reason::MembershipsRemoved,
+                reason: if opts.reconcile {
+                    Reason::MembershipsAddedInTarget
+                } else {
+                    Reason::MembershipsRemoved
+                },
             });
         }
     }

@@ -165,3 +165,41 @@ pub fn observed_ledger(
     }
     out
 }
+
+/// The prefix of a member key that stands for a raw target id (a dangling member, see
+/// `dangling_members`) rather than a source key.
+pub const GONE_MEMBER_PREFIX: &str = "gone-from-target:";
+
+/// For a full reconcile: the member ids of groups idsync manages that name no user the target
+/// holds (services that keep references after a user is deleted). Per group key, its display
+/// name and those ids, sorted.
+pub fn dangling_members(
+    ledger: &LedgerState,
+    real: &crate::connector::TargetSnapshot,
+) -> Vec<(String, String, Vec<String>)> {
+    use std::collections::{HashMap, HashSet};
+    let group_keys: HashMap<&str, &str> = ledger
+        .groups
+        .iter()
+        .map(|(k, g)| (g.target_id.as_str(), k.as_str()))
+        .collect();
+    let users: HashSet<&str> = real.users.iter().map(|u| u.target_id.as_str()).collect();
+    let mut out = Vec::new();
+    for remote in &real.groups {
+        let Some(&key) = group_keys.get(remote.target_id.as_str()) else {
+            continue;
+        };
+        let mut gone: Vec<String> = remote
+            .members
+            .iter()
+            .filter(|id| !users.contains(id.as_str()))
+            .cloned()
+            .collect();
+        gone.sort();
+        gone.dedup();
+        if !gone.is_empty() {
+            out.push((key.to_string(), remote.group.display_name.clone(), gone));
+        }
+    }
+    out
+}

@@ -364,7 +364,7 @@ fn reconcile_repairs_drift_seen_in_the_target() {
                 Reason::ChangedInTarget(vec!["displayName".into()])
             ),
             ("b", "create_user", Reason::MissingInTarget),
-            ("g", "add_members", Reason::MembershipsAdded),
+            ("g", "add_members", Reason::MembershipsRemovedInTarget),
         ]
     );
 }

@@ -6,6 +6,7 @@ use crate::run::{bump, Failure, RunContext};
 use futures::stream::{self, StreamExt};
 use idsync_core::{
     Action, Emptiness, Key, LedgerState, Operation, Outcome, Plan, Reason, TargetOp,
+    GONE_MEMBER_PREFIX,
 };
 use idsync_store::{OpRecord, RunCounts};
 use std::time::{Duration, Instant};
@@ -18,6 +19,14 @@ pub(crate) async fn apply_plan(
     held: Vec<Operation>,
 ) -> Result<(), Failure> {
     let target = applier.ctx.target;
+    for op in &plan.operations {
+        if matches!(
+            op.action,
+            Action::CreateUser { .. } | Action::UpdateUser { .. } | Action::DisableUser { .. }
+        ) {
+            applier.names.insert(op.key.clone(), op.object_label());
+        }
+    }
     // Against a target that holds nothing yet (a first sync), creates need not search first.
     // Only a flow that has provisioned no users or no groups asks: any other run would spend
     // two requests to learn what its ledger already says.
@@ -103,6 +112,9 @@ pub(crate) struct Applier<'a> {
     skipped: std::collections::HashSet<String>,
     /// What the target held none of when the run started.
     empty: Emptiness,
+    /// The userNames of the users this run's plan creates or changes (to name members the
+    /// ledger does not know yet).
+    names: std::collections::HashMap<String, String>,
 }
 
 /// What happened to one planned operation; becomes one or more op-log records.
@@ -140,6 +152,7 @@ impl<'a> Applier<'a> {
             circuit: Default::default(),
             skipped: std::collections::HashSet::new(),
             empty: Emptiness::default(),
+            names: std::collections::HashMap::new(),
         }
     }
 
@@ -222,6 +235,14 @@ impl<'a> Applier<'a> {
         let at_ms = self.ctx.clock.now_ms();
         let duration_ms = i64::try_from(done.duration.as_millis()).unwrap_or(i64::MAX);
         let action = done.op.action.name();
+        // Objects named as people know them (userName, group name), the source key beside.
+        let object = done.op.object_label();
+        let members = match &done.op.action {
+            Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } => {
+                Some(member_names(&self.ledger, &self.names, users))
+            }
+            _ => None,
+        };
         let mut record = |op: Operation,
                           applied: bool,
                           target_id: Option<String>,
@@ -273,7 +294,7 @@ impl<'a> Applier<'a> {
                 | Action::UpdateGroup { .. } => {
                     // Gone from the target (deleted by hand): forget it, so that the next plan
                     // creates it again.
-                    tracing::warn!(key = %done.op.key, action, %reason, "object is gone from the target");
+                    tracing::warn!(object = %object, key = %done.op.key, action, %reason, "object is gone from the target");
                     let forget = match &done.op.action {
                         Action::UpdateGroup { before, .. } => Action::DeleteGroup {
                             before: before.clone(),
@@ -300,12 +321,12 @@ impl<'a> Applier<'a> {
                 }
             },
             Outcome::Rejected { reason } => {
-                tracing::warn!(key = %done.op.key, action, %reason, "operation rejected");
+                tracing::warn!(object = %object, key = %done.op.key, action, members = members.as_deref(), %reason, "operation rejected");
                 record(done.op.clone(), false, None, "rejected", Some(reason));
                 "failed"
             }
             Outcome::Retryable { reason, .. } => {
-                tracing::warn!(key = %done.op.key, action, %reason, "operation failed after retries");
+                tracing::warn!(object = %object, key = %done.op.key, action, members = members.as_deref(), %reason, "operation failed after retries");
                 record(done.op.clone(), false, None, "failed", Some(reason));
                 "failed"
             }
@@ -336,6 +357,9 @@ impl<'a> Applier<'a> {
                 continue;
             }
             let n = users.len() as i64;
+            if outcome == "rejected" {
+                tracing::warn!(object = %object, key = %done.op.key, action, members = %member_names(&self.ledger, &self.names, &users), "{why}");
+            }
             let mut op = done.op.clone();
             op.action = match op.action {
                 Action::RemoveMembers { group, .. } => Action::RemoveMembers { group, users },
@@ -392,6 +416,31 @@ impl<'a> Applier<'a> {
     }
 }
 
+/// The members of a membership operation by userName (from the ledger, else from this run's
+/// plan, else the source key), at most 20 and a count of the rest.
+fn member_names(
+    ledger: &LedgerState,
+    planned: &std::collections::HashMap<String, String>,
+    users: &[Key],
+) -> String {
+    let mut names: Vec<String> = users
+        .iter()
+        .take(20)
+        .map(|k| {
+            ledger
+                .users
+                .get(&**k)
+                .map(|u| u.user.user_name.clone())
+                .or_else(|| planned.get(&**k).cloned())
+                .unwrap_or_else(|| k.to_string())
+        })
+        .collect();
+    if users.len() > names.len() {
+        names.push(format!("and {} more", users.len() - names.len()));
+    }
+    names.join(", ")
+}
+
 /// Turn a planned operation into what the target receives, with target ids from the ledger.
 /// Membership operations leave out members that have no target id yet (returned apart).
 fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, Vec<Key>) {
@@ -414,6 +463,10 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
             .iter()
             .filter_map(|u| match ledger.user_target_id(u) {
                 Some(id) => Some(id.to_string()),
+                // A member id that names no user of the target (a reconcile takes it out).
+                None if u.starts_with(GONE_MEMBER_PREFIX) => {
+                    u.strip_prefix(GONE_MEMBER_PREFIX).map(str::to_string)
+                }
                 None => {
                     unresolved.push(u.clone());
                     None

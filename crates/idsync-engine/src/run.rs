@@ -11,8 +11,8 @@ use idsync_core::scope::{
     apply_scope, explain_out_of_scope, keep_memberships, MembershipPolicy, Scope,
 };
 use idsync_core::{
-    desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold, DirectoryImage,
-    LedgerState, Plan, PlanOptions, Target, User,
+    dangling_members, desired_state, observed_ledger, plan, Action, Clock, DeletionThreshold,
+    DirectoryImage, LedgerState, Plan, PlanOptions, Target, User, GONE_MEMBER_PREFIX,
 };
 use idsync_store::{NewRun, RunCounts, RunStatus, Store};
 use serde::Serialize;
@@ -482,8 +482,10 @@ async fn plan_and_apply(
     plan_opts.now_ms = clock.now_ms();
     plan_opts.can_rename_groups = target.can_rename_groups();
     let mut recorded = None;
+    let mut dangling = Vec::new();
     if opts.mode == Mode::Reconcile {
         let real = target.read_state().await.map_err(Failure::Target)?;
+        dangling = dangling_members(&ledger, &real);
         if flow.groups.keep_manual {
             recorded = Some(ledger.clone());
         }
@@ -517,6 +519,22 @@ async fn plan_and_apply(
     }
     let before_plan = started.elapsed().as_millis() as u64;
     let mut plan = plan(&desired, &ledger, &plan_opts);
+    // Member ids that name no user the target holds are taken out of their groups.
+    for (key, group, gone) in dangling {
+        for chunk in gone.chunks(plan_opts.member_batch.max(1)) {
+            plan.operations.push(idsync_core::Operation {
+                key: key.clone(),
+                action: Action::RemoveMembers {
+                    group: group.clone(),
+                    users: chunk
+                        .iter()
+                        .map(|id| idsync_core::Key::from(format!("{GONE_MEMBER_PREFIX}{id}")))
+                        .collect(),
+                },
+                reason: idsync_core::Reason::MembersGoneFromTarget,
+            });
+        }
+    }
     explain_out_of_scope(&mut plan, &out_of_scope);
     if let Some(key) = &flow.only_user {
         only_user(&mut plan, key, &desired, &ledger);

@@ -34,47 +34,57 @@ pub fn free_port() -> u16 {
         .unwrap_or(0)
 }
 
+/// The workspace root (peers install into its `target/`).
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Run `scripts/peers` once if `ready` says no. Test binaries run in parallel: one installs,
+/// under a lock file, the others wait for it.
+fn install_once(what: &str, ready: impl Fn() -> bool) -> Result<(), String> {
+    if ready() {
+        return Ok(());
+    }
+    let root = root();
+    let lock = root.join("target/peers-install.lock");
+    std::fs::create_dir_all(root.join("target"))
+        .map_err(|e| format!("cannot create target/: {e}"))?;
+    let end = Instant::now() + Duration::from_secs(600);
+    loop {
+        if ready() {
+            return Ok(());
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        {
+            Ok(_) => {
+                let status = Command::new(root.join("scripts/peers"))
+                    .stdout(Stdio::null())
+                    .status();
+                let _ = std::fs::remove_file(&lock);
+                return match status {
+                    Ok(s) if s.success() && ready() => Ok(()),
+                    other => Err(format!("scripts/peers could not install {what}: {other:?}")),
+                };
+            }
+            Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(200)),
+            Err(e) => return Err(format!("waited 10 minutes for {}: {e}", lock.display())),
+        }
+    }
+}
+
 /// The Python venv holding the SCIM peers from PyPI (scim2-server, scim2-tester), installed on
 /// first use into `target/scim-venv`; `scripts/scim2-tester` uses the same one.
 pub fn scim_venv() -> Result<PathBuf, String> {
     static VENV: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     VENV.get_or_init(|| {
-        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-        let venv = root.join("target/scim-venv");
-        let ready = || venv.join("bin/scim2-server").exists() && venv.join("bin/scim2").exists();
-        if ready() {
-            return Ok(venv);
-        }
-        // Test binaries run in parallel: one installs, under a lock file, the others wait.
-        let lock = root.join("target/scim-venv.lock");
-        std::fs::create_dir_all(root.join("target"))
-            .map_err(|e| format!("cannot create target/: {e}"))?;
-        let end = Instant::now() + Duration::from_secs(600);
-        loop {
-            if ready() {
-                return Ok(venv);
-            }
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&lock)
-            {
-                Ok(_) => {
-                    let status = Command::new(root.join("scripts/peers"))
-                        .stdout(Stdio::null())
-                        .status();
-                    let _ = std::fs::remove_file(&lock);
-                    return match status {
-                        Ok(s) if s.success() && ready() => Ok(venv),
-                        other => Err(format!(
-                            "scripts/peers could not install the SCIM peers: {other:?}"
-                        )),
-                    };
-                }
-                Err(_) if Instant::now() < end => std::thread::sleep(Duration::from_millis(200)),
-                Err(e) => return Err(format!("waited 10 minutes for {}: {e}", lock.display())),
-            }
-        }
+        let venv = root().join("target/scim-venv");
+        install_once("the SCIM peers", || {
+            venv.join("bin/scim2-server").exists() && venv.join("bin/scim2").exists()
+        })?;
+        Ok(venv)
     })
     .clone()
 }
@@ -127,4 +137,99 @@ pub fn scim2_server_with(token: &str, extra: &[&str]) -> Result<Peer, String> {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })?;
     Ok(peer)
+}
+
+/// Start a peer process on `port` and wait until it accepts connections.
+fn start(what: &str, mut cmd: Command, port: u16, url: String) -> Result<Peer, String> {
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start {what}: {e}"))?;
+    let peer = Peer { child, url };
+    wait_until(what, Duration::from_secs(60), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    Ok(peer)
+}
+
+/// The app files we wrote for the peers that need one (`tests/peers/`).
+fn peer_files() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")
+}
+
+/// A peer's data directory, removed with the peer.
+pub struct PeerWithData {
+    /// The running peer (declared first: stopped before its data goes).
+    pub peer: Peer,
+    _data: DataDir,
+}
+
+/// A directory removed when dropped.
+struct DataDir(PathBuf);
+
+impl Drop for DataDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl std::ops::Deref for PeerWithData {
+    type Target = Peer;
+    fn deref(&self) -> &Peer {
+        &self.peer
+    }
+}
+
+/// django-scim2 (PyPI, MIT), Django's own users and groups served over SCIM by the small
+/// Django project in `tests/peers/django_scim` (a SQLite file of its own), accepting `token`.
+/// Its base URL ends in `/scim/v2`. It says `filter.supported: false` (yet filters), keys users
+/// by database integers, and keeps only part of the User schema.
+pub fn django_scim2(token: &str) -> Result<PeerWithData, String> {
+    let venv = root().join("target/django-scim-venv");
+    install_once("django-scim2", || {
+        venv.join("lib").exists()
+            && Command::new(venv.join("bin/python"))
+                .args(["-c", "import django_scim"])
+                .status()
+                .is_ok_and(|s| s.success())
+    })?;
+    let port = free_port();
+    let data = DataDir(
+        std::env::temp_dir().join(format!("idsync-django-scim2-{}-{port}", std::process::id())),
+    );
+    std::fs::create_dir_all(&data.0).map_err(|e| format!("cannot make a data directory: {e}"))?;
+    let mut cmd = Command::new(venv.join("bin/python"));
+    cmd.arg(peer_files().join("django_scim/serve.py"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PEER_PORT", port.to_string())
+        .env("PEER_TOKEN", token)
+        .env("PEER_DB", data.0.join("scim.sqlite3"));
+    let peer = start(
+        "django-scim2",
+        cmd,
+        port,
+        format!("http://127.0.0.1:{port}/scim/v2"),
+    )?;
+    Ok(PeerWithData { peer, _data: data })
+}
+
+/// SCIMMY with scimmy-routers (npm, MIT) on Express, kept in memory by the script in
+/// `tests/peers/scimmy`, accepting `token`. Its base URL ends in `/scim/v2`. SCIMMY parses,
+/// filters and patches by the RFC's schemas; its filters compare userName case-sensitively.
+pub fn scimmy(token: &str) -> Result<Peer, String> {
+    let modules = root().join("target/scimmy-peer/node_modules");
+    install_once("SCIMMY", || modules.join("scimmy-routers").exists())?;
+    let port = free_port();
+    let mut cmd = Command::new("node");
+    cmd.arg(peer_files().join("scimmy/server.cjs"))
+        .env("NODE_PATH", &modules)
+        .env("PEER_PORT", port.to_string())
+        .env("PEER_TOKEN", token);
+    start(
+        "SCIMMY",
+        cmd,
+        port,
+        format!("http://127.0.0.1:{port}/scim/v2"),
+    )
 }

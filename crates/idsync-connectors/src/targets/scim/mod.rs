@@ -148,6 +148,12 @@ fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 fn detail(body: &Value, status: StatusCode) -> String {
+    if let Value::String(text) = body {
+        return match shown(text) {
+            t if t.is_empty() => format!("HTTP {}", status.as_u16()),
+            t => format!("HTTP {}: {t}", status.as_u16()),
+        };
+    }
     let d = body.get("detail").and_then(Value::as_str).unwrap_or("");
     let t = body
         .get("scimType")
@@ -159,6 +165,27 @@ fn detail(body: &Value, status: StatusCode) -> String {
     } else {
         format!("HTTP {}{t}: {d}", status.as_u16())
     }
+}
+
+/// The first 200 characters of a body that is not JSON, trimmed, control characters escaped
+/// (a log line stays one line), "…" when cut.
+fn shown(text: &str) -> String {
+    let text = text.trim();
+    let mut out: String = text
+        .chars()
+        .take(200)
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect();
+    if text.chars().nth(200).is_some() {
+        out.push('…');
+    }
+    out
 }
 
 fn quote(s: &str) -> String {
@@ -237,7 +264,8 @@ impl ScimTarget {
                         ),
                     })
                 }
-                Err(_) => Value::Null,
+                // Not JSON (an HTML error page, a stack trace): kept as text for the reason.
+                Err(_) => Value::String(text),
             }
         };
         if status.is_success() {
