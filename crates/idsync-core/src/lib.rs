@@ -7,6 +7,7 @@
 
 pub mod clock;
 pub mod connector;
+pub mod forms;
 pub mod graph;
 pub mod groups;
 pub mod image;
@@ -21,6 +22,7 @@ pub use connector::{
     Change, Emptiness, Outcome, ReadStats, RemoteGroup, RemoteUser, Source, SourceError,
     SourceRead, Target, TargetError, TargetOp, TargetSnapshot,
 };
+pub use forms::{Form, LearnedForm, OpKind};
 pub use graph::{effective_members, MembershipGraph};
 pub use image::{DirectoryImage, Refresh};
 pub use model::{

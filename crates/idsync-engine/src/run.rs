@@ -214,6 +214,7 @@ async fn run_inner(
         waiting: pending.is_some() && opts.trigger != Trigger::Approval,
     };
     let mut known = RunCounts::default();
+    crate::forms::start(store, &flow.target, ctx.target).await?;
     let result = plan_and_apply(ctx, opts, &run_id, remembered, hold, &mut known)
         .await
         .map_err(|e| match e {
@@ -224,6 +225,10 @@ async fn run_inner(
                 run: run_id.clone(),
             },
         });
+    if let Err(e) = crate::forms::keep(store, &flow.target, ctx.target, clock.now_ms()).await {
+        // The run's own outcome matters more; the form is learned again next time.
+        tracing::warn!(error = %e, "cannot remember the request forms the target learned");
+    }
     let ended_ms = clock.now_ms();
     match result {
         Ok((plan, counts, kept)) => {
