@@ -468,7 +468,7 @@ async fn plan_and_apply(
     let mut out_of_scope = apply_scope(&mut desired, &flow.scope);
 
     let desired_ms = started.elapsed().as_millis() as u64 - load_directory_ms;
-    let mut ledger_version = store.ledger_version(&flow.name).await?;
+    let ledger_version = store.ledger_version(&flow.name).await?;
     let (mut ledger, ledger_from_memory) = match remembered_ledger {
         Some((l, v)) if v == ledger_version => (l, true),
         _ => (store.load_ledger(&flow.name).await?, false),
@@ -492,11 +492,12 @@ async fn plan_and_apply(
         if flow.groups.keep_manual {
             recorded = Some(ledger.clone());
         }
+        // The run plans against what the target holds, but the store keeps the ledger as it
+        // was: each repair applied is recorded as it lands, and what could not be repaired
+        // stays as idsync left it (had the observed state been stored, every later run would
+        // plan the failed repairs again as changes in the source, and fail on them).
         ledger = observed_ledger(&ledger, &real);
         plan_opts.reconcile = true;
-        if !opts.dry_run {
-            ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
-        }
     }
     // Group rules (names, mappings, required and default groups), then what stays of the
     // memberships of users being deprovisioned and of those made by hand in the target.
@@ -506,9 +507,6 @@ async fn plan_and_apply(
     }
     if let Some(recorded) = &recorded {
         forget_manual_members(&mut ledger, recorded, &desired);
-        if !opts.dry_run {
-            ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
-        }
     }
     keep_memberships(&mut desired, &ledger, &flow.memberships);
     // The flow's attribute mappings, then what the target can hold.
@@ -604,7 +602,12 @@ async fn plan_and_apply(
     let kept = FlowMemory {
         image,
         seq: image_seq,
-        ledger: applier.ledger_version.map(|v| (applier.ledger, v)),
+        // After a reconcile the ledger in memory is the observed one, not the store's: the
+        // next run loads the store's.
+        ledger: applier
+            .ledger_version
+            .filter(|_| opts.mode != Mode::Reconcile)
+            .map(|v| (applier.ledger, v)),
     };
     // A run for one user has not brought the whole flow up to the change log.
     if flow.only_user.is_none() {

@@ -374,3 +374,91 @@ fn member_filter_refused_falls_back_to_a_value_list_and_is_remembered() {
     assert_eq!(relay.patches.load(Ordering::SeqCst), before + 1, "{err}");
     assert!(!err.contains("form learned"), "{err}");
 }
+
+/// Item 3: a reconcile whose repairs fail leaves the ledger as it was for what it could not
+/// repair. Before, the ledger was replaced by what the target held before any repair was
+/// applied, so every later plan listed the failed repairs again as "changed in the source" and
+/// every run failed on them (the flow ended in quarantine).
+#[test]
+fn a_failed_reconcile_leaves_the_ledger_as_it_was() {
+    use idsync_connectors::targets::test::TestTarget;
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 6);
+    let config = |extra: &str| {
+        format!(
+            "[store]\npath = \"idsync.db\"\n\n[sources.hr]\ntype = \"file\"\nformat = \"csv\"\nusers = \"users.csv\"\ngroups = \"groups.csv\"\nmemberships = \"memberships.csv\"\n\n[targets.app]\ntype = \"test\"\njournal = \"target.jsonl\"\n{extra}\n[flows.hr-to-app]\nsource = \"hr\"\ntarget = \"app\"\n"
+        )
+    };
+    std::fs::write(dir.path().join("idsync.toml"), config("")).unwrap();
+    let o = super::run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // By hand in the application: user1 and user2 renamed. The application then refuses
+    // changes to user1 (the repair fails); user2's repair goes through.
+    let journal = dir.path().join("target.jsonl");
+    {
+        let target = TestTarget::with_journal(&journal).unwrap();
+        for name in ["user1@example.com", "user2@example.com"] {
+            let id = target
+                .state()
+                .users
+                .iter()
+                .find(|u| u.user.user_name == name)
+                .unwrap()
+                .target_id
+                .clone();
+            target.hand_update_user(&id, |u| {
+                u.name.given_name = Some("Changed by hand".into());
+            });
+        }
+    }
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        config("reject_user_names = [\"^user1@\"]\n"),
+    )
+    .unwrap();
+    let o = super::run(dir.path(), &["sync", "hr-to-app", "--full"]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "the repair of user1 fails: {}",
+        text(&o)
+    );
+    let target = TestTarget::read_journal(&journal).unwrap();
+    let given = |name: &str| {
+        target
+            .state()
+            .users
+            .iter()
+            .find(|u| u.user.user_name == name)
+            .and_then(|u| u.user.name.given_name.clone())
+    };
+    assert_eq!(given("user2@example.com").as_deref(), Some("User"));
+    assert_eq!(
+        given("user1@example.com").as_deref(),
+        Some("Changed by hand")
+    );
+
+    // Nothing changed in the source: the next plain runs plan nothing and succeed.
+    let o = super::run(dir.path(), &["plan", "hr-to-app", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        plan["operations"].as_array().map(Vec::len),
+        Some(0),
+        "no false updates after the failed reconcile: {plan}"
+    );
+    let o = super::run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
+        "{}",
+        text(&o)
+    );
+
+    // The next reconcile still sees user1's drift and tries again.
+    let o = super::run(dir.path(), &["plan", "hr-to-app", "--full", "--json"]);
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ops = plan["operations"].as_array().unwrap();
+    assert_eq!(ops.len(), 1, "{plan}");
+}
