@@ -11,6 +11,7 @@ pub mod forms;
 pub mod graph;
 pub mod groups;
 pub mod image;
+pub mod keeps;
 pub mod mapping;
 pub mod model;
 pub mod plan;

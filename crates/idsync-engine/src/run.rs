@@ -487,6 +487,7 @@ async fn plan_and_apply(
     plan_opts.now_ms = clock.now_ms();
     plan_opts.can_rename_groups = target.can_rename_groups();
     let mut recorded = None;
+    let mut unkept = Vec::new();
     if opts.mode == Mode::Reconcile {
         let real = target.read_state().await.map_err(Failure::Target)?;
         if flow.groups.keep_manual {
@@ -496,7 +497,10 @@ async fn plan_and_apply(
         // was: each repair applied is recorded as it lands, and what could not be repaired
         // stays as idsync left it (had the observed state been stored, every later run would
         // plan the failed repairs again as changes in the source, and fail on them).
-        ledger = observed_ledger(&ledger, &real);
+        let mut observed = observed_ledger(&ledger, &real);
+        // Only what the target keeps is compared (what it drops or computes itself is not).
+        unkept = idsync_core::keeps::compare_only_what_is_kept(&ledger, &mut observed).describe();
+        ledger = observed;
         plan_opts.reconcile = true;
     }
     // Group rules (names, mappings, required and default groups), then what stays of the
@@ -521,6 +525,7 @@ async fn plan_and_apply(
     let before_plan = started.elapsed().as_millis() as u64;
     let mut plan = plan(&desired, &ledger, &plan_opts);
     explain_out_of_scope(&mut plan, &out_of_scope);
+    plan.warnings.extend(unkept);
     if let Some(key) = &flow.only_user {
         only_user(&mut plan, key, &desired, &ledger);
     }

@@ -462,3 +462,82 @@ fn a_failed_reconcile_leaves_the_ledger_as_it_was() {
     let ops = plan["operations"].as_array().unwrap();
     assert_eq!(ops.len(), 1, "{plan}");
 }
+
+/// Item 3: a target that drops `department` and `emails.type` and computes `name.formatted`
+/// itself: a reconcile plans no false repairs (the plan says what is not compared), converges
+/// at once, and still repairs a real hand edit.
+#[test]
+fn reconcile_compares_only_what_the_target_keeps() {
+    use idsync_connectors::targets::test::TestTarget;
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 6);
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        "[store]\npath = \"idsync.db\"\n\n[sources.hr]\ntype = \"file\"\nformat = \"csv\"\nusers = \"users.csv\"\ngroups = \"groups.csv\"\nmemberships = \"memberships.csv\"\n\n[targets.app]\ntype = \"test\"\njournal = \"target.jsonl\"\ndrop_attributes = [\"department\", \"emails.type\"]\ncompute_attributes = [\"name.formatted\"]\n\n[flows.hr-to-app]\nsource = \"hr\"\ntarget = \"app\"\n",
+    )
+    .unwrap();
+    let o = super::run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let journal = dir.path().join("target.jsonl");
+    let held = TestTarget::read_journal(&journal).unwrap().state();
+    assert!(held.users.iter().all(|u| u.user.department.is_none()
+        && u.user.name.formatted.is_some()
+        && u.user.emails.iter().all(|e| e.kind.is_none())));
+
+    let o = super::run(dir.path(), &["plan", "hr-to-app", "--full", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        plan["operations"].as_array().map(Vec::len),
+        Some(0),
+        "no false repairs: {plan}"
+    );
+    let warnings = plan["warnings"].to_string();
+    for what in [
+        "does not keep department of users",
+        "does not keep emails.type of users",
+        "computes name.formatted of users itself",
+    ] {
+        assert!(warnings.contains(what), "{what}: {warnings}");
+    }
+    let o = super::run(dir.path(), &["sync", "hr-to-app", "--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
+        "{}",
+        text(&o)
+    );
+
+    // A real hand edit is repaired, and only it.
+    {
+        let target = TestTarget::with_journal(&journal).unwrap();
+        let id = target
+            .state()
+            .users
+            .iter()
+            .find(|u| u.user.user_name == "user2@example.com")
+            .unwrap()
+            .target_id
+            .clone();
+        target.hand_update_user(&id, |u| u.name.family_name = Some("By hand".into()));
+    }
+    let o = super::run(dir.path(), &["sync", "hr-to-app", "--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(1 planned, 1 applied"),
+        "{}",
+        text(&o)
+    );
+    for args in [
+        &["sync", "hr-to-app", "--full"][..],
+        &["sync", "hr-to-app"][..],
+    ] {
+        let o = super::run(dir.path(), args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
+            "{args:?}: {}",
+            text(&o)
+        );
+    }
+}

@@ -2,7 +2,8 @@
 //!
 //! It behaves like a strict application (unique userName and group displayName, unknown ids are
 //! "not found", members must exist) and can be told to misbehave: 429 with Retry-After, 5xx,
-//! timeouts before or *after* applying, permanent rejections, unavailability, a rate limit.
+//! timeouts before or *after* applying, permanent rejections, unavailability, a rate limit,
+//! attributes it does not keep or computes itself ([`TestTarget::keep_only`]).
 //! With a journal file every applied change is appended as one JSON line before the call
 //! returns, so the state survives a kill -9 of the process and can be inspected by another one.
 
@@ -190,6 +191,9 @@ pub struct TestTarget {
     calls: AtomicU64,
     searches: AtomicU64,
     injected: AtomicU64,
+    /// Attributes of users it does not keep, and computes itself (like services that drop
+    /// `title` or fill in `name.formatted`).
+    quirks: Mutex<(Vec<String>, Vec<String>)>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -221,6 +225,7 @@ impl TestTarget {
             calls: AtomicU64::new(0),
             searches: AtomicU64::new(0),
             injected: AtomicU64::new(0),
+            quirks: Mutex::new((Vec::new(), Vec::new())),
         }
     }
 
@@ -317,6 +322,34 @@ impl TestTarget {
         let now = self.clock.now_ms();
         lock(&self.faults).bucket =
             (per_second > 0).then(|| (f64::from(per_second), f64::from(per_second), now));
+    }
+
+    /// Users are kept without these attributes (`title`, `department`, `emails.type`,
+    /// `externalId`), and with these computed (`name.formatted`: given and family name).
+    pub fn keep_only(&self, drop: &[String], compute: &[String]) {
+        *lock(&self.quirks) = (drop.to_vec(), compute.to_vec());
+    }
+
+    /// A user as this application keeps it.
+    fn as_held(&self, mut user: User) -> User {
+        let q = lock(&self.quirks);
+        for a in &q.0 {
+            match a.as_str() {
+                "title" => user.title = None,
+                "department" => user.department = None,
+                "emails.type" => user.emails.iter_mut().for_each(|e| e.kind = None),
+                "externalId" => user.external_id = None,
+                _ => {}
+            }
+        }
+        if q.1.iter().any(|a| a == "name.formatted") {
+            let parts: Vec<&str> = [&user.name.given_name, &user.name.family_name]
+                .into_iter()
+                .filter_map(|p| p.as_deref())
+                .collect();
+            user.name.formatted = (!parts.is_empty()).then(|| parts.join(" "));
+        }
+        user
     }
 
     pub fn apply_calls(&self) -> u64 {
@@ -491,7 +524,7 @@ impl TestTarget {
                     return rejected(format!("userName {:?} already exists", user.user_name));
                 }
                 let id = uuid::Uuid::new_v4().to_string();
-                let mut user = user.clone();
+                let mut user = self.as_held(user.clone());
                 user.id.clear();
                 self.commit(
                     &mut s,
@@ -511,7 +544,7 @@ impl TestTarget {
                 if s.user_named(&after.user_name, Some(target_id)).is_some() {
                     return rejected(format!("userName {:?} already exists", after.user_name));
                 }
-                let mut user = after.clone();
+                let mut user = self.as_held(after.clone());
                 user.id.clear();
                 self.commit(
                     &mut s,
