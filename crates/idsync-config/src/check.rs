@@ -810,6 +810,7 @@ impl<'a> Checker<'a> {
                         "max_rate",
                         "drop_attributes",
                         "compute_attributes",
+                        "no_patch",
                     ],
                 );
                 let journal = self
@@ -852,6 +853,7 @@ impl<'a> Checker<'a> {
                     &["title", "department", "emails.type", "externalId"],
                 );
                 let compute_attributes = quirk("compute_attributes", &["name.formatted"]);
+                let no_patch = self.boolean(t, "no_patch", &path).unwrap_or(false);
                 let max_rate = self
                     .float(t, "max_rate", &path, 0.0, 100_000.0)
                     .unwrap_or(0.0);
@@ -865,6 +867,7 @@ impl<'a> Checker<'a> {
                         accept_rate: u32::try_from(accept_rate).unwrap_or(0),
                         drop_attributes,
                         compute_attributes,
+                        no_patch,
                     }),
                 })
             }

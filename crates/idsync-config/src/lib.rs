@@ -346,6 +346,8 @@ pub struct TestTargetConfig {
     pub drop_attributes: Vec<String>,
     /// Attributes it computes itself (`name.formatted`).
     pub compute_attributes: Vec<String>,
+    /// It takes no PATCH: changes are learned to go out as PUT.
+    pub no_patch: bool,
 }
 
 #[derive(Debug, Clone)]

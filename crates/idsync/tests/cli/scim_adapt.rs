@@ -541,3 +541,44 @@ fn reconcile_compares_only_what_the_target_keeps() {
         );
     }
 }
+
+/// Item 2 with the test target's "no PATCH" switch: the engine keeps what the target learned
+/// in the store and gives it back to the next run (a new process), which learns nothing again.
+#[test]
+fn a_target_without_patch_is_learned_once_and_remembered() {
+    use idsync_connectors::targets::test::TestTarget;
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 6);
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        "[store]\npath = \"idsync.db\"\n\n[sources.hr]\ntype = \"file\"\nformat = \"csv\"\nusers = \"users.csv\"\ngroups = \"groups.csv\"\nmemberships = \"memberships.csv\"\n\n[targets.app]\ntype = \"test\"\njournal = \"target.jsonl\"\nno_patch = true\n\n[flows.hr-to-app]\nsource = \"hr\"\ntarget = \"app\"\n",
+    )
+    .unwrap();
+    let sync = || {
+        let o = super::run(dir.path(), &["sync", "hr-to-app"]);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let err = sync();
+    assert!(err.contains("add-members is sent as put"), "{err}");
+    edit_users(dir.path(), |csv| {
+        csv.replace("User,Number 1,", "Ada,Number 1,")
+    });
+    let err = sync();
+    assert!(err.contains("update-user is sent as put"), "{err}");
+    assert!(
+        !err.contains("add-members"),
+        "remembered, not learned again: {err}"
+    );
+    edit_users(dir.path(), |csv| {
+        csv.replace("Ada,Number 1,", "Grace,Number 1,")
+    });
+    let err = sync();
+    assert!(!err.contains("form learned"), "{err}");
+    let target = TestTarget::read_journal(&dir.path().join("target.jsonl")).unwrap();
+    assert!(target
+        .state()
+        .users
+        .iter()
+        .any(|u| u.user.name.given_name.as_deref() == Some("Grace")));
+}
