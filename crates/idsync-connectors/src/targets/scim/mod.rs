@@ -3,7 +3,8 @@
 //!
 //! It discovers what the service supports (`/ServiceProviderConfig`: PATCH, filtering, page
 //! size), matches before creating (users by userName then email, groups by displayName),
-//! updates with the smallest PATCH (or PUT where PATCH is unsupported), manages members with
+//! updates with the smallest PATCH (or PUT where PATCH is unsupported, or refused at run time:
+//! the form each kind of change takes is learned, `forms.rs`), manages members with
 //! batched PATCH, pages through everything for a reconcile, and maps every answer to an
 //! outcome: 2xx applied, 404 not found, 408/429/5xx and network errors retryable (honouring
 //! Retry-After), other 4xx rejected with the service's own detail.
