@@ -808,6 +808,9 @@ impl<'a> Checker<'a> {
                         "reject_user_names",
                         "accept_rate",
                         "max_rate",
+                        "drop_attributes",
+                        "compute_attributes",
+                        "no_patch",
                     ],
                 );
                 let journal = self
@@ -832,6 +835,25 @@ impl<'a> Checker<'a> {
                     }
                 }
                 let accept_rate = self.int(t, "accept_rate", &path, 0, 1_000_000).unwrap_or(0);
+                let mut quirk = |key: &str, known: &[&str]| -> Vec<String> {
+                    let values = self.str_array(t, key, &path);
+                    for (i, (v, span)) in values.iter().enumerate() {
+                        if !known.contains(&v.as_str()) {
+                            self.err(
+                                span,
+                                &format!("{path}.{key}[{i}]"),
+                                format!("unknown attribute {v:?} (one of: {})", known.join(", ")),
+                            );
+                        }
+                    }
+                    values.into_iter().map(|(v, _)| v).collect()
+                };
+                let drop_attributes = quirk(
+                    "drop_attributes",
+                    &["title", "department", "emails.type", "externalId"],
+                );
+                let compute_attributes = quirk("compute_attributes", &["name.formatted"]);
+                let no_patch = self.boolean(t, "no_patch", &path).unwrap_or(false);
                 let max_rate = self
                     .float(t, "max_rate", &path, 0.0, 100_000.0)
                     .unwrap_or(0.0);
@@ -843,6 +865,9 @@ impl<'a> Checker<'a> {
                         fail_rate,
                         reject_user_names: reject_user_names.into_iter().map(|(p, _)| p).collect(),
                         accept_rate: u32::try_from(accept_rate).unwrap_or(0),
+                        drop_attributes,
+                        compute_attributes,
+                        no_patch,
                     }),
                 })
             }

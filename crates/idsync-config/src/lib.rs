@@ -341,6 +341,13 @@ pub struct TestTargetConfig {
     pub reject_user_names: Vec<String>,
     /// Operations per second the simulated application accepts before answering 429.
     pub accept_rate: u32,
+    /// Attributes the simulated application does not keep (`title`, `department`,
+    /// `emails.type`, `externalId`).
+    pub drop_attributes: Vec<String>,
+    /// Attributes it computes itself (`name.formatted`).
+    pub compute_attributes: Vec<String>,
+    /// It takes no PATCH: changes are learned to go out as PUT.
+    pub no_patch: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -260,4 +260,12 @@ pub trait Target: Send + Sync {
     async fn value_taken(&self, _attribute: &str, _value: &str) -> Result<bool, TargetError> {
         Ok(false)
     }
+    /// Start with these request forms, remembered from earlier runs (decision 0026). A target
+    /// with one way of sending each change ignores them.
+    fn use_forms(&self, _forms: &[crate::LearnedForm]) {}
+    /// The request forms this target learned since this was last asked (each is handed over
+    /// once, for the engine to remember).
+    fn take_learned_forms(&self) -> Vec<crate::LearnedForm> {
+        Vec::new()
+    }
 }

@@ -7,9 +7,11 @@
 
 pub mod clock;
 pub mod connector;
+pub mod forms;
 pub mod graph;
 pub mod groups;
 pub mod image;
+pub mod keeps;
 pub mod mapping;
 pub mod model;
 pub mod plan;
@@ -21,6 +23,7 @@ pub use connector::{
     Change, Emptiness, Outcome, ReadStats, RemoteGroup, RemoteUser, Source, SourceError,
     SourceRead, Target, TargetError, TargetOp, TargetSnapshot,
 };
+pub use forms::{Form, LearnedForm, OpKind};
 pub use graph::{effective_members, MembershipGraph};
 pub use image::{DirectoryImage, Refresh};
 pub use model::{

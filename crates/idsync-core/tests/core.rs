@@ -5,6 +5,9 @@ use idsync_core::*;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
+#[path = "core/keeps.rs"]
+mod keeps;
+
 const USERS: usize = 12;
 const GROUPS: usize = 6;
 

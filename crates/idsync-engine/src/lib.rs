@@ -5,6 +5,7 @@
 mod apply;
 mod error;
 mod execute;
+mod forms;
 mod ingest;
 mod memory;
 mod metrics;

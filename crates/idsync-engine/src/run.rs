@@ -214,6 +214,7 @@ async fn run_inner(
         waiting: pending.is_some() && opts.trigger != Trigger::Approval,
     };
     let mut known = RunCounts::default();
+    crate::forms::start(store, &flow.target, ctx.target).await?;
     let result = plan_and_apply(ctx, opts, &run_id, remembered, hold, &mut known)
         .await
         .map_err(|e| match e {
@@ -224,6 +225,10 @@ async fn run_inner(
                 run: run_id.clone(),
             },
         });
+    if let Err(e) = crate::forms::keep(store, &flow.target, ctx.target, clock.now_ms()).await {
+        // The run's own outcome matters more; the form is learned again next time.
+        tracing::warn!(error = %e, "cannot remember the request forms the target learned");
+    }
     let ended_ms = clock.now_ms();
     match result {
         Ok((plan, counts, kept)) => {
@@ -463,7 +468,7 @@ async fn plan_and_apply(
     let mut out_of_scope = apply_scope(&mut desired, &flow.scope);
 
     let desired_ms = started.elapsed().as_millis() as u64 - load_directory_ms;
-    let mut ledger_version = store.ledger_version(&flow.name).await?;
+    let ledger_version = store.ledger_version(&flow.name).await?;
     let (mut ledger, ledger_from_memory) = match remembered_ledger {
         Some((l, v)) if v == ledger_version => (l, true),
         _ => (store.load_ledger(&flow.name).await?, false),
@@ -483,17 +488,22 @@ async fn plan_and_apply(
     plan_opts.can_rename_groups = target.can_rename_groups();
     let mut recorded = None;
     let mut dangling = Vec::new();
+    let mut unkept = Vec::new();
     if opts.mode == Mode::Reconcile {
         let real = target.read_state().await.map_err(Failure::Target)?;
         dangling = dangling_members(&ledger, &real);
         if flow.groups.keep_manual {
             recorded = Some(ledger.clone());
         }
-        ledger = observed_ledger(&ledger, &real);
+        // The run plans against what the target holds, but the store keeps the ledger as it
+        // was: each repair applied is recorded as it lands, and what could not be repaired
+        // stays as idsync left it (had the observed state been stored, every later run would
+        // plan the failed repairs again as changes in the source, and fail on them).
+        let mut observed = observed_ledger(&ledger, &real);
+        // Only what the target keeps is compared (what it drops or computes itself is not).
+        unkept = idsync_core::keeps::compare_only_what_is_kept(&ledger, &mut observed).describe();
+        ledger = observed;
         plan_opts.reconcile = true;
-        if !opts.dry_run {
-            ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
-        }
     }
     // Group rules (names, mappings, required and default groups), then what stays of the
     // memberships of users being deprovisioned and of those made by hand in the target.
@@ -503,9 +513,6 @@ async fn plan_and_apply(
     }
     if let Some(recorded) = &recorded {
         forget_manual_members(&mut ledger, recorded, &desired);
-        if !opts.dry_run {
-            ledger_version = store.replace_ledger(&flow.name, &ledger).await?;
-        }
     }
     keep_memberships(&mut desired, &ledger, &flow.memberships);
     // The flow's attribute mappings, then what the target can hold.
@@ -536,6 +543,7 @@ async fn plan_and_apply(
         }
     }
     explain_out_of_scope(&mut plan, &out_of_scope);
+    plan.warnings.extend(unkept);
     if let Some(key) = &flow.only_user {
         only_user(&mut plan, key, &desired, &ledger);
     }
@@ -617,7 +625,12 @@ async fn plan_and_apply(
     let kept = FlowMemory {
         image,
         seq: image_seq,
-        ledger: applier.ledger_version.map(|v| (applier.ledger, v)),
+        // After a reconcile the ledger in memory is the observed one, not the store's: the
+        // next run loads the store's.
+        ledger: applier
+            .ledger_version
+            .filter(|_| opts.mode != Mode::Reconcile)
+            .map(|v| (applier.ledger, v)),
     };
     // A run for one user has not brought the whole flow up to the change log.
     if flow.only_user.is_none() {

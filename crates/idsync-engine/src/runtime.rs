@@ -277,6 +277,8 @@ impl Runtime {
                         .reject_user_names(&t.reject_user_names)
                         .map_err(setup)?;
                     target.rate_limit(t.accept_rate);
+                    target.keep_only(&t.drop_attributes, &t.compute_attributes);
+                    target.without_patch(t.no_patch);
                     target.fail_rate(t.fail_rate, Fault::ServerError(503));
                     Arc::new(target)
                 }

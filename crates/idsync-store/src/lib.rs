@@ -14,6 +14,7 @@ mod push;
 mod reverse;
 mod runs;
 mod secrets;
+mod target_forms;
 mod types;
 
 pub use audit::{AuditEntry, AuditOutcome, NewAuditEntry};

@@ -4,6 +4,8 @@
 
 #[path = "cli/reliability.rs"]
 mod reliability;
+#[path = "cli/scim_adapt.rs"]
+mod scim_adapt;
 #[path = "cli/scim_attrs.rs"]
 mod scim_attrs;
 #[path = "cli/scim_peers.rs"]

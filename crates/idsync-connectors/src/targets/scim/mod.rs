@@ -3,7 +3,8 @@
 //!
 //! It discovers what the service supports (`/ServiceProviderConfig`: PATCH, filtering, page
 //! size), matches before creating (users by userName then email, groups by displayName),
-//! updates with the smallest PATCH (or PUT where PATCH is unsupported), manages members with
+//! updates with the smallest PATCH (or PUT where PATCH is unsupported, or refused at run time:
+//! the form each kind of change takes is learned, `forms.rs`), manages members with
 //! batched PATCH, pages through everything for a reconcile, and maps every answer to an
 //! outcome: 2xx applied, 404 not found, 408/429/5xx and network errors retryable (honouring
 //! Retry-After), other 4xx rejected with the service's own detail.
@@ -14,15 +15,15 @@
 
 use async_trait::async_trait;
 use idsync_core::{Group, Outcome, RemoteGroup, RemoteUser, Target, TargetError, TargetOp, User};
-use idsync_scim::resource::{
-    group_from_scim, known_only, user_body, user_from_scim, user_patch_ops,
-};
+use idsync_scim::resource::{group_from_scim, known_only, user_body, user_from_scim};
 use idsync_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::time::Duration;
 use tokio::sync::OnceCell;
+
+mod forms;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -109,6 +110,7 @@ pub struct ScimTarget {
     cfg: ScimTargetConfig,
     http: reqwest::Client,
     caps: OnceCell<Capabilities>,
+    forms: forms::Forms,
 }
 
 /// One HTTP exchange's result.
@@ -205,6 +207,7 @@ impl ScimTarget {
             cfg,
             http,
             caps: OnceCell::new(),
+            forms: forms::Forms::default(),
         })
     }
 
@@ -601,37 +604,15 @@ impl Target for ScimTarget {
                 }
                 self.create("/Users", user_body(user)).await
             }
-            TargetOp::UpdateUser {
-                target_id,
-                before,
-                after,
-            } => {
+            TargetOp::UpdateUser { after, .. } => {
                 if let Some(reason) = self.outside_domains(after) {
                     return Outcome::Skipped { reason };
                 }
-                let path = format!("/Users/{target_id}");
-                match self.capabilities().await {
-                    Ok(c) if c.patch => self.patch(&path, &user_patch_ops(before, after)).await,
-                    Ok(_) => match self
-                        .send(Method::PUT, &path, Some(user_body(after).to_string()))
-                        .await
-                    {
-                        Answer::Ok(..) => Outcome::Applied { target_id: None },
-                        Answer::Failed(o) => o,
-                    },
-                    Err(e) => Outcome::Retryable {
-                        reason: e.to_string(),
-                        retry_after: None,
-                    },
-                }
+                self.send_in_form(idsync_core::OpKind::UpdateUser, op).await
             }
             TargetOp::DeleteUser { target_id } => self.delete(&format!("/Users/{target_id}")).await,
             TargetOp::CreateGroup { group } => self.create("/Groups", group_body(group)).await,
-            TargetOp::UpdateGroup {
-                target_id,
-                before,
-                after,
-            } => {
+            TargetOp::UpdateGroup { before, after, .. } => {
                 if self.cfg.profile == Profile::AtlassianCloud
                     && before.display_name != after.display_name
                     && !before.display_name.is_empty()
@@ -643,85 +624,18 @@ impl Target for ScimTarget {
                         ),
                     };
                 }
-                match self.supports_patch().await {
-                    Err(o) => return o,
-                    Ok(false) => {
-                        let (name, ext) = (after.display_name.clone(), after.external_id.clone());
-                        return self
-                            .put_group(target_id, |o| {
-                                o.insert("displayName".into(), Value::String(name));
-                                match ext {
-                                    Some(e) => o.insert("externalId".into(), Value::String(e)),
-                                    None => o.remove("externalId"),
-                                };
-                            })
-                            .await;
-                    }
-                    Ok(true) => {}
-                }
-                let mut ops = vec![
-                    json!({"op": "replace", "path": "displayName", "value": after.display_name}),
-                ];
-                if before.external_id != after.external_id {
-                    ops.push(match &after.external_id {
-                        Some(e) => json!({"op": "replace", "path": "externalId", "value": e}),
-                        None => json!({"op": "remove", "path": "externalId"}),
-                    });
-                }
-                self.patch(&format!("/Groups/{target_id}"), &ops).await
+                self.send_in_form(idsync_core::OpKind::UpdateGroup, op)
+                    .await
             }
             TargetOp::DeleteGroup { target_id } => {
                 self.delete(&format!("/Groups/{target_id}")).await
             }
-            TargetOp::AddMembers { group_id, user_ids }
-            | TargetOp::RemoveMembers { group_id, user_ids }
-                if matches!(self.supports_patch().await, Ok(false)) =>
-            {
-                let add = matches!(op, TargetOp::AddMembers { .. });
-                self.put_group(group_id, |o| {
-                    let mut members: Vec<Value> = o
-                        .get("members")
-                        .and_then(Value::as_array)
-                        .cloned()
-                        .unwrap_or_default();
-                    let has =
-                        |m: &Value, id: &str| m.get("value").and_then(Value::as_str) == Some(id);
-                    if add {
-                        for id in user_ids {
-                            if !members.iter().any(|m| has(m, id)) {
-                                members.push(json!({"value": id}));
-                            }
-                        }
-                    } else {
-                        members.retain(|m| !user_ids.iter().any(|id| has(m, id)));
-                    }
-                    o.insert("members".into(), Value::Array(members));
-                })
-                .await
+            TargetOp::AddMembers { .. } => {
+                self.send_in_form(idsync_core::OpKind::AddMembers, op).await
             }
-            TargetOp::AddMembers { group_id, user_ids } => {
-                for chunk in user_ids.chunks(self.cfg.member_batch.max(1)) {
-                    let add = MembersAdd {
-                        op: "add",
-                        path: "members",
-                        value: chunk.iter().map(|id| Member { value: id }).collect(),
-                    };
-                    let o = self.patch(&format!("/Groups/{group_id}"), &[add]).await;
-                    if !matches!(o, Outcome::Applied { .. }) {
-                        return o;
-                    }
-                }
-                Outcome::Applied { target_id: None }
-            }
-            TargetOp::RemoveMembers { group_id, user_ids } => {
-                for chunk in user_ids.chunks(self.cfg.member_batch.max(1)) {
-                    let ops: Vec<Value> = chunk.iter().map(|id| json!({"op": "remove", "path": format!("members[value eq {}]", quote(id))})).collect();
-                    let o = self.patch(&format!("/Groups/{group_id}"), &ops).await;
-                    if !matches!(o, Outcome::Applied { .. }) {
-                        return o;
-                    }
-                }
-                Outcome::Applied { target_id: None }
+            TargetOp::RemoveMembers { .. } => {
+                self.send_in_form(idsync_core::OpKind::RemoveMembers, op)
+                    .await
             }
         }
     }
@@ -741,6 +655,14 @@ impl Target for ScimTarget {
 
     fn can_rename_groups(&self) -> bool {
         self.cfg.profile != Profile::AtlassianCloud
+    }
+
+    fn use_forms(&self, forms: &[idsync_core::LearnedForm]) {
+        self.forms.use_forms(forms);
+    }
+
+    fn take_learned_forms(&self) -> Vec<idsync_core::LearnedForm> {
+        self.forms.take_learned()
     }
 
     async fn value_taken(&self, attribute: &str, value: &str) -> Result<bool, TargetError> {

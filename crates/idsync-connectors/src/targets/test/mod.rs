@@ -2,14 +2,15 @@
 //!
 //! It behaves like a strict application (unique userName and group displayName, unknown ids are
 //! "not found", members must exist) and can be told to misbehave: 429 with Retry-After, 5xx,
-//! timeouts before or *after* applying, permanent rejections, unavailability, a rate limit.
+//! timeouts before or *after* applying, permanent rejections, unavailability, a rate limit,
+//! attributes it does not keep or computes itself ([`TestTarget::keep_only`]).
 //! With a journal file every applied change is appended as one JSON line before the call
 //! returns, so the state survives a kill -9 of the process and can be inspected by another one.
 
 use async_trait::async_trait;
 use idsync_core::{
-    Clock, Group, Outcome, RemoteGroup, RemoteUser, SystemClock, Target, TargetError, TargetOp,
-    TargetSnapshot, User,
+    Clock, Form, Group, LearnedForm, OpKind, Outcome, RemoteGroup, RemoteUser, SystemClock, Target,
+    TargetError, TargetOp, TargetSnapshot, User,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -190,6 +191,13 @@ pub struct TestTarget {
     calls: AtomicU64,
     searches: AtomicU64,
     injected: AtomicU64,
+    /// Attributes of users it does not keep, and computes itself (like services that drop
+    /// `title` or fill in `name.formatted`).
+    quirks: Mutex<(Vec<String>, Vec<String>)>,
+    /// Without PATCH: changes are taken only as PUT of the whole object (see [`TestTarget::without_patch`]).
+    no_patch: std::sync::atomic::AtomicBool,
+    forms: Mutex<(BTreeMap<OpKind, Form>, Vec<LearnedForm>)>,
+    patch_refusals: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -221,6 +229,10 @@ impl TestTarget {
             calls: AtomicU64::new(0),
             searches: AtomicU64::new(0),
             injected: AtomicU64::new(0),
+            quirks: Mutex::new((Vec::new(), Vec::new())),
+            no_patch: std::sync::atomic::AtomicBool::new(false),
+            forms: Mutex::new((BTreeMap::new(), Vec::new())),
+            patch_refusals: AtomicU64::new(0),
         }
     }
 
@@ -317,6 +329,74 @@ impl TestTarget {
         let now = self.clock.now_ms();
         lock(&self.faults).bucket =
             (per_second > 0).then(|| (f64::from(per_second), f64::from(per_second), now));
+    }
+
+    /// Users are kept without these attributes (`title`, `department`, `emails.type`,
+    /// `externalId`), and with these computed (`name.formatted`: given and family name).
+    pub fn keep_only(&self, drop: &[String], compute: &[String]) {
+        *lock(&self.quirks) = (drop.to_vec(), compute.to_vec());
+    }
+
+    /// The application takes no PATCH, as a SCIM service answering it 501: an update or member
+    /// change sent as PATCH is refused (counted in [`TestTarget::patch_refusals`]) and sent
+    /// again as PUT, which is learned for its kind of change and handed to the engine to
+    /// remember (`Target::take_learned_forms`); a change of a kind given PUT by
+    /// `Target::use_forms` goes out as PUT at once.
+    pub fn without_patch(&self, on: bool) {
+        self.no_patch.store(on, Ordering::SeqCst);
+    }
+
+    /// How many changes were sent as PATCH and refused.
+    pub fn patch_refusals(&self) -> u64 {
+        self.patch_refusals.load(Ordering::SeqCst)
+    }
+
+    /// Send `op` in the form its kind is known to take: without PATCH, a first change of a kind
+    /// is refused as PATCH and PUT is learned.
+    fn negotiate_form(&self, op: &TargetOp) {
+        if !self.no_patch.load(Ordering::SeqCst) {
+            return;
+        }
+        let kind = match op {
+            TargetOp::UpdateUser { .. } => OpKind::UpdateUser,
+            TargetOp::UpdateGroup { .. } => OpKind::UpdateGroup,
+            TargetOp::AddMembers { .. } => OpKind::AddMembers,
+            TargetOp::RemoveMembers { .. } => OpKind::RemoveMembers,
+            _ => return,
+        };
+        let mut f = lock(&self.forms);
+        if f.0.get(&kind) == Some(&Form::Put) {
+            return;
+        }
+        self.patch_refusals.fetch_add(1, Ordering::SeqCst);
+        f.0.insert(kind, Form::Put);
+        f.1.push(LearnedForm {
+            kind,
+            form: Form::Put,
+            reason: "PATCH: HTTP 501: this application takes no PATCH".into(),
+        });
+    }
+
+    /// A user as this application keeps it.
+    fn as_held(&self, mut user: User) -> User {
+        let q = lock(&self.quirks);
+        for a in &q.0 {
+            match a.as_str() {
+                "title" => user.title = None,
+                "department" => user.department = None,
+                "emails.type" => user.emails.iter_mut().for_each(|e| e.kind = None),
+                "externalId" => user.external_id = None,
+                _ => {}
+            }
+        }
+        if q.1.iter().any(|a| a == "name.formatted") {
+            let parts: Vec<&str> = [&user.name.given_name, &user.name.family_name]
+                .into_iter()
+                .filter_map(|p| p.as_deref())
+                .collect();
+            user.name.formatted = (!parts.is_empty()).then(|| parts.join(" "));
+        }
+        user
     }
 
     pub fn apply_calls(&self) -> u64 {
@@ -491,7 +571,7 @@ impl TestTarget {
                     return rejected(format!("userName {:?} already exists", user.user_name));
                 }
                 let id = uuid::Uuid::new_v4().to_string();
-                let mut user = user.clone();
+                let mut user = self.as_held(user.clone());
                 user.id.clear();
                 self.commit(
                     &mut s,
@@ -511,7 +591,7 @@ impl TestTarget {
                 if s.user_named(&after.user_name, Some(target_id)).is_some() {
                     return rejected(format!("userName {:?} already exists", after.user_name));
                 }
-                let mut user = after.clone();
+                let mut user = self.as_held(after.clone());
                 user.id.clear();
                 self.commit(
                     &mut s,
@@ -627,6 +707,17 @@ impl Target for TestTarget {
         }))
     }
 
+    fn use_forms(&self, forms: &[LearnedForm]) {
+        let mut f = lock(&self.forms);
+        for l in forms {
+            f.0.insert(l.kind, l.form);
+        }
+    }
+
+    fn take_learned_forms(&self) -> Vec<LearnedForm> {
+        std::mem::take(&mut lock(&self.forms).1)
+    }
+
     fn describe(&self) -> String {
         match &self.journal_path {
             Some(p) => format!("test target ({})", p.display()),
@@ -680,7 +771,10 @@ impl Target for TestTarget {
             self.injected.fetch_add(1, Ordering::SeqCst);
         }
         match fault {
-            None => self.do_apply(op),
+            None => {
+                self.negotiate_form(op);
+                self.do_apply(op)
+            }
             Some(Fault::TooManyRequests { retry_after }) => Outcome::Retryable {
                 reason: "HTTP 429 Too Many Requests".into(),
                 retry_after: Some(retry_after),

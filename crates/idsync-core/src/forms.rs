@@ -1,0 +1,130 @@
+//! Which request form a target takes for each kind of change, as learned from its answers
+//! (decision 0026). A SCIM service may claim PATCH and answer it 501, or take a member removal
+//! only as a value list: the target learns the form that works, the engine keeps it in the
+//! store per target, and later runs start with it.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// A kind of change whose request form can differ between targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum OpKind {
+    UpdateUser,
+    UpdateGroup,
+    AddMembers,
+    RemoveMembers,
+}
+
+impl OpKind {
+    pub const ALL: [OpKind; 4] = [
+        OpKind::UpdateUser,
+        OpKind::UpdateGroup,
+        OpKind::AddMembers,
+        OpKind::RemoveMembers,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::UpdateUser => "update-user",
+            OpKind::UpdateGroup => "update-group",
+            OpKind::AddMembers => "add-members",
+            OpKind::RemoveMembers => "remove-members",
+        }
+    }
+}
+
+/// How a change is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Form {
+    /// PATCH whose operations address what they change by path, with a value filter where
+    /// needed (`members[value eq "id"]`).
+    PatchPath,
+    /// PATCH whose operations carry a value list instead of a filter
+    /// (`{"op":"remove","path":"members","value":[{"value":"id"}]}`).
+    PatchValue,
+    /// The whole resource read, changed and written back with PUT.
+    Put,
+}
+
+impl Form {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Form::PatchPath => "patch-path",
+            Form::PatchValue => "patch-value",
+            Form::Put => "put",
+        }
+    }
+}
+
+impl fmt::Display for OpKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Form {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a known operation kind or form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}")]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub value: String,
+}
+
+impl FromStr for OpKind {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OpKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                what: "operation kind",
+                value: s.to_string(),
+            })
+    }
+}
+
+impl FromStr for Form {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        [Form::PatchPath, Form::PatchValue, Form::Put]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| UnknownName {
+                what: "request form",
+                value: s.to_string(),
+            })
+    }
+}
+
+/// A form a target found to work for a kind of change, and why the earlier one did not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedForm {
+    pub kind: OpKind,
+    pub form: Form,
+    /// The answer that refused the form tried before (empty when the form was remembered).
+    pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_unknown_names_are_errors() {
+        for k in OpKind::ALL {
+            assert_eq!(k.as_str().parse::<OpKind>(), Ok(k));
+        }
+        for f in [Form::PatchPath, Form::PatchValue, Form::Put] {
+            assert_eq!(f.as_str().parse::<Form>(), Ok(f));
+        }
+        assert!("patch".parse::<Form>().is_err());
+        assert!("".parse::<OpKind>().is_err());
+    }
+}

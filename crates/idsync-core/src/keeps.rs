@@ -1,0 +1,274 @@
+//! What a target keeps, learned for a reconcile (issue 16, decision 0026).
+//!
+//! Services drop attributes they have no place for (`title`, `department`, `emails.type`) and
+//! compute others themselves (`name.formatted`). A reconcile that compared them would "repair"
+//! every object on every run. The evidence is the reconcile's own: the ledger holds what idsync
+//! sent each object, the target's answer to the read what it gave back. An attribute sent to at
+//! least [`MIN_EVIDENCE`] objects and given back by none is not kept; one sent to none of at
+//! least [`MIN_EVIDENCE`] objects and given back by all of them is computed by the target.
+//! Neither is compared: the observed object takes what was sent for it. An empty string and an
+//! absent value are the same. `userName` and `active` are always compared.
+
+use crate::state::LedgerState;
+use serde::{de::DeserializeOwned, Serialize};
+use serde_json::{Map, Value};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// How many objects must show the same thing before it is taken as the target's rule. One is
+/// enough: the rule needs *every* object to agree, and a false repair on every reconcile is
+/// worse than an attribute removed by hand from the only object that had it staying removed.
+pub const MIN_EVIDENCE: usize = 1;
+
+/// Attributes never learned away: they are what matching and deprovisioning rest on.
+const ALWAYS_COMPARED: [&str; 3] = ["userName", "active", "sourceId"];
+
+/// What the target was found not to keep, or to compute, with the number of objects showing it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Unkept {
+    pub user_dropped: BTreeMap<String, usize>,
+    pub user_computed: BTreeMap<String, usize>,
+    pub group_dropped: BTreeMap<String, usize>,
+    pub group_computed: BTreeMap<String, usize>,
+}
+
+impl Unkept {
+    pub fn is_empty(&self) -> bool {
+        self.user_dropped.is_empty()
+            && self.user_computed.is_empty()
+            && self.group_dropped.is_empty()
+            && self.group_computed.is_empty()
+    }
+
+    /// One line per finding, for the plan's warnings.
+    pub fn describe(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (what, dropped, computed) in [
+            ("users", &self.user_dropped, &self.user_computed),
+            ("groups", &self.group_dropped, &self.group_computed),
+        ] {
+            for (path, n) in dropped {
+                out.push(format!(
+                    "the target does not keep {path} of {what} (sent to {n}, given back by none): not compared"
+                ));
+            }
+            for (path, n) in computed {
+                out.push(format!(
+                    "the target computes {path} of {what} itself (given back by all {n}, never sent): not compared"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Paths of the non-empty leaves of an object: `title`, `name.formatted`, `emails.type`
+/// (a sub-attribute of any element), `custom.<name>`.
+fn leaves(v: &Value) -> BTreeSet<String> {
+    fn walk(v: &Value, prefix: &str, depth: usize, out: &mut BTreeSet<String>) {
+        match v {
+            Value::Null => {}
+            Value::String(s) if s.is_empty() => {}
+            Value::Object(o) if depth < 2 && prefix != "custom" => {
+                for (k, x) in o {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(x, &p, depth + 1, out);
+                }
+            }
+            Value::Array(a) if a.iter().any(Value::is_object) => {
+                for x in a {
+                    if let Value::Object(o) = x {
+                        for (k, y) in o {
+                            walk(y, &format!("{prefix}.{k}"), depth + 2, out);
+                        }
+                    }
+                }
+            }
+            Value::Array(a) if a.is_empty() => {}
+            Value::Object(o) if o.is_empty() => {}
+            Value::Object(o) if prefix == "custom" => {
+                for (k, x) in o {
+                    if !x.is_null() {
+                        out.insert(format!("custom.{k}"));
+                    }
+                }
+            }
+            _ => {
+                out.insert(prefix.to_string());
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(v, "", 0, &mut out);
+    out
+}
+
+/// Set `path` of `observed` to what `sent` has there (removing it where `sent` has none).
+/// Elements of a list are paired by their `value` (else by position).
+fn overlay(observed: &mut Value, sent: &Value, path: &str) {
+    let (head, rest) = match path.split_once('.') {
+        Some((h, r)) => (h, Some(r)),
+        None => (path, None),
+    };
+    let Some(obs) = observed.as_object_mut() else {
+        return;
+    };
+    let from = sent.get(head);
+    match rest {
+        None => match from {
+            Some(x) if !x.is_null() => {
+                obs.insert(head.to_string(), x.clone());
+            }
+            _ => {
+                obs.remove(head);
+            }
+        },
+        Some(rest) => match obs.get_mut(head) {
+            Some(Value::Array(items)) => {
+                let sent_items = from.and_then(Value::as_array);
+                for (i, item) in items.iter_mut().enumerate() {
+                    let pair = sent_items.and_then(|s| {
+                        match item.get("value") {
+                            Some(v) => s.iter().find(|x| x.get("value") == Some(v)),
+                            None => s.get(i),
+                        }
+                        .cloned()
+                    });
+                    overlay(item, &pair.unwrap_or(Value::Null), rest);
+                }
+            }
+            Some(inner @ Value::Object(_)) => {
+                overlay(inner, from.unwrap_or(&Value::Null), rest);
+                if inner.as_object().is_some_and(Map::is_empty) {
+                    obs.remove(head);
+                }
+            }
+            _ => {
+                if let Some(x) = from {
+                    let mut fresh = Value::Object(Map::new());
+                    overlay(&mut fresh, x, rest);
+                    if fresh.as_object().is_some_and(|o| !o.is_empty()) {
+                        obs.insert(head.to_string(), fresh);
+                    }
+                }
+            }
+        },
+    }
+}
+
+/// Per path: (sent and given back, sent and not given back, not sent and given back, neither).
+type Tally = BTreeMap<String, [usize; 4]>;
+
+fn tally(pairs: &[(Value, Value)]) -> Tally {
+    let mut t = Tally::new();
+    let all: BTreeSet<String> = pairs
+        .iter()
+        .flat_map(|(s, o)| leaves(s).into_iter().chain(leaves(o)))
+        .collect();
+    for (s, o) in pairs {
+        let (ls, lo) = (leaves(s), leaves(o));
+        for p in &all {
+            let slot = match (ls.contains(p), lo.contains(p)) {
+                (true, true) => 0,
+                (true, false) => 1,
+                (false, true) => 2,
+                (false, false) => 3,
+            };
+            t.entry(p.clone()).or_default()[slot] += 1;
+        }
+    }
+    t
+}
+
+fn findings(t: &Tally) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let (mut dropped, mut computed) = (BTreeMap::new(), BTreeMap::new());
+    for (p, [kept, lost, given, neither]) in t {
+        if ALWAYS_COMPARED.contains(&p.as_str()) {
+            continue;
+        }
+        if *lost >= MIN_EVIDENCE && *kept == 0 {
+            dropped.insert(p.clone(), *lost);
+        } else if *given >= MIN_EVIDENCE && *neither == 0 && *kept + *lost == 0 {
+            computed.insert(p.clone(), *given);
+        }
+    }
+    (dropped, computed)
+}
+
+/// Bring `observed` (the ledger as the target holds it) in line with `sent` (the ledger as
+/// idsync recorded it) for what the target does not keep or computes, and for values that are
+/// empty on one side and absent on the other. What was found is returned.
+pub fn compare_only_what_is_kept(sent: &LedgerState, observed: &mut LedgerState) -> Unkept {
+    let mut unkept = Unkept::default();
+    let (dropped, computed) = adjust(
+        observed
+            .users
+            .iter_mut()
+            .filter_map(|(k, o)| sent.users.get(k).map(|s| (&s.user, &mut o.user))),
+    );
+    unkept.user_dropped = dropped;
+    unkept.user_computed = computed;
+    let (dropped, computed) = adjust(
+        observed
+            .groups
+            .iter_mut()
+            .filter_map(|(k, o)| sent.groups.get(k).map(|s| (&s.group, &mut o.group))),
+    );
+    unkept.group_dropped = dropped;
+    unkept.group_computed = computed;
+    unkept
+}
+
+fn adjust<'a, T: Serialize + DeserializeOwned + 'a>(
+    pairs: impl Iterator<Item = (&'a T, &'a mut T)>,
+) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    let mut json = Vec::new();
+    let mut targets = Vec::new();
+    for (s, o) in pairs {
+        if let (Ok(sv), Ok(ov)) = (serde_json::to_value(s), serde_json::to_value(&*o)) {
+            json.push((sv, ov));
+            targets.push(o);
+        }
+    }
+    let (dropped, computed) = findings(&tally(&json));
+    for ((sv, mut ov), o) in json.into_iter().zip(targets) {
+        let mut paths: BTreeSet<String> = dropped.keys().chain(computed.keys()).cloned().collect();
+        // Empty on one side, absent on the other: the same.
+        let (ls, lo) = (leaves(&sv), leaves(&ov));
+        let all_s = all_paths(&sv);
+        let all_o = all_paths(&ov);
+        for p in all_s.symmetric_difference(&all_o) {
+            if !ls.contains(p) && !lo.contains(p) {
+                paths.insert(p.clone());
+            }
+        }
+        if paths.is_empty() {
+            continue;
+        }
+        for p in &paths {
+            overlay(&mut ov, &sv, p);
+        }
+        if let Ok(back) = serde_json::from_value::<T>(ov) {
+            *o = back;
+        }
+    }
+    (dropped, computed)
+}
+
+/// Paths of every leaf, empty strings included.
+fn all_paths(v: &Value) -> BTreeSet<String> {
+    fn mark(v: &Value) -> Value {
+        match v {
+            Value::String(s) if s.is_empty() => Value::String("\u{0}".into()),
+            Value::Object(o) => {
+                Value::Object(o.iter().map(|(k, x)| (k.clone(), mark(x))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(mark).collect()),
+            x => x.clone(),
+        }
+    }
+    leaves(&mark(v))
+}

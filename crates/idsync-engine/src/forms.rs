@@ -1,0 +1,43 @@
+//! The request forms a target learned (decision 0026): given to the target when a run starts,
+//! and what it learned during the run remembered in the store when the run ends (failed or
+//! not: a form found to work is true whatever else went wrong).
+
+use idsync_core::Target;
+use idsync_store::{Store, StoreError};
+
+/// Give the target the forms remembered for it.
+pub(crate) async fn start(
+    store: &Store,
+    target_name: &str,
+    target: &dyn Target,
+) -> Result<(), StoreError> {
+    let forms = store.target_forms(target_name).await?;
+    if !forms.is_empty() {
+        target.use_forms(&forms);
+    }
+    Ok(())
+}
+
+/// Remember what the target learned during the run, and say it in the run's log.
+pub(crate) async fn keep(
+    store: &Store,
+    target_name: &str,
+    target: &dyn Target,
+    now_ms: i64,
+) -> Result<(), StoreError> {
+    for learned in target.take_learned_forms() {
+        tracing::warn!(
+            target_name = %target_name,
+            operation = %learned.kind,
+            form = %learned.form,
+            reason = %learned.reason,
+            "target request form learned: {} is sent as {} from now on",
+            learned.kind,
+            learned.form
+        );
+        store
+            .remember_target_form(target_name, &learned, now_ms)
+            .await?;
+    }
+    Ok(())
+}
