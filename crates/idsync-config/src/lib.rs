@@ -341,6 +341,9 @@ pub struct TestTargetConfig {
     pub reject_user_names: Vec<String>,
     /// Operations per second the simulated application accepts before answering 429.
     pub accept_rate: u32,
+    /// Operation kinds that always fail, with the HTTP status and detail they fail with
+    /// (`fail_every = { create_user = "500 not supported" }`).
+    pub fail_every: Vec<(String, u16, String)>,
 }
 
 #[derive(Debug, Clone)]

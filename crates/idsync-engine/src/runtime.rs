@@ -278,6 +278,9 @@ impl Runtime {
                         .map_err(setup)?;
                     target.rate_limit(t.accept_rate);
                     target.fail_rate(t.fail_rate, Fault::ServerError(503));
+                    for (kind, status, detail) in &t.fail_every {
+                        target.fail_every(kind, *status, detail);
+                    }
                     Arc::new(target)
                 }
                 TargetKind::Scim(c) => {

@@ -6,6 +6,8 @@
 mod reliability;
 #[path = "cli/scim_attrs.rs"]
 mod scim_attrs;
+#[path = "cli/scim_matching.rs"]
+mod scim_matching;
 
 use idsync_connectors::targets::test::TestTarget;
 use std::path::{Path, PathBuf};
