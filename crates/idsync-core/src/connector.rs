@@ -218,7 +218,7 @@ pub enum TargetError {
     CannotMatch(String),
     /// The target answers, but every operation of one kind fails the same way (the first
     /// few in a row, none succeeded): retrying each object would only repeat it.
-    #[error("every {kind} fails the same way ({failed} in a row, none succeeded): {error}")]
+    #[error("every {kind} fails the same way (its first {failed} failed alike, none succeeded): {error}")]
     Deterministic {
         kind: String,
         failed: u32,

@@ -222,6 +222,100 @@ fn two_verified_matches_are_a_conflict_and_neither_is_written() {
     assert_eq!(svc.users().len(), 5, "3 created, the two accounts kept");
 }
 
+/// Group displayNames compare as the service's `/Schemas` says: here case-exact, so the
+/// service's own "Engineering" is another group than the source's "engineering" and is left
+/// alone (the service ignores filters too, so only idsync's check tells them apart).
+#[test]
+fn group_names_compare_as_the_services_schema_says() {
+    let probe = scim2_server_with(TOKEN, &[]).unwrap();
+    let list: Value = reqwest::blocking::Client::new()
+        .get(format!("{}/Schemas", probe.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    drop(probe);
+    let mut schemas = list["Resources"].as_array().unwrap().clone();
+    for schema in &mut schemas {
+        if schema["id"] == "urn:ietf:params:scim:schemas:core:2.0:Group" {
+            for a in schema["attributes"].as_array_mut().unwrap() {
+                if a["name"] == "displayName" {
+                    a["caseExact"] = json!(true);
+                }
+            }
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let schema_file = dir.path().join("schemas.json");
+    std::fs::write(&schema_file, Value::Array(schemas).to_string()).unwrap();
+    let peer = scim2_server_quirky(
+        TOKEN,
+        &["ignores-filters"],
+        &["--schema", schema_file.to_str().unwrap()],
+    )
+    .unwrap();
+    let http = reqwest::blocking::Client::new();
+    let theirs: Value = http
+        .post(format!("{}/Groups", peer.url))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/scim+json")
+        .body(json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"], "displayName": "Engineering"}).to_string())
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    write_users(dir.path(), &people(2));
+    std::fs::write(
+        dir.path().join("groups.csv"),
+        "sourceId,displayName,description\ng-eng,engineering,\n",
+    )
+    .unwrap();
+    write_scim_config(dir.path(), &peer.url);
+    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        toml.replace(
+            "users = \"users.csv\"",
+            "users = \"users.csv\"\ngroups = \"groups.csv\"",
+        ),
+    )
+    .unwrap();
+
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let groups: Value = http
+        .get(format!("{}/Groups", peer.url))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let names: Vec<&str> = groups["Resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["displayName"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{groups}");
+    assert!(
+        names.contains(&"Engineering") && names.contains(&"engineering"),
+        "{names:?}"
+    );
+    let kept: Value = http
+        .get(format!(
+            "{}/Groups/{}",
+            peer.url,
+            theirs["id"].as_str().unwrap()
+        ))
+        .bearer_auth(TOKEN)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(kept["displayName"], "Engineering");
+}
+
 /// A service that answers 500 to any list request with `count`: idsync asks without it
 /// (once, then for the rest of the run) and the sync, a reconcile and a re-plan work.
 #[test]

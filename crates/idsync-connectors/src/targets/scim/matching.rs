@@ -1,8 +1,9 @@
 //! Finding the object a create matches, without trusting the service's search blindly.
 //!
 //! Every object a filtered search returns is checked against the matching attribute, with
-//! that attribute's case rules (userName, emails and group displayName case-insensitive as RFC
-//! 7643 defines them, externalId case-exact). One verified object is the match; more than one
+//! that attribute's case rules (userName and emails case-insensitive as RFC 7643 defines them,
+//! externalId case-exact, group displayName as the service's `/Schemas` says, else
+//! case-insensitive). One verified object is the match; more than one
 //! is a conflict ([`TargetError::Ambiguous`]) and nothing is written to any of them. A service
 //! that says it does not filter (`filter.supported: false`), refuses the filter, or evidently
 //! ignores it (it answers with objects that do not match) is listed page by page and matched
@@ -25,6 +26,8 @@ pub(super) struct Learned {
     no_count: AtomicBool,
     /// The service answered a filtered search with objects that do not match the filter.
     ignores_filter: AtomicBool,
+    /// How the service compares group displayNames (its `/Schemas`), read once.
+    group_name_case: tokio::sync::OnceCell<Case>,
 }
 
 /// How one matching attribute compares.
@@ -88,6 +91,24 @@ fn case_of(path: &str) -> Case {
     } else {
         Case::Insensitive
     }
+}
+
+/// The Group schema's `displayName.caseExact`, from a schema resource as `/Schemas` serves it.
+fn display_name_case(schema: &Value) -> Option<Case> {
+    schema
+        .get("attributes")?
+        .as_array()?
+        .iter()
+        .find(|a| a.get("name").and_then(Value::as_str) == Some("displayName"))?
+        .get("caseExact")?
+        .as_bool()
+        .map(|exact| {
+            if exact {
+                Case::Exact
+            } else {
+                Case::Insensitive
+            }
+        })
 }
 
 fn id_of(resource: &Value) -> Option<String> {
@@ -281,11 +302,39 @@ impl ScimTarget {
         Ok(None)
     }
 
+    /// How the service compares group displayNames: as its `/Schemas` says, else as RFC 7643
+    /// defines it (not case-exact).
+    async fn group_name_case(&self) -> Case {
+        const GROUP: &str = "urn:ietf:params:scim:schemas:core:2.0:Group";
+        *self
+            .learned
+            .group_name_case
+            .get_or_init(|| async {
+                let said = match self.get(&format!("/Schemas/{GROUP}")).await {
+                    Ok(schema) => display_name_case(&schema),
+                    // Services that serve /Schemas only as a list.
+                    Err(_) => match self.get("/Schemas").await {
+                        Ok(list) => list
+                            .get("Resources")
+                            .and_then(Value::as_array)
+                            .and_then(|all| {
+                                all.iter()
+                                    .find(|s| s.get("id").and_then(Value::as_str) == Some(GROUP))
+                            })
+                            .and_then(display_name_case),
+                        Err(_) => None,
+                    },
+                };
+                said.unwrap_or_else(|| case_of("displayName"))
+            })
+            .await
+    }
+
     pub(super) async fn match_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
         let wanted = Wanted {
             path: "displayName".into(),
             value: &group.display_name,
-            case: case_of("displayName"),
+            case: self.group_name_case().await,
         };
         let object = || format!("group {:?}", group.display_name);
         self.the_match("/Groups", object, &wanted).await
@@ -334,5 +383,13 @@ mod tests {
         assert!(wanted("externalId", "E-1").verifies(&u));
         assert!(!wanted("externalId", "e-1").verifies(&u));
         assert!(!wanted("displayName", "x").verifies(&u));
+    }
+
+    #[test]
+    fn the_group_schema_says_how_display_names_compare() {
+        let schema = |exact: bool| json!({"attributes": [{"name": "members"}, {"name": "displayName", "caseExact": exact}]});
+        assert_eq!(display_name_case(&schema(true)), Some(Case::Exact));
+        assert_eq!(display_name_case(&schema(false)), Some(Case::Insensitive));
+        assert_eq!(display_name_case(&json!({"attributes": []})), None);
     }
 }
