@@ -214,7 +214,7 @@ pub enum TargetError {
     },
     /// The target cannot be searched in a way whose answers can be verified (it neither
     /// filters nor lets itself be listed): nothing is created or linked.
-    #[error("cannot match safely: {0}")]
+    #[error("cannot match safely (nothing is created or linked): {0}")]
     CannotMatch(String),
     /// The target answers, but every operation of one kind fails the same way (the first
     /// few in a row, none succeeded): retrying each object would only repeat it.

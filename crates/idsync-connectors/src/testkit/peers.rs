@@ -131,7 +131,8 @@ pub fn scim2_server_with(token: &str, extra: &[&str]) -> Result<Peer, String> {
 
 /// scim2-server in a quirk mode (`testkit/scim2_quirks.py`): the real server with its answers
 /// bent as services in the wild bend them. `quirks`: `ignores-filters` (searches answer with
-/// the whole list), `crashes-on-count` (a list request with `count` answers 500). `extra` as
+/// the whole list), `crashes-on-count` (a list request with `count` answers 500),
+/// `lists-need-filter` (a list without `filter` answers 400). `extra` as
 /// for [`scim2_server_with`].
 pub fn scim2_server_quirky(token: &str, quirks: &[&str], extra: &[&str]) -> Result<Peer, String> {
     let venv = scim_venv()?;

@@ -197,6 +197,62 @@ fn a_service_without_filtering_is_listed_in_its_paging_and_matched_locally() {
     }
 }
 
+/// A service that neither filters (`filter.supported: false`) nor lets itself be listed
+/// without a filter: matching is impossible, so nothing is created and the run ends with one
+/// message saying why.
+#[test]
+fn a_service_that_can_be_neither_searched_nor_listed_is_refused_with_one_message() {
+    let probe = scim2_server_with(TOKEN, &[]).unwrap();
+    let mut spc: Value = reqwest::blocking::Client::new()
+        .get(format!("{}/ServiceProviderConfig", probe.url))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    drop(probe);
+    spc["filter"] = json!({"supported": false, "maxResults": 100});
+    let dir = tempfile::tempdir().unwrap();
+    let spc_file = dir.path().join("spc.json");
+    std::fs::write(&spc_file, spc.to_string()).unwrap();
+    let peer = scim2_server_quirky(
+        TOKEN,
+        &["lists-need-filter"],
+        &["--service-provider-config", spc_file.to_str().unwrap()],
+    )
+    .unwrap();
+    let svc = Service::new(&peer.url);
+    let existing = svc.add_user("user1@example.com", "Old", &[]);
+    write_users(dir.path(), &people(8));
+    write_scim_config(dir.path(), &peer.url);
+
+    let o = run(dir.path(), &["sync", "hr-to-app"]);
+    let out = text(&o);
+    assert_ne!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("cannot match safely"), "{out}");
+    assert!(out.contains("filter.supported: false"), "{out}");
+    assert!(out.contains("a filter is required"), "{out}");
+    assert_eq!(
+        out.matches("cannot match safely").count(),
+        1,
+        "said once: {out}"
+    );
+    assert_eq!(svc.user(&existing)["name"]["familyName"], "Old");
+    // The quirk refuses lists by GET only: a SearchRequest without filter counts them.
+    let total: Value = svc
+        .http
+        .post(format!("{}/Users/.search", peer.url))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/scim+json")
+        .body(
+            json!({"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"]}).to_string(),
+        )
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(total["totalResults"], 1, "nothing created: {total}");
+}
+
 /// Two accounts both verify as the match of one source user (by email): a conflict, named
 /// with both candidates, and neither account is written to; the other users are provisioned.
 #[test]
