@@ -169,13 +169,22 @@ impl ScimTarget {
     /// answers fewer than asked, or ignores `count`, is followed by `startIndex`). A page
     /// that fails fails the whole read.
     pub(super) async fn list_all(&self, endpoint: &str) -> Result<Vec<Value>, TargetError> {
+        self.list_all_with(endpoint, &[]).await
+    }
+
+    /// [`Self::list_all`] with further query parameters on every page.
+    async fn list_all_with(
+        &self,
+        endpoint: &str,
+        extra: &[(&str, String)],
+    ) -> Result<Vec<Value>, TargetError> {
         let page = self.capabilities().await?.max_results;
         let mut out: Vec<Value> = Vec::new();
         let mut start = 1usize;
         loop {
-            let v = self
-                .list_get(endpoint, &[("startIndex", start.to_string())], page)
-                .await?;
+            let mut query = vec![("startIndex", start.to_string())];
+            query.extend(extra.iter().cloned());
+            let v = self.list_get(endpoint, &query, page).await?;
             let items = v
                 .get("Resources")
                 .and_then(Value::as_array)
@@ -243,13 +252,20 @@ impl ScimTarget {
             }
         }
         let why = why_local.unwrap_or("it does not filter as asked");
-        let all = self.list_all(endpoint).await.map_err(|e| match e {
-            TargetError::Protocol(r) => TargetError::CannotMatch(format!(
-                "{} cannot be searched ({why}) and listing {endpoint} failed: {r}",
-                self.cfg.base_url
-            )),
-            other => other,
-        })?;
+        // Matching needs no member lists (a service that does not know the parameter
+        // answers with them, which is only larger).
+        let extra = [("excludedAttributes", "members".to_string())];
+        let extra: &[(&str, String)] = if endpoint == "/Groups" { &extra } else { &[] };
+        let all = self
+            .list_all_with(endpoint, extra)
+            .await
+            .map_err(|e| match e {
+                TargetError::Protocol(r) => TargetError::CannotMatch(format!(
+                    "{} cannot be searched ({why}) and listing {endpoint} failed: {r}",
+                    self.cfg.base_url
+                )),
+                other => other,
+            })?;
         Ok(all
             .iter()
             .filter(|r| wanted.verifies(r))
