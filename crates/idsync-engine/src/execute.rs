@@ -1,5 +1,6 @@
 //! Applying one operation: matching before create, retries with backoff, and the circuit that
-//! ends a run when the target as a whole is gone.
+//! ends a run when the target as a whole is gone, or fails every operation of a kind the same
+//! way (`same_failure`).
 
 use crate::pacing::{Backoff, RateLimiter};
 use crate::run::Stop;
