@@ -12,7 +12,8 @@
 //!
 //! List requests carry `count` (the page size) unless the service failed on it: after a 500
 //! or 400 on a request with `count`, the same request is sent without it, and when that
-//! works `count` is left out for the rest of the run.
+//! works `count` is left out from then on (for the life of this target: one `sync`, or `serve`
+//! until restarted).
 
 use super::{quote, urlencode, ScimTarget, UserMatch};
 use idsync_core::{Group, TargetError, User};
@@ -156,7 +157,7 @@ impl ScimTarget {
                 if !self.learned.no_count.swap(true, Ordering::Relaxed) {
                     tracing::warn!(
                         target_url = %self.cfg.base_url,
-                        "the target fails on list requests with count: lists go without it for the rest of the run"
+                        "the target fails on list requests with count: lists go without it from now on"
                     );
                 }
                 Ok(v)
