@@ -7,7 +7,8 @@
 //! out, while none of that kind succeeded. A success of the kind ends the judging for it: from
 //! then on a failure is the object's own (a 400 or 409 on one user while others pass). Answers
 //! that are transient by nature (throttling, 502/503/504, timeouts, no answer) and those that
-//! are about one object's state (404, 409) are never counted.
+//! are about one object's state (404, 409) are never counted; a target that cannot be matched
+//! safely counts whatever its cause.
 
 use idsync_core::{Outcome, TargetOp};
 use std::collections::HashMap;
@@ -45,7 +46,9 @@ fn shared_reason(op: &TargetOp, outcome: &Outcome) -> Option<String> {
     let transient = [
         "HTTP 404", "HTTP 409", "HTTP 429", "HTTP 502", "HTTP 503", "HTTP 504",
     ];
-    if !reason.contains("HTTP ") || transient.iter().any(|t| reason.contains(t)) {
+    // A target that cannot be searched safely is so for every object (`TargetError::CannotMatch`).
+    let unmatchable = reason.starts_with("cannot match safely");
+    if !(reason.contains("HTTP ") || unmatchable) || transient.iter().any(|t| reason.contains(t)) {
         return None;
     }
     let mut text = reason.clone();
@@ -134,6 +137,21 @@ mod tests {
         let (kind, n, reason) = s.failure(&create("c"), &e).unwrap();
         assert_eq!((kind.as_str(), n), ("create_user", 3));
         assert!(reason.contains("not supported"));
+    }
+
+    #[test]
+    fn a_target_that_cannot_be_matched_is_deterministic() {
+        let s = SameFailure::default();
+        let e = rejected("cannot match safely (nothing is created or linked): no Resources list");
+        assert!(s.failure(&create("a"), &e).is_none());
+        assert!(s.failure(&create("b"), &e).is_none());
+        assert!(s.failure(&create("c"), &e).is_some());
+        // Transport errors are the health circuit's, not counted here.
+        let s = SameFailure::default();
+        let e = rejected("POST /Users: error sending request: Connection refused");
+        for n in ["a", "b", "c", "d"] {
+            assert!(s.failure(&create(n), &e).is_none());
+        }
     }
 
     #[test]
