@@ -811,6 +811,7 @@ impl<'a> Checker<'a> {
                         "drop_attributes",
                         "compute_attributes",
                         "no_patch",
+                        "fail_every",
                     ],
                 );
                 let journal = self
@@ -854,6 +855,7 @@ impl<'a> Checker<'a> {
                 );
                 let compute_attributes = quirk("compute_attributes", &["name.formatted"]);
                 let no_patch = self.boolean(t, "no_patch", &path).unwrap_or(false);
+                let fail_every = self.fail_every(t, &path);
                 let max_rate = self
                     .float(t, "max_rate", &path, 0.0, 100_000.0)
                     .unwrap_or(0.0);
@@ -868,11 +870,64 @@ impl<'a> Checker<'a> {
                         drop_attributes,
                         compute_attributes,
                         no_patch,
+                        fail_every,
                     }),
                 })
             }
             _ => None,
         }
+    }
+
+    /// The test target's `fail_every` table: operation kind = "STATUS detail".
+    fn fail_every(&mut self, t: &dyn TableLike, path: &str) -> Vec<(String, u16, String)> {
+        const KINDS: [&str; 8] = [
+            "create_user",
+            "update_user",
+            "delete_user",
+            "create_group",
+            "update_group",
+            "delete_group",
+            "add_members",
+            "remove_members",
+        ];
+        let Some(item) = t.get("fail_every") else {
+            return Vec::new();
+        };
+        let key = format!("{path}.fail_every");
+        let Some(table) = item.as_table_like() else {
+            self.err(
+                &item.span(),
+                &key,
+                "a table of operation kind = \"STATUS detail\"",
+            );
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (kind, v) in table.iter() {
+            let span = v.span();
+            if !KINDS.contains(&kind) {
+                self.err(
+                    &span,
+                    &format!("{key}.{kind}"),
+                    format!("not an operation kind: one of {}", KINDS.join(", ")),
+                );
+                continue;
+            }
+            let parsed = v.as_str().and_then(|s| {
+                let (status, detail) = s.trim().split_once(' ').unwrap_or((s.trim(), ""));
+                let status: u16 = status.parse().ok().filter(|n| (400..600).contains(n))?;
+                Some((status, detail.trim().to_string()))
+            });
+            match parsed {
+                Some((status, detail)) => out.push((kind.to_string(), status, detail)),
+                None => self.err(
+                    &span,
+                    &format!("{key}.{kind}"),
+                    "\"STATUS detail\" with an HTTP status from 400 to 599",
+                ),
+            }
+        }
+        out
     }
 
     fn flow(&mut self, name: &str, t: &dyn TableLike, anchor: &Span) -> Option<FlowConfig> {

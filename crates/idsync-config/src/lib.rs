@@ -348,6 +348,9 @@ pub struct TestTargetConfig {
     pub compute_attributes: Vec<String>,
     /// It takes no PATCH: changes are learned to go out as PUT.
     pub no_patch: bool,
+    /// Operation kinds that always fail, with the HTTP status and detail they fail with
+    /// (`fail_every = { create_user = "500 not supported" }`).
+    pub fail_every: Vec<(String, u16, String)>,
 }
 
 #[derive(Debug, Clone)]

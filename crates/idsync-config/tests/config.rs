@@ -428,3 +428,39 @@ fn a_missing_file_is_an_error_naming_it() {
         e.to_string().contains("/nonexistent/idsync.toml") && e.to_string().contains("cannot read")
     );
 }
+
+#[test]
+fn the_test_targets_fail_every_names_its_kind_and_status() {
+    let ok = parse(
+        &GOOD.replace(
+            "journal = \"t.jsonl\"",
+            "journal = \"t.jsonl\"\nfail_every = { create_user = \"500 not supported\", add_members = \"405\" }",
+        ),
+        Path::new("/etc/idsync/idsync.toml"),
+    )
+    .unwrap();
+    let TargetKind::Test(t) = &ok.targets["app"].kind else {
+        panic!("a test target");
+    };
+    let mut got = t.fail_every.clone();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            ("add_members".to_string(), 405, String::new()),
+            ("create_user".to_string(), 500, "not supported".to_string()),
+        ]
+    );
+    let e = one(&GOOD.replace(
+        "journal = \"t.jsonl\"",
+        "journal = \"t.jsonl\"\nfail_every = { make_coffee = \"500 x\" }",
+    ));
+    assert_eq!(e.key, "targets.app.fail_every.make_coffee");
+    assert!(e.message.contains("create_user"), "{e}");
+    let e = one(&GOOD.replace(
+        "journal = \"t.jsonl\"",
+        "journal = \"t.jsonl\"\nfail_every = { create_user = \"200 fine\" }",
+    ));
+    assert_eq!(e.key, "targets.app.fail_every.create_user");
+    assert!(e.message.contains("400 to 599"), "{e}");
+}

@@ -151,6 +151,22 @@ pub enum TargetOp {
     },
 }
 
+impl TargetOp {
+    /// The operation's kind, as plans and logs name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetOp::CreateUser { .. } => "create_user",
+            TargetOp::UpdateUser { .. } => "update_user",
+            TargetOp::DeleteUser { .. } => "delete_user",
+            TargetOp::CreateGroup { .. } => "create_group",
+            TargetOp::UpdateGroup { .. } => "update_group",
+            TargetOp::DeleteGroup { .. } => "delete_group",
+            TargetOp::AddMembers { .. } => "add_members",
+            TargetOp::RemoveMembers { .. } => "remove_members",
+        }
+    }
+}
+
 /// The outcome of one operation.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -189,6 +205,25 @@ pub enum TargetError {
     },
     #[error("the target answered something unexpected: {0}")]
     Protocol(String),
+    /// More than one object of the target verifies as the match of `object`: nothing is
+    /// written to any of them (the target's own search is never trusted blindly).
+    #[error("{object} matches {} objects in the target ({}): a conflict, nothing is written to any of them", candidates.len(), candidates.join(", "))]
+    Ambiguous {
+        object: String,
+        candidates: Vec<String>,
+    },
+    /// The target cannot be searched in a way whose answers can be verified (it neither
+    /// filters nor lets itself be listed): nothing is created or linked.
+    #[error("cannot match safely (nothing is created or linked): {0}")]
+    CannotMatch(String),
+    /// The target answers, but every operation of one kind fails the same way (the first
+    /// few in a row, none succeeded): retrying each object would only repeat it.
+    #[error("every {kind} fails the same way (its first {failed} failed alike, none succeeded): {error}")]
+    Deterministic {
+        kind: String,
+        failed: u32,
+        error: String,
+    },
 }
 
 /// A user or group as the target holds it.

@@ -1,5 +1,6 @@
 //! Applying one operation: matching before create, retries with backoff, and the circuit that
-//! ends a run when the target as a whole is gone.
+//! ends a run when the target as a whole is gone, or fails every operation of a kind the same
+//! way (`same_failure`).
 
 use crate::pacing::{Backoff, RateLimiter};
 use crate::run::Stop;
@@ -25,6 +26,8 @@ pub(crate) struct Circuit {
     /// Set when the target as a whole failed: no operation starts after that.
     error: std::sync::Mutex<Option<idsync_core::TargetError>>,
     tripped: std::sync::atomic::AtomicBool,
+    /// Operation kinds whose first operations all fail the same way (see `same_failure`).
+    same: crate::same_failure::SameFailure,
 }
 
 /// How often one operation waits for a target that throttles it (`Retry-After`) before the
@@ -43,6 +46,30 @@ const PROBE_AGAIN: Duration = Duration::from_millis(500);
 impl Circuit {
     fn tripped(&self) -> bool {
         self.tripped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// End the run with this error (the first one set is kept).
+    fn trip(&self, e: idsync_core::TargetError) {
+        if let Ok(mut slot) = self.error.lock() {
+            if slot.is_none() {
+                *slot = Some(e);
+            }
+        }
+        self.tripped
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// After an operation's first attempt failed: stop the run when the first operations of
+    /// its kind all failed the same way.
+    fn same_failure(&self, op: &TargetOp, outcome: &Outcome) {
+        if let Some((kind, failed, error)) = self.same.failure(op, outcome) {
+            tracing::info!(kind = %kind, failed, error = %error, "every operation of this kind fails the same way: the run stops");
+            self.trip(idsync_core::TargetError::Deterministic {
+                kind,
+                failed,
+                error,
+            });
+        }
     }
 
     pub(crate) fn take_error(&self) -> Option<idsync_core::TargetError> {
@@ -158,12 +185,19 @@ impl Exec<'_> {
                     continue;
                 }
                 Outcome::Retryable { .. } | Outcome::Rejected { .. } => {
+                    if attempt == 0 {
+                        self.circuit.same_failure(op, &outcome);
+                        if self.circuit.tripped() {
+                            return None;
+                        }
+                    }
                     self.circuit.failure(self.target).await;
                     if self.circuit.tripped() {
                         return None;
                     }
                 }
                 _ => {
+                    self.circuit.same.success(op);
                     self.circuit.success();
                     self.limiter.succeeded();
                 }
@@ -196,6 +230,13 @@ async fn attempt_once(target: &dyn Target, op: &TargetOp, search: bool) -> (Outc
         idsync_core::TargetError::Auth(_) => Outcome::Rejected {
             reason: e.to_string(),
         },
+        // A conflict between candidates, or a target that cannot be searched safely: nothing
+        // is written, and retrying finds the same.
+        idsync_core::TargetError::Ambiguous { .. } | idsync_core::TargetError::CannotMatch(_) => {
+            Outcome::Rejected {
+                reason: e.to_string(),
+            }
+        }
         idsync_core::TargetError::Throttled {
             reason,
             retry_after,

@@ -14,6 +14,7 @@ mod pacing;
 mod progress;
 mod run;
 mod runtime;
+mod same_failure;
 mod service;
 
 pub use error::EngineError;

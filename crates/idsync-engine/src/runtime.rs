@@ -280,6 +280,9 @@ impl Runtime {
                     target.keep_only(&t.drop_attributes, &t.compute_attributes);
                     target.without_patch(t.no_patch);
                     target.fail_rate(t.fail_rate, Fault::ServerError(503));
+                    for (kind, status, detail) in &t.fail_every {
+                        target.fail_every(kind, *status, detail);
+                    }
                     Arc::new(target)
                 }
                 TargetKind::Scim(c) => {

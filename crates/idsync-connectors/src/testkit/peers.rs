@@ -153,6 +153,41 @@ fn start(what: &str, mut cmd: Command, port: u16, url: String) -> Result<Peer, S
     Ok(peer)
 }
 
+/// scim2-server in a quirk mode (`testkit/scim2_quirks.py`): the real server with its answers
+/// bent as services in the wild bend them. `quirks`: `ignores-filters` (searches answer with
+/// the whole list), `crashes-on-count` (a list request with `count` answers 500),
+/// `lists-need-filter` (a list without `filter` answers 400). `extra` as
+/// for [`scim2_server_with`].
+pub fn scim2_server_quirky(token: &str, quirks: &[&str], extra: &[&str]) -> Result<Peer, String> {
+    let venv = scim_venv()?;
+    let port = free_port();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src/testkit/scim2_quirks.py");
+    let child = Command::new(venv.join("bin/python3"))
+        .arg(script)
+        .args([
+            "--bearer-token",
+            token,
+            "--hostname",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .args(extra)
+        .env("SCIM2_QUIRKS", quirks.join(","))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("cannot start scim2-server in quirk mode: {e}"))?;
+    let peer = Peer {
+        child,
+        url: format!("http://127.0.0.1:{port}/v2"),
+    };
+    wait_until("scim2-server (quirks)", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })?;
+    Ok(peer)
+}
+
 /// The app files we wrote for the peers that need one (`tests/peers/`).
 fn peer_files() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers")

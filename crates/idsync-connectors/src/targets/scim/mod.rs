@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 mod forms;
+mod matching;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -111,6 +112,7 @@ pub struct ScimTarget {
     http: reqwest::Client,
     caps: OnceCell<Capabilities>,
     forms: forms::Forms,
+    learned: matching::Learned,
 }
 
 /// One HTTP exchange's result.
@@ -208,6 +210,7 @@ impl ScimTarget {
             http,
             caps: OnceCell::new(),
             forms: forms::Forms::default(),
+            learned: matching::Learned::default(),
         })
     }
 
@@ -348,49 +351,6 @@ impl ScimTarget {
             })
             .await
             .copied()
-    }
-
-    /// The first resource matching a filter, by id.
-    async fn find(&self, endpoint: &str, filter: &str) -> Result<Option<String>, TargetError> {
-        let q = format!("{endpoint}?filter={}&count=2", urlencode(filter));
-        let v = self.get(&q).await?;
-        let resources = v
-            .get("Resources")
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
-        Ok(resources
-            .first()
-            .and_then(|r| r.get("id"))
-            .and_then(Value::as_str)
-            .map(str::to_string))
-    }
-
-    /// Every resource of an endpoint, page by page. A page that fails fails the whole read.
-    async fn read_all(&self, endpoint: &str) -> Result<Vec<Value>, TargetError> {
-        let page = self.capabilities().await?.max_results;
-        let mut out = Vec::new();
-        let mut start = 1usize;
-        loop {
-            let v = self
-                .get(&format!("{endpoint}?startIndex={start}&count={page}"))
-                .await?;
-            let items = v
-                .get("Resources")
-                .and_then(Value::as_array)
-                .ok_or_else(|| {
-                    TargetError::Protocol(format!(
-                        "GET {endpoint}: the answer has no Resources list"
-                    ))
-                })?;
-            let total = v.get("totalResults").and_then(Value::as_u64).unwrap_or(0) as usize;
-            let n = items.len();
-            out.extend(items.iter().cloned());
-            if n == 0 || out.len() >= total {
-                return Ok(out);
-            }
-            start += n;
-        }
     }
 
     fn outside_domains(&self, user: &User) -> Option<String> {
@@ -556,31 +516,31 @@ impl Target for ScimTarget {
     async fn health(&self) -> Result<(), TargetError> {
         // Discovery may be public; a one-item read of /Users proves the token too.
         self.capabilities().await?;
-        self.get("/Users?startIndex=1&count=1").await.map(|_| ())
+        self.list_get("/Users", &[("startIndex", "1".into())], 1)
+            .await
+            .map(|_| ())
     }
 
+    /// Verified matches only (see `matching`).
     async fn find_user(&self, user: &User) -> Result<Option<String>, TargetError> {
-        for m in &self.cfg.user_match {
-            let filter = match m {
-                UserMatch::UserName => format!("userName eq {}", quote(&user.user_name)),
-                UserMatch::Email => match user.primary_email() {
-                    Some(e) => format!("emails.value eq {}", quote(e)),
-                    None => continue,
-                },
-            };
-            if let Some(id) = self.find("/Users", &filter).await? {
-                return Ok(Some(id));
-            }
-        }
-        Ok(None)
+        self.match_user(user).await
     }
 
     async fn emptiness(&self) -> Result<idsync_core::Emptiness, TargetError> {
         // One-item pages: `totalResults` says how many there are.
         let none = |v: &Value| v.get("totalResults").and_then(Value::as_u64) == Some(0);
-        let users = self.get("/Users?startIndex=1&count=1").await?;
+        let users = self
+            .list_get("/Users", &[("startIndex", "1".into())], 1)
+            .await?;
         let groups = self
-            .get("/Groups?startIndex=1&count=1&excludedAttributes=members")
+            .list_get(
+                "/Groups",
+                &[
+                    ("startIndex", "1".into()),
+                    ("excludedAttributes", "members".into()),
+                ],
+                1,
+            )
             .await?;
         Ok(idsync_core::Emptiness {
             users: none(&users),
@@ -589,11 +549,7 @@ impl Target for ScimTarget {
     }
 
     async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
-        self.find(
-            "/Groups",
-            &format!("displayName eq {}", quote(&group.display_name)),
-        )
-        .await
+        self.match_group(group).await
     }
 
     async fn apply(&self, op: &TargetOp) -> Outcome {
@@ -666,16 +622,7 @@ impl Target for ScimTarget {
     }
 
     async fn value_taken(&self, attribute: &str, value: &str) -> Result<bool, TargetError> {
-        // The SCIM filter path of a mapped attribute.
-        let path = match attribute {
-            a if a.starts_with("emails[") => "emails.value".to_string(),
-            a if a.starts_with("phoneNumbers[") => "phoneNumbers.value".to_string(),
-            a => a.to_string(),
-        };
-        Ok(self
-            .find("/Users", &format!("{path} eq {}", quote(value)))
-            .await?
-            .is_some())
+        self.user_value_taken(attribute, value).await
     }
 
     async fn read_state(&self) -> Result<idsync_core::TargetSnapshot, TargetError> {
@@ -683,7 +630,7 @@ impl Target for ScimTarget {
             TargetError::Protocol(format!("{what}: {}", e.detail))
         };
         let mut users = Vec::new();
-        for v in self.read_all("/Users").await? {
+        for v in self.list_all("/Users").await? {
             let id = v
                 .get("id")
                 .and_then(Value::as_str)
@@ -698,7 +645,7 @@ impl Target for ScimTarget {
             });
         }
         let mut groups = Vec::new();
-        for v in self.read_all("/Groups").await? {
+        for v in self.list_all("/Groups").await? {
             let id = v
                 .get("id")
                 .and_then(Value::as_str)

@@ -29,6 +29,8 @@ pub enum Fault {
     TooManyRequests { retry_after: Duration },
     /// An HTTP 5xx answer.
     ServerError(u16),
+    /// An HTTP 5xx answer with this reason (status and detail).
+    ServerErrorWith(String),
     /// No answer within the duration; the operation is not applied.
     Timeout(Duration),
     /// The operation is applied, but the answer is lost (the caller sees a timeout).
@@ -179,6 +181,9 @@ struct Faults {
     skip: Vec<regex::Regex>,
     /// Token bucket: operations per second, tokens, last refill (ms).
     bucket: Option<(f64, f64, i64)>,
+    /// Operation kinds (`create_user`, ...) that always fail with this HTTP status and detail,
+    /// as a server error that does not depend on the object.
+    fail_every: Vec<(String, u16, String)>,
 }
 
 /// The scriptable test target.
@@ -222,6 +227,7 @@ impl TestTarget {
                 reject: Vec::new(),
                 skip: Vec::new(),
                 bucket: None,
+                fail_every: Vec::new(),
             }),
             journal: Mutex::new(None),
             journal_path: None,
@@ -321,6 +327,15 @@ impl TestTarget {
             .collect::<Result<Vec<_>, _>>()?;
         lock(&self.faults).skip = skip;
         Ok(())
+    }
+
+    /// Every operation of `kind` (`create_user`, `update_user`, ... as `TargetOp::kind` names
+    /// them) fails with HTTP `status` and `detail`: 5xx as a server error (retryable), other
+    /// statuses as a refusal. Searches and reads still work.
+    pub fn fail_every(&self, kind: &str, status: u16, detail: &str) {
+        lock(&self.faults)
+            .fail_every
+            .push((kind.to_string(), status, detail.to_string()));
     }
 
     /// Accept at most `per_second` operations per second; over it, answer 429 with Retry-After.
@@ -521,6 +536,14 @@ impl TestTarget {
             if f.rng.gen_bool(p) {
                 return Some(fault);
             }
+        }
+        if let Some((_, status, detail)) = f.fail_every.iter().find(|(k, ..)| k == op.kind()) {
+            let reason = format!("HTTP {status}: {detail}");
+            return Some(if *status >= 500 {
+                Fault::ServerErrorWith(reason)
+            } else {
+                Fault::Permanent(reason)
+            });
         }
         if let Some((rate, tokens, last)) = f.bucket {
             let now = self.clock.now_ms();
@@ -781,6 +804,10 @@ impl Target for TestTarget {
             },
             Some(Fault::ServerError(code)) => Outcome::Retryable {
                 reason: format!("HTTP {code}"),
+                retry_after: None,
+            },
+            Some(Fault::ServerErrorWith(reason)) => Outcome::Retryable {
+                reason,
                 retry_after: None,
             },
             Some(Fault::Timeout(d)) => {
