@@ -599,3 +599,79 @@ fn reconcile_takes_out_members_gone_from_the_target() {
     let again = idsync(d, &["plan", "hr-to-app", "--full"], "sm-token").unwrap();
     assert!(again.contains("nothing to do"), "{again}");
 }
+
+#[test]
+fn a_create_that_matches_an_existing_account_says_so() {
+    // Issue 16 item 7: the account was there already (made by hand, its userName in other
+    // case); the create becomes an update, and the run log and the provisioning log say to
+    // which object and by which attribute.
+    let peer = idsync_connectors::testkit::peers::scim2_server("s2-token").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_people_csv(d, 2);
+    config(d, &peer.url, "disable");
+    let view = View {
+        url: peer.url.clone(),
+        token: "s2-token".into(),
+        http: reqwest::blocking::Client::new(),
+    };
+    view.send(
+        reqwest::Method::POST,
+        "/Users",
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": "USER1@example.com", "name": {"givenName": "Old", "familyName": "Name"}}),
+        ),
+    )
+    .unwrap();
+    let id = view
+        .list("Users")
+        .unwrap()
+        .iter()
+        .find(|u| u["userName"] == "USER1@example.com")
+        .and_then(|u| u["id"].as_str().map(str::to_string))
+        .unwrap();
+    let o = super::idsync()
+        .arg("--config")
+        .arg(d.join("idsync.toml"))
+        .args(["sync", "hr-to-app"])
+        .env("RUST_LOG", "info")
+        .env("IDSYNC_TEST_PEER_TOKEN", "s2-token")
+        .output()
+        .unwrap();
+    let out = plain(&text(&o));
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let said = format!(
+        "matched the existing user {id} by userName \"user1@example.com\": linked and updated, not created"
+    );
+    let line = out
+        .lines()
+        .find(|l| l.contains(&said))
+        .unwrap_or_else(|| panic!("no line says {said}: {out}"));
+    assert!(
+        line.contains("INFO")
+            && line.contains("object=user1@example.com")
+            && line.contains("key=id-000001")
+            && line.contains(&format!("target_id={id}")),
+        "{line}"
+    );
+    // Only user1 was matched: user0 was created.
+    assert_eq!(out.matches("matched the existing").count(), 1, "{out}");
+    assert_eq!(view.list("Users").unwrap().len(), 2);
+    // The provisioning log: the create's outcome is "linked", with the same words.
+    let run_id = out
+        .split_whitespace()
+        .skip_while(|w| *w != "run")
+        .nth(1)
+        .map(|w| w.trim_end_matches(':').to_string())
+        .unwrap_or_else(|| panic!("no run id: {out}"));
+    let log = idsync(d, &["log", &run_id], "s2-token").unwrap();
+    let op = log
+        .lines()
+        .find(|l| l.contains("user1@example.com"))
+        .unwrap_or_else(|| panic!("user1 is not in the log: {log}"));
+    assert!(
+        op.contains("create_user") && op.contains("linked") && op.contains(&said),
+        "{op}"
+    );
+}
