@@ -681,6 +681,16 @@ fn a_create_that_matches_an_existing_account_says_so() {
         .find(|u| u["userName"] == "USER1@example.com")
         .and_then(|u| u["id"].as_str().map(str::to_string))
         .unwrap();
+    view.send(
+        reqwest::Method::POST,
+        "/Groups",
+        Some(
+            json!({"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "engineering"}),
+        ),
+    )
+    .unwrap();
+    let gid = view.group_id("engineering").unwrap();
     let o = super::idsync()
         .arg("--config")
         .arg(d.join("idsync.toml"))
@@ -705,8 +715,13 @@ fn a_create_that_matches_an_existing_account_says_so() {
             && line.contains(&format!("target_id={id}")),
         "{line}"
     );
-    // Only user1 was matched: user0 was created.
-    assert_eq!(out.matches("matched the existing").count(), 1, "{out}");
+    let group = format!(
+        "matched the existing group {gid} by displayName \"engineering\": linked and updated, not created"
+    );
+    assert!(out.contains(&group), "{out}");
+    // Only user1 and engineering were matched: user0 and everyone were created.
+    assert_eq!(out.matches("matched the existing").count(), 2, "{out}");
+    assert_eq!(view.list("Groups").unwrap().len(), 2);
     assert_eq!(view.list("Users").unwrap().len(), 2);
     // The provisioning log: the create's outcome is "linked", with the same words.
     let run_id = out
