@@ -255,6 +255,28 @@ pub struct Emptiness {
     pub groups: bool,
 }
 
+/// The existing object a create was matched to, and by what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    pub target_id: String,
+    /// The matching attribute and the value that verified the match, as people read it
+    /// (`userName "ann@example.com"`); None where the target does not say.
+    pub by: Option<String>,
+}
+
+impl Match {
+    /// How a log line says it: `matched the existing user 17 by userName "ann@example.com"`.
+    pub fn describe(&self, kind: &str) -> String {
+        match &self.by {
+            Some(by) => format!("matched the existing {kind} {} by {by}", self.target_id),
+            None => format!(
+                "matched the existing {kind} {} by the matching attributes",
+                self.target_id
+            ),
+        }
+    }
+}
+
 /// A target application.
 #[async_trait]
 pub trait Target: Send + Sync {
@@ -266,6 +288,21 @@ pub trait Target: Send + Sync {
     async fn find_user(&self, user: &User) -> Result<Option<String>, TargetError>;
     /// Find an existing group by its display name.
     async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError>;
+    /// [`Target::find_user`], saying which matching attribute matched. A target that cannot
+    /// say keeps this default (the match without the attribute).
+    async fn find_user_match(&self, user: &User) -> Result<Option<Match>, TargetError> {
+        Ok(self.find_user(user).await?.map(|target_id| Match {
+            target_id,
+            by: None,
+        }))
+    }
+    /// [`Target::find_group`], saying which matching attribute matched.
+    async fn find_group_match(&self, group: &Group) -> Result<Option<Match>, TargetError> {
+        Ok(self.find_group(group).await?.map(|target_id| Match {
+            target_id,
+            by: None,
+        }))
+    }
     /// Whether the target holds no users, and no groups, at all. A run that finds it empty
     /// when it starts creates without searching first (nothing there could match; a retried
     /// create still searches). A target that cannot tell cheaply says neither.

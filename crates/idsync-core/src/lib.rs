@@ -20,7 +20,7 @@ pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{
-    Change, Emptiness, Outcome, ReadStats, RemoteGroup, RemoteUser, Source, SourceError,
+    Change, Emptiness, Match, Outcome, ReadStats, RemoteGroup, RemoteUser, Source, SourceError,
     SourceRead, Target, TargetError, TargetOp, TargetSnapshot,
 };
 pub use forms::{Form, LearnedForm, OpKind};

@@ -5,7 +5,7 @@ use crate::execute::{Circuit, Exec};
 use crate::run::{bump, Failure, RunContext};
 use futures::stream::{self, StreamExt};
 use idsync_core::{
-    Action, Emptiness, Key, LedgerState, Operation, Outcome, Plan, Reason, TargetOp,
+    Action, Emptiness, Key, LedgerState, Match, Operation, Outcome, Plan, Reason, TargetOp,
     GONE_MEMBER_PREFIX,
 };
 use idsync_store::{OpRecord, RunCounts};
@@ -122,7 +122,8 @@ struct Done {
     seq: i64,
     op: Operation,
     outcome: Outcome,
-    linked: bool,
+    /// The existing object a create was matched to (linked and updated, not created).
+    linked: Option<Match>,
     duration: Duration,
     /// Members left out because their user or group has no target id.
     unresolved: Vec<Key>,
@@ -181,7 +182,7 @@ impl<'a> Applier<'a> {
                 let started = Instant::now();
                 let (outcome, linked) = match resolved {
                     Ok(top) => exec.execute(&top).await?,
-                    Err(reason) => (Outcome::Rejected { reason }, false),
+                    Err(reason) => (Outcome::Rejected { reason }, None),
                 };
                 Some(Done {
                     seq,
@@ -270,7 +271,17 @@ impl<'a> Applier<'a> {
                 "skipped"
             }
             Outcome::Applied { target_id } => {
-                let outcome = if done.linked { "linked" } else { "applied" };
+                let outcome = if done.linked.is_some() {
+                    "linked"
+                } else {
+                    "applied"
+                };
+                // A create that found the object already there says so, and by what.
+                let note = done.linked.as_ref().map(|m| {
+                    let said = m.describe(kind_of(&done.op));
+                    tracing::info!(object = %object, key = %done.op.key, action, target_id = %m.target_id, matched_by = m.by.as_deref(), "{said}: linked and updated, not created");
+                    format!("{said}: linked and updated, not created")
+                });
                 tracing::debug!(key = %done.op.key, action, outcome, "operation done");
                 // Members without a target id were left out of the call: not in the ledger.
                 let mut op = done.op.clone();
@@ -279,7 +290,7 @@ impl<'a> Applier<'a> {
                 {
                     users.retain(|u| !done.unresolved.contains(u));
                 }
-                record(op, true, target_id, outcome, None);
+                record(op, true, target_id, outcome, note);
                 "applied"
             }
             Outcome::NotFound { reason } => match &done.op.action {
@@ -321,11 +332,13 @@ impl<'a> Applier<'a> {
                 }
             },
             Outcome::Rejected { reason } => {
+                let reason = after_match(&done.linked, &done.op, reason);
                 tracing::warn!(object = %object, key = %done.op.key, action, members = members.as_deref(), %reason, "operation rejected");
                 record(done.op.clone(), false, None, "rejected", Some(reason));
                 "failed"
             }
             Outcome::Retryable { reason, .. } => {
+                let reason = after_match(&done.linked, &done.op, reason);
                 tracing::warn!(object = %object, key = %done.op.key, action, members = members.as_deref(), %reason, "operation failed after retries");
                 record(done.op.clone(), false, None, "failed", Some(reason));
                 "failed"
@@ -519,4 +532,23 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
         unresolved.clear();
     }
     (resolved, unresolved)
+}
+
+/// A failure of the update that a create became (its object matched an existing one) says
+/// which object it matched: the update, not a create, is what failed.
+fn after_match(linked: &Option<Match>, op: &Operation, reason: String) -> String {
+    match linked {
+        Some(m) => format!("{}, whose update failed: {reason}", m.describe(kind_of(op))),
+        None => reason,
+    }
+}
+
+/// "user" or "group", for the matched object of a create.
+fn kind_of(op: &Operation) -> &'static str {
+    match op.action {
+        Action::CreateGroup { .. } | Action::UpdateGroup { .. } | Action::DeleteGroup { .. } => {
+            "group"
+        }
+        _ => "user",
+    }
 }

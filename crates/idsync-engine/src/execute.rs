@@ -4,7 +4,7 @@
 
 use crate::pacing::{Backoff, RateLimiter};
 use crate::run::Stop;
-use idsync_core::{Emptiness, Outcome, Target, TargetOp, User};
+use idsync_core::{Emptiness, Match, Outcome, Target, TargetOp, User};
 use std::time::Duration;
 
 /// Whether the target as a whole still answers. Failures of single operations are the
@@ -146,13 +146,13 @@ impl Exec<'_> {
     /// attributes (on every attempt: an earlier attempt may have been applied before it timed
     /// out) and, when it finds the object, links to it and brings its attributes up to date.
     /// Only a first attempt against a target that held no such objects when the run started
-    /// does not search. Returns the outcome and whether the object was linked rather than
-    /// created; None when the operation was not applied because the run stops (the target is
+    /// does not search. Returns the outcome and, when the object was linked rather than
+    /// created, the match (to which object, by which attribute); None when the operation was not applied because the run stops (the target is
     /// gone, or a stop was requested).
-    pub(crate) async fn execute(&self, op: &TargetOp) -> Option<(Outcome, bool)> {
+    pub(crate) async fn execute(&self, op: &TargetOp) -> Option<(Outcome, Option<Match>)> {
         if matches!(op, TargetOp::AddMembers { user_ids, .. } | TargetOp::RemoveMembers { user_ids, .. } if user_ids.is_empty())
         {
-            return Some((Outcome::Applied { target_id: None }, false));
+            return Some((Outcome::Applied { target_id: None }, None));
         }
         let mut attempt = 0u32;
         let mut waited = 0u32;
@@ -224,7 +224,11 @@ impl Exec<'_> {
     }
 }
 
-async fn attempt_once(target: &dyn Target, op: &TargetOp, search: bool) -> (Outcome, bool) {
+async fn attempt_once(
+    target: &dyn Target,
+    op: &TargetOp,
+    search: bool,
+) -> (Outcome, Option<Match>) {
     // A search refused for the credentials will not pass by retrying.
     let retryable = |e: idsync_core::TargetError| match e {
         idsync_core::TargetError::Auth(_) => Outcome::Rejected {
@@ -251,46 +255,48 @@ async fn attempt_once(target: &dyn Target, op: &TargetOp, search: bool) -> (Outc
     };
     match op {
         TargetOp::CreateUser { .. } | TargetOp::CreateGroup { .. } if !search => {
-            (target.apply(op).await, false)
+            (target.apply(op).await, None)
         }
-        TargetOp::CreateUser { user } => match target.find_user(user).await {
-            Err(e) => (retryable(e), false),
-            Ok(None) => (target.apply(op).await, false),
+        TargetOp::CreateUser { user } => match target.find_user_match(user).await {
+            Err(e) => (retryable(e), None),
+            Ok(None) => (target.apply(op).await, None),
             Ok(Some(found)) => {
                 // Unknown current values: send every attribute.
                 let mut before = User::new(user.source_id.clone(), String::new());
                 before.active = !user.active;
                 let update = TargetOp::UpdateUser {
-                    target_id: found.clone(),
+                    target_id: found.target_id.clone(),
                     before,
                     after: user.clone(),
                 };
-                (with_id(target.apply(&update).await, found), true)
+                let outcome = with_id(target.apply(&update).await, &found.target_id);
+                (outcome, Some(found))
             }
         },
-        TargetOp::CreateGroup { group } => match target.find_group(group).await {
-            Err(e) => (retryable(e), false),
-            Ok(None) => (target.apply(op).await, false),
+        TargetOp::CreateGroup { group } => match target.find_group_match(group).await {
+            Err(e) => (retryable(e), None),
+            Ok(None) => (target.apply(op).await, None),
             Ok(Some(found)) => {
                 let mut before = group.clone();
                 before.display_name.clear();
                 before.description = None;
                 let update = TargetOp::UpdateGroup {
-                    target_id: found.clone(),
+                    target_id: found.target_id.clone(),
                     before,
                     after: group.clone(),
                 };
-                (with_id(target.apply(&update).await, found), true)
+                let outcome = with_id(target.apply(&update).await, &found.target_id);
+                (outcome, Some(found))
             }
         },
-        _ => (target.apply(op).await, false),
+        _ => (target.apply(op).await, None),
     }
 }
 
-fn with_id(outcome: Outcome, id: String) -> Outcome {
+fn with_id(outcome: Outcome, id: &str) -> Outcome {
     match outcome {
         Outcome::Applied { .. } => Outcome::Applied {
-            target_id: Some(id),
+            target_id: Some(id.to_string()),
         },
         other => other,
     }

@@ -100,14 +100,16 @@ fn refused_patch(o: &Outcome) -> Option<(u16, Option<&str>)> {
 
 /// The form to send a change in after the service refused `form` with `o`, when the refusal is
 /// about the form and not the change: PATCH not implemented or not allowed (501, 405) → PUT;
-/// a member removal's path filter refused (400 invalidPath / invalidFilter / noTarget) → a
-/// value list.
+/// a member removal's path filter refused (400 invalidPath / invalidFilter / noTarget, or 501:
+/// django-scim2 implements removal by value list only) → a value list, then PUT if that is
+/// refused too (a PUT is tried last: django-scim2 answers it 200 and ignores its members).
 pub(super) fn fallback(kind: OpKind, form: Form, o: &Outcome) -> Option<Form> {
     if form == Form::Put {
         return None;
     }
     let (status, scim_type) = refused_patch(o)?;
     match status {
+        501 if kind == OpKind::RemoveMembers && form == Form::PatchPath => Some(Form::PatchValue),
         501 | 405 => Some(Form::Put),
         400 if kind == OpKind::RemoveMembers
             && form == Form::PatchPath
@@ -278,7 +280,16 @@ mod tests {
     fn refusals_of_the_form_lead_to_the_next_form_and_others_do_not() {
         let k = OpKind::RemoveMembers;
         let not_impl = rejected("PATCH /Groups/1: HTTP 501: PATCH is not implemented");
-        assert_eq!(fallback(k, Form::PatchPath, &not_impl), Some(Form::Put));
+        // A removal by path filter not implemented: the value list first, then PUT.
+        assert_eq!(
+            fallback(k, Form::PatchPath, &not_impl),
+            Some(Form::PatchValue)
+        );
+        assert_eq!(fallback(k, Form::PatchValue, &not_impl), Some(Form::Put));
+        assert_eq!(
+            fallback(OpKind::UpdateGroup, Form::PatchPath, &not_impl),
+            Some(Form::Put)
+        );
         assert_eq!(
             fallback(k, Form::PatchValue, &rejected("PATCH /Groups/1: HTTP 405")),
             Some(Form::Put)

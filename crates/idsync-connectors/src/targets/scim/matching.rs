@@ -16,7 +16,7 @@
 //! until restarted).
 
 use super::{quote, urlencode, ScimTarget, UserMatch};
-use idsync_core::{Group, TargetError, User};
+use idsync_core::{Group, Match, TargetError, User};
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -80,6 +80,14 @@ impl Wanted<'_> {
 
     fn filter(&self) -> String {
         format!("{} eq {}", self.path, quote(self.value))
+    }
+
+    /// The match of `target_id`, saying it was verified by this attribute and value.
+    fn matched(&self, target_id: String) -> Match {
+        Match {
+            target_id,
+            by: Some(format!("{} {:?}", self.path, self.value)),
+        }
     }
 }
 
@@ -274,19 +282,20 @@ impl ScimTarget {
             .collect())
     }
 
-    /// One verified match, none, or a conflict naming the candidates.
+    /// One verified match (with the attribute that verified it), none, or a conflict naming
+    /// the candidates.
     async fn the_match(
         &self,
         endpoint: &str,
         object: impl FnOnce() -> String,
         wanted: &Wanted<'_>,
-    ) -> Result<Option<String>, TargetError> {
+    ) -> Result<Option<Match>, TargetError> {
         let mut ids = self.verified(endpoint, wanted).await?;
         ids.sort();
         ids.dedup();
         match ids.len() {
             0 => Ok(None),
-            1 => Ok(ids.pop()),
+            1 => Ok(ids.pop().map(|id| wanted.matched(id))),
             _ => Err(TargetError::Ambiguous {
                 object: format!("{} (by {} {:?})", object(), wanted.path, wanted.value),
                 candidates: ids,
@@ -294,7 +303,7 @@ impl ScimTarget {
         }
     }
 
-    pub(super) async fn match_user(&self, user: &User) -> Result<Option<String>, TargetError> {
+    pub(super) async fn match_user(&self, user: &User) -> Result<Option<Match>, TargetError> {
         for m in &self.cfg.user_match {
             let wanted = match m {
                 UserMatch::UserName => Wanted {
@@ -312,8 +321,8 @@ impl ScimTarget {
                 },
             };
             let object = || format!("user {:?}", user.user_name);
-            if let Some(id) = self.the_match("/Users", object, &wanted).await? {
-                return Ok(Some(id));
+            if let Some(found) = self.the_match("/Users", object, &wanted).await? {
+                return Ok(Some(found));
             }
         }
         Ok(None)
@@ -347,7 +356,7 @@ impl ScimTarget {
             .await
     }
 
-    pub(super) async fn match_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
+    pub(super) async fn match_group(&self, group: &Group) -> Result<Option<Match>, TargetError> {
         let wanted = Wanted {
             path: "displayName".into(),
             value: &group.display_name,

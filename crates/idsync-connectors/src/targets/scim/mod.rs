@@ -523,6 +523,13 @@ impl Target for ScimTarget {
 
     /// Verified matches only (see `matching`).
     async fn find_user(&self, user: &User) -> Result<Option<String>, TargetError> {
+        Ok(self.match_user(user).await?.map(|m| m.target_id))
+    }
+
+    async fn find_user_match(
+        &self,
+        user: &User,
+    ) -> Result<Option<idsync_core::Match>, TargetError> {
         self.match_user(user).await
     }
 
@@ -549,6 +556,13 @@ impl Target for ScimTarget {
     }
 
     async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
+        Ok(self.match_group(group).await?.map(|m| m.target_id))
+    }
+
+    async fn find_group_match(
+        &self,
+        group: &Group,
+    ) -> Result<Option<idsync_core::Match>, TargetError> {
         self.match_group(group).await
     }
 
