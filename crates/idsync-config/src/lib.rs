@@ -184,7 +184,7 @@ impl Default for ServerConfig {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             scim_rate: 200.0,
-            scim_burst: 400,
+            scim_burst: 2000,
         }
     }
 }

@@ -14,7 +14,7 @@ fn server_limits_have_defaults() {
     assert_eq!(s.header_timeout, Duration::from_secs(10));
     assert_eq!(s.idle_timeout, Duration::from_secs(60));
     assert_eq!(s.scim_rate, 200.0);
-    assert_eq!(s.scim_burst, 400);
+    assert_eq!(s.scim_burst, 2000);
 }
 
 #[test]
