@@ -281,6 +281,11 @@ pub trait Target: Send + Sync {
     fn project_user(&self, user: User) -> User {
         user
     }
+    /// A user read from the target (for a reconcile's comparison) without what this target is
+    /// set never to be sent: what is never sent is never compared.
+    fn project_observed_user(&self, user: User) -> User {
+        user
+    }
     /// A group as this target can hold it.
     fn project_group(&self, group: Group) -> Group {
         group

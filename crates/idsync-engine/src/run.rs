@@ -490,7 +490,12 @@ async fn plan_and_apply(
     let mut dangling = Vec::new();
     let mut unkept = Vec::new();
     if opts.mode == Mode::Reconcile {
-        let real = target.read_state().await.map_err(Failure::Target)?;
+        let mut real = target.read_state().await.map_err(Failure::Target)?;
+        // What the target is set never to be sent is not compared either.
+        for u in &mut real.users {
+            u.user =
+                target.project_observed_user(std::mem::replace(&mut u.user, User::new("", "")));
+        }
         dangling = dangling_members(&ledger, &real);
         if flow.groups.keep_manual {
             recorded = Some(ledger.clone());

@@ -25,6 +25,9 @@ use tokio::sync::OnceCell;
 
 mod forms;
 mod matching;
+mod shape;
+
+pub use shape::Shape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -52,6 +55,8 @@ pub struct ScimTargetConfig {
     /// Atlassian Cloud: users whose email (or userName) is outside these domains are skipped.
     pub verified_domains: Vec<String>,
     pub timeout: Duration,
+    /// What is left out of, or filled into, what users are sent as (`shape.rs`).
+    pub shape: Shape,
 }
 
 impl ScimTargetConfig {
@@ -64,6 +69,7 @@ impl ScimTargetConfig {
             member_batch: 100,
             verified_domains: Vec::new(),
             timeout: Duration::from_secs(30),
+            shape: Shape::default(),
         }
     }
 }
@@ -78,6 +84,7 @@ impl std::fmt::Debug for ScimTargetConfig {
             .field("member_batch", &self.member_batch)
             .field("verified_domains", &self.verified_domains)
             .field("timeout", &self.timeout)
+            .field("shape", &self.shape)
             .finish()
     }
 }
@@ -217,6 +224,7 @@ impl ScimTarget {
     /// One request; `body` is the JSON text to send.
     async fn send(&self, method: Method, path: &str, body: Option<String>) -> Answer {
         let url = format!("{}{path}", self.cfg.base_url);
+        let body = body.map(|b| self.cfg.shape.body(path, b));
         let mut rb = self
             .http
             .request(method.clone(), &url)
@@ -601,7 +609,11 @@ impl Target for ScimTarget {
         // Only extension attributes a flow mapped (`urn:<schema>:<attribute>`) reach the
         // service; the source's own custom attributes stay in idsync.
         user.custom.retain(|k, _| k.starts_with("urn:"));
-        user
+        self.cfg.shape.user(user)
+    }
+
+    fn project_observed_user(&self, user: User) -> User {
+        self.cfg.shape.without_omitted(user)
     }
 
     fn project_group(&self, mut group: Group) -> Group {
