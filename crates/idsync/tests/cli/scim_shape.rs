@@ -130,6 +130,24 @@ fn omit_and_required_name_formatted_shape_what_a_strict_service_is_sent() {
     let o = idsync(dir.path(), &token, &["sync", "hr-to-app", "--full"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert_eq!(user("user2@example.com")["title"], "Set by hand");
+
+    // An attribute omitted after it was sent: no update to take it away (it is simply no
+    // longer sent nor compared), and the service keeps the value it has.
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        config(
+            &target_url,
+            "omit = [\"emails.primary\", \"title\", \"department\"]\nrequired_name_formatted = true\n",
+        ),
+    )
+    .unwrap();
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
+        "{}",
+        text(&o)
+    );
 }
 
 /// `config check` names the key and the file of a bad `omit` entry and of a contradiction.
