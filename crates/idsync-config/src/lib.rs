@@ -340,54 +340,8 @@ pub struct ScimTargetConfig {
     pub required_name_formatted: bool,
 }
 
-/// User attributes that `omit` may name: every optional attribute idsync sends, and the
-/// sub-attributes of the complex and multi-valued ones. Never `userName`, `active`, `id`.
-pub const OMITTABLE_USER_ATTRIBUTES: &[&str] = &[
-    "externalId",
-    "name",
-    "name.formatted",
-    "name.givenName",
-    "name.familyName",
-    "name.middleName",
-    "name.honorificPrefix",
-    "name.honorificSuffix",
-    "displayName",
-    "nickName",
-    "profileUrl",
-    "title",
-    "userType",
-    "preferredLanguage",
-    "locale",
-    "timezone",
-    "emails",
-    "emails.type",
-    "emails.primary",
-    "emails.display",
-    "phoneNumbers",
-    "phoneNumbers.type",
-    "phoneNumbers.primary",
-    "phoneNumbers.display",
-    "addresses",
-    "addresses.type",
-    "addresses.primary",
-    "addresses.formatted",
-    "addresses.streetAddress",
-    "addresses.locality",
-    "addresses.region",
-    "addresses.postalCode",
-    "addresses.country",
-    "ims",
-    "photos",
-    "entitlements",
-    "roles",
-    "x509Certificates",
-    "employeeNumber",
-    "department",
-    "organization",
-    "division",
-    "costCenter",
-    "manager",
-];
+/// User attributes that `omit` may name (never `userName`, `active`, `id`).
+pub use idsync_core::OMITTABLE_USER_ATTRIBUTES;
 
 #[derive(Debug, Clone)]
 pub struct TestTargetConfig {

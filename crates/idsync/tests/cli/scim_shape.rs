@@ -178,3 +178,82 @@ fn config_check_names_bad_shape_settings() {
     }
     assert!(!err.contains("targets.app.omit[0]"), "{err}");
 }
+
+/// Item 4, learned: a service that refuses `emails[].primary` with a 400 naming it. With no
+/// `omit`, the first create is refused, sent again without it and succeeds; the run log says
+/// once what was learned; the store remembers it, so later runs (new processes) never send it
+/// and learn nothing again.
+#[test]
+fn a_refused_attribute_named_by_the_service_is_learned_and_remembered() {
+    let (_server, _peer_dir, url, token) = idsync_scim_peer();
+    let base = url.trim_start_matches("http://");
+    let (host, scim_path) = base.split_at(base.find('/').unwrap());
+    let relay = Relay::start(
+        &format!("http://{host}"),
+        Quirks {
+            strict_users: true,
+            ..Quirks::default()
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 4);
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        config(&relay.url(scim_path), "required_name_formatted = true\n"),
+    )
+    .unwrap();
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        err.matches("target attribute learned: emails.primary is refused and no longer sent")
+            .count(),
+        1,
+        "said once: {err}"
+    );
+    assert!(
+        err.contains("Attribute emails.primary is not supported"),
+        "{err}"
+    );
+    let http = reqwest::blocking::Client::new();
+    let users: Value = http
+        .get(format!("{url}/Users"))
+        .bearer_auth(&token)
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(users["totalResults"], 4, "{users}");
+
+    // A later run changes a user: nothing refused, nothing learned again.
+    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("users.csv"),
+        csv.replace("User,Number 1,", "Ada,Number 1,"),
+    )
+    .unwrap();
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(1 planned, 1 applied"),
+        "{}",
+        text(&o)
+    );
+    assert!(!text(&o).contains("attribute learned"), "{}", text(&o));
+    // A new user is created without primary from the start (a refusal would be learned and
+    // said again), and a reconcile then converges.
+    let mut csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    csv.push_str("id-000009,new9@example.com,New,Nine,new9@example.com,Dept 1,g-all\n");
+    std::fs::write(dir.path().join("users.csv"), csv).unwrap();
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(!text(&o).contains("attribute learned"), "{}", text(&o));
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app", "--full"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app", "--full"]);
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
+        "{}",
+        text(&o)
+    );
+}

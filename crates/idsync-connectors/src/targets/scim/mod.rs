@@ -15,7 +15,7 @@
 
 use async_trait::async_trait;
 use idsync_core::{Group, Outcome, RemoteGroup, RemoteUser, Target, TargetError, TargetOp, User};
-use idsync_scim::resource::{group_from_scim, known_only, user_body, user_from_scim};
+use idsync_scim::resource::{group_from_scim, known_only, user_from_scim};
 use idsync_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -120,6 +120,7 @@ pub struct ScimTarget {
     caps: OnceCell<Capabilities>,
     forms: forms::Forms,
     learned: matching::Learned,
+    shape: shape::Current,
 }
 
 /// One HTTP exchange's result.
@@ -213,18 +214,19 @@ impl ScimTarget {
             .build()
             .map_err(|e| TargetError::Protocol(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
-            cfg,
             http,
             caps: OnceCell::new(),
             forms: forms::Forms::default(),
             learned: matching::Learned::default(),
+            shape: shape::Current::new(cfg.shape.clone()),
+            cfg,
         })
     }
 
     /// One request; `body` is the JSON text to send.
     async fn send(&self, method: Method, path: &str, body: Option<String>) -> Answer {
         let url = format!("{}{path}", self.cfg.base_url);
-        let body = body.map(|b| self.cfg.shape.body(path, b));
+        let body = body.map(|b| self.shape.body(path, b));
         let mut rb = self
             .http
             .request(method.clone(), &url)
@@ -566,13 +568,13 @@ impl Target for ScimTarget {
                 if let Some(reason) = self.outside_domains(user) {
                     return Outcome::Skipped { reason };
                 }
-                self.create("/Users", user_body(user)).await
+                self.apply_user(op, user).await
             }
             TargetOp::UpdateUser { after, .. } => {
                 if let Some(reason) = self.outside_domains(after) {
                     return Outcome::Skipped { reason };
                 }
-                self.send_in_form(idsync_core::OpKind::UpdateUser, op).await
+                self.apply_user(op, after).await
             }
             TargetOp::DeleteUser { target_id } => self.delete(&format!("/Users/{target_id}")).await,
             TargetOp::CreateGroup { group } => self.create("/Groups", group_body(group)).await,
@@ -609,11 +611,19 @@ impl Target for ScimTarget {
         // Only extension attributes a flow mapped (`urn:<schema>:<attribute>`) reach the
         // service; the source's own custom attributes stay in idsync.
         user.custom.retain(|k, _| k.starts_with("urn:"));
-        self.cfg.shape.user(user)
+        self.shape.user(user)
     }
 
     fn project_observed_user(&self, user: User) -> User {
-        self.cfg.shape.without_omitted(user)
+        self.shape.without_omitted(user)
+    }
+
+    fn use_omissions(&self, paths: &[String]) {
+        self.shape.use_omissions(paths);
+    }
+
+    fn take_learned_omissions(&self) -> Vec<idsync_core::LearnedOmission> {
+        self.shape.take_learned()
     }
 
     fn project_group(&self, mut group: Group) -> Group {

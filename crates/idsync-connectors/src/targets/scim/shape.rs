@@ -8,8 +8,9 @@
 //! value. On the wire (`body`), so that no request to `/Users` carries an omitted attribute,
 //! whatever built it (a POST, a PUT of the whole resource, a PATCH operation).
 
-use idsync_core::User;
+use idsync_core::{LearnedOmission, OpKind, Outcome, TargetOp, User};
 use serde_json::Value;
+use std::sync::{Mutex, MutexGuard};
 
 /// How users are shaped for one target.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -188,6 +189,161 @@ impl Shape {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Whether `detail` names `path`: `emails.primary` as written, or as `emails[primary]`,
+/// `emails[].primary`; a single name (`title`) as a whole word.
+fn names(detail: &str, path: &str) -> bool {
+    let detail = detail.to_ascii_lowercase();
+    let path = path.to_ascii_lowercase();
+    let forms = match path.split_once('.') {
+        Some((a, b)) => vec![
+            path.clone(),
+            format!("{a}[{b}]"),
+            format!("{a}[].{b}"),
+            format!("{a}[*].{b}"),
+        ],
+        None => vec![path.clone()],
+    };
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+    forms.iter().any(|f| {
+        detail.match_indices(f.as_str()).any(|(i, _)| {
+            !word(detail[..i].chars().next_back()) && !word(detail[i + f.len()..].chars().next())
+        })
+    })
+}
+
+/// The attribute paths of a user body as sent: `title`, `name.formatted`, `emails.primary`,
+/// and enterprise attributes by their own name (`department`).
+fn sent_paths(v: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(o) = v.as_object() else {
+        return out;
+    };
+    for (k, x) in o {
+        match x {
+            Value::Object(inner) if k.starts_with("urn:") => out.extend(inner.keys().cloned()),
+            Value::Object(inner) => out.extend(inner.keys().map(|s| format!("{k}.{s}"))),
+            Value::Array(items) => {
+                for item in items.iter().filter_map(Value::as_object) {
+                    out.extend(item.keys().map(|s| format!("{k}.{s}")));
+                }
+            }
+            _ => {}
+        }
+        out.push(k.clone());
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The shape in use: the target's settings and what it learned (a `400` naming an attribute
+/// it was sent), with what was learned in this run to hand over to the store.
+pub(super) struct Current {
+    /// What the settings leave out (never sent, so never learned).
+    configured: Vec<String>,
+    shape: Mutex<Shape>,
+    learned: Mutex<Vec<LearnedOmission>>,
+}
+
+impl Current {
+    pub(super) fn new(shape: Shape) -> Self {
+        Self {
+            configured: shape.omit.clone(),
+            shape: Mutex::new(shape),
+            learned: Mutex::new(Vec::new()),
+        }
+    }
+
+    pub(super) fn body(&self, path: &str, body: String) -> String {
+        lock(&self.shape).body(path, body)
+    }
+
+    pub(super) fn user(&self, user: User) -> User {
+        lock(&self.shape).user(user)
+    }
+
+    pub(super) fn without_omitted(&self, user: User) -> User {
+        lock(&self.shape).without_omitted(user)
+    }
+
+    /// Leave these out too (remembered from earlier runs); paths idsync would not learn are
+    /// ignored, so a store edited by hand cannot take `userName` away.
+    pub(super) fn use_omissions(&self, paths: &[String]) {
+        let mut shape = lock(&self.shape);
+        for p in paths {
+            if idsync_core::LEARNABLE_OMISSIONS.contains(&p.as_str()) && !shape.omit.contains(p) {
+                shape.omit.push(p.clone());
+            }
+        }
+    }
+
+    pub(super) fn take_learned(&self) -> Vec<LearnedOmission> {
+        std::mem::take(&mut *lock(&self.learned))
+    }
+
+    /// The attribute a refusal names, when it is one this user was sent and one that may be
+    /// learned away; it is then left out from now on (a concurrent request may have learned it
+    /// a moment before: it is named again, not learned twice). Anything else (a refusal naming
+    /// `userName`, naming nothing, or naming two attributes) is not learned from.
+    pub(super) fn learn_from(&self, reason: &str, user: &User) -> Option<String> {
+        if !reason.contains("HTTP 400") {
+            return None;
+        }
+        let sent = idsync_scim::resource::user_body(user);
+        let named: Vec<String> = sent_paths(&sent)
+            .into_iter()
+            .filter(|p| idsync_core::LEARNABLE_OMISSIONS.contains(&p.as_str()))
+            .filter(|p| !self.configured.contains(p))
+            .filter(|p| names(reason, p))
+            .collect();
+        let [path] = named.as_slice() else {
+            return None;
+        };
+        let mut shape = lock(&self.shape);
+        if shape.omit.contains(path) {
+            return Some(path.clone());
+        }
+        shape.omit.push(path.clone());
+        lock(&self.learned).push(LearnedOmission {
+            path: path.clone(),
+            reason: reason.to_string(),
+        });
+        Some(path.clone())
+    }
+}
+
+impl super::ScimTarget {
+    /// A user create or update; refused for an attribute that may be learned away, it is sent
+    /// once more without it.
+    pub(super) async fn apply_user(&self, op: &TargetOp, user: &User) -> Outcome {
+        let first = self.apply_user_once(op, user).await;
+        let Outcome::Rejected { reason } = &first else {
+            return first;
+        };
+        match self.shape.learn_from(reason, user) {
+            Some(path) => {
+                tracing::debug!(attribute = %path, "refused attribute left out; sending again");
+                self.apply_user_once(op, user).await
+            }
+            None => first,
+        }
+    }
+
+    async fn apply_user_once(&self, op: &TargetOp, user: &User) -> Outcome {
+        match op {
+            TargetOp::CreateUser { .. } => {
+                self.create("/Users", idsync_scim::resource::user_body(user))
+                    .await
+            }
+            _ => self.send_in_form(OpKind::UpdateUser, op).await,
+        }
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -230,6 +386,57 @@ mod tests {
         // Groups are not users.
         let g = json!({"displayName": "g", "title": "kept"}).to_string();
         assert_eq!(s.body("/Groups", g.clone()), g);
+    }
+
+    #[test]
+    fn only_a_sent_optional_attribute_named_alone_is_learned() {
+        let mut u = User::new("s1", "ann@x");
+        u.title = Some("Boss".into());
+        u.emails = vec![idsync_core::Email {
+            value: "ann@x".into(),
+            kind: None,
+            primary: true,
+            display: None,
+        }];
+        let c = Current::new(Shape::default());
+        let r = |d: &str| format!("POST /Users: HTTP 400 (invalidValue): {d}");
+        // Never the attributes users are known by, nothing unsent, nothing ambiguous.
+        assert_eq!(c.learn_from(&r("userName must be unique"), &u), None);
+        assert_eq!(c.learn_from(&r("emails.value is invalid"), &u), None);
+        assert_eq!(c.learn_from(&r("department is not supported"), &u), None);
+        assert_eq!(
+            c.learn_from(&r("title and emails[primary] refused"), &u),
+            None
+        );
+        assert_eq!(c.learn_from(&r("subtitle is odd"), &u), None);
+        assert_eq!(c.learn_from("POST /Users: HTTP 409: title taken", &u), None);
+        assert!(c.take_learned().is_empty());
+        assert_eq!(
+            c.learn_from(&r("Attribute emails[primary] is not supported"), &u),
+            Some("emails.primary".into())
+        );
+        // A request in flight when it was learned is answered alike: named, not learned twice.
+        assert_eq!(
+            c.learn_from(&r("Attribute emails[primary] is not supported"), &u),
+            Some("emails.primary".into())
+        );
+        assert_eq!(
+            c.learn_from(&r("Attribute title is not supported"), &u),
+            Some("title".into())
+        );
+        let learned: Vec<String> = c.take_learned().into_iter().map(|l| l.path).collect();
+        assert_eq!(learned, vec!["emails.primary", "title"]);
+        // What the settings leave out was never sent: not learned.
+        let c = Current::new(shape(&["title"], false));
+        assert_eq!(
+            c.learn_from(&r("Attribute title is not supported"), &u),
+            None
+        );
+        assert!(c.take_learned().is_empty(), "handed over once");
+        // Remembered paths idsync would never learn are ignored.
+        let c = Current::new(Shape::default());
+        c.use_omissions(&["userName".into(), "emails.primary".into()]);
+        assert_eq!(lock(&c.shape).omit, vec!["emails.primary"]);
     }
 
     #[test]
