@@ -22,6 +22,9 @@ pub(super) struct Quirks {
     /// Requests to users are refused (400 invalidValue) when they carry `primary` (of emails)
     /// and, for a POST or PUT, when they lack `name.formatted`: a service with stricter rules.
     pub(super) strict_users: bool,
+    /// Requests to users that carry `department` are refused (400 naming it), and so is a
+    /// PATCH without operations (RFC 7644 requires at least one).
+    pub(super) refuse_department: bool,
 }
 
 /// An HTTP relay on a free loopback port in front of a real SCIM service. Stopped on drop.
@@ -119,9 +122,8 @@ fn relay_one(
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).unwrap();
-    let strict = quirks
-        .strict_users
-        .then(|| strict_refusal(&method, &path, &body))
+    let strict = (quirks.strict_users || quirks.refuse_department)
+        .then(|| strict_refusal(quirks, &method, &path, &body))
         .flatten();
     let (status, answer) = match method.as_str() {
         _ if strict.is_some() => (400, strict.unwrap_or_default().into_bytes()),
@@ -165,12 +167,18 @@ fn relay_one(
 }
 
 /// What a service with stricter rules answers a request to users it refuses (`strict_users`).
-fn strict_refusal(method: &str, path: &str, body: &[u8]) -> Option<String> {
+fn strict_refusal(quirks: Quirks, method: &str, path: &str, body: &[u8]) -> Option<String> {
     if !path.contains("/Users") || !["POST", "PUT", "PATCH"].contains(&method) {
         return None;
     }
     let body = String::from_utf8_lossy(body);
-    let detail = if body.contains("\"primary\"") {
+    let detail = if quirks.refuse_department && body.contains("department") {
+        "Attribute department is not supported"
+    } else if quirks.refuse_department && body.contains("\"Operations\":[]") {
+        "Operations must not be empty"
+    } else if !quirks.strict_users {
+        return None;
+    } else if body.contains("\"primary\"") {
         "Attribute emails.primary is not supported"
     } else if method != "PATCH" && !body.contains("\"formatted\"") {
         "Attribute name.formatted is required"

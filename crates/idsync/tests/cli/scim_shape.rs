@@ -257,3 +257,52 @@ fn a_refused_attribute_named_by_the_service_is_learned_and_remembered() {
         text(&o)
     );
 }
+
+/// Item 4, learned on an update: a service that starts refusing `department` when a user's
+/// department changes. The refusal is learned, and the change, which was only of the refused
+/// attribute, leaves nothing to send: no empty PATCH (refused by such services), the run
+/// succeeds, and the next runs plan nothing.
+#[test]
+fn an_update_of_only_a_refused_attribute_sends_nothing_after_learning() {
+    let (_server, _peer_dir, url, token) = idsync_scim_peer();
+    let base = url.trim_start_matches("http://");
+    let (host, scim_path) = base.split_at(base.find('/').unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 3);
+    std::fs::write(dir.path().join("idsync.toml"), config(&url, "")).unwrap();
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    let relay = Relay::start(
+        &format!("http://{host}"),
+        Quirks {
+            refuse_department: true,
+            ..Quirks::default()
+        },
+    );
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        config(&relay.url(scim_path), ""),
+    )
+    .unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    std::fs::write(
+        dir.path().join("users.csv"),
+        csv.replace("user1@example.com,Dept 1,", "user1@example.com,Dept 9,"),
+    )
+    .unwrap();
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains("target attribute learned: department is refused"),
+        "{}",
+        text(&o)
+    );
+    let o = idsync(dir.path(), &token, &["sync", "hr-to-app"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("(0 planned"),
+        "{}",
+        text(&o)
+    );
+}

@@ -339,6 +339,20 @@ impl super::ScimTarget {
                 self.create("/Users", idsync_scim::resource::user_body(user))
                     .await
             }
+            TargetOp::UpdateUser {
+                target_id,
+                before,
+                after,
+            } => {
+                // Both sides without what is left out (learned a moment ago, say): a change of
+                // an omitted attribute alone is no request to send.
+                let op = TargetOp::UpdateUser {
+                    target_id: target_id.clone(),
+                    before: self.shape.without_omitted(before.clone()),
+                    after: self.shape.without_omitted(after.clone()),
+                };
+                self.send_in_form(OpKind::UpdateUser, &op).await
+            }
             _ => self.send_in_form(OpKind::UpdateUser, op).await,
         }
     }
