@@ -720,6 +720,8 @@ impl<'a> Checker<'a> {
                         "verified_domains",
                         "timeout",
                         "max_rate",
+                        "omit",
+                        "required_name_formatted",
                     ],
                 );
                 let url = self.non_empty(t, "url", &path, "the service's SCIM base URL");
@@ -783,6 +785,19 @@ impl<'a> Checker<'a> {
                 let max_rate = self
                     .float(t, "max_rate", &path, 0.0, 100_000.0)
                     .unwrap_or(0.0);
+                let omit = self.omit(t, &path);
+                let required_name_formatted = self
+                    .boolean(t, "required_name_formatted", &path)
+                    .unwrap_or(false);
+                if required_name_formatted
+                    && omit.iter().any(|o| o == "name" || o == "name.formatted")
+                {
+                    self.err(
+                        &t.get("required_name_formatted").and_then(Item::span),
+                        &format!("{path}.required_name_formatted"),
+                        "cannot be true while omit leaves name.formatted out",
+                    );
+                }
                 Some(TargetConfig {
                     name: name.to_string(),
                     max_rate,
@@ -794,6 +809,8 @@ impl<'a> Checker<'a> {
                         member_batch: usize::try_from(member_batch).unwrap_or(100),
                         verified_domains,
                         timeout,
+                        omit,
+                        required_name_formatted,
                     }),
                 })
             }
@@ -876,6 +893,33 @@ impl<'a> Checker<'a> {
             }
             _ => None,
         }
+    }
+
+    /// A SCIM target's `omit`: user attributes never sent, each known and optional.
+    fn omit(&mut self, t: &dyn TableLike, path: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for (i, (a, span)) in self.str_array(t, "omit", path).into_iter().enumerate() {
+            let key = format!("{path}.omit[{i}]");
+            if crate::OMITTABLE_USER_ATTRIBUTES.contains(&a.as_str()) {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+                continue;
+            }
+            let top = a.split('.').next().unwrap_or("");
+            let message = if ["userName", "active", "id", "schemas", "meta"].contains(&top) {
+                format!(
+                    "{a:?} cannot be left out: idsync matches, deprovisions and reads users by it"
+                )
+            } else {
+                format!(
+                    "{a:?} is not a user attribute idsync sends (one of: {})",
+                    crate::OMITTABLE_USER_ATTRIBUTES.join(", ")
+                )
+            };
+            self.err(&span, &key, message);
+        }
+        out
     }
 
     /// The test target's `fail_every` table: operation kind = "STATUS detail".

@@ -332,7 +332,16 @@ pub struct ScimTargetConfig {
     pub member_batch: usize,
     pub verified_domains: Vec<String>,
     pub timeout: Duration,
+    /// User attributes never sent to this service (`title`, `name.formatted`,
+    /// `emails.primary`), and therefore not compared by a reconcile.
+    pub omit: Vec<String>,
+    /// The service requires `name.formatted`: made from the given and family names where the
+    /// source has none.
+    pub required_name_formatted: bool,
 }
+
+/// User attributes that `omit` may name (never `userName`, `active`, `id`).
+pub use idsync_core::OMITTABLE_USER_ATTRIBUTES;
 
 #[derive(Debug, Clone)]
 pub struct TestTargetConfig {

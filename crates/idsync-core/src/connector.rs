@@ -318,6 +318,11 @@ pub trait Target: Send + Sync {
     fn project_user(&self, user: User) -> User {
         user
     }
+    /// A user read from the target (for a reconcile's comparison) without what this target is
+    /// set never to be sent: what is never sent is never compared.
+    fn project_observed_user(&self, user: User) -> User {
+        user
+    }
     /// A group as this target can hold it.
     fn project_group(&self, group: Group) -> Group {
         group
@@ -335,6 +340,12 @@ pub trait Target: Send + Sync {
     /// Start with these request forms, remembered from earlier runs (decision 0026). A target
     /// with one way of sending each change ignores them.
     fn use_forms(&self, _forms: &[crate::LearnedForm]) {}
+    /// Leave out these user attributes too, remembered from earlier refusals (issue 16).
+    fn use_omissions(&self, _paths: &[String]) {}
+    /// The user attributes found refused during the run (handed over once).
+    fn take_learned_omissions(&self) -> Vec<crate::LearnedOmission> {
+        Vec::new()
+    }
     /// The request forms this target learned since this was last asked (each is handed over
     /// once, for the engine to remember).
     fn take_learned_forms(&self) -> Vec<crate::LearnedForm> {

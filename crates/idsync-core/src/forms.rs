@@ -111,6 +111,97 @@ pub struct LearnedForm {
     pub reason: String,
 }
 
+/// A user attribute a target refused (a `400` naming it) and is no longer sent (issue 16,
+/// item 4): remembered per target like the forms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LearnedOmission {
+    /// The SCIM attribute path, `emails.primary`, `title`.
+    pub path: String,
+    /// The answer that refused it (empty when remembered).
+    pub reason: String,
+}
+
+/// User attributes a target may be set (`omit`) never to be sent: every optional attribute
+/// idsync sends, and the sub-attributes of the complex and multi-valued ones. Never
+/// `userName`, `active`, `id`.
+pub const OMITTABLE_USER_ATTRIBUTES: &[&str] = &[
+    "externalId",
+    "name",
+    "name.formatted",
+    "name.givenName",
+    "name.familyName",
+    "name.middleName",
+    "name.honorificPrefix",
+    "name.honorificSuffix",
+    "displayName",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "emails",
+    "emails.type",
+    "emails.primary",
+    "emails.display",
+    "phoneNumbers",
+    "phoneNumbers.type",
+    "phoneNumbers.primary",
+    "phoneNumbers.display",
+    "addresses",
+    "addresses.type",
+    "addresses.primary",
+    "addresses.formatted",
+    "addresses.streetAddress",
+    "addresses.locality",
+    "addresses.region",
+    "addresses.postalCode",
+    "addresses.country",
+    "ims",
+    "photos",
+    "entitlements",
+    "roles",
+    "x509Certificates",
+    "employeeNumber",
+    "department",
+    "organization",
+    "division",
+    "costCenter",
+    "manager",
+];
+
+/// Of those, the ones a target's refusal may take away by itself: sub-attributes that qualify
+/// a value (never the value, nor a name part people are known by) and optional single values.
+/// Whole lists (`emails`), names and `externalId` only go by a setting.
+pub const LEARNABLE_OMISSIONS: &[&str] = &[
+    "name.formatted",
+    "name.middleName",
+    "name.honorificPrefix",
+    "name.honorificSuffix",
+    "nickName",
+    "profileUrl",
+    "title",
+    "userType",
+    "preferredLanguage",
+    "locale",
+    "timezone",
+    "emails.type",
+    "emails.primary",
+    "emails.display",
+    "phoneNumbers.type",
+    "phoneNumbers.primary",
+    "phoneNumbers.display",
+    "addresses.type",
+    "addresses.primary",
+    "addresses.formatted",
+    "employeeNumber",
+    "department",
+    "organization",
+    "division",
+    "costCenter",
+];
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]

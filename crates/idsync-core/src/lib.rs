@@ -23,7 +23,9 @@ pub use connector::{
     Change, Emptiness, Match, Outcome, ReadStats, RemoteGroup, RemoteUser, Source, SourceError,
     SourceRead, Target, TargetError, TargetOp, TargetSnapshot,
 };
-pub use forms::{Form, LearnedForm, OpKind};
+pub use forms::{
+    Form, LearnedForm, LearnedOmission, OpKind, LEARNABLE_OMISSIONS, OMITTABLE_USER_ATTRIBUTES,
+};
 pub use graph::{effective_members, MembershipGraph};
 pub use image::{DirectoryImage, Refresh};
 pub use model::{

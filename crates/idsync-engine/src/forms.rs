@@ -1,6 +1,7 @@
-//! The request forms a target learned (decision 0026): given to the target when a run starts,
-//! and what it learned during the run remembered in the store when the run ends (failed or
-//! not: a form found to work is true whatever else went wrong).
+//! The request forms a target learned (decision 0026), and the user attributes it found
+//! refused: given to the target when a run starts, and what it learned during the run
+//! remembered in the store when the run ends (failed or not: a form found to work, or an
+//! attribute found refused, is true whatever else went wrong).
 
 use idsync_core::Target;
 use idsync_store::{Store, StoreError};
@@ -14,6 +15,10 @@ pub(crate) async fn start(
     let forms = store.target_forms(target_name).await?;
     if !forms.is_empty() {
         target.use_forms(&forms);
+    }
+    let omitted = store.target_omissions(target_name).await?;
+    if !omitted.is_empty() {
+        target.use_omissions(&omitted);
     }
     Ok(())
 }
@@ -37,6 +42,18 @@ pub(crate) async fn keep(
         );
         store
             .remember_target_form(target_name, &learned, now_ms)
+            .await?;
+    }
+    for learned in target.take_learned_omissions() {
+        tracing::warn!(
+            target_name = %target_name,
+            attribute = %learned.path,
+            reason = %learned.reason,
+            "target attribute learned: {} is refused and no longer sent",
+            learned.path
+        );
+        store
+            .remember_target_omission(target_name, &learned, now_ms)
             .await?;
     }
     Ok(())

@@ -473,6 +473,11 @@ async fn plan_and_apply(
         Some((l, v)) if v == ledger_version => (l, true),
         _ => (store.load_ledger(&flow.name).await?, false),
     };
+    // What the target is set never to be sent leaves the ledger's copy too: an attribute
+    // omitted after it was sent is no change to send (and could not be sent).
+    for u in ledger.users.values_mut() {
+        u.user = target.project_observed_user(std::mem::replace(&mut u.user, User::new("", "")));
+    }
     let load_ledger_ms = started.elapsed().as_millis() as u64 - load_directory_ms - desired_ms;
     // How this run loaded its state (the sync history shows it).
     for (what, yes) in [
@@ -490,7 +495,12 @@ async fn plan_and_apply(
     let mut dangling = Vec::new();
     let mut unkept = Vec::new();
     if opts.mode == Mode::Reconcile {
-        let real = target.read_state().await.map_err(Failure::Target)?;
+        let mut real = target.read_state().await.map_err(Failure::Target)?;
+        // What the target is set never to be sent is not compared either.
+        for u in &mut real.users {
+            u.user =
+                target.project_observed_user(std::mem::replace(&mut u.user, User::new("", "")));
+        }
         dangling = dangling_members(&ledger, &real);
         if flow.groups.keep_manual {
             recorded = Some(ledger.clone());

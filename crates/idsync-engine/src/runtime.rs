@@ -307,6 +307,10 @@ impl Runtime {
                         member_batch: c.member_batch,
                         verified_domains: c.verified_domains.clone(),
                         timeout: c.timeout,
+                        shape: idsync_connectors::targets::scim::Shape {
+                            omit: c.omit.clone(),
+                            required_name_formatted: c.required_name_formatted,
+                        },
                     };
                     Arc::new(
                         ScimTarget::new(cfg)

@@ -12,6 +12,8 @@ mod scim_attrs;
 mod scim_matching;
 #[path = "cli/scim_peers.rs"]
 mod scim_peers;
+#[path = "cli/scim_shape.rs"]
+mod scim_shape;
 
 use idsync_connectors::targets::test::TestTarget;
 use std::path::{Path, PathBuf};

@@ -12,17 +12,23 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// What the relay does to requests before (or instead of) passing them on.
-#[derive(Clone, Copy)]
-struct Quirks {
+#[derive(Clone, Copy, Default)]
+pub(super) struct Quirks {
     /// PATCH is answered with this status and never reaches the service.
-    refuse_patch: Option<u16>,
+    pub(super) refuse_patch: Option<u16>,
     /// A PATCH whose operations filter members by value (`members[value eq "id"]`) is refused
     /// with 400 invalidPath, as services that take value lists only do.
-    refuse_member_filters: bool,
+    pub(super) refuse_member_filters: bool,
+    /// Requests to users are refused (400 invalidValue) when they carry `primary` (of emails)
+    /// and, for a POST or PUT, when they lack `name.formatted`: a service with stricter rules.
+    pub(super) strict_users: bool,
+    /// Requests to users that carry `department` are refused (400 naming it), and so is a
+    /// PATCH without operations (RFC 7644 requires at least one).
+    pub(super) refuse_department: bool,
 }
 
 /// An HTTP relay on a free loopback port in front of a real SCIM service. Stopped on drop.
-struct Relay {
+pub(super) struct Relay {
     port: u16,
     stop: Arc<AtomicBool>,
     /// Requests seen by method.
@@ -32,7 +38,7 @@ struct Relay {
 }
 
 impl Relay {
-    fn start(upstream: &str, quirks: Quirks) -> Relay {
+    pub(super) fn start(upstream: &str, quirks: Quirks) -> Relay {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let stop = Arc::new(AtomicBool::new(false));
@@ -64,7 +70,7 @@ impl Relay {
     }
 
     /// The URL of the relayed service's `path` (the service's own URL path).
-    fn url(&self, path: &str) -> String {
+    pub(super) fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 }
@@ -116,7 +122,11 @@ fn relay_one(
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).unwrap();
+    let strict = (quirks.strict_users || quirks.refuse_department)
+        .then(|| strict_refusal(quirks, &method, &path, &body))
+        .flatten();
     let (status, answer) = match method.as_str() {
+        _ if strict.is_some() => (400, strict.unwrap_or_default().into_bytes()),
         "PATCH"
             if quirks.refuse_member_filters
                 && String::from_utf8_lossy(&body).contains("members[value eq") =>
@@ -154,6 +164,30 @@ fn relay_one(
     );
     let _ = conn.write_all(&answer);
     let _ = conn.flush();
+}
+
+/// What a service with stricter rules answers a request to users it refuses (`strict_users`).
+fn strict_refusal(quirks: Quirks, method: &str, path: &str, body: &[u8]) -> Option<String> {
+    if !path.contains("/Users") || !["POST", "PUT", "PATCH"].contains(&method) {
+        return None;
+    }
+    let body = String::from_utf8_lossy(body);
+    let detail = if quirks.refuse_department && body.contains("department") {
+        "Attribute department is not supported"
+    } else if quirks.refuse_department && body.contains("\"Operations\":[]") {
+        "Operations must not be empty"
+    } else if !quirks.strict_users {
+        return None;
+    } else if body.contains("\"primary\"") {
+        "Attribute emails.primary is not supported"
+    } else if method != "PATCH" && !body.contains("\"formatted\"") {
+        "Attribute name.formatted is required"
+    } else {
+        return None;
+    };
+    Some(format!(
+        r#"{{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"400","scimType":"invalidValue","detail":"{detail}"}}"#
+    ))
 }
 
 fn forward(
@@ -225,7 +259,7 @@ fn patch_refused_at_run_time_falls_back_to_put_and_is_remembered() {
             &format!("http://{host}"),
             Quirks {
                 refuse_patch: Some(code),
-                refuse_member_filters: false,
+                ..Quirks::default()
             },
         );
         let http = reqwest::blocking::Client::new();
@@ -318,8 +352,8 @@ fn member_filter_refused_falls_back_to_a_value_list_and_is_remembered() {
     let relay = Relay::start(
         &format!("http://{host}"),
         Quirks {
-            refuse_patch: None,
             refuse_member_filters: true,
+            ..Quirks::default()
         },
     );
     let http = reqwest::blocking::Client::new();

@@ -15,7 +15,7 @@
 
 use async_trait::async_trait;
 use idsync_core::{Group, Outcome, RemoteGroup, RemoteUser, Target, TargetError, TargetOp, User};
-use idsync_scim::resource::{group_from_scim, known_only, user_body, user_from_scim};
+use idsync_scim::resource::{group_from_scim, known_only, user_from_scim};
 use idsync_scim::schema::{GROUP_RESOURCE, USER_RESOURCE};
 use reqwest::{Method, StatusCode};
 use serde::Serialize;
@@ -25,6 +25,9 @@ use tokio::sync::OnceCell;
 
 mod forms;
 mod matching;
+mod shape;
+
+pub use shape::Shape;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Profile {
@@ -52,6 +55,8 @@ pub struct ScimTargetConfig {
     /// Atlassian Cloud: users whose email (or userName) is outside these domains are skipped.
     pub verified_domains: Vec<String>,
     pub timeout: Duration,
+    /// What is left out of, or filled into, what users are sent as (`shape.rs`).
+    pub shape: Shape,
 }
 
 impl ScimTargetConfig {
@@ -64,6 +69,7 @@ impl ScimTargetConfig {
             member_batch: 100,
             verified_domains: Vec::new(),
             timeout: Duration::from_secs(30),
+            shape: Shape::default(),
         }
     }
 }
@@ -78,6 +84,7 @@ impl std::fmt::Debug for ScimTargetConfig {
             .field("member_batch", &self.member_batch)
             .field("verified_domains", &self.verified_domains)
             .field("timeout", &self.timeout)
+            .field("shape", &self.shape)
             .finish()
     }
 }
@@ -113,6 +120,7 @@ pub struct ScimTarget {
     caps: OnceCell<Capabilities>,
     forms: forms::Forms,
     learned: matching::Learned,
+    shape: shape::Current,
 }
 
 /// One HTTP exchange's result.
@@ -206,17 +214,19 @@ impl ScimTarget {
             .build()
             .map_err(|e| TargetError::Protocol(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
-            cfg,
             http,
             caps: OnceCell::new(),
             forms: forms::Forms::default(),
             learned: matching::Learned::default(),
+            shape: shape::Current::new(cfg.shape.clone()),
+            cfg,
         })
     }
 
     /// One request; `body` is the JSON text to send.
     async fn send(&self, method: Method, path: &str, body: Option<String>) -> Answer {
         let url = format!("{}{path}", self.cfg.base_url);
+        let body = body.map(|b| self.shape.body(path, b));
         let mut rb = self
             .http
             .request(method.clone(), &url)
@@ -572,13 +582,13 @@ impl Target for ScimTarget {
                 if let Some(reason) = self.outside_domains(user) {
                     return Outcome::Skipped { reason };
                 }
-                self.create("/Users", user_body(user)).await
+                self.apply_user(op, user).await
             }
             TargetOp::UpdateUser { after, .. } => {
                 if let Some(reason) = self.outside_domains(after) {
                     return Outcome::Skipped { reason };
                 }
-                self.send_in_form(idsync_core::OpKind::UpdateUser, op).await
+                self.apply_user(op, after).await
             }
             TargetOp::DeleteUser { target_id } => self.delete(&format!("/Users/{target_id}")).await,
             TargetOp::CreateGroup { group } => self.create("/Groups", group_body(group)).await,
@@ -615,7 +625,19 @@ impl Target for ScimTarget {
         // Only extension attributes a flow mapped (`urn:<schema>:<attribute>`) reach the
         // service; the source's own custom attributes stay in idsync.
         user.custom.retain(|k, _| k.starts_with("urn:"));
-        user
+        self.shape.user(user)
+    }
+
+    fn project_observed_user(&self, user: User) -> User {
+        self.shape.without_omitted(user)
+    }
+
+    fn use_omissions(&self, paths: &[String]) {
+        self.shape.use_omissions(paths);
+    }
+
+    fn take_learned_omissions(&self) -> Vec<idsync_core::LearnedOmission> {
+        self.shape.take_learned()
     }
 
     fn project_group(&self, mut group: Group) -> Group {
