@@ -497,17 +497,9 @@ fn scimmy_passes_the_kit_but_for_known_gaps() {
 fn scimmy_life_cycle() {
     let peer = idsync_connectors::testkit::peers::scimmy("sm-token").unwrap();
     // Adoption updates every matched user with every attribute; SCIMMY refuses a PATCH of the
-    // enterprise extension it was not told about (it dropped it silently on create). Open:
-    // idsync does not yet leave out what the service refuses by name (issue 16 item 4).
-    life_cycle_passes_except(
-        &peer.url,
-        "sm-token",
-        |_| true,
-        &[(
-            "adoption by a fresh store",
-            "HTTP 400 (invalidPath): Invalid path 'urn:ietf:params:scim:schemas:extension:enterprise:2.0:User:department'",
-        )],
-    );
+    // enterprise extension it dropped silently on create (400 invalidPath naming it): idsync
+    // learns to leave it out (issue 16 item 4) and the whole life cycle passes.
+    life_cycle_passes_except(&peer.url, "sm-token", |_| true, &[]);
 }
 
 #[test]
