@@ -100,6 +100,21 @@ target = "app"
     .unwrap();
 }
 
+/// Add `lines` to the test target's table of the config `write_config` wrote.
+fn with_test_target_keys(dir: &Path, lines: &str) {
+    let path = dir.join("idsync.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    assert!(toml.contains("journal = \"target.jsonl\""), "{toml}");
+    std::fs::write(
+        &path,
+        toml.replace(
+            "journal = \"target.jsonl\"",
+            &format!("journal = \"target.jsonl\"\n{lines}"),
+        ),
+    )
+    .unwrap();
+}
+
 #[test]
 fn config_check_reports_every_error_with_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
@@ -711,15 +726,7 @@ fn rejected_operations_give_exit_code_3_and_a_log() {
     let dir = tempfile::tempdir().unwrap();
     write_people_csv(dir.path(), 5);
     write_config(dir.path(), "");
-    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
-    std::fs::write(
-        dir.path().join("idsync.toml"),
-        toml.replace(
-            "journal = \"target.jsonl\"",
-            "journal = \"target.jsonl\"\nreject_user_names = [\"^user3@\"]",
-        ),
-    )
-    .unwrap();
+    with_test_target_keys(dir.path(), "reject_user_names = [\"^user3@\"]");
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("idsync log "));

@@ -16,15 +16,7 @@ fn journal_lines(dir: &Path) -> usize {
 fn slow_flow(dir: &Path, n: usize, rate: u32) {
     write_people_csv(dir, n);
     write_config(dir, "");
-    let toml = std::fs::read_to_string(dir.join("idsync.toml")).unwrap();
-    std::fs::write(
-        dir.join("idsync.toml"),
-        toml.replace(
-            "journal = \"target.jsonl\"",
-            &format!("journal = \"target.jsonl\"\nmax_rate = {rate}"),
-        ),
-    )
-    .unwrap();
+    with_test_target_keys(dir, &format!("max_rate = {rate}"));
 }
 
 /// `idsync sync hr-to-app` in the background, its output in files of `dir`.
@@ -480,15 +472,7 @@ fn counts_add_up_when_member_batches_lose_members() {
     let dir = tempfile::tempdir().unwrap();
     write_people_csv(dir.path(), 9);
     write_config(dir.path(), "");
-    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
-    std::fs::write(
-        dir.path().join("idsync.toml"),
-        toml.replace(
-            "journal = \"target.jsonl\"",
-            "journal = \"target.jsonl\"\nreject_user_names = [\"^user3@\", \"^user4@\"]",
-        ),
-    )
-    .unwrap();
+    with_test_target_keys(dir.path(), "reject_user_names = [\"^user3@\", \"^user4@\"]");
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let r = &runs(dir.path())[0];

@@ -401,15 +401,10 @@ fn the_same_server_error_on_every_create_stops_the_run_fast() {
     let dir = tempfile::tempdir().unwrap();
     super::write_people_csv(dir.path(), 40);
     super::write_config(dir.path(), "");
-    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
-    std::fs::write(
-        dir.path().join("idsync.toml"),
-        toml.replace(
-            "journal = \"target.jsonl\"",
-            "journal = \"target.jsonl\"\nfail_every = { create_user = \"500 user creation is not supported\" }",
-        ),
-    )
-    .unwrap();
+    super::with_test_target_keys(
+        dir.path(),
+        "fail_every = { create_user = \"500 user creation is not supported\" }",
+    );
     let started = Instant::now();
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     let took = started.elapsed();
@@ -435,15 +430,7 @@ fn failures_of_single_users_do_not_stop_the_run() {
     let dir = tempfile::tempdir().unwrap();
     super::write_people_csv(dir.path(), 12);
     super::write_config(dir.path(), "");
-    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
-    std::fs::write(
-        dir.path().join("idsync.toml"),
-        toml.replace(
-            "journal = \"target.jsonl\"",
-            "journal = \"target.jsonl\"\nreject_user_names = [\"^user[0-3]@\"]",
-        ),
-    )
-    .unwrap();
+    super::with_test_target_keys(dir.path(), "reject_user_names = [\"^user[0-3]@\"]");
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     assert!(!text(&o).contains("fails the same way"), "{}", text(&o));

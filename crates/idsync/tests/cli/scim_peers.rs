@@ -531,15 +531,7 @@ fn warn_lines_name_objects_and_the_members_that_failed() {
     let dir = tempfile::tempdir().unwrap();
     write_people_csv(dir.path(), 6);
     write_config(dir.path(), "");
-    let toml = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
-    std::fs::write(
-        dir.path().join("idsync.toml"),
-        toml.replace(
-            "journal = \"target.jsonl\"",
-            "journal = \"target.jsonl\"\nreject_user_names = [\"^user3@\"]",
-        ),
-    )
-    .unwrap();
+    super::with_test_target_keys(dir.path(), "reject_user_names = [\"^user3@\"]");
     let o = run(dir.path(), &["sync", "hr-to-app"]);
     assert_eq!(o.status.code(), Some(3), "{}", text(&o));
     let out = plain(&text(&o));
