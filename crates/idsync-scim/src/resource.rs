@@ -568,8 +568,9 @@ pub fn user_body(u: &User) -> Value {
 }
 
 /// The PATCH operations that turn `before` into `after` (top-level attributes and extension
-/// attributes, each replaced or removed as a whole): the smallest change a service will apply
-/// the same way whatever it does with multi-valued attributes.
+/// attributes, each replaced or removed as a whole; `name` by its sub-attributes, as Entra sends
+/// it, since some services take `name.givenName` but fail on a whole `name`): the smallest
+/// change a service will apply the same way whatever it does with multi-valued attributes.
 pub fn user_patch_ops(before: &User, after: &User) -> Vec<Value> {
     let (b, a) = (user_body(before), user_body(after));
     let (Some(b), Some(a)) = (b.as_object(), a.as_object()) else {
@@ -588,13 +589,14 @@ pub fn user_patch_ops(before: &User, after: &User) -> Vec<Value> {
         if k == "schemas" {
             continue;
         }
-        if k.starts_with("urn:") {
+        if k.starts_with("urn:") || k == "name" {
             let empty = Map::new();
             let bo = b.get(k).and_then(Value::as_object).unwrap_or(&empty);
             let ao = a.get(k).and_then(Value::as_object).unwrap_or(&empty);
             let sub: std::collections::BTreeSet<&String> = bo.keys().chain(ao.keys()).collect();
+            let sep = if k == "name" { '.' } else { ':' };
             for s in sub {
-                diff(format!("{k}:{s}"), bo.get(s), ao.get(s));
+                diff(format!("{k}{sep}{s}"), bo.get(s), ao.get(s));
             }
         } else {
             diff(k.clone(), b.get(k), a.get(k));

@@ -422,3 +422,24 @@ fn extension_attributes_a_flow_maps_travel_under_their_schema() {
         vec![json!({"op": "replace", "path": format!("{ACME}:costCenterCode"), "value": "CC-7"})]
     );
 }
+
+/// A name change goes out by its sub-attributes (`name.givenName`), as Entra sends it: some
+/// services (django-scim2) fail on a PATCH of the whole `name` but take its sub-attributes.
+#[test]
+fn a_name_change_is_patched_by_its_sub_attributes() {
+    use idsync_core::User;
+    use idsync_scim::resource::user_patch_ops;
+    let mut u = User::new("s1", "ada@example.com");
+    u.name.given_name = Some("Ada".into());
+    u.name.family_name = Some("Lovelace".into());
+    let mut after = u.clone();
+    after.name.given_name = Some("Augusta".into());
+    after.name.family_name = None;
+    assert_eq!(
+        user_patch_ops(&u, &after),
+        vec![
+            json!({"op": "remove", "path": "name.familyName"}),
+            json!({"op": "replace", "path": "name.givenName", "value": "Augusta"}),
+        ]
+    );
+}
