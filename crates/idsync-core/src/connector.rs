@@ -352,3 +352,20 @@ pub trait Target: Send + Sync {
         Vec::new()
     }
 }
+
+/// An error with its causes, as `e: cause: cause` (a cause whose text the line already ends
+/// with is not said again). Transport errors say only "error sending request" themselves; the
+/// reason ("Connection refused") is in their causes.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}

@@ -20,8 +20,8 @@ pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use connector::{
-    Change, Emptiness, Match, Outcome, ReadStats, RemoteGroup, RemoteUser, Source, SourceError,
-    SourceRead, Target, TargetError, TargetOp, TargetSnapshot,
+    error_chain, Change, Emptiness, Match, Outcome, ReadStats, RemoteGroup, RemoteUser, Source,
+    SourceError, SourceRead, Target, TargetError, TargetOp, TargetSnapshot,
 };
 pub use forms::{
     Form, LearnedForm, LearnedOmission, OpKind, LEARNABLE_OMISSIONS, OMITTABLE_USER_ATTRIBUTES,

@@ -77,7 +77,7 @@ pub async fn ingest(
     let read = source.read(cursor.as_deref()).await;
     // A delta read that had to fall back to a full read (an expired or reset delta link) is
     // listed as `full`.
-    if guessed == "incremental" && matches!(read, Ok(SourceRead::Full { .. })) {
+    if cursor.is_some() && matches!(read, Ok(SourceRead::Full { .. })) {
         store.set_run_mode(&run.id, "full").await?;
     }
     let read = match read {

@@ -3,6 +3,7 @@
 //! to notify is logged and never fails the run it is about.
 
 use idsync_config::{NotificationsConfig, NotifyEvent};
+use idsync_core::error_chain;
 use idsync_store::{NotificationRecord, Store};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
@@ -189,18 +190,6 @@ pub fn shown_url(url: &str) -> String {
         }
         Err(_) => "(a URL that does not parse)".to_string(),
     }
-}
-
-/// An error with its causes, as `e: cause: cause`.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 /// `sha256=<hex of HMAC-SHA256(secret, body)>`, as receivers of signed webhooks check it.

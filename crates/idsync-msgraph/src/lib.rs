@@ -486,7 +486,7 @@ impl GraphClient {
                     }
                     return Err(GraphError::Transport {
                         url: url.to_string(),
-                        message: e.to_string(),
+                        message: idsync_core::error_chain(&e.without_url()),
                     });
                 }
             };
@@ -558,7 +558,7 @@ impl GraphClient {
                 Err(e) => {
                     return Err(GraphError::Transport {
                         url: url.to_string(),
-                        message: e.to_string(),
+                        message: idsync_core::error_chain(&e.without_url()),
                     })
                 }
             };

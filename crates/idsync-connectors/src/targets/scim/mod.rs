@@ -129,24 +129,6 @@ enum Answer {
     Failed(Outcome),
 }
 
-/// A request that got no answer, with its causes ("...: tcp connect error: Connection refused
-/// (os error 111)"): reqwest's own text stops at "error sending request". The URL is left out
-/// (the caller names the method and path).
-fn transport_error(e: reqwest::Error) -> String {
-    let e = e.without_url();
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(&e);
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = cause.source();
-    }
-    out
-}
-
 fn retry_after(h: &reqwest::header::HeaderMap) -> Option<Duration> {
     let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
     if let Ok(secs) = v.trim().parse::<u64>() {
@@ -249,11 +231,12 @@ impl ScimTarget {
                         if e.is_timeout() {
                             "timed out".to_string()
                         } else {
-                            transport_error(e)
+                            // The URL is left out: the caller names the method and path.
+                            idsync_core::error_chain(&e.without_url())
                         }
                     ),
                     retry_after: None,
-                })
+                });
             }
         };
         let status = resp.status();
