@@ -5,5 +5,7 @@
 mod directory;
 #[path = "crowd/events.rs"]
 mod events;
+#[path = "crowd/handler.rs"]
+mod handler;
 #[path = "crowd/support.rs"]
 mod support;
