@@ -551,3 +551,68 @@ fn handler_serves_the_event_feed_and_expires_tokens_as_crowd() {
     let r = call(&dir, &log, "GET", "event/epoch1:3", &[], Format::Json, b"");
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn formats_follow_accept_and_content_type_as_crowd_negotiates() {
+    assert_eq!(Format::from_accept(None), Format::Xml);
+    assert_eq!(Format::from_accept(Some("*/*")), Format::Xml);
+    assert_eq!(Format::from_accept(Some("application/json")), Format::Json);
+    assert_eq!(
+        Format::from_accept(Some("application/json, text/plain, */*")),
+        Format::Json
+    );
+    assert_eq!(
+        Format::from_accept(Some("application/xml;q=0.9, application/json")),
+        Format::Xml
+    );
+    assert_eq!(Format::from_accept(Some("text/html")), Format::Xml);
+    assert_eq!(
+        Format::from_content_type(Some("application/json; charset=utf-8")),
+        Format::Json
+    );
+    assert_eq!(
+        Format::from_content_type(Some("application/xml")),
+        Format::Xml
+    );
+    assert_eq!(Format::from_content_type(None), Format::Xml);
+    assert_eq!(
+        (Format::Json.mime(), Format::Xml.mime()),
+        ("application/json", "application/xml")
+    );
+}
+
+#[test]
+fn a_user_in_json_has_the_fields_of_atlassians_sample() {
+    // Crowd's RepresentationTest sample of `GET /user?username=admin` (crowd-rest-test 2.8).
+    let sample = json!({
+        "link": {"rel": "self", "href": "http://localhost:8095/crowd/rest/usermanagement/1/user?username=admin"},
+        "active": true, "name": "admin", "last-name": "the builder", "display-name": "bob the builder",
+        "email": "bob@example.net", "key": "1:{0000-0000}",
+        "password": {"link": {"rel": "edit", "href": "http://localhost:8095/crowd/rest/usermanagement/1/user/password?username=admin"}},
+        "first-name": "bob", "expand": "attributes",
+        "attributes": {"link": {"rel": "self", "href": "http://localhost:8095/crowd/rest/usermanagement/1/user/attribute?username=admin"}, "attributes": []}
+    });
+    let dir = small();
+    let (_, ours) = get_json(&dir, "user", &[("username", "alice")]);
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&ours), keys(&sample));
+    assert_eq!(keys(&ours["attributes"]), keys(&sample["attributes"]));
+    assert_eq!(keys(&ours["link"]), keys(&sample["link"]));
+    assert_eq!(
+        ours["password"]["link"]["rel"],
+        sample["password"]["link"]["rel"]
+    );
+    // And a group, after the sample of `GET /group?groupname=crowd-administrators`.
+    let sample = json!({
+        "link": {"rel": "self", "href": "x"}, "expand": "attributes", "active": true,
+        "name": "crowd-administrators", "type": "GROUP",
+        "attributes": {"link": {"rel": "self", "href": "x"}, "attributes": []}, "description": ""
+    });
+    let (_, ours) = get_json(&dir, "group", &[("groupname", "admins")]);
+    assert_eq!(keys(&ours), keys(&sample));
+    assert_eq!(ours["description"], "");
+}
