@@ -499,6 +499,17 @@ fn handler_answers_unknown_paths_404_and_wrong_methods_405() {
     assert_eq!(r.status, 405);
     let r = call(&dir, &log, "GET", "authentication", &[], Format::Json, b"");
     assert_eq!(r.status, 405);
+    // No web hooks: RestCrowdClient takes a 404 for "not offered" and keeps to the event feed.
+    let r = call(
+        &dir,
+        &log,
+        "POST",
+        "webhook",
+        &[],
+        Format::Xml,
+        b"<webhook/>",
+    );
+    assert_eq!(r.status, 404);
 }
 
 #[test]
