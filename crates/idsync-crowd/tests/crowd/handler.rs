@@ -668,7 +668,8 @@ fn every_answer_is_well_formed_whatever_the_names_hold() {
     log.push(2, Event::membership_created(&g, &u));
     log.push(3, Event::group_deleted(&g));
     let gname = "Grp \"<&>\"";
-    let requests: Vec<(&str, &str, Vec<(&str, &str)>, &[u8])> = vec![
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a [u8]);
+    let requests: Vec<Case<'_>> = vec![
         (
             "GET",
             "user",
