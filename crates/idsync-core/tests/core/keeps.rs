@@ -3,7 +3,7 @@
 //! still repairs a real hand edit.
 
 use super::ledger_from;
-use idsync_core::keeps::compare_only_what_is_kept;
+use idsync_core::keeps::{compare_only_what_is_kept, Known};
 use idsync_core::*;
 use proptest::prelude::*;
 
@@ -66,7 +66,7 @@ fn user(i: usize, title: bool, dept: bool, ext: u8) -> User {
 fn reconcile_plan(desired: &DesiredState, real: &TargetSnapshot) -> (Plan, LedgerState) {
     let ledger = ledger_from(desired);
     let mut observed = observed_ledger(&ledger, real);
-    compare_only_what_is_kept(&ledger, &mut observed);
+    compare_only_what_is_kept(&ledger, &mut observed, &Known::default());
     let p = plan(
         desired,
         &observed,

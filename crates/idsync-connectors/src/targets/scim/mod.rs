@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 mod forms;
+mod keeps;
 mod matching;
 mod shape;
 
@@ -121,6 +122,7 @@ pub struct ScimTarget {
     forms: forms::Forms,
     learned: matching::Learned,
     shape: shape::Current,
+    keeps: keeps::Keeps,
 }
 
 /// One HTTP exchange's result.
@@ -201,6 +203,7 @@ impl ScimTarget {
             forms: forms::Forms::default(),
             learned: matching::Learned::default(),
             shape: shape::Current::new(cfg.shape.clone()),
+            keeps: keeps::Keeps::default(),
             cfg,
         })
     }
@@ -217,7 +220,12 @@ impl ScimTarget {
                 reqwest::header::ACCEPT,
                 "application/scim+json, application/json",
             );
+        // What was sent, to learn from the answer what the service keeps (`keeps.rs`).
+        let mut sent = None;
         if let Some(b) = body {
+            if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+                sent = Some(b.clone());
+            }
             rb = rb
                 .header(reqwest::header::CONTENT_TYPE, "application/scim+json")
                 .body(b);
@@ -268,6 +276,9 @@ impl ScimTarget {
             }
         };
         if status.is_success() {
+            if let Some(sent) = &sent {
+                self.keeps.observe(&method, path, sent, &json);
+            }
             return Answer::Ok(json);
         }
         let reason = format!("{method} {path}: {}", detail(&json, status));
@@ -638,6 +649,18 @@ impl Target for ScimTarget {
 
     fn take_learned_forms(&self) -> Vec<idsync_core::LearnedForm> {
         self.forms.take_learned()
+    }
+
+    fn use_keeps(&self, learned: &[idsync_core::keeps::LearnedKeep]) {
+        self.keeps.use_remembered(learned);
+    }
+
+    async fn known_keeps(&self) -> idsync_core::keeps::Known {
+        self.keeps.known(self).await
+    }
+
+    fn take_learned_keeps(&self) -> Vec<idsync_core::keeps::LearnedKeep> {
+        self.keeps.take_learned()
     }
 
     async fn value_taken(&self, attribute: &str, value: &str) -> Result<bool, TargetError> {
