@@ -4,7 +4,9 @@
 //! (decision 0025).
 
 use super::{run, text};
-use idsync_connectors::testkit::peers::scim2_server_with;
+use idsync_connectors::testkit::peers::{
+    quirky_list_requests, scim2_server_quirky, scim2_server_with,
+};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -127,4 +129,92 @@ fn an_attribute_removed_by_hand_from_every_user_is_repaired() {
     }
     let out = ok(dir.path(), &["sync", "hr-to-app", "--full"]);
     assert!(out.contains("(0 planned"), "{out}");
+}
+
+impl Service {
+    /// Create a user by hand; its id.
+    fn add_user(&self, user_name: &str, email: &str) -> String {
+        let body = json!({
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+            "userName": user_name,
+            "name": {"givenName": "Kept", "familyName": "Here"},
+            "emails": [{"value": email}],
+        });
+        let r = self
+            .http
+            .post(format!("{}/Users", self.url))
+            .bearer_auth(TOKEN)
+            .header("Content-Type", "application/scim+json")
+            .body(body.to_string())
+            .send()
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().unwrap());
+        let v: Value = r.json().unwrap();
+        v["id"].as_str().unwrap().to_string()
+    }
+}
+
+/// Decision 0025: a service that ignores filters is listed once per run, and every create of
+/// the run is matched against that listing (kept up to date with what the run creates), so 40
+/// creates cost one listing, not 40 (before: one per create and matching attribute).
+#[test]
+fn a_service_that_ignores_filters_is_listed_once_per_run_not_once_per_create() {
+    let peer = scim2_server_quirky(TOKEN, &["ignores-filters"], &[]).unwrap();
+    let svc = Service::new(&peer.url);
+    let boss = svc.add_user("boss@example.com", "boss@example.com");
+    // A source user's existing account (its userName in other case): linked, not duplicated.
+    let existing = svc.add_user("USER7@Example.com", "user7@example.com");
+    let dir = tempfile::tempdir().unwrap();
+    write_users(dir.path(), 40);
+    write_scim_config(dir.path(), &peer.url);
+    let before = quirky_list_requests(&peer).unwrap();
+    let out = ok(dir.path(), &["sync", "hr-to-app"]);
+    let after = quirky_list_requests(&peer).unwrap();
+    let lists =
+        after.get("/Users").copied().unwrap_or(0) - before.get("/Users").copied().unwrap_or(0);
+    // The health check, the emptiness check, the search that shows filters are ignored, and
+    // the listing (one page here): a handful, whatever the number of creates.
+    assert!(
+        lists <= 5,
+        "{lists} list requests for 40 creates: {after:?}\n{out}"
+    );
+
+    let users = svc.users();
+    assert_eq!(
+        users.len(),
+        41,
+        "40 source users, the boss, once each: {users:?}"
+    );
+    for i in 0..40 {
+        let name = format!("user{i}@example.com");
+        let n = users
+            .iter()
+            .filter(|u| {
+                u["userName"]
+                    .as_str()
+                    .is_some_and(|n| n.eq_ignore_ascii_case(&name))
+            })
+            .count();
+        assert_eq!(n, 1, "{name}");
+    }
+    let linked = users.iter().find(|u| u["id"] == json!(existing)).unwrap();
+    assert_eq!(linked["title"], json!("Title 7"), "{linked}");
+    let boss = users.iter().find(|u| u["id"] == json!(boss)).unwrap();
+    assert_eq!(
+        boss["userName"],
+        json!("boss@example.com"),
+        "untouched: {boss}"
+    );
+
+    // The next run lists the service afresh (a listing lasts one run): a user created by hand
+    // since is matched, not duplicated.
+    let mut csv = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+    csv.push_str("id-new,late@example.com,Late,Comer,late@example.com,Title L\n");
+    std::fs::write(dir.path().join("users.csv"), csv).unwrap();
+    let late = svc.add_user("late@example.com", "late@example.com");
+    ok(dir.path(), &["sync", "hr-to-app"]);
+    let users = svc.users();
+    assert_eq!(users.len(), 42, "{users:?}");
+    let late = users.iter().find(|u| u["id"] == json!(late)).unwrap();
+    assert_eq!(late["title"], json!("Title L"), "{late}");
 }
