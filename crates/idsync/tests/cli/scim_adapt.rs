@@ -25,6 +25,9 @@ pub(super) struct Quirks {
     /// Requests to users that carry `department` are refused (400 naming it), and so is a
     /// PATCH without operations (RFC 7644 requires at least one).
     pub(super) refuse_department: bool,
+    /// `title` is taken out of what users are sent (a service with no place for it): never
+    /// stored, so never given back.
+    pub(super) drops_title: bool,
 }
 
 /// An HTTP relay on a free loopback port in front of a real SCIM service. Stopped on drop.
@@ -122,6 +125,9 @@ fn relay_one(
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).unwrap();
+    if quirks.drops_title && path.contains("/Users") && method != "GET" {
+        body = without_title(&body);
+    }
     let strict = (quirks.strict_users || quirks.refuse_department)
         .then(|| strict_refusal(quirks, &method, &path, &body))
         .flatten();
@@ -164,6 +170,25 @@ fn relay_one(
     );
     let _ = conn.write_all(&answer);
     let _ = conn.flush();
+}
+
+/// A request body to users without `title` (nor PATCH operations setting it).
+fn without_title(body: &[u8]) -> Vec<u8> {
+    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+        return body.to_vec();
+    };
+    if let Some(o) = v.as_object_mut() {
+        o.remove("title");
+    }
+    if let Some(ops) = v.get_mut("Operations").and_then(Value::as_array_mut) {
+        ops.retain(|op| op.get("path").and_then(Value::as_str) != Some("title"));
+        for op in ops.iter_mut() {
+            if let Some(value) = op.get_mut("value").and_then(Value::as_object_mut) {
+                value.remove("title");
+            }
+        }
+    }
+    v.to_string().into_bytes()
 }
 
 /// What a service with stricter rules answers a request to users it refuses (`strict_users`).

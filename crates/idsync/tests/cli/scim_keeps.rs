@@ -3,6 +3,7 @@
 //! the listing a service that cannot filter needs, once per run instead of once per create
 //! (decision 0025).
 
+use super::scim_adapt::{Quirks, Relay};
 use super::{run, text};
 use idsync_connectors::testkit::peers::{
     quirky_list_requests, scim2_server_quirky, scim2_server_with,
@@ -217,4 +218,58 @@ fn a_service_that_ignores_filters_is_listed_once_per_run_not_once_per_create() {
     assert_eq!(users.len(), 42, "{users:?}");
     let late = users.iter().find(|u| u["id"] == json!(late)).unwrap();
     assert_eq!(late["title"], json!("Title L"), "{late}");
+}
+
+/// Item 3: what the service's answers to the creates showed (it does not keep `title`) is
+/// remembered, and a later reconcile (another process) compares by it, even where one object
+/// in the service holds a title (set there by hand) and the read alone would take `title` for
+/// kept and "repair" every other user, on every reconcile, in vain.
+#[test]
+fn what_the_create_answers_showed_is_remembered_and_compared_by() {
+    let peer = scim2_server_with(TOKEN, &[]).unwrap();
+    let base = peer.url.trim_start_matches("http://");
+    let (host, scim_path) = base.split_at(base.find('/').unwrap());
+    let relay = Relay::start(
+        &format!("http://{host}"),
+        Quirks {
+            drops_title: true,
+            ..Quirks::default()
+        },
+    );
+    let url = relay.url(scim_path);
+    let svc = Service::new(&peer.url);
+    let dir = tempfile::tempdir().unwrap();
+    write_users(dir.path(), 4);
+    write_scim_config(dir.path(), &url);
+    let out = ok(dir.path(), &["sync", "hr-to-app"]);
+    assert!(
+        out.contains("the target does not keep title of users"),
+        "said once when learned: {out}"
+    );
+    assert!(svc.users().iter().all(|u| u.get("title").is_none()));
+
+    // Someone gives one user a title in the service itself.
+    let one = svc.user_named("user2@example.com");
+    svc.patch_user(
+        one["id"].as_str().unwrap(),
+        json!([{"op": "replace", "path": "title", "value": "Set by hand"}]),
+    );
+
+    let o = run(dir.path(), &["plan", "hr-to-app", "--full", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        plan["operations"].as_array().map(Vec::len),
+        Some(0),
+        "no repairs of what the service does not keep: {plan}"
+    );
+    let warnings = plan["warnings"].to_string();
+    assert!(
+        warnings.contains("does not keep title of users (its answers to what it was sent show it)"),
+        "{warnings}"
+    );
+    let out = ok(dir.path(), &["sync", "hr-to-app", "--full"]);
+    assert!(out.contains("(0 planned"), "{out}");
+    // Learned once: later runs do not say it again.
+    assert!(!out.contains("target attribute learned"), "{out}");
 }
