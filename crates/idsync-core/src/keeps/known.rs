@@ -12,7 +12,7 @@
 use serde_json::Value;
 use std::collections::BTreeMap;
 
-use super::{leaves, ALWAYS_COMPARED};
+use super::{leaf_values, ALWAYS_COMPARED};
 
 /// The kind of object an attribute path belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -145,15 +145,19 @@ impl Known {
 
 /// What one answer shows: for every non-empty attribute path of `sent` (an object as the
 /// model serializes it, or the part of it a PATCH set), whether `answer` (the resource the
-/// service answered with, serialized the same way) gives it back. `userName`, `active`,
-/// `sourceId` and `id` are not judged (always compared, or not attributes).
+/// service answered with, serialized the same way) gives it back: holds a value sent there
+/// (case aside). An answer holding another value (its own, or one set there before) did not
+/// keep what was sent. `userName`, `active`, `sourceId` and `id` are not judged (always
+/// compared, or not attributes).
 pub fn answer_shows(sent: &Value, answer: &Value) -> Vec<(String, bool)> {
-    let back = leaves(answer);
-    leaves(sent)
+    let back = leaf_values(answer);
+    leaf_values(sent)
         .into_iter()
-        .filter(|p| !ALWAYS_COMPARED.contains(&p.as_str()) && p != "id")
-        .map(|p| {
-            let kept = back.contains(&p);
+        .filter(|(p, _)| !ALWAYS_COMPARED.contains(&p.as_str()) && p != "id")
+        .map(|(p, values)| {
+            let kept = back
+                .get(&p)
+                .is_some_and(|there| values.iter().any(|v| there.contains(v)));
             (p, kept)
         })
         .collect()
@@ -209,12 +213,17 @@ mod tests {
 
     #[test]
     fn an_answer_shows_what_is_kept_of_what_was_sent() {
-        let sent = json!({"userName": "a", "title": "T", "department": "D",
+        let sent = json!({"userName": "a", "title": "T", "department": "D", "nickName": "N",
             "emails": [{"value": "a@x", "type": "work", "primary": true}], "name": {"givenName": "A"}});
-        let answer = json!({"id": "1", "userName": "a", "title": "T",
-            "emails": [{"value": "a@x", "primary": true}], "name": {"givenName": "A", "formatted": "A"}});
+        let answer = json!({"id": "1", "userName": "a", "title": "T", "nickName": "Its own",
+            "emails": [{"value": "A@X", "primary": true}], "name": {"givenName": "A", "formatted": "A"}});
         let shown: BTreeMap<String, bool> = answer_shows(&sent, &answer).into_iter().collect();
         assert_eq!(shown.get("title"), Some(&true));
+        assert_eq!(
+            shown.get("nickName"),
+            Some(&false),
+            "another value than was sent"
+        );
         assert_eq!(shown.get("department"), Some(&false));
         assert_eq!(shown.get("emails.type"), Some(&false));
         assert_eq!(shown.get("emails.value"), Some(&true));

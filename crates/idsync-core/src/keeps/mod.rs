@@ -93,7 +93,19 @@ impl Unkept {
 /// Paths of the non-empty leaves of an object: `title`, `name.formatted`, `emails.type`
 /// (a sub-attribute of any element), `custom.<name>`.
 pub(crate) fn leaves(v: &Value) -> BTreeSet<String> {
-    fn walk(v: &Value, prefix: &str, depth: usize, out: &mut BTreeSet<String>) {
+    leaf_values(v).into_keys().collect()
+}
+
+/// [`leaves`] with the values found at each (as text, lower-cased).
+pub(crate) fn leaf_values(v: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    type Out = BTreeMap<String, BTreeSet<String>>;
+    fn text(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.to_lowercase(),
+            other => other.to_string().to_lowercase(),
+        }
+    }
+    fn walk(v: &Value, prefix: &str, depth: usize, out: &mut Out) {
         match v {
             Value::Null => {}
             Value::String(s) if s.is_empty() => {}
@@ -121,16 +133,20 @@ pub(crate) fn leaves(v: &Value) -> BTreeSet<String> {
             Value::Object(o) if prefix == "custom" => {
                 for (k, x) in o {
                     if !x.is_null() {
-                        out.insert(format!("custom.{k}"));
+                        out.entry(format!("custom.{k}"))
+                            .or_default()
+                            .insert(text(x));
                     }
                 }
             }
-            _ => {
-                out.insert(prefix.to_string());
+            other => {
+                out.entry(prefix.to_string())
+                    .or_default()
+                    .insert(text(other));
             }
         }
     }
-    let mut out = BTreeSet::new();
+    let mut out = Out::new();
     walk(v, "", 0, &mut out);
     out
 }

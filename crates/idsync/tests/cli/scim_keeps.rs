@@ -8,6 +8,7 @@ use super::{run, text};
 use idsync_connectors::testkit::peers::{
     quirky_list_requests, scim2_server_quirky, scim2_server_with,
 };
+use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -232,7 +233,7 @@ fn what_the_create_answers_showed_is_remembered_and_compared_by() {
     let relay = Relay::start(
         &format!("http://{host}"),
         Quirks {
-            drops_title: true,
+            drops: &["title"],
             ..Quirks::default()
         },
     );
@@ -272,4 +273,123 @@ fn what_the_create_answers_showed_is_remembered_and_compared_by() {
     assert!(out.contains("(0 planned"), "{out}");
     // Learned once: later runs do not say it again.
     assert!(!out.contains("target attribute learned"), "{out}");
+}
+
+/// Attributes a relayed service may drop (any subset), and what a pre-existing account may
+/// hold there, set in the service itself (a value the service's API never takes from idsync).
+const DROPPABLE: [(&str, &str); 4] = [
+    ("title", "Old title"),
+    ("department", "Old department"),
+    ("locale", "fr-FR"),
+    ("emails.type", "home"),
+];
+
+/// A source user `i` as the CSV of the property test writes it.
+fn keeps_csv(n: usize) -> String {
+    let mut csv =
+        String::from("sourceId,userName,givenName,familyName,email,title,department,locale\n");
+    for i in 0..n {
+        csv.push_str(&format!(
+            "id-{i:04},user{i}@example.com,User,Number {i},user{i}@example.com,Title {i},Dept {i},en-GB\n"
+        ));
+    }
+    csv
+}
+
+/// An account created in the service directly, before idsync: `values` for the given
+/// droppable attributes.
+fn account(svc: &Service, user_name: &str, values: &[(&str, &str)]) -> String {
+    let mut body = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User",
+            "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"],
+        "userName": user_name,
+        "name": {"givenName": "Old", "familyName": "Account"},
+        "emails": [{"value": user_name}],
+    });
+    for (path, value) in values {
+        match *path {
+            "department" => {
+                body["urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"] =
+                    json!({"department": value})
+            }
+            "emails.type" => body["emails"][0]["type"] = json!(value),
+            p => body[p] = json!(value),
+        }
+    }
+    let r = svc
+        .http
+        .post(format!("{}/Users", svc.url))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/scim+json")
+        .body(body.to_string())
+        .send()
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().unwrap());
+    r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 12, failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// Issue 16's property, with what is learned from the service's answers: whatever subset
+    /// of attributes the service keeps, and whatever values accounts that were there before
+    /// hold for those it does not, the first reconcile after the sync that created (or
+    /// adopted) the users plans nothing, a reconcile converges at once, and nothing is
+    /// written to an account that is no verified match (a bystander keeps its version). At
+    /// least one source user's account is there before the sync (adopted).
+    #[test]
+    fn whatever_the_service_keeps_a_reconcile_plans_nothing_and_writes_only_to_matches(
+        dropped in proptest::collection::btree_set(0..DROPPABLE.len(), 0..=DROPPABLE.len()),
+        n in 3usize..6,
+        before in proptest::collection::btree_set(0usize..3, 1..3),
+        hand in any::<bool>(),
+    ) {
+        let drops: Vec<&'static str> = dropped.iter().map(|&i| DROPPABLE[i].0).collect();
+        let drops: &'static [&'static str] = Box::leak(drops.into_boxed_slice());
+        let peer = scim2_server_with(TOKEN, &[]).unwrap();
+        let base = peer.url.trim_start_matches("http://");
+        let (host, scim_path) = base.split_at(base.find('/').unwrap());
+        let relay = Relay::start(&format!("http://{host}"), Quirks { drops, ..Quirks::default() });
+        let svc = Service::new(&peer.url);
+        let bystander = account(&svc, "bystander@example.org", &[("title", "Boss")]);
+        let bystander_before = svc.users().into_iter().find(|u| u["id"] == json!(bystander)).unwrap();
+        let hand_values: Vec<(&str, &str)> = if hand {
+            dropped.iter().map(|&i| DROPPABLE[i]).collect()
+        } else {
+            Vec::new()
+        };
+        let mut adopted = Vec::new();
+        for &i in &before {
+            adopted.push((i, account(&svc, &format!("user{i}@example.com"), &hand_values)));
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("users.csv"), keeps_csv(n)).unwrap();
+        write_scim_config(dir.path(), &relay.url(scim_path));
+
+        ok(dir.path(), &["sync", "hr-to-app"]);
+        let o = run(dir.path(), &["plan", "hr-to-app", "--full", "--json"]);
+        prop_assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let plan: Value = serde_json::from_slice(&o.stdout).unwrap();
+        prop_assert_eq!(
+            plan["operations"].as_array().map(Vec::len),
+            Some(0),
+            "drops {:?}, adopted {:?}, hand values {}: {}", drops, adopted, hand, plan
+        );
+        let out = ok(dir.path(), &["sync", "hr-to-app", "--full"]);
+        prop_assert!(out.contains("(0 planned"), "{}", out);
+
+        let users = svc.users();
+        prop_assert_eq!(users.len(), n + 1, "{:?}", users);
+        let now = users.iter().find(|u| u["id"] == json!(bystander)).unwrap();
+        prop_assert_eq!(&now["meta"]["version"], &bystander_before["meta"]["version"], "{}", now);
+        for (i, id) in &adopted {
+            let u = users.iter().find(|u| u["id"] == json!(id)).unwrap();
+            prop_assert_eq!(&u["name"]["familyName"], &json!(format!("Number {i}")), "{}", u);
+        }
+        drop(relay);
+        drop(peer);
+    }
 }
