@@ -464,6 +464,41 @@ mod tests {
         assert!(!wanted("displayName", "x").verifies(&u));
     }
 
+    #[tokio::test]
+    async fn a_runs_listings_are_let_go_when_it_ends_even_while_in_use() {
+        let t = ScimTarget::new(super::super::ScimTargetConfig::new(
+            "http://127.0.0.1:9",
+            "t",
+            super::super::Profile::Generic,
+        ))
+        .unwrap();
+        let listing = || Ok(Listed::new(vec![json!({"id": "1", "userName": "a"})]));
+        t.learned
+            .listed
+            .lock()
+            .await
+            .insert("/Users".into(), listing());
+        t.forget_listings();
+        assert!(t.learned.listed.lock().await.is_empty());
+
+        t.learned
+            .listed
+            .lock()
+            .await
+            .insert("/Users".into(), listing());
+        {
+            let _in_use = t.learned.listed.lock().await;
+            t.forget_listings();
+        }
+        // Let go at its next use: a create applied after the run keeps nothing of it.
+        let op = idsync_core::TargetOp::DeleteUser {
+            target_id: "1".into(),
+        };
+        t.listing_follows(&op, &idsync_core::Outcome::Applied { target_id: None })
+            .await;
+        assert!(t.learned.listed.lock().await.is_empty());
+    }
+
     #[test]
     fn the_group_schema_says_how_display_names_compare() {
         let schema = |exact: bool| json!({"attributes": [{"name": "members"}, {"name": "displayName", "caseExact": exact}]});
