@@ -351,6 +351,22 @@ pub trait Target: Send + Sync {
     fn take_learned_forms(&self) -> Vec<crate::LearnedForm> {
         Vec::new()
     }
+    /// Start with what the target's answers showed it keeps, remembered from earlier runs
+    /// (issue 16, decision 0029).
+    fn use_keeps(&self, _learned: &[crate::keeps::LearnedKeep]) {}
+    /// What is known of what the target keeps before a reconcile reads it (its schema, its
+    /// answers to what it was sent): compared, or not, whatever the read shows. A target that
+    /// cannot tell knows nothing, and the read alone decides.
+    async fn known_keeps(&self) -> crate::keeps::Known {
+        crate::keeps::Known::default()
+    }
+    /// What the target's answers showed it keeps during the run (handed over once).
+    fn take_learned_keeps(&self) -> Vec<crate::keeps::LearnedKeep> {
+        Vec::new()
+    }
+    /// The run is over: what the target held for it alone (a listing to match creates
+    /// against) is let go, so the next run starts from the target as it is then.
+    fn end_run(&self) {}
 }
 
 /// An error with its causes, as `e: cause: cause` (a cause whose text the line already ends

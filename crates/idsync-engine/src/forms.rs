@@ -1,7 +1,8 @@
 //! The request forms a target learned (decision 0026), and the user attributes it found
 //! refused: given to the target when a run starts, and what it learned during the run
 //! remembered in the store when the run ends (failed or not: a form found to work, or an
-//! attribute found refused, is true whatever else went wrong).
+//! attribute found refused, is true whatever else went wrong). Likewise what the target's
+//! answers showed it keeps (decision 0029).
 
 use idsync_core::Target;
 use idsync_store::{Store, StoreError};
@@ -19,6 +20,10 @@ pub(crate) async fn start(
     let omitted = store.target_omissions(target_name).await?;
     if !omitted.is_empty() {
         target.use_omissions(&omitted);
+    }
+    let keeps = store.target_keeps(target_name).await?;
+    if !keeps.is_empty() {
+        target.use_keeps(&keeps);
     }
     Ok(())
 }
@@ -54,6 +59,32 @@ pub(crate) async fn keep(
         );
         store
             .remember_target_omission(target_name, &learned, now_ms)
+            .await?;
+    }
+    for learned in target.take_learned_keeps() {
+        if learned.kept {
+            tracing::info!(
+                target_name = %target_name,
+                resource = %learned.resource,
+                attribute = %learned.path,
+                evidence = %learned.evidence,
+                "target attribute learned: the target keeps {} of {}s (a reconcile repairs it where missing)",
+                learned.path,
+                learned.resource
+            );
+        } else {
+            tracing::warn!(
+                target_name = %target_name,
+                resource = %learned.resource,
+                attribute = %learned.path,
+                evidence = %learned.evidence,
+                "target attribute learned: the target does not keep {} of {}s (a reconcile does not compare it)",
+                learned.path,
+                learned.resource
+            );
+        }
+        store
+            .remember_target_keep(target_name, &learned, now_ms)
             .await?;
     }
     Ok(())

@@ -229,6 +229,7 @@ async fn run_inner(
         // The run's own outcome matters more; the form is learned again next time.
         tracing::warn!(error = %e, "cannot remember the request forms the target learned");
     }
+    ctx.target.end_run();
     let ended_ms = clock.now_ms();
     match result {
         Ok((plan, counts, kept)) => {
@@ -511,7 +512,10 @@ async fn plan_and_apply(
         // plan the failed repairs again as changes in the source, and fail on them).
         let mut observed = observed_ledger(&ledger, &real);
         // Only what the target keeps is compared (what it drops or computes itself is not).
-        unkept = idsync_core::keeps::compare_only_what_is_kept(&ledger, &mut observed).describe();
+        // What is known before the read (the target's schema, its answers) comes first.
+        let known = target.known_keeps().await;
+        unkept = idsync_core::keeps::compare_only_what_is_kept(&ledger, &mut observed, &known)
+            .describe();
         ledger = observed;
         plan_opts.reconcile = true;
     }

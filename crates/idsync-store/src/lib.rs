@@ -15,6 +15,7 @@ mod reverse;
 mod runs;
 mod secrets;
 mod target_forms;
+mod target_keeps;
 mod target_omissions;
 mod types;
 

@@ -8,6 +8,8 @@ mod reliability;
 mod scim_adapt;
 #[path = "cli/scim_attrs.rs"]
 mod scim_attrs;
+#[path = "cli/scim_keeps.rs"]
+mod scim_keeps;
 #[path = "cli/scim_matching.rs"]
 mod scim_matching;
 #[path = "cli/scim_peers.rs"]

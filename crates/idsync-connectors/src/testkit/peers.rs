@@ -157,7 +157,7 @@ fn start(what: &str, mut cmd: Command, port: u16, url: String) -> Result<Peer, S
 /// bent as services in the wild bend them. `quirks`: `ignores-filters` (searches answer with
 /// the whole list), `crashes-on-count` (a list request with `count` answers 500),
 /// `lists-need-filter` (a list without `filter` answers 400). `extra` as
-/// for [`scim2_server_with`].
+/// for [`scim2_server_with`]. Its list requests are counted: [`quirky_list_requests`].
 pub fn scim2_server_quirky(token: &str, quirks: &[&str], extra: &[&str]) -> Result<Peer, String> {
     let venv = scim_venv()?;
     let port = free_port();
@@ -186,6 +186,33 @@ pub fn scim2_server_quirky(token: &str, quirks: &[&str], extra: &[&str]) -> Resu
         std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
     })?;
     Ok(peer)
+}
+
+/// How many list requests (GET of `/Users`, of `/Groups`, searches included) a quirky
+/// scim2-server answered so far, by endpoint (`"/Users"`).
+pub fn quirky_list_requests(
+    peer: &Peer,
+) -> Result<std::collections::BTreeMap<String, u64>, String> {
+    use std::io::{Read, Write};
+    let rest = peer
+        .url
+        .strip_prefix("http://")
+        .ok_or_else(|| format!("not an http URL: {}", peer.url))?;
+    let (host, base) = rest.split_once('/').unwrap_or((rest, ""));
+    let mut conn = std::net::TcpStream::connect(host).map_err(|e| format!("{host}: {e}"))?;
+    write!(
+        conn,
+        "GET /{base}/_quirks/lists HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| format!("{host}: {e}"))?;
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer)
+        .map_err(|e| format!("{host}: {e}"))?;
+    let body = answer
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .ok_or_else(|| format!("no answer from {host}: {answer}"))?;
+    serde_json::from_str(body).map_err(|e| format!("the counts from {host}: {e}: {body}"))
 }
 
 /// The app files we wrote for the peers that need one (`tests/peers/`).

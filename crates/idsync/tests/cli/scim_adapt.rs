@@ -25,6 +25,9 @@ pub(super) struct Quirks {
     /// Requests to users that carry `department` are refused (400 naming it), and so is a
     /// PATCH without operations (RFC 7644 requires at least one).
     pub(super) refuse_department: bool,
+    /// These user attributes (`title`, `department`, `emails.type`) are taken out of what
+    /// users are sent (a service with no place for them): never stored, so never given back.
+    pub(super) drops: &'static [&'static str],
 }
 
 /// An HTTP relay on a free loopback port in front of a real SCIM service. Stopped on drop.
@@ -122,6 +125,9 @@ fn relay_one(
     }
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body).unwrap();
+    if !quirks.drops.is_empty() && path.contains("/Users") && method != "GET" {
+        body = without(&body, quirks.drops);
+    }
     let strict = (quirks.strict_users || quirks.refuse_department)
         .then(|| strict_refusal(quirks, &method, &path, &body))
         .flatten();
@@ -164,6 +170,69 @@ fn relay_one(
     );
     let _ = conn.write_all(&answer);
     let _ = conn.flush();
+}
+
+/// A request body to users without the attributes in `drops` (nor PATCH operations setting
+/// them): top-level and enterprise attributes by name, sub-attributes as `emails.type`.
+fn without(body: &[u8], drops: &[&str]) -> Vec<u8> {
+    fn strip(v: &mut Value, drops: &[&str]) {
+        let Some(o) = v.as_object_mut() else { return };
+        for d in drops {
+            match d.split_once('.') {
+                None => {
+                    o.remove(*d);
+                    for (k, ext) in o.iter_mut() {
+                        if k.starts_with("urn:") {
+                            if let Some(ext) = ext.as_object_mut() {
+                                ext.remove(*d);
+                            }
+                        }
+                    }
+                }
+                Some((head, sub)) => match o.get_mut(head) {
+                    Some(Value::Array(items)) => {
+                        for i in items.iter_mut().filter_map(Value::as_object_mut) {
+                            i.remove(sub);
+                        }
+                    }
+                    Some(Value::Object(inner)) => {
+                        inner.remove(sub);
+                    }
+                    _ => {}
+                },
+            }
+        }
+    }
+    let Ok(mut v) = serde_json::from_slice::<Value>(body) else {
+        return body.to_vec();
+    };
+    strip(&mut v, drops);
+    if let Some(ops) = v.get_mut("Operations").and_then(Value::as_array_mut) {
+        let dropped = |p: &str| {
+            drops
+                .iter()
+                .any(|d| p == *d || p.ends_with(&format!(":{d}")))
+        };
+        ops.retain(|op| !op.get("path").and_then(Value::as_str).is_some_and(dropped));
+        for op in ops.iter_mut() {
+            let path = op.get("path").and_then(Value::as_str).map(str::to_string);
+            let Some(value) = op.get_mut("value") else {
+                continue;
+            };
+            match path {
+                // A value list (`emails`): its elements lose the dropped sub-attributes.
+                Some(p) => {
+                    let mut wrapped = serde_json::json!({ p.clone(): value.clone() });
+                    strip(&mut wrapped, drops);
+                    if let Some(w) = wrapped.get(&p) {
+                        *value = w.clone();
+                    }
+                }
+                None => strip(value, drops),
+            }
+        }
+    }
+    v.to_string().into_bytes()
 }
 
 /// What a service with stricter rules answers a request to users it refuses (`strict_users`).

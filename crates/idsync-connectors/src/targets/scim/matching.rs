@@ -15,6 +15,7 @@
 //! works `count` is left out from then on (for the life of this target: one `sync`, or `serve`
 //! until restarted).
 
+use super::listing::{values_at, Listed};
 use super::{quote, urlencode, ScimTarget, UserMatch};
 use idsync_core::{Group, Match, TargetError, User};
 use serde_json::Value;
@@ -29,6 +30,15 @@ pub(super) struct Learned {
     ignores_filter: AtomicBool,
     /// How the service compares group displayNames (its `/Schemas`), read once.
     group_name_case: tokio::sync::OnceCell<Case>,
+    /// The endpoints listed for matching during this run (`listing.rs`), or why listing one
+    /// failed, by endpoint.
+    listed: tokio::sync::Mutex<std::collections::BTreeMap<String, Result<Listed, String>>>,
+    /// A run ended while the listings were in use: let them go at their next use.
+    listed_stale: AtomicBool,
+    /// A filtered search was answered (its answer showed whether filters are honoured).
+    searched: AtomicBool,
+    /// Held by the first filtered search while it runs.
+    first_search: tokio::sync::Mutex<()>,
 }
 
 /// How one matching attribute compares.
@@ -58,24 +68,9 @@ impl Wanted<'_> {
 
     /// Whether a resource as the service returned it holds the value.
     fn verifies(&self, resource: &Value) -> bool {
-        let (head, sub) = match self.path.split_once('.') {
-            Some((h, s)) => (h, Some(s)),
-            None => (self.path.as_str(), None),
-        };
-        let Some(v) = resource.get(head) else {
-            return false;
-        };
-        let check = |v: &Value| match sub {
-            Some(s) => v
-                .get(s)
-                .and_then(Value::as_str)
-                .is_some_and(|t| self.same(t)),
-            None => v.as_str().is_some_and(|t| self.same(t)),
-        };
-        match v {
-            Value::Array(items) => items.iter().any(check),
-            other => check(other),
-        }
+        values_at(resource, &self.path)
+            .into_iter()
+            .any(|t| self.same(t))
     }
 
     fn filter(&self) -> String {
@@ -220,6 +215,14 @@ impl ScimTarget {
         wanted: &Wanted<'_>,
     ) -> Result<Vec<String>, TargetError> {
         let caps = self.capabilities().await?;
+        // The first search goes alone: a service that ignores filters answers it with its
+        // whole list, and the creates running beside it would each have had the same list
+        // (a listing per create) before anyone learned it.
+        let _first = if caps.filter && !self.learned.searched.load(Ordering::Relaxed) {
+            Some(self.learned.first_search.lock().await)
+        } else {
+            None
+        };
         let why_local = if !caps.filter {
             Some("its ServiceProviderConfig says filter.supported: false")
         } else if self.learned.ignores_filter.load(Ordering::Relaxed) {
@@ -235,6 +238,7 @@ impl ScimTarget {
                 .await
             {
                 Ok(v) => {
+                    self.learned.searched.store(true, Ordering::Relaxed);
                     let items = v
                         .get("Resources")
                         .and_then(Value::as_array)
@@ -256,30 +260,79 @@ impl ScimTarget {
                     // The filter refused: list and match here.
                     tracing::warn!(error = %e, "the target refused a filtered search: objects are matched by listing them");
                     self.learned.ignores_filter.store(true, Ordering::Relaxed);
+                    self.learned.searched.store(true, Ordering::Relaxed);
                 }
                 Err(e) => return Err(e),
             }
         }
         let why = why_local.unwrap_or("it does not filter as asked");
-        // Matching needs no member lists (a service that does not know the parameter
-        // answers with them, which is only larger).
-        let extra = [("excludedAttributes", "members".to_string())];
-        let extra: &[(&str, String)] = if endpoint == "/Groups" { &extra } else { &[] };
-        let all = self
-            .list_all_with(endpoint, extra)
-            .await
-            .map_err(|e| match e {
-                TargetError::Protocol(r) => TargetError::CannotMatch(format!(
+        // Listed once per run, then kept up to date with what the run changes (`listing.rs`).
+        let mut listed = self.learned.listed.lock().await;
+        if self.learned.listed_stale.swap(false, Ordering::Relaxed) {
+            listed.clear();
+        }
+        if !listed.contains_key(endpoint) {
+            // Matching needs no member lists (a service that does not know the parameter
+            // answers with them, which is only larger).
+            let extra = [("excludedAttributes", "members".to_string())];
+            let extra: &[(&str, String)] = if endpoint == "/Groups" { &extra } else { &[] };
+            let got = match self.list_all_with(endpoint, extra).await {
+                Ok(all) => {
+                    tracing::debug!(
+                        endpoint,
+                        resources = all.len(),
+                        "listed for matching during this run"
+                    );
+                    Ok(Listed::new(all))
+                }
+                // Refused (not a transient failure): the run does not ask again per create.
+                Err(TargetError::Protocol(r)) => Err(format!(
                     "{} cannot be searched ({why}) and listing {endpoint} failed: {r}",
                     self.cfg.base_url
                 )),
-                other => other,
-            })?;
-        Ok(all
-            .iter()
-            .filter(|r| wanted.verifies(r))
-            .filter_map(id_of)
-            .collect())
+                Err(other) => return Err(other),
+            };
+            listed.insert(endpoint.to_string(), got);
+        }
+        match listed.get_mut(endpoint) {
+            Some(Ok(l)) => Ok(l
+                .candidates(&wanted.path, wanted.value)
+                .into_iter()
+                .filter(|r| wanted.verifies(r))
+                .filter_map(id_of)
+                .collect()),
+            Some(Err(reason)) => Err(TargetError::CannotMatch(reason.clone())),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Keep this run's listings up to date with an operation the service applied.
+    pub(super) async fn listing_follows(
+        &self,
+        op: &idsync_core::TargetOp,
+        outcome: &idsync_core::Outcome,
+    ) {
+        let Some((endpoint, id, now)) = super::listing::change_of(op, outcome) else {
+            return;
+        };
+        let mut listed = self.learned.listed.lock().await;
+        if self.learned.listed_stale.swap(false, Ordering::Relaxed) {
+            listed.clear();
+        }
+        if let Some(Ok(l)) = listed.get_mut(endpoint) {
+            match now {
+                Some(resource) => l.put(resource),
+                None => l.remove(&id),
+            }
+        }
+    }
+
+    /// The run is over: its listings are let go.
+    pub(super) fn forget_listings(&self) {
+        match self.learned.listed.try_lock() {
+            Ok(mut listed) => listed.clear(),
+            Err(_) => self.learned.listed_stale.store(true, Ordering::Relaxed),
+        }
     }
 
     /// One verified match (with the attribute that verified it), none, or a conflict naming
@@ -387,6 +440,7 @@ impl ScimTarget {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use serde_json::json;
@@ -409,6 +463,41 @@ mod tests {
         assert!(wanted("externalId", "E-1").verifies(&u));
         assert!(!wanted("externalId", "e-1").verifies(&u));
         assert!(!wanted("displayName", "x").verifies(&u));
+    }
+
+    #[tokio::test]
+    async fn a_runs_listings_are_let_go_when_it_ends_even_while_in_use() {
+        let t = ScimTarget::new(super::super::ScimTargetConfig::new(
+            "http://127.0.0.1:9",
+            "t",
+            super::super::Profile::Generic,
+        ))
+        .unwrap();
+        let listing = || Ok(Listed::new(vec![json!({"id": "1", "userName": "a"})]));
+        t.learned
+            .listed
+            .lock()
+            .await
+            .insert("/Users".into(), listing());
+        t.forget_listings();
+        assert!(t.learned.listed.lock().await.is_empty());
+
+        t.learned
+            .listed
+            .lock()
+            .await
+            .insert("/Users".into(), listing());
+        {
+            let _in_use = t.learned.listed.lock().await;
+            t.forget_listings();
+        }
+        // Let go at its next use: a create applied after the run keeps nothing of it.
+        let op = idsync_core::TargetOp::DeleteUser {
+            target_id: "1".into(),
+        };
+        t.listing_follows(&op, &idsync_core::Outcome::Applied { target_id: None })
+            .await;
+        assert!(t.learned.listed.lock().await.is_empty());
     }
 
     #[test]

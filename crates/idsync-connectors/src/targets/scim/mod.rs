@@ -24,6 +24,8 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 mod forms;
+mod keeps;
+mod listing;
 mod matching;
 mod shape;
 
@@ -121,6 +123,7 @@ pub struct ScimTarget {
     forms: forms::Forms,
     learned: matching::Learned,
     shape: shape::Current,
+    keeps: keeps::Keeps,
 }
 
 /// One HTTP exchange's result.
@@ -201,6 +204,7 @@ impl ScimTarget {
             forms: forms::Forms::default(),
             learned: matching::Learned::default(),
             shape: shape::Current::new(cfg.shape.clone()),
+            keeps: keeps::Keeps::default(),
             cfg,
         })
     }
@@ -217,7 +221,12 @@ impl ScimTarget {
                 reqwest::header::ACCEPT,
                 "application/scim+json, application/json",
             );
+        // What was sent, to learn from the answer what the service keeps (`keeps.rs`).
+        let mut sent = None;
         if let Some(b) = body {
+            if matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+                sent = Some(b.clone());
+            }
             rb = rb
                 .header(reqwest::header::CONTENT_TYPE, "application/scim+json")
                 .body(b);
@@ -268,6 +277,9 @@ impl ScimTarget {
             }
         };
         if status.is_success() {
+            if let Some(sent) = &sent {
+                self.keeps.observe(&method, path, sent, &json);
+            }
             return Answer::Ok(json);
         }
         let reason = format!("{method} {path}: {}", detail(&json, status));
@@ -496,6 +508,53 @@ fn group_body(g: &Group) -> Value {
     v
 }
 
+impl ScimTarget {
+    /// Apply one operation (`Target::apply` keeps this run's listings up to date after it).
+    async fn apply_op(&self, op: &TargetOp) -> Outcome {
+        match op {
+            TargetOp::CreateUser { user } => {
+                if let Some(reason) = self.outside_domains(user) {
+                    return Outcome::Skipped { reason };
+                }
+                self.apply_user(op, user).await
+            }
+            TargetOp::UpdateUser { after, .. } => {
+                if let Some(reason) = self.outside_domains(after) {
+                    return Outcome::Skipped { reason };
+                }
+                self.apply_user(op, after).await
+            }
+            TargetOp::DeleteUser { target_id } => self.delete(&format!("/Users/{target_id}")).await,
+            TargetOp::CreateGroup { group } => self.create("/Groups", group_body(group)).await,
+            TargetOp::UpdateGroup { before, after, .. } => {
+                if self.cfg.profile == Profile::AtlassianCloud
+                    && before.display_name != after.display_name
+                    && !before.display_name.is_empty()
+                {
+                    return Outcome::Rejected {
+                        reason: format!(
+                            "Atlassian Cloud cannot rename groups: {:?} stays {:?} (a rename would need a new group and loses its permissions)",
+                            before.display_name, after.display_name
+                        ),
+                    };
+                }
+                self.send_in_form(idsync_core::OpKind::UpdateGroup, op)
+                    .await
+            }
+            TargetOp::DeleteGroup { target_id } => {
+                self.delete(&format!("/Groups/{target_id}")).await
+            }
+            TargetOp::AddMembers { .. } => {
+                self.send_in_form(idsync_core::OpKind::AddMembers, op).await
+            }
+            TargetOp::RemoveMembers { .. } => {
+                self.send_in_form(idsync_core::OpKind::RemoveMembers, op)
+                    .await
+            }
+        }
+    }
+}
+
 #[async_trait]
 impl Target for ScimTarget {
     fn describe(&self) -> String {
@@ -560,47 +619,9 @@ impl Target for ScimTarget {
     }
 
     async fn apply(&self, op: &TargetOp) -> Outcome {
-        match op {
-            TargetOp::CreateUser { user } => {
-                if let Some(reason) = self.outside_domains(user) {
-                    return Outcome::Skipped { reason };
-                }
-                self.apply_user(op, user).await
-            }
-            TargetOp::UpdateUser { after, .. } => {
-                if let Some(reason) = self.outside_domains(after) {
-                    return Outcome::Skipped { reason };
-                }
-                self.apply_user(op, after).await
-            }
-            TargetOp::DeleteUser { target_id } => self.delete(&format!("/Users/{target_id}")).await,
-            TargetOp::CreateGroup { group } => self.create("/Groups", group_body(group)).await,
-            TargetOp::UpdateGroup { before, after, .. } => {
-                if self.cfg.profile == Profile::AtlassianCloud
-                    && before.display_name != after.display_name
-                    && !before.display_name.is_empty()
-                {
-                    return Outcome::Rejected {
-                        reason: format!(
-                            "Atlassian Cloud cannot rename groups: {:?} stays {:?} (a rename would need a new group and loses its permissions)",
-                            before.display_name, after.display_name
-                        ),
-                    };
-                }
-                self.send_in_form(idsync_core::OpKind::UpdateGroup, op)
-                    .await
-            }
-            TargetOp::DeleteGroup { target_id } => {
-                self.delete(&format!("/Groups/{target_id}")).await
-            }
-            TargetOp::AddMembers { .. } => {
-                self.send_in_form(idsync_core::OpKind::AddMembers, op).await
-            }
-            TargetOp::RemoveMembers { .. } => {
-                self.send_in_form(idsync_core::OpKind::RemoveMembers, op)
-                    .await
-            }
-        }
+        let outcome = self.apply_op(op).await;
+        self.listing_follows(op, &outcome).await;
+        outcome
     }
 
     /// SCIM has no custom attributes outside schemas and no group description.
@@ -638,6 +659,22 @@ impl Target for ScimTarget {
 
     fn take_learned_forms(&self) -> Vec<idsync_core::LearnedForm> {
         self.forms.take_learned()
+    }
+
+    fn use_keeps(&self, learned: &[idsync_core::keeps::LearnedKeep]) {
+        self.keeps.use_remembered(learned);
+    }
+
+    async fn known_keeps(&self) -> idsync_core::keeps::Known {
+        self.keeps.known(self).await
+    }
+
+    fn take_learned_keeps(&self) -> Vec<idsync_core::keeps::LearnedKeep> {
+        self.keeps.take_learned()
+    }
+
+    fn end_run(&self) {
+        self.forget_listings();
     }
 
     async fn value_taken(&self, attribute: &str, value: &str) -> Result<bool, TargetError> {

@@ -8,11 +8,20 @@
 //! least [`MIN_EVIDENCE`] objects and given back by all of them is computed by the target.
 //! Neither is compared: the observed object takes what was sent for it. An empty string and an
 //! absent value are the same. `userName` and `active` are always compared.
+//!
+//! What is known before the read ([`Known`]: the service's `/Schemas` and its answers to what
+//! it was sent, `known.rs`) comes first: an attribute known to be kept is compared whatever the
+//! read shows (removed by hand from every object, it is drift and repaired), one known not to
+//! be kept, or never returned, is not compared even where the read alone would say nothing.
 
 use crate::state::LedgerState;
 use serde::{de::DeserializeOwned, Serialize};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
+
+mod known;
+
+pub use known::{answer_shows, AnswerTally, Keep, Known, KnownOf, LearnedKeep, Resource, Witness};
 
 /// How many objects must show the same thing before it is taken as the target's rule. One is
 /// enough: the rule needs *every* object to agree, and a false repair on every reconcile is
@@ -29,6 +38,9 @@ pub struct Unkept {
     pub user_computed: BTreeMap<String, usize>,
     pub group_dropped: BTreeMap<String, usize>,
     pub group_computed: BTreeMap<String, usize>,
+    /// Not compared for what was known before the read (the path, what it was, and why).
+    pub user_known: BTreeMap<String, (Keep, Witness)>,
+    pub group_known: BTreeMap<String, (Keep, Witness)>,
 }
 
 impl Unkept {
@@ -37,6 +49,8 @@ impl Unkept {
             && self.user_computed.is_empty()
             && self.group_dropped.is_empty()
             && self.group_computed.is_empty()
+            && self.user_known.is_empty()
+            && self.group_known.is_empty()
     }
 
     /// One line per finding, for the plan's warnings.
@@ -57,14 +71,41 @@ impl Unkept {
                 ));
             }
         }
+        for (what, known) in [("users", &self.user_known), ("groups", &self.group_known)] {
+            for (path, (keep, witness)) in known {
+                let why = match witness {
+                    Witness::Answers => "its answers to what it was sent show it",
+                    Witness::Schema => "its /Schemas says so",
+                };
+                let does = match keep {
+                    Keep::NotReturned => "never returns",
+                    _ => "does not keep",
+                };
+                out.push(format!(
+                    "the target {does} {path} of {what} ({why}): not compared"
+                ));
+            }
+        }
         out
     }
 }
 
 /// Paths of the non-empty leaves of an object: `title`, `name.formatted`, `emails.type`
 /// (a sub-attribute of any element), `custom.<name>`.
-fn leaves(v: &Value) -> BTreeSet<String> {
-    fn walk(v: &Value, prefix: &str, depth: usize, out: &mut BTreeSet<String>) {
+pub(crate) fn leaves(v: &Value) -> BTreeSet<String> {
+    leaf_values(v).into_keys().collect()
+}
+
+/// [`leaves`] with the values found at each (as text, lower-cased).
+pub(crate) fn leaf_values(v: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    type Out = BTreeMap<String, BTreeSet<String>>;
+    fn text(v: &Value) -> String {
+        match v {
+            Value::String(s) => s.to_lowercase(),
+            other => other.to_string().to_lowercase(),
+        }
+    }
+    fn walk(v: &Value, prefix: &str, depth: usize, out: &mut Out) {
         match v {
             Value::Null => {}
             Value::String(s) if s.is_empty() => {}
@@ -92,16 +133,20 @@ fn leaves(v: &Value) -> BTreeSet<String> {
             Value::Object(o) if prefix == "custom" => {
                 for (k, x) in o {
                     if !x.is_null() {
-                        out.insert(format!("custom.{k}"));
+                        out.entry(format!("custom.{k}"))
+                            .or_default()
+                            .insert(text(x));
                     }
                 }
             }
-            _ => {
-                out.insert(prefix.to_string());
+            other => {
+                out.entry(prefix.to_string())
+                    .or_default()
+                    .insert(text(other));
             }
         }
     }
-    let mut out = BTreeSet::new();
+    let mut out = Out::new();
     walk(v, "", 0, &mut out);
     out
 }
@@ -183,48 +228,79 @@ fn tally(pairs: &[(Value, Value)]) -> Tally {
     t
 }
 
-fn findings(t: &Tally) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
-    let (mut dropped, mut computed) = (BTreeMap::new(), BTreeMap::new());
+/// What the read shows (dropped, computed), and what was known before it (not compared).
+struct Findings {
+    dropped: BTreeMap<String, usize>,
+    computed: BTreeMap<String, usize>,
+    known: BTreeMap<String, (Keep, Witness)>,
+}
+
+fn findings(t: &Tally, known: &KnownOf) -> Findings {
+    let (mut dropped, mut computed, mut unkept) =
+        (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
     for (p, [kept, lost, given, neither]) in t {
         if ALWAYS_COMPARED.contains(&p.as_str()) {
             continue;
         }
-        if *lost >= MIN_EVIDENCE && *kept == 0 {
+        let verdict = known.verdict(p);
+        if let Some(v @ (Keep::Dropped | Keep::NotReturned, _)) = verdict {
+            if *kept + *lost + *given > 0 {
+                unkept.insert(p.clone(), v);
+            }
+            continue;
+        }
+        // Known to be kept: not given back is drift, not the target's rule.
+        let known_kept = matches!(verdict, Some((Keep::Kept, _)));
+        if *lost >= MIN_EVIDENCE && *kept == 0 && !known_kept {
             dropped.insert(p.clone(), *lost);
         } else if *given >= MIN_EVIDENCE && *neither == 0 && *kept + *lost == 0 {
             computed.insert(p.clone(), *given);
         }
     }
-    (dropped, computed)
+    Findings {
+        dropped,
+        computed,
+        known: unkept,
+    }
 }
 
 /// Bring `observed` (the ledger as the target holds it) in line with `sent` (the ledger as
 /// idsync recorded it) for what the target does not keep or computes, and for values that are
-/// empty on one side and absent on the other. What was found is returned.
-pub fn compare_only_what_is_kept(sent: &LedgerState, observed: &mut LedgerState) -> Unkept {
+/// empty on one side and absent on the other. `known` is what was known of the target before
+/// the read. What was found is returned.
+pub fn compare_only_what_is_kept(
+    sent: &LedgerState,
+    observed: &mut LedgerState,
+    known: &Known,
+) -> Unkept {
     let mut unkept = Unkept::default();
-    let (dropped, computed) = adjust(
+    let f = adjust(
         observed
             .users
             .iter_mut()
             .filter_map(|(k, o)| sent.users.get(k).map(|s| (&s.user, &mut o.user))),
+        &known.users,
     );
-    unkept.user_dropped = dropped;
-    unkept.user_computed = computed;
-    let (dropped, computed) = adjust(
+    unkept.user_dropped = f.dropped;
+    unkept.user_computed = f.computed;
+    unkept.user_known = f.known;
+    let f = adjust(
         observed
             .groups
             .iter_mut()
             .filter_map(|(k, o)| sent.groups.get(k).map(|s| (&s.group, &mut o.group))),
+        &known.groups,
     );
-    unkept.group_dropped = dropped;
-    unkept.group_computed = computed;
+    unkept.group_dropped = f.dropped;
+    unkept.group_computed = f.computed;
+    unkept.group_known = f.known;
     unkept
 }
 
 fn adjust<'a, T: Serialize + DeserializeOwned + 'a>(
     pairs: impl Iterator<Item = (&'a T, &'a mut T)>,
-) -> (BTreeMap<String, usize>, BTreeMap<String, usize>) {
+    known: &KnownOf,
+) -> Findings {
     let mut json = Vec::new();
     let mut targets = Vec::new();
     for (s, o) in pairs {
@@ -233,9 +309,15 @@ fn adjust<'a, T: Serialize + DeserializeOwned + 'a>(
             targets.push(o);
         }
     }
-    let (dropped, computed) = findings(&tally(&json));
+    let f = findings(&tally(&json), known);
     for ((sv, mut ov), o) in json.into_iter().zip(targets) {
-        let mut paths: BTreeSet<String> = dropped.keys().chain(computed.keys()).cloned().collect();
+        let mut paths: BTreeSet<String> = f
+            .dropped
+            .keys()
+            .chain(f.computed.keys())
+            .chain(f.known.keys())
+            .cloned()
+            .collect();
         // Empty on one side, absent on the other: the same.
         let (ls, lo) = (leaves(&sv), leaves(&ov));
         let all_s = all_paths(&sv);
@@ -255,7 +337,7 @@ fn adjust<'a, T: Serialize + DeserializeOwned + 'a>(
             *o = back;
         }
     }
-    (dropped, computed)
+    f
 }
 
 /// Paths of every leaf, empty strings included.
