@@ -3,7 +3,11 @@
 //! becomes an event of the target's feed, written in the same transaction.
 
 use async_trait::async_trait;
-use idsync_core::{Group, Outcome, Target, TargetError, TargetOp, TargetSnapshot, User};
+use idsync_core::{
+    Action, Group, LedgerState, Operation, Outcome, Target, TargetError, TargetOp, TargetSnapshot,
+    User,
+};
+use idsync_crowd::Event;
 
 /// A served target: every operation is applied by being recorded in the flow's ledger.
 #[derive(Debug, Clone)]
@@ -68,4 +72,75 @@ impl Target for ServedTarget {
     fn can_rename_groups(&self) -> bool {
         true
     }
+}
+
+/// The events of the feed for one applied operation, from the ledger as it was before the
+/// operation was recorded in it (the state the products last saw). Changes Crowd does not show
+/// (an attribute it does not serve) make no event; a member added twice or removed when it was
+/// not a member makes none either.
+pub(crate) fn events_of(ledger: &LedgerState, op: &Operation) -> Vec<Event> {
+    let key = op.key.as_str();
+    match &op.action {
+        Action::CreateUser { user } => vec![Event::user_created(key, user)],
+        Action::UpdateUser { before, after, .. } | Action::DisableUser { before, after } => {
+            let before = ledger.users.get(key).map_or(before, |u| &u.user);
+            Event::user_updated(key, before, after)
+        }
+        Action::DeleteUser { before } => {
+            let before = ledger.users.get(key).map_or(before, |u| &u.user);
+            vec![Event::user_deleted(key, before)]
+        }
+        Action::CreateGroup { group } => {
+            // A group created again under its key replaces the old one (without members).
+            let mut out: Vec<Event> = ledger
+                .groups
+                .get(key)
+                .map(|old| Event::group_deleted(&old.group))
+                .into_iter()
+                .collect();
+            out.push(Event::group_created(group));
+            out
+        }
+        Action::UpdateGroup { before, after, .. } => {
+            let before = ledger.groups.get(key).map_or(before, |g| &g.group);
+            Event::group_updated(before, after)
+        }
+        Action::DeleteGroup { before } => {
+            let before = ledger.groups.get(key).map_or(before, |g| &g.group);
+            vec![Event::group_deleted(before)]
+        }
+        Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } => {
+            let adding = matches!(op.action, Action::AddMembers { .. });
+            let Some(group) = ledger.groups.get(key) else {
+                return Vec::new();
+            };
+            let current = ledger.members.get(key);
+            users
+                .iter()
+                .filter(|u| current.is_some_and(|s| s.contains(&***u)) != adding)
+                .filter_map(|u| ledger.users.get(&**u))
+                .map(|u| {
+                    if adding {
+                        Event::membership_created(&group.group, &u.user)
+                    } else {
+                        Event::membership_deleted(&group.group, &u.user)
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// The events of an operation, serialised as the store keeps them.
+pub(crate) fn serialised_events_of(ledger: &LedgerState, op: &Operation) -> Vec<String> {
+    events_of(ledger, op)
+        .iter()
+        .filter_map(|e| match serde_json::to_string(e) {
+            Ok(s) => Some(s),
+            Err(err) => {
+                tracing::error!(key = %op.key, error = %err, "cannot serialise a crowd event");
+                None
+            }
+        })
+        .collect()
 }
