@@ -387,4 +387,31 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         .find(|a| a["name"] == "bamboo")
         .unwrap();
     assert!(bamboo_row["last_used_ms"].is_i64(), "{apps}");
+
+    // Wrong credentials are rate-limited per address (10 in a burst): 429 with Retry-After,
+    // before any password is checked; an application already verified goes on.
+    let guesser = Product::new(port, "bamboo", "guess");
+    let mut answers = Vec::new();
+    for _ in 0..12 {
+        let r = guesser
+            .http
+            .get(format!("{}/user?username=ann", guesser.base))
+            .basic_auth("bamboo", Some("guess"))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        if status == 429 {
+            let retry: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry), "{retry}");
+            assert!(r.text().unwrap().contains("APPLICATION_ACCESS_DENIED"));
+        }
+        answers.push(status);
+    }
+    assert!(answers.contains(&429), "{answers:?}");
+    assert!(answers.iter().take(6).all(|s| *s == 401), "{answers:?}");
+    assert_eq!(bamboo.get("user?username=ann", JSON).0, 200);
 }
