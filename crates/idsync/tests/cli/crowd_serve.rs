@@ -313,17 +313,24 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     let events = since["events"]
         .as_array()
         .unwrap_or_else(|| panic!("{since}"));
-    let text_of = |e: &serde_json::Value| e.to_string();
+    // Each event is one entity (`userEvent`, `userMembershipEvent`, ...) with its operation.
+    let of = |e: &serde_json::Value| {
+        e.as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .unwrap_or_default()
+    };
     assert!(
-        events
-            .iter()
-            .any(|e| e["operation"] == "UPDATED" && text_of(e).contains("\"bob\"")),
+        events.iter().map(of).any(|e| e["operation"] == "UPDATED"
+            && e["user"]["name"] == "bob"
+            && e["user"]["active"] == false),
         "{since}"
     );
     assert!(
         events
             .iter()
-            .any(|e| e["operation"] == "DELETED" && text_of(e).contains("carl")),
+            .map(of)
+            .any(|e| e["operation"] == "DELETED" && e["user"]["name"] == "carl"),
         "{since}"
     );
     let next = since["newEventToken"].as_str().unwrap();
@@ -332,7 +339,7 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     assert_eq!(status, 200, "{xml}");
     // A token that is not the feed's answers as Crowd does (the product syncs in full).
     let (status, body) = jira.get("event/not-a-token", JSON);
-    assert_eq!(status, 400, "{body}");
+    assert!((400..500).contains(&status), "{status} {body}");
     assert!(body.contains("EVENT_TOKEN_EXPIRED"), "{body}");
 
     // Applications that are not let in.
