@@ -294,8 +294,42 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         .unwrap()
         .to_string();
     write_users(d, &[ANN, BOB_DISABLED]);
+    // Plan and dry run work as for any target, and change nothing the products see.
+    for args in [
+        &["plan", "hr-to-dc"][..],
+        &["sync", "hr-to-dc", "--dry-run"],
+    ] {
+        let o = run(d, args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let out = text(&o);
+        assert!(
+            out.contains("delete user carl") && out.contains("bob"),
+            "{out}"
+        );
+    }
+    assert_eq!(jira.json("user?username=carl")["name"], "carl");
+    let unchanged = jira.json(&format!("event/{token}"));
+    assert_eq!(
+        unchanged["events"].as_array().map(Vec::len),
+        Some(0),
+        "{unchanged}"
+    );
     let o = run(d, &["sync", "hr-to-dc"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The run is in the history with its operations, as for any target.
+    let o = run(d, &["runs", "--flow", "hr-to-dc", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let last = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dry_run"] == false && r["counts"]["delete_user.applied"] == 1)
+        .unwrap_or_else(|| panic!("{runs}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = run(d, &["log", &last]);
+    assert!(text(&o).contains("carl"), "{}", text(&o));
     let bob = jira.json("user?username=bob");
     assert_eq!(bob["active"], false, "{bob}");
     let (status, xml) = jira.get("user?username=bob", XML);
