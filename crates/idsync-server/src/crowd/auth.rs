@@ -205,15 +205,19 @@ impl Auth {
             .live_crowd_app(target, name)
             .await
             .map_err(Refusal::Store)?;
-        let ok = match &app {
-            Some(app) => {
-                let hash = app.hash.clone();
-                tokio::task::spawn_blocking(move || idsync_store::verify_password(&hash, &password))
-                    .await
-                    .unwrap_or(false)
+        // An unknown application costs the same argon2 work as a wrong password: its name
+        // cannot be told apart by the time of the answer.
+        let hash = app.as_ref().map(|a| a.hash.clone());
+        let verified = tokio::task::spawn_blocking(move || match hash {
+            Some(h) => idsync_store::verify_password(&h, &password),
+            None => {
+                let _ = idsync_store::verify_password(dummy_hash(), &password);
+                false
             }
-            None => false,
-        };
+        })
+        .await
+        .unwrap_or(false);
+        let ok = app.is_some() && verified;
         let (Some(app), true) = (app, ok) else {
             self.failed(peer, now);
             tracing::info!(target, app = name, peer = ?peer, "application failed to authenticate");
@@ -269,6 +273,14 @@ impl Auth {
         let tokens = refill(entry.0, entry.1, now);
         *entry = ((tokens - 1.0).max(0.0), now);
     }
+}
+
+/// A hash nobody's password matches, verified against for unknown applications.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        idsync_store::hash_password("idsync: no such application").unwrap_or_default()
+    })
 }
 
 fn refill(tokens: f64, at: i64, now: i64) -> f64 {
