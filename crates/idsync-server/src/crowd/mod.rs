@@ -44,10 +44,15 @@ pub(crate) struct CrowdState {
     svc: Arc<Service>,
     targets: Arc<BTreeMap<String, Served>>,
     auth: Arc<Auth>,
+    /// Requests per application, as per SCIM token (`[server] scim_rate`, `scim_burst`).
+    rate: Option<Arc<crate::limits::RateLimiter>>,
 }
 
-pub(crate) fn router(svc: Arc<Service>) -> Router {
+pub(crate) fn router(svc: Arc<Service>, rate: Option<crate::RateLimit>) -> Router {
     let rt = &svc.runtime;
+    let rate = rate
+        .and_then(|r| crate::limits::RateLimiter::new(r, Arc::clone(&rt.clock)))
+        .map(Arc::new);
     let targets = rt
         .crowd
         .iter()
@@ -65,6 +70,7 @@ pub(crate) fn router(svc: Arc<Service>) -> Router {
     let state = CrowdState {
         auth: Arc::new(Auth::new(rt.store.clone(), Arc::clone(&rt.clock))),
         targets: Arc::new(targets),
+        rate,
         svc,
     };
     Router::new()
@@ -163,6 +169,22 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
         Ok(a) => a.app,
         Err(refusal) => return refused(refusal, accept),
     };
+
+    if let Some(limiter) = &st.rate {
+        if let Err(retry_after) = limiter.check(&app.id).0 {
+            let l = limiter.limit;
+            return crowd_error(
+                429,
+                ErrorReason::OperationFailed,
+                &format!(
+                    "over this application's rate limit of {} requests per second ({} at once): retry after {retry_after} s",
+                    l.per_second, l.burst
+                ),
+                accept,
+                &[(header::RETRY_AFTER, retry_after.to_string())],
+            );
+        }
+    }
 
     let method = req.method().as_str().to_string();
     let query: Vec<(String, String)> = req

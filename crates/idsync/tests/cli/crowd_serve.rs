@@ -456,3 +456,37 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     assert!(answers.iter().take(6).all(|s| *s == 401), "{answers:?}");
     assert_eq!(bamboo.get("user?username=ann", JSON).0, 200);
 }
+
+#[test]
+fn crowd_applications_count_against_the_servers_request_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_users(d, &[ANN]);
+    write_crowd_config(d, "\n[server]\nscim_rate = 0.01\nscim_burst = 3\n");
+    let o = run(d, &["sync", "hr-to-dc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let jira = Product::new(0, "jira", &create_app(d, &["--name", "jira"]));
+    let bamboo_pw = create_app(d, &["--name", "bamboo"]);
+    let port = free_port();
+    let _server = serve(d, port, &[]);
+    let jira = Product::new(port, "jira", &jira.password);
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| jira.get("user?username=ann", XML).0)
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let r = jira
+        .http
+        .get(format!("{}/user?username=ann", jira.base))
+        .basic_auth("jira", Some(&jira.password))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    // Each application has its own budget.
+    assert_eq!(
+        Product::new(port, "bamboo", &bamboo_pw)
+            .get("user?username=ann", XML)
+            .0,
+        200
+    );
+}
