@@ -48,10 +48,27 @@ description = "Jira and Confluence"
 [flows.hr-to-dc]
 source = "hr"
 target = "dc"
-deprovision = "delete"
+deprovision = "disable"
 {extra}
 "#
         ),
+    )
+    .unwrap();
+}
+
+/// Change the flow's deprovision policy (the served directory is read by `idsync serve`; the
+/// policy is the syncing process's).
+fn set_deprovision(dir: &Path, policy: &str) {
+    let path = dir.join("idsync.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    let line = toml
+        .lines()
+        .find(|l| l.starts_with("deprovision = "))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &path,
+        toml.replace(&line, &format!("deprovision = \"{policy}\"")),
     )
     .unwrap();
 }
@@ -288,7 +305,8 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         "{memberships}"
     );
 
-    // The event token now; then bob is disabled and carl leaves the source.
+    // The event token now; then bob is disabled in the source and carl leaves it: with
+    // deprovision = "disable" both are served inactive.
     let token = jira.json("event")["newEventToken"]
         .as_str()
         .unwrap()
@@ -303,17 +321,29 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         assert_eq!(o.status.code(), Some(0), "{}", text(&o));
         let out = text(&o);
         assert!(
-            out.contains("delete user carl") && out.contains("bob"),
+            out.contains("disable user carl") && out.contains("bob"),
             "{out}"
         );
     }
-    assert_eq!(jira.json("user?username=carl")["name"], "carl");
+    assert_eq!(jira.json("user?username=carl")["active"], true);
     let unchanged = jira.json(&format!("event/{token}"));
     assert_eq!(
         unchanged["events"].as_array().map(Vec::len),
         Some(0),
         "{unchanged}"
     );
+    let o = run(d, &["sync", "hr-to-dc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    for name in ["bob", "carl"] {
+        let user = jira.json(&format!("user?username={name}"));
+        assert_eq!(user["active"], false, "{user}");
+        let (status, xml) = jira.get(&format!("user?username={name}"), XML);
+        assert_eq!(status, 200, "{xml}");
+        assert!(xml.contains("<active>false</active>"), "{xml}");
+    }
+
+    // With deprovision = "delete", carl is gone from the directory.
+    set_deprovision(d, "delete");
     let o = run(d, &["sync", "hr-to-dc"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     // The run is in the history with its operations, as for any target.
@@ -330,19 +360,15 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         .to_string();
     let o = run(d, &["log", &last]);
     assert!(text(&o).contains("carl"), "{}", text(&o));
-    let bob = jira.json("user?username=bob");
-    assert_eq!(bob["active"], false, "{bob}");
-    let (status, xml) = jira.get("user?username=bob", XML);
-    assert_eq!(status, 200, "{xml}");
-    assert!(xml.contains("<active>false</active>"), "{xml}");
     let (status, body) = jira.get("user?username=carl", JSON);
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("USER_NOT_FOUND"), "{body}");
     let (status, body) = jira.get("user?username=carl", XML);
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("<reason>USER_NOT_FOUND</reason>"), "{body}");
+    assert_eq!(jira.json("user?username=bob")["active"], false);
 
-    // The events since the token: bob updated (inactive), carl deleted.
+    // The events since the token: bob and carl updated (inactive), carl deleted.
     let since = jira.json(&format!("event/{token}"));
     let events = since["events"]
         .as_array()
@@ -354,12 +380,14 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
             .cloned()
             .unwrap_or_default()
     };
-    assert!(
-        events.iter().map(of).any(|e| e["operation"] == "UPDATED"
-            && e["user"]["name"] == "bob"
-            && e["user"]["active"] == false),
-        "{since}"
-    );
+    for name in ["bob", "carl"] {
+        assert!(
+            events.iter().map(of).any(|e| e["operation"] == "UPDATED"
+                && e["user"]["name"] == name
+                && e["user"]["active"] == false),
+            "{name} in {since}"
+        );
+    }
     assert!(
         events
             .iter()
