@@ -144,10 +144,8 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
         return crowd_error(
             404,
             ErrorReason::IllegalArgument,
-            &format!(
-                "no Crowd directory is served at /crowd/{target}/ (its targets of type crowd: {})",
-                st.targets.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+            // Not authenticated yet: the other targets' names are not listed.
+            &format!("no Crowd directory is served at /crowd/{target}/"),
             accept,
             &[],
         );
