@@ -193,7 +193,15 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
     let host = header_str(headers, header::HOST)
         .unwrap_or("localhost")
         .to_string();
-    let base_url = format!("http://{host}{PREFIX}{target}{API}");
+    // Behind a TLS-terminating proxy the links of the answers say https.
+    let scheme = match header_str(
+        headers,
+        header::HeaderName::from_static("x-forwarded-proto"),
+    ) {
+        Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let base_url = format!("{scheme}://{host}{PREFIX}{target}{API}");
     let body = match axum::body::to_bytes(req.into_body(), MAX_CROWD_BODY).await {
         Ok(b) => b,
         Err(_) => {
