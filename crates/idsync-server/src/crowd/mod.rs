@@ -30,7 +30,10 @@ use std::sync::Arc;
 pub const MAX_CROWD_BODY: usize = 256 * 1024;
 
 const PREFIX: &str = "/crowd/";
-const API: &str = "/rest/usermanagement/1";
+const API: &str = "/rest/usermanagement/";
+/// The API versions served: 1, and `latest` as Atlassian's REST modules alias it (clients such
+/// as atlassian-python-api ask for it).
+const VERSIONS: [&str; 2] = ["1", "latest"];
 
 /// One served target.
 struct Served {
@@ -150,12 +153,16 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
             &[],
         );
     };
-    let resource = match rest.strip_prefix(API) {
-        Some("") | Some("/") => "",
-        Some(r) if r.starts_with('/') => &r[1..],
-        _ => return not_found(&path, accept),
-    }
-    .to_string();
+    let Some((version, resource)) = rest.strip_prefix(API).and_then(|r| {
+        VERSIONS.iter().find_map(|v| match r.strip_prefix(v) {
+            Some("") => Some((*v, "")),
+            Some(res) => res.strip_prefix('/').map(|res| (*v, res)),
+            None => None,
+        })
+    }) else {
+        return not_found(&path, accept);
+    };
+    let resource = resource.to_string();
 
     // The application: Basic credentials, then its address.
     let peer: Option<IpAddr> = req
@@ -201,7 +208,7 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
         Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
         _ => "http",
     };
-    let base_url = format!("{scheme}://{host}{PREFIX}{target}{API}");
+    let base_url = format!("{scheme}://{host}{PREFIX}{target}{API}{version}");
     let body = match axum::body::to_bytes(req.into_body(), MAX_CROWD_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -263,7 +270,7 @@ fn not_found(path: &str, format: Format) -> Response {
     crowd_error(
         404,
         ErrorReason::IllegalArgument,
-        &format!("{path} is not a resource of Crowd's usermanagement API (/crowd/<target>/rest/usermanagement/1/...)"),
+        &format!("{path} is not a resource of Crowd's usermanagement API (/crowd/<target>/rest/usermanagement/1/... or .../latest/...)"),
         format,
         &[],
     )

@@ -290,6 +290,22 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     assert!(xml.contains("<active>true</active>"), "{xml}");
     assert!(xml.contains("Staff Engineer"), "{xml}");
 
+    // Version `latest` is version 1, as in Crowd (atlassian-python-api asks for it).
+    let latest = Product {
+        base: jira
+            .base
+            .replace("/usermanagement/1", "/usermanagement/latest"),
+        ..Product::new(port, "jira", &jira_pw)
+    };
+    assert_eq!(latest.json("user?username=ann")["name"], "ann");
+    assert_eq!(latest.get("user?username=ann", JSON).0, 200);
+    let (status, body) = Product {
+        base: jira.base.replace("/usermanagement/1", "/usermanagement/2"),
+        ..Product::new(port, "jira", &jira_pw)
+    }
+    .get("user?username=ann", JSON);
+    assert_eq!(status, 404, "{body}");
+
     // Group members, and every membership in one call.
     let members = jira.json("group/user/direct?groupname=developers");
     let names = members.to_string();
