@@ -305,7 +305,7 @@ fn refill(tokens: f64, at: i64, now: i64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -330,13 +330,15 @@ mod tests {
         let (_, pw) = store.create_crowd_app("dc", "jira", &[], 0).await.unwrap();
         let auth = Arc::new(Auth::new(store, Arc::new(idsync_core::SystemClock)));
         let peer: IpAddr = "192.0.2.7".parse().unwrap();
-        let tries = (0..40).map(|_| {
-            let auth = Arc::clone(&auth);
-            tokio::spawn(async move {
-                auth.check("dc", Some(("jira".into(), "guess".into())), Some(peer))
-                    .await
+        let tries: Vec<_> = (0..40)
+            .map(|_| {
+                let auth = Arc::clone(&auth);
+                tokio::spawn(async move {
+                    auth.check("dc", Some(("jira".into(), "guess".into())), Some(peer))
+                        .await
+                })
             })
-        });
+            .collect();
         let mut unauthenticated = 0;
         let mut throttled = 0;
         for t in tries {
