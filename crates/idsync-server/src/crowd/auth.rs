@@ -351,7 +351,10 @@ mod tests {
         // Each guess is counted before the next one is verified: about one burst gets an
         // answer, the rest are throttled without argon2 work.
         let burst = FAILURE_BURST as usize;
-        assert!(unauthenticated <= burst + 2, "{unauthenticated} {throttled}");
+        assert!(
+            unauthenticated <= burst + 2,
+            "{unauthenticated} {throttled}"
+        );
         assert_eq!(unauthenticated + throttled, 40);
         // Another address, and the right password, are not held up.
         let other: IpAddr = "192.0.2.8".parse().unwrap();

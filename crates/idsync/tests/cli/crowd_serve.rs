@@ -269,6 +269,17 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     let jira_pw = create_app(d, &["--name", "jira"]);
     let bamboo_pw = create_app(d, &["--name", "bamboo"]);
     let conf_pw = create_app(d, &["--name", "confluence", "--allow", "10.0.0.0/8"]);
+    let fisheye_pw = create_app(
+        d,
+        &[
+            "--name",
+            "fisheye",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "127.0.0.0/8",
+        ],
+    );
     let port = free_port();
     let _server = serve(d, port, &[]);
     let jira = Product::new(port, "jira", &jira_pw);
@@ -443,6 +454,23 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         body.contains("<reason>APPLICATION_ACCESS_DENIED</reason>") && body.contains("127.0.0.1"),
         "{body}"
     );
+    assert_eq!(
+        Product::new(port, "fisheye", &fisheye_pw)
+            .get("user?username=ann", XML)
+            .0,
+        200
+    );
+    // A body over the cap is refused with Crowd's body.
+    let r = http
+        .post(format!("{}/search?entity-type=user", jira.base))
+        .basic_auth("jira", Some(&jira_pw))
+        .header("Accept", JSON)
+        .header("Content-Type", XML)
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert!(r.text().unwrap().contains("ILLEGAL_ARGUMENT"));
     // A second application with its own credentials; jira's password is not bamboo's.
     let bamboo = Product::new(port, "bamboo", &bamboo_pw);
     assert_eq!(bamboo.json("user?username=ann")["name"], "ann");
