@@ -192,11 +192,19 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
     }
 
     let method = req.method().as_str().to_string();
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = match req.uri().query().map(serde_urlencoded::from_str) {
+        None => Vec::new(),
+        Some(Ok(q)) => q,
+        Some(Err(e)) => {
+            return crowd_error(
+                400,
+                ErrorReason::IllegalArgument,
+                &format!("the query string cannot be read: {e}"),
+                accept,
+                &[],
+            )
+        }
+    };
     let host = header_str(headers, header::HOST)
         .unwrap_or("localhost")
         .to_string();
