@@ -300,6 +300,13 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     );
     let port = free_port();
     let _server = serve(d, port, &[]);
+    let said = std::fs::read_to_string(d.join("serve.log")).unwrap();
+    assert!(
+        said.contains(&format!(
+            "crowd directory dc (Jira and Confluence; flow hr-to-dc): Crowd server URL http://127.0.0.1:{port}/crowd/dc"
+        )),
+        "{said}"
+    );
     let jira = Product::new(port, "jira", &jira_pw);
     // The admin API says the same of a reconcile (400, not a server error).
     let r = reqwest::blocking::Client::new()
