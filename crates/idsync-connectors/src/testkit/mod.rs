@@ -52,7 +52,13 @@ async fn create_user(t: &dyn Target, u: &User) -> Result<String, KitFailure> {
 }
 
 async fn create_group(t: &dyn Target, g: &Group) -> Result<String, KitFailure> {
-    match t.apply(&TargetOp::CreateGroup { group: g.clone() }).await {
+    match t
+        .apply(&TargetOp::CreateGroup {
+            group: g.clone(),
+            members: Vec::new(),
+        })
+        .await
+    {
         Outcome::Applied {
             target_id: Some(id),
         } => Ok(id),
