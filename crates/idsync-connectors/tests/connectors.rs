@@ -281,7 +281,7 @@ async fn the_kit_passes_against_the_test_target() {
         .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
-    assert_eq!(results.len(), 10);
+    assert_eq!(results.len(), 11);
     let results = testkit::fault_cases(&t).await;
     let failures: Vec<String> = results
         .iter()
