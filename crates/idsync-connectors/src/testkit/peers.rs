@@ -158,7 +158,9 @@ fn start(what: &str, mut cmd: Command, port: u16, url: String) -> Result<Peer, S
 /// the whole list), `crashes-on-count` (a list request with `count` answers 500),
 /// `lists-need-filter` (a list without `filter` answers 400), `refuses-sub-attributes` (a
 /// `/Users` request carrying `emails[].primary` answers 400 naming it), `requires-members` (a
-/// group POST without members answers 400 naming members). `extra` as
+/// group POST without members answers 400 naming members), `drops-members-on-create` (a group
+/// POST creates the group without its members and answers `"members": []`),
+/// `answers-without-members` (a group POST keeps its members, answers without them). `extra` as
 /// for [`scim2_server_with`].
 pub fn scim2_server_quirky(token: &str, quirks: &[&str], extra: &[&str]) -> Result<Peer, String> {
     let venv = scim_venv()?;

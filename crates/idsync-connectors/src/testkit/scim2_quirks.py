@@ -12,7 +12,11 @@ the quirks named in the SCIM2_QUIRKS environment variable (comma-separated):
   attributes named in SCIM2_REFUSED, comma-separated, `a` or `a.b`) answers 400 invalidValue
   naming it ("Attribute emails.primary is not supported");
 - requires-members: a POST of /Groups without members answers 400 invalidValue naming
-  members ("members is required ...").
+  members ("members is required ...");
+- drops-members-on-create: a POST of /Groups creates the group without the members it carries
+  and answers `"members": []`, as django-scim2 does (members are taken by PATCH only);
+- answers-without-members: a POST of /Groups keeps its members but answers without the
+  `members` attribute (a minimal answer).
 """
 
 import io
@@ -97,6 +101,36 @@ def refused_in(body):
     return None
 
 
+def answer_members(app, environ, start_response, members):
+    """The application's answer with `members` in it (None: without the attribute)."""
+    captured = {}
+
+    def capture(status, headers, exc_info=None):
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: None
+
+    chunks = app(environ, capture)
+    try:
+        raw = b"".join(chunks)
+    finally:
+        if hasattr(chunks, "close"):
+            chunks.close()
+    try:
+        answer = json.loads(raw)
+        if isinstance(answer, dict) and "id" in answer:
+            if members is None:
+                answer.pop("members", None)
+            else:
+                answer["members"] = members
+            raw = json.dumps(answer).encode()
+    except ValueError:
+        pass
+    headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(raw))))
+    start_response(captured["status"], headers)
+    return [raw]
+
+
 def read_body(environ):
     """The request body, put back for the application to read."""
     try:
@@ -148,6 +182,15 @@ def quirky(app):
                     start_response,
                     "members is required: a group is created with at least one member",
                 )
+        if "drops-members-on-create" in QUIRKS and method == "POST" and path.endswith("/Groups"):
+            body = read_body(environ)
+            if isinstance(body, dict) and body.pop("members", None) is not None:
+                raw = json.dumps(body).encode()
+                environ["wsgi.input"] = io.BytesIO(raw)
+                environ["CONTENT_LENGTH"] = str(len(raw))
+            return answer_members(app, environ, start_response, [])
+        if "answers-without-members" in QUIRKS and method == "POST" and path.endswith("/Groups"):
+            return answer_members(app, environ, start_response, None)
         if "ignores-filters" in QUIRKS and "filter" in names:
             environ["QUERY_STRING"] = urlencode([(k, v) for k, v in query if k != "filter"])
         return app(environ, start_response)

@@ -164,6 +164,37 @@ fn first_members_go_in_the_group_post_by_default() {
     assert!(out.contains("(0 planned"), "{out}{err}");
 }
 
+/// A service that drops the members sent in a group's POST and answers `"members": []` (as
+/// django-scim2 does): what it answered is checked and the missing members are added right
+/// after, so the groups have every member and a reconcile finds nothing to repair. A service
+/// that keeps them but answers without the attribute has the group read back, and is not sent
+/// them twice.
+#[test]
+fn members_a_service_drops_from_the_create_are_added_right_after() {
+    for quirk in ["drops-members-on-create", "answers-without-members"] {
+        let peer = scim2_server_quirky(TOKEN, &[quirk], &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_people_csv(dir.path(), 6);
+        scim_config(dir.path(), &peer.url, "");
+        let (code, out, err) = sync(dir.path(), &["sync", "hr-to-app"]);
+        assert_eq!(code, Some(0), "{quirk}: {out}{err}");
+        assert!(
+            out.contains("(8 planned, 8 applied, 0 failed"),
+            "{quirk}: {out}{err}"
+        );
+        let groups = groups_by_name(&peer.url);
+        assert_eq!(groups["everyone"].len(), 6, "{quirk}: {groups:?}");
+        assert_eq!(
+            groups["engineering"],
+            ["user0@example.com", "user3@example.com"],
+            "{quirk}: {groups:?}"
+        );
+        let (code, out, err) = sync(dir.path(), &["sync", "hr-to-app", "--full"]);
+        assert_eq!(code, Some(0), "{quirk}: {out}{err}");
+        assert!(out.contains("(0 planned"), "{quirk}: {out}{err}");
+    }
+}
+
 /// scim2-server refusing `emails[].primary` (a 400 naming it) in every request to `/Users`:
 /// learned from the first refusal, left out of every later request, remembered, and a
 /// reconcile converges.
