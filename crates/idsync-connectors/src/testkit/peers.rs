@@ -157,7 +157,8 @@ fn start(what: &str, mut cmd: Command, port: u16, url: String) -> Result<Peer, S
 /// bent as services in the wild bend them. `quirks`: `ignores-filters` (searches answer with
 /// the whole list), `crashes-on-count` (a list request with `count` answers 500),
 /// `lists-need-filter` (a list without `filter` answers 400), `refuses-sub-attributes` (a
-/// `/Users` request carrying `emails[].primary` answers 400 naming it), `requires-members` (a
+/// `/Users` request carrying `emails[].primary` answers 400 naming it; `refuses=<attribute>`
+/// refuses that one instead), `requires-members` (a
 /// group POST without members answers 400 naming members), `drops-members-on-create` (a group
 /// POST creates the group without its members and answers `"members": []`),
 /// `answers-without-members` (a group POST keeps its members, answers without them). `extra` as

@@ -8,9 +8,10 @@ the quirks named in the SCIM2_QUIRKS environment variable (comma-separated):
 - crashes-on-count: a list request carrying `count` answers 500 with a plain-text body;
 - lists-need-filter: a list of /Users or /Groups without `filter` answers 400 (a service that
   can only be searched, never listed);
-- refuses-sub-attributes: a POST, PUT or PATCH of /Users carrying `emails[].primary` (or the
-  attributes named in SCIM2_REFUSED, comma-separated, `a` or `a.b`) answers 400 invalidValue
-  naming it ("Attribute emails.primary is not supported");
+- refuses-sub-attributes: a POST, PUT or PATCH of /Users carrying `emails[].primary` answers
+  400 invalidValue naming it ("Attribute emails.primary is not supported"); `refuses=<a.b>`
+  (`refuses=emails.type`, `refuses=title`, one quirk per attribute) refuses that attribute
+  instead;
 - requires-members: a POST of /Groups without members answers 400 invalidValue naming
   members ("members is required ...");
 - drops-members-on-create: a POST of /Groups creates the group without the members it carries
@@ -28,11 +29,9 @@ from urllib.parse import parse_qsl, urlencode
 import scim2_server.testserver.cli as cli
 
 QUIRKS = {q.strip() for q in os.environ.get("SCIM2_QUIRKS", "").split(",") if q.strip()}
-REFUSED = [
-    a.strip()
-    for a in os.environ.get("SCIM2_REFUSED", "emails.primary").split(",")
-    if a.strip()
-]
+REFUSED = [q[len("refuses="):] for q in QUIRKS if q.startswith("refuses=")]
+if "refuses-sub-attributes" in QUIRKS and not REFUSED:
+    REFUSED = ["emails.primary"]
 
 
 def error(start_response, detail):
@@ -169,7 +168,7 @@ def quirky(app):
             start_response("400 Bad Request", [("Content-Type", "application/scim+json")])
             return [body]
         method = environ.get("REQUEST_METHOD")
-        if "refuses-sub-attributes" in QUIRKS and method in ("POST", "PUT", "PATCH") and (
+        if REFUSED and method in ("POST", "PUT", "PATCH") and (
             path.endswith("/Users") or "/Users/" in path
         ):
             attribute = refused_in(read_body(environ))

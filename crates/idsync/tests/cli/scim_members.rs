@@ -195,39 +195,38 @@ fn members_a_service_drops_from_the_create_are_added_right_after() {
     }
 }
 
-/// scim2-server refusing `emails[].primary` (a 400 naming it) in every request to `/Users`:
-/// learned from the first refusal, left out of every later request, remembered, and a
-/// reconcile converges.
+/// scim2-server refusing `emails[].primary` (a 400 naming it), or a configured
+/// sub-attribute (`emails.type`), in every request to `/Users`: learned from the first refusal,
+/// left out of every later request, remembered, and a reconcile converges.
 #[test]
 fn a_refused_sub_attribute_of_a_real_service_is_learned() {
-    let peer = scim2_server_quirky(TOKEN, &["refuses-sub-attributes"], &[]).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    write_people_csv(dir.path(), 4);
-    scim_config(dir.path(), &peer.url, "");
-    let (code, out, err) = sync(dir.path(), &["sync", "hr-to-app"]);
-    assert_eq!(code, Some(0), "{out}{err}");
-    assert_eq!(
-        err.matches("target attribute learned: emails.primary is refused and no longer sent")
-            .count(),
-        1,
-        "{err}"
-    );
-    let users = list(&peer.url, "Users");
-    assert_eq!(users.len(), 4);
-    for u in &users {
-        assert!(u["emails"][0].get("primary").is_none(), "{u}");
-        assert!(u["emails"][0]["value"].is_string(), "{u}");
-    }
-    for args in [
-        &["sync", "hr-to-app", "--full"][..],
-        &["sync", "hr-to-app", "--full"][..],
+    for (quirk, attribute) in [
+        ("refuses-sub-attributes", "primary"),
+        ("refuses=emails.type", "type"),
     ] {
-        let (code, out, err) = sync(dir.path(), args);
-        assert_eq!(code, Some(0), "{out}{err}");
-        assert!(!err.contains("learned"), "{err}");
+        let peer = scim2_server_quirky(TOKEN, &[quirk], &[]).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        write_people_csv(dir.path(), 4);
+        scim_config(dir.path(), &peer.url, "");
+        let (code, out, err) = sync(dir.path(), &["sync", "hr-to-app"]);
+        assert_eq!(code, Some(0), "{quirk}: {out}{err}");
+        let learned =
+            format!("target attribute learned: emails.{attribute} is refused and no longer sent");
+        assert_eq!(err.matches(&learned).count(), 1, "{quirk}: {err}");
+        let users = list(&peer.url, "Users");
+        assert_eq!(users.len(), 4);
+        for u in &users {
+            assert!(u["emails"][0].get(attribute).is_none(), "{quirk}: {u}");
+            assert!(u["emails"][0]["value"].is_string(), "{quirk}: {u}");
+        }
+        for _ in 0..2 {
+            let (code, out, err) = sync(dir.path(), &["sync", "hr-to-app", "--full"]);
+            assert_eq!(code, Some(0), "{quirk}: {out}{err}");
+            assert!(!err.contains("learned"), "{quirk}: {err}");
+        }
+        let (_, out, err) = sync(dir.path(), &["sync", "hr-to-app", "--full"]);
+        assert!(out.contains("(0 planned"), "{quirk}: {out}{err}");
     }
-    let (_, out, err) = sync(dir.path(), &["sync", "hr-to-app", "--full"]);
-    assert!(out.contains("(0 planned"), "{out}{err}");
 }
 
 /// The test target's `requires_members_on_create`: a group create without members is refused
