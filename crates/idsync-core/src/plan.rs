@@ -1,8 +1,8 @@
 //! The plan: `diff(desired, ledger)` as a list of operations, each with its reason.
 //!
 //! The plan is a pure function of its inputs. Applying every operation of a plan to the ledger
-//! (see [`LedgerState::record`], in `state.rs`) yields a ledger whose plan against the same desired state is
-//! empty; that property is tested with proptest.
+//! (see [`LedgerState::record`], in `state.rs`) yields a ledger whose plan against the same
+//! desired state is empty; that property is tested with proptest.
 
 use crate::model::{Group, Key, User};
 use crate::state::{DesiredState, LedgerState};
