@@ -161,7 +161,8 @@ fn start(what: &str, mut cmd: Command, port: u16, url: String) -> Result<Peer, S
 /// refuses that one instead), `requires-members` (a
 /// group POST without members answers 400 naming members), `drops-members-on-create` (a group
 /// POST creates the group without its members and answers `"members": []`),
-/// `answers-without-members` (a group POST keeps its members, answers without them). `extra` as
+/// `answers-without-members` (a group POST keeps its members, answers without them),
+/// `refuses-members-on-create` (a group POST with members answers 400 naming them). `extra` as
 /// for [`scim2_server_with`].
 pub fn scim2_server_quirky(token: &str, quirks: &[&str], extra: &[&str]) -> Result<Peer, String> {
     let venv = scim_venv()?;

@@ -17,7 +17,9 @@ the quirks named in the SCIM2_QUIRKS environment variable (comma-separated):
 - drops-members-on-create: a POST of /Groups creates the group without the members it carries
   and answers `"members": []`, as django-scim2 does (members are taken by PATCH only);
 - answers-without-members: a POST of /Groups keeps its members but answers without the
-  `members` attribute (a minimal answer).
+  `members` attribute (a minimal answer);
+- refuses-members-on-create: a POST of /Groups carrying members answers 400 invalidValue
+  naming them (members are taken by PATCH only).
 """
 
 import io
@@ -181,6 +183,10 @@ def quirky(app):
                     start_response,
                     "members is required: a group is created with at least one member",
                 )
+        if "refuses-members-on-create" in QUIRKS and method == "POST" and path.endswith("/Groups"):
+            body = read_body(environ)
+            if isinstance(body, dict) and body.get("members"):
+                return error(start_response, "members cannot be set when a group is created")
         if "drops-members-on-create" in QUIRKS and method == "POST" and path.endswith("/Groups"):
             body = read_body(environ)
             if isinstance(body, dict) and body.pop("members", None) is not None:

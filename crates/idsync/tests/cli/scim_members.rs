@@ -389,3 +389,27 @@ fn a_member_not_provisioned_is_left_out_of_the_create_and_added_later() {
     let (_, out, err) = sync(dir.path(), &["sync", "hr-to-app", "--full"]);
     assert!(out.contains("(0 planned"), "{out}{err}");
 }
+
+/// A service that refuses members in a group's create (a 400 naming them): the run fails with
+/// the service's words and the setting that helps; with `members_in_create = false` the groups
+/// are created and their members added right after.
+#[test]
+fn a_service_refusing_members_in_the_create_is_told_to_by_the_setting() {
+    let peer = scim2_server_quirky(TOKEN, &["refuses-members-on-create"], &[]).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 4);
+    scim_config(dir.path(), &peer.url, "");
+    let (code, out, err) = sync(dir.path(), &["sync", "hr-to-app"]);
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(
+        err.contains("members cannot be set when a group is created")
+            && err.contains("set members_in_create = false on the target"),
+        "{out}{err}"
+    );
+    scim_config(dir.path(), &peer.url, "members_in_create = false\n");
+    let (code, out, err) = sync(dir.path(), &["sync", "hr-to-app"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert_eq!(groups_by_name(&peer.url)["everyone"].len(), 4);
+    let (_, out, err) = sync(dir.path(), &["sync", "hr-to-app", "--full"]);
+    assert!(out.contains("(0 planned"), "{out}{err}");
+}

@@ -46,7 +46,7 @@ impl ScimTarget {
                 .await;
             let v = match answer {
                 Answer::Ok(v) => v,
-                Answer::Failed(o) if !with => match members_required(&o) {
+                Answer::Failed(o) if !with => match refusal_naming_members(&o) {
                     Some(reason) if !members.is_empty() => {
                         tracing::debug!(%reason, "the service requires members in a group's create");
                         self.forms
@@ -63,7 +63,10 @@ impl ScimTarget {
                     }
                     None => return o,
                 },
-                Answer::Failed(o) => return o,
+                // Refused for the members it carried: an unknown member, or a service that
+                // takes no members in a create (which the setting is for; not learned, since
+                // an unknown id reads the same).
+                Answer::Failed(o) => return with_setting_hint(o),
             };
             let Some(id) = v.get("id").and_then(Value::as_str).map(str::to_string) else {
                 return Outcome::Rejected {
@@ -141,10 +144,10 @@ impl ScimTarget {
     }
 }
 
-/// A group create's refusal saying members are required: a `400` whose detail or `scimType`
-/// names members (the POST carried none, so members can only be refused for being absent).
+/// A group create's refusal naming members: a `400` whose detail or `scimType` names them.
+/// To a POST that carried none, members can only be refused for being absent (required).
 /// Returns the refusal's reason.
-fn members_required(o: &Outcome) -> Option<String> {
+fn refusal_naming_members(o: &Outcome) -> Option<String> {
     let Outcome::Rejected { reason } = o else {
         return None;
     };
@@ -153,6 +156,19 @@ fn members_required(o: &Outcome) -> Option<String> {
     rest.to_ascii_lowercase()
         .contains("member")
         .then(|| reason.clone())
+}
+
+/// A `400` naming members, to a group create that carried them, says how to send them after
+/// the create instead.
+fn with_setting_hint(o: Outcome) -> Outcome {
+    match refusal_naming_members(&o) {
+        Some(reason) => Outcome::Rejected {
+            reason: format!(
+                "{reason} (if the service takes no members in a group's create, set members_in_create = false on the target: they are then added after it)"
+            ),
+        },
+        None => o,
+    }
 }
 
 #[cfg(test)]
@@ -167,13 +183,27 @@ mod tests {
     }
 
     #[test]
+    fn a_refusal_of_the_members_sent_says_how_to_send_them_after() {
+        let o = with_setting_hint(rejected(
+            "POST /Groups: HTTP 400 (invalidValue): members are not allowed here",
+        ));
+        let Outcome::Rejected { reason } = o else {
+            panic!("{o:?}")
+        };
+        assert!(reason.starts_with("POST /Groups: HTTP 400"), "{reason}");
+        assert!(reason.contains("members_in_create = false"), "{reason}");
+        let other = rejected("POST /Groups: HTTP 409 (uniqueness): taken");
+        assert_eq!(with_setting_hint(other.clone()), other);
+    }
+
+    #[test]
     fn only_a_400_to_a_group_create_naming_members_says_they_are_required() {
         for yes in [
             "POST /Groups: HTTP 400 (invalidValue): members is required",
             "POST /Groups: HTTP 400: A group must have at least one Member",
             "POST /Groups: HTTP 400 (members): required",
         ] {
-            assert_eq!(members_required(&rejected(yes)).as_deref(), Some(yes));
+            assert_eq!(refusal_naming_members(&rejected(yes)).as_deref(), Some(yes));
         }
         for no in [
             "POST /Groups: HTTP 400 (invalidValue): displayName is required",
@@ -181,10 +211,10 @@ mod tests {
             "POST /Users: HTTP 400: members required",
             "PATCH /Groups/1: HTTP 400: members required",
         ] {
-            assert_eq!(members_required(&rejected(no)), None, "{no}");
+            assert_eq!(refusal_naming_members(&rejected(no)), None, "{no}");
         }
         assert_eq!(
-            members_required(&Outcome::Retryable {
+            refusal_naming_members(&Outcome::Retryable {
                 reason: "POST /Groups: HTTP 400: members".into(),
                 retry_after: None
             }),
