@@ -725,6 +725,7 @@ impl<'a> Checker<'a> {
                         "max_rate",
                         "omit",
                         "required_name_formatted",
+                        "members_in_create",
                     ],
                 );
                 let url = self.non_empty(t, "url", &path, "the service's SCIM base URL");
@@ -801,6 +802,7 @@ impl<'a> Checker<'a> {
                         "cannot be true while omit leaves name.formatted out",
                     );
                 }
+                let members_in_create = self.boolean(t, "members_in_create", &path).unwrap_or(true);
                 Some(TargetConfig {
                     name: name.to_string(),
                     max_rate,
@@ -814,6 +816,7 @@ impl<'a> Checker<'a> {
                         timeout,
                         omit,
                         required_name_formatted,
+                        members_in_create,
                     }),
                 })
             }
@@ -832,6 +835,9 @@ impl<'a> Checker<'a> {
                         "compute_attributes",
                         "no_patch",
                         "fail_every",
+                        "refuse_attributes",
+                        "members_in_create",
+                        "requires_members_on_create",
                     ],
                 );
                 let journal = self
@@ -874,7 +880,13 @@ impl<'a> Checker<'a> {
                     &["title", "department", "emails.type", "externalId"],
                 );
                 let compute_attributes = quirk("compute_attributes", &["name.formatted"]);
+                let refuse_attributes = quirk("refuse_attributes", OMITTABLE_USER_ATTRIBUTES);
                 let no_patch = self.boolean(t, "no_patch", &path).unwrap_or(false);
+                let members_in_create =
+                    self.boolean(t, "members_in_create", &path).unwrap_or(false);
+                let requires_members_on_create = self
+                    .boolean(t, "requires_members_on_create", &path)
+                    .unwrap_or(false);
                 let fail_every = self.fail_every(t, &path);
                 let max_rate = self
                     .float(t, "max_rate", &path, 0.0, 100_000.0)
@@ -891,6 +903,9 @@ impl<'a> Checker<'a> {
                         compute_attributes,
                         no_patch,
                         fail_every,
+                        refuse_attributes,
+                        members_in_create,
+                        requires_members_on_create,
                     }),
                 })
             }

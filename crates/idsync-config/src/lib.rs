@@ -358,6 +358,9 @@ pub struct ScimTargetConfig {
     /// The service requires `name.formatted`: made from the given and family names where the
     /// source has none.
     pub required_name_formatted: bool,
+    /// A new group's first members go in its POST (true, the default; checked against the
+    /// answer), or follow it in a PATCH (false: a service that refuses them in the create).
+    pub members_in_create: bool,
 }
 
 /// User attributes that `omit` may name (never `userName`, `active`, `id`).
@@ -380,6 +383,13 @@ pub struct TestTargetConfig {
     /// Operation kinds that always fail, with the HTTP status and detail they fail with
     /// (`fail_every = { create_user = "500 not supported" }`).
     pub fail_every: Vec<(String, u16, String)>,
+    /// User attributes it refuses with a 400 naming them (`emails.primary`, `title`), learned
+    /// away as the SCIM target learns them.
+    pub refuse_attributes: Vec<String>,
+    /// It takes a group's first members in the create.
+    pub members_in_create: bool,
+    /// It refuses a group create without members (a 400 naming members).
+    pub requires_members_on_create: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -419,6 +429,8 @@ impl FlowConfig {
             reconcile: false,
             can_rename_groups: true,
             now_ms: 0,
+            // The target's to say (`Target::members_in_create`), when a run plans.
+            members_in_create: false,
         }
     }
 }

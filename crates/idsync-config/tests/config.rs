@@ -464,3 +464,48 @@ fn the_test_targets_fail_every_names_its_kind_and_status() {
     assert_eq!(e.key, "targets.app.fail_every.create_user");
     assert!(e.message.contains("400 to 599"), "{e}");
 }
+
+#[test]
+fn members_in_create_and_the_test_targets_refusals() {
+    let ok = parse(
+        &GOOD.replace(
+            "journal = \"t.jsonl\"",
+            "journal = \"t.jsonl\"\nrefuse_attributes = [\"emails.primary\"]\nmembers_in_create = true\nrequires_members_on_create = true",
+        ),
+        Path::new("/etc/idsync/idsync.toml"),
+    )
+    .unwrap();
+    let TargetKind::Test(t) = &ok.targets["app"].kind else {
+        panic!("a test target");
+    };
+    assert_eq!(t.refuse_attributes, ["emails.primary"]);
+    assert!(t.members_in_create && t.requires_members_on_create);
+    let e = one(&GOOD.replace(
+        "journal = \"t.jsonl\"",
+        "journal = \"t.jsonl\"\nrefuse_attributes = [\"userNam\"]",
+    ));
+    assert_eq!(e.key, "targets.app.refuse_attributes[0]");
+    assert!(e.message.contains("unknown attribute \"userNam\""), "{e}");
+    let e = one(&GOOD.replace(
+        "journal = \"t.jsonl\"",
+        "journal = \"t.jsonl\"\nmembers_in_create = \"yes\"",
+    ));
+    assert_eq!(e.key, "targets.app.members_in_create");
+    // A SCIM target sends a group's first members in its POST unless told not to.
+    let scim = |extra: &str| {
+        let text = GOOD.replace(
+            "type = \"test\"\njournal = \"t.jsonl\"",
+            &format!("type = \"scim\"\nurl = \"https://app.example.com/scim/v2\"\ntoken = \"t\"\n{extra}"),
+        );
+        match parse(&text, Path::new("/etc/idsync/idsync.toml"))
+            .unwrap()
+            .targets["app"]
+            .kind
+        {
+            TargetKind::Scim(ref c) => c.members_in_create,
+            _ => panic!("a SCIM target"),
+        }
+    };
+    assert!(scim(""));
+    assert!(!scim("members_in_create = false"));
+}

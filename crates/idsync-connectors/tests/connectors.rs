@@ -281,7 +281,7 @@ async fn the_kit_passes_against_the_test_target() {
         .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
         .collect();
     assert!(failures.is_empty(), "{failures:#?}");
-    assert_eq!(results.len(), 10);
+    assert_eq!(results.len(), 11);
     let results = testkit::fault_cases(&t).await;
     let failures: Vec<String> = results
         .iter()
@@ -358,7 +358,11 @@ async fn journal_replay_reproduces_the_state_and_survives_a_torn_line() {
     // The torn line is cut off, so new entries land on a clean line.
     let g = Group::new("x", "after-crash");
     assert!(matches!(
-        t.apply(&TargetOp::CreateGroup { group: g }).await,
+        t.apply(&TargetOp::CreateGroup {
+            group: g,
+            members: Vec::new()
+        })
+        .await,
         Outcome::Applied { .. }
     ));
     drop(t);
@@ -373,6 +377,7 @@ async fn rate_limit_answers_429_with_retry_after() {
     t.rate_limit(2);
     let op = |n: usize| TargetOp::CreateGroup {
         group: Group::new(format!("g{n}"), format!("g{n}")),
+        members: Vec::new(),
     };
     assert!(matches!(t.apply(&op(1)).await, Outcome::Applied { .. }));
     assert!(matches!(t.apply(&op(2)).await, Outcome::Applied { .. }));
@@ -480,7 +485,12 @@ mod scim_peers {
         let g = Group::new("g", "atl-group");
         let Outcome::Applied {
             target_id: Some(gid),
-        } = atl.apply(&TargetOp::CreateGroup { group: g.clone() }).await
+        } = atl
+            .apply(&TargetOp::CreateGroup {
+                group: g.clone(),
+                members: Vec::new(),
+            })
+            .await
         else {
             panic!()
         };

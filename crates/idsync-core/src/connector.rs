@@ -132,6 +132,9 @@ pub enum TargetOp {
     },
     CreateGroup {
         group: Group,
+        /// Target ids of the first members, created with the group: a target must have them
+        /// all as members when it answers `Applied` (in the create, or added right after).
+        members: Vec<String>,
     },
     UpdateGroup {
         target_id: String,
@@ -326,6 +329,12 @@ pub trait Target: Send + Sync {
     /// A group as this target can hold it.
     fn project_group(&self, group: Group) -> Group {
         group
+    }
+    /// Whether the target takes a group's first members with its create
+    /// (`TargetOp::CreateGroup::members`): the plan then creates a group with members after
+    /// those users, and no separate `AddMembers` for them.
+    fn members_in_create(&self) -> bool {
+        false
     }
     /// Whether the target can rename a group in place (Atlassian Cloud cannot).
     fn can_rename_groups(&self) -> bool {

@@ -13,14 +13,17 @@ pub enum OpKind {
     UpdateGroup,
     AddMembers,
     RemoveMembers,
+    /// A group's create with its first members (`post` or `post-with-members`).
+    CreateGroup,
 }
 
 impl OpKind {
-    pub const ALL: [OpKind; 4] = [
+    pub const ALL: [OpKind; 5] = [
         OpKind::UpdateUser,
         OpKind::UpdateGroup,
         OpKind::AddMembers,
         OpKind::RemoveMembers,
+        OpKind::CreateGroup,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -29,6 +32,7 @@ impl OpKind {
             OpKind::UpdateGroup => "update-group",
             OpKind::AddMembers => "add-members",
             OpKind::RemoveMembers => "remove-members",
+            OpKind::CreateGroup => "create-group",
         }
     }
 }
@@ -44,6 +48,23 @@ pub enum Form {
     PatchValue,
     /// The whole resource read, changed and written back with PUT.
     Put,
+    /// A group's POST without members; its first members follow in a PATCH (a service that
+    /// refuses members in the create).
+    Post,
+    /// A group's POST with its first members (a service that requires them there, or by
+    /// default, checked against what the service answers).
+    PostWithMembers,
+}
+
+impl Form {
+    /// Every form, in order (a kind of change only moves forward among its own).
+    pub const ALL: [Form; 5] = [
+        Form::PatchPath,
+        Form::PatchValue,
+        Form::Put,
+        Form::Post,
+        Form::PostWithMembers,
+    ];
 }
 
 impl Form {
@@ -52,6 +73,8 @@ impl Form {
             Form::PatchPath => "patch-path",
             Form::PatchValue => "patch-value",
             Form::Put => "put",
+            Form::Post => "post",
+            Form::PostWithMembers => "post-with-members",
         }
     }
 }
@@ -92,7 +115,7 @@ impl FromStr for OpKind {
 impl FromStr for Form {
     type Err = UnknownName;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        [Form::PatchPath, Form::PatchValue, Form::Put]
+        Form::ALL
             .into_iter()
             .find(|f| f.as_str() == s)
             .ok_or_else(|| UnknownName {
@@ -212,7 +235,7 @@ mod tests {
         for k in OpKind::ALL {
             assert_eq!(k.as_str().parse::<OpKind>(), Ok(k));
         }
-        for f in [Form::PatchPath, Form::PatchValue, Form::Put] {
+        for f in Form::ALL {
             assert_eq!(f.as_str().parse::<Form>(), Ok(f));
         }
         assert!("patch".parse::<Form>().is_err());

@@ -1,11 +1,11 @@
 //! The plan: `diff(desired, ledger)` as a list of operations, each with its reason.
 //!
 //! The plan is a pure function of its inputs. Applying every operation of a plan to the ledger
-//! (see [`LedgerState::record`]) yields a ledger whose plan against the same desired state is
-//! empty; that property is tested with proptest.
+//! (see [`LedgerState::record`], in `state.rs`) yields a ledger whose plan against the same
+//! desired state is empty; that property is tested with proptest.
 
 use crate::model::{Group, Key, User};
-use crate::state::{DesiredState, LedgerGroup, LedgerState, LedgerUser};
+use crate::state::{DesiredState, LedgerState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -66,6 +66,10 @@ pub struct PlanOptions {
     pub group_rename: GroupRename,
     /// Now, in Unix milliseconds (for grace periods).
     pub now_ms: i64,
+    /// A new group is created with its first members (at most `member_batch`), after the
+    /// users are created, instead of created empty and given its members after: the target
+    /// takes members in the create (`Target::members_in_create`).
+    pub members_in_create: bool,
 }
 
 impl Default for PlanOptions {
@@ -78,6 +82,7 @@ impl Default for PlanOptions {
             can_rename_groups: true,
             group_rename: GroupRename::Keep,
             now_ms: 0,
+            members_in_create: false,
         }
     }
 }
@@ -164,6 +169,10 @@ pub enum Action {
     },
     CreateGroup {
         group: Group,
+        /// The first members, created with the group (see `PlanOptions::members_in_create`);
+        /// the rest are added by `AddMembers` after.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        members: Vec<Key>,
     },
     UpdateGroup {
         before: Group,
@@ -200,15 +209,17 @@ impl Action {
         }
     }
 
-    /// Apply order: groups and users exist before memberships name them; memberships go before
-    /// users and groups are removed.
+    /// Apply order: groups and users exist before memberships name them (a group created with
+    /// its first members after those users); memberships go before users and groups are
+    /// removed.
     pub fn phase(&self) -> u8 {
         match self {
+            Action::CreateGroup { members, .. } if !members.is_empty() => 2,
             Action::CreateGroup { .. } | Action::UpdateGroup { .. } => 0,
             Action::CreateUser { .. } | Action::UpdateUser { .. } => 1,
-            Action::AddMembers { .. } | Action::RemoveMembers { .. } => 2,
-            Action::DisableUser { .. } | Action::DeleteUser { .. } => 3,
-            Action::DeleteGroup { .. } => 4,
+            Action::AddMembers { .. } | Action::RemoveMembers { .. } => 3,
+            Action::DisableUser { .. } | Action::DeleteUser { .. } => 4,
+            Action::DeleteGroup { .. } => 5,
         }
     }
 
@@ -247,7 +258,7 @@ impl Operation {
                 after.user_name.clone()
             }
             Action::DeleteUser { before } => before.user_name.clone(),
-            Action::CreateGroup { group } => group.display_name.clone(),
+            Action::CreateGroup { group, .. } => group.display_name.clone(),
             Action::UpdateGroup { after, .. } => after.display_name.clone(),
             Action::DeleteGroup { before } => before.display_name.clone(),
             Action::AddMembers { group, .. } | Action::RemoveMembers { group, .. } => group.clone(),
@@ -263,7 +274,12 @@ impl Operation {
             }
             Action::DisableUser { after, .. } => format!("disable user {}", after.user_name),
             Action::DeleteUser { before } => format!("delete user {}", before.user_name),
-            Action::CreateGroup { group } => format!("create group {}", group.display_name),
+            Action::CreateGroup { group, members } if !members.is_empty() => format!(
+                "create group {} with {} member(s)",
+                group.display_name,
+                members.len()
+            ),
+            Action::CreateGroup { group, .. } => format!("create group {}", group.display_name),
             Action::UpdateGroup { after, changed, .. } => {
                 format!(
                     "update group {} ({})",
@@ -404,6 +420,7 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
                 key: key.clone(),
                 action: Action::CreateGroup {
                     group: group.clone(),
+                    members: Vec::new(),
                 },
                 reason: new_reason(opts),
             }),
@@ -417,6 +434,7 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
                             key: key.clone(),
                             action: Action::CreateGroup {
                                 group: group.clone(),
+                                members: Vec::new(),
                             },
                             reason: Reason::RecreatedForRename(have.group.display_name.clone()),
                         });
@@ -514,6 +532,16 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
     }
 
     let empty = BTreeSet::new();
+    // Where the groups created by this plan are in it (their first members go with them).
+    let creates: BTreeMap<String, usize> = if opts.members_in_create {
+        ops.iter()
+            .enumerate()
+            .filter(|(_, o)| matches!(o.action, Action::CreateGroup { .. }))
+            .map(|(i, o)| (o.key.clone(), i))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     for (key, group) in &desired.groups {
         let want = desired.members.get(key).unwrap_or(&empty);
         // A group made anew has no members yet.
@@ -522,8 +550,17 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
         } else {
             ledger.members.get(key).unwrap_or(&empty)
         };
-        let add: Vec<Key> = want.difference(have).cloned().collect();
+        let mut add: Vec<Key> = want.difference(have).cloned().collect();
         let remove: Vec<Key> = have.difference(want).cloned().collect();
+        // The first members go with the group's create, where the target takes them there.
+        if let Some(Action::CreateGroup { members, .. }) = creates
+            .get(key.as_str())
+            .and_then(|i| ops.get_mut(*i))
+            .map(|o| &mut o.action)
+        {
+            let rest = add.split_off(add.len().min(batch));
+            *members = std::mem::replace(&mut add, rest);
+        }
         for chunk in add.chunks(batch) {
             ops.push(Operation {
                 key: key.clone(),
@@ -687,84 +724,5 @@ fn changed_reason(opts: &PlanOptions, changed: Vec<String>) -> Reason {
         Reason::ChangedInTarget(changed)
     } else {
         Reason::ChangedInSource(changed)
-    }
-}
-
-impl LedgerState {
-    /// Record in the ledger that `op` was applied at `at_ms`. `target_id` is the id the target
-    /// gave a created object (ignored for other actions).
-    pub fn record(&mut self, op: &Operation, target_id: Option<&str>, at_ms: i64) {
-        let key = &op.key;
-        match &op.action {
-            Action::CreateUser { user } => {
-                self.users.insert(
-                    key.clone(),
-                    LedgerUser::new(target_id.unwrap_or_default(), user.clone()),
-                );
-            }
-            Action::UpdateUser { after, .. } => {
-                if let Some(u) = self.users.get_mut(key) {
-                    u.user = after.clone();
-                    if after.active {
-                        u.disabled_ms = None;
-                        u.original = None;
-                    }
-                }
-            }
-            Action::DisableUser { before, after } => {
-                if let Some(u) = self.users.get_mut(key) {
-                    u.disabled_ms.get_or_insert(at_ms);
-                    // An anonymized copy: keep the real values (once).
-                    if before.user_name != after.user_name && u.original.is_none() {
-                        u.original = Some(before.clone());
-                    }
-                    u.user = after.clone();
-                }
-            }
-            Action::DeleteUser { .. } => {
-                self.users.remove(key);
-                for set in self.members.values_mut() {
-                    set.remove(key.as_str());
-                }
-                self.members.retain(|_, s| !s.is_empty());
-            }
-            Action::CreateGroup { group } => {
-                // A new group in the target starts without members (also when it replaces
-                // one the target could not rename).
-                self.members.remove(key);
-                self.groups.insert(
-                    key.clone(),
-                    LedgerGroup {
-                        target_id: target_id.unwrap_or_default().to_string(),
-                        group: group.clone(),
-                    },
-                );
-            }
-            Action::UpdateGroup { after, .. } => {
-                if let Some(g) = self.groups.get_mut(key) {
-                    g.group = after.clone();
-                }
-            }
-            Action::DeleteGroup { .. } => {
-                self.groups.remove(key);
-                self.members.remove(key);
-            }
-            Action::AddMembers { users, .. } => {
-                self.members
-                    .entry(key.clone())
-                    .or_default()
-                    .extend(users.iter().cloned());
-            }
-            Action::RemoveMembers { users, .. } => {
-                if let Some(set) = self.members.get_mut(key) {
-                    for u in users {
-                        set.remove(&**u);
-                    }
-                    if set.is_empty() {
-                        self.members.remove(key);
-                    }
-                }
-            }
-        }
     }
 }

@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[path = "core/keeps.rs"]
 mod keeps;
+#[path = "core/members.rs"]
+mod members;
 
 const USERS: usize = 12;
 const GROUPS: usize = 6;
@@ -98,9 +100,10 @@ fn options_strategy() -> impl Strategy<Value = PlanOptions> {
         1usize..5,
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(del_users, del_groups, batch, renames, recreate)| PlanOptions {
+            |(del_users, del_groups, batch, renames, recreate, members_in_create)| PlanOptions {
                 deprovision: if del_users {
                     DeprovisionAction::Delete
                 } else {
@@ -120,6 +123,7 @@ fn options_strategy() -> impl Strategy<Value = PlanOptions> {
                 } else {
                     GroupRename::Keep
                 },
+                members_in_create,
             },
         )
 }

@@ -244,12 +244,28 @@ impl<'a> Applier<'a> {
         // Objects named as people know them (userName, group name), the source key beside.
         let object = done.op.object_label();
         let members = match &done.op.action {
-            Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } => {
+            Action::AddMembers { users, .. }
+            | Action::RemoveMembers { users, .. }
+            | Action::CreateGroup { members: users, .. }
+                if !users.is_empty() =>
+            {
                 Some(member_names(&self.ledger, &self.names, users))
             }
             _ => None,
         };
         let served = self.ctx.served.is_some();
+        // The members a group was created with (those with a target id), as people know them.
+        let first_members = match &done.op.action {
+            Action::CreateGroup { members, .. } => {
+                let sent: Vec<Key> = members
+                    .iter()
+                    .filter(|u| !done.unresolved.contains(u))
+                    .cloned()
+                    .collect();
+                (!sent.is_empty()).then(|| member_names(&self.ledger, &self.names, &sent))
+            }
+            _ => None,
+        };
         let mut record = |op: Operation,
                           applied: bool,
                           target_id: Option<String>,
@@ -292,11 +308,21 @@ impl<'a> Applier<'a> {
                     tracing::info!(object = %object, key = %done.op.key, action, target_id = %m.target_id, matched_by = m.by.as_deref(), "{said}: linked and updated, not created");
                     format!("{said}: linked and updated, not created")
                 });
+                // A group created with its first members says which (the log's `after` is
+                // the group).
+                let note = match (note, &first_members) {
+                    (note, None) => note,
+                    (Some(n), Some(names)) => {
+                        Some(format!("{n}; its first members added: {names}"))
+                    }
+                    (None, Some(names)) => Some(format!("created with its first members: {names}")),
+                };
                 tracing::debug!(key = %done.op.key, action, outcome, "operation done");
                 // Members without a target id were left out of the call: not in the ledger.
                 let mut op = done.op.clone();
-                if let Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } =
-                    &mut op.action
+                if let Action::AddMembers { users, .. }
+                | Action::RemoveMembers { users, .. }
+                | Action::CreateGroup { members: users, .. } = &mut op.action
                 {
                     users.retain(|u| !done.unresolved.contains(u));
                 }
@@ -363,7 +389,10 @@ impl<'a> Applier<'a> {
         // Each planned operation counts once: a member batch some of whose members could not
         // be added counts as failed (the log says which), so applied + failed + skipped never
         // exceeds what was planned.
-        let class = if class == "applied" && !missing.is_empty() {
+        // A group created without some of its first members was still created: those members
+        // count (and are logged) as members not added, and the next run adds them.
+        let group_created = matches!(done.op.action, Action::CreateGroup { .. });
+        let class = if class == "applied" && !missing.is_empty() && !group_created {
             "failed"
         } else {
             class
@@ -387,6 +416,11 @@ impl<'a> Applier<'a> {
             op.action = match op.action {
                 Action::RemoveMembers { group, .. } => Action::RemoveMembers { group, users },
                 Action::AddMembers { group, .. } => Action::AddMembers { group, users },
+                // First members of a group's create: recorded as members not added.
+                Action::CreateGroup { group, .. } => Action::AddMembers {
+                    group: group.display_name,
+                    users,
+                },
                 other => other,
             };
             bump(
@@ -542,8 +576,12 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
         Action::DeleteUser { .. } => {
             user_id(key).map(|target_id| TargetOp::DeleteUser { target_id })
         }
-        Action::CreateGroup { group } => Ok(TargetOp::CreateGroup {
+        Action::CreateGroup {
+            group,
+            members: first,
+        } => Ok(TargetOp::CreateGroup {
             group: group.clone(),
+            members: members(first),
         }),
         Action::UpdateGroup { before, after, .. } => {
             group_id(key).map(|target_id| TargetOp::UpdateGroup {

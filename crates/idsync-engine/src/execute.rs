@@ -273,7 +273,7 @@ async fn attempt_once(
                 (outcome, Some(found))
             }
         },
-        TargetOp::CreateGroup { group } => match target.find_group_match(group).await {
+        TargetOp::CreateGroup { group, members } => match target.find_group_match(group).await {
             Err(e) => (retryable(e), None),
             Ok(None) => (target.apply(op).await, None),
             Ok(Some(found)) => {
@@ -285,8 +285,17 @@ async fn attempt_once(
                     before,
                     after: group.clone(),
                 };
-                let outcome = with_id(target.apply(&update).await, &found.target_id);
-                (outcome, Some(found))
+                let mut outcome = target.apply(&update).await;
+                // The members the create was to bring, added to the group it found.
+                if matches!(outcome, Outcome::Applied { .. }) && !members.is_empty() {
+                    outcome = target
+                        .apply(&TargetOp::AddMembers {
+                            group_id: found.target_id.clone(),
+                            user_ids: members.clone(),
+                        })
+                        .await;
+                }
+                (with_id(outcome, &found.target_id), Some(found))
             }
         },
         _ => (target.apply(op).await, None),

@@ -495,6 +495,7 @@ async fn plan_and_apply(
     let mut plan_opts = flow.plan.clone();
     plan_opts.now_ms = clock.now_ms();
     plan_opts.can_rename_groups = target.can_rename_groups();
+    plan_opts.members_in_create = target.members_in_create();
     let mut recorded = None;
     let mut dangling = Vec::new();
     let mut unkept = Vec::new();

@@ -294,6 +294,9 @@ impl Runtime {
                     target.rate_limit(t.accept_rate);
                     target.keep_only(&t.drop_attributes, &t.compute_attributes);
                     target.without_patch(t.no_patch);
+                    target.refuse_attributes(&t.refuse_attributes);
+                    target.take_members_in_create(t.members_in_create);
+                    target.require_members_on_create(t.requires_members_on_create);
                     target.fail_rate(t.fail_rate, Fault::ServerError(503));
                     for (kind, status, detail) in &t.fail_every {
                         target.fail_every(kind, *status, detail);
@@ -345,6 +348,7 @@ impl Runtime {
                             omit: c.omit.clone(),
                             required_name_formatted: c.required_name_formatted,
                         },
+                        members_in_create: c.members_in_create,
                     };
                     Arc::new(
                         ScimTarget::new(cfg)

@@ -51,7 +51,7 @@ impl Target for ServedTarget {
     async fn apply(&self, op: &TargetOp) -> Outcome {
         let target_id = match op {
             TargetOp::CreateUser { user } => Some(user.source_id.clone()),
-            TargetOp::CreateGroup { group } => Some(group.source_id.clone()),
+            TargetOp::CreateGroup { group, .. } => Some(group.source_id.clone()),
             _ => None,
         };
         Outcome::Applied { target_id }
@@ -90,7 +90,7 @@ pub(crate) fn events_of(ledger: &LedgerState, op: &Operation) -> Vec<Event> {
             let before = ledger.users.get(key).map_or(before, |u| &u.user);
             vec![Event::user_deleted(key, before)]
         }
-        Action::CreateGroup { group } => {
+        Action::CreateGroup { group, members } => {
             // A group created again under its key replaces the old one (without members).
             let mut out: Vec<Event> = ledger
                 .groups
@@ -99,6 +99,14 @@ pub(crate) fn events_of(ledger: &LedgerState, op: &Operation) -> Vec<Event> {
                 .into_iter()
                 .collect();
             out.push(Event::group_created(group));
+            // A served target takes no members in a create (`members_in_create` is false),
+            // but were they given, each would be a membership the products must see.
+            out.extend(
+                members
+                    .iter()
+                    .filter_map(|u| ledger.users.get(&**u))
+                    .map(|u| Event::membership_created(group, &u.user)),
+            );
             out
         }
         Action::UpdateGroup { before, after, .. } => {
@@ -266,6 +274,7 @@ mod tests {
             "g1",
             Action::CreateGroup {
                 group: Group::new("g1", "engineers"),
+                members: Vec::new(),
             },
         );
         let events = events_of(&l, &recreate);

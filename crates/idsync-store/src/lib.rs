@@ -2072,8 +2072,9 @@ async fn apply_to_ledger(
                 scope.left(u);
             }
         }
-        Action::CreateGroup { group } => {
-            // A new group starts without members, also when it replaces one.
+        Action::CreateGroup { group, members } => {
+            // A new group starts without members, also when it replaces one, or with those
+            // it was created with.
             delete_ledger_members(tx, learned, flow, GROUP_LEDGER_MEMBERS, key).await?;
             upsert_ledger(
                 tx,
@@ -2083,7 +2084,11 @@ async fn apply_to_ledger(
                 target_id,
                 &encode("group", group)?,
             )
-            .await?
+            .await?;
+            if !members.is_empty() {
+                let users: Vec<&str> = members.iter().map(|u| &**u).collect();
+                add_ledger_members(tx, learned, flow, key, &users).await?;
+            }
         }
         Action::UpdateGroup { after, .. } => {
             update_ledger_data(tx, "ledger_groups", flow, key, &encode("group", after)?).await?

@@ -183,7 +183,7 @@ impl<'a> OpRow<'a> {
                 (text(before)?, text(after)?, r#"["active"]"#.to_string())
             }
             Action::DeleteUser { before } => (text(before)?, None, NOTHING.to_string()),
-            Action::CreateGroup { group } => (None, text(group)?, NOTHING.to_string()),
+            Action::CreateGroup { group, .. } => (None, text(group)?, NOTHING.to_string()),
             Action::UpdateGroup {
                 before,
                 after,

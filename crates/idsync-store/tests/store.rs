@@ -445,13 +445,20 @@ fn ops_strategy() -> impl Strategy<Value = Vec<Operation>> {
             action: Action::DeleteUser { before: u },
             reason: Reason::RemovedFromSource
         }),
-        (0..3usize, "[A-Z]{1,3}").prop_map(|(i, n)| Operation {
-            key: format!("g{i}"),
-            action: Action::CreateGroup {
-                group: Group::new(format!("g{i}"), n)
-            },
-            reason: Reason::NewInSource
-        }),
+        // Created empty, or with its first members.
+        (
+            0..3usize,
+            "[A-Z]{1,3}",
+            prop::collection::vec(0..4usize, 0..3)
+        )
+            .prop_map(|(i, n, us)| Operation {
+                key: format!("g{i}"),
+                action: Action::CreateGroup {
+                    group: Group::new(format!("g{i}"), n),
+                    members: us.iter().map(|u| Key::from(format!("u{u}"))).collect()
+                },
+                reason: Reason::NewInSource
+            }),
         (0..3usize).prop_map(|i| Operation {
             key: format!("g{i}"),
             action: Action::DeleteGroup {

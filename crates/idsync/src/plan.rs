@@ -52,8 +52,22 @@ fn explain_op(op: &idsync_core::Operation) -> Vec<String> {
         Action::CreateUser { user } => {
             vec![format!("sends {}", value(serde_json::to_value(user)))]
         }
-        Action::CreateGroup { group } => {
-            vec![format!("sends {}", value(serde_json::to_value(group)))]
+        Action::CreateGroup { group, members } => {
+            let mut lines = vec![format!("sends {}", value(serde_json::to_value(group)))];
+            if !members.is_empty() {
+                let shown: Vec<&str> = members.iter().take(20).map(|u| &**u).collect();
+                let more = members.len().saturating_sub(shown.len());
+                lines.push(format!(
+                    "with its first members: {}{}",
+                    shown.join(", "),
+                    if more > 0 {
+                        format!(" and {more} more")
+                    } else {
+                        String::new()
+                    }
+                ));
+            }
+            lines
         }
         Action::UpdateUser { before, after, .. } | Action::DisableUser { before, after } => diff(
             value(serde_json::to_value(before)),

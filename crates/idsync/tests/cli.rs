@@ -12,6 +12,8 @@ mod scim_attrs;
 mod scim_keeps;
 #[path = "cli/scim_matching.rs"]
 mod scim_matching;
+#[path = "cli/scim_members.rs"]
+mod scim_members;
 #[path = "cli/scim_peers.rs"]
 mod scim_peers;
 #[path = "cli/scim_shape.rs"]

@@ -52,7 +52,13 @@ async fn create_user(t: &dyn Target, u: &User) -> Result<String, KitFailure> {
 }
 
 async fn create_group(t: &dyn Target, g: &Group) -> Result<String, KitFailure> {
-    match t.apply(&TargetOp::CreateGroup { group: g.clone() }).await {
+    match t
+        .apply(&TargetOp::CreateGroup {
+            group: g.clone(),
+            members: Vec::new(),
+        })
+        .await
+    {
         Outcome::Applied {
             target_id: Some(id),
         } => Ok(id),
@@ -342,6 +348,35 @@ async fn memberships(t: &dyn Target, p: &str) -> KitResult {
     Ok(())
 }
 
+/// A group created with its first members has them when the create answers (in the create,
+/// or added right after it where the service drops members sent in a create).
+async fn group_created_with_members(t: &dyn Target, p: &str) -> KitResult {
+    let a = create_user(t, &user(p, "c1")).await?;
+    let b = create_user(t, &user(p, "c2")).await?;
+    let g = Group::new(format!("{p}-c-src"), format!("{p}-created-with"));
+    let id = match t
+        .apply(&TargetOp::CreateGroup {
+            group: g,
+            members: vec![a.clone(), b.clone()],
+        })
+        .await
+    {
+        Outcome::Applied {
+            target_id: Some(id),
+        } => id,
+        other => return fail(format!("create a group with 2 members: got {other:?}")),
+    };
+    let mut want = vec![a, b];
+    want.sort();
+    let got = members(t, &id).await?;
+    if got != want {
+        return fail(format!(
+            "members of a group created with 2: expected {want:?}, got {got:?}"
+        ));
+    }
+    Ok(())
+}
+
 async fn unknown_member_rejected(t: &dyn Target, p: &str) -> KitResult {
     let g = create_group(
         t,
@@ -418,6 +453,7 @@ pub async fn run_all(target: &dyn Target, prefix: &str) -> Vec<(&'static str, Ki
         delete_user,
         group_lifecycle,
         memberships,
+        group_created_with_members,
         update_unknown_is_not_found,
     );
     out

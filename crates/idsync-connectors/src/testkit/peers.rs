@@ -156,7 +156,13 @@ fn start(what: &str, mut cmd: Command, port: u16, url: String) -> Result<Peer, S
 /// scim2-server in a quirk mode (`testkit/scim2_quirks.py`): the real server with its answers
 /// bent as services in the wild bend them. `quirks`: `ignores-filters` (searches answer with
 /// the whole list), `crashes-on-count` (a list request with `count` answers 500),
-/// `lists-need-filter` (a list without `filter` answers 400). `extra` as
+/// `lists-need-filter` (a list without `filter` answers 400), `refuses-sub-attributes` (a
+/// `/Users` request carrying `emails[].primary` answers 400 naming it; `refuses=<attribute>`
+/// refuses that one instead), `requires-members` (a
+/// group POST without members answers 400 naming members), `drops-members-on-create` (a group
+/// POST creates the group without its members and answers `"members": []`),
+/// `answers-without-members` (a group POST keeps its members, answers without them),
+/// `refuses-members-on-create` (a group POST with members answers 400 naming them). `extra` as
 /// for [`scim2_server_with`]. Its list requests are counted: [`quirky_list_requests`].
 pub fn scim2_server_quirky(token: &str, quirks: &[&str], extra: &[&str]) -> Result<Peer, String> {
     let venv = scim_venv()?;

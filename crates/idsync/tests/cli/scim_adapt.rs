@@ -348,6 +348,17 @@ fn patch_refused_at_run_time_falls_back_to_put_and_is_remembered() {
         };
         let dir = tempfile::tempdir().unwrap();
         flow_into(dir.path(), &relay.url(scim_path), 6);
+        // The members follow each group's POST in a PATCH (not in the POST, the default), so
+        // that the full sync meets the refused PATCH.
+        let config = std::fs::read_to_string(dir.path().join("idsync.toml")).unwrap();
+        std::fs::write(
+            dir.path().join("idsync.toml"),
+            config.replace(
+                "IDSYNC_TEST_ADAPT_TOKEN}\"\n",
+                "IDSYNC_TEST_ADAPT_TOKEN}\"\nmembers_in_create = false\n",
+            ),
+        )
+        .unwrap();
 
         // Full sync: the groups' members are added with PUT after the first PATCH is refused.
         let (out, err) = sync(dir.path(), &token);

@@ -240,6 +240,49 @@ fn life_cycle(url: &str, token: &str, run: impl Fn(&str) -> bool) -> Vec<(&'stat
             }),
         ),
         (
+            "new group with members",
+            Box::new(|| {
+                // A new group, operations, for user1 and user2 (still in everyone through it):
+                // created with its members in one operation (issue 16 item 4), whether the
+                // service keeps members sent in the POST or idsync adds them right after.
+                let path = dir.join("groups.csv");
+                let mut groups = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+                groups.push_str("g-ops,operations,\n");
+                std::fs::write(&path, groups).map_err(|e| e.to_string())?;
+                let path = dir.join("memberships.csv");
+                let mut nested = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+                nested.push_str("g-all,g-ops,group\n");
+                std::fs::write(&path, nested).map_err(|e| e.to_string())?;
+                edit_users(dir, |csv| {
+                    csv.replace(",Dept 1,g-all", ",Dept 1,g-ops")
+                        .replace(",Dept 2,g-all", ",Dept 2,g-ops")
+                })?;
+                let plan = sync(&["plan", "hr-to-app"])?;
+                check(
+                    plan.contains("create group operations with 2 member(s)"),
+                    || plan.clone(),
+                )?;
+                let out = sync(&["sync", "hr-to-app"])?;
+                check(out.contains("(1 planned, 1 applied, 0 failed"), || {
+                    out.clone()
+                })?;
+                let mut ops = view.members("operations")?;
+                ops.sort();
+                let mut want = vec![
+                    view.user_id("user1@example.com")?,
+                    view.user_id("user2@example.com")?,
+                ];
+                want.sort();
+                check(ops == want, || {
+                    format!("operations: {ops:?}, want {want:?}")
+                })?;
+                let all = view.members("everyone")?;
+                check(all.len() == 6, || format!("everyone: {all:?}"))?;
+                let again = sync(&["plan", "hr-to-app", "--full"])?;
+                check(again.contains("nothing to do"), || again.clone())
+            }),
+        ),
+        (
             "membership removal",
             Box::new(|| {
                 // user3 leaves engineering (it stays in everyone).
@@ -373,7 +416,7 @@ fn life_cycle(url: &str, token: &str, run: impl Fn(&str) -> bool) -> Vec<(&'stat
                     format!("adoption created users: {before} before, {after} after: {out}")
                 })?;
                 let groups = view.list("Groups")?.len();
-                check(groups == 2, || format!("{groups} groups after adoption"))?;
+                check(groups == 3, || format!("{groups} groups after adoption"))?;
                 let again = idsync(fresh.path(), &["plan", "hr-to-app", "--full"], token)?;
                 check(again.contains("nothing to do"), || {
                     format!("the adopted target needs nothing: {again}")

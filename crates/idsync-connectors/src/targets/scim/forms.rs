@@ -49,6 +49,11 @@ impl Forms {
             .unwrap_or_else(|| default_form(kind, patch))
     }
 
+    /// The form remembered or learned for this kind, if any.
+    pub(super) fn remembered(&self, kind: OpKind) -> Option<Form> {
+        lock(&self.table).get(&kind).copied()
+    }
+
     /// Start with these forms (remembered by the engine).
     pub(super) fn use_forms(&self, forms: &[LearnedForm]) {
         let mut t = lock(&self.table);
@@ -59,7 +64,7 @@ impl Forms {
 
     /// `form` works where the one before did not. Said once, however many changes in flight
     /// met the same refusal.
-    fn learn(&self, kind: OpKind, form: Form, reason: &str) {
+    pub(super) fn learn(&self, kind: OpKind, form: Form, reason: &str) {
         let mut t = lock(&self.table);
         let before = t.get(&kind).copied();
         if before.is_some_and(|b| b >= form) {
@@ -175,7 +180,7 @@ impl ScimTarget {
     async fn update_user(&self, form: Form, id: &str, before: &User, after: &User) -> Outcome {
         let path = format!("/Users/{id}");
         match form {
-            Form::PatchPath | Form::PatchValue => {
+            Form::PatchPath | Form::PatchValue | Form::Post | Form::PostWithMembers => {
                 self.patch(&path, &user_patch_ops(before, after)).await
             }
             Form::Put => match self

@@ -140,7 +140,7 @@ pub(super) fn change_of(
             Some(with_id(idsync_scim::resource::user_body(after), target_id)),
         )),
         TargetOp::DeleteUser { target_id } => Some(("/Users", target_id.clone(), None)),
-        TargetOp::CreateGroup { group } => {
+        TargetOp::CreateGroup { group, .. } => {
             let id = target_id.as_deref()?;
             Some((
                 "/Groups",

@@ -24,6 +24,7 @@ use std::time::Duration;
 use tokio::sync::OnceCell;
 
 mod forms;
+mod groups;
 mod keeps;
 mod listing;
 mod matching;
@@ -59,6 +60,9 @@ pub struct ScimTargetConfig {
     pub timeout: Duration,
     /// What is left out of, or filled into, what users are sent as (`shape.rs`).
     pub shape: Shape,
+    /// A group's first members go in its POST (checked against the answer); false: the POST
+    /// carries none and a PATCH adds them after (`groups.rs`).
+    pub members_in_create: bool,
 }
 
 impl ScimTargetConfig {
@@ -72,6 +76,7 @@ impl ScimTargetConfig {
             verified_domains: Vec::new(),
             timeout: Duration::from_secs(30),
             shape: Shape::default(),
+            members_in_create: true,
         }
     }
 }
@@ -87,6 +92,7 @@ impl std::fmt::Debug for ScimTargetConfig {
             .field("verified_domains", &self.verified_domains)
             .field("timeout", &self.timeout)
             .field("shape", &self.shape)
+            .field("members_in_create", &self.members_in_create)
             .finish()
     }
 }
@@ -525,7 +531,7 @@ impl ScimTarget {
                 self.apply_user(op, after).await
             }
             TargetOp::DeleteUser { target_id } => self.delete(&format!("/Users/{target_id}")).await,
-            TargetOp::CreateGroup { group } => self.create("/Groups", group_body(group)).await,
+            TargetOp::CreateGroup { group, members } => self.create_group(group, members).await,
             TargetOp::UpdateGroup { before, after, .. } => {
                 if self.cfg.profile == Profile::AtlassianCloud
                     && before.display_name != after.display_name
@@ -651,6 +657,11 @@ impl Target for ScimTarget {
 
     fn can_rename_groups(&self) -> bool {
         self.cfg.profile != Profile::AtlassianCloud
+    }
+
+    /// Always: in the POST, or added right after it (`groups.rs`).
+    fn members_in_create(&self) -> bool {
+        true
     }
 
     fn use_forms(&self, forms: &[idsync_core::LearnedForm]) {

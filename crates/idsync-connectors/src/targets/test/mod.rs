@@ -13,14 +13,18 @@ use idsync_core::{
     TargetError, TargetOp, TargetSnapshot, User,
 };
 use rand::{rngs::StdRng, Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+
+mod journal;
+mod quirks;
+
+use journal::{replay, Entry, State};
 
 /// A misbehaviour to inject.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,126 +56,6 @@ pub enum TestTargetError {
     Pattern { pattern: String, message: String },
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-enum Entry {
-    PutUser { id: String, user: User },
-    DeleteUser { id: String },
-    PutGroup { id: String, group: Group },
-    DeleteGroup { id: String },
-    AddMembers { group: String, users: Vec<String> },
-    RemoveMembers { group: String, users: Vec<String> },
-}
-
-#[derive(Debug, Default)]
-struct State {
-    users: BTreeMap<String, User>,
-    groups: BTreeMap<String, Group>,
-    members: BTreeMap<String, BTreeSet<String>>,
-    /// Lowercased userName, primary email and group displayName to ids, as an application's
-    /// unique indexes would have them.
-    user_names: HashMap<String, BTreeSet<String>>,
-    user_emails: HashMap<String, BTreeSet<String>>,
-    group_names: HashMap<String, BTreeSet<String>>,
-}
-
-fn index(map: &mut HashMap<String, BTreeSet<String>>, key: Option<&str>, id: &str, add: bool) {
-    let Some(key) = key else {
-        return;
-    };
-    let key = key.to_lowercase();
-    if add {
-        map.entry(key).or_default().insert(id.to_string());
-    } else if let Some(ids) = map.get_mut(&key) {
-        ids.remove(id);
-        if ids.is_empty() {
-            map.remove(&key);
-        }
-    }
-}
-
-impl State {
-    fn unindex_user(&mut self, id: &str) {
-        if let Some(old) = self.users.get(id) {
-            let (name, email) = (
-                old.user_name.clone(),
-                old.primary_email().map(str::to_string),
-            );
-            index(&mut self.user_names, Some(&name), id, false);
-            index(&mut self.user_emails, email.as_deref(), id, false);
-        }
-    }
-
-    fn apply(&mut self, e: &Entry) {
-        match e {
-            Entry::PutUser { id, user } => {
-                self.unindex_user(id);
-                index(&mut self.user_names, Some(&user.user_name), id, true);
-                index(&mut self.user_emails, user.primary_email(), id, true);
-                self.users.insert(id.clone(), user.clone());
-            }
-            Entry::DeleteUser { id } => {
-                self.unindex_user(id);
-                self.users.remove(id);
-                for set in self.members.values_mut() {
-                    set.remove(id);
-                }
-            }
-            Entry::PutGroup { id, group } => {
-                if let Some(old) = self.groups.get(id) {
-                    let name = old.display_name.clone();
-                    index(&mut self.group_names, Some(&name), id, false);
-                }
-                index(&mut self.group_names, Some(&group.display_name), id, true);
-                self.groups.insert(id.clone(), group.clone());
-                self.members.entry(id.clone()).or_default();
-            }
-            Entry::DeleteGroup { id } => {
-                if let Some(old) = self.groups.remove(id) {
-                    index(&mut self.group_names, Some(&old.display_name), id, false);
-                }
-                self.members.remove(id);
-            }
-            Entry::AddMembers { group, users } => {
-                self.members
-                    .entry(group.clone())
-                    .or_default()
-                    .extend(users.iter().cloned());
-            }
-            Entry::RemoveMembers { group, users } => {
-                if let Some(set) = self.members.get_mut(group) {
-                    for u in users {
-                        set.remove(u);
-                    }
-                }
-            }
-        }
-    }
-
-    fn lookup<'s>(
-        map: &'s HashMap<String, BTreeSet<String>>,
-        key: &str,
-        except: Option<&str>,
-    ) -> Option<&'s str> {
-        map.get(&key.to_lowercase())?
-            .iter()
-            .map(String::as_str)
-            .find(|id| Some(*id) != except)
-    }
-
-    fn user_named(&self, name: &str, except: Option<&str>) -> Option<&str> {
-        Self::lookup(&self.user_names, name, except)
-    }
-
-    fn user_with_email(&self, email: &str) -> Option<&str> {
-        Self::lookup(&self.user_emails, email, None)
-    }
-
-    fn group_named(&self, name: &str, except: Option<&str>) -> Option<&str> {
-        Self::lookup(&self.group_names, name, except)
-    }
-}
-
 #[derive(Debug)]
 struct Faults {
     queue: VecDeque<Fault>,
@@ -196,9 +80,8 @@ pub struct TestTarget {
     calls: AtomicU64,
     searches: AtomicU64,
     injected: AtomicU64,
-    /// Attributes of users it does not keep, and computes itself (like services that drop
-    /// `title` or fill in `name.formatted`).
-    quirks: Mutex<(Vec<String>, Vec<String>)>,
+    /// How it departs from a compliant application (`quirks.rs`).
+    quirks: Mutex<quirks::Quirks>,
     /// Without PATCH: changes are taken only as PUT of the whole object (see [`TestTarget::without_patch`]).
     no_patch: std::sync::atomic::AtomicBool,
     forms: Mutex<(BTreeMap<OpKind, Form>, Vec<LearnedForm>)>,
@@ -235,7 +118,7 @@ impl TestTarget {
             calls: AtomicU64::new(0),
             searches: AtomicU64::new(0),
             injected: AtomicU64::new(0),
-            quirks: Mutex::new((Vec::new(), Vec::new())),
+            quirks: Mutex::new(quirks::Quirks::default()),
             no_patch: std::sync::atomic::AtomicBool::new(false),
             forms: Mutex::new((BTreeMap::new(), Vec::new())),
             patch_refusals: AtomicU64::new(0),
@@ -344,74 +227,6 @@ impl TestTarget {
         let now = self.clock.now_ms();
         lock(&self.faults).bucket =
             (per_second > 0).then(|| (f64::from(per_second), f64::from(per_second), now));
-    }
-
-    /// Users are kept without these attributes (`title`, `department`, `emails.type`,
-    /// `externalId`), and with these computed (`name.formatted`: given and family name).
-    pub fn keep_only(&self, drop: &[String], compute: &[String]) {
-        *lock(&self.quirks) = (drop.to_vec(), compute.to_vec());
-    }
-
-    /// The application takes no PATCH, as a SCIM service answering it 501: an update or member
-    /// change sent as PATCH is refused (counted in [`TestTarget::patch_refusals`]) and sent
-    /// again as PUT, which is learned for its kind of change and handed to the engine to
-    /// remember (`Target::take_learned_forms`); a change of a kind given PUT by
-    /// `Target::use_forms` goes out as PUT at once.
-    pub fn without_patch(&self, on: bool) {
-        self.no_patch.store(on, Ordering::SeqCst);
-    }
-
-    /// How many changes were sent as PATCH and refused.
-    pub fn patch_refusals(&self) -> u64 {
-        self.patch_refusals.load(Ordering::SeqCst)
-    }
-
-    /// Send `op` in the form its kind is known to take: without PATCH, a first change of a kind
-    /// is refused as PATCH and PUT is learned.
-    fn negotiate_form(&self, op: &TargetOp) {
-        if !self.no_patch.load(Ordering::SeqCst) {
-            return;
-        }
-        let kind = match op {
-            TargetOp::UpdateUser { .. } => OpKind::UpdateUser,
-            TargetOp::UpdateGroup { .. } => OpKind::UpdateGroup,
-            TargetOp::AddMembers { .. } => OpKind::AddMembers,
-            TargetOp::RemoveMembers { .. } => OpKind::RemoveMembers,
-            _ => return,
-        };
-        let mut f = lock(&self.forms);
-        if f.0.get(&kind) == Some(&Form::Put) {
-            return;
-        }
-        self.patch_refusals.fetch_add(1, Ordering::SeqCst);
-        f.0.insert(kind, Form::Put);
-        f.1.push(LearnedForm {
-            kind,
-            form: Form::Put,
-            reason: "PATCH: HTTP 501: this application takes no PATCH".into(),
-        });
-    }
-
-    /// A user as this application keeps it.
-    fn as_held(&self, mut user: User) -> User {
-        let q = lock(&self.quirks);
-        for a in &q.0 {
-            match a.as_str() {
-                "title" => user.title = None,
-                "department" => user.department = None,
-                "emails.type" => user.emails.iter_mut().for_each(|e| e.kind = None),
-                "externalId" => user.external_id = None,
-                _ => {}
-            }
-        }
-        if q.1.iter().any(|a| a == "name.formatted") {
-            let parts: Vec<&str> = [&user.name.given_name, &user.name.family_name]
-                .into_iter()
-                .filter_map(|p| p.as_deref())
-                .collect();
-            user.name.formatted = (!parts.is_empty()).then(|| parts.join(" "));
-        }
-        user
     }
 
     pub fn apply_calls(&self) -> u64 {
@@ -637,9 +452,12 @@ impl TestTarget {
                 );
                 applied(None)
             }
-            TargetOp::CreateGroup { group } => {
+            TargetOp::CreateGroup { group, members } => {
                 if s.group_named(&group.display_name, None).is_some() {
                     return rejected(format!("group {:?} already exists", group.display_name));
+                }
+                if let Some(missing) = members.iter().find(|u| !s.users.contains_key(*u)) {
+                    return rejected(format!("no user with id {missing}"));
                 }
                 let id = uuid::Uuid::new_v4().to_string();
                 let mut group = group.clone();
@@ -651,6 +469,15 @@ impl TestTarget {
                         group,
                     },
                 );
+                if !members.is_empty() {
+                    self.commit(
+                        &mut s,
+                        Entry::AddMembers {
+                            group: id.clone(),
+                            users: members.clone(),
+                        },
+                    );
+                }
                 applied(Some(id))
             }
             TargetOp::UpdateGroup {
@@ -741,6 +568,26 @@ impl Target for TestTarget {
         std::mem::take(&mut lock(&self.forms).1)
     }
 
+    fn members_in_create(&self) -> bool {
+        self.members_go_in_create()
+    }
+
+    fn project_user(&self, user: User) -> User {
+        self.without_omitted(user)
+    }
+
+    fn project_observed_user(&self, user: User) -> User {
+        self.without_omitted(user)
+    }
+
+    fn use_omissions(&self, paths: &[String]) {
+        self.omit_learned(paths);
+    }
+
+    fn take_learned_omissions(&self) -> Vec<idsync_core::LearnedOmission> {
+        self.take_omissions()
+    }
+
     fn describe(&self) -> String {
         match &self.journal_path {
             Some(p) => format!("test target ({})", p.display()),
@@ -794,10 +641,13 @@ impl Target for TestTarget {
             self.injected.fetch_add(1, Ordering::SeqCst);
         }
         match fault {
-            None => {
-                self.negotiate_form(op);
-                self.do_apply(op)
-            }
+            None => match self.screen(op) {
+                Ok(op) => {
+                    self.negotiate_form(&op);
+                    self.do_apply(&op)
+                }
+                Err(refused) => refused,
+            },
             Some(Fault::TooManyRequests { retry_after }) => Outcome::Retryable {
                 reason: "HTTP 429 Too Many Requests".into(),
                 retry_after: Some(retry_after),
@@ -837,45 +687,4 @@ impl Target for TestTarget {
         self.health().await?;
         Ok(self.state())
     }
-}
-
-/// Replay a journal: the state it describes and the length of its whole lines (a torn last
-/// line is not counted).
-fn replay(path: &Path) -> Result<(State, u64), TestTargetError> {
-    let err = |message: String| TestTargetError::Journal {
-        path: path.to_path_buf(),
-        message,
-    };
-    let mut state = State::default();
-    let mut good_len: u64 = 0;
-    if path.exists() {
-        let file = File::open(path).map_err(|e| err(e.to_string()))?;
-        let mut reader = BufReader::new(file);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let n = reader
-                .read_line(&mut line)
-                .map_err(|e| err(e.to_string()))?;
-            if n == 0 || !line.ends_with('\n') {
-                break; // end, or a torn last line
-            }
-            match serde_json::from_str::<Entry>(line.trim_end()) {
-                Ok(e) => state.apply(&e),
-                Err(e) => {
-                    // Only the very last line may be damaged.
-                    let mut rest = String::new();
-                    let more = reader
-                        .read_line(&mut rest)
-                        .map_err(|e| err(e.to_string()))?;
-                    if more > 0 {
-                        return Err(err(format!("bad entry at byte {good_len}: {e}")));
-                    }
-                    break;
-                }
-            }
-            good_len += n as u64;
-        }
-    }
-    Ok((state, good_len))
 }
