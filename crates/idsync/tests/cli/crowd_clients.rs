@@ -144,16 +144,20 @@ deprovision = "delete"
     }
 }
 
-/// `idsync crowd app create dc --name NAME`: the password it prints once (the last line).
+/// `idsync crowd app create --target dc --name NAME`: the password it prints once (the line
+/// after "application ...").
 fn create_app(dir: &Path, name: &str) -> String {
-    let o = run(dir, &["crowd", "app", "create", "dc", "--name", name]);
+    let o = run(
+        dir,
+        &["crowd", "app", "create", "--target", "dc", "--name", name],
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .rfind(|l| !l.trim().is_empty())
-        .unwrap()
-        .trim()
-        .to_string()
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let mut lines = out.lines();
+    lines
+        .find(|l| l.starts_with("application "))
+        .unwrap_or_else(|| panic!("no application line: {out}"));
+    lines.next().unwrap().trim().to_string()
 }
 
 fn script(name: &str) -> PathBuf {
