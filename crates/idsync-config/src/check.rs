@@ -6,6 +6,7 @@ use crate::*;
 use std::ops::Range;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
+mod crowd;
 mod server;
 
 type Span = Option<Range<usize>>;
@@ -18,7 +19,7 @@ pub(crate) struct Checker<'a> {
 }
 
 const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
-const TARGET_TYPES: &[&str] = &["test", "scim"];
+const TARGET_TYPES: &[&str] = &["test", "scim", "crowd"];
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(text: &'a str, file: &'a Path) -> Self {
@@ -137,6 +138,7 @@ impl<'a> Checker<'a> {
         for (span, key, msg) in refs {
             self.err(&span, &key, msg);
         }
+        self.crowd_flows(root, &targets, &flows);
 
         if !self.errors.is_empty() {
             self.errors.sort_by_key(|e| (e.line, e.column));
@@ -706,6 +708,7 @@ impl<'a> Checker<'a> {
         let path = format!("targets.{name}");
         let kind = self.required_choice(t, "type", &path, TARGET_TYPES, anchor)?;
         match kind.as_str() {
+            "crowd" => self.crowd_target(name, t, &path),
             "scim" => {
                 self.keys(
                     t,

@@ -307,6 +307,26 @@ pub struct TargetConfig {
 pub enum TargetKind {
     Test(TestTargetConfig),
     Scim(ScimTargetConfig),
+    /// Served by idsync itself as a Crowd-compatible directory (Atlassian Data Center products
+    /// read it): nothing is pushed anywhere; the flow's ledger is the directory.
+    Crowd(CrowdTargetConfig),
+}
+
+/// `type = "crowd"`: a directory idsync serves under `/crowd/<target>/rest/usermanagement/1/`.
+#[derive(Debug, Clone)]
+pub struct CrowdTargetConfig {
+    /// Said by `idsync crowd app list` and in logs ("Jira and Confluence, production").
+    pub description: Option<String>,
+    /// How long the served event feed keeps its events. A product whose event token is older
+    /// is told the token expired and does a full synchronisation.
+    pub event_retention: Duration,
+}
+
+impl TargetKind {
+    /// Whether idsync serves this target itself (nothing remote to write to or read back).
+    pub fn is_served(&self) -> bool {
+        matches!(self, TargetKind::Crowd(_))
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

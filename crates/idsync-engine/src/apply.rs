@@ -105,6 +105,8 @@ pub(crate) struct Applier<'a> {
     /// The store's version of that ledger; None once another writer changed it too.
     pub(crate) ledger_version: Option<i64>,
     pending: Vec<OpRecord>,
+    /// The feed events of the pending ledger changes (a served target only), serialised.
+    pending_events: Vec<String>,
     pub(crate) counts: RunCounts,
     /// Whether the target as a whole still answers (see `Circuit`).
     circuit: std::sync::Arc<Circuit>,
@@ -149,6 +151,7 @@ impl<'a> Applier<'a> {
             ledger,
             ledger_version: Some(ledger_version),
             pending: Vec::new(),
+            pending_events: Vec::new(),
             counts,
             circuit: Default::default(),
             skipped: std::collections::HashSet::new(),
@@ -210,8 +213,10 @@ impl<'a> Applier<'a> {
                     self.finish(done);
                     if self.pending.len() >= FLUSH_EVERY && writing.is_none() {
                         let batch = std::mem::take(&mut self.pending);
+                        let events = std::mem::take(&mut self.pending_events);
+                        let (served, at_ms) = (ctx.served, ctx.clock.now_ms());
                         writing = Some(Box::pin(async move {
-                            store.record_ops(&flow.name, run_id, &batch).await
+                            record(store, &flow.name, run_id, &batch, served, at_ms, events).await
                         }));
                     }
                 }
@@ -244,12 +249,17 @@ impl<'a> Applier<'a> {
             }
             _ => None,
         };
+        let served = self.ctx.served.is_some();
         let mut record = |op: Operation,
                           applied: bool,
                           target_id: Option<String>,
                           outcome: &str,
                           error: Option<String>| {
             if applied {
+                if served {
+                    self.pending_events
+                        .extend(crate::served::serialised_events_of(&self.ledger, &op));
+                }
                 self.ledger.record(&op, target_id.as_deref(), at_ms);
             }
             self.pending.push(OpRecord {
@@ -409,11 +419,18 @@ impl<'a> Applier<'a> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.pending);
-        let version = self
-            .ctx
-            .store
-            .record_ops(&self.ctx.flow.name, self.run_id, &batch)
-            .await?;
+        let events = std::mem::take(&mut self.pending_events);
+        let ctx = self.ctx;
+        let version = record(
+            ctx.store,
+            &ctx.flow.name,
+            self.run_id,
+            &batch,
+            ctx.served,
+            ctx.clock.now_ms(),
+            events,
+        )
+        .await?;
         self.recorded(version);
         Ok(())
     }
@@ -426,6 +443,32 @@ impl<'a> Applier<'a> {
             .ledger_version
             .filter(|v| v + 1 == version)
             .map(|_| version);
+    }
+}
+
+/// Write a batch of outcomes (and, for a served target, the feed events of its ledger
+/// changes, in the same transaction). Returns the ledger's new version.
+async fn record(
+    store: &idsync_store::Store,
+    flow: &str,
+    run_id: &str,
+    batch: &[OpRecord],
+    served: Option<&str>,
+    at_ms: i64,
+    events: Vec<String>,
+) -> Result<i64, idsync_store::StoreError> {
+    match served {
+        Some(target) => {
+            let served = idsync_store::ServedEvents {
+                target,
+                at_ms,
+                events,
+            };
+            store
+                .record_ops_served(flow, run_id, batch, Some(&served))
+                .await
+        }
+        None => store.record_ops(flow, run_id, batch).await,
     }
 }
 

@@ -31,6 +31,10 @@ pub enum EngineError {
     NotHeld { run: String, why: String },
     #[error("{0}")]
     Setup(String),
+    /// A reconcile of a flow whose target idsync serves: there is no remote state to compare
+    /// the ledger with (the ledger is what the products read).
+    #[error("flow {flow}: target {target} is served by idsync (type crowd): there is nothing remote to reconcile against (its ledger is the served directory); run the flow without --full")]
+    NothingToReconcile { flow: String, target: String },
     /// A stop was requested (SIGTERM, Ctrl-C): the run ended after the operations in flight.
     #[error("run {run} of flow {flow} was interrupted: it stopped after the operations in flight (the next run carries on)")]
     Interrupted { flow: String, run: String },

@@ -15,6 +15,7 @@ mod progress;
 mod run;
 mod runtime;
 mod same_failure;
+mod served;
 mod service;
 
 pub use error::EngineError;
@@ -26,7 +27,8 @@ pub use pacing::{Backoff, RateLimiter};
 pub use progress::{NoProgress, Progress};
 pub use run::{run_flow, FlowSpec, Mode, RunContext, RunOptions, RunReport, Stop, Trigger};
 pub use runtime::{
-    graph_source, quarantine_backoff_ms, FlowEntry, Provisioned, Runtime, SourceEntry, TargetEntry,
-    QUARANTINE_AFTER,
+    graph_source, quarantine_backoff_ms, CrowdEntry, FlowEntry, Provisioned, Runtime, SourceEntry,
+    TargetEntry, QUARANTINE_AFTER,
 };
+pub use served::ServedTarget;
 pub use service::Service;

@@ -126,6 +126,9 @@ pub struct RunContext<'a> {
     pub limiter: &'a RateLimiter,
     pub progress: &'a dyn Progress,
     pub clock: &'a dyn Clock,
+    /// The name of the target when idsync serves it (its feed gets an event for each ledger
+    /// change, written with it); None for targets written to remotely.
+    pub served: Option<&'a str>,
     /// Turns true when the process is asked to stop (SIGTERM, Ctrl-C): no new operation
     /// starts, the ones in flight finish and are recorded, and the run ends `interrupted`.
     pub stop: Stop,

@@ -33,6 +33,9 @@ pub struct SourceEntry {
 pub struct TargetEntry {
     pub name: String,
     pub target: Arc<dyn Target>,
+    /// Whether idsync serves this target itself (type crowd): no remote state, and an event
+    /// feed written with its ledger.
+    pub served: bool,
     /// Paces every flow that writes to this target.
     pub limiter: Arc<RateLimiter>,
 }
@@ -42,6 +45,7 @@ impl TargetEntry {
         Self {
             name: name.to_string(),
             target,
+            served: false,
             limiter: Arc::new(RateLimiter::new(max_rate)),
         }
     }
@@ -128,6 +132,8 @@ pub struct Runtime {
     pub push_endpoints: BTreeMap<String, idsync_config::ScimSourceConfig>,
     /// Email and webhook notifications.
     pub notifier: Notifier,
+    /// The targets idsync serves as Crowd-compatible directories, with the flow feeding each.
+    pub crowd: BTreeMap<String, CrowdEntry>,
     /// Per flow, its directory image and ledger between runs.
     memory: std::sync::Mutex<std::collections::HashMap<String, FlowMemory>>,
     /// Turned true to stop: runs under way end after their operations in flight.
@@ -157,6 +163,14 @@ pub fn quarantine_backoff_ms(failures: i64) -> i64 {
     (300_000i64.saturating_mul(1i64 << extra)).min(86_400_000)
 }
 
+/// A target idsync serves as a Crowd-compatible directory.
+#[derive(Debug, Clone)]
+pub struct CrowdEntry {
+    pub config: idsync_config::CrowdTargetConfig,
+    /// The one flow whose ledger is the served directory.
+    pub flow: String,
+}
+
 /// A flow with the source that fills its directory and its schedule.
 #[derive(Debug, Clone)]
 pub struct FlowEntry {
@@ -178,6 +192,7 @@ impl Runtime {
             retention_days: 30,
             push_endpoints: BTreeMap::new(),
             notifier: Notifier::new(idsync_config::NotificationsConfig::default()),
+            crowd: BTreeMap::new(),
             memory: std::sync::Mutex::default(),
             stop: tokio::sync::watch::channel(false).0,
         }
@@ -285,6 +300,25 @@ impl Runtime {
                     }
                     Arc::new(target)
                 }
+                TargetKind::Crowd(c) => {
+                    // The configuration check makes sure exactly one flow feeds it.
+                    let flow = config
+                        .flows
+                        .values()
+                        .find(|f| f.target == *name)
+                        .map(|f| f.name.clone())
+                        .ok_or_else(|| {
+                            EngineError::Setup(format!("target {name}: no flow feeds it"))
+                        })?;
+                    rt.crowd.insert(
+                        name.clone(),
+                        CrowdEntry {
+                            config: c.clone(),
+                            flow,
+                        },
+                    );
+                    Arc::new(crate::served::ServedTarget::new(name))
+                }
                 TargetKind::Scim(c) => {
                     use idsync_connectors::targets::scim::{
                         Profile, ScimTarget, ScimTargetConfig, UserMatch,
@@ -318,8 +352,9 @@ impl Runtime {
                     )
                 }
             };
-            rt.targets
-                .insert(name.clone(), TargetEntry::new(name, target, tc.max_rate));
+            let mut entry = TargetEntry::new(name, target, tc.max_rate);
+            entry.served = tc.kind.is_served();
+            rt.targets.insert(name.clone(), entry);
         }
         for (name, fc) in &config.flows {
             rt.flows.insert(
@@ -421,6 +456,12 @@ impl Runtime {
             }
         }
         let target = self.target_of(entry)?;
+        if target.served && opts.mode == Mode::Reconcile {
+            return Err(EngineError::NothingToReconcile {
+                flow: flow.to_string(),
+                target: target.name.clone(),
+            });
+        }
         // The flow's memory is taken for the run (runs of one flow do not overlap; a second one
         // would simply load from the store) and put back when the run succeeds.
         let mut memory = self.memory.lock().ok().and_then(|mut m| m.remove(flow));
@@ -431,6 +472,7 @@ impl Runtime {
             limiter: &target.limiter,
             progress,
             clock: self.clock.as_ref(),
+            served: target.served.then_some(target.name.as_str()),
             stop: self.stop_signal(),
         };
         let report = run_flow(&ctx, opts, &mut memory).await;
@@ -628,6 +670,7 @@ impl Runtime {
             limiter: &target.limiter,
             progress,
             clock: self.clock.as_ref(),
+            served: target.served.then_some(target.name.as_str()),
             stop: self.stop_signal(),
         };
         let opts = RunOptions {

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod conn;
+pub mod crowd;
 mod error;
 mod limits;
 mod listen;

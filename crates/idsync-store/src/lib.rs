@@ -8,6 +8,7 @@
 //! is one transaction.
 
 mod audit;
+mod crowd;
 mod lease;
 mod numbers;
 mod push;
@@ -19,6 +20,7 @@ mod target_omissions;
 mod types;
 
 pub use audit::{AuditEntry, AuditOutcome, NewAuditEntry};
+pub use crowd::{hash_password, verify_password, CrowdApp, EventLogHead, ServedEvents};
 pub use lease::{Holder, Interrupted, HEARTBEAT, PROCESS_TTL_MS};
 pub use push::{MemberPatch, StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
 
@@ -780,6 +782,7 @@ impl Store {
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
             add_ledger_members(&mut tx, &mut learned, flow, group, &users).await?;
         }
+        crowd::ledger_replaced(&mut tx, flow).await?;
         let version = bump_ledger_version(&mut tx, flow).await?;
         tx.commit().await?;
         learned.keep();
@@ -793,6 +796,18 @@ impl Store {
         flow: &str,
         run_id: &str,
         records: &[OpRecord],
+    ) -> Result<i64, StoreError> {
+        self.record_ops_served(flow, run_id, records, None).await
+    }
+
+    /// [`Store::record_ops`] for a flow whose target idsync serves: the events of the ledger
+    /// changes join the target's feed in the same transaction (decision 0031).
+    pub async fn record_ops_served(
+        &self,
+        flow: &str,
+        run_id: &str,
+        records: &[OpRecord],
+        served: Option<&ServedEvents<'_>>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.writer.begin().await?;
         let mut learned = self.numbers.learn();
@@ -855,6 +870,9 @@ impl Store {
                 apply_to_ledger(&mut tx, &mut learned, flow, first).await?;
                 rest = &rest[1..];
             }
+        }
+        if let Some(served) = served {
+            crowd::append_events(&mut tx, flow, served).await?;
         }
         let version = bump_ledger_version(&mut tx, flow).await?;
         learned

@@ -2,7 +2,9 @@
 //! (`idsync secrets`), and the recording of every admin action the command line does (who:
 //! `cli:<OS user>`; when: the runtime's clock; what: action, object, outcome).
 
-use crate::{Command, TokenCommand, EXIT_CONFIG, EXIT_HELD, EXIT_OPS_FAILED};
+use crate::{
+    Command, CrowdAppCommand, CrowdCommand, TokenCommand, EXIT_CONFIG, EXIT_HELD, EXIT_OPS_FAILED,
+};
 use anyhow::Context;
 use clap::Subcommand;
 use idsync_config::Config;
@@ -63,6 +65,18 @@ fn action_of(command: &Command) -> Option<(&'static str, String)> {
         Command::Token {
             command: TokenCommand::Revoke { id },
         } => ("token.revoke", id.clone()),
+        Command::Crowd {
+            command:
+                CrowdCommand::App {
+                    command: CrowdAppCommand::Create { target, name, .. },
+                },
+        } => ("crowd_app.create", format!("{target} {name}")),
+        Command::Crowd {
+            command:
+                CrowdCommand::App {
+                    command: CrowdAppCommand::Revoke { target, name },
+                },
+        } => ("crowd_app.revoke", format!("{target} {name}")),
         Command::Secrets {
             command: SecretsCommand::Rotate,
         } => ("secrets.rotate", "store".to_string()),
@@ -127,6 +141,8 @@ impl Audit {
                 Some(
                     match self.action {
                         "token.revoke" => "no live token with this id",
+                        "crowd_app.revoke" => "no live application of this name",
+                        "crowd_app.create" => "not a crowd target, a live name, or a bad --allow",
                         "secrets.rotate" => "no [store] secret_key is configured",
                         _ => "exit code 2",
                     }
@@ -144,6 +160,7 @@ impl Audit {
                             | EngineError::UnknownSource(_)
                             | EngineError::UnknownUser { .. }
                             | EngineError::Busy { .. }
+                            | EngineError::NothingToReconcile { .. }
                     )
                 );
                 let outcome = if refused {

@@ -17,6 +17,7 @@ macro_rules! out {
 }
 
 mod admin;
+mod crowd;
 mod demo;
 mod flows;
 mod history;
@@ -115,6 +116,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Crowd-compatible directories idsync serves (targets of type crowd) to Jira,
+    /// Confluence, Bitbucket, Bamboo and Fisheye/Crucible.
+    Crowd {
+        #[command(subcommand)]
+        command: CrowdCommand,
+    },
     /// Bearer tokens of the SCIM push endpoint (/scim/v2/<directory>/).
     Token {
         #[command(subcommand)]
@@ -185,6 +192,45 @@ enum SourceCommand {
 enum SimCommand {
     /// Serve a simulated Microsoft Graph tenant (Entra ID or B2C) on 127.0.0.1.
     Graph(sim::GraphSimArgs),
+}
+
+#[derive(Subcommand)]
+enum CrowdCommand {
+    /// The applications (products) that read a crowd target.
+    App {
+        #[command(subcommand)]
+        command: CrowdAppCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CrowdAppCommand {
+    /// Make an application: its password is printed once, only its argon2 hash is kept.
+    Create {
+        /// The crowd target it reads.
+        #[arg(long)]
+        target: String,
+        /// The application name the product is set up with ("jira").
+        #[arg(long)]
+        name: String,
+        /// An address or CIDR range it may call from (repeat for more; none: any address).
+        #[arg(long = "allow", value_name = "ADDRESS|CIDR")]
+        allow: Vec<String>,
+    },
+    /// List applications: target, name, allowed addresses, creation, last use, revocation.
+    List {
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an application: the product's requests are refused from then on.
+    Revoke {
+        #[arg(long)]
+        target: String,
+        #[arg(long)]
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -463,5 +509,8 @@ async fn command_on(rt: &Runtime, command: Command, config: &Config) -> anyhow::
         } => history::runs(rt, flow, source, limit, json).await,
         Command::Log { run, json } => history::log(rt, run, json).await,
         Command::Token { command } => token::token(rt, config, command).await,
+        Command::Crowd {
+            command: CrowdCommand::App { command },
+        } => crowd::app(rt, config, command).await,
     }
 }

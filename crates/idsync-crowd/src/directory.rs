@@ -1,0 +1,357 @@
+//! The served directory: the flow's ledger as Crowd entities, with the indexes every query of
+//! the API needs. Built once per ledger version by the front-end, then read-only (share it).
+//!
+//! Names are unique without regard to case, as in Crowd: lookups lowercase the name, and lists
+//! are ordered by lowercased name. When two users (or groups) of the ledger share a name but for
+//! case, the one with the smaller ledger key is served and the other is listed in
+//! [`Directory::conflicts`].
+//!
+//! Memberships: in this increment the flow computes effective (flat) user memberships, so
+//! `child_groups` is empty and nested answers equal direct ones; the nested queries already
+//! follow child groups when present, and stop at cycles.
+
+use crate::model::{CrowdGroup, CrowdUser};
+use idsync_core::{Group, User};
+use std::collections::HashMap;
+
+/// Index of a user or group in the directory's sorted lists.
+type Ix = u32;
+
+/// The served users, groups and memberships.
+#[derive(Debug, Clone, Default)]
+pub struct Directory {
+    users: Vec<CrowdUser>,
+    groups: Vec<CrowdGroup>,
+    user_ix: HashMap<String, Ix>,
+    group_ix: HashMap<String, Ix>,
+    /// Direct groups of each user, ordered like `groups`.
+    user_groups: Vec<Vec<Ix>>,
+    /// Direct user members of each group, ordered like `users`.
+    group_users: Vec<Vec<Ix>>,
+    /// Direct child groups (member groups) of each group.
+    group_children: Vec<Vec<Ix>>,
+    /// Direct parent groups of each group.
+    group_parents: Vec<Vec<Ix>>,
+    conflicts: Vec<String>,
+    memberships: usize,
+}
+
+/// Crowd's case folding of names.
+pub fn fold(name: &str) -> String {
+    name.to_lowercase()
+}
+
+impl Directory {
+    /// The directory of a flow's ledger: users and groups by ledger key, user memberships
+    /// `(group key, user key)`, and group memberships `(parent key, child key)` (empty in this
+    /// increment). Memberships naming a key that is not served are skipped.
+    pub fn build(
+        users: Vec<(String, User)>,
+        groups: Vec<(String, Group)>,
+        members: Vec<(String, String)>,
+        child_groups: Vec<(String, String)>,
+    ) -> Directory {
+        let mut conflicts = Vec::new();
+
+        // Users: the manager attribute names the manager's user name when it is served.
+        let names_by_key: HashMap<&str, &str> = users
+            .iter()
+            .map(|(k, u)| (k.as_str(), u.user_name.as_str()))
+            .collect();
+        let mut crowd_users: Vec<(String, CrowdUser)> = users
+            .iter()
+            .map(|(key, u)| {
+                let manager = u
+                    .manager
+                    .as_deref()
+                    .and_then(|m| names_by_key.get(m).copied());
+                (fold(&u.user_name), CrowdUser::from_user(key, u, manager))
+            })
+            .collect();
+        crowd_users.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
+        let mut user_ix = HashMap::with_capacity(crowd_users.len());
+        let mut user_list = Vec::with_capacity(crowd_users.len());
+        let mut user_key_ix: HashMap<&str, Ix> = HashMap::with_capacity(crowd_users.len());
+        let mut kept_keys = Vec::with_capacity(crowd_users.len());
+        for (folded, u) in crowd_users {
+            if user_ix.contains_key(&folded) {
+                conflicts.push(format!(
+                    "user {:?} (key {:?}) has the name of another user but for case; not served",
+                    u.name, u.key
+                ));
+                continue;
+            }
+            let Ok(ix) = Ix::try_from(user_list.len()) else {
+                conflicts.push(format!(
+                    "user {:?} is past the directory's size limit",
+                    u.name
+                ));
+                continue;
+            };
+            user_ix.insert(folded, ix);
+            kept_keys.push((u.key.clone(), ix));
+            user_list.push(u);
+        }
+        for (k, ix) in &kept_keys {
+            user_key_ix.insert(k.as_str(), *ix);
+        }
+
+        // Groups.
+        let mut crowd_groups: Vec<(String, &str, CrowdGroup)> = groups
+            .iter()
+            .map(|(key, g)| {
+                (
+                    fold(&g.display_name),
+                    key.as_str(),
+                    CrowdGroup::from_group(g),
+                )
+            })
+            .collect();
+        crowd_groups.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
+        let mut group_ix = HashMap::with_capacity(crowd_groups.len());
+        let mut group_list = Vec::with_capacity(crowd_groups.len());
+        let mut group_key_ix: HashMap<&str, Ix> = HashMap::with_capacity(crowd_groups.len());
+        for (folded, key, g) in crowd_groups {
+            if group_ix.contains_key(&folded) {
+                conflicts.push(format!(
+                    "group {:?} (key {key:?}) has the name of another group but for case; not served",
+                    g.name
+                ));
+                continue;
+            }
+            let Ok(ix) = Ix::try_from(group_list.len()) else {
+                conflicts.push(format!(
+                    "group {:?} is past the directory's size limit",
+                    g.name
+                ));
+                continue;
+            };
+            group_ix.insert(folded, ix);
+            group_key_ix.insert(key, ix);
+            group_list.push(g);
+        }
+
+        // Memberships, as index lists sorted by the member's position (that is, by name).
+        let mut user_groups: Vec<Vec<Ix>> = vec![Vec::new(); user_list.len()];
+        let mut group_users: Vec<Vec<Ix>> = vec![Vec::new(); group_list.len()];
+        for (g, u) in &members {
+            if let (Some(&gi), Some(&ui)) =
+                (group_key_ix.get(g.as_str()), user_key_ix.get(u.as_str()))
+            {
+                if let (Some(ug), Some(gu)) = (
+                    user_groups.get_mut(ui as usize),
+                    group_users.get_mut(gi as usize),
+                ) {
+                    ug.push(gi);
+                    gu.push(ui);
+                }
+            }
+        }
+        let mut group_children: Vec<Vec<Ix>> = vec![Vec::new(); group_list.len()];
+        let mut group_parents: Vec<Vec<Ix>> = vec![Vec::new(); group_list.len()];
+        for (p, c) in &child_groups {
+            if let (Some(&pi), Some(&ci)) =
+                (group_key_ix.get(p.as_str()), group_key_ix.get(c.as_str()))
+            {
+                if pi == ci {
+                    continue;
+                }
+                if let Some(children) = group_children.get_mut(pi as usize) {
+                    children.push(ci);
+                }
+                if let Some(parents) = group_parents.get_mut(ci as usize) {
+                    parents.push(pi);
+                }
+            }
+        }
+        let mut memberships = 0;
+        for list in user_groups
+            .iter_mut()
+            .chain(group_users.iter_mut())
+            .chain(group_children.iter_mut())
+            .chain(group_parents.iter_mut())
+        {
+            list.sort_unstable();
+            list.dedup();
+            list.shrink_to_fit();
+        }
+        for list in group_users.iter().chain(group_children.iter()) {
+            memberships += list.len();
+        }
+        drop(user_key_ix);
+        drop(kept_keys);
+
+        Directory {
+            users: user_list,
+            groups: group_list,
+            user_ix,
+            group_ix,
+            user_groups,
+            group_users,
+            group_children,
+            group_parents,
+            conflicts,
+            memberships,
+        }
+    }
+
+    /// Users and groups left out because their name clashed with another's but for case.
+    pub fn conflicts(&self) -> &[String] {
+        &self.conflicts
+    }
+
+    /// Every served user, ordered by lowercased name.
+    pub fn users(&self) -> &[CrowdUser] {
+        &self.users
+    }
+
+    /// Every served group, ordered by lowercased name.
+    pub fn groups(&self) -> &[CrowdGroup] {
+        &self.groups
+    }
+
+    /// The number of direct memberships (user and group members).
+    pub fn membership_count(&self) -> usize {
+        self.memberships
+    }
+
+    /// A user by name, without regard to case.
+    pub fn user(&self, name: &str) -> Option<&CrowdUser> {
+        self.user_index(name)
+            .and_then(|ix| self.users.get(ix as usize))
+    }
+
+    /// A user by its key.
+    pub fn user_by_key(&self, key: &str) -> Option<&CrowdUser> {
+        self.users.iter().find(|u| u.key == key)
+    }
+
+    /// A group by name, without regard to case.
+    pub fn group(&self, name: &str) -> Option<&CrowdGroup> {
+        self.group_index(name)
+            .and_then(|ix| self.groups.get(ix as usize))
+    }
+
+    fn user_index(&self, name: &str) -> Option<Ix> {
+        self.user_ix.get(&fold(name)).copied()
+    }
+
+    fn group_index(&self, name: &str) -> Option<Ix> {
+        self.group_ix.get(&fold(name)).copied()
+    }
+
+    fn user_at(&self, ix: Ix) -> Option<&CrowdUser> {
+        self.users.get(ix as usize)
+    }
+
+    fn group_at(&self, ix: Ix) -> Option<&CrowdGroup> {
+        self.groups.get(ix as usize)
+    }
+
+    fn list(lists: &[Vec<Ix>], ix: Ix) -> &[Ix] {
+        lists.get(ix as usize).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Every group reachable from `start` through `next` (not `start` itself unless a cycle
+    /// leads back to it), each once, ordered by name.
+    fn closure(&self, start: &[Ix], next: &[Vec<Ix>]) -> Vec<Ix> {
+        let mut seen = vec![false; self.groups.len()];
+        let mut stack: Vec<Ix> = start.to_vec();
+        let mut out = Vec::new();
+        while let Some(g) = stack.pop() {
+            match seen.get_mut(g as usize) {
+                Some(s) if !*s => *s = true,
+                _ => continue,
+            }
+            out.push(g);
+            stack.extend_from_slice(Self::list(next, g));
+        }
+        out.sort_unstable();
+        out
+    }
+
+    /// The groups `user` is a direct member of, by name; `None` when the user is not served.
+    pub fn user_groups_direct(&self, user: &str) -> Option<Vec<&CrowdGroup>> {
+        let ix = self.user_index(user)?;
+        Some(self.groups_at(Self::list(&self.user_groups, ix)))
+    }
+
+    /// The groups `user` is a member of directly or through member groups.
+    pub fn user_groups_nested(&self, user: &str) -> Option<Vec<&CrowdGroup>> {
+        let ix = self.user_index(user)?;
+        let all = self.closure(Self::list(&self.user_groups, ix), &self.group_parents);
+        Some(self.groups_at(&all))
+    }
+
+    /// The direct user members of `group`; `None` when the group is not served.
+    pub fn group_users_direct(&self, group: &str) -> Option<Vec<&CrowdUser>> {
+        let ix = self.group_index(group)?;
+        Some(self.users_at(Self::list(&self.group_users, ix)))
+    }
+
+    /// The users of `group` and of every group nested in it, each once, by name.
+    pub fn group_users_nested(&self, group: &str) -> Option<Vec<&CrowdUser>> {
+        let ix = self.group_index(group)?;
+        if Self::list(&self.group_children, ix).is_empty() {
+            return Some(self.users_at(Self::list(&self.group_users, ix)));
+        }
+        let mut groups = self.closure(Self::list(&self.group_children, ix), &self.group_children);
+        groups.push(ix);
+        let mut users: Vec<Ix> = groups
+            .iter()
+            .flat_map(|g| Self::list(&self.group_users, *g).iter().copied())
+            .collect();
+        users.sort_unstable();
+        users.dedup();
+        Some(self.users_at(&users))
+    }
+
+    /// The direct child groups (member groups) of `group`.
+    pub fn child_groups_direct(&self, group: &str) -> Option<Vec<&CrowdGroup>> {
+        let ix = self.group_index(group)?;
+        Some(self.groups_at(Self::list(&self.group_children, ix)))
+    }
+
+    /// Every group nested in `group`, at any depth.
+    pub fn child_groups_nested(&self, group: &str) -> Option<Vec<&CrowdGroup>> {
+        let ix = self.group_index(group)?;
+        let all = self.closure(Self::list(&self.group_children, ix), &self.group_children);
+        Some(self.groups_at(&all))
+    }
+
+    /// The direct parent groups of `group`.
+    pub fn parent_groups_direct(&self, group: &str) -> Option<Vec<&CrowdGroup>> {
+        let ix = self.group_index(group)?;
+        Some(self.groups_at(Self::list(&self.group_parents, ix)))
+    }
+
+    /// Every group `group` is nested in, at any depth.
+    pub fn parent_groups_nested(&self, group: &str) -> Option<Vec<&CrowdGroup>> {
+        let ix = self.group_index(group)?;
+        let all = self.closure(Self::list(&self.group_parents, ix), &self.group_parents);
+        Some(self.groups_at(&all))
+    }
+
+    /// Every group with its direct user and group members, ordered by name: the answer of
+    /// `group/membership`.
+    pub fn memberships(
+        &self,
+    ) -> impl Iterator<Item = (&CrowdGroup, Vec<&CrowdUser>, Vec<&CrowdGroup>)> {
+        self.groups.iter().enumerate().map(|(ix, g)| {
+            let ix = Ix::try_from(ix).unwrap_or(Ix::MAX);
+            (
+                g,
+                self.users_at(Self::list(&self.group_users, ix)),
+                self.groups_at(Self::list(&self.group_children, ix)),
+            )
+        })
+    }
+
+    fn users_at(&self, ixs: &[Ix]) -> Vec<&CrowdUser> {
+        ixs.iter().filter_map(|ix| self.user_at(*ix)).collect()
+    }
+
+    fn groups_at(&self, ixs: &[Ix]) -> Vec<&CrowdGroup> {
+        ixs.iter().filter_map(|ix| self.group_at(*ix)).collect()
+    }
+}

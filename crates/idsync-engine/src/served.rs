@@ -1,0 +1,146 @@
+//! Targets idsync serves itself (`type = "crowd"`, decision 0031): applying an operation
+//! writes nothing remote. The flow's ledger is the served directory, and each ledger change
+//! becomes an event of the target's feed, written in the same transaction.
+
+use async_trait::async_trait;
+use idsync_core::{
+    Action, Group, LedgerState, Operation, Outcome, Target, TargetError, TargetOp, TargetSnapshot,
+    User,
+};
+use idsync_crowd::Event;
+
+/// A served target: every operation is applied by being recorded in the flow's ledger.
+#[derive(Debug, Clone)]
+pub struct ServedTarget {
+    name: String,
+}
+
+impl ServedTarget {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl Target for ServedTarget {
+    fn describe(&self) -> String {
+        format!(
+            "Crowd-compatible directory served by idsync at /crowd/{}/rest/usermanagement/1/",
+            self.name
+        )
+    }
+
+    async fn health(&self) -> Result<(), TargetError> {
+        Ok(())
+    }
+
+    /// Nothing exists outside the ledger: a create repeated after a crash finds no earlier
+    /// object (the ledger would have it), so there is never anything to link to.
+    async fn find_user(&self, _user: &User) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
+
+    async fn find_group(&self, _group: &Group) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
+
+    /// Recorded, not sent: a created object's target id is its source key (stable, and what
+    /// the served directory keys it by).
+    async fn apply(&self, op: &TargetOp) -> Outcome {
+        let target_id = match op {
+            TargetOp::CreateUser { user } => Some(user.source_id.clone()),
+            TargetOp::CreateGroup { group } => Some(group.source_id.clone()),
+            _ => None,
+        };
+        Outcome::Applied { target_id }
+    }
+
+    /// A served target has no remote state: the ledger is what the products read, so there is
+    /// nothing to compare it with. The engine refuses a reconcile of it before asking.
+    async fn read_state(&self) -> Result<TargetSnapshot, TargetError> {
+        Err(TargetError::Unavailable(format!(
+            "target {} is served by idsync (type crowd): it has no remote state to read back; its ledger is what the products read",
+            self.name
+        )))
+    }
+
+    /// Crowd groups are known by name: a renamed group is served under its new name (the
+    /// products follow the update event; permissions granted to the old name in a product
+    /// must be granted again, as with a rename in Crowd).
+    fn can_rename_groups(&self) -> bool {
+        true
+    }
+}
+
+/// The events of the feed for one applied operation, from the ledger as it was before the
+/// operation was recorded in it (the state the products last saw). Changes Crowd does not show
+/// (an attribute it does not serve) make no event; a member added twice or removed when it was
+/// not a member makes none either.
+pub(crate) fn events_of(ledger: &LedgerState, op: &Operation) -> Vec<Event> {
+    let key = op.key.as_str();
+    match &op.action {
+        Action::CreateUser { user } => vec![Event::user_created(key, user)],
+        Action::UpdateUser { before, after, .. } | Action::DisableUser { before, after } => {
+            let before = ledger.users.get(key).map_or(before, |u| &u.user);
+            Event::user_updated(key, before, after)
+        }
+        Action::DeleteUser { before } => {
+            let before = ledger.users.get(key).map_or(before, |u| &u.user);
+            vec![Event::user_deleted(key, before)]
+        }
+        Action::CreateGroup { group } => {
+            // A group created again under its key replaces the old one (without members).
+            let mut out: Vec<Event> = ledger
+                .groups
+                .get(key)
+                .map(|old| Event::group_deleted(&old.group))
+                .into_iter()
+                .collect();
+            out.push(Event::group_created(group));
+            out
+        }
+        Action::UpdateGroup { before, after, .. } => {
+            let before = ledger.groups.get(key).map_or(before, |g| &g.group);
+            Event::group_updated(before, after)
+        }
+        Action::DeleteGroup { before } => {
+            let before = ledger.groups.get(key).map_or(before, |g| &g.group);
+            vec![Event::group_deleted(before)]
+        }
+        Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } => {
+            let adding = matches!(op.action, Action::AddMembers { .. });
+            let Some(group) = ledger.groups.get(key) else {
+                return Vec::new();
+            };
+            let current = ledger.members.get(key);
+            users
+                .iter()
+                .filter(|u| current.is_some_and(|s| s.contains(&***u)) != adding)
+                .filter_map(|u| ledger.users.get(&**u))
+                .map(|u| {
+                    if adding {
+                        Event::membership_created(&group.group, &u.user)
+                    } else {
+                        Event::membership_deleted(&group.group, &u.user)
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// The events of an operation, serialised as the store keeps them.
+pub(crate) fn serialised_events_of(ledger: &LedgerState, op: &Operation) -> Vec<String> {
+    events_of(ledger, op)
+        .iter()
+        .filter_map(|e| match serde_json::to_string(e) {
+            Ok(s) => Some(s),
+            Err(err) => {
+                tracing::error!(key = %op.key, error = %err, "cannot serialise a crowd event");
+                None
+            }
+        })
+        .collect()
+}
