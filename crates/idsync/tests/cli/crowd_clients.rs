@@ -653,3 +653,90 @@ fn crowd_restcrowdclient_full_then_incremental_sync_replay() {
         names(&["frank"])
     );
 }
+
+/// `idsync demo` also feeds a Crowd directory from the simulated tenant, prints what to enter in
+/// Jira's "Add Crowd directory" screen (and those settings work), and the tenant's changes reach
+/// its event feed.
+#[test]
+fn demo_feeds_a_crowd_directory_and_prints_jiras_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = super::idsync()
+        .args([
+            "demo",
+            "--users",
+            "60",
+            "--groups",
+            "5",
+            "--memberships",
+            "150",
+            "--port",
+            "0",
+            "--exit",
+            "--dir",
+        ])
+        .arg(dir.path().join("demo"))
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(0), "{t}");
+    let field = |label: &str| -> String {
+        t.lines()
+            .find_map(|l| l.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label:?} line: {t}"))
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let url = field("Server URL:");
+    assert_eq!(field("Application name:"), "jira", "{t}");
+    let password = field("Application password:");
+    assert!(
+        url.starts_with("http://127.0.0.1:") && url.ends_with("/crowd/jira-dc"),
+        "{t}"
+    );
+    assert!(t.contains("the Crowd directory serves 60 users"), "{t}");
+    for what in [
+        "new title in the Crowd event feed",
+        "disabled user in the Crowd event feed",
+        "newcomer in the Crowd event feed",
+    ] {
+        assert!(t.contains(&format!(": {what}")), "{what}: {t}");
+    }
+    // The printed settings are what the products' connector signs in with: a fresh store
+    // serves the same directory (the demo has stopped; start `serve` on its config).
+    let demo = dir.path().join("demo");
+    let port = free_port();
+    let config = std::fs::read_to_string(demo.join("idsync.toml")).unwrap();
+    let listen = config
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = "))
+        .unwrap()
+        .trim_matches('"')
+        .to_string();
+    std::fs::write(
+        demo.join("idsync.toml"),
+        config.replace(&listen, &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let _server = serve(&demo, port, &[]);
+    let url = url.replace(&listen, &format!("127.0.0.1:{port}"));
+    let r = reqwest::blocking::Client::new()
+        .get(format!(
+            "{url}/rest/usermanagement/1/search?entity-type=user&max-results=1000"
+        ))
+        .basic_auth("jira", Some(&password))
+        .header("Accept", "application/json")
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let body: Value = r.json().unwrap();
+    assert!(
+        body["users"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|u| u["name"] == "demo.newcomer@contoso.com"),
+        "{body}"
+    );
+}
