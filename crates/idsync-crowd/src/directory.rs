@@ -11,6 +11,7 @@
 //! follow child groups when present, and stop at cycles.
 
 use crate::model::{CrowdGroup, CrowdUser};
+use crate::restriction::{MatchMode, Restriction};
 use idsync_core::{Group, User};
 use std::collections::HashMap;
 
@@ -23,6 +24,7 @@ pub struct Directory {
     users: Vec<CrowdUser>,
     groups: Vec<CrowdGroup>,
     user_ix: HashMap<String, Ix>,
+    user_key_ix: HashMap<String, Ix>,
     group_ix: HashMap<String, Ix>,
     /// Direct groups of each user, ordered like `groups`.
     user_groups: Vec<Vec<Ix>>,
@@ -34,6 +36,19 @@ pub struct Directory {
     group_parents: Vec<Vec<Ix>>,
     conflicts: Vec<String>,
     memberships: usize,
+}
+
+/// The name an exact `name = "x"` restriction asks for (answered from the index).
+fn exact_name(r: &Restriction) -> Option<&str> {
+    match r {
+        Restriction::Property {
+            property,
+            mode: MatchMode::ExactlyMatches,
+            value,
+            ..
+        } if property == "name" => Some(value),
+        _ => None,
+    }
 }
 
 /// Crowd's case folding of names.
@@ -95,6 +110,7 @@ impl Directory {
         for (k, ix) in &kept_keys {
             user_key_ix.insert(k.as_str(), *ix);
         }
+        let user_keys: HashMap<String, Ix> = kept_keys.iter().cloned().collect();
 
         // Groups.
         let mut crowd_groups: Vec<(String, &str, CrowdGroup)> = groups
@@ -185,6 +201,7 @@ impl Directory {
             users: user_list,
             groups: group_list,
             user_ix,
+            user_key_ix: user_keys,
             group_ix,
             user_groups,
             group_users,
@@ -221,9 +238,59 @@ impl Directory {
             .and_then(|ix| self.users.get(ix as usize))
     }
 
-    /// A user by its key.
+    /// A user by its key (the ledger key).
     pub fn user_by_key(&self, key: &str) -> Option<&CrowdUser> {
-        self.users.iter().find(|u| u.key == key)
+        self.user_key_ix
+            .get(key)
+            .and_then(|ix| self.users.get(*ix as usize))
+    }
+
+    /// The users matching `restriction`, by name, from the `start`th match on, `max` at most.
+    pub fn search_users(
+        &self,
+        restriction: &Restriction,
+        start: usize,
+        max: usize,
+    ) -> Vec<&CrowdUser> {
+        if let Some(name) = exact_name(restriction) {
+            return self
+                .user(name)
+                .filter(|u| restriction.matches_user(u))
+                .into_iter()
+                .skip(start)
+                .take(max)
+                .collect();
+        }
+        self.users
+            .iter()
+            .filter(|u| restriction.matches_user(u))
+            .skip(start)
+            .take(max)
+            .collect()
+    }
+
+    /// The groups matching `restriction`, by name, from the `start`th match on, `max` at most.
+    pub fn search_groups(
+        &self,
+        restriction: &Restriction,
+        start: usize,
+        max: usize,
+    ) -> Vec<&CrowdGroup> {
+        if let Some(name) = exact_name(restriction) {
+            return self
+                .group(name)
+                .filter(|g| restriction.matches_group(g))
+                .into_iter()
+                .skip(start)
+                .take(max)
+                .collect();
+        }
+        self.groups
+            .iter()
+            .filter(|g| restriction.matches_group(g))
+            .skip(start)
+            .take(max)
+            .collect()
     }
 
     /// A group by name, without regard to case.

@@ -7,7 +7,10 @@
 //! has seen. A token of another epoch, one older than the oldest event kept, one from the future,
 //! or one that is not a token at all answers `EVENT_TOKEN_EXPIRED`, and so does a token with
 //! more than [`MAX_EVENTS_PER_ANSWER`] events after it: the product then synchronises in full,
-//! as it does with Crowd.
+//! as it does with Crowd (status 410, reason `EVENT_TOKEN_EXPIRED`).
+//!
+//! Crowd's event feed has no rename: a user or group renamed after a token makes that token
+//! expire too, so the product synchronises in full and matches the renamed user by its `key`.
 
 use crate::error::{CrowdError, ErrorReason};
 use crate::model::{CrowdGroup, CrowdUser};
@@ -26,11 +29,14 @@ pub enum Event {
     UserCreated {
         user: CrowdUser,
     },
-    /// The user as it is after the change. `old_name` is set when the change renamed it.
+    /// The user as it is after the change. `old_name` is set when the change renamed it;
+    /// `deleted_attributes` names the attributes it no longer has.
     UserUpdated {
         user: CrowdUser,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         old_name: Option<String>,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        deleted_attributes: Vec<String>,
     },
     UserDeleted {
         name: String,
@@ -68,6 +74,20 @@ pub enum Event {
 }
 
 impl Event {
+    /// Whether the event renames a user or a group (Crowd's feed cannot carry that).
+    pub fn is_rename(&self) -> bool {
+        matches!(
+            self,
+            Event::UserUpdated {
+                old_name: Some(_),
+                ..
+            } | Event::GroupUpdated {
+                old_name: Some(_),
+                ..
+            }
+        )
+    }
+
     /// The user served under ledger key `key` was created.
     pub fn user_created(key: &str, user: &User) -> Event {
         Event::UserCreated {
@@ -84,10 +104,17 @@ impl Event {
         if old == new {
             return Vec::new();
         }
+        let deleted_attributes = old
+            .attributes
+            .keys()
+            .filter(|k| !new.attributes.contains_key(*k))
+            .cloned()
+            .collect();
         let old_name = (old.name != new.name).then_some(old.name);
         vec![Event::UserUpdated {
             user: new,
             old_name,
+            deleted_attributes,
         }]
     }
 
@@ -147,6 +174,8 @@ pub struct EventLog {
     epoch: String,
     first_seq: i64,
     last_seq: i64,
+    /// The sequence of the last rename: tokens before it have expired.
+    last_rename: Option<i64>,
     events: Vec<(i64, Event)>,
 }
 
@@ -166,6 +195,7 @@ impl EventLog {
             epoch,
             first_seq,
             last_seq,
+            last_rename: None,
             events: Vec::new(),
         }
     }
@@ -176,6 +206,9 @@ impl EventLog {
     pub fn push(&mut self, seq: i64, event: Event) {
         if seq < self.last_seq || seq < self.first_seq {
             return;
+        }
+        if event.is_rename() {
+            self.last_rename = Some(seq);
         }
         self.last_seq = seq;
         self.events.push((seq, event));
@@ -208,7 +241,7 @@ impl EventLog {
     pub fn since(&self, token_text: &str) -> Result<Since<'_>, CrowdError> {
         let expired = || {
             CrowdError::new(
-                400,
+                410,
                 ErrorReason::EventTokenExpired,
                 "Incremental synchronisation is not available for this event token",
             )
@@ -216,6 +249,9 @@ impl EventLog {
         let (epoch, seq) = token_text.rsplit_once(':').ok_or_else(expired)?;
         let seq: i64 = seq.parse().map_err(|_| expired())?;
         if epoch != self.epoch || seq < self.first_seq.saturating_sub(1) || seq > self.last_seq {
+            return Err(expired());
+        }
+        if self.last_rename.is_some_and(|r| r > seq) {
             return Err(expired());
         }
         let start = self.events.partition_point(|(s, _)| *s <= seq);

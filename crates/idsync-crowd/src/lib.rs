@@ -21,7 +21,9 @@ pub mod error;
 pub mod event;
 pub mod handler;
 pub mod model;
+pub mod render;
 pub mod restriction;
+pub mod url;
 
 pub use directory::Directory;
 pub use error::{error_response, ErrorReason};
@@ -32,7 +34,7 @@ pub use model::{CrowdGroup, CrowdUser};
 /// The largest `max-results` a search or a list answers with; a larger value (or none) is
 /// clamped to it, as Crowd clamps. Clients page with `start-index` (the products' connector asks
 /// for pages of 1,000 and continues while pages are full).
-pub const MAX_RESULTS_CAP: usize = 10_000;
+pub const MAX_RESULTS_CAP: usize = 50_000;
 
 /// The representation of a body: Crowd speaks JSON and XML.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,5 +5,11 @@
 mod directory;
 #[path = "crowd/events.rs"]
 mod events;
+#[path = "crowd/fuzz.rs"]
+mod fuzz;
+#[path = "crowd/handler.rs"]
+mod handler;
+#[path = "crowd/restriction.rs"]
+mod restriction;
 #[path = "crowd/support.rs"]
 mod support;

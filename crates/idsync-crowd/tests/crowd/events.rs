@@ -35,7 +35,7 @@ fn events_round_trip_through_json_and_updates_say_nothing_when_nothing_served_ch
     let back: Event = serde_json::from_str(&json).unwrap();
     assert_eq!(back, events[0]);
     match back {
-        Event::UserUpdated { user, old_name } => {
+        Event::UserUpdated { user, old_name, .. } => {
             assert_eq!(user.name, "alice2");
             assert_eq!(old_name.as_deref(), Some("alice"));
         }

@@ -43,3 +43,71 @@ pub fn small() -> Directory {
         Vec::new(),
     )
 }
+
+use idsync_crowd::{handle, EventLog, Format, Request, Response};
+
+pub const BASE: &str = "http://127.0.0.1:8095/crowd/jira/rest/usermanagement/1";
+
+/// One request against `dir` and `events`.
+pub fn call(
+    dir: &Directory,
+    events: &EventLog,
+    method: &str,
+    path: &str,
+    query: &[(&str, &str)],
+    accept: Format,
+    body: &[u8],
+) -> Response {
+    let query: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let content_type = if body.first() == Some(&b'{') {
+        Format::Json
+    } else {
+        Format::Xml
+    };
+    let req = Request {
+        method,
+        path,
+        query: &query,
+        base_url: BASE,
+        accept,
+        content_type,
+        body,
+    };
+    handle(&req, dir, events)
+}
+
+/// A GET answered in JSON, parsed.
+pub fn get_json(dir: &Directory, path: &str, query: &[(&str, &str)]) -> (u16, serde_json::Value) {
+    let r = call(
+        dir,
+        &EventLog::new("e".into(), 1),
+        "GET",
+        path,
+        query,
+        Format::Json,
+        b"",
+    );
+    let v = if r.body.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_slice(&r.body).unwrap()
+    };
+    (r.status, v)
+}
+
+/// A GET answered in XML, as text.
+pub fn get_xml(dir: &Directory, path: &str, query: &[(&str, &str)]) -> (u16, String) {
+    let r = call(
+        dir,
+        &EventLog::new("e".into(), 1),
+        "GET",
+        path,
+        query,
+        Format::Xml,
+        b"",
+    );
+    (r.status, String::from_utf8(r.body).unwrap())
+}
