@@ -137,8 +137,9 @@ pub fn app(svc: Arc<Service>, opts: &HttpOptions) -> Router {
             )),
         )
         .nest("/api/v1", api)
-        .with_state(state)
+        .with_state(state.clone())
         .merge(scim)
+        .merge(crowd::router(Arc::clone(&state.svc)))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limits::head_limits))
         .layer(middleware::from_fn(limits::scim_errors))

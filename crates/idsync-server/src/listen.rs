@@ -83,10 +83,10 @@ pub async fn serve_app(
             r = listener.accept() => r,
             () = &mut shutdown => break,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => {
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
-                stream
+                (stream, peer)
             }
             Err(e) if out_of_descriptors(&e) => {
                 if let Some(times) = exhausted.report() {
@@ -138,6 +138,7 @@ pub async fn serve_app(
         let conn = registry.add(limits);
         tokio::spawn(run_connection(ConnTask {
             stream,
+            peer,
             app: app.clone(),
             http: Arc::clone(&http),
             conn,
@@ -197,6 +198,8 @@ async fn wait_closed(conn: Arc<Conn>) {
 /// What a connection's task owns.
 struct ConnTask {
     stream: TcpStream,
+    /// The client's address (handlers read it as `ConnectInfo<SocketAddr>`).
+    peer: std::net::SocketAddr,
     app: Router,
     http: Arc<hyper::server::conn::http1::Builder>,
     conn: Arc<Conn>,
@@ -208,6 +211,7 @@ struct ConnTask {
 async fn run_connection(task: ConnTask) {
     let ConnTask {
         stream,
+        peer,
         app,
         http,
         conn,
@@ -225,7 +229,9 @@ async fn run_connection(task: ConnTask) {
         let app = app.clone();
         let conn = Arc::clone(&service_conn);
         async move {
-            let req = req.map(|body| Body::new(WatchedBody { inner: body, conn }));
+            let mut req = req.map(|body| Body::new(WatchedBody { inner: body, conn }));
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             let resp = app.oneshot(req).await.unwrap_or_else(|e| match e {});
             Ok::<_, Infallible>(resp.map(|body| {
                 Body::new(Tracked {

@@ -1,0 +1,390 @@
+//! Issue 17 (engineer B): a target of type crowd, served by `idsync serve` under
+//! `/crowd/<target>/rest/usermanagement/1/`, read with HTTP as a product reads it: a file
+//! source feeds a flow whose ledger is the served directory; applications authenticate with
+//! Basic credentials made by `idsync crowd app create`.
+
+use super::{free_port, run, serve, text, wait_for};
+use std::path::Path;
+
+const USERS_HEAD: &str =
+    "sourceId,userName,givenName,familyName,email,active,department,title,employeeId,phone,custom.costCenter,groups\n";
+const ANN: &str =
+    "u1,ann,Ann,Lee,ann@example.com,true,Engineering,Staff Engineer,E-001,+1 555 0101,CC-7,g-dev\n";
+const BOB: &str = "u2,bob,Bob,Ray,bob@example.com,true,Operations,Operator,E-002,,,g-dev;g-ops\n";
+const BOB_DISABLED: &str =
+    "u2,bob,Bob,Ray,bob@example.com,false,Operations,Operator,E-002,,,g-dev;g-ops\n";
+const CARL: &str = "u3,carl,Carl,Oz,carl@example.com,true,Sales,Seller,E-003,,,g-ops\n";
+
+fn write_users(dir: &Path, rows: &[&str]) {
+    std::fs::write(
+        dir.join("users.csv"),
+        format!("{USERS_HEAD}{}", rows.concat()),
+    )
+    .unwrap();
+}
+
+fn write_crowd_config(dir: &Path, extra: &str) {
+    std::fs::write(
+        dir.join("groups.csv"),
+        "sourceId,displayName,description\ng-dev,developers,Developers\ng-ops,operations,\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("idsync.toml"),
+        format!(
+            r#"[store]
+path = "idsync.db"
+
+[sources.hr]
+type = "file"
+format = "csv"
+users = "users.csv"
+groups = "groups.csv"
+
+[targets.dc]
+type = "crowd"
+description = "Jira and Confluence"
+
+[flows.hr-to-dc]
+source = "hr"
+target = "dc"
+deprovision = "delete"
+{extra}
+"#
+        ),
+    )
+    .unwrap();
+}
+
+/// `idsync crowd app create`: the password it prints once (second line).
+fn create_app(dir: &Path, args: &[&str]) -> String {
+    let o = run(
+        dir,
+        &[&["crowd", "app", "create", "--target", "dc"], args].concat(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(out.contains("/crowd/dc"), "{out}");
+    out.lines().nth(1).unwrap().trim().to_string()
+}
+
+struct Product {
+    http: reqwest::blocking::Client,
+    base: String,
+    app: String,
+    password: String,
+}
+
+impl Product {
+    fn new(port: u16, app: &str, password: &str) -> Self {
+        Product {
+            http: reqwest::blocking::Client::new(),
+            base: format!("http://127.0.0.1:{port}/crowd/dc/rest/usermanagement/1"),
+            app: app.to_string(),
+            password: password.to_string(),
+        }
+    }
+
+    /// GET `resource` (with its query) in `accept`: status, body.
+    fn get(&self, resource: &str, accept: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}/{resource}", self.base))
+            .basic_auth(&self.app, Some(&self.password))
+            .header("Accept", accept)
+            .send()
+            .unwrap();
+        (r.status().as_u16(), r.text().unwrap())
+    }
+
+    fn json(&self, resource: &str) -> serde_json::Value {
+        let (status, body) = self.get(resource, "application/json");
+        assert_eq!(status, 200, "GET {resource}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {resource}: {e}: {body}"))
+    }
+}
+
+const JSON: &str = "application/json";
+const XML: &str = "application/xml";
+
+/// A user's Crowd attribute values by name, from the JSON entity (`attributes.attributes`).
+fn attribute(user: &serde_json::Value, name: &str) -> Option<String> {
+    user["attributes"]["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["name"] == name)
+        .and_then(|a| a["values"][0].as_str())
+        .map(str::to_string)
+}
+
+#[test]
+fn crowd_targets_take_one_flow_and_no_reconcile_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    write_users(dir.path(), &[ANN]);
+    write_crowd_config(
+        dir.path(),
+        "full_reconcile_interval = \"1d\"\n\n[flows.second]\nsource = \"hr\"\ntarget = \"dc\"\n\n[targets.lonely]\ntype = \"crowd\"\nevent_retention = \"5s\"\nurl = \"http://x\"\n",
+    );
+    let o = run(dir.path(), &["config", "check"]);
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{out}");
+    for expected in [
+        "flows.hr-to-dc.full_reconcile_interval: target \"dc\" is served by idsync",
+        "flows.second.target: crowd target \"dc\" is already fed by flow \"hr-to-dc\"",
+        "targets.lonely: a crowd target needs exactly one flow feeding it",
+        "targets.lonely.event_retention: must be at least 1m",
+        "targets.lonely.url: unknown key",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    // Each error names the file and its line.
+    assert!(
+        out.contains("idsync.toml:18:27: flows.hr-to-dc.full_reconcile_interval"),
+        "{out}"
+    );
+}
+
+#[test]
+fn crowd_apps_are_created_listed_revoked_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    write_users(dir.path(), &[ANN]);
+    write_crowd_config(dir.path(), "");
+    let pw = create_app(dir.path(), &["--name", "jira", "--allow", "10.0.0.0/8"]);
+    assert_eq!(pw.len(), 48, "{pw}");
+    // Only the argon2 hash is kept.
+    let db = std::fs::read(dir.path().join("idsync.db")).unwrap();
+    let wal = std::fs::read(dir.path().join("idsync.db-wal")).unwrap_or_default();
+    for bytes in [&db, &wal] {
+        assert!(!bytes.windows(pw.len()).any(|w| w == pw.as_bytes()));
+    }
+    for (args, expected) in [
+        (
+            vec!["--name", "jira"],
+            "already has a live application named \"jira\"",
+        ),
+        (
+            vec!["--name", "conf", "--allow", "jira.example.com"],
+            "--allow \"jira.example.com\" is not an address or CIDR range",
+        ),
+    ] {
+        let o = run(
+            dir.path(),
+            &[&["crowd", "app", "create", "--target", "dc"], &args[..]].concat(),
+        );
+        assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+        assert!(text(&o).contains(expected), "{}", text(&o));
+    }
+    let o = run(
+        dir.path(),
+        &["crowd", "app", "create", "--target", "nope", "--name", "x"],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        text(&o).contains("no target named \"nope\""),
+        "{}",
+        text(&o)
+    );
+
+    let o = run(dir.path(), &["crowd", "app", "list", "--json"]);
+    let apps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(apps.as_array().unwrap().len(), 1, "{apps}");
+    assert_eq!(apps[0]["name"], "jira");
+    assert_eq!(apps[0]["allow"][0], "10.0.0.0/8");
+    assert!(apps[0].get("hash").is_none(), "{apps}");
+
+    let o = run(
+        dir.path(),
+        &["crowd", "app", "revoke", "--target", "dc", "--name", "jira"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let o = run(
+        dir.path(),
+        &["crowd", "app", "revoke", "--target", "dc", "--name", "jira"],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // A revoked name can be made again.
+    create_app(dir.path(), &["--name", "jira"]);
+
+    let o = run(dir.path(), &["audit", "--json"]);
+    let audit: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let actions: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap().to_string(),
+                e["outcome"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    for (action, outcome, n) in [
+        ("crowd_app.create", "ok", 2),
+        ("crowd_app.create", "refused", 3),
+        ("crowd_app.revoke", "ok", 1),
+        ("crowd_app.revoke", "refused", 1),
+    ] {
+        let seen = actions
+            .iter()
+            .filter(|(a, o)| a == action && o == outcome)
+            .count();
+        assert_eq!(seen, n, "{action} {outcome} in {actions:?}");
+    }
+}
+
+#[test]
+fn crowd_target_serves_the_flows_ledger_to_applications() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_users(d, &[ANN, BOB, CARL]);
+    write_crowd_config(d, "");
+    let o = run(d, &["sync", "hr-to-dc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // A reconcile has nothing remote to compare: refused, and said so.
+    let o = run(d, &["sync", "hr-to-dc", "--full"]);
+    assert_ne!(o.status.code(), Some(0));
+    assert!(
+        text(&o).contains("nothing remote to reconcile against"),
+        "{}",
+        text(&o)
+    );
+
+    let jira_pw = create_app(d, &["--name", "jira"]);
+    let bamboo_pw = create_app(d, &["--name", "bamboo"]);
+    let conf_pw = create_app(d, &["--name", "confluence", "--allow", "10.0.0.0/8"]);
+    let port = free_port();
+    let _server = serve(d, port, &[]);
+    let jira = Product::new(port, "jira", &jira_pw);
+
+    // A user with its attributes, in JSON and in XML.
+    let ann = jira.json("user?username=ann&expand=attributes");
+    assert_eq!(ann["name"], "ann", "{ann}");
+    assert_eq!(ann["active"], true, "{ann}");
+    assert_eq!(ann["email"], "ann@example.com", "{ann}");
+    assert_eq!(ann["first-name"], "Ann", "{ann}");
+    assert_eq!(
+        attribute(&ann, "department").as_deref(),
+        Some("Engineering")
+    );
+    assert_eq!(attribute(&ann, "costCenter").as_deref(), Some("CC-7"));
+    let (status, xml) = jira.get("user?username=ann&expand=attributes", XML);
+    assert_eq!(status, 200, "{xml}");
+    assert!(xml.contains("name=\"ann\""), "{xml}");
+    assert!(xml.contains("<active>true</active>"), "{xml}");
+    assert!(xml.contains("Staff Engineer"), "{xml}");
+
+    // Group members, and every membership in one call.
+    let members = jira.json("group/user/direct?groupname=developers");
+    let names = members.to_string();
+    assert!(
+        names.contains("\"ann\"") && names.contains("\"bob\""),
+        "{names}"
+    );
+    assert!(!names.contains("\"carl\""), "{names}");
+    let (status, memberships) = jira.get("group/membership", XML);
+    assert_eq!(status, 200, "{memberships}");
+    assert!(
+        memberships.contains("group=\"operations\"") && memberships.contains("name=\"carl\""),
+        "{memberships}"
+    );
+
+    // The event token now; then bob is disabled and carl leaves the source.
+    let token = jira.json("event")["newEventToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    write_users(d, &[ANN, BOB_DISABLED]);
+    let o = run(d, &["sync", "hr-to-dc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let bob = jira.json("user?username=bob");
+    assert_eq!(bob["active"], false, "{bob}");
+    let (status, xml) = jira.get("user?username=bob", XML);
+    assert_eq!(status, 200, "{xml}");
+    assert!(xml.contains("<active>false</active>"), "{xml}");
+    let (status, body) = jira.get("user?username=carl", JSON);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("USER_NOT_FOUND"), "{body}");
+    let (status, body) = jira.get("user?username=carl", XML);
+    assert_eq!(status, 404, "{body}");
+    assert!(body.contains("<reason>USER_NOT_FOUND</reason>"), "{body}");
+
+    // The events since the token: bob updated (inactive), carl deleted.
+    let since = jira.json(&format!("event/{token}"));
+    let events = since["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{since}"));
+    let text_of = |e: &serde_json::Value| e.to_string();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["operation"] == "UPDATED" && text_of(e).contains("\"bob\"")),
+        "{since}"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["operation"] == "DELETED" && text_of(e).contains("carl")),
+        "{since}"
+    );
+    let next = since["newEventToken"].as_str().unwrap();
+    assert_ne!(next, token);
+    let (status, xml) = jira.get(&format!("event/{next}"), XML);
+    assert_eq!(status, 200, "{xml}");
+    // A token that is not the feed's answers as Crowd does (the product syncs in full).
+    let (status, body) = jira.get("event/not-a-token", JSON);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("EVENT_TOKEN_EXPIRED"), "{body}");
+
+    // Applications that are not let in.
+    let http = reqwest::blocking::Client::new();
+    let url = format!("{}/user?username=ann", jira.base);
+    let r = http.get(&url).header("Accept", JSON).send().unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    assert!(r.headers().contains_key("www-authenticate"));
+    for (app, pw) in [("nobody", jira_pw.as_str()), ("jira", "wrong")] {
+        let r = http
+            .get(&url)
+            .basic_auth(app, Some(pw))
+            .header("Accept", JSON)
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 401, "{app}");
+        let body = r.text().unwrap();
+        assert!(body.contains("APPLICATION_ACCESS_DENIED"), "{body}");
+    }
+    let (status, body) = Product::new(port, "confluence", &conf_pw).get("user?username=ann", XML);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains("<reason>APPLICATION_ACCESS_DENIED</reason>") && body.contains("127.0.0.1"),
+        "{body}"
+    );
+    // A second application with its own credentials; jira's password is not bamboo's.
+    let bamboo = Product::new(port, "bamboo", &bamboo_pw);
+    assert_eq!(bamboo.json("user?username=ann")["name"], "ann");
+    assert_eq!(
+        Product::new(port, "bamboo", &jira_pw)
+            .get("user?username=ann", JSON)
+            .0,
+        401
+    );
+
+    // Revoking jira refuses it (within the server's recheck interval), bamboo goes on.
+    let o = run(
+        d,
+        &["crowd", "app", "revoke", "--target", "dc", "--name", "jira"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    wait_for("jira refused after its revocation", || {
+        (jira.get("user?username=ann", JSON).0 == 401).then_some(())
+    });
+    assert_eq!(bamboo.get("user?username=ann", JSON).0, 200);
+    let o = run(d, &["crowd", "app", "list", "--target", "dc", "--json"]);
+    let apps: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let bamboo_row = apps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "bamboo")
+        .unwrap();
+    assert!(bamboo_row["last_used_ms"].is_i64(), "{apps}");
+}
