@@ -3,8 +3,8 @@ document of what the client got back, for `crowd_clients.rs` to assert on.
 
 Usage: python atlassian_api.py read|events TOKEN
 Environment: CROWD_URL (ending in /crowd/<target>), CROWD_APP, CROWD_PASSWORD. The client is
-built as its README shows (`Crowd(url, username, password)`), so it asks for the symbolic API
-version `latest` as well as `1`; the event feed, which the client has no method for, goes through
+built with `api_version="1"`, and once as its README shows (`Crowd(url, username, password)`),
+which asks for the symbolic API version `latest`; the event feed, which the client has no method for, goes through
 its generic `get`.
 """
 
@@ -16,11 +16,12 @@ from atlassian import Crowd
 from requests import HTTPError
 
 
-def client(password=None):
+def client(password=None, api_version="1"):
     return Crowd(
         url=os.environ["CROWD_URL"],
         username=os.environ["CROWD_APP"],
         password=password if password is not None else os.environ["CROWD_PASSWORD"],
+        api_version=api_version,
         timeout=30,
     )
 
@@ -60,17 +61,18 @@ def restriction_body(kind):
 
 def read():
     c = client()
-    v1 = Crowd(
+    # Built as its README shows, the client asks for the symbolic version `latest`.
+    latest = Crowd(
         url=os.environ["CROWD_URL"],
         username=os.environ["CROWD_APP"],
         password=os.environ["CROWD_PASSWORD"],
-        api_version="1",
         timeout=30,
     )
     alice = c.user("alice")
     out = {
-        "user_latest": {k: alice.get(k) for k in ("name", "active", "email", "display-name", "key")},
-        "user_v1_dave_active": v1.user("dave").get("active"),
+        "user": {k: alice.get(k) for k in ("name", "active", "email", "display-name", "key")},
+        "user_latest": attempt(lambda: latest.user("alice")["name"]),
+        "dave_active": c.user("dave").get("active"),
         "user_attributes": {
             a["name"]: a["values"] for a in (c.user_attributes("alice") or {}).get("attributes", [])
         },

@@ -43,7 +43,7 @@ async function read() {
       displayname: alice.displayname,
       email: alice.email,
       active: alice.active,
-      attributes: alice.attributes.attributes,
+      attributes: alice.attributes,
     },
     gina_active: gina.active,
     attributes: (await c.user.attributes.list("alice")).attributes,

@@ -111,6 +111,16 @@ def attributes(el, where):
     return out
 
 
+def attributes_list(el, where):
+    """A MultiValuedAttributeEntityList element of its own (storedAttributes, deletedAttributes)."""
+    if el is None:
+        return {}
+    wrapper = etree.Element("x")
+    wrapper.append(etree.fromstring(etree.tostring(el)))
+    wrapper[0].tag = "attributes"
+    return attributes(wrapper, where)
+
+
 def user(el, where):
     name = el.get("name")
     if name is None:
@@ -243,8 +253,15 @@ def new_events(token):
         if op not in ("CREATED", "UPDATED", "DELETED"):
             problem(f"{where}: operation {op!r}")
         if e.tag == "userEvent":
+            # UserEventEntity: the user, and the attributes stored and deleted by the change.
             u = e.find("user")
-            out.append({"kind": "user", "op": op, "user": None if u is None else user(u, where)})
+            out.append({
+                "kind": "user",
+                "op": op,
+                "user": None if u is None else user(u, where),
+                "storedAttributes": attributes_list(e.find("storedAttributes"), where),
+                "deletedAttributes": attributes_list(e.find("deletedAttributes"), where),
+            })
         elif e.tag == "groupEvent":
             g = e.find("group")
             out.append({"kind": "group", "op": op, "group": None if g is None else group(g, where)})
