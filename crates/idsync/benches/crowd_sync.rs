@@ -334,8 +334,13 @@ fn main() -> Result<(), String> {
     );
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
+        let t = Instant::now();
         let xml = c.send("GET", &format!("/event/{token}"), None)?;
         if xml.matches("<userEvent>").count() >= 100 {
+            println!(
+                "first read of the feed showing them: {:.1} ms",
+                t.elapsed().as_secs_f64() * 1000.0
+            );
             break;
         }
         if Instant::now() > deadline {
