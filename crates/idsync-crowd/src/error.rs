@@ -35,6 +35,10 @@ pub enum ErrorReason {
     /// The server keeps no events: incremental synchronisation is not available.
     IncrementalSyncNotAvailable,
     PermissionDenied,
+    MembershipAlreadyExists,
+    ApplicationNotFound,
+    WebhookNotFound,
+    InvalidMembership,
 }
 
 impl ErrorReason {
@@ -61,11 +65,15 @@ impl ErrorReason {
             ErrorReason::EventTokenExpired => "EVENT_TOKEN_EXPIRED",
             ErrorReason::IncrementalSyncNotAvailable => "INCREMENTAL_SYNC_NOT_AVAILABLE",
             ErrorReason::PermissionDenied => "PERMISSION_DENIED",
+            ErrorReason::MembershipAlreadyExists => "MEMBERSHIP_ALREADY_EXISTS",
+            ErrorReason::ApplicationNotFound => "APPLICATION_NOT_FOUND",
+            ErrorReason::WebhookNotFound => "WEBHOOK_NOT_FOUND",
+            ErrorReason::InvalidMembership => "INVALID_MEMBERSHIP",
         }
     }
 
     /// Every reason (for parsers and tests).
-    pub const ALL: [ErrorReason; 20] = [
+    pub const ALL: [ErrorReason; 24] = [
         ErrorReason::ApplicationAccessDenied,
         ErrorReason::ApplicationPermissionDenied,
         ErrorReason::ExpiredCredential,
@@ -86,6 +94,10 @@ impl ErrorReason {
         ErrorReason::EventTokenExpired,
         ErrorReason::IncrementalSyncNotAvailable,
         ErrorReason::PermissionDenied,
+        ErrorReason::MembershipAlreadyExists,
+        ErrorReason::ApplicationNotFound,
+        ErrorReason::WebhookNotFound,
+        ErrorReason::InvalidMembership,
     ];
 
     /// The reason named on the wire, if Crowd has it.

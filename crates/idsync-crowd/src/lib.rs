@@ -5,13 +5,16 @@
 //! each request to [`handle`].
 //!
 //! - [`model`]: Crowd's user and group entities and the conversion from idsync's model.
-//! - [`codec`]: those entities and lists in JSON and XML, both ways, as Crowd writes and reads them.
+//! - [`codec`]: the XML writer and the readers of POSTed bodies (XML and JSON).
+//! - [`render`]: users, groups, lists, attributes, memberships, events and the cookie
+//!   configuration written in JSON and XML as Crowd writes them, with their `link`s.
 //! - [`error`]: Crowd's error reasons, statuses and bodies.
 //! - [`restriction`]: the search restriction language (the `restriction` query parameter and
 //!   the POSTed `search-restriction` bodies) and its evaluation.
 //! - [`directory`]: the served directory with its indexes and every query the API needs.
 //! - [`event`]: events and the in-memory event log behind `event` and `event/{token}`.
-//! - [`handler`]: the request handler.
+//! - [`handler`]: the request handler (decision 0030 says what it answers and why).
+//! - [`url`]: percent-encoding of links, percent-decoding of paths.
 //!
 //! Nothing here panics or answers 5xx on any input.
 
@@ -31,9 +34,10 @@ pub use event::{Event, EventLog};
 pub use handler::handle;
 pub use model::{CrowdGroup, CrowdUser};
 
-/// The largest `max-results` a search or a list answers with; a larger value (or none) is
-/// clamped to it, as Crowd clamps. Clients page with `start-index` (the products' connector asks
-/// for pages of 1,000 and continues while pages are full).
+/// The largest page a search or a list answers with: a larger `max-results` (or a negative one,
+/// Crowd's "all results") is clamped to it rather than refused. Clients page with `start-index`
+/// (the products' connector pages through searches); the Python clients ask for 99,999 in one
+/// page, which a directory of up to 50,000 members of one group still answers whole.
 pub const MAX_RESULTS_CAP: usize = 50_000;
 
 /// The representation of a body: Crowd speaks JSON and XML.

@@ -9,6 +9,8 @@ mod events;
 mod fuzz;
 #[path = "crowd/handler.rs"]
 mod handler;
+#[path = "crowd/model.rs"]
+mod model;
 #[path = "crowd/restriction.rs"]
 mod restriction;
 #[path = "crowd/support.rs"]

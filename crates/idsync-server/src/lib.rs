@@ -139,7 +139,7 @@ pub fn app(svc: Arc<Service>, opts: &HttpOptions) -> Router {
         .nest("/api/v1", api)
         .with_state(state.clone())
         .merge(scim)
-        .merge(crowd::router(Arc::clone(&state.svc)))
+        .merge(crowd::router(Arc::clone(&state.svc), opts.scim_rate))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limits::head_limits))
         .layer(middleware::from_fn(limits::scim_errors))

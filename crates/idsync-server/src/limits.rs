@@ -169,7 +169,7 @@ impl RateLimit {
 
 /// One token bucket per SCIM bearer token, driven by the service's clock.
 pub(crate) struct RateLimiter {
-    limit: RateLimit,
+    pub(crate) limit: RateLimit,
     clock: Arc<dyn Clock>,
     /// Keyed by a keyed hash of the token: the secrets themselves are not kept.
     buckets: Mutex<HashMap<u64, Bucket>>,
@@ -189,7 +189,7 @@ impl RateLimiter {
 
     /// Count a request of `token`; when over its rate, the seconds to wait (at least 1). With
     /// whether the token's bucket was made for this request.
-    fn check(&self, token: &str) -> (Result<(), u64>, bool) {
+    pub(crate) fn check(&self, token: &str) -> (Result<(), u64>, bool) {
         let now = self.clock.now_ms();
         let key = self.hasher.hash_one(token);
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);

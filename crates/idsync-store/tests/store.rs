@@ -5,6 +5,9 @@ use idsync_core::*;
 use idsync_store::*;
 use proptest::prelude::*;
 
+#[path = "store/crowd_feed.rs"]
+mod crowd_feed;
+
 fn snapshot() -> Snapshot {
     Snapshot {
         users: vec![

@@ -30,7 +30,10 @@ use std::sync::Arc;
 pub const MAX_CROWD_BODY: usize = 256 * 1024;
 
 const PREFIX: &str = "/crowd/";
-const API: &str = "/rest/usermanagement/1";
+const API: &str = "/rest/usermanagement/";
+/// The API versions served: 1, and `latest` as Atlassian's REST modules alias it (clients such
+/// as atlassian-python-api ask for it).
+const VERSIONS: [&str; 2] = ["1", "latest"];
 
 /// One served target.
 struct Served {
@@ -44,10 +47,15 @@ pub(crate) struct CrowdState {
     svc: Arc<Service>,
     targets: Arc<BTreeMap<String, Served>>,
     auth: Arc<Auth>,
+    /// Requests per application, as per SCIM token (`[server] scim_rate`, `scim_burst`).
+    rate: Option<Arc<crate::limits::RateLimiter>>,
 }
 
-pub(crate) fn router(svc: Arc<Service>) -> Router {
+pub(crate) fn router(svc: Arc<Service>, rate: Option<crate::RateLimit>) -> Router {
     let rt = &svc.runtime;
+    let rate = rate
+        .and_then(|r| crate::limits::RateLimiter::new(r, Arc::clone(&rt.clock)))
+        .map(Arc::new);
     let targets = rt
         .crowd
         .iter()
@@ -65,6 +73,7 @@ pub(crate) fn router(svc: Arc<Service>) -> Router {
     let state = CrowdState {
         auth: Arc::new(Auth::new(rt.store.clone(), Arc::clone(&rt.clock))),
         targets: Arc::new(targets),
+        rate,
         svc,
     };
     Router::new()
@@ -116,7 +125,7 @@ fn to_http(r: idsync_crowd::Response) -> Response {
     resp
 }
 
-fn header_str<'h>(h: &'h HeaderMap, name: header::HeaderName) -> Option<&'h str> {
+fn header_str(h: &HeaderMap, name: header::HeaderName) -> Option<&str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
@@ -138,20 +147,22 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
         return crowd_error(
             404,
             ErrorReason::IllegalArgument,
-            &format!(
-                "no Crowd directory is served at /crowd/{target}/ (its targets of type crowd: {})",
-                st.targets.keys().cloned().collect::<Vec<_>>().join(", ")
-            ),
+            // Not authenticated yet: the other targets' names are not listed.
+            &format!("no Crowd directory is served at /crowd/{target}/"),
             accept,
             &[],
         );
     };
-    let resource = match rest.strip_prefix(API) {
-        Some("") | Some("/") => "",
-        Some(r) if r.starts_with('/') => &r[1..],
-        _ => return not_found(&path, accept),
-    }
-    .to_string();
+    let Some((version, resource)) = rest.strip_prefix(API).and_then(|r| {
+        VERSIONS.iter().find_map(|v| match r.strip_prefix(v) {
+            Some("") => Some((*v, "")),
+            Some(res) => res.strip_prefix('/').map(|res| (*v, res)),
+            None => None,
+        })
+    }) else {
+        return not_found(&path, accept);
+    };
+    let resource = resource.to_string();
 
     // The application: Basic credentials, then its address.
     let peer: Option<IpAddr> = req
@@ -164,16 +175,48 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
         Err(refusal) => return refused(refusal, accept),
     };
 
+    if let Some(limiter) = &st.rate {
+        if let Err(retry_after) = limiter.check(&app.id).0 {
+            let l = limiter.limit;
+            return crowd_error(
+                429,
+                ErrorReason::OperationFailed,
+                &format!(
+                    "over this application's rate limit of {} requests per second ({} at once): retry after {retry_after} s",
+                    l.per_second, l.burst
+                ),
+                accept,
+                &[(header::RETRY_AFTER, retry_after.to_string())],
+            );
+        }
+    }
+
     let method = req.method().as_str().to_string();
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = match req.uri().query().map(serde_urlencoded::from_str) {
+        None => Vec::new(),
+        Some(Ok(q)) => q,
+        Some(Err(e)) => {
+            return crowd_error(
+                400,
+                ErrorReason::IllegalArgument,
+                &format!("the query string cannot be read: {e}"),
+                accept,
+                &[],
+            )
+        }
+    };
     let host = header_str(headers, header::HOST)
         .unwrap_or("localhost")
         .to_string();
-    let base_url = format!("http://{host}{PREFIX}{target}{API}");
+    // Behind a TLS-terminating proxy the links of the answers say https.
+    let scheme = match header_str(
+        headers,
+        header::HeaderName::from_static("x-forwarded-proto"),
+    ) {
+        Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let base_url = format!("{scheme}://{host}{PREFIX}{target}{API}{version}");
     let body = match axum::body::to_bytes(req.into_body(), MAX_CROWD_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -235,7 +278,7 @@ fn not_found(path: &str, format: Format) -> Response {
     crowd_error(
         404,
         ErrorReason::IllegalArgument,
-        &format!("{path} is not a resource of Crowd's usermanagement API (/crowd/<target>/rest/usermanagement/1/...)"),
+        &format!("{path} is not a resource of Crowd's usermanagement API (/crowd/<target>/rest/usermanagement/1/... or .../latest/...)"),
         format,
         &[],
     )

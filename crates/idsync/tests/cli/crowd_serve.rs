@@ -48,10 +48,27 @@ description = "Jira and Confluence"
 [flows.hr-to-dc]
 source = "hr"
 target = "dc"
-deprovision = "delete"
+deprovision = "disable"
 {extra}
 "#
         ),
+    )
+    .unwrap();
+}
+
+/// Change the flow's deprovision policy (the served directory is read by `idsync serve`; the
+/// policy is the syncing process's).
+fn set_deprovision(dir: &Path, policy: &str) {
+    let path = dir.join("idsync.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    let line = toml
+        .lines()
+        .find(|l| l.starts_with("deprovision = "))
+        .unwrap()
+        .to_string();
+    std::fs::write(
+        &path,
+        toml.replace(&line, &format!("deprovision = \"{policy}\"")),
     )
     .unwrap();
 }
@@ -252,6 +269,17 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     let jira_pw = create_app(d, &["--name", "jira"]);
     let bamboo_pw = create_app(d, &["--name", "bamboo"]);
     let conf_pw = create_app(d, &["--name", "confluence", "--allow", "10.0.0.0/8"]);
+    let fisheye_pw = create_app(
+        d,
+        &[
+            "--name",
+            "fisheye",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "127.0.0.0/8",
+        ],
+    );
     let port = free_port();
     let _server = serve(d, port, &[]);
     let jira = Product::new(port, "jira", &jira_pw);
@@ -273,6 +301,22 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     assert!(xml.contains("<active>true</active>"), "{xml}");
     assert!(xml.contains("Staff Engineer"), "{xml}");
 
+    // Version `latest` is version 1, as in Crowd (atlassian-python-api asks for it).
+    let latest = Product {
+        base: jira
+            .base
+            .replace("/usermanagement/1", "/usermanagement/latest"),
+        ..Product::new(port, "jira", &jira_pw)
+    };
+    assert_eq!(latest.json("user?username=ann")["name"], "ann");
+    assert_eq!(latest.get("user?username=ann", JSON).0, 200);
+    let (status, body) = Product {
+        base: jira.base.replace("/usermanagement/1", "/usermanagement/2"),
+        ..Product::new(port, "jira", &jira_pw)
+    }
+    .get("user?username=ann", JSON);
+    assert_eq!(status, 404, "{body}");
+
     // Group members, and every membership in one call.
     let members = jira.json("group/user/direct?groupname=developers");
     let names = members.to_string();
@@ -288,42 +332,94 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         "{memberships}"
     );
 
-    // The event token now; then bob is disabled and carl leaves the source.
+    // The event token now; then bob is disabled in the source and carl leaves it: with
+    // deprovision = "disable" both are served inactive.
     let token = jira.json("event")["newEventToken"]
         .as_str()
         .unwrap()
         .to_string();
     write_users(d, &[ANN, BOB_DISABLED]);
+    // Plan and dry run work as for any target, and change nothing the products see.
+    for args in [
+        &["plan", "hr-to-dc"][..],
+        &["sync", "hr-to-dc", "--dry-run"],
+    ] {
+        let o = run(d, args);
+        assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+        let out = text(&o);
+        assert!(
+            out.contains("disable user carl") && out.contains("bob"),
+            "{out}"
+        );
+    }
+    assert_eq!(jira.json("user?username=carl")["active"], true);
+    let unchanged = jira.json(&format!("event/{token}"));
+    assert_eq!(
+        unchanged["events"].as_array().map(Vec::len),
+        Some(0),
+        "{unchanged}"
+    );
     let o = run(d, &["sync", "hr-to-dc"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    let bob = jira.json("user?username=bob");
-    assert_eq!(bob["active"], false, "{bob}");
-    let (status, xml) = jira.get("user?username=bob", XML);
-    assert_eq!(status, 200, "{xml}");
-    assert!(xml.contains("<active>false</active>"), "{xml}");
+    for name in ["bob", "carl"] {
+        let user = jira.json(&format!("user?username={name}"));
+        assert_eq!(user["active"], false, "{user}");
+        let (status, xml) = jira.get(&format!("user?username={name}"), XML);
+        assert_eq!(status, 200, "{xml}");
+        assert!(xml.contains("<active>false</active>"), "{xml}");
+    }
+
+    // With deprovision = "delete", carl is gone from the directory.
+    set_deprovision(d, "delete");
+    let o = run(d, &["sync", "hr-to-dc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    // The run is in the history with its operations, as for any target.
+    let o = run(d, &["runs", "--flow", "hr-to-dc", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let last = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["dry_run"] == false && r["counts"]["delete_user.applied"] == 1)
+        .unwrap_or_else(|| panic!("{runs}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let o = run(d, &["log", &last]);
+    assert!(text(&o).contains("carl"), "{}", text(&o));
     let (status, body) = jira.get("user?username=carl", JSON);
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("USER_NOT_FOUND"), "{body}");
     let (status, body) = jira.get("user?username=carl", XML);
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("<reason>USER_NOT_FOUND</reason>"), "{body}");
+    assert_eq!(jira.json("user?username=bob")["active"], false);
 
-    // The events since the token: bob updated (inactive), carl deleted.
+    // The events since the token: bob and carl updated (inactive), carl deleted.
     let since = jira.json(&format!("event/{token}"));
     let events = since["events"]
         .as_array()
         .unwrap_or_else(|| panic!("{since}"));
-    let text_of = |e: &serde_json::Value| e.to_string();
+    // Each event is one entity (`userEvent`, `userMembershipEvent`, ...) with its operation.
+    let of = |e: &serde_json::Value| {
+        e.as_object()
+            .and_then(|o| o.values().next())
+            .cloned()
+            .unwrap_or_default()
+    };
+    for name in ["bob", "carl"] {
+        assert!(
+            events.iter().map(of).any(|e| e["operation"] == "UPDATED"
+                && e["user"]["name"] == name
+                && e["user"]["active"] == false),
+            "{name} in {since}"
+        );
+    }
     assert!(
         events
             .iter()
-            .any(|e| e["operation"] == "UPDATED" && text_of(e).contains("\"bob\"")),
-        "{since}"
-    );
-    assert!(
-        events
-            .iter()
-            .any(|e| e["operation"] == "DELETED" && text_of(e).contains("carl")),
+            .map(of)
+            .any(|e| e["operation"] == "DELETED" && e["user"]["name"] == "carl"),
         "{since}"
     );
     let next = since["newEventToken"].as_str().unwrap();
@@ -332,7 +428,7 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     assert_eq!(status, 200, "{xml}");
     // A token that is not the feed's answers as Crowd does (the product syncs in full).
     let (status, body) = jira.get("event/not-a-token", JSON);
-    assert_eq!(status, 400, "{body}");
+    assert!((400..500).contains(&status), "{status} {body}");
     assert!(body.contains("EVENT_TOKEN_EXPIRED"), "{body}");
 
     // Applications that are not let in.
@@ -358,6 +454,23 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         body.contains("<reason>APPLICATION_ACCESS_DENIED</reason>") && body.contains("127.0.0.1"),
         "{body}"
     );
+    assert_eq!(
+        Product::new(port, "fisheye", &fisheye_pw)
+            .get("user?username=ann", XML)
+            .0,
+        200
+    );
+    // A body over the cap is refused with Crowd's body.
+    let r = http
+        .post(format!("{}/search?entity-type=user", jira.base))
+        .basic_auth("jira", Some(&jira_pw))
+        .header("Accept", JSON)
+        .header("Content-Type", XML)
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert!(r.text().unwrap().contains("ILLEGAL_ARGUMENT"));
     // A second application with its own credentials; jira's password is not bamboo's.
     let bamboo = Product::new(port, "bamboo", &bamboo_pw);
     assert_eq!(bamboo.json("user?username=ann")["name"], "ann");
@@ -387,4 +500,65 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         .find(|a| a["name"] == "bamboo")
         .unwrap();
     assert!(bamboo_row["last_used_ms"].is_i64(), "{apps}");
+
+    // Wrong credentials are rate-limited per address (10 in a burst): 429 with Retry-After,
+    // before any password is checked; an application already verified goes on.
+    let guesser = Product::new(port, "bamboo", "guess");
+    let mut answers = Vec::new();
+    for _ in 0..12 {
+        let r = guesser
+            .http
+            .get(format!("{}/user?username=ann", guesser.base))
+            .basic_auth("bamboo", Some("guess"))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        if status == 429 {
+            let retry: u64 = r.headers()["retry-after"]
+                .to_str()
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert!((1..=60).contains(&retry), "{retry}");
+            assert!(r.text().unwrap().contains("APPLICATION_ACCESS_DENIED"));
+        }
+        answers.push(status);
+    }
+    assert!(answers.contains(&429), "{answers:?}");
+    assert!(answers.iter().take(6).all(|s| *s == 401), "{answers:?}");
+    assert_eq!(bamboo.get("user?username=ann", JSON).0, 200);
+}
+
+#[test]
+fn crowd_applications_count_against_the_servers_request_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_users(d, &[ANN]);
+    write_crowd_config(d, "\n[server]\nscim_rate = 0.01\nscim_burst = 3\n");
+    let o = run(d, &["sync", "hr-to-dc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let jira = Product::new(0, "jira", &create_app(d, &["--name", "jira"]));
+    let bamboo_pw = create_app(d, &["--name", "bamboo"]);
+    let port = free_port();
+    let _server = serve(d, port, &[]);
+    let jira = Product::new(port, "jira", &jira.password);
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| jira.get("user?username=ann", XML).0)
+        .collect();
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    let r = jira
+        .http
+        .get(format!("{}/user?username=ann", jira.base))
+        .basic_auth("jira", Some(&jira.password))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    // Each application has its own budget.
+    assert_eq!(
+        Product::new(port, "bamboo", &bamboo_pw)
+            .get("user?username=ann", XML)
+            .0,
+        200
+    );
 }
