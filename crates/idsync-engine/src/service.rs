@@ -104,7 +104,7 @@ impl Service {
         let result = work.await;
         match &result {
             Ok(report) => self.metrics.record_run(report),
-            Err(EngineError::Busy { .. }) => {}
+            Err(EngineError::Busy { .. } | EngineError::NothingToReconcile { .. }) => {}
             Err(_) => self.metrics.record_failure(flow),
         }
         result

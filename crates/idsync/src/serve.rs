@@ -26,8 +26,13 @@ pub async fn serve(
     tracing::info!(%local, "listening");
     out!("idsync listening on http://{local} (Ctrl-C or SIGTERM to stop)");
     for (target, c) in &svc.runtime.crowd {
+        let about = c
+            .config
+            .description
+            .as_deref()
+            .map_or_else(String::new, |d| format!("{d}; "));
         out!(
-            "crowd directory {target} (flow {}): Crowd server URL http://{local}/crowd/{target} (applications: idsync crowd app create --target {target} --name NAME)",
+            "crowd directory {target} ({about}flow {}): Crowd server URL http://{local}/crowd/{target} (applications: idsync crowd app create --target {target} --name NAME)",
             c.flow
         );
     }
