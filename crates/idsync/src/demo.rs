@@ -1,10 +1,14 @@
 //! `idsync demo`: a simulated Entra tenant provisioned into a simulated Atlassian Cloud
-//! organisation, end to end, on this machine.
+//! organisation and served to Atlassian Data Center products as a Crowd directory, end to end,
+//! on this machine.
 //!
 //! The tenant is the Graph simulator over HTTPS; the Atlassian Cloud organisation is idsync's
 //! own SCIM endpoint (directory `atlassian`), written to by a SCIM target in the
-//! `atlassian-cloud` profile. The demo runs the first full sync with its progress bar, then
-//! changes a few users and memberships in the tenant and shows them arriving, and leaves the
+//! `atlassian-cloud` profile; the Crowd directory is a `crowd` target (`jira-dc`) fed by a second
+//! flow, with an application `jira` whose settings the demo prints as Jira's "Add Crowd
+//! directory" screen asks for them. The demo runs the first full syncs with their progress bar,
+//! then changes a few users and memberships in the tenant and shows them arriving in Atlassian
+//! Cloud and in the Crowd directory's event feed (read over HTTP as Jira reads it), and leaves the
 //! server running.
 
 use crate::progress;
@@ -44,6 +48,10 @@ pub struct DemoArgs {
 
 const FLOW: &str = "entra-to-atlassian";
 const TARGET_DIR: &str = "atlassian";
+/// The Crowd directory Data Center products read, its flow and the application Jira signs in as.
+const CROWD_FLOW: &str = "entra-to-jira";
+const CROWD_TARGET: &str = "jira-dc";
+const CROWD_APP: &str = "jira";
 
 fn find(snapshot: &idsync_core::Snapshot, user_name: &str) -> Option<User> {
     snapshot
@@ -106,10 +114,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
             idsync_core::Clock::now_ms(&SystemClock),
         )
         .await?;
+    let (_, crowd_password) = store
+        .create_crowd_app(
+            CROWD_TARGET,
+            CROWD_APP,
+            &[],
+            idsync_core::Clock::now_ms(&SystemClock),
+        )
+        .await?;
     store.close().await;
     std::fs::write(dir.join("atlassian.token"), &secret)?;
+    std::fs::write(dir.join("jira.password"), &crowd_password)?;
     let config = format!(
-        "# Written by `idsync demo`.\n[store]\npath = \"idsync.db\"\n\n[server]\nlisten = \"{addr}\"\n\n[log]\nlevel = \"warn\"\n\n{}interval = \"2s\"\n\n[sources.atlassian-cloud]\ntype = \"scim\"\ndirectory = \"{TARGET_DIR}\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"{domain}\"]\n\n[targets.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nurl = \"http://{addr}/scim/directory/{TARGET_DIR}\"\ntoken = \"${{file:atlassian.token}}\"\nverified_domains = [\"{domain}\"]\n\n[flows.{FLOW}]\nsource = \"entra\"\ntarget = \"atlassian\"\n",
+        "# Written by `idsync demo`.\n[store]\npath = \"idsync.db\"\n\n[server]\nlisten = \"{addr}\"\n\n[log]\nlevel = \"warn\"\n\n{}interval = \"2s\"\n\n[sources.atlassian-cloud]\ntype = \"scim\"\ndirectory = \"{TARGET_DIR}\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"{domain}\"]\n\n[targets.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nurl = \"http://{addr}/scim/directory/{TARGET_DIR}\"\ntoken = \"${{file:atlassian.token}}\"\nverified_domains = [\"{domain}\"]\n\n[flows.{FLOW}]\nsource = \"entra\"\ntarget = \"atlassian\"\n\n[targets.{CROWD_TARGET}]\ntype = \"crowd\"\ndescription = \"Jira Data Center (demo)\"\n\n[flows.{CROWD_FLOW}]\nsource = \"entra\"\ntarget = \"{CROWD_TARGET}\"\n",
         source_snippet(&sim, &opts, "entra", "entra")
     );
     let config_path = dir.join("idsync.toml");
@@ -122,6 +139,8 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         let _ = axum::serve(listener, app).await;
     });
     out!("2/4  simulated Atlassian Cloud: idsync's SCIM endpoint behaving as Atlassian's (verified domain {domain}, pages of 100, no group renames) at http://{addr}/scim/directory/{TARGET_DIR}");
+    let crowd_url = format!("http://{addr}/crowd/{CROWD_TARGET}");
+    out!("     and a Crowd directory for Jira, Confluence, Bitbucket, Bamboo and Fisheye at {crowd_url}");
 
     // 3. The first full sync.
     out!("3/4  first full sync, tenant to Atlassian Cloud ...");
@@ -139,6 +158,25 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         counts.users,
         counts.groups
     );
+    let started = Instant::now();
+    let bar = progress::Bar::new(true);
+    let report = rt.sync(CROWD_FLOW, Mode::Full, false, &bar).await?;
+    bar.clear();
+    let feed = CrowdFeed::new(&crowd_url, &crowd_password)?;
+    let served = feed.count_users().await?;
+    let token = feed.current_token().await?;
+    out!(
+        "     {} in {:.1}s: the Crowd directory serves {served} users; in Jira, Administration > User management > User directories > Add directory > Atlassian Crowd:",
+        report.status.as_str(),
+        started.elapsed().as_secs_f64(),
+    );
+    out!("       Server URL:            {crowd_url}");
+    out!("       Application name:      {CROWD_APP}");
+    out!(
+        "       Application password:  {crowd_password}   (also in {})",
+        dir.join("jira.password").display()
+    );
+    out!("       Crowd permissions: Read only; Enable nested groups: on; Enable incremental synchronisation: on; Synchronisation interval: 5 minutes");
 
     // 4. Changes in the tenant, arriving incrementally through the running service.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
@@ -212,14 +250,18 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     out!("4/4  changed in the tenant: {renamed} got a new title, {disabled} was disabled, {newcomer} joined and was added to \"{group_name}\"");
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);
-    let mut seen = [false; 4];
+    let mut seen = [false; 7];
     let labels = [
         "new title",
         "disabled",
         "newcomer created",
         "newcomer in the group",
+        "new title in the Crowd event feed",
+        "disabled user in the Crowd event feed",
+        "newcomer in the Crowd event feed",
     ];
     while seen.iter().any(|s| !s) && Instant::now() < deadline {
+        let events = feed.events_since(&token).await.unwrap_or_default();
         let snap = rt.store.load_directory(TARGET_DIR).await?;
         let checks = [
             find(&snap, &renamed).is_some_and(|u| u.title.as_deref() == Some("Head of Demos")),
@@ -235,12 +277,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
                         })
                 })
             }),
+            events.contains("Head of Demos") && events.contains(&format!("\"{renamed}\"")),
+            events.contains(&format!("\"{disabled}\"")),
+            events.contains(&format!("\"{newcomer}\"")),
         ];
         for (i, ok) in checks.iter().enumerate() {
             if *ok && !seen[i] {
                 seen[i] = true;
+                let place = if i < 4 { "in Atlassian Cloud " } else { "" };
                 out!(
-                    "     arrived in Atlassian Cloud after {:.1}s: {}",
+                    "     arrived {place}after {:.1}s: {}",
                     t0.elapsed().as_secs_f64(),
                     labels[i]
                 );
@@ -262,6 +308,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     out!("  idsync -c {} runs", config_path.display());
     out!("  curl http://{addr}/api/v1/flows");
     out!("  curl -H \"Authorization: Bearer $(cat {})\" 'http://{addr}/scim/directory/{TARGET_DIR}/Users?count=5'", dir.join("atlassian.token").display());
+    out!("  curl -u \"{CROWD_APP}:$(cat {})\" -H 'Accept: application/json' '{crowd_url}/rest/usermanagement/1/event/{token}'", dir.join("jira.password").display());
     out!("  the simulated tenant: {} (tenant {}), change it with the admin app (client_id {}, secret {})", sim.root, sim.tenant_id, opts.admin.client_id, opts.admin.client_secret);
     let code = u8::from(!missing.is_empty()) * 3;
     if !args.exit {
@@ -276,4 +323,63 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     sim.stop().await;
     rt.store.close().await;
     Ok(code)
+}
+
+/// The Crowd directory's event feed, read over HTTP as a product reads it (JSON here).
+struct CrowdFeed {
+    http: reqwest::Client,
+    base: String,
+    password: String,
+}
+
+impl CrowdFeed {
+    fn new(url: &str, password: &str) -> anyhow::Result<CrowdFeed> {
+        Ok(CrowdFeed {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(30))
+                .build()?,
+            base: format!("{url}/rest/usermanagement/1"),
+            password: password.to_string(),
+        })
+    }
+
+    async fn get(&self, path: &str) -> anyhow::Result<serde_json::Value> {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .basic_auth(CROWD_APP, Some(&self.password))
+            .header("Accept", "application/json")
+            .send()
+            .await?;
+        let status = r.status();
+        let body = r.text().await?;
+        anyhow::ensure!(
+            status.is_success(),
+            "the Crowd directory answered GET {path} with {status}: {body}"
+        );
+        serde_json::from_str(&body)
+            .with_context(|| format!("the Crowd directory answered GET {path} with {body}"))
+    }
+
+    /// The token a product takes before its full synchronisation.
+    async fn current_token(&self) -> anyhow::Result<String> {
+        let v = self.get("/event").await?;
+        v["newEventToken"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| anyhow::anyhow!("the Crowd directory gave no event token: {v}"))
+    }
+
+    /// The events since `token`, as text.
+    async fn events_since(&self, token: &str) -> anyhow::Result<String> {
+        Ok(self.get(&format!("/event/{token}")).await?["events"].to_string())
+    }
+
+    /// Users served, by Crowd's search (every user, all at once).
+    async fn count_users(&self) -> anyhow::Result<usize> {
+        let v = self
+            .get("/search?entity-type=user&start-index=0&max-results=1000000")
+            .await?;
+        Ok(v["users"].as_array().map_or(0, Vec::len))
+    }
 }

@@ -301,3 +301,29 @@ pub fn scimmy(token: &str) -> Result<Peer, String> {
         format!("http://127.0.0.1:{port}/scim/v2"),
     )
 }
+
+/// The Python venv holding the Crowd clients from PyPI (`crowd`, `atlassian-python-api`),
+/// installed on first use into `target/crowd-venv` by `scripts/peers`.
+pub fn crowd_venv() -> Result<PathBuf, String> {
+    let venv = root().join("target/crowd-venv");
+    install_once("the Crowd clients (PyPI)", || {
+        venv.join("bin/python").exists()
+            && Command::new(venv.join("bin/python"))
+                .args(["-c", "import crowd, atlassian"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+    })?;
+    Ok(venv)
+}
+
+/// The `node_modules` holding the npm `atlassian-crowd-client`, installed on first use into
+/// `target/crowd-node` by `scripts/peers` (for `NODE_PATH`).
+pub fn crowd_node_modules() -> Result<PathBuf, String> {
+    let modules = root().join("target/crowd-node/node_modules");
+    install_once("the Crowd client (npm)", || {
+        modules.join("atlassian-crowd-client").exists()
+    })?;
+    Ok(modules)
+}
