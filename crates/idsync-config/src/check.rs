@@ -6,6 +6,7 @@ use crate::*;
 use std::ops::Range;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
+mod jira;
 mod server;
 
 type Span = Option<Range<usize>>;
@@ -18,7 +19,7 @@ pub(crate) struct Checker<'a> {
 }
 
 const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
-const TARGET_TYPES: &[&str] = &["test", "scim"];
+const TARGET_TYPES: &[&str] = &["test", "scim", "jira"];
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(text: &'a str, file: &'a Path) -> Self {
@@ -706,6 +707,7 @@ impl<'a> Checker<'a> {
         let path = format!("targets.{name}");
         let kind = self.required_choice(t, "type", &path, TARGET_TYPES, anchor)?;
         match kind.as_str() {
+            "jira" => self.jira_target(name, t, anchor),
             "scim" => {
                 self.keys(
                     t,

@@ -307,6 +307,42 @@ pub struct TargetConfig {
 pub enum TargetKind {
     Test(TestTargetConfig),
     Scim(ScimTargetConfig),
+    Jira(JiraTargetConfig),
+}
+
+/// How idsync signs in to Jira.
+#[derive(Debug, Clone)]
+pub enum JiraAuth {
+    /// A personal access token (Bearer).
+    Token(Secret),
+    /// A user and password (Basic).
+    Basic { user: String, password: Secret },
+}
+
+/// How the `disable` policy disables a Jira user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JiraDeactivation {
+    /// `"active": false` on Jira 8.3 and later, else `Groups`.
+    #[default]
+    Auto,
+    Active,
+    /// Remove the application-access groups and record them.
+    Groups,
+}
+
+/// `[targets.x] type = "jira"`: Jira Data Center's internal directory.
+#[derive(Debug, Clone)]
+pub struct JiraTargetConfig {
+    pub url: String,
+    pub auth: JiraAuth,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub default_groups: Vec<String>,
+    pub properties: bool,
+    pub property_key: String,
+    pub deactivation: JiraDeactivation,
+    pub access_groups: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

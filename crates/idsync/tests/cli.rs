@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 mod graph_source;
 #[path = "cli/hostile.rs"]
 mod hostile;
+#[path = "cli/jira.rs"]
+mod jira;
 #[path = "cli/security.rs"]
 mod security;
 
