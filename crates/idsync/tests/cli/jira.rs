@@ -213,6 +213,11 @@ fn jira_life_cycle_through_the_binary() {
     // Disable: user5 leaves the source; Jira 9 takes "active": false.
     let before5 = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
     edit_csv(dir.path(), |csv| without(&csv, "id-000005"));
+    let plan = sync(dir.path(), &["plan", "hr-to-jira"]);
+    assert!(
+        plan.contains("note: Jira 9.12.2: users are disabled with \"active\": false"),
+        "the plan says how: {plan}"
+    );
     sync(dir.path(), &["sync", "hr-to-jira"]);
     assert_eq!(jira.user("user5@example.com").unwrap()["active"], false);
     assert!(!jira
@@ -339,6 +344,11 @@ fn jira_8_2_disable_removes_application_access_and_return_restores_it() {
         .contains(&"jira-software-users".to_string()));
     let before = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
     edit_csv(dir.path(), |csv| without(&csv, "id-000002"));
+    let plan = sync(dir.path(), &["plan", "hr-to-jira"]);
+    assert!(
+        plan.contains("note: Jira 8.2.0 (it has no deactivation before 8.3): disabling removes the user's application access (groups jira-administrators, jira-software-users)"),
+        "the plan says how: {plan}"
+    );
     let out = sync(dir.path(), &["sync", "hr-to-jira"]);
     assert!(out.contains("succeeded"), "{out}");
     let u2 = jira.user("user2@example.com").unwrap();

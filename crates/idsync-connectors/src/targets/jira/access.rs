@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::Value;
 
 /// The groups that grant application access.
-async fn access_groups(t: &JiraTarget) -> Result<&Vec<String>, Failure> {
+pub(super) async fn groups(t: &JiraTarget) -> Result<&Vec<String>, Failure> {
     t.access
         .get_or_try_init(|| async {
             if !t.cfg.access_groups.is_empty() {
@@ -58,7 +58,7 @@ pub(super) async fn set(t: &JiraTarget, key: &str, u: &User, active: bool) -> Re
             .write_property(key, users::property_value(&attrs, &[]))
             .await;
     }
-    let access = access_groups(t).await?;
+    let access = groups(t).await?;
     let v = t.get_user(key, true).await?;
     let held: Vec<String> = v
         .get("groups")

@@ -613,6 +613,31 @@ impl Target for JiraTarget {
         Ok(snapshot)
     }
 
+    async fn disable_note(&self) -> Result<Option<String>, TargetError> {
+        let version = self
+            .instance()
+            .await
+            .map_err(|f| f.target_error())?
+            .version_text
+            .clone();
+        if self.uses_active().await.map_err(|f| f.target_error())? {
+            return Ok(Some(format!(
+                "Jira {version}: users are disabled with \"active\": false, read back after each"
+            )));
+        }
+        let groups = access::groups(self).await.map_err(|f| f.target_error())?;
+        let why = if self.cfg.deactivation == Deactivation::Groups {
+            "deactivation = \"groups\""
+        } else {
+            "it has no deactivation before 8.3"
+        };
+        Ok(Some(format!(
+            "Jira {version} ({why}): disabling removes the user's application access (groups {}), recorded in the user property {:?} so that a returning user gets it back; the account itself stays active",
+            groups.join(", "),
+            self.cfg.property_key
+        )))
+    }
+
     fn project_user(&self, user: User) -> User {
         users::project(user, self.cfg.properties)
     }
