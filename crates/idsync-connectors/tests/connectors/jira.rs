@@ -261,3 +261,62 @@ async fn a_429_is_retryable_with_its_wait_and_the_next_request_waits_for_a_token
     assert_eq!(s.state.stats().throttled, 1);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn created_users_join_the_default_groups_and_properties_can_be_off() {
+    let s = sim(JiraSimOptions::default()).await;
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{}/rest/api/2/group", s.root))
+        .bearer_auth("sim-jira-pat")
+        .json(&serde_json::json!({"name": "SSO-Users"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let mut cfg = config(&s, token());
+    cfg.default_groups = vec!["sso-users".into()];
+    cfg.properties = false;
+    let t = JiraTarget::new(cfg).unwrap();
+    let u = person("dee");
+    let key = created(&t, &u).await;
+    {
+        let d = s.state.directory.read().unwrap();
+        let id = d.by_key(&key).unwrap();
+        assert_eq!(
+            d.groups_of(id),
+            vec!["jira-software-users".to_string(), "SSO-Users".to_string()]
+        );
+        assert!(
+            d.user(id).unwrap().properties.is_empty(),
+            "properties = false writes none"
+        );
+    }
+    assert_eq!(
+        t.project_user(u).title,
+        None,
+        "and a title is not something it holds"
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_group_picker_that_shows_only_part_cannot_say_a_group_is_missing() {
+    let s = sim(JiraSimOptions::default()).await;
+    {
+        let mut d = s.state.directory.write().unwrap();
+        for i in 0..1001 {
+            d.create_group(&format!("team-{i:04}")).unwrap();
+        }
+    }
+    let t = JiraTarget::new(config(&s, token())).unwrap();
+    assert_eq!(
+        t.find_group(&Group::new("g", "TEAM-0005")).await.unwrap(),
+        Some("team-0005".to_string())
+    );
+    match t.find_group(&Group::new("g", "team")).await {
+        Err(TargetError::CannotMatch(why)) => assert!(why.contains("1000 of 1001"), "{why}"),
+        other => panic!("expected CannotMatch, got {other:?}"),
+    }
+    s.stop().await;
+}

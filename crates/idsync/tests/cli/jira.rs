@@ -429,3 +429,48 @@ target = "a"
     assert!(err.contains("targets.b.url"), "{err}");
     assert!(err.contains("targets.c.token"), "{err}");
 }
+
+#[test]
+fn jira_rate_limiter_and_429s_slow_the_sync_but_fail_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bucket of 10 requests refilled with 10 every second.
+    let (_sim, root) = jira_sim(
+        dir.path(),
+        &[
+            "--rate-max",
+            "10",
+            "--rate-fill",
+            "10",
+            "--rate-interval",
+            "1",
+        ],
+    );
+    let jira = Jira::new(dir.path(), &root);
+    // And the first two user creations answered 429 with Retry-After: 1.
+    let r = jira
+        .http
+        .post(format!("{root}/_sim/faults"))
+        .json(&json!({"fail_next": 2, "fail_match": "POST /rest/api/2/user?", "error_status": 429, "retry_after_secs": 1}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    write_people_csv(dir.path(), 4);
+    write_jira_config(dir.path(), &root, "");
+    let out = sync(dir.path(), &["sync", "hr-to-jira"]);
+    assert!(
+        out.contains("succeeded") && out.contains(" 0 failed"),
+        "{out}"
+    );
+    assert_eq!(jira.users().len(), 5, "{:?}", jira.users());
+    assert_eq!(jira.members("everyone").len(), 4);
+    let stats: Value = jira
+        .http
+        .get(format!("{root}/_sim/stats"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    // The two injected 429s, and the bucket's own when requests in flight together drain it.
+    assert!(stats["throttled"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(stats["requests"].as_u64().unwrap() > 10, "{stats}");
+}

@@ -427,16 +427,27 @@ impl Target for JiraTarget {
             .call(Method::GET, &path, None)
             .await
             .map_err(|f| f.target_error())?;
-        let found: Vec<String> = v
+        let shown: Vec<&str> = v
             .get("groups")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|g| g.get("name").and_then(Value::as_str))
-            .filter(|n| n.to_lowercase() == group.display_name.to_lowercase())
-            .map(str::to_string)
             .collect();
-        Ok(found.into_iter().next())
+        let wanted = group.display_name.to_lowercase();
+        if let Some(n) = shown.iter().find(|n| n.to_lowercase() == wanted) {
+            return Ok(Some((*n).to_string()));
+        }
+        let total = v.get("total").and_then(Value::as_u64).unwrap_or(0);
+        if total > shown.len() as u64 {
+            // The picker showed only some of the groups whose names contain this one.
+            return Err(TargetError::CannotMatch(format!(
+                "group {:?}: Jira's group picker showed {} of {total} groups whose names contain it",
+                group.display_name,
+                shown.len()
+            )));
+        }
+        Ok(None)
     }
 
     async fn apply(&self, op: &TargetOp) -> Outcome {
