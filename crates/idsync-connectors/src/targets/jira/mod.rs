@@ -242,6 +242,30 @@ impl JiraTarget {
         .map_err(|f| f.target_error())
     }
 
+    /// The users a match by `field` (`name` or `emailAddress`) may be among, in as few
+    /// requests as Jira allows: a username is looked up directly (`GET /user`, any case); an
+    /// email is searched (one page of up to 1,000 answers a whole email address, read on
+    /// only when it comes back full).
+    async fn candidates(&self, field: &str, value: &str) -> Result<Vec<Value>, TargetError> {
+        if field == "name" {
+            let path = format!("/rest/api/2/user?username={}", enc(value));
+            return match self.client.call(Method::GET, &path, None).await {
+                Ok(v) => Ok(vec![v]),
+                Err(f) if f.status == Some(404) => Ok(Vec::new()),
+                Err(f) => Err(f.target_error()),
+            };
+        }
+        let path = format!(
+            "/rest/api/2/user/search?username={}&includeActive=true&includeInactive=true&startAt=0&maxResults=1000",
+            enc(value)
+        );
+        match self.client.call(Method::GET, &path, None).await {
+            Ok(Value::Array(page)) if page.len() < 1000 => Ok(page),
+            Ok(_) => self.search(value).await,
+            Err(f) => Err(f.target_error()),
+        }
+    }
+
     async fn create_user(&self, user: &User) -> Result<String, Failure> {
         let u = users::project(user.clone(), self.cfg.properties);
         let body = json!({
@@ -396,7 +420,7 @@ impl Target for JiraTarget {
             if value.is_empty() {
                 continue;
             }
-            let found = verified(self.search(&value).await?, field, &value);
+            let found = verified(self.candidates(field, &value).await?, field, &value);
             match found.as_slice() {
                 [] => continue,
                 [(key, name)] => {
