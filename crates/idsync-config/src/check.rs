@@ -7,6 +7,7 @@ use std::ops::Range;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
 mod crowd;
+mod jira;
 mod server;
 
 type Span = Option<Range<usize>>;
@@ -19,7 +20,7 @@ pub(crate) struct Checker<'a> {
 }
 
 const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
-const TARGET_TYPES: &[&str] = &["test", "scim", "crowd"];
+const TARGET_TYPES: &[&str] = &["test", "scim", "crowd", "jira"];
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(text: &'a str, file: &'a Path) -> Self {
@@ -709,6 +710,7 @@ impl<'a> Checker<'a> {
         let kind = self.required_choice(t, "type", &path, TARGET_TYPES, anchor)?;
         match kind.as_str() {
             "crowd" => self.crowd_target(name, t, &path),
+            "jira" => self.jira_target(name, t, anchor),
             "scim" => {
                 self.keys(
                     t,

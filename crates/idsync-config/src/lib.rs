@@ -310,6 +310,7 @@ pub enum TargetKind {
     /// Served by idsync itself as a Crowd-compatible directory (Atlassian Data Center products
     /// read it): nothing is pushed anywhere; the flow's ledger is the directory.
     Crowd(CrowdTargetConfig),
+    Jira(JiraTargetConfig),
 }
 
 /// `type = "crowd"`: a directory idsync serves under `/crowd/<target>/rest/usermanagement/1/`.
@@ -320,6 +321,41 @@ pub struct CrowdTargetConfig {
     /// How long the served event feed keeps its events. A product whose event token is older
     /// is told the token expired and does a full synchronisation.
     pub event_retention: Duration,
+}
+
+/// How idsync signs in to Jira.
+#[derive(Debug, Clone)]
+pub enum JiraAuth {
+    /// A personal access token (Bearer).
+    Token(Secret),
+    /// A user and password (Basic).
+    Basic { user: String, password: Secret },
+}
+
+/// How the `disable` policy disables a Jira user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum JiraDeactivation {
+    /// `"active": false` on Jira 8.3 and later, else `Groups`.
+    #[default]
+    Auto,
+    Active,
+    /// Remove the application-access groups and record them.
+    Groups,
+}
+
+/// `[targets.x] type = "jira"`: Jira Data Center's internal directory.
+#[derive(Debug, Clone)]
+pub struct JiraTargetConfig {
+    pub url: String,
+    pub auth: JiraAuth,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub default_groups: Vec<String>,
+    pub properties: bool,
+    pub property_key: String,
+    pub deactivation: JiraDeactivation,
+    pub access_groups: Vec<String>,
 }
 
 impl TargetKind {

@@ -72,12 +72,19 @@ fn defaults_and_relative_paths() {
 fn the_example_file_loads() {
     std::env::set_var("IDSYNC_ADMIN_TOKEN", "example-token");
     std::env::set_var("ATLASSIAN_SCIM_TOKEN", "atlassian-api-key");
+    std::env::set_var("JIRA_TOKEN", "jira-pat");
     std::env::set_var("GRAPH_CLIENT_SECRET", "graph-secret");
     std::env::set_var("SMTP_PASSWORD", "smtp-password");
     std::env::set_var("WEBHOOK_SECRET", "webhook-secret");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("idsync.example.toml");
     let c = load(&path).unwrap();
     assert_eq!(c.sources.len(), 4);
+    let TargetKind::Jira(j) = &c.targets["jira"].kind else {
+        panic!("jira is a jira target");
+    };
+    assert_eq!(j.property_key, "idsync");
+    assert_eq!(j.deactivation, idsync_config::JiraDeactivation::Auto);
+    assert!(matches!(&j.auth, idsync_config::JiraAuth::Token(t) if t.expose() == "jira-pat"));
     assert_eq!(
         c.flows["hr-to-app"].deletion_threshold,
         idsync_core::DeletionThreshold {

@@ -4,6 +4,8 @@
 //! - [`sources::msgraph`]: Microsoft Entra ID and Azure AD B2C through Microsoft Graph.
 //! - [`targets::scim`]: any SCIM 2.0 service, with profiles for services' quirks
 //!   (`generic`, `atlassian-cloud`).
+//! - [`targets::jira`]: Jira Data Center's internal directory (REST), on the shared
+//!   [`targets::atlassian_dc`] client and paging.
 //! - [`targets::test`]: the scriptable test target (an application stand-in with fault
 //!   injection and a journal).
 //! - `testkit` (feature `testkit`): the conformance suite every target must pass.
@@ -13,6 +15,8 @@ pub mod sources {
     pub mod msgraph;
 }
 pub mod targets {
+    pub mod atlassian_dc;
+    pub mod jira;
     pub mod scim;
     pub mod test;
 }

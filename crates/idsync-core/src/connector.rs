@@ -373,6 +373,11 @@ pub trait Target: Send + Sync {
     fn take_learned_keeps(&self) -> Vec<crate::keeps::LearnedKeep> {
         Vec::new()
     }
+    /// How this target disables a user, in words, for the plan to say (targets that differ by
+    /// version or setting, such as Jira before 8.3); `None` where disabling is just that.
+    async fn disable_note(&self) -> Result<Option<String>, TargetError> {
+        Ok(None)
+    }
     /// The run is over: what the target held for it alone (a listing to match creates
     /// against) is let go, so the next run starts from the target as it is then.
     fn end_run(&self) {}

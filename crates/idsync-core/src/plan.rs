@@ -306,6 +306,10 @@ pub struct Plan {
     /// What the plan could not do as the source says, in words.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// How the target carries out what the plan asks where targets differ (how it disables
+    /// a user), in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Plan {
@@ -672,6 +676,7 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
     Plan {
         operations: ops,
         warnings,
+        notes: Vec::new(),
     }
 }
 

@@ -415,6 +415,7 @@ fn holding_deprovisions_keeps_held_users_in_their_groups() {
         )
     };
     let mut p = Plan {
+        notes: Vec::new(),
         operations: vec![
             op("new", Action::CreateUser { user: u("new") }),
             op(

@@ -7,6 +7,7 @@ mod error;
 mod execute;
 mod forms;
 mod ingest;
+mod jira_target;
 mod memory;
 mod metrics;
 mod notify;

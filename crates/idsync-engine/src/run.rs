@@ -604,7 +604,21 @@ async fn plan_and_apply(
     } else {
         Vec::new()
     };
+    if plan
+        .operations
+        .iter()
+        .any(|o| matches!(o.action, idsync_core::Action::DisableUser { .. }))
+    {
+        match target.disable_note().await {
+            Ok(Some(note)) => plan.notes.push(note),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "cannot tell how the target disables users"),
+        }
+    }
     let plan_ms = started.elapsed().as_millis() as u64 - before_plan;
+    for n in &plan.notes {
+        tracing::info!(note = %n, "plan");
+    }
     for w in &plan.warnings {
         tracing::warn!(warning = %w, "plan");
     }

@@ -3,3 +3,4 @@
 //! real client libraries of the service it imitates (for Graph: Microsoft's msgraph SDK).
 
 pub mod graph;
+pub mod jira;

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
+#[path = "sim/jira.rs"]
+mod jira;
+
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

@@ -26,6 +26,7 @@ mod progress;
 mod serve;
 mod signals;
 mod sim;
+mod sim_jira;
 mod source_check;
 mod token;
 
@@ -192,6 +193,8 @@ enum SourceCommand {
 enum SimCommand {
     /// Serve a simulated Microsoft Graph tenant (Entra ID or B2C) on 127.0.0.1.
     Graph(sim::GraphSimArgs),
+    /// Serve a simulated Jira Data Center (users, groups, properties, application roles) on 127.0.0.1.
+    Jira(sim_jira::JiraSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -295,6 +298,9 @@ fn main() -> ExitCode {
                 Command::Sim {
                     command: SimCommand::Graph(args),
                 } => sim::run(args).await,
+                Command::Sim {
+                    command: SimCommand::Jira(args),
+                } => sim_jira::run(args).await,
                 Command::Demo(args) => demo::run(args).await,
                 _ => Ok(0),
             }

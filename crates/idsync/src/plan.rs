@@ -20,6 +20,9 @@ pub async fn plan(
                 out!("    {line}");
             }
         }
+        for n in &report.plan.notes {
+            out!("note: {n}");
+        }
         for w in &report.plan.warnings {
             out!("warning: {w}");
         }
@@ -108,6 +111,9 @@ pub async fn print_plan(
     }
     for op in &plan.operations {
         out!("{}", op.describe());
+    }
+    for n in &plan.notes {
+        out!("note: {n}");
     }
     for w in &plan.warnings {
         out!("warning: {w}");

@@ -40,6 +40,8 @@ mod graph_cli;
 mod graph_source;
 #[path = "cli/hostile.rs"]
 mod hostile;
+#[path = "cli/jira.rs"]
+mod jira;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/scim_endpoint.rs"]

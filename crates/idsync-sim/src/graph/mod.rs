@@ -12,7 +12,7 @@ mod login;
 pub mod odata;
 pub mod server;
 pub mod tenant;
-mod tls;
+pub(crate) mod tls;
 
 pub use assertion::RegisteredCert;
 pub use directory::extensions_app_id;
