@@ -5,7 +5,7 @@
 //! empty; that property is tested with proptest.
 
 use crate::model::{Group, Key, User};
-use crate::state::{DesiredState, LedgerGroup, LedgerState, LedgerUser};
+use crate::state::{DesiredState, LedgerState};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -107,6 +107,9 @@ pub enum Reason {
     LeftScope(String),
     /// Disabled longer than the flow's grace period (in days).
     GracePeriodOver(u32),
+    /// Groups made direct members of a group (nested groups, served targets).
+    ChildGroupsAdded,
+    ChildGroupsRemoved,
 }
 
 impl fmt::Display for Reason {
@@ -134,6 +137,8 @@ impl fmt::Display for Reason {
             Reason::GracePeriodOver(days) => {
                 write!(f, "disabled for more than the grace period of {days} days")
             }
+            Reason::ChildGroupsAdded => write!(f, "groups nested in the source"),
+            Reason::ChildGroupsRemoved => write!(f, "groups no longer nested in the source"),
             Reason::RecreatedForRename(from) => write!(
                 f,
                 "renamed in the source from {from:?}; the target cannot rename groups, so a new group is made (the old one stays)"
@@ -182,6 +187,16 @@ pub enum Action {
         group: String,
         users: Vec<Key>,
     },
+    /// Nested groups (a target that serves them): `groups` (keys) become direct member
+    /// groups of the group `key`; `group` is its display name.
+    AddChildGroups {
+        group: String,
+        groups: Vec<String>,
+    },
+    RemoveChildGroups {
+        group: String,
+        groups: Vec<String>,
+    },
 }
 
 impl Action {
@@ -197,6 +212,8 @@ impl Action {
             Action::DeleteGroup { .. } => "delete_group",
             Action::AddMembers { .. } => "add_members",
             Action::RemoveMembers { .. } => "remove_members",
+            Action::AddChildGroups { .. } => "add_child_groups",
+            Action::RemoveChildGroups { .. } => "remove_child_groups",
         }
     }
 
@@ -206,7 +223,10 @@ impl Action {
         match self {
             Action::CreateGroup { .. } | Action::UpdateGroup { .. } => 0,
             Action::CreateUser { .. } | Action::UpdateUser { .. } => 1,
-            Action::AddMembers { .. } | Action::RemoveMembers { .. } => 2,
+            Action::AddMembers { .. }
+            | Action::RemoveMembers { .. }
+            | Action::AddChildGroups { .. }
+            | Action::RemoveChildGroups { .. } => 2,
             Action::DisableUser { .. } | Action::DeleteUser { .. } => 3,
             Action::DeleteGroup { .. } => 4,
         }
@@ -250,7 +270,10 @@ impl Operation {
             Action::CreateGroup { group } => group.display_name.clone(),
             Action::UpdateGroup { after, .. } => after.display_name.clone(),
             Action::DeleteGroup { before } => before.display_name.clone(),
-            Action::AddMembers { group, .. } | Action::RemoveMembers { group, .. } => group.clone(),
+            Action::AddMembers { group, .. }
+            | Action::RemoveMembers { group, .. }
+            | Action::AddChildGroups { group, .. }
+            | Action::RemoveChildGroups { group, .. } => group.clone(),
         }
     }
 
@@ -277,6 +300,12 @@ impl Operation {
             }
             Action::RemoveMembers { group, users } => {
                 format!("remove {} member(s) from group {group}", users.len())
+            }
+            Action::AddChildGroups { group, groups } => {
+                format!("nest {} group(s) in group {group}", groups.len())
+            }
+            Action::RemoveChildGroups { group, groups } => {
+                format!("take {} nested group(s) out of group {group}", groups.len())
             }
         };
         format!("{what}: {}", self.reason)
@@ -631,6 +660,8 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
         }
     }
 
+    crate::nesting::plan_child_groups(desired, ledger, &recreated, batch, &mut ops);
+
     ops.sort_by_key(|o| o.action.phase());
     Plan {
         operations: ops,
@@ -687,84 +718,5 @@ fn changed_reason(opts: &PlanOptions, changed: Vec<String>) -> Reason {
         Reason::ChangedInTarget(changed)
     } else {
         Reason::ChangedInSource(changed)
-    }
-}
-
-impl LedgerState {
-    /// Record in the ledger that `op` was applied at `at_ms`. `target_id` is the id the target
-    /// gave a created object (ignored for other actions).
-    pub fn record(&mut self, op: &Operation, target_id: Option<&str>, at_ms: i64) {
-        let key = &op.key;
-        match &op.action {
-            Action::CreateUser { user } => {
-                self.users.insert(
-                    key.clone(),
-                    LedgerUser::new(target_id.unwrap_or_default(), user.clone()),
-                );
-            }
-            Action::UpdateUser { after, .. } => {
-                if let Some(u) = self.users.get_mut(key) {
-                    u.user = after.clone();
-                    if after.active {
-                        u.disabled_ms = None;
-                        u.original = None;
-                    }
-                }
-            }
-            Action::DisableUser { before, after } => {
-                if let Some(u) = self.users.get_mut(key) {
-                    u.disabled_ms.get_or_insert(at_ms);
-                    // An anonymized copy: keep the real values (once).
-                    if before.user_name != after.user_name && u.original.is_none() {
-                        u.original = Some(before.clone());
-                    }
-                    u.user = after.clone();
-                }
-            }
-            Action::DeleteUser { .. } => {
-                self.users.remove(key);
-                for set in self.members.values_mut() {
-                    set.remove(key.as_str());
-                }
-                self.members.retain(|_, s| !s.is_empty());
-            }
-            Action::CreateGroup { group } => {
-                // A new group in the target starts without members (also when it replaces
-                // one the target could not rename).
-                self.members.remove(key);
-                self.groups.insert(
-                    key.clone(),
-                    LedgerGroup {
-                        target_id: target_id.unwrap_or_default().to_string(),
-                        group: group.clone(),
-                    },
-                );
-            }
-            Action::UpdateGroup { after, .. } => {
-                if let Some(g) = self.groups.get_mut(key) {
-                    g.group = after.clone();
-                }
-            }
-            Action::DeleteGroup { .. } => {
-                self.groups.remove(key);
-                self.members.remove(key);
-            }
-            Action::AddMembers { users, .. } => {
-                self.members
-                    .entry(key.clone())
-                    .or_default()
-                    .extend(users.iter().cloned());
-            }
-            Action::RemoveMembers { users, .. } => {
-                if let Some(set) = self.members.get_mut(key) {
-                    for u in users {
-                        set.remove(&**u);
-                    }
-                    if set.is_empty() {
-                        self.members.remove(key);
-                    }
-                }
-            }
-        }
     }
 }

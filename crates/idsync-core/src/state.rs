@@ -7,12 +7,17 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the target should hold. Keys are source ids. Group members are effective (flattened)
-/// user keys: targets such as Atlassian Cloud have no nested groups.
+/// user keys: targets such as Atlassian Cloud have no nested groups. A flow to a target that
+/// serves nested groups turns them into direct members and `child_groups` last
+/// (`crate::nesting::nest`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesiredState {
     pub users: BTreeMap<String, User>,
     pub groups: BTreeMap<String, Group>,
     pub members: BTreeMap<String, BTreeSet<Key>>,
+    /// Per group key, the keys of the groups that are its direct members (nested groups);
+    /// empty for flat targets.
+    pub child_groups: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A user as written to the target.
@@ -50,7 +55,10 @@ pub struct LedgerGroup {
 pub struct LedgerState {
     pub users: BTreeMap<String, LedgerUser>,
     pub groups: BTreeMap<String, LedgerGroup>,
+    /// Direct user members; effective ones for a flat target.
     pub members: BTreeMap<String, BTreeSet<Key>>,
+    /// Per group key, its direct member groups (a target that serves nested groups).
+    pub child_groups: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl LedgerState {
@@ -98,6 +106,7 @@ pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
         users,
         groups,
         members,
+        child_groups: BTreeMap::new(),
     }
 }
 

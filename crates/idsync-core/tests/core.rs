@@ -7,6 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 #[path = "core/keeps.rs"]
 mod keeps;
+#[path = "core/nesting.rs"]
+mod nesting;
 
 const USERS: usize = 12;
 const GROUPS: usize = 6;

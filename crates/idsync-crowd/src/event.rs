@@ -168,6 +168,25 @@ impl Event {
     }
 }
 
+/// Nested groups (decision 0033): the constructors of the group-in-group events.
+impl Event {
+    /// `child` became a direct member group of `parent`.
+    pub fn child_group_created(parent: &Group, child: &Group) -> Event {
+        Event::ChildGroupCreated {
+            parent: parent.display_name.clone(),
+            child: child.display_name.clone(),
+        }
+    }
+
+    /// `child` is no longer a direct member group of `parent`.
+    pub fn child_group_deleted(parent: &Group, child: &Group) -> Event {
+        Event::ChildGroupDeleted {
+            parent: parent.display_name.clone(),
+            child: child.display_name.clone(),
+        }
+    }
+}
+
 /// The events of one target, in order, from `first_seq` on.
 #[derive(Debug, Clone, Default)]
 pub struct EventLog {

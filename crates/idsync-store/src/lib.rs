@@ -10,6 +10,7 @@
 mod audit;
 mod crowd;
 mod lease;
+mod nesting;
 mod numbers;
 mod push;
 mod reverse;
@@ -714,6 +715,7 @@ impl Store {
                 .or_default()
                 .insert(Key::clone(user));
         }
+        nesting::load(&mut conn, flow, &mut ledger).await?;
         Ok(ledger)
     }
 
@@ -782,6 +784,7 @@ impl Store {
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
             add_ledger_members(&mut tx, &mut learned, flow, group, &users).await?;
         }
+        nesting::replace(&mut tx, flow, ledger).await?;
         crowd::ledger_replaced(&mut tx, flow).await?;
         let version = bump_ledger_version(&mut tx, flow).await?;
         tx.commit().await?;
@@ -2074,6 +2077,7 @@ async fn apply_to_ledger(
         Action::CreateGroup { group } => {
             // A new group starts without members, also when it replaces one.
             delete_ledger_members(tx, learned, flow, GROUP_LEDGER_MEMBERS, key).await?;
+            nesting::created(tx, flow, key).await?;
             upsert_ledger(
                 tx,
                 "ledger_groups",
@@ -2094,6 +2098,7 @@ async fn apply_to_ledger(
                 .execute(&mut **tx)
                 .await?;
             delete_ledger_members(tx, learned, flow, GROUP_LEDGER_MEMBERS, key).await?;
+            nesting::deleted(tx, flow, key).await?;
         }
         Action::AddMembers { users, .. } => {
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
@@ -2115,6 +2120,8 @@ async fn apply_to_ledger(
             .await?;
             left_ledger(tx, learned, flow, gone).await?;
         }
+        Action::AddChildGroups { groups, .. } => nesting::add(tx, flow, key, groups).await?,
+        Action::RemoveChildGroups { groups, .. } => nesting::remove(tx, flow, key, groups).await?,
     }
     Ok(())
 }

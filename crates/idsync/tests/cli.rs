@@ -20,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/crowd_nested.rs"]
+mod crowd_nested;
 #[path = "cli/crowd_serve.rs"]
 mod crowd_serve;
 #[path = "cli/graph_source.rs"]

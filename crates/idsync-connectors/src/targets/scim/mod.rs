@@ -600,6 +600,13 @@ impl Target for ScimTarget {
                 self.send_in_form(idsync_core::OpKind::RemoveMembers, op)
                     .await
             }
+            // SCIM groups hold users; idsync flattens nested groups for SCIM targets.
+            TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
+                Outcome::Rejected {
+                    reason: "a SCIM target takes no nested groups (memberships are flattened)"
+                        .into(),
+                }
+            }
         }
     }
 
