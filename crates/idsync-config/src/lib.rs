@@ -315,7 +315,7 @@ pub enum TargetKind {
 /// `type = "crowd"`: a directory idsync serves under `/crowd/<target>/rest/usermanagement/1/`.
 #[derive(Debug, Clone)]
 pub struct CrowdTargetConfig {
-    /// Said by `idsync crowd app list` and in logs ("Jira and Confluence, production").
+    /// For people ("Jira and Confluence, production"): said when `idsync serve` starts.
     pub description: Option<String>,
     /// How long the served event feed keeps its events. A product whose event token is older
     /// is told the token expired and does a full synchronisation.

@@ -68,92 +68,111 @@ impl Directory {
     ) -> Directory {
         let mut conflicts = Vec::new();
 
-        // Users: the manager attribute names the manager's user name when it is served.
+        // Users, ordered by folded name then ledger key (an index sort: entries stay put); the
+        // manager attribute names the manager's user name when the manager is served.
         let names_by_key: HashMap<&str, &str> = users
             .iter()
             .map(|(k, u)| (k.as_str(), u.user_name.as_str()))
             .collect();
-        let mut crowd_users: Vec<(String, CrowdUser)> = users
+        let mut order: Vec<(String, usize)> = users
             .iter()
-            .map(|(key, u)| {
-                let manager = u
-                    .manager
-                    .as_deref()
-                    .and_then(|m| names_by_key.get(m).copied());
-                (fold(&u.user_name), CrowdUser::from_user(key, u, manager))
-            })
+            .enumerate()
+            .map(|(i, (_, u))| (fold(&u.user_name), i))
             .collect();
-        crowd_users.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.key.cmp(&b.1.key)));
-        let mut user_ix = HashMap::with_capacity(crowd_users.len());
-        let mut user_list = Vec::with_capacity(crowd_users.len());
-        let mut user_key_ix: HashMap<&str, Ix> = HashMap::with_capacity(crowd_users.len());
-        let mut kept_keys = Vec::with_capacity(crowd_users.len());
-        for (folded, u) in crowd_users {
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                users
+                    .get(a.1)
+                    .map(|u| &u.0)
+                    .cmp(&users.get(b.1).map(|u| &u.0))
+            })
+        });
+        let mut user_ix = HashMap::with_capacity(order.len());
+        let mut user_key_ix: HashMap<String, Ix> = HashMap::with_capacity(order.len());
+        let mut user_list = Vec::with_capacity(order.len());
+        for (folded, i) in order {
+            let Some((key, u)) = users.get(i) else {
+                continue;
+            };
             if user_ix.contains_key(&folded) {
                 conflicts.push(format!(
-                    "user {:?} (key {:?}) has the name of another user but for case; not served",
-                    u.name, u.key
+                    "user {:?} (key {key:?}) has the name of another user but for case; not served",
+                    u.user_name
                 ));
                 continue;
             }
             let Ok(ix) = Ix::try_from(user_list.len()) else {
                 conflicts.push(format!(
                     "user {:?} is past the directory's size limit",
-                    u.name
+                    u.user_name
                 ));
                 continue;
             };
+            let manager = u
+                .manager
+                .as_deref()
+                .and_then(|m| names_by_key.get(m).copied());
             user_ix.insert(folded, ix);
-            kept_keys.push((u.key.clone(), ix));
-            user_list.push(u);
+            user_key_ix.insert(key.clone(), ix);
+            user_list.push(CrowdUser::from_user(key, u, manager));
         }
-        for (k, ix) in &kept_keys {
-            user_key_ix.insert(k.as_str(), *ix);
-        }
-        let user_keys: HashMap<String, Ix> = kept_keys.iter().cloned().collect();
+        drop(names_by_key);
 
-        // Groups.
-        let mut crowd_groups: Vec<(String, &str, CrowdGroup)> = groups
+        // Groups, the same way.
+        let mut order: Vec<(String, usize)> = groups
             .iter()
-            .map(|(key, g)| {
-                (
-                    fold(&g.display_name),
-                    key.as_str(),
-                    CrowdGroup::from_group(g),
-                )
-            })
+            .enumerate()
+            .map(|(i, (_, g))| (fold(&g.display_name), i))
             .collect();
-        crowd_groups.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(b.1)));
-        let mut group_ix = HashMap::with_capacity(crowd_groups.len());
-        let mut group_list = Vec::with_capacity(crowd_groups.len());
-        let mut group_key_ix: HashMap<&str, Ix> = HashMap::with_capacity(crowd_groups.len());
-        for (folded, key, g) in crowd_groups {
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                groups
+                    .get(a.1)
+                    .map(|g| &g.0)
+                    .cmp(&groups.get(b.1).map(|g| &g.0))
+            })
+        });
+        let mut group_ix = HashMap::with_capacity(order.len());
+        let mut group_list = Vec::with_capacity(order.len());
+        let mut group_key_ix: HashMap<&str, Ix> = HashMap::with_capacity(order.len());
+        for (folded, i) in order {
+            let Some((key, g)) = groups.get(i) else {
+                continue;
+            };
             if group_ix.contains_key(&folded) {
                 conflicts.push(format!(
                     "group {:?} (key {key:?}) has the name of another group but for case; not served",
-                    g.name
+                    g.display_name
                 ));
                 continue;
             }
             let Ok(ix) = Ix::try_from(group_list.len()) else {
                 conflicts.push(format!(
                     "group {:?} is past the directory's size limit",
-                    g.name
+                    g.display_name
                 ));
                 continue;
             };
             group_ix.insert(folded, ix);
-            group_key_ix.insert(key, ix);
-            group_list.push(g);
+            group_key_ix.insert(key.as_str(), ix);
+            group_list.push(CrowdGroup::from_group(g));
         }
 
         // Memberships, as index lists sorted by the member's position (that is, by name).
         let mut user_groups: Vec<Vec<Ix>> = vec![Vec::new(); user_list.len()];
         let mut group_users: Vec<Vec<Ix>> = vec![Vec::new(); group_list.len()];
+        // Memberships usually come group by group: the last group's lookup is kept.
+        let mut last: Option<(&str, Option<Ix>)> = None;
         for (g, u) in &members {
-            if let (Some(&gi), Some(&ui)) =
-                (group_key_ix.get(g.as_str()), user_key_ix.get(u.as_str()))
-            {
+            let gi = match last {
+                Some((k, ix)) if k == g.as_str() => ix,
+                _ => {
+                    let ix = group_key_ix.get(g.as_str()).copied();
+                    last = Some((g.as_str(), ix));
+                    ix
+                }
+            };
+            if let (Some(gi), Some(&ui)) = (gi, user_key_ix.get(u.as_str())) {
                 if let (Some(ug), Some(gu)) = (
                     user_groups.get_mut(ui as usize),
                     group_users.get_mut(gi as usize),
@@ -194,14 +213,12 @@ impl Directory {
         for list in group_users.iter().chain(group_children.iter()) {
             memberships += list.len();
         }
-        drop(user_key_ix);
-        drop(kept_keys);
 
         Directory {
             users: user_list,
             groups: group_list,
             user_ix,
-            user_key_ix: user_keys,
+            user_key_ix,
             group_ix,
             user_groups,
             group_users,

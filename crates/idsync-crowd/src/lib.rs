@@ -5,13 +5,16 @@
 //! each request to [`handle`].
 //!
 //! - [`model`]: Crowd's user and group entities and the conversion from idsync's model.
-//! - [`codec`]: those entities and lists in JSON and XML, both ways, as Crowd writes and reads them.
+//! - [`codec`]: the XML writer and the readers of POSTed bodies (XML and JSON).
+//! - [`render`]: users, groups, lists, attributes, memberships, events and the cookie
+//!   configuration written in JSON and XML as Crowd writes them, with their `link`s.
 //! - [`error`]: Crowd's error reasons, statuses and bodies.
 //! - [`restriction`]: the search restriction language (the `restriction` query parameter and
 //!   the POSTed `search-restriction` bodies) and its evaluation.
 //! - [`directory`]: the served directory with its indexes and every query the API needs.
 //! - [`event`]: events and the in-memory event log behind `event` and `event/{token}`.
-//! - [`handler`]: the request handler.
+//! - [`handler`]: the request handler (decision 0030 says what it answers and why).
+//! - [`url`]: percent-encoding of links, percent-decoding of paths.
 //!
 //! Nothing here panics or answers 5xx on any input.
 

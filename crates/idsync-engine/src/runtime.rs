@@ -438,8 +438,14 @@ impl Runtime {
         } else {
             self.leased(flow, work).await
         };
-        // Another process running the flow is not a bad run of it.
-        if !opts.dry_run && !matches!(result, Err(EngineError::Busy { .. })) {
+        // Another process running the flow is not a bad run of it, nor is a reconcile asked
+        // of a flow whose target has nothing remote (nothing was run).
+        if !opts.dry_run
+            && !matches!(
+                result,
+                Err(EngineError::Busy { .. } | EngineError::NothingToReconcile { .. })
+            )
+        {
             self.watch(entry, &result).await;
         }
         result

@@ -169,3 +169,152 @@ pub(crate) fn serialised_events_of(ledger: &LedgerState, op: &Operation) -> Vec<
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use idsync_core::{Key, LedgerGroup, LedgerUser, Reason};
+
+    fn op(key: &str, action: Action) -> Operation {
+        Operation {
+            key: key.into(),
+            action,
+            reason: Reason::NewInSource,
+        }
+    }
+
+    fn ledger() -> LedgerState {
+        let mut l = LedgerState::default();
+        for (k, n) in [("u1", "ann"), ("u2", "bob")] {
+            l.users
+                .insert(k.into(), LedgerUser::new(k, User::new(k, n)));
+        }
+        l.groups.insert(
+            "g1".into(),
+            LedgerGroup {
+                target_id: "g1".into(),
+                group: Group::new("g1", "devs"),
+            },
+        );
+        l.members
+            .entry("g1".into())
+            .or_default()
+            .insert(Key::from("u1"));
+        l
+    }
+
+    fn users(keys: &[&str]) -> Vec<Key> {
+        keys.iter().map(|k| Key::from(*k)).collect()
+    }
+
+    #[test]
+    fn only_real_membership_changes_make_events() {
+        let l = ledger();
+        let add = op(
+            "g1",
+            Action::AddMembers {
+                group: "devs".into(),
+                users: users(&["u1", "u2"]),
+            },
+        );
+        assert_eq!(
+            events_of(&l, &add),
+            vec![Event::MembershipCreated {
+                group: "devs".into(),
+                user: "bob".into()
+            }]
+        );
+        let remove = op(
+            "g1",
+            Action::RemoveMembers {
+                group: "devs".into(),
+                users: users(&["u1", "u2"]),
+            },
+        );
+        assert_eq!(
+            events_of(&l, &remove),
+            vec![Event::MembershipDeleted {
+                group: "devs".into(),
+                user: "ann".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn updates_compare_with_what_the_products_last_saw() {
+        let l = ledger();
+        let mut after = User::new("u2", "bob");
+        after.active = false;
+        // The plan's `before` is not what the ledger holds: the ledger wins.
+        let disable = op(
+            "u2",
+            Action::DisableUser {
+                before: User::new("u2", "someone-else"),
+                after,
+            },
+        );
+        let events = events_of(&l, &disable);
+        assert!(
+            matches!(&events[..], [Event::UserUpdated { user, old_name: None, .. }] if !user.active),
+            "{events:?}"
+        );
+        // Nothing Crowd shows changed: no event.
+        let same = op(
+            "u1",
+            Action::UpdateUser {
+                before: User::new("u1", "ann"),
+                after: User::new("u1", "ann"),
+                changed: vec![],
+            },
+        );
+        assert!(events_of(&l, &same).is_empty());
+    }
+
+    #[test]
+    fn a_renamed_group_names_its_old_name_and_a_recreated_one_is_deleted_first() {
+        let l = ledger();
+        let rename = op(
+            "g1",
+            Action::UpdateGroup {
+                before: Group::new("g1", "devs"),
+                after: Group::new("g1", "engineers"),
+                changed: vec!["displayName".into()],
+            },
+        );
+        let events = events_of(&l, &rename);
+        assert!(
+            matches!(&events[..], [Event::GroupUpdated { group, old_name: Some(old), .. }] if group.name == "engineers" && old == "devs"),
+            "{events:?}"
+        );
+        let recreate = op(
+            "g1",
+            Action::CreateGroup {
+                group: Group::new("g1", "engineers"),
+            },
+        );
+        let events = events_of(&l, &recreate);
+        assert!(
+            matches!(&events[..], [Event::GroupDeleted { name }, Event::GroupCreated { .. }] if name == "devs"),
+            "{events:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn applying_writes_nothing_and_reading_back_says_why_not() {
+        let t = ServedTarget::new("dc");
+        let created = t
+            .apply(&TargetOp::CreateUser {
+                user: User::new("u9", "zed"),
+            })
+            .await;
+        assert_eq!(
+            created,
+            Outcome::Applied {
+                target_id: Some("u9".into())
+            }
+        );
+        let e = t.read_state().await.unwrap_err().to_string();
+        assert!(e.contains("no remote state"), "{e}");
+    }
+}

@@ -104,7 +104,7 @@ impl Service {
         let result = work.await;
         match &result {
             Ok(report) => self.metrics.record_run(report),
-            Err(EngineError::Busy { .. }) => {}
+            Err(EngineError::Busy { .. } | EngineError::NothingToReconcile { .. }) => {}
             Err(_) => self.metrics.record_failure(flow),
         }
         result
@@ -307,12 +307,19 @@ impl Service {
             Ok(summary) => tracing::info!(?summary, "retention purge"),
             Err(e) => tracing::error!(error = %e, "retention purge failed"),
         }
-        // The event feeds of crowd targets keep their own retention (tokens from before it
-        // answer "expired" and the products synchronise in full).
+        // The event feeds of crowd targets keep their own retention, and no more events than
+        // a token can be answered with (tokens from before answer "expired" and the products
+        // synchronise in full).
         for (target, c) in &self.runtime.crowd {
             let keep = i64::try_from(c.config.event_retention.as_millis()).unwrap_or(i64::MAX);
             let cutoff = self.runtime.clock.now_ms().saturating_sub(keep);
-            match self.runtime.store.purge_crowd_events(target, cutoff).await {
+            let keep_last = idsync_crowd::event::MAX_EVENTS_PER_ANSWER as i64;
+            match self
+                .runtime
+                .store
+                .purge_crowd_events(target, cutoff, keep_last)
+                .await
+            {
                 Ok(0) => {}
                 Ok(events) => tracing::info!(target, events, "crowd event feed purged"),
                 Err(e) => tracing::error!(target, error = %e, "crowd event feed purge failed"),

@@ -46,6 +46,8 @@ impl ApiError {
             ApiError::Engine(EngineError::NotHeld { .. } | EngineError::Busy { .. }) => {
                 StatusCode::CONFLICT
             }
+            // A reconcile of a flow whose target idsync serves: nothing remote to compare.
+            ApiError::Engine(EngineError::NothingToReconcile { .. }) => StatusCode::BAD_REQUEST,
             ApiError::Engine(EngineError::Source { .. } | EngineError::Target { .. }) => {
                 StatusCode::BAD_GATEWAY
             }

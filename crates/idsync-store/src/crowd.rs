@@ -258,25 +258,34 @@ impl Store {
         .collect())
     }
 
-    /// Retention: drop a crowd target's events written before `cutoff_ms`. The feed's first
-    /// position moves past them, so tokens from before answer "expired". Returns how many.
+    /// Retention: drop a crowd target's events written before `cutoff_ms`, and all but the
+    /// last `keep_last` (a token with more events after it than a product is ever answered
+    /// with has expired anyway). The feed's first position moves past them, so tokens from
+    /// before answer "expired". Returns how many were dropped.
     pub async fn purge_crowd_events(
         &self,
         target: &str,
         cutoff_ms: i64,
+        keep_last: i64,
     ) -> Result<u64, StoreError> {
         let mut tx = self.writer.begin().await?;
-        let gone: Option<i64> = sqlx::query_scalar(
+        let Some(head) = read_head(&mut *tx, target).await? else {
+            return Ok(0);
+        };
+        let old: Option<i64> = sqlx::query_scalar(
             "SELECT MAX(seq) FROM crowd_events WHERE target = $1 AND at_ms < $2",
         )
         .bind(target)
         .bind(cutoff_ms)
         .fetch_one(&mut *tx)
         .await?;
-        let Some(gone) = gone else {
-            return Ok(0);
-        };
         // Positions are in time order: everything up to the newest old one goes.
+        let gone = old
+            .unwrap_or(0)
+            .max(head.last_seq.saturating_sub(keep_last.max(0)));
+        if gone < head.first_seq {
+            return Ok(0);
+        }
         let n = sqlx::query("DELETE FROM crowd_events WHERE target = $1 AND seq <= $2")
             .bind(target)
             .bind(gone)

@@ -405,7 +405,8 @@ fn report_error(e: &anyhow::Error, store_path: &Path) -> u8 {
             | EngineError::UnknownRun(_)
             | EngineError::UnknownSource(_)
             | EngineError::UnknownUser { .. }
-            | EngineError::NotHeld { .. },
+            | EngineError::NotHeld { .. }
+            | EngineError::NothingToReconcile { .. },
         ) => EXIT_CONFIG,
         _ => EXIT_ERROR,
     }

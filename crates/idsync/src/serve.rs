@@ -25,6 +25,17 @@ pub async fn serve(
     let local = listener.local_addr()?;
     tracing::info!(%local, "listening");
     out!("idsync listening on http://{local} (Ctrl-C or SIGTERM to stop)");
+    for (target, c) in &svc.runtime.crowd {
+        let about = c
+            .config
+            .description
+            .as_deref()
+            .map_or_else(String::new, |d| format!("{d}; "));
+        out!(
+            "crowd directory {target} ({about}flow {}): Crowd server URL http://{local}/crowd/{target} (applications: idsync crowd app create --target {target} --name NAME)",
+            c.flow
+        );
+    }
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = config.server.clone();
     let http_svc = Arc::clone(&svc);

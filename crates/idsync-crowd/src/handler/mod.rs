@@ -5,7 +5,9 @@
 //! as Crowd refuses an application whose directory does not allow the operation: the directory
 //! is read-only, idsync serves it from its source. A user's password is never checked: idsync
 //! holds none (`authentication` answers `INVALID_USER_AUTHENTICATION`), and SSO sessions are not
-//! offered (`session` answers as Crowd does to a token it does not know).
+//! offered (`session` answers as Crowd does to a token it does not know). Web hooks are not
+//! offered either: `webhook` answers 404, as a Crowd without them, which `RestCrowdClient` takes
+//! for "use the event feed".
 
 mod params;
 
@@ -108,7 +110,6 @@ fn write_of(method: &str, path: &str) -> Option<&'static str> {
         ("POST" | "DELETE", "group/child-group/direct" | "group/parent-group/direct") => {
             "changing group memberships"
         }
-        ("POST", "webhook") => "registering web hooks",
         _ => return None,
     })
 }
@@ -139,7 +140,6 @@ const KNOWN: &[&str] = &[
     "authentication/notify",
     "session",
     "config/cookie",
-    "webhook",
 ];
 
 fn route(ctx: &Ctx<'_>) -> Result<Response, CrowdError> {

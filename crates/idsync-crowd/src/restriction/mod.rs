@@ -121,9 +121,33 @@ pub enum Restriction {
 /// Restrictions nest at most this deep (parentheses or boolean bodies); deeper is refused.
 pub const MAX_DEPTH: usize = 64;
 
+/// A restriction compares at most this many properties (every user is checked against each):
+/// more is refused.
+pub const MAX_TERMS: usize = 1000;
+
 /// The restriction of a `restriction` query parameter; an empty one is [`Restriction::All`].
 pub fn parse_query(text: &str) -> Result<Restriction, CrowdError> {
-    cql::parse(text)
+    bounded(cql::parse(text)?)
+}
+
+fn bounded(r: Restriction) -> Result<Restriction, CrowdError> {
+    fn count(r: &Restriction) -> usize {
+        match r {
+            Restriction::All => 0,
+            Restriction::Property { .. } => 1,
+            Restriction::And(parts) | Restriction::Or(parts) => parts
+                .iter()
+                .map(count)
+                .fold(0, usize::saturating_add)
+                .max(1),
+        }
+    }
+    if count(&r) > MAX_TERMS {
+        return Err(bad(format!(
+            "the search restriction compares more than {MAX_TERMS} properties"
+        )));
+    }
+    Ok(r)
 }
 
 /// The restriction of a POSTed search restriction body in `format`; an empty body is
@@ -132,10 +156,10 @@ pub fn parse_body(body: &[u8], format: Format) -> Result<Restriction, CrowdError
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(Restriction::All);
     }
-    match format {
-        Format::Json => crate::codec::json::parse_restriction(body),
-        Format::Xml => crate::codec::xml::parse_restriction(body),
-    }
+    bounded(match format {
+        Format::Json => crate::codec::json::parse_restriction(body)?,
+        Format::Xml => crate::codec::xml::parse_restriction(body)?,
+    })
 }
 
 impl Restriction {

@@ -499,6 +499,17 @@ fn handler_answers_unknown_paths_404_and_wrong_methods_405() {
     assert_eq!(r.status, 405);
     let r = call(&dir, &log, "GET", "authentication", &[], Format::Json, b"");
     assert_eq!(r.status, 405);
+    // No web hooks: RestCrowdClient takes a 404 for "not offered" and keeps to the event feed.
+    let r = call(
+        &dir,
+        &log,
+        "POST",
+        "webhook",
+        &[],
+        Format::Xml,
+        b"<webhook/>",
+    );
+    assert_eq!(r.status, 404);
 }
 
 #[test]
@@ -550,4 +561,178 @@ fn handler_serves_the_event_feed_and_expires_tokens_as_crowd() {
     assert_eq!(r.status, 410);
     let r = call(&dir, &log, "GET", "event/epoch1:3", &[], Format::Json, b"");
     assert_eq!(r.status, 200);
+}
+
+#[test]
+fn formats_follow_accept_and_content_type_as_crowd_negotiates() {
+    assert_eq!(Format::from_accept(None), Format::Xml);
+    assert_eq!(Format::from_accept(Some("*/*")), Format::Xml);
+    assert_eq!(Format::from_accept(Some("application/json")), Format::Json);
+    assert_eq!(
+        Format::from_accept(Some("application/json, text/plain, */*")),
+        Format::Json
+    );
+    assert_eq!(
+        Format::from_accept(Some("application/xml;q=0.9, application/json")),
+        Format::Xml
+    );
+    assert_eq!(Format::from_accept(Some("text/html")), Format::Xml);
+    assert_eq!(
+        Format::from_content_type(Some("application/json; charset=utf-8")),
+        Format::Json
+    );
+    assert_eq!(
+        Format::from_content_type(Some("application/xml")),
+        Format::Xml
+    );
+    assert_eq!(Format::from_content_type(None), Format::Xml);
+    assert_eq!(
+        (Format::Json.mime(), Format::Xml.mime()),
+        ("application/json", "application/xml")
+    );
+}
+
+#[test]
+fn a_user_in_json_has_the_fields_of_atlassians_sample() {
+    // Crowd's RepresentationTest sample of `GET /user?username=admin` (crowd-rest-test 2.8).
+    let sample = json!({
+        "link": {"rel": "self", "href": "http://localhost:8095/crowd/rest/usermanagement/1/user?username=admin"},
+        "active": true, "name": "admin", "last-name": "the builder", "display-name": "bob the builder",
+        "email": "bob@example.net", "key": "1:{0000-0000}",
+        "password": {"link": {"rel": "edit", "href": "http://localhost:8095/crowd/rest/usermanagement/1/user/password?username=admin"}},
+        "first-name": "bob", "expand": "attributes",
+        "attributes": {"link": {"rel": "self", "href": "http://localhost:8095/crowd/rest/usermanagement/1/user/attribute?username=admin"}, "attributes": []}
+    });
+    let dir = small();
+    let (_, ours) = get_json(&dir, "user", &[("username", "alice")]);
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(keys(&ours), keys(&sample));
+    assert_eq!(keys(&ours["attributes"]), keys(&sample["attributes"]));
+    assert_eq!(keys(&ours["link"]), keys(&sample["link"]));
+    assert_eq!(
+        ours["password"]["link"]["rel"],
+        sample["password"]["link"]["rel"]
+    );
+    // And a group, after the sample of `GET /group?groupname=crowd-administrators`.
+    let sample = json!({
+        "link": {"rel": "self", "href": "x"}, "expand": "attributes", "active": true,
+        "name": "crowd-administrators", "type": "GROUP",
+        "attributes": {"link": {"rel": "self", "href": "x"}, "attributes": []}, "description": ""
+    });
+    let (_, ours) = get_json(&dir, "group", &[("groupname", "admins")]);
+    assert_eq!(keys(&ours), keys(&sample));
+    assert_eq!(ours["description"], "");
+}
+
+/// The whole document parses as XML (quick-xml, end names checked).
+fn well_formed(body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body).map_err(|e| e.to_string())?;
+    let mut reader = quick_xml::Reader::from_str(text);
+    reader.config_mut().check_end_names = true;
+    let mut depth = 0i64;
+    loop {
+        match reader.read_event().map_err(|e| e.to_string())? {
+            quick_xml::events::Event::Start(_) => depth += 1,
+            quick_xml::events::Event::End(_) => depth -= 1,
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    if depth == 0 {
+        Ok(())
+    } else {
+        Err(format!("unbalanced: {depth}"))
+    }
+}
+
+#[test]
+fn every_answer_is_well_formed_whatever_the_names_hold() {
+    let odd = "a&b<\"c'>\u{1}\u{7f}é";
+    let (_, mut u) = user("k&<>", odd);
+    u.department = Some("R&D <core>".into());
+    u.custom
+        .insert("x<y".into(), AttrValue::String("\u{2}ctrl\"q\"".into()));
+    let (_, g) = crate::support::group("g&", "Grp \"<&>\"");
+    let dir = Directory::build(
+        vec![("k&<>".into(), u.clone())],
+        vec![("g&".into(), g.clone())],
+        vec![("g&".into(), "k&<>".into())],
+        vec![],
+    );
+    let mut log = EventLog::new("e:p".into(), 1);
+    log.push(1, Event::user_created("k&<>", &u));
+    log.push(2, Event::membership_created(&g, &u));
+    log.push(3, Event::group_deleted(&g));
+    let gname = "Grp \"<&>\"";
+    type Case<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a [u8]);
+    let requests: Vec<Case<'_>> = vec![
+        (
+            "GET",
+            "user",
+            vec![("username", odd), ("expand", "attributes")],
+            b"",
+        ),
+        ("GET", "user/attribute", vec![("username", odd)], b""),
+        (
+            "GET",
+            "user/group/direct",
+            vec![("username", odd), ("expand", "group")],
+            b"",
+        ),
+        (
+            "GET",
+            "group",
+            vec![("groupname", gname), ("expand", "attributes")],
+            b"",
+        ),
+        (
+            "GET",
+            "group/user/nested",
+            vec![("groupname", gname), ("expand", "user,attributes")],
+            b"",
+        ),
+        ("GET", "group/membership", vec![], b""),
+        (
+            "GET",
+            "search",
+            vec![("entity-type", "user"), ("expand", "user,attributes")],
+            b"",
+        ),
+        (
+            "POST",
+            "search",
+            vec![("entity-type", "group"), ("expand", "group")],
+            b"<null-search-restriction/>",
+        ),
+        ("GET", "event", vec![], b""),
+        ("GET", "event/e:p:0", vec![], b""),
+        ("GET", "user", vec![("username", "<nobody & none>")], b""),
+        ("GET", "config/cookie", vec![], b""),
+        ("POST", "user", vec![], b""),
+    ];
+    for (method, path, query, body) in requests {
+        for format in [Format::Xml, Format::Json] {
+            let r = call(&dir, &log, method, path, &query, format, body);
+            assert!(r.status < 500);
+            match r.format {
+                Format::Xml => well_formed(&r.body).unwrap_or_else(|e| {
+                    panic!("{method} {path}: {e}: {}", String::from_utf8_lossy(&r.body))
+                }),
+                Format::Json => {
+                    serde_json::from_slice::<serde_json::Value>(&r.body).unwrap();
+                }
+            }
+        }
+    }
+    // The name survives the round trip: the link names the user percent-encoded.
+    let (_, v) = get_json(&dir, "user", &[("username", odd)]);
+    assert_eq!(v["name"], odd);
+    assert!(v["link"]["href"]
+        .as_str()
+        .unwrap()
+        .ends_with("user?username=a%26b%3C%22c%27%3E%01%7F%C3%A9"));
 }

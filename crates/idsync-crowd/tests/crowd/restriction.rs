@@ -2,7 +2,7 @@
 
 use crate::support::small;
 use idsync_crowd::restriction::{
-    parse_body, parse_query, MatchMode, PropertyType, Restriction, MAX_DEPTH,
+    parse_body, parse_query, MatchMode, PropertyType, Restriction, MAX_DEPTH, MAX_TERMS,
 };
 use idsync_crowd::{ErrorReason, Format};
 
@@ -125,6 +125,11 @@ fn cql_refuses_malformed_restrictions_with_illegal_argument() {
     assert!(parse_query(&deep).is_err());
     let ok = format!("{}name = x{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
     assert!(parse_query(&ok).is_ok());
+    // Every user is checked against each comparison: their number is bounded.
+    let many = |n: usize| vec!["name = x"; n].join(" or ");
+    assert!(parse_query(&many(MAX_TERMS)).is_ok());
+    let e = parse_query(&many(MAX_TERMS + 1)).unwrap_err();
+    assert_eq!(e.reason, ErrorReason::IllegalArgument);
 }
 
 #[test]

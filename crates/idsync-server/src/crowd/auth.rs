@@ -60,6 +60,9 @@ pub struct Auth {
     clock: Arc<dyn Clock>,
     verified: Mutex<HashMap<[u8; 32], Verified>>,
     failures: Mutex<HashMap<IpAddr, (f64, i64)>>,
+    /// Argon2 verifications under way at most (each takes ~19 MiB and a core for tens of
+    /// milliseconds): a burst of guesses waits here instead of exhausting memory.
+    verifying: tokio::sync::Semaphore,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -89,6 +92,9 @@ impl Auth {
             clock,
             verified: Mutex::default(),
             failures: Mutex::default(),
+            verifying: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get().clamp(1, 8)),
+            ),
         }
     }
 
@@ -208,6 +214,15 @@ impl Auth {
         // An unknown application costs the same argon2 work as a wrong password: its name
         // cannot be told apart by the time of the answer.
         let hash = app.as_ref().map(|a| a.hash.clone());
+        let Ok(_permit) = self.verifying.acquire().await else {
+            return Err(Refusal::Unauthenticated(
+                "Application failed to authenticate".into(),
+            ));
+        };
+        // Guesses that waited for their turn are counted again first.
+        if let Some(retry_after_s) = self.throttled(peer, self.clock.now_ms()) {
+            return Err(Refusal::TooManyFailures { retry_after_s });
+        }
         let verified = tokio::task::spawn_blocking(move || match hash {
             Some(h) => idsync_store::verify_password(&h, &password),
             None => {
@@ -290,7 +305,7 @@ fn refill(tokens: f64, at: i64, now: i64) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     #[test]
@@ -307,6 +322,46 @@ mod tests {
         assert_eq!(basic_credentials(Some("Bearer x")), None);
         assert_eq!(basic_credentials(Some("Basic !!!")), None);
         assert_eq!(basic_credentials(None), None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_guesses_from_one_address_are_limited_too() {
+        let store = Store::open_in_memory().await.unwrap();
+        let (_, pw) = store.create_crowd_app("dc", "jira", &[], 0).await.unwrap();
+        let auth = Arc::new(Auth::new(store, Arc::new(idsync_core::SystemClock)));
+        let peer: IpAddr = "192.0.2.7".parse().unwrap();
+        let tries: Vec<_> = (0..40)
+            .map(|_| {
+                let auth = Arc::clone(&auth);
+                tokio::spawn(async move {
+                    auth.check("dc", Some(("jira".into(), "guess".into())), Some(peer))
+                        .await
+                })
+            })
+            .collect();
+        let mut unauthenticated = 0;
+        let mut throttled = 0;
+        for t in tries {
+            match t.await.unwrap() {
+                Err(Refusal::Unauthenticated(_)) => unauthenticated += 1,
+                Err(Refusal::TooManyFailures { .. }) => throttled += 1,
+                other => panic!("{other:?}"),
+            }
+        }
+        // Each guess is counted before the next one is verified: about one burst gets an
+        // answer, the rest are throttled without argon2 work.
+        let burst = FAILURE_BURST as usize;
+        assert!(
+            unauthenticated <= burst + 2,
+            "{unauthenticated} {throttled}"
+        );
+        assert_eq!(unauthenticated + throttled, 40);
+        // Another address, and the right password, are not held up.
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(auth
+            .check("dc", Some(("jira".into(), pw)), Some(other))
+            .await
+            .is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The event feed of each crowd target, kept in memory as the crate's `EventLog` and brought
 //! up to date from the store (where the engine writes events with the ledger).
 
+use idsync_crowd::event::MAX_EVENTS_PER_ANSWER;
 use idsync_crowd::{Event, EventLog};
 use idsync_store::{EventLogHead, Store, StoreError};
 use std::sync::Arc;
@@ -8,6 +9,8 @@ use tokio::sync::Mutex;
 
 /// Events read from the store per query.
 const PAGE: i64 = 5_000;
+/// The events kept in memory at least.
+const WINDOW: i64 = MAX_EVENTS_PER_ANSWER as i64;
 
 /// One target's feed.
 #[derive(Default)]
@@ -26,8 +29,17 @@ impl Feed {
     ) -> Result<Arc<EventLog>, StoreError> {
         let head = store.crowd_event_log(target, flow).await?;
         let mut kept = self.kept.lock().await;
+        // Only the last MAX_EVENTS_PER_ANSWER events can answer a token (one with more events
+        // after it has expired anyway): the log in memory starts there, and starts again
+        // there once it holds twice as many.
+        let start = head.first_seq.max(head.last_seq.saturating_sub(WINDOW) + 1);
         let (mut log, from) = match kept.take() {
-            Some((h, log)) if h.epoch == head.epoch && h.first_seq == head.first_seq => {
+            Some((h, log))
+                if h.epoch == head.epoch
+                    && h.first_seq == head.first_seq
+                    && (log.len() as i64).saturating_add(head.last_seq - h.last_seq)
+                        <= 2 * WINDOW =>
+            {
                 if h.last_seq == head.last_seq {
                     let out = Arc::clone(&log);
                     *kept = Some((h, log));
@@ -37,8 +49,8 @@ impl Feed {
                 (log, from)
             }
             _ => (
-                Arc::new(EventLog::new(head.epoch.clone(), head.first_seq)),
-                head.first_seq - 1,
+                Arc::new(EventLog::new(head.epoch.clone(), start)),
+                start - 1,
             ),
         };
         let appending = Arc::make_mut(&mut log);
@@ -68,5 +80,53 @@ impl Feed {
         let out = Arc::clone(&log);
         *kept = Some((head, log));
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use idsync_store::ServedEvents;
+
+    async fn append(store: &Store, n: usize) {
+        let event = serde_json::to_string(&Event::GroupDeleted { name: "g".into() }).unwrap();
+        let served = ServedEvents {
+            target: "dc",
+            at_ms: 1,
+            events: vec![event; n],
+        };
+        store
+            .record_ops_served("f", "r", &[], Some(&served))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_feed_keeps_the_events_a_token_can_be_answered_with() {
+        let store = Store::open_in_memory().await.unwrap();
+        store.register_flow("f", "d").await.unwrap();
+        let feed = Feed::default();
+        let log = feed.current(&store, "dc", "f").await.unwrap();
+        let first = log.current_token();
+        append(&store, 3).await;
+        let log = feed.current(&store, "dc", "f").await.unwrap();
+        assert_eq!(log.since(&first).unwrap().events.len(), 3);
+        // Read again: only what is new.
+        append(&store, 2).await;
+        let log = feed.current(&store, "dc", "f").await.unwrap();
+        assert_eq!(log.len(), 5);
+        assert_eq!(log.since(&first).unwrap().events.len(), 5);
+
+        // Many more: the log in memory stays within two answers' worth, and a token with more
+        // events after it than one answer expires.
+        append(&store, 2 * MAX_EVENTS_PER_ANSWER + 7).await;
+        let log = feed.current(&store, "dc", "f").await.unwrap();
+        assert!(log.len() <= 2 * MAX_EVENTS_PER_ANSWER, "{}", log.len());
+        assert!(log.since(&first).is_err());
+        let now = log.current_token();
+        append(&store, 1).await;
+        let log = feed.current(&store, "dc", "f").await.unwrap();
+        assert_eq!(log.since(&now).unwrap().events.len(), 1);
     }
 }

@@ -30,7 +30,10 @@ use std::sync::Arc;
 pub const MAX_CROWD_BODY: usize = 256 * 1024;
 
 const PREFIX: &str = "/crowd/";
-const API: &str = "/rest/usermanagement/1";
+const API: &str = "/rest/usermanagement/";
+/// The API versions served: 1, and `latest` as Atlassian's REST modules alias it (clients such
+/// as atlassian-python-api ask for it).
+const VERSIONS: [&str; 2] = ["1", "latest"];
 
 /// One served target.
 struct Served {
@@ -150,12 +153,16 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
             &[],
         );
     };
-    let resource = match rest.strip_prefix(API) {
-        Some("") | Some("/") => "",
-        Some(r) if r.starts_with('/') => &r[1..],
-        _ => return not_found(&path, accept),
-    }
-    .to_string();
+    let Some((version, resource)) = rest.strip_prefix(API).and_then(|r| {
+        VERSIONS.iter().find_map(|v| match r.strip_prefix(v) {
+            Some("") => Some((*v, "")),
+            Some(res) => res.strip_prefix('/').map(|res| (*v, res)),
+            None => None,
+        })
+    }) else {
+        return not_found(&path, accept);
+    };
+    let resource = resource.to_string();
 
     // The application: Basic credentials, then its address.
     let peer: Option<IpAddr> = req
@@ -185,15 +192,31 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
     }
 
     let method = req.method().as_str().to_string();
-    let query: Vec<(String, String)> = req
-        .uri()
-        .query()
-        .and_then(|q| serde_urlencoded::from_str(q).ok())
-        .unwrap_or_default();
+    let query: Vec<(String, String)> = match req.uri().query().map(serde_urlencoded::from_str) {
+        None => Vec::new(),
+        Some(Ok(q)) => q,
+        Some(Err(e)) => {
+            return crowd_error(
+                400,
+                ErrorReason::IllegalArgument,
+                &format!("the query string cannot be read: {e}"),
+                accept,
+                &[],
+            )
+        }
+    };
     let host = header_str(headers, header::HOST)
         .unwrap_or("localhost")
         .to_string();
-    let base_url = format!("http://{host}{PREFIX}{target}{API}");
+    // Behind a TLS-terminating proxy the links of the answers say https.
+    let scheme = match header_str(
+        headers,
+        header::HeaderName::from_static("x-forwarded-proto"),
+    ) {
+        Some(p) if p.trim().eq_ignore_ascii_case("https") => "https",
+        _ => "http",
+    };
+    let base_url = format!("{scheme}://{host}{PREFIX}{target}{API}{version}");
     let body = match axum::body::to_bytes(req.into_body(), MAX_CROWD_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -255,7 +278,7 @@ fn not_found(path: &str, format: Format) -> Response {
     crowd_error(
         404,
         ErrorReason::IllegalArgument,
-        &format!("{path} is not a resource of Crowd's usermanagement API (/crowd/<target>/rest/usermanagement/1/...)"),
+        &format!("{path} is not a resource of Crowd's usermanagement API (/crowd/<target>/rest/usermanagement/1/... or .../latest/...)"),
         format,
         &[],
     )

@@ -72,11 +72,22 @@ async fn purging_old_events_moves_the_first_position_on() {
         .await
         .unwrap();
     let epoch = s.crowd_event_log("dc", "f").await.unwrap().epoch;
-    assert_eq!(s.purge_crowd_events("dc", 500).await.unwrap(), 2);
+    assert_eq!(s.purge_crowd_events("dc", 500, 100).await.unwrap(), 2);
     let head = s.crowd_event_log("dc", "f").await.unwrap();
     assert_eq!((head.first_seq, head.last_seq), (3, 3));
     assert_eq!(head.epoch, epoch, "tokens that lost nothing stay good");
-    assert_eq!(s.purge_crowd_events("dc", 500).await.unwrap(), 0);
+    assert_eq!(s.purge_crowd_events("dc", 500, 100).await.unwrap(), 0);
+    // No more events are kept than a token can be answered with.
+    s.record_ops_served("f", "r3", &[], Some(&served(&["d", "e", "f"])))
+        .await
+        .unwrap();
+    assert_eq!(s.purge_crowd_events("dc", 0, 2).await.unwrap(), 2);
+    let head = s.crowd_event_log("dc", "f").await.unwrap();
+    assert_eq!((head.first_seq, head.last_seq), (5, 6));
+    assert_eq!(
+        s.crowd_events_after("dc", 0, 10).await.unwrap(),
+        vec![(5, "e".to_string()), (6, "f".to_string())]
+    );
 }
 
 #[tokio::test]

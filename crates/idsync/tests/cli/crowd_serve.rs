@@ -254,24 +254,73 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write_users(d, &[ANN, BOB, CARL]);
-    write_crowd_config(d, "");
+    // The test runs the flow itself (`idsync sync`) while serve serves it: serve's follower
+    // stays out of the way (it could take the flow's lease between a sync's read and its run,
+    // and the sync would then refuse as busy).
+    write_crowd_config(d, "enabled = false");
     let o = run(d, &["sync", "hr-to-dc"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
-    // A reconcile has nothing remote to compare: refused, and said so.
-    let o = run(d, &["sync", "hr-to-dc", "--full"]);
-    assert_ne!(o.status.code(), Some(0));
+    // A reconcile has nothing remote to compare: refused, and said so; refusals are not bad
+    // runs of the flow (three would quarantine it).
+    for args in [
+        &["sync", "hr-to-dc", "--full"][..],
+        &["plan", "hr-to-dc", "--full"],
+    ] {
+        for _ in 0..3 {
+            let o = run(d, args);
+            assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+            assert!(
+                text(&o).contains("nothing remote to reconcile against"),
+                "{}",
+                text(&o)
+            );
+        }
+    }
+    let o = run(d, &["quarantine"]);
+    let health = text(&o);
+    let line = health.lines().find(|l| l.starts_with("hr-to-dc")).unwrap();
     assert!(
-        text(&o).contains("nothing remote to reconcile against"),
-        "{}",
-        text(&o)
+        line.contains(" ok ") && !line.contains("quarantined"),
+        "{health}"
     );
 
     let jira_pw = create_app(d, &["--name", "jira"]);
     let bamboo_pw = create_app(d, &["--name", "bamboo"]);
     let conf_pw = create_app(d, &["--name", "confluence", "--allow", "10.0.0.0/8"]);
+    let fisheye_pw = create_app(
+        d,
+        &[
+            "--name",
+            "fisheye",
+            "--allow",
+            "10.0.0.0/8",
+            "--allow",
+            "127.0.0.0/8",
+        ],
+    );
     let port = free_port();
     let _server = serve(d, port, &[]);
+    let said = std::fs::read_to_string(d.join("serve.log")).unwrap();
+    assert!(
+        said.contains(&format!(
+            "crowd directory dc (Jira and Confluence; flow hr-to-dc): Crowd server URL http://127.0.0.1:{port}/crowd/dc"
+        )),
+        "{said}"
+    );
     let jira = Product::new(port, "jira", &jira_pw);
+    // The admin API says the same of a reconcile (400, not a server error).
+    let r = reqwest::blocking::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/api/v1/flows/hr-to-dc/sync"
+        ))
+        .json(&serde_json::json!({"mode": "reconcile"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r
+        .text()
+        .unwrap()
+        .contains("nothing remote to reconcile against"));
 
     // A user with its attributes, in JSON and in XML.
     let ann = jira.json("user?username=ann&expand=attributes");
@@ -289,6 +338,22 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
     assert!(xml.contains("name=\"ann\""), "{xml}");
     assert!(xml.contains("<active>true</active>"), "{xml}");
     assert!(xml.contains("Staff Engineer"), "{xml}");
+
+    // Version `latest` is version 1, as in Crowd (atlassian-python-api asks for it).
+    let latest = Product {
+        base: jira
+            .base
+            .replace("/usermanagement/1", "/usermanagement/latest"),
+        ..Product::new(port, "jira", &jira_pw)
+    };
+    assert_eq!(latest.json("user?username=ann")["name"], "ann");
+    assert_eq!(latest.get("user?username=ann", JSON).0, 200);
+    let (status, body) = Product {
+        base: jira.base.replace("/usermanagement/1", "/usermanagement/2"),
+        ..Product::new(port, "jira", &jira_pw)
+    }
+    .get("user?username=ann", JSON);
+    assert_eq!(status, 404, "{body}");
 
     // Group members, and every membership in one call.
     let members = jira.json("group/user/direct?groupname=developers");
@@ -427,6 +492,23 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
         body.contains("<reason>APPLICATION_ACCESS_DENIED</reason>") && body.contains("127.0.0.1"),
         "{body}"
     );
+    assert_eq!(
+        Product::new(port, "fisheye", &fisheye_pw)
+            .get("user?username=ann", XML)
+            .0,
+        200
+    );
+    // A body over the cap is refused with Crowd's body.
+    let r = http
+        .post(format!("{}/search?entity-type=user", jira.base))
+        .basic_auth("jira", Some(&jira_pw))
+        .header("Accept", JSON)
+        .header("Content-Type", XML)
+        .body(vec![b' '; 300 * 1024])
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 413);
+    assert!(r.text().unwrap().contains("ILLEGAL_ARGUMENT"));
     // A second application with its own credentials; jira's password is not bamboo's.
     let bamboo = Product::new(port, "bamboo", &bamboo_pw);
     assert_eq!(bamboo.json("user?username=ann")["name"], "ann");
