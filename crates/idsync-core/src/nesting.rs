@@ -18,9 +18,8 @@
 //! - cycles are kept (Crowd allows them; its nested queries stop at a group seen before).
 //!   A group is never its own child.
 
-use crate::graph::MembershipGraph;
 use crate::groups::{target_keys, GroupRules};
-use crate::model::{Group, Key, MemberKind, MemberRef, Membership, Snapshot, User};
+use crate::model::{Key, MemberKind, Snapshot};
 use crate::plan::{Action, Operation, Reason};
 use crate::state::{DesiredState, LedgerState};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
@@ -40,23 +39,45 @@ pub fn effective(
         group_keys.insert(parent);
         group_keys.extend(children.iter().map(String::as_str));
     }
-    let user_keys: BTreeSet<&Key> = members.values().flatten().collect();
-    let groups: Vec<Group> = group_keys.iter().map(|k| Group::new(*k, *k)).collect();
-    let users: Vec<User> = user_keys.iter().map(|k| User::new(&***k, &***k)).collect();
-    let mut edges = Vec::new();
+    let group_keys: Vec<&str> = group_keys.into_iter().collect();
+    let gidx: HashMap<&str, usize> = group_keys
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (*g, i))
+        .collect();
+    let mut users: Vec<&Key> = Vec::new();
+    let mut uidx: HashMap<&str, u32> = HashMap::new();
+    let mut direct_users: Vec<Vec<u32>> = vec![Vec::new(); group_keys.len()];
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); group_keys.len()];
     for (g, us) in members {
-        edges.extend(us.iter().map(|u| Membership {
-            group: g.clone(),
-            member: MemberRef::user(&**u),
-        }));
+        let Some(&gi) = gidx.get(g.as_str()) else {
+            continue;
+        };
+        for u in us {
+            let ui = *uidx.entry(&**u).or_insert_with(|| {
+                users.push(u);
+                u32::try_from(users.len() - 1).unwrap_or(u32::MAX)
+            });
+            direct_users[gi].push(ui);
+        }
     }
     for (g, cs) in child_groups {
-        edges.extend(cs.iter().map(|c| Membership {
-            group: g.clone(),
-            member: MemberRef::group(c.as_str()),
-        }));
+        if let Some(&gi) = gidx.get(g.as_str()) {
+            children[gi].extend(cs.iter().filter_map(|c| gidx.get(c.as_str()).copied()));
+        }
     }
-    MembershipGraph::build(&groups, &users, &edges).effective_members()
+    let (closed, _) = crate::graph::closure(&direct_users, &children);
+    group_keys
+        .iter()
+        .zip(closed)
+        .map(|(g, us)| {
+            let set = us
+                .iter()
+                .filter_map(|&u| users.get(u as usize).map(|k| Key::clone(k)))
+                .collect();
+            (g.to_string(), set)
+        })
+        .collect()
 }
 
 /// A nested ledger as a flat target would hold it: the effective users of each group as its
@@ -112,7 +133,8 @@ pub fn nest(
         })
         .collect();
     let mut children: HashMap<&str, Vec<&str>> = HashMap::new();
-    let mut hint: BTreeMap<&str, BTreeSet<Key>> = BTreeMap::new();
+    // Per target group, the users the source (or the ledger) has as its direct members.
+    let mut hint: HashMap<&str, Vec<&str>> = HashMap::new();
     for m in &snapshot.memberships {
         match m.member.kind {
             MemberKind::Group => children
@@ -121,9 +143,7 @@ pub fn nest(
                 .push(m.member.id.as_str()),
             MemberKind::User => {
                 for t in targets.get(m.group.as_str()).into_iter().flatten() {
-                    hint.entry(t.as_str())
-                        .or_default()
-                        .insert(Key::from(m.member.id.as_str()));
+                    hint.entry(t.as_str()).or_default().push(&m.member.id);
                 }
             }
         }
@@ -132,7 +152,7 @@ pub fn nest(
     for (g, members) in &ledger.members {
         for u in members {
             if !desired.users.contains_key(&**u) {
-                hint.entry(g.as_str()).or_default().insert(u.clone());
+                hint.entry(g.as_str()).or_default().push(u);
             }
         }
     }
@@ -183,10 +203,12 @@ pub fn nest(
     let mut direct: BTreeMap<String, BTreeSet<Key>> = flat
         .iter()
         .map(|(g, m)| {
-            let d = match hint.get(g.as_str()) {
-                Some(h) => m.intersection(h).cloned().collect(),
-                None => BTreeSet::new(),
-            };
+            let d = hint
+                .get(g.as_str())
+                .into_iter()
+                .flatten()
+                .filter_map(|u| m.get(*u).cloned())
+                .collect();
             (g.clone(), d)
         })
         .collect();
