@@ -524,8 +524,7 @@ async fn plan_and_apply(
     // Group rules (names, mappings, required and default groups), then what stays of the
     // memberships of users being deprovisioned and of those made by hand in the target.
     // A nested target's ledger, as the flat rules below read it (its effective members).
-    let flat_ledger = flow
-        .nested_groups
+    let flat_ledger = (flow.nested_groups && !ledger.child_groups.is_empty())
         .then(|| idsync_core::nesting::flattened(&ledger));
     out_of_scope.extend(apply_group_rules(
         &mut desired,
