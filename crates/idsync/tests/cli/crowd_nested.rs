@@ -254,3 +254,50 @@ fn crowd_target_with_nested_groups_off_serves_flat_groups() {
         set(&["backend", "engineering", "jira-users"])
     );
 }
+
+#[test]
+fn crowd_target_looks_through_groups_the_rules_leave_out_and_keeps_cycles() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // engineering is left out by the flow's group rules; backend also contains jira-users
+    // (a cycle: jira-users > engineering > backend > jira-users).
+    write_config(d, "", &format!("{NESTING}g-backend,g-jira,group\n"));
+    let toml = std::fs::read_to_string(d.join("idsync.toml")).unwrap();
+    std::fs::write(
+        d.join("idsync.toml"),
+        format!("{toml}\n[flows.hr-to-dc.groups]\nexclude = [\"engineering\"]\n"),
+    )
+    .unwrap();
+    let (_server, jira) = start(d);
+    let (status, body) = jira.get("group?groupname=engineering", "application/json");
+    assert_eq!(status, 404, "{body}");
+    // backend hangs under jira-users in engineering's place, and bob (a direct member of
+    // engineering) is a direct member of jira-users: nobody lost a group.
+    assert_eq!(
+        jira.names("group/child-group/direct?groupname=jira-users", "groups"),
+        set(&["backend"])
+    );
+    assert_eq!(
+        jira.names("group/user/direct?groupname=jira-users", "users"),
+        set(&["bob", "carl"])
+    );
+    assert_eq!(
+        jira.names("user/group/nested?username=bob", "groups"),
+        set(&["backend", "jira-users"])
+    );
+    // The cycle is served as the source has it, and the nested queries end.
+    assert_eq!(
+        jira.names("group/child-group/direct?groupname=backend", "groups"),
+        set(&["jira-users"])
+    );
+    assert!(jira
+        .names("group/child-group/nested?groupname=backend", "groups")
+        .contains("jira-users"));
+    for user in ["ann", "bob", "carl"] {
+        assert_eq!(
+            jira.names(&format!("user/group/nested?username={user}"), "groups"),
+            set(&["backend", "jira-users"]),
+            "{user}"
+        );
+    }
+}
