@@ -321,6 +321,9 @@ pub struct CrowdTargetConfig {
     /// How long the served event feed keeps its events. A product whose event token is older
     /// is told the token expired and does a full synchronisation.
     pub event_retention: Duration,
+    /// Serve nested groups (group-in-group memberships from the source, decision 0033); false
+    /// serves flat groups (effective memberships), as every other target has them.
+    pub nested_groups: bool,
 }
 
 /// How idsync signs in to Jira.

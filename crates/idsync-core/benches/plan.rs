@@ -2,6 +2,9 @@
 //! deep), planned
 //! against an empty ledger and against a ledger where 1% of the objects changed.
 //!
+//! The `nested` scenario plans for a target that serves nested groups (a crowd target): the
+//! flat desired state turned into direct members and child groups (`nesting::nest`) too.
+//!
 //! `cargo bench -p idsync-core --bench plan` prints, per scenario, the median wall time of the
 //! plan (desired state + diff) over several iterations and the peak resident memory of a
 //! process that ran only that scenario, plus the machine it ran on.
@@ -132,7 +135,15 @@ fn run(scenario: &str) {
     let mut ops = 0;
     for _ in 0..ITERATIONS {
         let start = Instant::now();
-        let desired = desired_state(&snapshot);
+        let mut desired = desired_state(&snapshot);
+        if scenario == "nested" {
+            idsync_core::nesting::nest(
+                &mut desired,
+                &snapshot,
+                &idsync_core::groups::GroupRules::default(),
+                &ledger,
+            );
+        }
         let p = plan(&desired, &ledger, &PlanOptions::default());
         times.push(start.elapsed().as_secs_f64());
         ops = p.len();
@@ -185,7 +196,7 @@ fn main() {
         eprintln!("cannot find the bench executable");
         return;
     };
-    for scenario in ["empty-ledger", "changed-1pct"] {
+    for scenario in ["empty-ledger", "changed-1pct", "nested"] {
         let status = std::process::Command::new(&exe)
             .env("IDSYNC_BENCH_SCENARIO", scenario)
             .status();

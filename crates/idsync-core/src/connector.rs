@@ -152,6 +152,16 @@ pub enum TargetOp {
         group_id: String,
         user_ids: Vec<String>,
     },
+    /// Nested groups: groups become direct members of a group (only a target that serves
+    /// nested groups is sent these; see `idsync_core::nesting`).
+    AddChildGroups {
+        group_id: String,
+        child_ids: Vec<String>,
+    },
+    RemoveChildGroups {
+        group_id: String,
+        child_ids: Vec<String>,
+    },
 }
 
 impl TargetOp {
@@ -166,6 +176,8 @@ impl TargetOp {
             TargetOp::DeleteGroup { .. } => "delete_group",
             TargetOp::AddMembers { .. } => "add_members",
             TargetOp::RemoveMembers { .. } => "remove_members",
+            TargetOp::AddChildGroups { .. } => "add_child_groups",
+            TargetOp::RemoveChildGroups { .. } => "remove_child_groups",
         }
     }
 }

@@ -59,27 +59,7 @@ impl MembershipGraph {
                 }
             }
         }
-        let (comp, comps) = tarjan(&children);
-        let mut in_cycle = vec![false; n];
-        let mut comp_users: Vec<Vec<u32>> = vec![Vec::new(); comps.len()];
-        for (c, members) in comps.iter().enumerate() {
-            let cyclic = members.len() > 1 || members.iter().any(|&g| children[g].contains(&g));
-            let mut set: Vec<u32> = Vec::new();
-            for &g in members {
-                in_cycle[g] = cyclic;
-                set.extend_from_slice(&direct_users[g]);
-                for &child in &children[g] {
-                    let cc = comp[child];
-                    if cc != c {
-                        set.extend_from_slice(&comp_users[cc]);
-                    }
-                }
-            }
-            set.sort_unstable();
-            set.dedup();
-            comp_users[c] = set;
-        }
-        let effective = (0..n).map(|g| comp_users[comp[g]].clone()).collect();
+        let (effective, in_cycle) = closure(&direct_users, &children);
         Self {
             group_keys,
             user_keys,
@@ -121,6 +101,37 @@ pub fn effective_members(
     memberships: &[Membership],
 ) -> BTreeMap<String, BTreeSet<Key>> {
     MembershipGraph::build(groups, users, memberships).effective_members()
+}
+
+/// The transitive closure of a membership graph by indices: per group, the sorted effective
+/// user indices, and whether it takes part in a cycle.
+pub(crate) fn closure(
+    direct_users: &[Vec<u32>],
+    children: &[Vec<usize>],
+) -> (Vec<Vec<u32>>, Vec<bool>) {
+    let n = children.len();
+    let (comp, comps) = tarjan(children);
+    let mut in_cycle = vec![false; n];
+    let mut comp_users: Vec<Vec<u32>> = vec![Vec::new(); comps.len()];
+    for (c, members) in comps.iter().enumerate() {
+        let cyclic = members.len() > 1 || members.iter().any(|&g| children[g].contains(&g));
+        let mut set: Vec<u32> = Vec::new();
+        for &g in members {
+            in_cycle[g] = cyclic;
+            set.extend_from_slice(&direct_users[g]);
+            for &child in &children[g] {
+                let cc = comp[child];
+                if cc != c {
+                    set.extend_from_slice(&comp_users[cc]);
+                }
+            }
+        }
+        set.sort_unstable();
+        set.dedup();
+        comp_users[c] = set;
+    }
+    let effective = (0..n).map(|g| comp_users[comp[g]].clone()).collect();
+    (effective, in_cycle)
 }
 
 /// Iterative Tarjan. Returns each node's component and the components in the order they were

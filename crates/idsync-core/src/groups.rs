@@ -102,6 +102,26 @@ pub fn group_key(name: &str) -> String {
     format!("name:{}", name.to_lowercase())
 }
 
+/// The keys of the target groups a source group feeds under a flow's rules (the source key
+/// itself without rules): what `apply_group_rules` maps it to, for carrying nested groups
+/// over (`crate::nesting`).
+pub fn target_keys(rules: &GroupRules, key: &str, display: &str) -> Vec<String> {
+    if rules.is_empty() {
+        return vec![key.to_string()];
+    }
+    let name = rules.name_of(key, display);
+    let names: Vec<String> = match rules.mapped(key, &name) {
+        Some(list) => list.clone(),
+        None if !rules.manual || rules.unmatched == Unmatched::Keep => vec![rules.renamed(&name)],
+        None => Vec::new(),
+    };
+    names
+        .into_iter()
+        .filter(|t| rules.wanted(t))
+        .map(|t| group_key(&t))
+        .collect()
+}
+
 /// Apply group rules to a desired state. Returns the users left out, with why.
 pub fn apply_group_rules(
     desired: &mut DesiredState,

@@ -112,6 +112,9 @@ pub enum Reason {
     LeftScope(String),
     /// Disabled longer than the flow's grace period (in days).
     GracePeriodOver(u32),
+    /// Groups made direct members of a group (nested groups, served targets).
+    ChildGroupsAdded,
+    ChildGroupsRemoved,
 }
 
 impl fmt::Display for Reason {
@@ -139,6 +142,8 @@ impl fmt::Display for Reason {
             Reason::GracePeriodOver(days) => {
                 write!(f, "disabled for more than the grace period of {days} days")
             }
+            Reason::ChildGroupsAdded => write!(f, "groups nested in the source"),
+            Reason::ChildGroupsRemoved => write!(f, "groups no longer nested in the source"),
             Reason::RecreatedForRename(from) => write!(
                 f,
                 "renamed in the source from {from:?}; the target cannot rename groups, so a new group is made (the old one stays)"
@@ -191,6 +196,16 @@ pub enum Action {
         group: String,
         users: Vec<Key>,
     },
+    /// Nested groups (a target that serves them): `groups` (keys) become direct member
+    /// groups of the group `key`; `group` is its display name.
+    AddChildGroups {
+        group: String,
+        groups: Vec<String>,
+    },
+    RemoveChildGroups {
+        group: String,
+        groups: Vec<String>,
+    },
 }
 
 impl Action {
@@ -206,6 +221,8 @@ impl Action {
             Action::DeleteGroup { .. } => "delete_group",
             Action::AddMembers { .. } => "add_members",
             Action::RemoveMembers { .. } => "remove_members",
+            Action::AddChildGroups { .. } => "add_child_groups",
+            Action::RemoveChildGroups { .. } => "remove_child_groups",
         }
     }
 
@@ -217,7 +234,10 @@ impl Action {
             Action::CreateGroup { members, .. } if !members.is_empty() => 2,
             Action::CreateGroup { .. } | Action::UpdateGroup { .. } => 0,
             Action::CreateUser { .. } | Action::UpdateUser { .. } => 1,
-            Action::AddMembers { .. } | Action::RemoveMembers { .. } => 3,
+            Action::AddMembers { .. }
+            | Action::RemoveMembers { .. }
+            | Action::AddChildGroups { .. }
+            | Action::RemoveChildGroups { .. } => 3,
             Action::DisableUser { .. } | Action::DeleteUser { .. } => 4,
             Action::DeleteGroup { .. } => 5,
         }
@@ -261,7 +281,10 @@ impl Operation {
             Action::CreateGroup { group, .. } => group.display_name.clone(),
             Action::UpdateGroup { after, .. } => after.display_name.clone(),
             Action::DeleteGroup { before } => before.display_name.clone(),
-            Action::AddMembers { group, .. } | Action::RemoveMembers { group, .. } => group.clone(),
+            Action::AddMembers { group, .. }
+            | Action::RemoveMembers { group, .. }
+            | Action::AddChildGroups { group, .. }
+            | Action::RemoveChildGroups { group, .. } => group.clone(),
         }
     }
 
@@ -293,6 +316,12 @@ impl Operation {
             }
             Action::RemoveMembers { group, users } => {
                 format!("remove {} member(s) from group {group}", users.len())
+            }
+            Action::AddChildGroups { group, groups } => {
+                format!("nest {} group(s) in group {group}", groups.len())
+            }
+            Action::RemoveChildGroups { group, groups } => {
+                format!("take {} nested group(s) out of group {group}", groups.len())
             }
         };
         format!("{what}: {}", self.reason)
@@ -671,6 +700,8 @@ pub fn plan(desired: &DesiredState, ledger: &LedgerState, opts: &PlanOptions) ->
             }
         }
     }
+
+    crate::nesting::plan_child_groups(desired, ledger, &recreated, batch, &mut ops);
 
     ops.sort_by_key(|o| o.action.phase());
     Plan {

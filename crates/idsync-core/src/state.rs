@@ -3,17 +3,21 @@
 
 use crate::graph::MembershipGraph;
 use crate::model::{Group, Key, Snapshot, User};
-use crate::plan::{Action, Operation};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What the target should hold. Keys are source ids. Group members are effective (flattened)
-/// user keys: targets such as Atlassian Cloud have no nested groups.
+/// user keys: targets such as Atlassian Cloud have no nested groups. A flow to a target that
+/// serves nested groups turns them into direct members and `child_groups` last
+/// (`crate::nesting::nest`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DesiredState {
     pub users: BTreeMap<String, User>,
     pub groups: BTreeMap<String, Group>,
     pub members: BTreeMap<String, BTreeSet<Key>>,
+    /// Per group key, the keys of the groups that are its direct members (nested groups);
+    /// empty for flat targets.
+    pub child_groups: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// A user as written to the target.
@@ -51,7 +55,10 @@ pub struct LedgerGroup {
 pub struct LedgerState {
     pub users: BTreeMap<String, LedgerUser>,
     pub groups: BTreeMap<String, LedgerGroup>,
+    /// Direct user members; effective ones for a flat target.
     pub members: BTreeMap<String, BTreeSet<Key>>,
+    /// Per group key, its direct member groups (a target that serves nested groups).
+    pub child_groups: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl LedgerState {
@@ -99,6 +106,7 @@ pub fn desired_state(snapshot: &Snapshot) -> DesiredState {
         users,
         groups,
         members,
+        child_groups: BTreeMap::new(),
     }
 }
 
@@ -203,87 +211,4 @@ pub fn dangling_members(
         }
     }
     out
-}
-
-impl LedgerState {
-    /// Record in the ledger that `op` was applied at `at_ms`. `target_id` is the id the target
-    /// gave a created object (ignored for other actions).
-    pub fn record(&mut self, op: &Operation, target_id: Option<&str>, at_ms: i64) {
-        let key = &op.key;
-        match &op.action {
-            Action::CreateUser { user } => {
-                self.users.insert(
-                    key.clone(),
-                    LedgerUser::new(target_id.unwrap_or_default(), user.clone()),
-                );
-            }
-            Action::UpdateUser { after, .. } => {
-                if let Some(u) = self.users.get_mut(key) {
-                    u.user = after.clone();
-                    if after.active {
-                        u.disabled_ms = None;
-                        u.original = None;
-                    }
-                }
-            }
-            Action::DisableUser { before, after } => {
-                if let Some(u) = self.users.get_mut(key) {
-                    u.disabled_ms.get_or_insert(at_ms);
-                    // An anonymized copy: keep the real values (once).
-                    if before.user_name != after.user_name && u.original.is_none() {
-                        u.original = Some(before.clone());
-                    }
-                    u.user = after.clone();
-                }
-            }
-            Action::DeleteUser { .. } => {
-                self.users.remove(key);
-                for set in self.members.values_mut() {
-                    set.remove(key.as_str());
-                }
-                self.members.retain(|_, s| !s.is_empty());
-            }
-            Action::CreateGroup { group, members } => {
-                // A new group in the target starts without members (also when it replaces
-                // one the target could not rename), or with those it was created with.
-                self.members.remove(key);
-                if !members.is_empty() {
-                    self.members
-                        .insert(key.clone(), members.iter().cloned().collect());
-                }
-                self.groups.insert(
-                    key.clone(),
-                    LedgerGroup {
-                        target_id: target_id.unwrap_or_default().to_string(),
-                        group: group.clone(),
-                    },
-                );
-            }
-            Action::UpdateGroup { after, .. } => {
-                if let Some(g) = self.groups.get_mut(key) {
-                    g.group = after.clone();
-                }
-            }
-            Action::DeleteGroup { .. } => {
-                self.groups.remove(key);
-                self.members.remove(key);
-            }
-            Action::AddMembers { users, .. } => {
-                self.members
-                    .entry(key.clone())
-                    .or_default()
-                    .extend(users.iter().cloned());
-            }
-            Action::RemoveMembers { users, .. } => {
-                if let Some(set) = self.members.get_mut(key) {
-                    for u in users {
-                        set.remove(&**u);
-                    }
-                    if set.is_empty() {
-                        self.members.remove(key);
-                    }
-                }
-            }
-        }
-    }
 }

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 mod keeps;
 #[path = "core/members.rs"]
 mod members;
+#[path = "core/nesting.rs"]
+mod nesting;
 
 const USERS: usize = 12;
 const GROUPS: usize = 6;

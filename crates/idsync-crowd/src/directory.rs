@@ -6,9 +6,9 @@
 //! case, the one with the smaller ledger key is served and the other is listed in
 //! [`Directory::conflicts`].
 //!
-//! Memberships: in this increment the flow computes effective (flat) user memberships, so
-//! `child_groups` is empty and nested answers equal direct ones; the nested queries already
-//! follow child groups when present, and stop at cycles.
+//! Memberships: direct user members and child groups as the flow serves them (decision 0033;
+//! with `nested_groups = false` `child_groups` is empty and nested answers equal direct ones).
+//! The nested queries follow child groups and stop at cycles.
 
 use crate::model::{CrowdGroup, CrowdUser};
 use crate::restriction::{MatchMode, Restriction};
@@ -58,8 +58,7 @@ pub fn fold(name: &str) -> String {
 
 impl Directory {
     /// The directory of a flow's ledger: users and groups by ledger key, user memberships
-    /// `(group key, user key)`, and group memberships `(parent key, child key)` (empty in this
-    /// increment). Memberships naming a key that is not served are skipped.
+    /// `(group key, user key)`, and group memberships `(parent key, child key)`. Memberships naming a key that is not served are skipped.
     pub fn build(
         users: Vec<(String, User)>,
         groups: Vec<(String, Group)>,

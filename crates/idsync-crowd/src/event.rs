@@ -62,7 +62,7 @@ pub enum Event {
         group: String,
         user: String,
     },
-    /// `child` became a direct member group of `parent` (nested groups; a later increment).
+    /// `child` became a direct member group of `parent` (nested groups, decision 0033).
     ChildGroupCreated {
         parent: String,
         child: String,
@@ -164,6 +164,25 @@ impl Event {
         Event::MembershipDeleted {
             group: group.display_name.clone(),
             user: user.user_name.clone(),
+        }
+    }
+}
+
+/// Nested groups (decision 0033): the constructors of the group-in-group events.
+impl Event {
+    /// `child` became a direct member group of `parent`.
+    pub fn child_group_created(parent: &Group, child: &Group) -> Event {
+        Event::ChildGroupCreated {
+            parent: parent.display_name.clone(),
+            child: child.display_name.clone(),
+        }
+    }
+
+    /// `child` is no longer a direct member group of `parent`.
+    pub fn child_group_deleted(parent: &Group, child: &Group) -> Event {
+        Event::ChildGroupDeleted {
+            parent: parent.display_name.clone(),
+            child: child.display_name.clone(),
         }
     }
 }

@@ -73,6 +73,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 only_user: None,
                 memberships: idsync_core::scope::MembershipPolicy::default(),
                 groups: idsync_core::groups::GroupRules::default(),
+                nested_groups: false,
             },
             source: None,
             enabled: true,

@@ -531,6 +531,14 @@ fn member_names(
     names.join(", ")
 }
 
+/// A group's target id, or why it has none.
+fn group_id_of(ledger: &LedgerState, key: &str) -> Result<String, String> {
+    ledger
+        .group_target_id(key)
+        .map(str::to_string)
+        .ok_or_else(|| format!("group {key} is not provisioned in the target"))
+}
+
 /// Turn a planned operation into what the target receives, with target ids from the ledger.
 /// Membership operations leave out members that have no target id yet (returned apart).
 fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, Vec<Key>) {
@@ -540,12 +548,7 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
             .map(str::to_string)
             .ok_or_else(|| format!("user {key} is not provisioned in the target"))
     };
-    let group_id = |key: &str| {
-        ledger
-            .group_target_id(key)
-            .map(str::to_string)
-            .ok_or_else(|| format!("group {key} is not provisioned in the target"))
-    };
+    let group_id = |key: &str| group_id_of(ledger, key);
     let key = op.key.as_str();
     let mut unresolved = Vec::new();
     let mut members = |users: &[Key]| -> Vec<String> {
@@ -605,6 +608,27 @@ fn resolve(ledger: &LedgerState, op: &Operation) -> (Result<TargetOp, String>, V
             group_id(key).map(|group_id| TargetOp::RemoveMembers {
                 group_id,
                 user_ids: ids,
+            })
+        }
+        // Nested groups: the parent and every child must be in the target.
+        Action::AddChildGroups { groups, .. } | Action::RemoveChildGroups { groups, .. } => {
+            let adding = matches!(op.action, Action::AddChildGroups { .. });
+            group_id(key).and_then(|group_id| {
+                let child_ids = groups
+                    .iter()
+                    .map(|g| group_id_of(ledger, g))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(if adding {
+                    TargetOp::AddChildGroups {
+                        group_id,
+                        child_ids,
+                    }
+                } else {
+                    TargetOp::RemoveChildGroups {
+                        group_id,
+                        child_ids,
+                    }
+                })
             })
         }
     };

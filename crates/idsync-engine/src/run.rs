@@ -40,6 +40,9 @@ pub struct FlowSpec {
     pub memberships: MembershipPolicy,
     /// Which groups, under which names.
     pub groups: GroupRules,
+    /// The target serves nested groups (a crowd target with `nested_groups`): memberships are
+    /// planned as direct members and child groups rather than flattened (decision 0033).
+    pub nested_groups: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -525,14 +528,37 @@ async fn plan_and_apply(
     }
     // Group rules (names, mappings, required and default groups), then what stays of the
     // memberships of users being deprovisioned and of those made by hand in the target.
-    out_of_scope.extend(apply_group_rules(&mut desired, &ledger, &flow.groups));
+    // A nested target's ledger, as the flat rules below read it (its effective members).
+    let flat_ledger = (flow.nested_groups && !ledger.child_groups.is_empty())
+        .then(|| idsync_core::nesting::flattened(&ledger));
+    out_of_scope.extend(apply_group_rules(
+        &mut desired,
+        flat_ledger.as_ref().unwrap_or(&ledger),
+        &flow.groups,
+    ));
     if !out_of_scope.is_empty() {
         bump(counts, "out_of_scope", out_of_scope.len() as i64);
     }
     if let Some(recorded) = &recorded {
         forget_manual_members(&mut ledger, recorded, &desired);
     }
-    keep_memberships(&mut desired, &ledger, &flow.memberships);
+    keep_memberships(
+        &mut desired,
+        flat_ledger.as_ref().unwrap_or(&ledger),
+        &flow.memberships,
+    );
+    if flow.nested_groups {
+        // Every rule has had the flat memberships; now the nesting the target serves.
+        let nested = idsync_core::nesting::nest(&mut desired, snapshot, &flow.groups, &ledger);
+        for (parent, child) in &nested.dropped {
+            tracing::info!(parent = %parent, child = %child, "nesting left out: a group rule gives the child members the parent does not have; its users are direct members of the parent");
+        }
+        tracing::debug!(
+            edges = nested.edges,
+            lifted = nested.lifted,
+            "nested groups planned"
+        );
+    }
     // The flow's attribute mappings, then what the target can hold.
     let taken_in_target = unique_values_taken(target, &desired, &ledger, flow).await?;
     let unmapped = apply_mapping(&mut desired, &ledger, &flow.mapping, &taken_in_target);

@@ -381,6 +381,9 @@ impl Runtime {
                         only_user: None,
                         memberships: fc.memberships.clone(),
                         groups: fc.groups.clone(),
+                        nested_groups: config.targets.get(&fc.target).is_some_and(|t| {
+                            matches!(&t.kind, idsync_config::TargetKind::Crowd(c) if c.nested_groups)
+                        }),
                     },
                     // A flow reads its source first only when there is something to read.
                     source: rt

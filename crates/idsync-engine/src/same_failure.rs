@@ -58,9 +58,15 @@ fn shared_reason(op: &TargetOp, outcome: &Outcome) -> Option<String> {
         | TargetOp::UpdateGroup { target_id, .. }
         | TargetOp::DeleteGroup { target_id } => vec![target_id],
         TargetOp::AddMembers { group_id, user_ids }
-        | TargetOp::RemoveMembers { group_id, user_ids } => {
-            std::iter::once(group_id).chain(user_ids.iter()).collect()
+        | TargetOp::RemoveMembers { group_id, user_ids }
+        | TargetOp::AddChildGroups {
+            group_id,
+            child_ids: user_ids,
         }
+        | TargetOp::RemoveChildGroups {
+            group_id,
+            child_ids: user_ids,
+        } => std::iter::once(group_id).chain(user_ids.iter()).collect(),
         TargetOp::CreateUser { .. } | TargetOp::CreateGroup { .. } => Vec::new(),
     };
     for id in ids.into_iter().filter(|id| !id.is_empty()) {

@@ -136,7 +136,32 @@ pub(crate) fn events_of(ledger: &LedgerState, op: &Operation) -> Vec<Event> {
                 })
                 .collect()
         }
+        Action::AddChildGroups { groups, .. } | Action::RemoveChildGroups { groups, .. } => {
+            child_group_events(ledger, op, groups)
+        }
     }
+}
+
+/// Nested groups (decision 0033): an edge added or taken out, only where it changes what the
+/// ledger holds.
+fn child_group_events(ledger: &LedgerState, op: &Operation, children: &[String]) -> Vec<Event> {
+    let adding = matches!(op.action, Action::AddChildGroups { .. });
+    let Some(parent) = ledger.groups.get(&op.key) else {
+        return Vec::new();
+    };
+    let current = ledger.child_groups.get(&op.key);
+    children
+        .iter()
+        .filter(|c| current.is_some_and(|s| s.contains(*c)) != adding)
+        .filter_map(|c| ledger.groups.get(c))
+        .map(|child| {
+            if adding {
+                Event::child_group_created(&parent.group, &child.group)
+            } else {
+                Event::child_group_deleted(&parent.group, &child.group)
+            }
+        })
+        .collect()
 }
 
 /// The events of an operation, serialised as the store keeps them.

@@ -10,6 +10,9 @@ use idsync_store::{RunStatus, Store};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+#[path = "engine/crowd_nested.rs"]
+mod crowd_nested;
+
 /// A source whose snapshot the test edits.
 struct MemorySource(Mutex<Snapshot>);
 
@@ -113,6 +116,7 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                 only_user: None,
                 memberships: idsync_core::scope::MembershipPolicy::default(),
                 groups: idsync_core::groups::GroupRules::default(),
+                nested_groups: false,
             },
             source: Some("hr".into()),
             enabled: true,

@@ -10,6 +10,7 @@
 mod audit;
 mod crowd;
 mod lease;
+mod nesting;
 mod numbers;
 mod push;
 mod reverse;
@@ -715,6 +716,7 @@ impl Store {
                 .or_default()
                 .insert(Key::clone(user));
         }
+        nesting::load(&mut conn, flow, &mut ledger).await?;
         Ok(ledger)
     }
 
@@ -783,6 +785,7 @@ impl Store {
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
             add_ledger_members(&mut tx, &mut learned, flow, group, &users).await?;
         }
+        nesting::replace(&mut tx, flow, ledger).await?;
         crowd::ledger_replaced(&mut tx, flow).await?;
         let version = bump_ledger_version(&mut tx, flow).await?;
         tx.commit().await?;
@@ -2076,6 +2079,7 @@ async fn apply_to_ledger(
             // A new group starts without members, also when it replaces one, or with those
             // it was created with.
             delete_ledger_members(tx, learned, flow, GROUP_LEDGER_MEMBERS, key).await?;
+            nesting::created(tx, flow, key).await?;
             upsert_ledger(
                 tx,
                 "ledger_groups",
@@ -2100,6 +2104,7 @@ async fn apply_to_ledger(
                 .execute(&mut **tx)
                 .await?;
             delete_ledger_members(tx, learned, flow, GROUP_LEDGER_MEMBERS, key).await?;
+            nesting::deleted(tx, flow, key).await?;
         }
         Action::AddMembers { users, .. } => {
             let users: Vec<&str> = users.iter().map(|u| &**u).collect();
@@ -2121,6 +2126,8 @@ async fn apply_to_ledger(
             .await?;
             left_ledger(tx, learned, flow, gone).await?;
         }
+        Action::AddChildGroups { groups, .. } => nesting::add(tx, flow, key, groups).await?,
+        Action::RemoveChildGroups { groups, .. } => nesting::remove(tx, flow, key, groups).await?,
     }
     Ok(())
 }

@@ -167,6 +167,10 @@ impl<'a> OpRow<'a> {
         struct Members<'a> {
             users: &'a [idsync_core::Key],
         }
+        #[derive(Serialize)]
+        struct ChildGroups<'a> {
+            groups: &'a [String],
+        }
         fn text<T: Serialize>(v: &T) -> Result<Option<String>, serde_json::Error> {
             serde_json::to_string(v).map(Some)
         }
@@ -195,6 +199,12 @@ impl<'a> OpRow<'a> {
             }
             Action::RemoveMembers { users, .. } => {
                 (text(&Members { users })?, None, NOTHING.to_string())
+            }
+            Action::AddChildGroups { groups, .. } => {
+                (None, text(&ChildGroups { groups })?, NOTHING.to_string())
+            }
+            Action::RemoveChildGroups { groups, .. } => {
+                (text(&ChildGroups { groups })?, None, NOTHING.to_string())
             }
         };
         Ok(OpRow {

@@ -7,6 +7,8 @@ use proptest::prelude::*;
 
 #[path = "store/crowd_feed.rs"]
 mod crowd_feed;
+#[path = "store/nesting.rs"]
+mod nesting;
 
 fn snapshot() -> Snapshot {
     Snapshot {

@@ -93,6 +93,9 @@ fn explain_op(op: &idsync_core::Operation) -> Vec<String> {
                 }
             )]
         }
+        Action::AddChildGroups { groups, .. } | Action::RemoveChildGroups { groups, .. } => {
+            vec![format!("groups: {}", groups.join(", "))]
+        }
         Action::DeleteUser { .. } | Action::DeleteGroup { .. } => Vec::new(),
     }
 }

@@ -17,7 +17,11 @@ impl Checker<'_> {
         t: &dyn TableLike,
         path: &str,
     ) -> Option<TargetConfig> {
-        self.keys(t, path, &["type", "description", "event_retention"]);
+        self.keys(
+            t,
+            path,
+            &["type", "description", "event_retention", "nested_groups"],
+        );
         let description = self.string(t, "description", path);
         let event_retention = self
             .duration(t, "event_retention", path)
@@ -36,6 +40,7 @@ impl Checker<'_> {
             kind: TargetKind::Crowd(CrowdTargetConfig {
                 description,
                 event_retention,
+                nested_groups: self.boolean(t, "nested_groups", path).unwrap_or(true),
             }),
         })
     }

@@ -51,13 +51,19 @@ impl DirectoryCache {
     }
 }
 
-/// The Crowd directory of a ledger: users and groups by ledger key, the flow's (flat,
-/// effective) user memberships; no group is a member of another in this increment.
+/// The Crowd directory of a ledger: users and groups by ledger key, the flow's user
+/// memberships and its group-in-group memberships (nested groups, decision 0033; a flat
+/// target's ledger has none and its user memberships are the effective ones).
 fn build(ledger: LedgerState) -> Directory {
     let members: Vec<(String, String)> = ledger
         .members
         .iter()
         .flat_map(|(g, users)| users.iter().map(move |u| (g.clone(), u.to_string())))
+        .collect();
+    let child_groups: Vec<(String, String)> = ledger
+        .child_groups
+        .iter()
+        .flat_map(|(g, children)| children.iter().map(move |c| (g.clone(), c.clone())))
         .collect();
     let users = ledger.users.into_iter().map(|(k, u)| (k, u.user)).collect();
     let groups = ledger
@@ -65,5 +71,5 @@ fn build(ledger: LedgerState) -> Directory {
         .into_iter()
         .map(|(k, g)| (k, g.group))
         .collect();
-    Directory::build(users, groups, members, Vec::new())
+    Directory::build(users, groups, members, child_groups)
 }

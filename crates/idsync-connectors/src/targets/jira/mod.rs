@@ -541,6 +541,13 @@ impl Target for JiraTarget {
                         .map(|_| ()),
                 )
             }
+            // Jira's internal directory gets nested groups flattened, as every pushed target.
+            TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
+                Outcome::Rejected {
+                    reason: "a Jira target takes no nested groups (memberships are flattened)"
+                        .into(),
+                }
+            }
             TargetOp::AddMembers { group_id, user_ids } => {
                 for key in user_ids {
                     let r = match self.username(key).await {

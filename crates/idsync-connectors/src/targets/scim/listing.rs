@@ -156,7 +156,10 @@ pub(super) fn change_of(
             Some(with_id(super::group_body(after), target_id)),
         )),
         TargetOp::DeleteGroup { target_id } => Some(("/Groups", target_id.clone(), None)),
-        TargetOp::AddMembers { .. } | TargetOp::RemoveMembers { .. } => None,
+        TargetOp::AddMembers { .. }
+        | TargetOp::RemoveMembers { .. }
+        | TargetOp::AddChildGroups { .. }
+        | TargetOp::RemoveChildGroups { .. } => None,
     }
 }
 

@@ -557,6 +557,13 @@ impl ScimTarget {
                 self.send_in_form(idsync_core::OpKind::RemoveMembers, op)
                     .await
             }
+            // SCIM groups hold users; idsync flattens nested groups for SCIM targets.
+            TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
+                Outcome::Rejected {
+                    reason: "a SCIM target takes no nested groups (memberships are flattened)"
+                        .into(),
+                }
+            }
         }
     }
 }

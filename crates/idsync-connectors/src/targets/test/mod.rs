@@ -543,6 +543,9 @@ impl TestTarget {
                 );
                 applied(None)
             }
+            TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
+                rejected("the test target has no nested groups".into())
+            }
         }
     }
 }
