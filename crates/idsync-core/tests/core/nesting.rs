@@ -96,7 +96,7 @@ fn a_nested_flow_serves_direct_members_and_child_groups_where_a_flat_one_flatten
     assert!(p
         .operations
         .iter()
-        .all(|o| !matches!(o.action, Action::AddChildGroups { .. }) || o.action.phase() == 2));
+        .all(|o| !matches!(o.action, Action::AddChildGroups { .. }) || o.action.phase() == 3));
     let add_a: Vec<&Vec<Key>> = p
         .operations
         .iter()

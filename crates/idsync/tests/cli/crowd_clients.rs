@@ -244,12 +244,9 @@ fn crowd_pypi_client_reads_users_groups_memberships_search_and_events() {
     assert_eq!(r["nobody"], Value::Null, "{r}");
     assert_eq!(r["alice_exists"], true);
     assert_eq!(r["nobody_exists"], Value::Null);
-    // Memberships are served flat (effective, as the flow computes them): alice is in
-    // everyone through engineering, directly and nested alike.
-    assert_eq!(
-        strings(&r["alice_groups"]),
-        names(&["engineering", "everyone"])
-    );
+    // Groups are served nested as the source nests them (`nested_groups`, the default): alice
+    // is a direct member of engineering, and in everyone through it.
+    assert_eq!(strings(&r["alice_groups"]), names(&["engineering"]));
     assert_eq!(
         strings(&r["alice_nested_groups"]),
         names(&["engineering", "everyone"])
@@ -265,7 +262,7 @@ fn crowd_pypi_client_reads_users_groups_memberships_search_and_events() {
         "{m}"
     );
     assert_eq!(strings(&m["sales"]["users"]), names(&["bob"]));
-    assert_eq!(strings(&m["everyone"]["groups"]), Vec::<String>::new());
+    assert_eq!(strings(&m["everyone"]["groups"]), names(&["engineering"]));
     assert_eq!(
         strings(&r["search_email_example"]),
         names(&["alice", "bob", "carol", "dave", "eve"])
@@ -340,10 +337,7 @@ fn crowd_atlassian_python_api_reads_users_groups_search_and_events() {
         r["user_attributes"]["employeeNumber"],
         serde_json::json!(["E001"])
     );
-    assert_eq!(
-        strings(&r["alice_groups_direct"]),
-        names(&["engineering", "everyone"])
-    );
+    assert_eq!(strings(&r["alice_groups_direct"]), names(&["engineering"]));
     assert_eq!(
         strings(&r["alice_groups_nested"]),
         names(&["engineering", "everyone"])
@@ -362,10 +356,14 @@ fn crowd_atlassian_python_api_reads_users_groups_search_and_events() {
     assert_eq!(r["group"]["active"], true);
     assert_eq!(r["group"]["type"], "GROUP");
     assert_eq!(r["group"]["description"], "Engineers");
-    // Flat in this increment: no child or parent groups.
-    assert_eq!(r["child_groups"], serde_json::json!([]), "{r}");
-    assert_eq!(r["nested_child_groups"], serde_json::json!([]), "{r}");
-    assert_eq!(r["parent_groups"], serde_json::json!([]), "{r}");
+    // engineering is nested in everyone, as in the source.
+    assert_eq!(r["child_groups"], serde_json::json!(["engineering"]), "{r}");
+    assert_eq!(
+        r["nested_child_groups"],
+        serde_json::json!(["engineering"]),
+        "{r}"
+    );
+    assert_eq!(r["parent_groups"], serde_json::json!(["everyone"]), "{r}");
     assert_eq!(strings(&r["memberships"]["sales"]), names(&["bob"]), "{r}");
     assert_eq!(
         strings(&r["memberships"]["engineering"]),
@@ -434,10 +432,7 @@ fn crowd_npm_client_reads_users_groups_search_and_events() {
     assert_eq!(alice["attributes"]["title"], "Engineer");
     assert_eq!(r["attributes"]["manager"], "bob", "{r}");
     assert_eq!(r["gina_active"], false, "{r}");
-    assert_eq!(
-        strings(&r["alice_groups"]),
-        names(&["engineering", "everyone"])
-    );
+    assert_eq!(strings(&r["alice_groups"]), names(&["engineering"]));
     assert_eq!(
         strings(&r["alice_nested_groups"]),
         names(&["engineering", "everyone"])
@@ -463,8 +458,8 @@ fn crowd_npm_client_reads_users_groups_search_and_events() {
             .any(|u| u["username"] == "alice" && u["active"] == true),
         "{r}"
     );
-    assert_eq!(r["child_groups"], serde_json::json!([]), "{r}");
-    assert_eq!(r["parent_groups"], serde_json::json!([]), "{r}");
+    assert_eq!(strings(&r["child_groups"]), names(&["engineering"]), "{r}");
+    assert_eq!(strings(&r["parent_groups"]), names(&["everyone"]), "{r}");
     let xml = r["membership_xml"].as_str().unwrap();
     assert!(
         xml.contains("<membership group=\"sales\">") && xml.contains("<user name=\"bob\""),

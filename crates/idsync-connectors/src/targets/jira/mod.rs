@@ -202,6 +202,15 @@ impl JiraTarget {
         }
     }
 
+    /// Add users (by key) to a group, one call each (Jira has no batch call for members).
+    async fn add_members(&self, group: &str, user_keys: &[String]) -> Result<(), Failure> {
+        for key in user_keys {
+            let name = self.username(key).await?;
+            self.add_to_group(group, &name).await?;
+        }
+        Ok(())
+    }
+
     async fn add_to_group(&self, group: &str, username: &str) -> Result<(), Failure> {
         let path = format!("/rest/api/2/group/user?groupname={}", enc(group));
         match self
@@ -500,22 +509,32 @@ impl Target for JiraTarget {
                         .map(|_| ()),
                 )
             }
-            TargetOp::CreateGroup { group, .. } => {
+            TargetOp::CreateGroup { group, members } => {
                 let body = json!({"name": group.display_name});
-                match self
+                let name = match self
                     .client
                     .call(Method::POST, "/rest/api/2/group", Some(&body))
                     .await
                 {
-                    Ok(v) => Outcome::Applied {
-                        target_id: Some(
-                            v.get("name")
-                                .and_then(Value::as_str)
-                                .unwrap_or(&group.display_name)
-                                .to_string(),
+                    Ok(v) => v
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&group.display_name)
+                        .to_string(),
+                    Err(f) => return f.outcome(),
+                };
+                // Jira takes no members in a group's create: the plan sends none
+                // (`members_in_create` is false), but any given are added right after.
+                match self.add_members(&name, members).await {
+                    Ok(()) => Outcome::Applied {
+                        target_id: Some(name),
+                    },
+                    Err(f) => Outcome::Rejected {
+                        reason: format!(
+                            "group {name} was created, but its first members were not added: {}",
+                            f.reason
                         ),
                     },
-                    Err(f) => f.outcome(),
                 }
             }
             TargetOp::UpdateGroup {
@@ -549,16 +568,10 @@ impl Target for JiraTarget {
                 }
             }
             TargetOp::AddMembers { group_id, user_ids } => {
-                for key in user_ids {
-                    let r = match self.username(key).await {
-                        Ok(name) => self.add_to_group(group_id, &name).await,
-                        Err(f) => Err(f),
-                    };
-                    if let Err(f) = r {
-                        return f.outcome();
-                    }
+                match self.add_members(group_id, user_ids).await {
+                    Ok(()) => Outcome::Applied { target_id: None },
+                    Err(f) => f.outcome(),
                 }
-                Outcome::Applied { target_id: None }
             }
             TargetOp::RemoveMembers { group_id, user_ids } => {
                 for key in user_ids {
