@@ -325,7 +325,16 @@ impl ConfluenceTarget {
                 ),
             });
         }
-        if a.display_name != b.display_name || a.primary_email() != b.primary_email() {
+        let mut profile =
+            a.display_name != b.display_name || a.primary_email() != b.primary_email();
+        if profile && !instance.has_json_rpc() {
+            // No call can change it: refused only where Confluence really holds another
+            // display name (an adopted user's `before` may not be what Confluence holds).
+            let current = self.get_user(key).await?;
+            profile =
+                current.get("displayName").and_then(Value::as_str) != a.display_name.as_deref();
+        }
+        if profile {
             if !instance.has_json_rpc() {
                 return Ok(Outcome::Rejected {
                     reason: format!(
