@@ -428,3 +428,47 @@ target = "a"
     }
     assert!(err.contains("targets.b.password"), "{err}");
 }
+
+#[test]
+fn confluence_rate_limiter_and_429s_slow_the_sync_but_fail_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bucket of 10 requests refilled with 10 every second.
+    let (_sim, root) = confluence_sim(
+        dir.path(),
+        &[
+            "--rate-max",
+            "10",
+            "--rate-fill",
+            "10",
+            "--rate-interval",
+            "1",
+        ],
+    );
+    let wiki = Confluence::new(dir.path(), &root);
+    // And the first two user creations answered 429 with Retry-After: 1.
+    let r = wiki
+        .http
+        .post(format!("{root}/_sim/faults"))
+        .json(&json!({"fail_next": 2, "fail_match": "POST /rest/api/admin/user?", "error_status": 429, "retry_after_secs": 1}))
+        .send()
+        .unwrap();
+    assert!(r.status().is_success());
+    write_people_csv(dir.path(), 4);
+    write_confluence_config(dir.path(), &root, "");
+    let out = sync(dir.path(), &["sync", "hr-to-wiki"]);
+    assert!(
+        out.contains("succeeded") && out.contains(" 0 failed"),
+        "{out}"
+    );
+    assert_eq!(wiki.users().len(), 5, "{:?}", wiki.users());
+    assert_eq!(wiki.members("everyone").len(), 4);
+    let stats: Value = wiki
+        .http
+        .get(format!("{root}/_sim/stats"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert!(stats["throttled"].as_u64().unwrap() >= 2, "{stats}");
+    assert!(stats["requests"].as_u64().unwrap() > 10, "{stats}");
+}
