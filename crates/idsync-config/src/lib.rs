@@ -311,6 +311,7 @@ pub enum TargetKind {
     /// read it): nothing is pushed anywhere; the flow's ledger is the directory.
     Crowd(CrowdTargetConfig),
     Jira(JiraTargetConfig),
+    Confluence(ConfluenceTargetConfig),
 }
 
 /// `type = "crowd"`: a directory idsync serves under `/crowd/<target>/rest/usermanagement/1/`.
@@ -359,6 +360,34 @@ pub struct JiraTargetConfig {
     pub property_key: String,
     pub deactivation: JiraDeactivation,
     pub access_groups: Vec<String>,
+}
+
+/// How the `disable` policy disables a Confluence user.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConfluenceDeactivation {
+    /// The admin user API's `disable` on Confluence 8.4 and later, else `Groups`.
+    #[default]
+    Auto,
+    Disable,
+    /// Remove the access groups and record them.
+    Groups,
+}
+
+/// `[targets.x] type = "confluence"`: Confluence Data Center's internal directory (the auth is
+/// the Data Center products' own: a personal access token, or user and password).
+#[derive(Debug, Clone)]
+pub struct ConfluenceTargetConfig {
+    pub url: String,
+    pub auth: JiraAuth,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub default_groups: Vec<String>,
+    pub deactivation: ConfluenceDeactivation,
+    /// The groups that grant "Can use" (`confluence-users` by default).
+    pub access_groups: Vec<String>,
+    /// The prefix of the groups that record removed access groups.
+    pub record_prefix: String,
 }
 
 impl TargetKind {

@@ -16,6 +16,7 @@ pub mod sources {
 }
 pub mod targets {
     pub mod atlassian_dc;
+    pub mod confluence;
     pub mod jira;
     pub mod scim;
     pub mod test;

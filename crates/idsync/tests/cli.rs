@@ -2,6 +2,8 @@
 //! log, serve; and the crash test (kill -9 during apply, rerun, nothing duplicated or lost).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+#[path = "cli/confluence.rs"]
+mod confluence;
 #[path = "cli/crowd_clients.rs"]
 mod crowd_clients;
 #[path = "cli/reliability.rs"]

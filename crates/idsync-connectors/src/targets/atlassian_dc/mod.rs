@@ -3,6 +3,7 @@
 //! bodies and rate limiter (`client`), and the products' paging styles (`paging`).
 
 pub mod client;
+pub mod next_link;
 pub mod paging;
 
 pub use client::{Auth, ClientConfig, ClientError, DcClient, Failure};
