@@ -8,6 +8,8 @@ use idsync_core::*;
 use std::io::Write;
 use std::path::Path;
 
+#[path = "connectors/bamboo.rs"]
+mod bamboo;
 #[path = "connectors/jira.rs"]
 mod jira;
 #[path = "connectors/msgraph.rs"]
