@@ -311,6 +311,23 @@ pub enum TargetKind {
     /// read it): nothing is pushed anywhere; the flow's ledger is the directory.
     Crowd(CrowdTargetConfig),
     Jira(JiraTargetConfig),
+    Bamboo(BambooTargetConfig),
+}
+
+/// `[targets.x] type = "bamboo"`: Bamboo Data Center's internal directory (admin REST API).
+#[derive(Debug, Clone)]
+pub struct BambooTargetConfig {
+    pub url: String,
+    pub auth: JiraAuth,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub default_groups: Vec<String>,
+    /// The groups Bamboo's global Access permission is granted to: disabling removes them.
+    pub access_groups: Vec<String>,
+    /// idsync's group marking disabled users (`<record_group>:<access group>` records each
+    /// access group removed).
+    pub record_group: String,
 }
 
 /// `type = "crowd"`: a directory idsync serves under `/crowd/<target>/rest/usermanagement/1/`.

@@ -26,6 +26,7 @@ mod progress;
 mod serve;
 mod signals;
 mod sim;
+mod sim_bamboo;
 mod sim_jira;
 mod source_check;
 mod token;
@@ -195,6 +196,8 @@ enum SimCommand {
     Graph(sim::GraphSimArgs),
     /// Serve a simulated Jira Data Center (users, groups, properties, application roles) on 127.0.0.1.
     Jira(sim_jira::JiraSimArgs),
+    /// Serve a simulated Bamboo Data Center (users, groups, memberships) on 127.0.0.1.
+    Bamboo(sim_bamboo::BambooSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -301,6 +304,9 @@ fn main() -> ExitCode {
                 Command::Sim {
                     command: SimCommand::Jira(args),
                 } => sim_jira::run(args).await,
+                Command::Sim {
+                    command: SimCommand::Bamboo(args),
+                } => sim_bamboo::run(args).await,
                 Command::Demo(args) => demo::run(args).await,
                 _ => Ok(0),
             }

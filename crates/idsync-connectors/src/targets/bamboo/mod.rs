@@ -178,39 +178,47 @@ impl BambooTarget {
         Ok(u.user_name)
     }
 
+    /// What Bamboo can do of an update: disable or enable. What it cannot (a rename, a new
+    /// full name or email) is compared with what Bamboo holds now (not with `before`, which
+    /// is blank when a create adopted an existing user) and refused with the reason.
     async fn update_user(&self, name: &str, before: &User, after: &User) -> Result<(), Failure> {
         let (b, a) = (project(before.clone()), project(after.clone()));
-        if a.active != b.active {
-            if a.active {
-                disabled::enable(self, name).await?;
-            } else {
-                disabled::disable(self, name).await?;
-            }
-        } else if self.user_named(name).await?.is_none() {
+        let Some(now) = self.user_named(name).await? else {
             return Err(Failure {
                 status: Some(404),
                 reason: format!("user {name} is not in Bamboo"),
                 messages: Vec::new(),
                 retry_after: None,
             });
+        };
+        if a.active != b.active {
+            if a.active {
+                disabled::enable(self, name).await?;
+            } else {
+                disabled::disable(self, name).await?;
+            }
         }
+        let held = |k: &str| now.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let mut cannot = Vec::new();
-        if !a.user_name.eq_ignore_ascii_case(&b.user_name) {
+        if !a.user_name.eq_ignore_ascii_case(&held("name")) {
             cannot.push(format!(
                 "rename {:?} to {:?} (Bamboo knows a user by its username only, so a rename would change the id idsync holds; rename it in Bamboo and in the source together)",
-                b.user_name, a.user_name
+                held("name"),
+                a.user_name
             ));
         }
-        if full_name_of(&a) != full_name_of(&b) {
+        if full_name_of(&a) != held("fullName") {
             cannot.push(format!(
-                "change the full name to {:?} (Bamboo's REST API has no call for it)",
+                "change the full name {:?} to {:?} (Bamboo's REST API has no call for it)",
+                held("fullName"),
                 full_name_of(&a)
             ));
         }
-        if a.primary_email() != b.primary_email() {
+        let email = a.primary_email().unwrap_or_default();
+        if !email.eq_ignore_ascii_case(&held("email")) {
             cannot.push(format!(
-                "change the email to {:?} (Bamboo's REST API has no call for it)",
-                a.primary_email().unwrap_or_default()
+                "change the email {:?} to {email:?} (Bamboo's REST API has no call for it)",
+                held("email")
             ));
         }
         if cannot.is_empty() {
