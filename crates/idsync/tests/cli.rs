@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/bamboo.rs"]
+mod bamboo;
 #[path = "cli/basics.rs"]
 mod basics;
 #[path = "cli/crowd_nested.rs"]
