@@ -38,6 +38,8 @@ mod crowd_nested;
 mod crowd_serve;
 #[path = "cli/demo.rs"]
 mod demo;
+#[path = "cli/fisheye.rs"]
+mod fisheye;
 #[path = "cli/graph_cli.rs"]
 mod graph_cli;
 #[path = "cli/graph_source.rs"]
