@@ -321,14 +321,25 @@ impl Target for BambooTarget {
         if let Some(e) = user.primary_email() {
             attempts.push(("email", "email", e.to_string()));
         }
+        // Bamboo's filter matches usernames and emails alike: where both are the same text
+        // (a UPN as username), one listing answers both attempts.
+        let mut listed: Option<(String, Vec<Value>)> = None;
         for (field, label, value) in attempts {
             if value.is_empty() {
                 continue;
             }
-            let found: Vec<String> = self
-                .users_like(&value)
-                .await
-                .map_err(|f| f.target_error())?
+            let users = match &listed {
+                Some((filter, users)) if filter.eq_ignore_ascii_case(&value) => users.clone(),
+                _ => {
+                    let users = self
+                        .users_like(&value)
+                        .await
+                        .map_err(|f| f.target_error())?;
+                    listed = Some((value.clone(), users.clone()));
+                    users
+                }
+            };
+            let found: Vec<String> = users
                 .into_iter()
                 .filter(|v| {
                     v.get(field)
