@@ -213,6 +213,12 @@ async fn matching_is_verified_and_memberships_go_in_batches() {
         (m.target_id.as_str(), m.by.as_deref()),
         ("ann", Some("email \"ann@example.com\""))
     );
+    // A username that is the email: one listing answers both attempts.
+    let mut upn = person("upn@example.com");
+    upn.emails[0].value = "upn@example.com".into();
+    let before = s.state.stats().requests;
+    assert_eq!(t.find_user(&upn).await.unwrap(), None);
+    assert_eq!(s.state.stats().requests - before, 1);
     // Two users with one email: a conflict, not a guess.
     let mut twin = person("ann2");
     twin.emails[0].value = "ANN@example.com".into();
