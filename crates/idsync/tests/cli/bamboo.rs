@@ -1,8 +1,8 @@
 //! The Bamboo Data Center target through the binary, against `idsync sim bamboo` (HTTPS, its
 //! CA in `ca_file`, a personal access token): full sync, a membership change, a name change
 //! Bamboo's API cannot make (refused with the reason), disable by access groups and return,
-//! delete, reconcile after hand edits, adoption of an existing user by username, and config
-//! errors at their key and line.
+//! a rename, delete, reconcile after hand edits, adoption of existing users by username and
+//! by email (renamed to the source's username), and config errors at their key and line.
 
 use super::{idsync, text, write_people_csv, Server};
 use serde_json::{json, Value};
@@ -204,6 +204,28 @@ fn bamboo_life_cycle_through_the_binary() {
     let out = sync(dir.path(), &["sync", "hr-to-bamboo"]);
     assert!(out.contains("succeeded"), "{out}");
 
+    // A rename: Bamboo renames the user (its groups stay), and idsync knows it by its new
+    // username from then on.
+    edit_csv(dir.path(), |csv| {
+        csv.replace("id-000002,user2@example.com,", "id-000002,ann.two,")
+    });
+    let out = sync(dir.path(), &["sync", "hr-to-bamboo"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(bamboo.user("user2@example.com").is_none());
+    assert_eq!(
+        bamboo.groups_of("ann.two"),
+        vec!["bamboo-users", "engineering", "everyone"]
+    );
+    edit_csv(dir.path(), |csv| {
+        csv.replace(",Dept 2,g-eng", ",Dept 2,g-all")
+    });
+    let out = sync(dir.path(), &["sync", "hr-to-bamboo"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert_eq!(
+        bamboo.groups_of("ann.two"),
+        vec!["bamboo-users", "everyone"]
+    );
+
     // Disable: user5 leaves the source. Bamboo has no deactivation: the plan says so, and
     // the access group is removed and recorded in Bamboo.
     let before5 = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
@@ -268,7 +290,7 @@ fn bamboo_life_cycle_through_the_binary() {
 }
 
 #[test]
-fn bamboo_adopts_an_existing_user_by_username_and_says_what_it_cannot_adopt() {
+fn bamboo_adopts_existing_users_by_username_and_by_email() {
     let dir = tempfile::tempdir().unwrap();
     let (_sim, root) = bamboo_sim(dir.path());
     let bamboo = Bamboo::new(dir.path(), &root);
@@ -280,10 +302,11 @@ fn bamboo_adopts_an_existing_user_by_username_and_says_what_it_cannot_adopt() {
     write_people_csv(dir.path(), 3);
     write_bamboo_config(dir.path(), &root, "");
     // Already in Bamboo: user0 under its username (another case), user1 under another
-    // username with its email.
+    // username with its email, user2 under its username with another full name.
     for (name, full, email) in [
         ("USER0@example.com", "User Number 0", "user0@example.com"),
-        ("u1-legacy", "Legacy One", "user1@example.com"),
+        ("u1-legacy", "User Number 1", "user1@example.com"),
+        ("user2@example.com", "Someone Else", "user2@example.com"),
     ] {
         let (s, v) = bamboo.send(
             reqwest::Method::POST,
@@ -294,31 +317,39 @@ fn bamboo_adopts_an_existing_user_by_username_and_says_what_it_cannot_adopt() {
     }
     let o = run(dir.path(), &["sync", "hr-to-bamboo"]);
     let said = text(&o);
-    // user1 matched by email, but making it the source's user needs a rename and a new full
-    // name: refused with the reason, nothing duplicated.
+    // user2's full name Bamboo's API cannot change: refused with the reason.
     assert!(
-        said.contains("idsync cannot rename \"u1-legacy\" to \"user1@example.com\""),
+        said.contains("idsync cannot change the full name \"Someone Else\" to \"User Number 2\""),
         "{said}"
     );
     let users = bamboo.users();
-    assert_eq!(users.len(), 4, "admin + 3, nothing duplicated: {users:?}");
-    assert!(
-        users.contains(&"USER0@example.com".to_string()),
-        "{users:?}"
+    assert_eq!(
+        users,
+        vec![
+            "USER0@example.com",
+            "admin",
+            "user1@example.com",
+            "user2@example.com"
+        ],
+        "nothing duplicated; user1's account renamed to the source's username: {users:?}"
     );
     let runs: Value = serde_json::from_str(&sync(dir.path(), &["runs", "--json"])).unwrap();
     let run_id = runs[0]["id"].as_str().unwrap().to_string();
     let log = sync(dir.path(), &["log", &run_id]);
     assert!(
         log.contains("by userName \"user0@example.com\""),
-        "the log says how user0 was matched: {log}"
+        "the log says how each was matched: {log}"
     );
-    assert!(
-        bamboo
-            .members("everyone")
-            .contains(&"USER0@example.com".to_string()),
-        "the adopted user is in its groups"
+    assert!(log.contains("by email \"user1@example.com\""), "{log}");
+    assert_eq!(
+        bamboo.groups_of("USER0@example.com"),
+        vec!["engineering", "everyone"],
+        "adopted users are in their groups (default groups are for users idsync creates)"
     );
+    assert_eq!(bamboo.groups_of("user1@example.com"), vec!["everyone"]);
+    // user1 is known by its new username: a reconcile has nothing to do for it.
+    let plan = sync(dir.path(), &["plan", "hr-to-bamboo", "--full"]);
+    assert!(!plan.contains("user1@example.com"), "{plan}");
 }
 
 #[test]

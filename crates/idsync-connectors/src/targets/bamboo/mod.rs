@@ -3,8 +3,8 @@
 //!
 //! What Bamboo's API allows, and so what this target does:
 //! - A user is known by its **username** only (the API has no user key): the username is the
-//!   target id. Bamboo can rename (`PUT /admin/users/rename`), but a rename would change the
-//!   id idsync keeps, so a changed username is refused with the reason (decision 0038).
+//!   target id. A changed username is a rename (`PUT /admin/users/rename`), and the update
+//!   answers the new id, which the ledger keeps (decision 0038).
 //! - Users are created with a random password nobody knows (the API requires one; SSO or
 //!   Crowd signs them in). The API has **no call that changes a user's full name or
 //!   email**: such a change is refused with the reason, after anything else the update does.
@@ -178,10 +178,17 @@ impl BambooTarget {
         Ok(u.user_name)
     }
 
-    /// What Bamboo can do of an update: disable or enable. What it cannot (a rename, a new
-    /// full name or email) is compared with what Bamboo holds now (not with `before`, which
-    /// is blank when a create adopted an existing user) and refused with the reason.
-    async fn update_user(&self, name: &str, before: &User, after: &User) -> Result<(), Failure> {
+    /// An update: disable or enable, and a rename (`PUT /admin/users/rename`), after which
+    /// the user's id is its new username (returned, and kept in the ledger). What Bamboo
+    /// cannot do (a new full name or email) is compared with what Bamboo holds now (not with
+    /// `before`, which is blank when a create adopted an existing user) and refused with the
+    /// reason; a refused update renames nothing.
+    async fn update_user(
+        &self,
+        name: &str,
+        before: &User,
+        after: &User,
+    ) -> Result<Option<String>, Failure> {
         let (b, a) = (project(before.clone()), project(after.clone()));
         let Some(now) = self.user_named(name).await? else {
             return Err(Failure {
@@ -200,13 +207,6 @@ impl BambooTarget {
         }
         let held = |k: &str| now.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         let mut cannot = Vec::new();
-        if !a.user_name.eq_ignore_ascii_case(&held("name")) {
-            cannot.push(format!(
-                "rename {:?} to {:?} (Bamboo knows a user by its username only, so a rename would change the id idsync holds; rename it in Bamboo and in the source together)",
-                held("name"),
-                a.user_name
-            ));
-        }
         if full_name_of(&a) != held("fullName") {
             cannot.push(format!(
                 "change the full name {:?} to {:?} (Bamboo's REST API has no call for it)",
@@ -221,18 +221,29 @@ impl BambooTarget {
                 held("email")
             ));
         }
-        if cannot.is_empty() {
-            return Ok(());
+        if !cannot.is_empty() {
+            return Err(Failure {
+                status: Some(400),
+                reason: format!(
+                    "Bamboo user {name}: idsync cannot {}; change it in Bamboo's user administration, or serve Bamboo from a crowd target",
+                    cannot.join("; nor ")
+                ),
+                messages: Vec::new(),
+                retry_after: None,
+            });
         }
-        Err(Failure {
-            status: Some(400),
-            reason: format!(
-                "Bamboo user {name}: idsync cannot {}; change it in Bamboo's user administration, or serve Bamboo from a crowd target",
-                cannot.join("; nor ")
-            ),
-            messages: Vec::new(),
-            retry_after: None,
-        })
+        let current = held("name");
+        // Usernames that differ only in case are one user to Bamboo: no rename for that.
+        if a.user_name.eq_ignore_ascii_case(&current) {
+            return Ok(None);
+        }
+        self.call(
+            Method::PUT,
+            "/admin/users/rename",
+            Some(&json!({"oldName": current, "name": a.user_name})),
+        )
+        .await?;
+        Ok(Some(a.user_name))
     }
 
     /// Add or remove members in batches; a removal whose batch names a user gone from Bamboo
@@ -394,7 +405,10 @@ impl Target for BambooTarget {
                 target_id,
                 before,
                 after,
-            } => done(self.update_user(target_id, before, after).await),
+            } => match self.update_user(target_id, before, after).await {
+                Ok(moved) => Outcome::Applied { target_id: moved },
+                Err(f) => f.outcome(),
+            },
             TargetOp::DeleteUser { target_id } => done(
                 self.call(
                     Method::DELETE,
