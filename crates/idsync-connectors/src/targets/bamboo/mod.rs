@@ -7,7 +7,8 @@
 //!   answers the new id, which the ledger keeps (decision 0038).
 //! - Users are created with a random password nobody knows (the API requires one; SSO or
 //!   Crowd signs them in). The API has **no call that changes a user's full name or
-//!   email**: such a change is refused with the reason, after anything else the update does.
+//!   email**: such a change is refused with the reason (after a disable or enable the update
+//!   carries, and with no rename).
 //! - Groups are known by name and cannot be renamed; memberships go in batches
 //!   (`add-users`/`remove-users`, up to [`MEMBER_BATCH`] names a request).
 //! - Bamboo has **no deactivation**: disabling removes the user from the configured access
