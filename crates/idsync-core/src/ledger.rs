@@ -115,3 +115,37 @@ impl LedgerState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::plan::Reason;
+    use crate::User;
+
+    #[test]
+    fn an_update_that_answers_a_new_id_moves_the_user_to_it() {
+        let mut l = LedgerState::default();
+        let ann = User::new("s1", "ann");
+        l.users
+            .insert("s1".into(), LedgerUser::new("ann", ann.clone()));
+        let mut renamed = ann.clone();
+        renamed.user_name = "ann.lee".into();
+        let op = Operation {
+            key: "s1".into(),
+            action: Action::UpdateUser {
+                before: ann.clone(),
+                after: renamed.clone(),
+                changed: vec!["userName".into()],
+            },
+            reason: Reason::ChangedInSource(vec!["userName".into()]),
+        };
+        l.record(&op, None, 1);
+        assert_eq!(l.users["s1"].target_id, "ann", "no id answered: kept");
+        l.record(&op, Some(""), 2);
+        assert_eq!(l.users["s1"].target_id, "ann", "an empty id: kept");
+        l.record(&op, Some("ann.lee"), 3);
+        assert_eq!(l.users["s1"].target_id, "ann.lee");
+        assert_eq!(l.users["s1"].user, renamed);
+    }
+}

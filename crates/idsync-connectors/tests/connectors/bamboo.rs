@@ -1,7 +1,7 @@
 //! The Bamboo Data Center target against the Bamboo simulator: the connector kit (all but the
 //! full-name/email update Bamboo's API has no call for, which is refused with the reason),
-//! disabling by access groups recorded in Bamboo and given back, verified matching, batched
-//! memberships, Basic and the custom CA, and injected 429s.
+//! disabling by access groups recorded in Bamboo and given back, renames, verified matching,
+//! batched memberships, Basic and the custom CA, and injected 429s.
 
 use idsync_connectors::targets::atlassian_dc::{Auth, ClientConfig};
 use idsync_connectors::targets::bamboo::{BambooTarget, BambooTargetConfig};
@@ -316,5 +316,48 @@ async fn an_injected_429_is_retryable_with_its_wait() {
         } => assert_eq!(d, Duration::from_secs(7)),
         other => panic!("{other:?}"),
     }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rename_answers_the_new_username_and_a_refused_update_renames_nothing() {
+    let s = bamboo::start(BambooSimOptions::default()).await.unwrap();
+    let t = BambooTarget::new(config(&s, token())).unwrap();
+    let ann = person("ann");
+    let id = created(&t, &ann).await;
+    let mut renamed = ann.clone();
+    renamed.user_name = "ann.lee".into();
+    // With a full name Bamboo cannot change: refused, and not renamed.
+    let mut both = renamed.clone();
+    both.display_name = Some("Ann Lee".into());
+    match t
+        .apply(&TargetOp::UpdateUser {
+            target_id: id.clone(),
+            before: ann.clone(),
+            after: both,
+        })
+        .await
+    {
+        Outcome::Rejected { reason } => assert!(reason.contains("full name"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(s.state.directory.read().unwrap().user("ann").is_some());
+    // A rename alone: the new username is the user's id from now on.
+    match t
+        .apply(&TargetOp::UpdateUser {
+            target_id: id,
+            before: ann,
+            after: renamed,
+        })
+        .await
+    {
+        Outcome::Applied {
+            target_id: Some(new),
+        } => assert_eq!(new, "ann.lee"),
+        other => panic!("{other:?}"),
+    }
+    let d = s.state.directory.read().unwrap();
+    assert!(d.user("ann").is_none() && d.user("ann.lee").is_some());
+    drop(d);
     s.stop().await;
 }
