@@ -356,8 +356,9 @@ async fn a_rename_answers_the_new_username_and_a_refused_update_renames_nothing(
         } => assert_eq!(new, "ann.lee"),
         other => panic!("{other:?}"),
     }
-    let d = s.state.directory.read().unwrap();
-    assert!(d.user("ann").is_none() && d.user("ann.lee").is_some());
-    drop(d);
+    {
+        let d = s.state.directory.read().unwrap();
+        assert!(d.user("ann").is_none() && d.user("ann.lee").is_some());
+    }
     s.stop().await;
 }
