@@ -6,6 +6,7 @@ use crate::*;
 use std::ops::Range;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
+mod bamboo;
 mod confluence;
 mod crowd;
 mod jira;
@@ -21,7 +22,7 @@ pub(crate) struct Checker<'a> {
 }
 
 const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
-const TARGET_TYPES: &[&str] = &["test", "scim", "crowd", "jira", "confluence"];
+const TARGET_TYPES: &[&str] = &["test", "scim", "crowd", "jira", "confluence", "bamboo"];
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(text: &'a str, file: &'a Path) -> Self {
@@ -713,6 +714,7 @@ impl<'a> Checker<'a> {
             "crowd" => self.crowd_target(name, t, &path),
             "jira" => self.jira_target(name, t, anchor),
             "confluence" => self.confluence_target(name, t, anchor),
+            "bamboo" => self.bamboo_target(name, t, anchor),
             "scim" => {
                 self.keys(
                     t,

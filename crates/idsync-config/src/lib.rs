@@ -312,6 +312,23 @@ pub enum TargetKind {
     Crowd(CrowdTargetConfig),
     Jira(JiraTargetConfig),
     Confluence(ConfluenceTargetConfig),
+    Bamboo(BambooTargetConfig),
+}
+
+/// `[targets.x] type = "bamboo"`: Bamboo Data Center's internal directory (admin REST API).
+#[derive(Debug, Clone)]
+pub struct BambooTargetConfig {
+    pub url: String,
+    pub auth: JiraAuth,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    pub default_groups: Vec<String>,
+    /// The groups Bamboo's global Access permission is granted to: disabling removes them.
+    pub access_groups: Vec<String>,
+    /// idsync's group marking disabled users (`<record_group>:<access group>` records each
+    /// access group removed).
+    pub record_group: String,
 }
 
 /// `type = "crowd"`: a directory idsync serves under `/crowd/<target>/rest/usermanagement/1/`.

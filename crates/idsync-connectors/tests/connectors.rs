@@ -8,6 +8,8 @@ use idsync_core::*;
 use std::io::Write;
 use std::path::Path;
 
+#[path = "connectors/bamboo.rs"]
+mod bamboo;
 #[path = "connectors/confluence.rs"]
 mod confluence;
 #[path = "connectors/jira.rs"]

@@ -5,7 +5,8 @@ use crate::state::{LedgerGroup, LedgerState, LedgerUser};
 
 impl LedgerState {
     /// Record in the ledger that `op` was applied at `at_ms`. `target_id` is the id the target
-    /// gave a created object (ignored for other actions).
+    /// gave a created object, or the new id of a user an update moved (a target whose only
+    /// user id is the username, renamed: Bamboo); ignored for other actions.
     pub fn record(&mut self, op: &Operation, target_id: Option<&str>, at_ms: i64) {
         let key = &op.key;
         match &op.action {
@@ -17,6 +18,9 @@ impl LedgerState {
             }
             Action::UpdateUser { after, .. } => {
                 if let Some(u) = self.users.get_mut(key) {
+                    if let Some(id) = target_id.filter(|id| !id.is_empty()) {
+                        u.target_id = id.to_string();
+                    }
                     u.user = after.clone();
                     if after.active {
                         u.disabled_ms = None;
@@ -26,6 +30,9 @@ impl LedgerState {
             }
             Action::DisableUser { before, after } => {
                 if let Some(u) = self.users.get_mut(key) {
+                    if let Some(id) = target_id.filter(|id| !id.is_empty()) {
+                        u.target_id = id.to_string();
+                    }
                     u.disabled_ms.get_or_insert(at_ms);
                     // An anonymized copy: keep the real values (once).
                     if before.user_name != after.user_name && u.original.is_none() {
@@ -106,5 +113,39 @@ impl LedgerState {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::plan::Reason;
+    use crate::User;
+
+    #[test]
+    fn an_update_that_answers_a_new_id_moves_the_user_to_it() {
+        let mut l = LedgerState::default();
+        let ann = User::new("s1", "ann");
+        l.users
+            .insert("s1".into(), LedgerUser::new("ann", ann.clone()));
+        let mut renamed = ann.clone();
+        renamed.user_name = "ann.lee".into();
+        let op = Operation {
+            key: "s1".into(),
+            action: Action::UpdateUser {
+                before: ann.clone(),
+                after: renamed.clone(),
+                changed: vec!["userName".into()],
+            },
+            reason: Reason::ChangedInSource(vec!["userName".into()]),
+        };
+        l.record(&op, None, 1);
+        assert_eq!(l.users["s1"].target_id, "ann", "no id answered: kept");
+        l.record(&op, Some(""), 2);
+        assert_eq!(l.users["s1"].target_id, "ann", "an empty id: kept");
+        l.record(&op, Some("ann.lee"), 3);
+        assert_eq!(l.users["s1"].target_id, "ann.lee");
+        assert_eq!(l.users["s1"].user, renamed);
     }
 }

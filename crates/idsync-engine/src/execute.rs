@@ -302,8 +302,15 @@ async fn attempt_once(
     }
 }
 
+/// The outcome of the update that linked a create to the object found: that object's id,
+/// unless the update moved it to another (a target whose user id is its username renamed it).
 fn with_id(outcome: Outcome, id: &str) -> Outcome {
     match outcome {
+        Outcome::Applied {
+            target_id: Some(moved),
+        } if !moved.is_empty() => Outcome::Applied {
+            target_id: Some(moved),
+        },
         Outcome::Applied { .. } => Outcome::Applied {
             target_id: Some(id.to_string()),
         },

@@ -3,6 +3,7 @@
 //! incremental runs that follow the change log).
 
 mod apply;
+mod bamboo_target;
 mod confluence_target;
 mod error;
 mod execute;

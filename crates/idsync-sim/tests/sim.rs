@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
+#[path = "sim/bamboo.rs"]
+mod bamboo;
 #[path = "sim/confluence.rs"]
 mod confluence;
 #[path = "sim/jira.rs"]

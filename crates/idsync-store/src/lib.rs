@@ -2028,12 +2028,29 @@ async fn apply_to_ledger(
         Action::CreateUser { .. } => ledger_created_users(tx, flow, &[row]).await?,
         Action::UpdateUser { after, .. } => {
             update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?;
+            // An update that moved the user to a new id (as `LedgerState::record`).
+            if !target_id.is_empty() {
+                sqlx::query("UPDATE ledger_users SET target_id = $3 WHERE flow = $1 AND key = $2")
+                    .bind(flow)
+                    .bind(key)
+                    .bind(target_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
             if after.active {
                 forget_disable(tx, flow, key).await?;
             }
         }
         Action::DisableUser { before, after } => {
             update_ledger_data(tx, "ledger_users", flow, key, &encode("user", after)?).await?;
+            if !target_id.is_empty() {
+                sqlx::query("UPDATE ledger_users SET target_id = $3 WHERE flow = $1 AND key = $2")
+                    .bind(flow)
+                    .bind(key)
+                    .bind(target_id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
             // As `LedgerState::record`: the first disable's time, and the real values of an
             // anonymized copy (once).
             let original = (before.user_name != after.user_name)

@@ -26,6 +26,7 @@ mod progress;
 mod serve;
 mod signals;
 mod sim;
+mod sim_bamboo;
 mod sim_confluence;
 mod sim_jira;
 mod source_check;
@@ -198,6 +199,8 @@ enum SimCommand {
     Jira(sim_jira::JiraSimArgs),
     /// Serve a simulated Confluence Data Center (users, groups, memberships) on 127.0.0.1.
     Confluence(sim_confluence::ConfluenceSimArgs),
+    /// Serve a simulated Bamboo Data Center (users, groups, memberships) on 127.0.0.1.
+    Bamboo(sim_bamboo::BambooSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -307,6 +310,9 @@ fn main() -> ExitCode {
                 Command::Sim {
                     command: SimCommand::Confluence(args),
                 } => sim_confluence::run(args).await,
+                Command::Sim {
+                    command: SimCommand::Bamboo(args),
+                } => sim_bamboo::run(args).await,
                 Command::Demo(args) => demo::run(args).await,
                 _ => Ok(0),
             }

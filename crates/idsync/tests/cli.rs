@@ -30,6 +30,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "cli/bamboo.rs"]
+mod bamboo;
 #[path = "cli/basics.rs"]
 mod basics;
 #[path = "cli/crowd_nested.rs"]
@@ -38,6 +40,8 @@ mod crowd_nested;
 mod crowd_serve;
 #[path = "cli/demo.rs"]
 mod demo;
+#[path = "cli/fisheye.rs"]
+mod fisheye;
 #[path = "cli/graph_cli.rs"]
 mod graph_cli;
 #[path = "cli/graph_source.rs"]

@@ -124,6 +124,19 @@ pub fn error_messages(body: &Value) -> Vec<String> {
         }
         _ => {}
     }
+    // Bamboo's validation errors: `{"errors": [], "fieldErrors": {"name": ["..."]}}`.
+    if let Some(Value::Object(o)) = body.get("fieldErrors") {
+        for (field, list) in o {
+            for m in list
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+            {
+                out.push(format!("{field}: {m}"));
+            }
+        }
+    }
     if out.is_empty() {
         if let Some(m) = body.get("message").and_then(Value::as_str) {
             out.push(m.to_string());
@@ -371,6 +384,17 @@ mod tests {
             vec!["Rate limit"]
         );
         assert!(error_messages(&json!("text")).is_empty());
+    }
+
+    #[test]
+    fn bamboo_field_errors() {
+        let bamboo = json!({"errors": [], "fieldErrors": {"name": ["Group with this name already exists."]}});
+        assert_eq!(
+            error_messages(&bamboo),
+            vec!["name: Group with this name already exists."]
+        );
+        let not_found = json!({"message": "User ghost not found.", "status-code": 404});
+        assert_eq!(error_messages(&not_found), vec!["User ghost not found."]);
     }
 
     #[test]

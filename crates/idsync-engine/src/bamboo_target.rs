@@ -1,0 +1,28 @@
+//! The Bamboo target, built from its configuration.
+
+use crate::EngineError;
+use idsync_config::{BambooTargetConfig, JiraAuth};
+use idsync_connectors::targets::atlassian_dc::{Auth, ClientConfig};
+use idsync_connectors::targets::bamboo::BambooTarget;
+
+pub(crate) fn build(name: &str, c: &BambooTargetConfig) -> Result<BambooTarget, EngineError> {
+    let cfg = idsync_connectors::targets::bamboo::BambooTargetConfig {
+        client: ClientConfig {
+            base_url: c.url.clone(),
+            auth: match &c.auth {
+                JiraAuth::Token(t) => Auth::Token(t.expose().to_string()),
+                JiraAuth::Basic { user, password } => Auth::Basic {
+                    user: user.clone(),
+                    password: password.expose().to_string(),
+                },
+            },
+            ca_file: c.ca_file.clone(),
+            timeout: c.timeout,
+            concurrency: c.concurrency,
+        },
+        default_groups: c.default_groups.clone(),
+        access_groups: c.access_groups.clone(),
+        record_group: c.record_group.clone(),
+    };
+    BambooTarget::new(cfg).map_err(|e| EngineError::Setup(format!("target {name}: {e}")))
+}

@@ -1,0 +1,363 @@
+//! The Bamboo simulator over HTTP or HTTPS: `/rest/api/latest` as Bamboo Data Center answers
+//! its admin user and group calls (Basic and personal access tokens, `start`/`limit` pages
+//! with `isLastPage`, its error bodies), fault injection (429 with `Retry-After`, 5xx), and a
+//! small admin API under `/_sim` for tests.
+
+use super::api;
+use super::directory::{BambooError, Directory};
+use crate::graph::SimError;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::{Json, Router};
+use base64::Engine;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+/// Faults to inject, settable at start and at run time (`POST /_sim/faults`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BambooFaults {
+    /// Share of requests answered 429 with `Retry-After` (0..1).
+    pub throttle_rate: f64,
+    /// Share of requests answered with `error_status` (default 503) (0..1).
+    pub error_rate: f64,
+    pub error_status: u16,
+    /// Seconds in `Retry-After` of injected 429s and 503s.
+    pub retry_after_secs: u64,
+    pub latency_ms: u64,
+    /// Fail the next N requests whose method, path and query contain `fail_match`
+    /// (`"POST /rest/api/latest/admin/users"`), with `error_status`.
+    pub fail_next: u32,
+    pub fail_match: String,
+}
+
+/// How to run the simulator.
+#[derive(Debug, Clone)]
+pub struct BambooSimOptions {
+    pub listen: SocketAddr,
+    /// Serve HTTPS with a generated certificate (its CA is written to `cert_dir/ca.pem`).
+    pub tls: bool,
+    pub cert_dir: Option<PathBuf>,
+    /// The version `/info` reports.
+    pub version: String,
+    /// The administrator (Basic) and its personal access token (Bearer).
+    pub admin: String,
+    pub password: String,
+    pub token: String,
+    /// The largest page the server gives, whatever `limit` asks (Bamboo caps pages).
+    pub max_page: usize,
+    pub faults: BambooFaults,
+    pub seed: u64,
+}
+
+impl Default for BambooSimOptions {
+    fn default() -> Self {
+        BambooSimOptions {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            cert_dir: None,
+            version: "9.6.5".into(),
+            admin: "admin".into(),
+            password: "admin".into(),
+            token: "sim-bamboo-pat".into(),
+            max_page: 100,
+            faults: BambooFaults::default(),
+            seed: 1,
+        }
+    }
+}
+
+/// Counters a test or benchmark reads.
+#[derive(Debug, Default, Clone, Serialize, PartialEq)]
+pub struct BambooStats {
+    pub requests: u64,
+    pub writes: u64,
+    pub throttled: u64,
+    pub injected_errors: u64,
+}
+
+pub struct BambooSimState {
+    pub directory: RwLock<Directory>,
+    pub(super) opts: BambooSimOptions,
+    faults: Mutex<BambooFaults>,
+    rng: Mutex<StdRng>,
+    requests: AtomicU64,
+    writes: AtomicU64,
+    throttled: AtomicU64,
+    injected: AtomicU64,
+}
+
+impl BambooSimState {
+    pub fn stats(&self) -> BambooStats {
+        BambooStats {
+            requests: self.requests.load(Ordering::Relaxed),
+            writes: self.writes.load(Ordering::Relaxed),
+            throttled: self.throttled.load(Ordering::Relaxed),
+            injected_errors: self.injected.load(Ordering::Relaxed),
+        }
+    }
+    pub fn set_faults(&self, f: BambooFaults) {
+        if let Ok(mut g) = self.faults.lock() {
+            *g = f;
+        }
+    }
+}
+
+/// A running simulator.
+pub struct RunningBambooSim {
+    /// `http(s)://127.0.0.1:port`: Bamboo's base URL.
+    pub root: String,
+    pub ca_pem: Option<PathBuf>,
+    pub state: Arc<BambooSimState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningBambooSim {
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for RunningBambooSim {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Start the simulator; it serves until stopped or dropped.
+pub async fn start(opts: BambooSimOptions) -> Result<RunningBambooSim, SimError> {
+    let listener = tokio::net::TcpListener::bind(opts.listen)
+        .await
+        .map_err(|source| SimError::Listen {
+            addr: opts.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Listen {
+        addr: opts.listen,
+        source,
+    })?;
+    let tls = if opts.tls {
+        let dir = opts.cert_dir.clone().unwrap_or_else(std::env::temp_dir);
+        Some(crate::graph::tls::make(&dir)?)
+    } else {
+        None
+    };
+    let state = Arc::new(BambooSimState {
+        directory: RwLock::new(Directory::new(&opts.admin, &opts.password)),
+        faults: Mutex::new(opts.faults.clone()),
+        rng: Mutex::new(StdRng::seed_from_u64(opts.seed ^ 0xba3b)),
+        opts,
+        requests: AtomicU64::new(0),
+        writes: AtomicU64::new(0),
+        throttled: AtomicU64::new(0),
+        injected: AtomicU64::new(0),
+    });
+    let app = Router::new()
+        .route("/rest/api/latest/{*rest}", any(rest))
+        .route("/_sim/faults", post(set_faults).get(get_faults))
+        .route("/_sim/stats", get(stats))
+        .with_state(state.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let task = match tls {
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        }),
+        Some(t) => tokio::spawn(crate::graph::tls::serve(listener, t.acceptor, app, stop_rx)),
+    };
+    Ok(RunningBambooSim {
+        root: format!("{scheme}://{addr}"),
+        ca_pem,
+        state,
+        stop: Some(stop_tx),
+        task: Some(task),
+    })
+}
+
+async fn set_faults(
+    State(st): State<Arc<BambooSimState>>,
+    Json(f): Json<BambooFaults>,
+) -> StatusCode {
+    st.set_faults(f);
+    StatusCode::NO_CONTENT
+}
+
+async fn get_faults(State(st): State<Arc<BambooSimState>>) -> Json<BambooFaults> {
+    Json(st.faults.lock().map(|f| f.clone()).unwrap_or_default())
+}
+
+async fn stats(State(st): State<Arc<BambooSimState>>) -> Json<BambooStats> {
+    Json(st.stats())
+}
+
+/// An answer: status and JSON body (or none).
+pub(super) struct Answer {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+impl Answer {
+    pub fn json(status: u16, body: Value) -> Answer {
+        Answer {
+            status,
+            body: Some(body),
+        }
+    }
+    pub fn empty(status: u16) -> Answer {
+        Answer { status, body: None }
+    }
+}
+
+impl From<BambooError> for Answer {
+    fn from(e: BambooError) -> Answer {
+        Answer::json(e.status, e.body())
+    }
+}
+
+fn respond(a: Answer, extra: &[(&'static str, String)]) -> Response {
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = match a.body {
+        Some(b) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            b.to_string(),
+        )
+            .into_response(),
+        None => status.into_response(),
+    };
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            r.headers_mut().insert(*k, v);
+        }
+    }
+    r
+}
+
+/// Whether the caller is the administrator, by Basic or by personal access token.
+fn authenticated(st: &BambooSimState, headers: &HeaderMap) -> bool {
+    let Some(h) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return false;
+    };
+    if let Some(t) = h.strip_prefix("Bearer ") {
+        return t.trim() == st.opts.token;
+    }
+    if let Some(b) = h.strip_prefix("Basic ") {
+        return base64::engine::general_purpose::STANDARD
+            .decode(b.trim())
+            .ok()
+            .and_then(|d| String::from_utf8(d).ok())
+            .is_some_and(|s| s == format!("{}:{}", st.opts.admin, st.opts.password));
+    }
+    false
+}
+
+/// An injected fault for this request, if any: (status, Retry-After), and the latency.
+fn fault(st: &BambooSimState, target: &str) -> (Option<(u16, u64)>, u64) {
+    let Ok(mut f) = st.faults.lock() else {
+        return (None, 0);
+    };
+    let latency = f.latency_ms;
+    let status = if f.error_status == 0 {
+        503
+    } else {
+        f.error_status
+    };
+    if f.fail_next > 0 && target.contains(&f.fail_match) {
+        f.fail_next -= 1;
+        return (Some((status, f.retry_after_secs)), latency);
+    }
+    let Ok(mut rng) = st.rng.lock() else {
+        return (None, latency);
+    };
+    if f.throttle_rate > 0.0 && rng.gen::<f64>() < f.throttle_rate {
+        return (Some((429, f.retry_after_secs)), latency);
+    }
+    if f.error_rate > 0.0 && rng.gen::<f64>() < f.error_rate {
+        return (Some((status, f.retry_after_secs)), latency);
+    }
+    (None, latency)
+}
+
+/// Every `/rest/api/latest/...` request: faults, authentication, then the API.
+async fn rest(
+    State(st): State<Arc<BambooSimState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    st.requests.fetch_add(1, Ordering::Relaxed);
+    let target = format!("{method} {}?{}", uri.path(), uri.query().unwrap_or(""));
+    let (injected, latency) = fault(&st, &target);
+    if latency > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(latency)).await;
+    }
+    if let Some((status, retry)) = injected {
+        if status == 429 {
+            st.throttled.fetch_add(1, Ordering::Relaxed);
+        } else {
+            st.injected.fetch_add(1, Ordering::Relaxed);
+        }
+        let msg = if status == 429 {
+            "Too many requests."
+        } else {
+            "Service unavailable (injected fault)."
+        };
+        return respond(
+            BambooError::message(status, msg).into(),
+            &[("retry-after", retry.to_string())],
+        );
+    }
+    // `/info` answers anonymous callers; everything else needs the administrator.
+    let path = uri
+        .path()
+        .trim_start_matches("/rest/api/latest/")
+        .trim_end_matches('/')
+        .to_string();
+    if path != "info" && !authenticated(&st, &headers) {
+        return respond(
+            BambooError::message(401, "Client must be authenticated to access this resource.")
+                .into(),
+            &[],
+        );
+    }
+    if method != Method::GET {
+        st.writes.fetch_add(1, Ordering::Relaxed);
+    }
+    let query: Vec<(String, String)> = uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let req = api::Request {
+        method: &method,
+        path: &path,
+        query: &query,
+        body: &body,
+    };
+    respond(api::handle(&st, &req), &[])
+}
