@@ -4,6 +4,7 @@
 //! - [`sources::msgraph`]: Microsoft Entra ID and Azure AD B2C through Microsoft Graph.
 //! - [`targets::scim`]: any SCIM 2.0 service, with profiles for services' quirks
 //!   (`generic`, `atlassian-cloud`).
+//! - [`targets::bitbucket`]: Bitbucket Data Center's internal directory (REST `/rest/api/1.0`).
 //! - [`targets::jira`]: Jira Data Center's internal directory (REST), on the shared
 //!   [`targets::atlassian_dc`] client and paging.
 //! - [`targets::test`]: the scriptable test target (an application stand-in with fault
@@ -16,6 +17,7 @@ pub mod sources {
 }
 pub mod targets {
     pub mod atlassian_dc;
+    pub mod bitbucket;
     pub mod jira;
     pub mod scim;
     pub mod test;

@@ -8,6 +8,8 @@ use idsync_core::*;
 use std::io::Write;
 use std::path::Path;
 
+#[path = "connectors/bitbucket.rs"]
+mod bitbucket;
 #[path = "connectors/jira.rs"]
 mod jira;
 #[path = "connectors/msgraph.rs"]

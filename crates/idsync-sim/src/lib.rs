@@ -2,5 +2,6 @@
 //! cloud account, and tests run against them at 100k-user scale. Each is checked against the
 //! real client libraries of the service it imitates (for Graph: Microsoft's msgraph SDK).
 
+pub mod bitbucket;
 pub mod graph;
 pub mod jira;
