@@ -6,6 +6,7 @@ use crate::*;
 use std::ops::Range;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
+mod bitbucket;
 mod crowd;
 mod jira;
 mod server;
@@ -20,7 +21,7 @@ pub(crate) struct Checker<'a> {
 }
 
 const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
-const TARGET_TYPES: &[&str] = &["test", "scim", "crowd", "jira"];
+const TARGET_TYPES: &[&str] = &["test", "scim", "crowd", "jira", "bitbucket"];
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(text: &'a str, file: &'a Path) -> Self {
@@ -711,6 +712,7 @@ impl<'a> Checker<'a> {
         match kind.as_str() {
             "crowd" => self.crowd_target(name, t, &path),
             "jira" => self.jira_target(name, t, anchor),
+            "bitbucket" => self.bitbucket_target(name, t, anchor),
             "scim" => {
                 self.keys(
                     t,

@@ -311,6 +311,7 @@ pub enum TargetKind {
     /// read it): nothing is pushed anywhere; the flow's ledger is the directory.
     Crowd(CrowdTargetConfig),
     Jira(JiraTargetConfig),
+    Bitbucket(BitbucketTargetConfig),
 }
 
 /// `type = "crowd"`: a directory idsync serves under `/crowd/<target>/rest/usermanagement/1/`.
@@ -359,6 +360,23 @@ pub struct JiraTargetConfig {
     pub property_key: String,
     pub deactivation: JiraDeactivation,
     pub access_groups: Vec<String>,
+}
+
+/// `[targets.x] type = "bitbucket"`: Bitbucket Data Center's internal directory.
+#[derive(Debug, Clone)]
+pub struct BitbucketTargetConfig {
+    pub url: String,
+    pub auth: JiraAuth,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    /// Bitbucket adds each new user to its default group (`addToDefaultGroup`).
+    pub add_to_default_group: bool,
+    pub default_groups: Vec<String>,
+    /// The groups `disable` removes; empty: those granted LICENSED_USER or more.
+    pub access_groups: Vec<String>,
+    /// The user setting that records the groups a disable removed.
+    pub record_key: String,
 }
 
 impl TargetKind {

@@ -3,6 +3,7 @@
 //! incremental runs that follow the change log).
 
 mod apply;
+mod bitbucket_target;
 mod error;
 mod execute;
 mod forms;

@@ -284,6 +284,7 @@ impl Runtime {
         for (name, tc) in &config.targets {
             let target: Arc<dyn Target> = match &tc.kind {
                 TargetKind::Jira(c) => Arc::new(crate::jira_target::build(name, c)?),
+                TargetKind::Bitbucket(c) => Arc::new(crate::bitbucket_target::build(name, c)?),
                 TargetKind::Test(t) => {
                     let setup = |e: idsync_connectors::targets::test::TestTargetError| {
                         EngineError::Setup(format!("target {name}: {e}"))

@@ -26,6 +26,7 @@ mod progress;
 mod serve;
 mod signals;
 mod sim;
+mod sim_bitbucket;
 mod sim_jira;
 mod source_check;
 mod token;
@@ -195,6 +196,8 @@ enum SimCommand {
     Graph(sim::GraphSimArgs),
     /// Serve a simulated Jira Data Center (users, groups, properties, application roles) on 127.0.0.1.
     Jira(sim_jira::JiraSimArgs),
+    /// Serve a simulated Bitbucket Data Center (users, groups, global permissions) on 127.0.0.1.
+    Bitbucket(sim_bitbucket::BitbucketSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -301,6 +304,9 @@ fn main() -> ExitCode {
                 Command::Sim {
                     command: SimCommand::Jira(args),
                 } => sim_jira::run(args).await,
+                Command::Sim {
+                    command: SimCommand::Bitbucket(args),
+                } => sim_bitbucket::run(args).await,
                 Command::Demo(args) => demo::run(args).await,
                 _ => Ok(0),
             }
