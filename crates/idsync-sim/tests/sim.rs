@@ -8,6 +8,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
 
+#[path = "sim/bitbucket.rs"]
+mod bitbucket;
 #[path = "sim/jira.rs"]
 mod jira;
 
