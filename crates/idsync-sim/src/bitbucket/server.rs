@@ -66,6 +66,8 @@ pub struct BitbucketStats {
     pub writes: u64,
     pub throttled: u64,
     pub injected_errors: u64,
+    /// Requests by method and resource (`POST admin/groups/add-users`), for benchmarks.
+    pub by_resource: std::collections::BTreeMap<String, u64>,
 }
 
 struct Bucket {
@@ -81,6 +83,7 @@ pub struct BitbucketSimState {
     bucket: Mutex<Bucket>,
     clock: Arc<dyn Clock>,
     requests: AtomicU64,
+    by_resource: Mutex<std::collections::BTreeMap<String, u64>>,
     writes: AtomicU64,
     throttled: AtomicU64,
     injected: AtomicU64,
@@ -93,6 +96,11 @@ impl BitbucketSimState {
             writes: self.writes.load(Ordering::Relaxed),
             throttled: self.throttled.load(Ordering::Relaxed),
             injected_errors: self.injected.load(Ordering::Relaxed),
+            by_resource: self
+                .by_resource
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default(),
         }
     }
     pub fn set_faults(&self, f: BitbucketFaults) {
@@ -165,6 +173,7 @@ pub async fn start(
         opts,
         clock,
         requests: AtomicU64::new(0),
+        by_resource: Mutex::new(std::collections::BTreeMap::new()),
         writes: AtomicU64::new(0),
         throttled: AtomicU64::new(0),
         injected: AtomicU64::new(0),
@@ -374,6 +383,22 @@ async fn rest(
         .trim_start_matches("/rest/api/1.0/")
         .trim_start_matches("/rest/api/latest/")
         .trim_end_matches('/');
+    if let Ok(mut m) = st.by_resource.lock() {
+        // The resource without what names a user (`users/{slug}/settings`).
+        let resource: Vec<&str> = path
+            .split('/')
+            .enumerate()
+            .map(|(i, p)| {
+                if i == 1 && path.starts_with("users/") {
+                    "{slug}"
+                } else {
+                    p
+                }
+            })
+            .collect();
+        *m.entry(format!("{method} {}", resource.join("/")))
+            .or_default() += 1;
+    }
     let query = decode_query(uri.query());
     let target = format!("{method} {}?{}", uri.path(), uri.query().unwrap_or(""));
     let (injected, latency) = fault(&st, &target);
