@@ -4,7 +4,7 @@
 //! with `size`, `limit`, `start`, `isLastPage` and `nextPageStart`), its status codes (a
 //! create answers 204; a duplicate 409) and its `errors[]` bodies.
 
-use super::directory::{BitbucketError, Directory};
+use super::directory::{BbUser, BitbucketError, Directory};
 use super::server::{Answer, BitbucketSimState};
 use axum::http::Method;
 use serde_json::{json, Value};
@@ -56,10 +56,18 @@ impl Request<'_> {
     }
     /// One page of `items` (Bitbucket's `PagedResponse`).
     fn page(&self, items: Vec<Value>) -> Result<Answer, BitbucketError> {
+        self.page_of(items, |v| v.clone())
+    }
+    /// One page of `items`, each shown by `show` (only those on the page are).
+    fn page_of<T>(
+        &self,
+        items: Vec<T>,
+        show: impl Fn(&T) -> Value,
+    ) -> Result<Answer, BitbucketError> {
         let start = self.int("start", 0)?;
         let limit = self.int("limit", 25)?.clamp(1, MAX_PAGE);
         let total = items.len();
-        let values: Vec<Value> = items.into_iter().skip(start).take(limit).collect();
+        let values: Vec<Value> = items.iter().skip(start).take(limit).map(show).collect();
         let last = start + values.len() >= total;
         let mut page = json!({
             "size": values.len(),
@@ -94,13 +102,19 @@ fn strings(body: &Value, k: &str) -> Result<Vec<String>, BitbucketError> {
         .ok_or_else(|| BitbucketError::field(k, format!("'{k}' must be a list of names.")))
 }
 
-/// Whether `filter` (case-insensitive) is in any of `fields`.
+/// Whether `filter` is in any of `fields`, ignoring ASCII case (without allocating: a listing
+/// filters every user on every request).
 fn matches(filter: Option<&str>, fields: &[&str]) -> bool {
     match filter.filter(|f| !f.is_empty()) {
         None => true,
         Some(f) => {
-            let f = f.to_lowercase();
-            fields.iter().any(|x| x.to_lowercase().contains(&f))
+            let f = f.as_bytes();
+            fields.iter().any(|x| {
+                x.len() >= f.len()
+                    && x.as_bytes()
+                        .windows(f.len())
+                        .any(|w| w.eq_ignore_ascii_case(f))
+            })
         }
     }
 }
@@ -128,14 +142,8 @@ fn route(st: &BitbucketSimState, r: &Request<'_>) -> Result<Answer, BitbucketErr
         })
     };
     let root = format!("{}/rest/api/1.0", r.root);
-    let user_page = |d: &Directory, filter: Option<&str>| -> Vec<Value> {
-        let mut users: Vec<_> = d
-            .users
-            .values()
-            .filter(|u| matches(filter, &[&u.name, &u.display_name, &u.email]))
-            .collect();
-        users.sort_by_key(|u| u.name.to_lowercase());
-        users.iter().map(|u| u.json(&root)).collect()
+    let user_page = |d: &Directory, filter: Option<&str>| -> Result<Answer, BitbucketError> {
+        r.page_of(d.filtered_users(filter), |u| u.json(&root))
     };
     let m = r.method;
     let segs: Vec<&str> = r.path.split('/').collect();
@@ -151,7 +159,7 @@ fn route(st: &BitbucketSimState, r: &Request<'_>) -> Result<Answer, BitbucketErr
         )),
         (&Method::GET, ["admin", "users"]) | (&Method::GET, ["users"]) => {
             let d = read()?;
-            r.page(user_page(&d, r.q("filter")))
+            user_page(&d, r.q("filter"))
         }
         (&Method::POST, ["admin", "users"]) => {
             let name = r.required("name")?;
@@ -255,14 +263,14 @@ fn route(st: &BitbucketSimState, r: &Request<'_>) -> Result<Answer, BitbucketErr
         (&Method::GET, ["admin", "groups", "more-members"]) => {
             let d = read()?;
             let g = d.group(r.required("context")?)?;
-            let mut users: Vec<_> = g
+            let mut users: Vec<&BbUser> = g
                 .members
                 .iter()
                 .filter_map(|id| d.users.get(id))
                 .filter(|u| matches(r.q("filter"), &[&u.name, &u.display_name, &u.email]))
                 .collect();
-            users.sort_by_key(|u| u.name.to_lowercase());
-            r.page(users.iter().map(|u| u.json(&root)).collect())
+            users.sort_by_cached_key(|u| u.name.to_lowercase());
+            r.page_of(users, |u| u.json(&root))
         }
         (&Method::GET, ["admin", "permissions", "groups"]) => {
             let d = read()?;

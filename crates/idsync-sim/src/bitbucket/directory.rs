@@ -113,6 +113,10 @@ pub struct BbGroup {
 pub struct Directory {
     next_id: u64,
     pub users: BTreeMap<u64, BbUser>,
+    /// Ids by lower-cased username (the order listings follow).
+    names: BTreeMap<String, u64>,
+    /// Each user's username, display name and email, lower-cased, for `filter`.
+    search: BTreeMap<u64, String>,
     /// By lower-cased name.
     pub groups: BTreeMap<String, BbGroup>,
     /// Global permissions of groups, by lower-cased group name.
@@ -128,6 +132,8 @@ impl Directory {
         let mut d = Directory {
             next_id: 1,
             users: BTreeMap::new(),
+            names: BTreeMap::new(),
+            search: BTreeMap::new(),
             groups: BTreeMap::new(),
             group_permissions: BTreeMap::new(),
             default_group: Some("stash-users".into()),
@@ -145,11 +151,33 @@ impl Directory {
     }
 
     pub fn by_name(&self, name: &str) -> Option<u64> {
-        let n = name.to_lowercase();
-        self.users
+        self.names.get(&name.to_lowercase()).copied()
+    }
+
+    /// Every user, by username (any case).
+    pub fn sorted_users(&self) -> impl Iterator<Item = &BbUser> {
+        self.names.values().filter_map(|id| self.users.get(id))
+    }
+
+    /// The users whose username, display name or email contains `filter` (any case), by
+    /// username.
+    pub fn filtered_users(&self, filter: Option<&str>) -> Vec<&BbUser> {
+        let f = filter.filter(|f| !f.is_empty()).map(str::to_lowercase);
+        self.names
             .values()
-            .find(|u| u.name.to_lowercase() == n)
-            .map(|u| u.id)
+            .filter(|id| match &f {
+                None => true,
+                Some(f) => self.search.get(id).is_some_and(|s| s.contains(f.as_str())),
+            })
+            .filter_map(|id| self.users.get(id))
+            .collect()
+    }
+
+    fn index(&mut self, id: u64) {
+        if let Some(u) = self.users.get(&id) {
+            let s = format!("{}\n{}\n{}", u.name, u.display_name, u.email).to_lowercase();
+            self.search.insert(id, s);
+        }
     }
 
     pub fn by_slug(&self, s: &str) -> Option<u64> {
@@ -194,6 +222,7 @@ impl Directory {
         }
         let id = self.next_id;
         self.next_id += 1;
+        self.names.insert(name.to_lowercase(), id);
         self.users.insert(
             id,
             BbUser {
@@ -205,6 +234,7 @@ impl Directory {
                 settings: BTreeMap::new(),
             },
         );
+        self.index(id);
         if add_to_default {
             if let Some(g) = self
                 .default_group
@@ -240,6 +270,7 @@ impl Directory {
                 u.email = e.to_string();
             }
         }
+        self.index(id);
         Ok(id)
     }
 
@@ -259,8 +290,11 @@ impl Directory {
             ));
         }
         if let Some(u) = self.users.get_mut(&id) {
+            self.names.remove(&u.name.to_lowercase());
+            self.names.insert(new_name.to_lowercase(), id);
             u.name = new_name.to_string();
         }
+        self.index(id);
         Ok(id)
     }
 
@@ -269,6 +303,8 @@ impl Directory {
         for g in self.groups.values_mut() {
             g.members.remove(&id);
         }
+        self.names.remove(&name.to_lowercase());
+        self.search.remove(&id);
         self.users
             .remove(&id)
             .ok_or_else(|| BitbucketError::no_user(name))
