@@ -101,6 +101,8 @@ pub struct BitbucketTarget {
     index: Mutex<Index>,
     /// Group names by lower-cased name, listed once per run (`None`: not listed yet).
     groups: Mutex<Option<HashMap<String, String>>>,
+    /// Held while listing, so that requests in flight together list once.
+    listing: tokio::sync::Mutex<()>,
 }
 
 fn bad(reason: String) -> Failure {
@@ -187,6 +189,7 @@ impl BitbucketTarget {
             access: OnceCell::new(),
             index: Mutex::new(Index::default()),
             groups: Mutex::new(None),
+            listing: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -212,9 +215,19 @@ impl BitbucketTarget {
 
     /// Every user, read into the run's index (once per run, or again when `force`).
     async fn list_users(&self, force: bool) -> Result<Vec<Value>, Failure> {
-        if !force && self.index.lock().map(|i| i.listed).unwrap_or(false) {
+        let listed = |s: &Self| s.index.lock().map(|i| i.listed).unwrap_or(false);
+        if !force && listed(self) {
             return Ok(Vec::new());
         }
+        let _listing = self.listing.lock().await;
+        if !force && listed(self) {
+            return Ok(Vec::new());
+        }
+        self.read_all_users().await
+    }
+
+    /// The listing itself (the caller holds `listing`).
+    async fn read_all_users(&self) -> Result<Vec<Value>, Failure> {
         let all = self.list("admin/users").await?;
         if let Ok(mut i) = self.index.lock() {
             *i = Index::default();
@@ -226,7 +239,8 @@ impl BitbucketTarget {
         Ok(all)
     }
 
-    /// The username of the user with this id (listing the users once when it is not known).
+    /// The username of the user with this id (listing the users when it is not known; requests
+    /// in flight together list once).
     async fn username(&self, target_id: &str) -> Result<String, Failure> {
         let id = id_of(target_id)?;
         let known = |s: &Self| {
@@ -238,7 +252,11 @@ impl BitbucketTarget {
         if let Some(n) = known(self) {
             return Ok(n);
         }
-        self.list_users(true).await?;
+        let _listing = self.listing.lock().await;
+        if let Some(n) = known(self) {
+            return Ok(n);
+        }
+        self.read_all_users().await?;
         known(self).ok_or_else(|| Failure {
             status: Some(404),
             reason: format!("Bitbucket has no user with id {id}"),
@@ -364,7 +382,12 @@ impl BitbucketTarget {
 
     /// Group names by lower-cased name (listed once per run).
     async fn group_names(&self) -> Result<HashMap<String, String>, Failure> {
-        if let Some(g) = self.groups.lock().ok().and_then(|g| g.clone()) {
+        let known = |s: &Self| s.groups.lock().ok().and_then(|g| g.clone());
+        if let Some(g) = known(self) {
+            return Ok(g);
+        }
+        let _listing = self.listing.lock().await;
+        if let Some(g) = known(self) {
             return Ok(g);
         }
         let all: HashMap<String, String> = self
