@@ -260,3 +260,49 @@ async fn bitbucket_errors_are_read_from_their_errors_list() {
     assert!(matches!(bad.health().await, Err(TargetError::Auth(_))));
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_429_is_retryable_with_its_wait_and_an_empty_bucket_holds_the_next_request() {
+    let s = sim(BitbucketSimOptions {
+        rate_limit: Some(bitbucket::RateLimit {
+            max: 2,
+            fill: 1,
+            interval_secs: 1,
+        }),
+        ..BitbucketSimOptions::default()
+    })
+    .await;
+    let t = BitbucketTarget::new(config(&s, token())).unwrap();
+    // An injected 429 with Retry-After: retryable, with its wait.
+    s.state.set_faults(bitbucket::BitbucketFaults {
+        fail_next: 1,
+        fail_match: "POST /rest/api/1.0/admin/groups".into(),
+        error_status: 429,
+        retry_after_secs: 3,
+        ..Default::default()
+    });
+    match t
+        .apply(&TargetOp::CreateGroup {
+            group: Group::new("g", "devs"),
+            members: Vec::new(),
+        })
+        .await
+    {
+        Outcome::Retryable {
+            retry_after: Some(d),
+            reason,
+        } => {
+            assert_eq!(d, Duration::from_secs(3));
+            assert!(reason.contains("HTTP 429"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The bucket (2 tokens, 1 a second) drained by the two requests above: the next ones
+    // wait for tokens (X-RateLimit-Remaining: 0 with Retry-After) instead of meeting 429s.
+    s.state.set_faults(bitbucket::BitbucketFaults::default());
+    for n in ["r1", "r2", "r3"] {
+        created(&t, &person(n)).await;
+    }
+    assert_eq!(s.state.stats().throttled, 1, "only the injected one");
+    s.stop().await;
+}
