@@ -319,3 +319,29 @@ fn bitbucket_adopts_existing_users_by_username_and_by_email() {
     );
     assert!(log.contains("by email \"user1@example.com\""), "{log}");
 }
+
+#[test]
+fn a_bitbucket_target_with_bad_settings_is_refused_by_config_check() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 1);
+    std::fs::write(
+        dir.path().join("idsync.toml"),
+        "[sources.hr]\ntype = \"file\"\nformat = \"csv\"\nusers = \"users.csv\"\ngroups = \"groups.csv\"\nmemberships = \"memberships.csv\"\n\n[targets.bitbucket]\ntype = \"bitbucket\"\nurl = \"bitbucket.example.com\"\nuser = \"idsync\"\nadd_to_default_group = \"yes\"\nproperties = true\n\n[flows.f]\nsource = \"hr\"\ntarget = \"bitbucket\"\n",
+    )
+    .unwrap();
+    let o = idsync()
+        .arg("--config")
+        .arg(dir.path().join("idsync.toml"))
+        .args(["config", "check"])
+        .output()
+        .unwrap();
+    assert_ne!(o.status.code(), Some(0));
+    let t = text(&o);
+    assert!(t.contains("targets.bitbucket.url"), "{t}");
+    assert!(t.contains("targets.bitbucket.password"), "{t}");
+    assert!(t.contains("targets.bitbucket.add_to_default_group"), "{t}");
+    assert!(
+        t.contains("unknown key \"properties\""),
+        "Jira's keys are not Bitbucket's: {t}"
+    );
+}

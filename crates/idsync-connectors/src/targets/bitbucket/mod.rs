@@ -550,9 +550,15 @@ impl Target for BitbucketTarget {
                 };
                 self.note_group(&name, true);
                 // First members (the engine sends none: `members_in_create` is false and they
-                // come as an `AddMembers` batch): one add-users request after the create.
+                // come as an `AddMembers` batch): one add-users request after the create. When
+                // it fails the create is reported failed; the next run finds the group by name.
                 if let Err(f) = self.add_members(&name, members).await {
-                    tracing::warn!(group = %name, reason = %f.reason, "group created without its first members");
+                    return Outcome::Rejected {
+                        reason: format!(
+                            "group {name:?} was created but its first members were not added: {}",
+                            f.reason
+                        ),
+                    };
                 }
                 Outcome::Applied {
                     target_id: Some(name),
