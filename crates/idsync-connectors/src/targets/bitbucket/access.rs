@@ -36,9 +36,18 @@ pub(super) async fn groups(t: &BitbucketTarget) -> Result<&(Vec<String>, &'stati
         .await
 }
 
-/// A user's slug as Bitbucket makes it for an internal-directory user: the lower-cased
-/// username with characters a URL path cannot hold replaced.
-fn slug(name: &str) -> String {
+/// A user's slug: as Bitbucket gave it in a listing, else as it makes one for an
+/// internal-directory user (the lower-cased username, characters a URL path cannot hold
+/// replaced).
+fn slug(t: &BitbucketTarget, name: &str) -> String {
+    if let Some(s) = t
+        .index
+        .lock()
+        .ok()
+        .and_then(|i| i.slug_of.get(&name.to_lowercase()).cloned())
+    {
+        return s;
+    }
     name.to_lowercase()
         .chars()
         .map(|c| {
@@ -51,8 +60,8 @@ fn slug(name: &str) -> String {
         .collect()
 }
 
-fn settings_path(name: &str) -> String {
-    format!("{API}/users/{}/settings", enc(&slug(name)))
+fn settings_path(t: &BitbucketTarget, name: &str) -> String {
+    format!("{API}/users/{}/settings", enc(&slug(t, name)))
 }
 
 /// The groups recorded as removed from this user (`None`: not disabled by idsync).
@@ -60,7 +69,11 @@ pub(super) async fn recorded(
     t: &BitbucketTarget,
     name: &str,
 ) -> Result<Option<Vec<String>>, Failure> {
-    let v = match t.client.call(Method::GET, &settings_path(name), None).await {
+    let v = match t
+        .client
+        .call(Method::GET, &settings_path(t, name), None)
+        .await
+    {
         Ok(v) => v,
         Err(f) if f.status == Some(404) => return Ok(None),
         Err(f) => return Err(f),
@@ -89,7 +102,7 @@ async fn write_record(
     t.client
         .call(
             Method::POST,
-            &settings_path(name),
+            &settings_path(t, name),
             Some(&Value::Object(body)),
         )
         .await

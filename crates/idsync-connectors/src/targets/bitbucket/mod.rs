@@ -63,6 +63,8 @@ struct Index {
     name_of: HashMap<u64, String>,
     by_name: HashMap<String, u64>,
     by_email: HashMap<String, Vec<u64>>,
+    /// Slugs (as Bitbucket made them) by lower-cased username.
+    slug_of: HashMap<String, String>,
 }
 
 impl Index {
@@ -76,6 +78,9 @@ impl Index {
         self.remove(id);
         self.name_of.insert(id, name.to_string());
         self.by_name.insert(name.to_lowercase(), id);
+        if let Some(slug) = v.get("slug").and_then(Value::as_str) {
+            self.slug_of.insert(name.to_lowercase(), slug.to_string());
+        }
         if let Some(e) = v
             .get("emailAddress")
             .and_then(Value::as_str)
@@ -87,6 +92,7 @@ impl Index {
     fn remove(&mut self, id: u64) {
         if let Some(old) = self.name_of.remove(&id) {
             self.by_name.remove(&old.to_lowercase());
+            self.slug_of.remove(&old.to_lowercase());
         }
         for ids in self.by_email.values_mut() {
             ids.retain(|i| *i != id);
