@@ -7,6 +7,7 @@ use std::ops::Range;
 use toml_edit::{ImDocument, Item, TableLike, Value};
 
 mod bamboo;
+mod bitbucket;
 mod confluence;
 mod crowd;
 mod jira;
@@ -22,7 +23,15 @@ pub(crate) struct Checker<'a> {
 }
 
 const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
-const TARGET_TYPES: &[&str] = &["test", "scim", "crowd", "jira", "confluence", "bamboo"];
+const TARGET_TYPES: &[&str] = &[
+    "test",
+    "scim",
+    "crowd",
+    "jira",
+    "confluence",
+    "bamboo",
+    "bitbucket",
+];
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(text: &'a str, file: &'a Path) -> Self {
@@ -715,6 +724,7 @@ impl<'a> Checker<'a> {
             "jira" => self.jira_target(name, t, anchor),
             "confluence" => self.confluence_target(name, t, anchor),
             "bamboo" => self.bamboo_target(name, t, anchor),
+            "bitbucket" => self.bitbucket_target(name, t, anchor),
             "scim" => {
                 self.keys(
                     t,

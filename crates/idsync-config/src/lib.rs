@@ -313,6 +313,24 @@ pub enum TargetKind {
     Jira(JiraTargetConfig),
     Confluence(ConfluenceTargetConfig),
     Bamboo(BambooTargetConfig),
+    Bitbucket(BitbucketTargetConfig),
+}
+
+/// `[targets.x] type = "bitbucket"`: Bitbucket Data Center's internal directory.
+#[derive(Debug, Clone)]
+pub struct BitbucketTargetConfig {
+    pub url: String,
+    pub auth: JiraAuth,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
+    pub concurrency: usize,
+    /// Bitbucket adds each new user to its default group (`addToDefaultGroup`).
+    pub add_to_default_group: bool,
+    pub default_groups: Vec<String>,
+    /// The groups `disable` removes; empty: those granted LICENSED_USER or more.
+    pub access_groups: Vec<String>,
+    /// The user setting that records the groups a disable removed.
+    pub record_key: String,
 }
 
 /// `[targets.x] type = "bamboo"`: Bamboo Data Center's internal directory (admin REST API).

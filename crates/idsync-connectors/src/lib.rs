@@ -5,6 +5,7 @@
 //! - [`targets::scim`]: any SCIM 2.0 service, with profiles for services' quirks
 //!   (`generic`, `atlassian-cloud`).
 //! - [`targets::bamboo`]: Bamboo Data Center's internal directory (admin REST API).
+//! - [`targets::bitbucket`]: Bitbucket Data Center's internal directory (REST `/rest/api/1.0`).
 //! - [`targets::jira`]: Jira Data Center's internal directory (REST), on the shared
 //!   [`targets::atlassian_dc`] client and paging.
 //! - [`targets::test`]: the scriptable test target (an application stand-in with fault
@@ -18,6 +19,7 @@ pub mod sources {
 pub mod targets {
     pub mod atlassian_dc;
     pub mod bamboo;
+    pub mod bitbucket;
     pub mod confluence;
     pub mod jira;
     pub mod scim;

@@ -10,6 +10,8 @@ use std::path::Path;
 
 #[path = "connectors/bamboo.rs"]
 mod bamboo;
+#[path = "connectors/bitbucket.rs"]
+mod bitbucket;
 #[path = "connectors/confluence.rs"]
 mod confluence;
 #[path = "connectors/jira.rs"]

@@ -4,6 +4,7 @@
 
 mod apply;
 mod bamboo_target;
+mod bitbucket_target;
 mod confluence_target;
 mod error;
 mod execute;

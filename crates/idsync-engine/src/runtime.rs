@@ -286,6 +286,7 @@ impl Runtime {
                 TargetKind::Jira(c) => Arc::new(crate::jira_target::build(name, c)?),
                 TargetKind::Confluence(c) => Arc::new(crate::confluence_target::build(name, c)?),
                 TargetKind::Bamboo(c) => Arc::new(crate::bamboo_target::build(name, c)?),
+                TargetKind::Bitbucket(c) => Arc::new(crate::bitbucket_target::build(name, c)?),
                 TargetKind::Test(t) => {
                     let setup = |e: idsync_connectors::targets::test::TestTargetError| {
                         EngineError::Setup(format!("target {name}: {e}"))

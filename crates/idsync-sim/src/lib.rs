@@ -3,6 +3,7 @@
 //! real client libraries of the service it imitates (for Graph: Microsoft's msgraph SDK).
 
 pub mod bamboo;
+pub mod bitbucket;
 pub mod confluence;
 pub mod graph;
 pub mod jira;

@@ -10,6 +10,8 @@ use std::sync::Arc;
 
 #[path = "sim/bamboo.rs"]
 mod bamboo;
+#[path = "sim/bitbucket.rs"]
+mod bitbucket;
 #[path = "sim/confluence.rs"]
 mod confluence;
 #[path = "sim/jira.rs"]

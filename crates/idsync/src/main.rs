@@ -27,6 +27,7 @@ mod serve;
 mod signals;
 mod sim;
 mod sim_bamboo;
+mod sim_bitbucket;
 mod sim_confluence;
 mod sim_jira;
 mod source_check;
@@ -201,6 +202,8 @@ enum SimCommand {
     Confluence(sim_confluence::ConfluenceSimArgs),
     /// Serve a simulated Bamboo Data Center (users, groups, memberships) on 127.0.0.1.
     Bamboo(sim_bamboo::BambooSimArgs),
+    /// Serve a simulated Bitbucket Data Center (users, groups, global permissions) on 127.0.0.1.
+    Bitbucket(sim_bitbucket::BitbucketSimArgs),
 }
 
 #[derive(Subcommand)]
@@ -313,6 +316,9 @@ fn main() -> ExitCode {
                 Command::Sim {
                     command: SimCommand::Bamboo(args),
                 } => sim_bamboo::run(args).await,
+                Command::Sim {
+                    command: SimCommand::Bitbucket(args),
+                } => sim_bitbucket::run(args).await,
                 Command::Demo(args) => demo::run(args).await,
                 _ => Ok(0),
             }

@@ -34,6 +34,8 @@ use std::time::{Duration, Instant};
 mod bamboo;
 #[path = "cli/basics.rs"]
 mod basics;
+#[path = "cli/bitbucket.rs"]
+mod bitbucket;
 #[path = "cli/crowd_nested.rs"]
 mod crowd_nested;
 #[path = "cli/crowd_serve.rs"]

@@ -1,0 +1,308 @@
+//! The Bitbucket Data Center target against the Bitbucket simulator: the connector kit,
+//! membership batches (`add-users`), disabling by removing the access groups and giving them
+//! back, renames that keep the id, verified matching, Basic and the custom CA.
+
+use idsync_connectors::targets::atlassian_dc::{Auth, ClientConfig};
+use idsync_connectors::targets::bitbucket::{BitbucketTarget, BitbucketTargetConfig};
+use idsync_connectors::testkit;
+use idsync_core::*;
+use idsync_sim::bitbucket::{self, BitbucketSimOptions, RunningBitbucketSim};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn config(sim: &RunningBitbucketSim, auth: Auth) -> BitbucketTargetConfig {
+    BitbucketTargetConfig {
+        client: ClientConfig {
+            base_url: sim.root.clone(),
+            auth,
+            ca_file: sim.ca_pem.clone(),
+            timeout: Duration::from_secs(10),
+            concurrency: 4,
+        },
+        add_to_default_group: true,
+        default_groups: Vec::new(),
+        access_groups: Vec::new(),
+        record_key: "idsync.access-removed".into(),
+    }
+}
+
+fn token() -> Auth {
+    Auth::Token("sim-bitbucket-pat".into())
+}
+
+async fn sim(opts: BitbucketSimOptions) -> RunningBitbucketSim {
+    bitbucket::start(opts, Arc::new(SystemClock)).await.unwrap()
+}
+
+fn report(results: Vec<(&'static str, Result<(), testkit::KitFailure>)>) {
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(n, r)| r.as_ref().err().map(|e| format!("{n}: {e}")))
+        .collect();
+    assert!(failed.is_empty(), "kit failures:\n{}", failed.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bitbucket_target_passes_the_kit_over_https_with_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = sim(BitbucketSimOptions {
+        tls: true,
+        cert_dir: Some(dir.path().to_path_buf()),
+        ..BitbucketSimOptions::default()
+    })
+    .await;
+    let t = BitbucketTarget::new(config(&s, token())).unwrap();
+    report(testkit::run_all(&t, "kit").await);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bitbucket_target_passes_the_kit_with_basic() {
+    let s = sim(BitbucketSimOptions::default()).await;
+    let t = BitbucketTarget::new(config(
+        &s,
+        Auth::Basic {
+            user: "admin".into(),
+            password: "admin".into(),
+        },
+    ))
+    .unwrap();
+    report(testkit::run_all(&t, "basic").await);
+    s.stop().await;
+}
+
+fn person(n: &str) -> User {
+    let mut u = User::new(format!("{n}-src"), n);
+    u.display_name = Some(format!("Person {n}"));
+    u.emails = vec![Email {
+        value: format!("{n}@example.com"),
+        kind: Some("work".into()),
+        primary: true,
+        display: None,
+    }];
+    u
+}
+
+async fn created(t: &BitbucketTarget, u: &User) -> String {
+    match t.apply(&TargetOp::CreateUser { user: u.clone() }).await {
+        Outcome::Applied {
+            target_id: Some(id),
+        } => id,
+        other => panic!("create {}: {other:?}", u.user_name),
+    }
+}
+
+fn groups_of(s: &RunningBitbucketSim, id: &str) -> Vec<String> {
+    let d = s.state.directory.read().unwrap();
+    d.groups_of(id.parse().unwrap())
+}
+
+#[tokio::test]
+async fn members_are_added_in_one_batch_per_group() {
+    let s = sim(BitbucketSimOptions::default()).await;
+    let t = BitbucketTarget::new(config(&s, token())).unwrap();
+    let mut ids = Vec::new();
+    for n in ["a1", "a2", "a3", "a4", "a5"] {
+        ids.push(created(&t, &person(n)).await);
+    }
+    let g = match t
+        .apply(&TargetOp::CreateGroup {
+            group: Group::new("g", "devs"),
+            members: Vec::new(),
+        })
+        .await
+    {
+        Outcome::Applied { target_id: Some(g) } => g,
+        other => panic!("{other:?}"),
+    };
+    let before = s.state.stats().requests;
+    let op = TargetOp::AddMembers {
+        group_id: g.clone(),
+        user_ids: ids.clone(),
+    };
+    assert_eq!(t.apply(&op).await, Outcome::Applied { target_id: None });
+    assert_eq!(
+        s.state.stats().requests - before,
+        1,
+        "one add-users request"
+    );
+    for id in &ids {
+        assert!(groups_of(&s, id).contains(&"devs".to_string()));
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn disabling_removes_the_licensed_groups_and_a_returning_user_gets_them_back() {
+    let s = sim(BitbucketSimOptions::default()).await;
+    {
+        let mut d = s.state.directory.write().unwrap();
+        d.create_group("developers").unwrap();
+        d.group_permissions
+            .insert("developers".into(), "PROJECT_CREATE".into());
+        d.create_group("readers").unwrap();
+    }
+    let t = BitbucketTarget::new(config(&s, token())).unwrap();
+    let note = t.disable_note().await.unwrap().unwrap();
+    assert!(
+        note.contains("no deactivation call") && note.contains("developers, stash-users"),
+        "{note}"
+    );
+    let u = person("ann");
+    let id = created(&t, &u).await;
+    for g in ["developers", "readers"] {
+        let op = TargetOp::AddMembers {
+            group_id: g.into(),
+            user_ids: vec![id.clone()],
+        };
+        assert_eq!(t.apply(&op).await, Outcome::Applied { target_id: None });
+    }
+    let mut off = u.clone();
+    off.active = false;
+    let op = TargetOp::UpdateUser {
+        target_id: id.clone(),
+        before: u.clone(),
+        after: off.clone(),
+    };
+    assert_eq!(t.apply(&op).await, Outcome::Applied { target_id: None });
+    assert_eq!(groups_of(&s, &id), vec!["readers".to_string()]);
+    let snap = t.read_state().await.unwrap();
+    let read = snap.users.iter().find(|r| r.target_id == id).unwrap();
+    assert!(
+        !read.user.active,
+        "a user without its access reads as disabled"
+    );
+    let op = TargetOp::UpdateUser {
+        target_id: id.clone(),
+        before: off,
+        after: u.clone(),
+    };
+    assert_eq!(t.apply(&op).await, Outcome::Applied { target_id: None });
+    assert_eq!(
+        groups_of(&s, &id),
+        vec![
+            "developers".to_string(),
+            "readers".to_string(),
+            "stash-users".to_string()
+        ]
+    );
+    let snap = t.read_state().await.unwrap();
+    assert!(snap
+        .users
+        .iter()
+        .any(|r| r.target_id == id && r.user.active));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_rename_keeps_the_id_and_matching_verifies_by_email() {
+    let s = sim(BitbucketSimOptions::default()).await;
+    let t = BitbucketTarget::new(config(&s, token())).unwrap();
+    let u = person("bob");
+    let id = created(&t, &u).await;
+    let mut renamed = u.clone();
+    renamed.user_name = "robert".into();
+    renamed.display_name = Some("Robert".into());
+    let op = TargetOp::UpdateUser {
+        target_id: id.clone(),
+        before: u.clone(),
+        after: renamed.clone(),
+    };
+    assert_eq!(t.apply(&op).await, Outcome::Applied { target_id: None });
+    {
+        let d = s.state.directory.read().unwrap();
+        let b = d.users.get(&id.parse().unwrap()).unwrap();
+        assert_eq!(
+            (b.name.as_str(), b.display_name.as_str()),
+            ("robert", "Robert")
+        );
+    }
+    t.end_run();
+    // A new user with bob's email but another username is matched by that email.
+    let mut other = person("bobby");
+    other.emails[0].value = "BOB@example.com".into();
+    let m = t.find_user_match(&other).await.unwrap().unwrap();
+    assert_eq!(m.target_id, id);
+    assert!(m.by.unwrap().starts_with("email"));
+    // Two users with that email are a conflict.
+    s.state
+        .directory
+        .write()
+        .unwrap()
+        .create_user("bob2", "Bob Two", "bob@example.com", false)
+        .unwrap();
+    t.end_run();
+    assert!(matches!(
+        t.find_user_match(&other).await,
+        Err(TargetError::Ambiguous { .. })
+    ));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn bitbucket_errors_are_read_from_their_errors_list() {
+    let s = sim(BitbucketSimOptions::default()).await;
+    let t = BitbucketTarget::new(config(&s, token())).unwrap();
+    let op = TargetOp::AddMembers {
+        group_id: "no-such-group".into(),
+        user_ids: vec!["1".into()],
+    };
+    match t.apply(&op).await {
+        Outcome::NotFound { reason } => {
+            assert!(
+                reason.contains("Group no-such-group does not exist"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let bad = BitbucketTarget::new(config(&s, Auth::Token("wrong".into()))).unwrap();
+    assert!(matches!(bad.health().await, Err(TargetError::Auth(_))));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn a_429_is_retryable_with_its_wait_and_an_empty_bucket_holds_the_next_request() {
+    let s = sim(BitbucketSimOptions {
+        rate_limit: Some(bitbucket::RateLimit {
+            max: 2,
+            fill: 1,
+            interval_secs: 1,
+        }),
+        ..BitbucketSimOptions::default()
+    })
+    .await;
+    let t = BitbucketTarget::new(config(&s, token())).unwrap();
+    // An injected 429 with Retry-After: retryable, with its wait.
+    s.state.set_faults(bitbucket::BitbucketFaults {
+        fail_next: 1,
+        fail_match: "POST /rest/api/1.0/admin/groups".into(),
+        error_status: 429,
+        retry_after_secs: 3,
+        ..Default::default()
+    });
+    match t
+        .apply(&TargetOp::CreateGroup {
+            group: Group::new("g", "devs"),
+            members: Vec::new(),
+        })
+        .await
+    {
+        Outcome::Retryable {
+            retry_after: Some(d),
+            reason,
+        } => {
+            assert_eq!(d, Duration::from_secs(3));
+            assert!(reason.contains("HTTP 429"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The bucket (2 tokens, 1 a second) drained by the two requests above: the next ones
+    // wait for tokens (X-RateLimit-Remaining: 0 with Retry-After) instead of meeting 429s.
+    s.state.set_faults(bitbucket::BitbucketFaults::default());
+    for n in ["r1", "r2", "r3"] {
+        created(&t, &person(n)).await;
+    }
+    assert_eq!(s.state.stats().throttled, 1, "only the injected one");
+    s.stop().await;
+}
