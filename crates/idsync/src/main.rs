@@ -225,8 +225,9 @@ enum CrowdAppCommand {
         /// The application name the product is set up with ("jira").
         #[arg(long)]
         name: String,
-        /// An address or CIDR range it may call from (repeat for more; none: any address).
-        #[arg(long = "allow", value_name = "ADDRESS|CIDR")]
+        /// An address, CIDR range or host name it may call from (repeat for more; none: any
+        /// address).
+        #[arg(long = "allow", value_name = "ADDRESS|CIDR|HOST")]
         allow: Vec<String>,
     },
     /// List applications: target, name, allowed addresses, creation, last use, revocation.

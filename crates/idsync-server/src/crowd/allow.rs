@@ -1,7 +1,13 @@
 //! An application's remote-address allow-list, as Crowd has one: addresses and CIDR ranges
-//! (IPv4 and IPv6); empty means any address.
+//! (IPv4 and IPv6) and host names; empty means any address. A host name allows the addresses
+//! it resolves to (`resolve`, asked again each time the server re-checks the application, so
+//! a changed DNS record takes effect within seconds); one that does not resolve allows none.
 
 use std::net::IpAddr;
+use std::time::Duration;
+
+/// How long a host name's resolution may take before it counts as not resolving.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One allowed address or range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,11 +18,16 @@ struct Range {
 
 /// The addresses an application may call from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList(Vec<Range>);
+pub struct AllowList {
+    ranges: Vec<Range>,
+    hosts: Vec<String>,
+    /// What `hosts` resolved to when last asked.
+    resolved: Vec<IpAddr>,
+}
 
 /// Why an allow-list entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{entry:?} is not an address or CIDR range such as 10.0.0.0/8 or 2001:db8::/32: {why}")]
+#[error("{entry:?} is not an address, a CIDR range such as 10.0.0.0/8 or 2001:db8::/32, or a host name: {why}")]
 pub struct BadAllowEntry {
     pub entry: String,
     pub why: String,
@@ -25,18 +36,71 @@ pub struct BadAllowEntry {
 impl AllowList {
     /// Parse every entry; the first bad one is the error.
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<AllowList, BadAllowEntry> {
-        entries
-            .iter()
-            .map(|e| parse_range(e.as_ref()))
-            .collect::<Result<Vec<_>, _>>()
-            .map(AllowList)
+        let mut list = AllowList::default();
+        for e in entries {
+            let e = e.as_ref().trim();
+            match parse_range(e) {
+                Ok(r) => list.ranges.push(r),
+                Err(bad) if e.contains('/') || !is_host_name(e) => return Err(bad),
+                Err(_) => list.hosts.push(e.to_ascii_lowercase()),
+            }
+        }
+        Ok(list)
+    }
+
+    /// Whether the list names host names, which [`AllowList::resolve`] turns into addresses.
+    pub fn has_hosts(&self) -> bool {
+        !self.hosts.is_empty()
+    }
+
+    /// Resolve the host names again (each within 2 s). A name that does not resolve allows no
+    /// address, and is logged.
+    pub async fn resolve(mut self) -> AllowList {
+        let mut resolved = Vec::new();
+        for host in &self.hosts {
+            match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host((host.as_str(), 0)))
+                .await
+            {
+                Ok(Ok(addrs)) => resolved.extend(addrs.map(|a| a.ip().to_canonical())),
+                Ok(Err(e)) => {
+                    tracing::warn!(host = %host, error = %e, "an allowed host name does not resolve: it allows no address");
+                }
+                Err(_) => {
+                    tracing::warn!(host = %host, "an allowed host name did not resolve within 2 s: it allows no address");
+                }
+            }
+        }
+        resolved.sort_unstable();
+        resolved.dedup();
+        self.resolved = resolved;
+        self
     }
 
     /// Whether `addr` may call (always, for an empty list). An IPv4 address seen as IPv6
     /// (`::ffff:10.1.2.3`) is matched as IPv4.
     pub fn allows(&self, addr: IpAddr) -> bool {
-        self.0.is_empty() || self.0.iter().any(|r| r.contains(addr.to_canonical()))
+        let addr = addr.to_canonical();
+        (self.ranges.is_empty() && self.hosts.is_empty())
+            || self.ranges.iter().any(|r| r.contains(addr))
+            || self.resolved.contains(&addr)
     }
+}
+
+/// A host name as DNS takes it (RFC 1123): labels of letters, digits and hyphens, not
+/// starting or ending with a hyphen, at most 63 characters each and 253 in all; not all
+/// digits and dots (that would be a mistyped address).
+fn is_host_name(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && !s.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 fn parse_range(entry: &str) -> Result<Range, BadAllowEntry> {
@@ -50,7 +114,7 @@ fn parse_range(entry: &str) -> Result<Range, BadAllowEntry> {
     };
     let addr: IpAddr = addr
         .parse()
-        .map_err(|_| bad("not an IPv4 or IPv6 address (host names are not taken)"))?;
+        .map_err(|_| bad("not an IPv4 or IPv6 address, nor a host name"))?;
     let addr = addr.to_canonical();
     let max = if addr.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
@@ -112,8 +176,11 @@ mod tests {
     #[test]
     fn bad_entries_are_named() {
         for bad in [
-            "jira.example.com",
+            "jira example.com",
+            "-jira.example.com",
             "10.0.0.0/33",
+            "10.0.0.256",
+            "jira.example.com/24",
             "::/129",
             "10.0.0.0/x",
             "",
@@ -121,5 +188,23 @@ mod tests {
             let e = AllowList::parse(&[bad]).unwrap_err();
             assert_eq!(e.entry, bad);
         }
+    }
+
+    #[test]
+    fn host_names_are_taken_and_allow_nothing_until_resolved() {
+        let l = AllowList::parse(&["Jira.Example.com", "10.0.0.0/8"]).unwrap();
+        assert!(l.has_hosts());
+        assert!(l.allows(ip("10.1.2.3")));
+        assert!(!l.allows(ip("127.0.0.1")));
+        // A list of host names only is not "any address".
+        let l = AllowList::parse(&["jira.example.com"]).unwrap();
+        assert!(!l.allows(ip("127.0.0.1")));
+    }
+
+    #[tokio::test]
+    async fn localhost_resolves_to_the_loopback_address() {
+        let l = AllowList::parse(&["localhost"]).unwrap().resolve().await;
+        assert!(l.allows(ip("127.0.0.1")) || l.allows(ip("::1")), "{l:?}");
+        assert!(!l.allows(ip("10.0.0.1")));
     }
 }

@@ -142,9 +142,16 @@ impl Auth {
                     .map_err(Refusal::Store)?;
                 match live {
                     Some(l) if l.id == app.id && l.hash == app.hash => {
+                        // Host names are asked again at each re-check (DNS may have moved).
+                        let allow = if allow.has_hosts() {
+                            allow.resolve().await
+                        } else {
+                            allow
+                        };
                         if let Some(e) = lock(&self.verified).get_mut(&key) {
                             e.checked_ms = now;
                             e.app = l.clone();
+                            e.allow = allow.clone();
                         }
                         (l, allow)
                     }
@@ -241,6 +248,7 @@ impl Auth {
             ));
         };
         let allow = match AllowList::parse(&app.allow) {
+            Ok(a) if a.has_hosts() => a.resolve().await,
             Ok(a) => a,
             Err(e) => {
                 // Written by `idsync crowd app create`, which checks it: a corrupt row.

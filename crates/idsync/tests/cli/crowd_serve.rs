@@ -180,8 +180,8 @@ fn crowd_apps_are_created_listed_revoked_and_audited() {
             "already has a live application named \"jira\"",
         ),
         (
-            vec!["--name", "conf", "--allow", "jira.example.com"],
-            "--allow \"jira.example.com\" is not an address or CIDR range",
+            vec!["--name", "conf", "--allow", "jira example.com"],
+            "--allow \"jira example.com\" is not an address, a CIDR range such as 10.0.0.0/8 or 2001:db8::/32, or a host name",
         ),
     ] {
         let o = run(
@@ -298,6 +298,8 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
             "127.0.0.0/8",
         ],
     );
+    // A host name allows the addresses it resolves to (as Crowd takes them).
+    let bitbucket_pw = create_app(d, &["--name", "bitbucket", "--allow", "localhost"]);
     let port = free_port();
     let _server = serve(d, port, &[]);
     let said = std::fs::read_to_string(d.join("serve.log")).unwrap();
@@ -497,6 +499,12 @@ fn crowd_target_serves_the_flows_ledger_to_applications() {
             .get("user?username=ann", XML)
             .0,
         200
+    );
+    let (status, body) =
+        Product::new(port, "bitbucket", &bitbucket_pw).get("user?username=ann", XML);
+    assert_eq!(
+        status, 200,
+        "an application allowed by the host name localhost: {body}"
     );
     // A body over the cap is refused with Crowd's body.
     let r = http
