@@ -286,3 +286,134 @@ impl Store {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::{OpRecord, ServedEvents};
+    use idsync_core::{Key, Reason};
+
+    fn rec(key: &str, action: Action) -> OpRecord {
+        OpRecord {
+            seq: 0,
+            op: Operation {
+                key: key.into(),
+                action,
+                reason: Reason::NewInSource,
+            },
+            applied: true,
+            target_id: Some(key.into()),
+            outcome: "applied".into(),
+            error: None,
+            duration_ms: 0,
+            at_ms: 1,
+        }
+    }
+
+    async fn served(store: &Store, records: &[OpRecord]) -> i64 {
+        let events = ServedEvents {
+            target: "dc",
+            at_ms: 1,
+            events: Vec::new(),
+        };
+        store
+            .record_ops_served("f", "r", records, Some(&events))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_delta_names_what_changed_as_the_ledger_now_is_or_cannot_say() {
+        let store = Store::open_in_memory().await.unwrap();
+        store.register_flow("f", "d").await.unwrap();
+        let v1 = served(
+            &store,
+            &[
+                rec(
+                    "u1",
+                    Action::CreateUser {
+                        user: User::new("u1", "ann"),
+                    },
+                ),
+                rec(
+                    "u2",
+                    Action::CreateUser {
+                        user: User::new("u2", "bob"),
+                    },
+                ),
+                rec(
+                    "g1",
+                    Action::CreateGroup {
+                        group: Group::new("g1", "devs"),
+                        members: vec![Key::from("u1")],
+                    },
+                ),
+            ],
+        )
+        .await;
+        let d = store.crowd_ledger_delta("f", 0).await.unwrap().unwrap();
+        assert_eq!(d.version, v1);
+        assert_eq!(d.users.len(), 2);
+        assert!(
+            matches!(&d.groups[..], [(k, Some(g), true)] if k == "g1" && g.display_name == "devs")
+        );
+        assert_eq!(d.members, [("g1".into(), "u1".into(), true)]);
+
+        // bob joins, ann is deleted (her membership goes with her).
+        let v2 = served(
+            &store,
+            &[
+                rec(
+                    "g1",
+                    Action::AddMembers {
+                        group: "devs".into(),
+                        users: vec![Key::from("u2")],
+                    },
+                ),
+                rec(
+                    "u1",
+                    Action::DeleteUser {
+                        before: User::new("u1", "ann"),
+                    },
+                ),
+            ],
+        )
+        .await;
+        let d = store.crowd_ledger_delta("f", v1).await.unwrap().unwrap();
+        assert_eq!(d.version, v2);
+        assert_eq!(d.users, [("u1".into(), None, true)]);
+        assert_eq!(d.members, [("g1".into(), "u2".into(), true)]);
+        assert!(store
+            .crowd_ledger_delta("f", v2)
+            .await
+            .unwrap()
+            .unwrap()
+            .is_empty());
+
+        // A write without notes, or the ledger replaced: the notes cannot say.
+        let v3 = store.record_ops("f", "r", &[]).await.unwrap();
+        assert!(store.crowd_ledger_delta("f", v2).await.unwrap().is_none());
+        assert!(store.crowd_ledger_delta("f", v3).await.unwrap().is_some());
+        let ledger = store.load_ledger("f").await.unwrap();
+        let v4 = store.replace_ledger("f", &ledger).await.unwrap();
+        assert!(store.crowd_ledger_delta("f", v3).await.unwrap().is_none());
+        assert!(store.crowd_ledger_delta("f", v4).await.unwrap().is_some());
+    }
+
+    #[test]
+    fn a_write_too_large_is_not_followed() {
+        let users: Vec<Key> = (0..=MAX_FOLLOWED_CHANGES)
+            .map(|i| Key::from(format!("u{i}").as_str()))
+            .collect();
+        let op = Operation {
+            key: "g1".into(),
+            action: Action::AddMembers {
+                group: "devs".into(),
+                users,
+            },
+            reason: Reason::NewInSource,
+        };
+        assert!(notes(&[&op]).is_none());
+    }
+}
