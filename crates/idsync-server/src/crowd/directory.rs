@@ -11,7 +11,7 @@ use idsync_crowd::Directory;
 use idsync_store::{LedgerDelta, Store, StoreError};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use tokio::sync::{Mutex, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+use tokio::sync::{Mutex, OwnedRwLockReadGuard, RwLock};
 
 /// A directory and the ledger version it answers for.
 pub struct Built {
@@ -52,10 +52,7 @@ impl DirectoryCache {
         match built {
             Some(v) if v >= version => {}
             Some(v) => self.follow(store, flow, v).await?,
-            None => {
-                let w = Arc::clone(&self.served).write_owned().await;
-                self.rebuild(w, store, flow, "first build").await?;
-            }
+            None => self.rebuild(store, flow, "first build").await?,
         }
         Ok(Arc::clone(&self.served).read_owned().await)
     }
@@ -82,9 +79,8 @@ impl DirectoryCache {
     async fn follow(&self, store: &Store, flow: &str, since: i64) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         let Some(delta) = store.crowd_ledger_delta(flow, since).await? else {
-            let w = Arc::clone(&self.served).write_owned().await;
             return self
-                .rebuild(w, store, flow, "the ledger's notes cannot say what changed")
+                .rebuild(store, flow, "the ledger's notes cannot say what changed")
                 .await;
         };
         let version = delta.version;
@@ -114,20 +110,21 @@ impl DirectoryCache {
                 );
                 Ok(())
             }
-            Err(e) => self.rebuild(w, store, flow, &e.0).await,
+            Err(e) => {
+                // Let the reads queued behind the update through first.
+                drop(w);
+                self.rebuild(store, flow, &e.0).await
+            }
         }
     }
 
     /// Build the directory from the whole ledger; the old one is dropped first.
-    async fn rebuild(
-        &self,
-        mut w: OwnedRwLockWriteGuard<Option<Built>>,
-        store: &Store,
-        flow: &str,
-        why: &str,
-    ) -> Result<(), StoreError> {
+    async fn rebuild(&self, store: &Store, flow: &str, why: &str) -> Result<(), StoreError> {
+        // Said before the lock is asked for: reads that can do without the directory do not
+        // queue behind the build.
         self.rebuilding.store(true, Ordering::Release);
         let built = async {
+            let mut w = Arc::clone(&self.served).write_owned().await;
             *w = None;
             let started = std::time::Instant::now();
             // The version first: a write in between is applied again by the next update
