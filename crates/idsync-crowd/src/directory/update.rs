@@ -114,11 +114,12 @@ fn reorder(
     let too_big = || NeedsRebuild("past the directory's size limit".into());
     let mut remap = vec![Ix::MAX; len];
     let mut order = Vec::with_capacity(len + placed.len());
-    let mut next = placed.iter().enumerate().peekable();
+    // Each placed entry's position among the old ones, found once (a binary search).
+    let positions: Vec<usize> = placed.iter().map(|p| position(&p.folded)).collect();
+    let mut next = placed.iter().zip(positions).enumerate().peekable();
     for old in 0..=len {
-        let here = old;
-        while let Some((i, p)) = next.peek() {
-            if position(&p.folded) > here {
+        while let Some((i, (p, at))) = next.peek() {
+            if *at > old {
                 break;
             }
             let new = Ix::try_from(order.len()).map_err(|_| too_big())?;
