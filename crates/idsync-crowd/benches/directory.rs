@@ -1,12 +1,14 @@
 //! The served directory at the size: 100,000 users, 10,000 groups, 1,000,000
 //! memberships. Prints how long building the directory takes and what a full synchronisation
 //! as the Crowd connector performs it costs in the handler (paged searches of users and groups
-//! with `expand`, then `group/membership`), and an incremental one after 100 changes.
+//! with `expand`, then `group/membership`), an incremental one after 100 changes, and
+//! applying 100 changes of the ledger to the directory in place.
 //!
 //! `cargo bench -p idsync-crowd --bench directory` (no harness: it prints its figures).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use idsync_core::{Email, Group, User};
+use idsync_crowd::directory::Change;
 use idsync_crowd::{handle, Directory, Event, EventLog, Format, Request};
 use std::time::Instant;
 
@@ -150,6 +152,60 @@ fn main() {
         "incremental synchronisation (100 events): {} bytes in {:.3} ms",
         r.body.len(),
         t.elapsed().as_secs_f64() * 1e3
+    );
+
+    // The directory following the ledger in place: 100 users changed (a new title), then the
+    // same with a user created (and made a member), one renamed and one deleted (these move
+    // entries: one pass over the index lists).
+    let mut dir = dir;
+    let changed = |title: &str| -> Vec<Change> {
+        (0..100)
+            .map(|i| {
+                let mut u = User::new(format!("u{i}"), format!("user{i:06}"));
+                u.title = Some(title.into());
+                Change::User {
+                    key: format!("u{i}"),
+                    user: Some(u),
+                    restarted: false,
+                }
+            })
+            .collect()
+    };
+    let t = Instant::now();
+    dir.apply(changed("Principal engineer")).unwrap();
+    println!(
+        "100 users changed, applied in place: {:.3} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let mut changes = changed("Staff engineer");
+    changes.extend([
+        Change::User {
+            key: "u-new".into(),
+            user: Some(User::new("u-new", "user-new")),
+            restarted: false,
+        },
+        Change::User {
+            key: "u500".into(),
+            user: Some(User::new("u500", "zz-renamed")),
+            restarted: false,
+        },
+        Change::User {
+            key: "u501".into(),
+            user: None,
+            restarted: true,
+        },
+        Change::Member {
+            group: "g1".into(),
+            user: "u-new".into(),
+            member: true,
+        },
+    ]);
+    let t = Instant::now();
+    dir.apply(changes).unwrap();
+    println!(
+        "the same with a user created, one renamed, one deleted: {:.3} ms ({} users)",
+        t.elapsed().as_secs_f64() * 1e3,
+        dir.users().len()
     );
     println!("peak memory (VmHWM): {}", peak_rss_mib());
     println!(

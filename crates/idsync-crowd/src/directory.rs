@@ -9,23 +9,31 @@
 //! Memberships: direct user members and child groups as the flow serves them (decision 0033;
 //! with `nested_groups = false` `child_groups` is empty and nested answers equal direct ones).
 //! The nested queries follow child groups and stop at cycles.
+//!
+//! A built directory follows the ledger in place with [`Directory::apply`] (module `update`).
 
 use crate::model::{CrowdGroup, CrowdUser};
 use crate::restriction::{MatchMode, Restriction};
 use idsync_core::{Group, User};
 use std::collections::HashMap;
 
+mod update;
+pub use update::{Change, NeedsRebuild};
+
 /// Index of a user or group in the directory's sorted lists.
 type Ix = u32;
 
 /// The served users, groups and memberships.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Directory {
     users: Vec<CrowdUser>,
+    /// The manager key of each user as the ledger has it (its served name is resolved).
+    managers: Vec<Option<String>>,
     groups: Vec<CrowdGroup>,
     user_ix: HashMap<String, Ix>,
     user_key_ix: HashMap<String, Ix>,
     group_ix: HashMap<String, Ix>,
+    group_key_ix: HashMap<String, Ix>,
     /// Direct groups of each user, ordered like `groups`.
     user_groups: Vec<Vec<Ix>>,
     /// Direct user members of each group, ordered like `users`.
@@ -89,6 +97,7 @@ impl Directory {
         let mut user_ix = HashMap::with_capacity(order.len());
         let mut user_key_ix: HashMap<String, Ix> = HashMap::with_capacity(order.len());
         let mut user_list = Vec::with_capacity(order.len());
+        let mut managers = Vec::with_capacity(order.len());
         for (folded, i) in order {
             let Some((key, u)) = users.get(i) else {
                 continue;
@@ -114,6 +123,7 @@ impl Directory {
             user_ix.insert(folded, ix);
             user_key_ix.insert(key.clone(), ix);
             user_list.push(CrowdUser::from_user(key, u, manager));
+            managers.push(u.manager.clone());
         }
         drop(names_by_key);
 
@@ -133,7 +143,7 @@ impl Directory {
         });
         let mut group_ix = HashMap::with_capacity(order.len());
         let mut group_list = Vec::with_capacity(order.len());
-        let mut group_key_ix: HashMap<&str, Ix> = HashMap::with_capacity(order.len());
+        let mut group_key_ix: HashMap<String, Ix> = HashMap::with_capacity(order.len());
         for (folded, i) in order {
             let Some((key, g)) = groups.get(i) else {
                 continue;
@@ -153,7 +163,7 @@ impl Directory {
                 continue;
             };
             group_ix.insert(folded, ix);
-            group_key_ix.insert(key.as_str(), ix);
+            group_key_ix.insert(key.clone(), ix);
             group_list.push(CrowdGroup::from_group(g));
         }
 
@@ -215,10 +225,12 @@ impl Directory {
 
         Directory {
             users: user_list,
+            managers,
             groups: group_list,
             user_ix,
             user_key_ix,
             group_ix,
+            group_key_ix,
             user_groups,
             group_users,
             group_children,

@@ -15,3 +15,5 @@ mod model;
 mod restriction;
 #[path = "crowd/support.rs"]
 mod support;
+#[path = "crowd/update.rs"]
+mod update;

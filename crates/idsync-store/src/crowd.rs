@@ -268,6 +268,10 @@ impl Store {
         cutoff_ms: i64,
         keep_last: i64,
     ) -> Result<u64, StoreError> {
+        // The notes the served directory follows the ledger by go too (when far behind).
+        if let Some(head) = read_head(&self.reader, target).await? {
+            self.purge_crowd_ledger_changes(&head.flow).await?;
+        }
         let mut tx = self.writer.begin().await?;
         let Some(head) = read_head(&mut *tx, target).await? else {
             return Ok(0);
@@ -395,6 +399,7 @@ pub(crate) async fn append_events(
 /// The ledger of `flow` was replaced wholesale: every feed it fed restarts under a new epoch
 /// (its events no longer describe how the served directory came to be).
 pub(crate) async fn ledger_replaced(tx: &mut Tx<'_>, flow: &str) -> Result<(), StoreError> {
+    crate::crowd_changes::forget_changes(tx, flow).await?;
     let targets: Vec<(String, i64)> =
         sqlx::query_as("SELECT target, last_seq FROM crowd_event_logs WHERE flow = $1")
             .bind(flow)

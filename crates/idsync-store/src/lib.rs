@@ -9,6 +9,7 @@
 
 mod audit;
 mod crowd;
+mod crowd_changes;
 mod lease;
 mod nesting;
 mod numbers;
@@ -23,6 +24,7 @@ mod types;
 
 pub use audit::{AuditEntry, AuditOutcome, NewAuditEntry};
 pub use crowd::{hash_password, verify_password, CrowdApp, EventLogHead, ServedEvents};
+pub use crowd_changes::{LedgerDelta, KEPT_VERSIONS, MAX_FOLLOWED_CHANGES};
 pub use lease::{Holder, Interrupted, HEARTBEAT, PROCESS_TTL_MS};
 pub use push::{MemberPatch, StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
 
@@ -879,6 +881,11 @@ impl Store {
             crowd::append_events(&mut tx, flow, served).await?;
         }
         let version = bump_ledger_version(&mut tx, flow).await?;
+        if served.is_some() {
+            // What changed, for the served directory to follow (issue 17).
+            let ops: Vec<&idsync_core::Operation> = applied.iter().map(|r| &r.rec.op).collect();
+            crowd_changes::note_changes(&mut tx, flow, version, &ops).await?;
+        }
         learned
             .reverse
             .committed_as(Table::LedgerMembers, flow, version);

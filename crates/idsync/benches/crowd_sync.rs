@@ -350,6 +350,20 @@ fn main() -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The first read that needs the directory brings it up to the ledger (in place).
+    let t = Instant::now();
+    let user = c.send(
+        "GET",
+        "/user?username=user0@example.com&expand=attributes",
+        None,
+    )?;
+    if !user.contains("Principal engineer") {
+        return Err(format!("the change is not served: {user:.2000}"));
+    }
+    println!(
+        "first directory read after the change (user0, showing it): {:.1} ms",
+        t.elapsed().as_secs_f64() * 1000.0
+    );
     let mut inc = Vec::new();
     let mut bytes = 0;
     let mut events = 0;

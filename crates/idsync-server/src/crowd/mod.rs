@@ -231,9 +231,14 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
     };
 
     let rt = &st.svc.runtime;
-    let dir = match served.directory.current(&rt.store, &served.flow).await {
-        Ok(d) => d,
-        Err(e) => return unavailable(&target, &e.to_string(), accept),
+    // Answers that need no directory never wait for one to be updated or built.
+    let dir = match directory_need(&resource) {
+        Need::Current => match served.directory.current(&rt.store, &served.flow).await {
+            Ok(d) => Some(d),
+            Err(e) => return unavailable(&target, &e.to_string(), accept),
+        },
+        Need::AsIs => served.directory.as_is().await,
+        Need::Nothing => None,
     };
     let feed = if resource == "event" || resource.starts_with("event/") {
         match served.feed.current(&rt.store, &target, &served.flow).await {
@@ -256,7 +261,12 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
             content_type,
             body: &body,
         };
-        idsync_crowd::handle(&req, &dir, &feed)
+        let empty = idsync_crowd::Directory::default();
+        let dir = dir
+            .as_ref()
+            .and_then(|d| d.as_ref())
+            .map_or(&empty, |b| &b.dir);
+        idsync_crowd::handle(&req, dir, &feed)
     })
     .await;
     match answer {
@@ -271,6 +281,28 @@ async fn serve(State(st): State<CrowdState>, req: Request) -> Response {
                 &[],
             )
         }
+    }
+}
+
+/// What a resource needs of the served directory.
+enum Need {
+    /// The directory as of the ledger now.
+    Current,
+    /// Whatever is served, without waiting for an update (the event feed names managers
+    /// by it).
+    AsIs,
+    /// Nothing: the current event token, cookie configuration, sessions.
+    Nothing,
+}
+
+fn directory_need(resource: &str) -> Need {
+    let r = resource.trim_matches('/');
+    if r.starts_with("event/") {
+        Need::AsIs
+    } else if r == "event" || r == "config/cookie" || r == "session" || r.starts_with("session/") {
+        Need::Nothing
+    } else {
+        Need::Current
     }
 }
 

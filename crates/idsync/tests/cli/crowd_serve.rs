@@ -608,3 +608,78 @@ fn crowd_applications_count_against_the_servers_request_rate() {
         200
     );
 }
+
+/// Issue 17 (engineer D): after a change in the source, the event feed answers without the
+/// directory being built again, and the next read shows the change from the directory updated
+/// in place (the server's log says which it did).
+#[test]
+fn crowd_directory_follows_a_change_in_place_and_events_never_wait_for_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write_users(d, &[ANN, BOB, CARL]);
+    write_crowd_config(d, "enabled = false");
+    let o = run(d, &["sync", "hr-to-dc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let pw = create_app(d, &["--name", "jira"]);
+    let port = free_port();
+    // serve with its log (stderr) in a file, to see what the directory did.
+    let mut cmd = super::idsync();
+    cmd.arg("--config")
+        .arg(d.join("idsync.toml"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .env("RUST_LOG", "idsync_server=info")
+        .stdout(std::fs::File::create(d.join("serve.log")).unwrap())
+        .stderr(std::fs::File::create(d.join("serve.err")).unwrap());
+    let _server = super::Server(cmd.spawn().unwrap(), Some(d.join("serve.err")));
+    let http = reqwest::blocking::Client::new();
+    wait_for("healthz", || {
+        http.get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    let jira = Product::new(port, "jira", &pw);
+    let log = || std::fs::read_to_string(d.join("serve.err")).unwrap();
+    let builds = || log().matches("served crowd directory built").count();
+
+    // The current token needs no directory: none is built for it.
+    let token = jira.json("event")["newEventToken"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(builds(), 0, "{}", log());
+    // The first read builds it, once.
+    assert_eq!(jira.json("user?username=bob")["active"], true);
+    wait_for("the first build in the log", || {
+        (builds() == 1).then_some(())
+    });
+
+    // bob is disabled and dan joins, in operations, in the source.
+    const DAN: &str = "u4,dan,Dan,Ng,dan@example.com,true,Sales,Seller,E-004,,,g-ops\n";
+    write_users(d, &[ANN, BOB_DISABLED, CARL, DAN]);
+    let o = run(d, &["sync", "hr-to-dc"]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+
+    // The feed answers with the change, without a build.
+    let events = jira.json(&format!("event/{token}"));
+    assert!(
+        events.to_string().contains("\"bob\""),
+        "the feed says bob changed: {events}"
+    );
+    assert_eq!(builds(), 1, "{}", log());
+
+    // The next read shows the change, from the directory updated in place.
+    let bob = jira.json("user?username=bob");
+    assert_eq!(bob["active"], false, "{bob}");
+    assert_eq!(jira.json("user?username=dan")["key"], "u4");
+    let ops = jira
+        .json("group/user/direct?groupname=operations")
+        .to_string();
+    assert!(ops.contains("\"dan\"") && ops.contains("\"carl\""), "{ops}");
+    wait_for("the update in the log", || {
+        log()
+            .contains("served crowd directory updated in place")
+            .then_some(())
+    });
+    assert_eq!(builds(), 1, "built again instead of updated: {}", log());
+}
