@@ -65,18 +65,34 @@ impl Jira {
             http,
         }
     }
+    /// One request as an administrator's script would send it: a 429 of the simulator's
+    /// rate limiter (which a test's sync may have drained) is asked again after its
+    /// Retry-After, for at most 20 s.
     fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let mut rb = self
-            .http
-            .request(method, format!("{}/rest/api/2/{path}", self.root))
-            .bearer_auth(TOKEN);
-        if let Some(b) = body {
-            rb = rb.json(&b);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let mut rb = self
+                .http
+                .request(method.clone(), format!("{}/rest/api/2/{path}", self.root))
+                .bearer_auth(TOKEN);
+            if let Some(b) = &body {
+                rb = rb.json(b);
+            }
+            let r = rb.send().unwrap();
+            let status = r.status().as_u16();
+            let wait = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(1);
+            let text = r.text().unwrap();
+            if status == 429 && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_secs(wait.min(5)));
+                continue;
+            }
+            return (status, serde_json::from_str(&text).unwrap_or(Value::Null));
         }
-        let r = rb.send().unwrap();
-        let status = r.status().as_u16();
-        let text = r.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
     }
     fn get(&self, path: &str) -> Value {
         let (s, v) = self.send(reqwest::Method::GET, path, None);
