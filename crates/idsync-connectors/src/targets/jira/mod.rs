@@ -680,6 +680,10 @@ impl Target for JiraTarget {
         )))
     }
 
+    async fn seats(&self) -> Result<Option<idsync_core::Seats>, TargetError> {
+        access::seats(self).await.map_err(|f| f.target_error())
+    }
+
     fn project_user(&self, user: User) -> User {
         users::project(user, self.cfg.properties)
     }

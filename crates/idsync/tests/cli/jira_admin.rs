@@ -1,0 +1,114 @@
+//! The Jira target's admin-side settings through the binary, against `idsync sim jira`:
+//! licence seats (creations over the seats left are held for approval, decision 0039).
+
+use super::jira::{jira_sim, sync, write_jira_config, Jira, TOKEN};
+use super::{idsync, text, write_people_csv};
+use std::path::Path;
+use std::process::Output;
+
+fn run_jira(dir: &Path, args: &[&str]) -> Output {
+    idsync()
+        .arg("--config")
+        .arg(dir.join("idsync.toml"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .env("IDSYNC_TEST_JIRA_TOKEN", TOKEN)
+        .output()
+        .unwrap()
+}
+
+/// The run id a `sync` or `approve` printed first.
+fn run_id(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("run ")?.split(':').next())
+        .unwrap()
+        .to_string()
+}
+
+fn software_role(jira: &Jira) -> serde_json::Value {
+    jira.get("applicationrole")
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "jira-software")
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn jira_licence_seats_hold_the_creations_over_the_limit_until_approved() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four Jira Software seats; the administrator takes one.
+    let (_sim, root) = jira_sim(dir.path(), &["--seats", "4"]);
+    let jira = Jira::new(dir.path(), &root);
+    write_people_csv(dir.path(), 6);
+    write_jira_config(dir.path(), &root, "");
+
+    let plan = sync(dir.path(), &["plan", "hr-to-jira"]);
+    assert!(
+        plan.contains("note: Jira Software: 3 of 4 licence seats left; this plan creates 6 active users, who take one each"),
+        "the plan says how many seats are left: {plan}"
+    );
+    assert!(
+        plan.contains("6 users to create but Jira Software has 3 of 4 licence seats left: the 3 over the limit (and their memberships) are held"),
+        "{plan}"
+    );
+
+    // The sync creates three and holds three, with their memberships.
+    let o = run_jira(dir.path(), &["sync", "hr-to-jira"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    assert!(
+        text(&o).contains("3 users were not created (no licence seats left for them)"),
+        "{}",
+        text(&o)
+    );
+    let first = run_id(&o);
+    assert_eq!(jira.users().len(), 4, "{:?}", jira.users());
+    let role = software_role(&jira);
+    assert_eq!(role["userCount"], 4, "{role}");
+    assert_eq!(role["remainingSeats"], 0, "{role}");
+    assert_eq!(
+        jira.members("everyone").len(),
+        3,
+        "memberships of the created users only"
+    );
+    let log = text(&run_jira(dir.path(), &["log", &first]));
+    assert_eq!(
+        log.lines()
+            .filter(|l| l.contains("create_user") && l.contains("held"))
+            .count(),
+        3,
+        "{log}"
+    );
+    assert!(log.contains("over the target's licence seats"), "{log}");
+    let runs = text(&run_jira(dir.path(), &["runs", "--flow", "hr-to-jira"]));
+    assert!(runs.contains("held (waiting)"), "{runs}");
+
+    // Reject: nothing is created; the next run judges again and holds again.
+    let o = run_jira(dir.path(), &["reject", &first]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(jira.users().len(), 4);
+    let o = run_jira(dir.path(), &["sync", "hr-to-jira"]);
+    assert_eq!(o.status.code(), Some(5), "{}", text(&o));
+    let second = run_id(&o);
+    assert!(
+        text(&o).contains("3 users to create but Jira Software has 0 of 4 licence seats left"),
+        "{}",
+        text(&o)
+    );
+    assert_eq!(jira.users().len(), 4);
+
+    // Approve (the admin has bought seats, or accepts the overage): the three are created
+    // and join their groups.
+    let o = run_jira(dir.path(), &["approve", &second]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("created 3 users"), "{}", text(&o));
+    assert_eq!(jira.users().len(), 7, "{:?}", jira.users());
+    assert_eq!(jira.members("everyone").len(), 6);
+    assert_eq!(jira.members("engineering").len(), 2);
+    let runs = text(&run_jira(dir.path(), &["runs", "--flow", "hr-to-jira"]));
+    assert!(runs.contains("held (approved)"), "{runs}");
+    assert!(runs.contains("held (rejected)"), "{runs}");
+    assert!(sync(dir.path(), &["plan", "hr-to-jira"]).contains("nothing to do"));
+}
