@@ -359,6 +359,8 @@ pub struct JiraTargetConfig {
     pub property_key: String,
     pub deactivation: JiraDeactivation,
     pub access_groups: Vec<String>,
+    /// The user who takes over the projects and components a deleted user leads.
+    pub lead_fallback: Option<String>,
 }
 
 impl TargetKind {

@@ -29,6 +29,7 @@ pub(crate) fn build(name: &str, c: &JiraTargetConfig) -> Result<JiraTarget, Engi
             JiraDeactivation::Groups => Deactivation::Groups,
         },
         access_groups: c.access_groups.clone(),
+        lead_fallback: c.lead_fallback.clone(),
     };
     JiraTarget::new(cfg).map_err(|e| EngineError::Setup(format!("target {name}: {e}")))
 }

@@ -31,6 +31,7 @@ impl Checker<'_> {
                 "property_key",
                 "deactivation",
                 "access_groups",
+                "lead_fallback",
             ],
         );
         let url = self.non_empty(t, "url", &path, "Jira's base URL");
@@ -144,6 +145,15 @@ impl Checker<'_> {
             .into_iter()
             .map(|(g, _)| g)
             .collect();
+        let lead_fallback = match t.get("lead_fallback") {
+            None => None,
+            Some(_) => Some(self.non_empty(
+                t,
+                "lead_fallback",
+                &path,
+                "the username that takes over the projects and components a deleted user leads",
+            )?),
+        };
         Some(TargetConfig {
             name: name.to_string(),
             max_rate,
@@ -158,6 +168,7 @@ impl Checker<'_> {
                 property_key,
                 deactivation,
                 access_groups,
+                lead_fallback,
             }),
         })
     }

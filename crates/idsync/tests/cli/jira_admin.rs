@@ -1,8 +1,10 @@
 //! The Jira target's admin-side settings through the binary, against `idsync sim jira`:
-//! licence seats (creations over the seats left are held for approval, decision 0039).
+//! licence seats (creations over the seats left are held for approval, decision 0039) and the
+//! lead fallback a user deletion needs.
 
-use super::jira::{jira_sim, sync, write_jira_config, Jira, TOKEN};
+use super::jira::{edit_csv, jira_sim, sync, without, write_jira_config, Jira, TOKEN};
 use super::{idsync, text, write_people_csv};
+use serde_json::json;
 use std::path::Path;
 use std::process::Output;
 
@@ -111,4 +113,83 @@ fn jira_licence_seats_hold_the_creations_over_the_limit_until_approved() {
     assert!(runs.contains("held (approved)"), "{runs}");
     assert!(runs.contains("held (rejected)"), "{runs}");
     assert!(sync(dir.path(), &["plan", "hr-to-jira"]).contains("nothing to do"));
+}
+
+/// Add `line` to the Jira target's table.
+fn target_setting(dir: &Path, line: &str) {
+    let path = dir.join("idsync.toml");
+    let toml = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(
+        &path,
+        toml.replace(
+            "\n[flows.hr-to-jira]",
+            &format!("{line}\n\n[flows.hr-to-jira]"),
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn jira_deleting_a_project_lead_names_the_projects_or_hands_them_to_the_lead_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root) = jira_sim(dir.path(), &[]);
+    let jira = Jira::new(dir.path(), &root);
+    write_people_csv(dir.path(), 3);
+    write_jira_config(dir.path(), &root, "deprovision = \"delete\"");
+    assert!(sync(dir.path(), &["sync", "hr-to-jira"]).contains("succeeded"));
+    // By hand in Jira: user1 leads project ABC and a component of project OPS.
+    for (body, path) in [
+        (
+            json!({"key": "ABC", "name": "Alpha", "lead": "user1@example.com", "projectTypeKey": "software"}),
+            "project",
+        ),
+        (
+            json!({"key": "OPS", "name": "Operations", "lead": "admin", "projectTypeKey": "software"}),
+            "project",
+        ),
+        (
+            json!({"project": "OPS", "name": "Backend", "leadUserName": "user1@example.com"}),
+            "component",
+        ),
+    ] {
+        let (s, v) = jira.send(reqwest::Method::POST, path, Some(body));
+        assert_eq!(s, 201, "{v}");
+    }
+
+    // user1 leaves the source: without a fallback Jira refuses, and the log says why.
+    edit_csv(dir.path(), |csv| without(&csv, "id-000001"));
+    let o = run_jira(dir.path(), &["sync", "hr-to-jira"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let failed = run_id(&o);
+    assert!(jira.user("user1@example.com").is_some(), "still there");
+    let log = text(&run_jira(dir.path(), &["log", &failed]));
+    assert!(
+        log.contains("Jira refuses to delete user1@example.com: it leads the projects ABC; set lead_fallback on the target"),
+        "{log}"
+    );
+
+    // With a fallback: ABC and the component go to the admin, then user1 is deleted.
+    target_setting(dir.path(), "lead_fallback = \"admin\"");
+    let out = sync(dir.path(), &["sync", "hr-to-jira"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(jira.user("user1@example.com").is_none(), "deleted");
+    assert_eq!(jira.get("project/ABC")["lead"]["name"], "admin");
+    let components = jira.get("project/OPS/components");
+    assert_eq!(components[0]["lead"]["name"], "admin", "{components}");
+    assert!(sync(dir.path(), &["plan", "hr-to-jira"]).contains("nothing to do"));
+}
+
+#[test]
+fn jira_lead_fallback_must_name_someone() {
+    let dir = tempfile::tempdir().unwrap();
+    write_people_csv(dir.path(), 1);
+    write_jira_config(dir.path(), "https://jira.example.com", "");
+    target_setting(dir.path(), "lead_fallback = \" \"");
+    let o = run_jira(dir.path(), &["config", "check"]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("targets.jira.lead_fallback") && text(&o).contains("must not be empty"),
+        "{}",
+        text(&o)
+    );
 }

@@ -10,10 +10,13 @@
 //! - Disabling: Jira 8.3 and later take `"active": false` (read back to check it took);
 //!   before 8.3, or with `deactivation = "groups"`, the user's application-access groups are
 //!   removed and recorded in the property, and a returning user gets them back (`access.rs`).
+//! - Deleting a project or component lead: with `lead_fallback`, what it leads is handed
+//!   over first; without, Jira's refusal names the projects (`leads.rs`).
 //! - Matching: `user/search` by username, then by email; every candidate is verified against
 //!   the attribute; two verified matches are a conflict (decision 0025).
 
 mod access;
+mod leads;
 pub mod users;
 
 use super::atlassian_dc::client::enc;
@@ -55,6 +58,9 @@ pub struct JiraTargetConfig {
     /// The groups that grant application access (for `Groups` deactivation); empty: the
     /// groups of Jira's application roles.
     pub access_groups: Vec<String>,
+    /// The user who takes over the projects and components a deleted user leads (`None`:
+    /// a deletion Jira refuses for that reason fails, naming the projects).
+    pub lead_fallback: Option<String>,
 }
 
 /// What the instance is, read once.
@@ -491,15 +497,7 @@ impl Target for JiraTarget {
                 before,
                 after,
             } => done(self.update_user(target_id, before, after).await),
-            TargetOp::DeleteUser { target_id } => {
-                let path = format!("/rest/api/2/user?key={}", enc(target_id));
-                done(
-                    self.client
-                        .call(Method::DELETE, &path, None)
-                        .await
-                        .map(|_| ()),
-                )
-            }
+            TargetOp::DeleteUser { target_id } => done(leads::delete_user(self, target_id).await),
             TargetOp::CreateGroup { group, .. } => {
                 let body = json!({"name": group.display_name});
                 match self
