@@ -498,22 +498,32 @@ impl Target for JiraTarget {
                 after,
             } => done(self.update_user(target_id, before, after).await),
             TargetOp::DeleteUser { target_id } => done(leads::delete_user(self, target_id).await),
-            TargetOp::CreateGroup { group, .. } => {
+            TargetOp::CreateGroup { group, members } => {
                 let body = json!({"name": group.display_name});
-                match self
+                let name = match self
                     .client
                     .call(Method::POST, "/rest/api/2/group", Some(&body))
                     .await
                 {
-                    Ok(v) => Outcome::Applied {
-                        target_id: Some(
-                            v.get("name")
-                                .and_then(Value::as_str)
-                                .unwrap_or(&group.display_name)
-                                .to_string(),
-                        ),
-                    },
-                    Err(f) => f.outcome(),
+                    Ok(v) => v
+                        .get("name")
+                        .and_then(Value::as_str)
+                        .unwrap_or(&group.display_name)
+                        .to_string(),
+                    Err(f) => return f.outcome(),
+                };
+                // Jira's group create takes no members: the first members are added after it.
+                for key in members {
+                    let r = match self.username(key).await {
+                        Ok(user) => self.add_to_group(&name, &user).await,
+                        Err(f) => Err(f),
+                    };
+                    if let Err(f) = r {
+                        return f.outcome();
+                    }
+                }
+                Outcome::Applied {
+                    target_id: Some(name),
                 }
             }
             TargetOp::UpdateGroup {
