@@ -380,7 +380,10 @@ impl Runtime {
                         scope: fc.scope.clone(),
                         only_user: None,
                         memberships: fc.memberships.clone(),
-                        groups: fc.groups.clone(),
+                        groups: crate::jira_target::flow_groups(
+                            fc.groups.clone(),
+                            config.targets.get(&fc.target),
+                        ),
                         nested_groups: config.targets.get(&fc.target).is_some_and(|t| {
                             matches!(&t.kind, idsync_config::TargetKind::Crowd(c) if c.nested_groups)
                         }),

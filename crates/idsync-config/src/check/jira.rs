@@ -27,6 +27,7 @@ impl Checker<'_> {
                 "concurrency",
                 "max_rate",
                 "default_groups",
+                "default_groups_for",
                 "properties",
                 "property_key",
                 "deactivation",
@@ -116,6 +117,9 @@ impl Checker<'_> {
             .into_iter()
             .map(|(g, _)| g)
             .collect();
+        let default_groups_all = self
+            .choice(t, "default_groups_for", &path, &["new", "all"])
+            .is_some_and(|c| c == "all");
         let properties = self.boolean(t, "properties", &path).unwrap_or(true);
         let property_key = match t.get("property_key") {
             None => "idsync".to_string(),
@@ -164,6 +168,7 @@ impl Checker<'_> {
                 timeout,
                 concurrency: usize::try_from(concurrency).unwrap_or(4),
                 default_groups,
+                default_groups_all,
                 properties,
                 property_key,
                 deactivation,

@@ -25,6 +25,7 @@ fn config(sim: &RunningJiraSim, auth: Auth) -> JiraTargetConfig {
         deactivation: Deactivation::Auto,
         access_groups: Vec::new(),
         lead_fallback: None,
+        default_groups_on_create: true,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Jira target's admin-side settings through the binary, against `idsync sim jira`:
 //! licence seats (creations over the seats left are held for approval, decision 0039) and the
-//! lead fallback a user deletion needs.
+//! lead fallback a user deletion needs, and default groups for every user.
 
 use super::jira::{edit_csv, jira_sim, sync, without, write_jira_config, Jira, TOKEN};
 use super::{idsync, text, write_people_csv};
@@ -192,4 +192,73 @@ fn jira_lead_fallback_must_name_someone() {
         "{}",
         text(&o)
     );
+}
+
+#[test]
+fn jira_default_groups_for_every_user_keep_the_groups_users_have() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root) = jira_sim(dir.path(), &[]);
+    let jira = Jira::new(dir.path(), &root);
+    write_people_csv(dir.path(), 3);
+    write_jira_config(dir.path(), &root, "");
+    target_setting(
+        dir.path(),
+        "default_groups = [\"staff\"]\ndefault_groups_for = \"all\"",
+    );
+    // Already in Jira: user0, without application access, in a group made by hand.
+    let (s, v) = jira.send(
+        reqwest::Method::POST,
+        "user",
+        Some(json!({"name": "user0@example.com", "emailAddress": "user0@example.com", "displayName": "Legacy", "applicationKeys": []})),
+    );
+    assert_eq!(s, 201, "{v}");
+    for (path, body) in [
+        ("group", json!({"name": "legacy"})),
+        (
+            "group/user?groupname=legacy",
+            json!({"name": "user0@example.com"}),
+        ),
+    ] {
+        let (s, v) = jira.send(reqwest::Method::POST, path, Some(body));
+        assert_eq!(s, 201, "{v}");
+    }
+
+    let out = sync(dir.path(), &["sync", "hr-to-jira"]);
+    assert!(out.contains("succeeded"), "{out}");
+    for i in 0..3 {
+        assert!(
+            jira.groups_of(&format!("user{i}@example.com"))
+                .contains(&"staff".to_string()),
+            "user{i} is in the default group"
+        );
+    }
+    assert!(
+        jira.groups_of("user0@example.com")
+            .contains(&"legacy".to_string()),
+        "the adopted user keeps the group it had"
+    );
+
+    // Taken out of it by hand: a reconcile puts it back; the administrator, whom the flow
+    // does not provision, is left alone.
+    let (s, _) = jira.send(
+        reqwest::Method::DELETE,
+        "group/user?groupname=staff&username=user1@example.com",
+        None,
+    );
+    assert_eq!(s, 200);
+    let (s, _) = jira.send(
+        reqwest::Method::POST,
+        "group/user?groupname=staff",
+        Some(json!({"name": "admin"})),
+    );
+    assert_eq!(s, 201);
+    let out = sync(dir.path(), &["sync", "hr-to-jira", "--full"]);
+    assert!(out.contains("succeeded"), "{out}");
+    assert!(jira
+        .groups_of("user1@example.com")
+        .contains(&"staff".to_string()));
+    assert!(jira.members("staff").contains(&"admin".to_string()));
+    assert!(jira
+        .groups_of("user0@example.com")
+        .contains(&"legacy".to_string()));
 }

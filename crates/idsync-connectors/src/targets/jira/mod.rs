@@ -48,8 +48,12 @@ pub enum Deactivation {
 #[derive(Debug, Clone)]
 pub struct JiraTargetConfig {
     pub client: ClientConfig,
-    /// Groups every user idsync creates joins.
+    /// Groups every user idsync creates joins (and whose application roles' seats a new
+    /// user takes).
     pub default_groups: Vec<String>,
+    /// Whether a create adds the user to `default_groups` itself (false where the flow plans
+    /// those memberships for every user: `default_groups_for = "all"`).
+    pub default_groups_on_create: bool,
     /// Keep the attributes Jira has no field for in a user property.
     pub properties: bool,
     /// The user property's key.
@@ -299,8 +303,10 @@ impl JiraTarget {
         if let Some(p) = users::property_value(&attrs, &[]) {
             self.write_property(&key, Some(p)).await?;
         }
-        for g in &self.cfg.default_groups {
-            self.add_to_group(g, &u.user_name).await?;
+        if self.cfg.default_groups_on_create {
+            for g in &self.cfg.default_groups {
+                self.add_to_group(g, &u.user_name).await?;
+            }
         }
         if !u.active {
             self.set_active(&key, &u, false).await?;
