@@ -391,10 +391,15 @@ pub struct JiraTargetConfig {
     pub timeout: Duration,
     pub concurrency: usize,
     pub default_groups: Vec<String>,
+    /// `default_groups_for = "all"`: every user the flow provisions is in the default groups
+    /// (planned as the flow's own default groups), not only the users idsync creates.
+    pub default_groups_all: bool,
     pub properties: bool,
     pub property_key: String,
     pub deactivation: JiraDeactivation,
     pub access_groups: Vec<String>,
+    /// The user who takes over the projects and components a deleted user leads.
+    pub lead_fallback: Option<String>,
 }
 
 /// How the `disable` policy disables a Confluence user.

@@ -390,6 +390,11 @@ pub trait Target: Send + Sync {
     async fn disable_note(&self) -> Result<Option<String>, TargetError> {
         Ok(None)
     }
+    /// The licence seats a new user takes (Jira's application roles), read when a plan
+    /// creates users; `None` where the target counts no seats or they are unlimited.
+    async fn seats(&self) -> Result<Option<crate::Seats>, TargetError> {
+        Ok(None)
+    }
     /// The run is over: what the target held for it alone (a listing to match creates
     /// against) is let go, so the next run starts from the target as it is then.
     fn end_run(&self) {}

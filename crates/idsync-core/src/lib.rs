@@ -18,6 +18,7 @@ pub mod model;
 pub mod nesting;
 pub mod plan;
 pub mod scope;
+pub mod seats;
 pub mod state;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -38,6 +39,7 @@ pub use plan::{
     plan, Action, DeletionThreshold, DeprovisionAction, GroupDeletion, GroupRename, Operation,
     Plan, PlanOptions, Reason,
 };
+pub use seats::Seats;
 pub use state::{
     dangling_members, desired_state, observed_ledger, DesiredState, LedgerGroup, LedgerState,
     LedgerUser, GONE_MEMBER_PREFIX,

@@ -79,7 +79,13 @@ pub(crate) async fn apply_plan(
     let at_ms = applier.ctx.clock.now_ms();
     for (i, op) in held.into_iter().enumerate() {
         let action = op.action.name();
-        if op.action.is_deprovision() {
+        // Creations (and their memberships) are held over the licence seats, deprovisions
+        // (and their group removals) above the deletion threshold.
+        let seats = matches!(
+            op.action,
+            Action::CreateUser { .. } | Action::AddMembers { .. }
+        );
+        if op.action.is_deprovision() || matches!(op.action, Action::CreateUser { .. }) {
             bump(&mut applier.counts, "held", 1);
         }
         bump(&mut applier.counts, &format!("{action}.held"), 1);
@@ -89,7 +95,14 @@ pub(crate) async fn apply_plan(
             applied: false,
             target_id: None,
             outcome: "held".into(),
-            error: Some("above the flow's deletion threshold: waiting for approval".into()),
+            error: Some(
+                if seats {
+                    "over the target's licence seats: waiting for approval"
+                } else {
+                    "above the flow's deletion threshold: waiting for approval"
+                }
+                .into(),
+            ),
             duration_ms: 0,
             at_ms,
         });

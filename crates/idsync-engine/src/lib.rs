@@ -19,6 +19,7 @@ mod progress;
 mod run;
 mod runtime;
 mod same_failure;
+mod seats;
 mod served;
 mod service;
 

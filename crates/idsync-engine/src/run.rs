@@ -212,13 +212,23 @@ async fn run_inner(
     // A hold waiting for an answer: an approval run may deprovision the users it held; any other
     // run holds its deprovisions too until the hold is answered.
     let pending = store.pending_hold(&flow.name).await?;
+    // A hold of creations alone (over the licence seats) holds no later deprovisions.
+    let pending_deprovisions = match &pending {
+        Some(p) => store.held_keys(&p.id).await?,
+        None => BTreeSet::new(),
+    };
     let hold = HoldContext {
         approved: match (&pending, opts.trigger) {
-            (Some(p), Trigger::Approval) => store.held_keys(&p.id).await?,
+            (Some(p), Trigger::Approval) => {
+                let mut keys = pending_deprovisions.clone();
+                keys.extend(store.held_creation_keys(&p.id).await?);
+                keys
+            }
             _ => BTreeSet::new(),
         },
-        waiting: pending.is_some() && opts.trigger != Trigger::Approval,
+        waiting: !pending_deprovisions.is_empty() && opts.trigger != Trigger::Approval,
     };
+    let hold_deprovisions_waited = !pending_deprovisions.is_empty();
     let mut known = RunCounts::default();
     crate::forms::start(store, &flow.target, ctx.target).await?;
     let result = plan_and_apply(ctx, opts, &run_id, remembered, hold, &mut known)
@@ -261,6 +271,12 @@ async fn run_inner(
                 }
                 if status == RunStatus::Held {
                     store.supersede_holds(&flow.name, &run_id, ended_ms).await?;
+                } else if pending.is_some() && !hold_deprovisions_waited {
+                    // A hold of creations alone that this run no longer needed (seats were
+                    // freed): it waits no more.
+                    store.supersede_holds(&flow.name, &run_id, ended_ms).await?;
+                }
+                if status == RunStatus::Held {
                     tracing::warn!(
                         held,
                         "deprovisions held: answer with `idsync approve {run_id}` or `idsync reject {run_id}`"
@@ -630,6 +646,8 @@ async fn plan_and_apply(
     } else {
         Vec::new()
     };
+    let mut held = held;
+    held.extend(crate::seats::hold_over_seats(target, &mut plan, &hold.approved).await?);
     if plan
         .operations
         .iter()
@@ -664,7 +682,10 @@ async fn plan_and_apply(
     );
     if opts.dry_run {
         // A plan says what is held too (its operations are not in it).
-        let held_users = held.iter().filter(|o| o.action.is_deprovision()).count();
+        let held_users = held
+            .iter()
+            .filter(|o| o.action.is_deprovision() || o.action.name() == "create_user")
+            .count();
         if held_users > 0 {
             bump(counts, "held", held_users as i64);
         }

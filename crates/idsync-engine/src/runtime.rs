@@ -383,7 +383,10 @@ impl Runtime {
                         scope: fc.scope.clone(),
                         only_user: None,
                         memberships: fc.memberships.clone(),
-                        groups: fc.groups.clone(),
+                        groups: crate::jira_target::flow_groups(
+                            fc.groups.clone(),
+                            config.targets.get(&fc.target),
+                        ),
                         nested_groups: config.targets.get(&fc.target).is_some_and(|t| {
                             matches!(&t.kind, idsync_config::TargetKind::Crowd(c) if c.nested_groups)
                         }),
@@ -579,12 +582,29 @@ impl Runtime {
         if let Ok(r) = result {
             if r.status == RunStatus::Held && !r.hold_was_waiting {
                 let held = r.count("held");
+                let creations = r.count("create_user.held");
+                let deprovisions = held - creations;
+                // Deprovisions above the threshold, creations over the licence seats, or both.
+                let (subject, what) = match (deprovisions, creations) {
+                    (d, 0) => (
+                        format!("{d} deprovisions wait for approval"),
+                        format!("would deprovision {d} users, above the flow's deletion threshold. Everything else was applied; these users keep their accounts and groups until you answer."),
+                    ),
+                    (0, c) => (
+                        format!("{c} creations wait for approval (no licence seats left)"),
+                        format!("would create {c} users over the target's licence seats. Everything else was applied; these users are not created until you answer."),
+                    ),
+                    (d, c) => (
+                        format!("{d} deprovisions and {c} creations wait for approval"),
+                        format!("would deprovision {d} users (above the flow's deletion threshold) and create {c} over the target's licence seats. Everything else was applied; these wait until you answer."),
+                    ),
+                };
                 notices.push(Notice {
                     event: NotifyEvent::Held,
                     flow: flow.to_string(),
                     run_id: Some(r.run_id.clone()),
-                    subject: format!("flow {flow}: {held} deprovisions wait for approval"),
-                    text: format!("Run {} of flow {flow} would deprovision {held} users, above the flow's deletion threshold. Everything else was applied; these users keep their accounts and groups until you answer.\n\n{}\n\nSee them: idsync log {}\nApprove:  idsync approve {}\nReject:   idsync reject {}", r.run_id, r.plan.warnings.join("\n"), r.run_id, r.run_id, r.run_id),
+                    subject: format!("flow {flow}: {subject}"),
+                    text: format!("Run {} of flow {flow} {what}\n\n{}\n\nSee them: idsync log {}\nApprove:  idsync approve {}\nReject:   idsync reject {}", r.run_id, r.plan.warnings.join("\n"), r.run_id, r.run_id, r.run_id),
                     details: json!({"held": held, "counts": r.counts}),
                 });
             }

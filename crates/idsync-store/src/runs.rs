@@ -116,6 +116,18 @@ impl Store {
         Ok(())
     }
 
+    /// The users whose creation a run held (over the target's licence seats).
+    pub async fn held_creation_keys(&self, run_id: &str) -> Result<BTreeSet<String>, StoreError> {
+        Ok(sqlx::query_scalar::<_, String>(
+            "SELECT DISTINCT key FROM run_ops WHERE run_id = $1 AND outcome = 'held' AND action = 'create_user'",
+        )
+        .bind(run_id)
+        .fetch_all(&self.writer)
+        .await?
+        .into_iter()
+        .collect())
+    }
+
     /// The users whose deprovisioning a run held.
     pub async fn held_keys(&self, run_id: &str) -> Result<BTreeSet<String>, StoreError> {
         Ok(sqlx::query_scalar::<_, String>(

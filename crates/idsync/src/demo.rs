@@ -44,6 +44,16 @@ pub struct DemoArgs {
     /// Stop once the incremental changes have arrived (for scripts and tests).
     #[arg(long)]
     pub exit: bool,
+    /// What the tenant is provisioned into: a simulated Atlassian Cloud organisation and a
+    /// Crowd directory, or a simulated Jira Data Center (`idsync sim jira`) through its REST API.
+    #[arg(long, value_enum, default_value = "atlassian")]
+    pub target: DemoTarget,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DemoTarget {
+    Atlassian,
+    Jira,
 }
 
 const FLOW: &str = "entra-to-atlassian";
@@ -62,6 +72,9 @@ fn find(snapshot: &idsync_core::Snapshot, user_name: &str) -> Option<User> {
 }
 
 pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
+    if args.target == DemoTarget::Jira {
+        return crate::demo_jira::run(args).await;
+    }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let dir = std::fs::canonicalize(&args.dir)?;
@@ -70,27 +83,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     }
 
     // 1. The simulated Entra tenant, over HTTPS.
-    let sim_args = GraphSimArgs {
-        users: args.users,
-        groups: args.groups,
-        memberships: args.memberships,
-        depth: 3,
-        seed: 1,
-        name: "contoso".into(),
-        b2c: false,
-        port: 0,
-        https: true,
-        cert_dir: dir.clone(),
-        client_id: "11111111-2222-3333-4444-555555555555".into(),
-        client_secret: "sim-secret".into(),
-        client_certs: Vec::new(),
-        grants: Vec::new(),
-        throttle_rate: 0.0,
-        error_rate: 0.0,
-        retry_after: 1,
-        latency_ms: 0,
-        max_page: 999,
-    };
+    let sim_args = tenant_args(&args, &dir);
     let opts = sim_args.options()?;
     out!(
         "1/4  simulated Entra tenant: {} users, {} groups, {} memberships, nested 3 deep",
@@ -181,72 +174,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     // 4. Changes in the tenant, arriving incrementally through the running service.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tasks = svc.start(stop_rx);
-    let (renamed, disabled, newcomer, group_name) = {
-        let mut t = sim
-            .state
-            .tenant
-            .write()
-            .map_err(|_| anyhow::anyhow!("the simulated tenant is unavailable"))?;
-        let users: Vec<(String, String)> = t
-            .objects(Kind::User)
-            .iter()
-            .filter(|(_, o)| o.props["accountEnabled"] == json!(true))
-            .map(|(id, o)| {
-                (
-                    id.clone(),
-                    o.props["userPrincipalName"]
-                        .as_str()
-                        .unwrap_or("")
-                        .to_string(),
-                )
-            })
-            .take(2)
-            .collect();
-        let [(a_id, a_upn), (b_id, b_upn)] = <[(String, String); 2]>::try_from(users)
-            .map_err(|_| anyhow::anyhow!("the tenant needs at least two enabled users"))?;
-        t.update(
-            Kind::User,
-            &a_id,
-            json!({"jobTitle": "Head of Demos", "department": "Demo Team"})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        )?;
-        t.update(
-            Kind::User,
-            &b_id,
-            json!({"accountEnabled": false})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-        )?;
-        let new = t.create(
-            Kind::User,
-            json!({"displayName": "Demo Newcomer", "givenName": "Demo", "surname": "Newcomer", "userPrincipalName": format!("demo.newcomer@{domain}"), "mail": format!("demo.newcomer@{domain}"), "accountEnabled": true})
-                .as_object()
-                .cloned()
-                .unwrap_or_default(),
-            "2026-11-25T00:00:00Z",
-        )?;
-        let new_id = new
-            .get("id")
-            .and_then(|v| v.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let group = t
-            .objects(Kind::Group)
-            .iter()
-            .next()
-            .map(|(id, o)| {
-                (
-                    id.clone(),
-                    o.props["displayName"].as_str().unwrap_or("").to_string(),
-                )
-            })
-            .ok_or_else(|| anyhow::anyhow!("the tenant has no groups"))?;
-        t.add_member(&group.0, &new_id)?;
-        (a_upn, b_upn, format!("demo.newcomer@{domain}"), group.1)
-    };
+    let (renamed, disabled, newcomer, group_name) = change_tenant(&sim, domain)?;
     out!("4/4  changed in the tenant: {renamed} got a new title, {disabled} was disabled, {newcomer} joined and was added to \"{group_name}\"");
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);
@@ -382,4 +310,102 @@ impl CrowdFeed {
             .await?;
         Ok(v["users"].as_array().map_or(0, Vec::len))
     }
+}
+
+/// The simulated Entra tenant the demo reads: its size from the command line, over HTTPS with
+/// its certificate in `dir`.
+pub(crate) fn tenant_args(args: &DemoArgs, dir: &std::path::Path) -> GraphSimArgs {
+    GraphSimArgs {
+        users: args.users,
+        groups: args.groups,
+        memberships: args.memberships,
+        depth: 3,
+        seed: 1,
+        name: "contoso".into(),
+        b2c: false,
+        port: 0,
+        https: true,
+        cert_dir: dir.to_path_buf(),
+        client_id: "11111111-2222-3333-4444-555555555555".into(),
+        client_secret: "sim-secret".into(),
+        client_certs: Vec::new(),
+        grants: Vec::new(),
+        throttle_rate: 0.0,
+        error_rate: 0.0,
+        retry_after: 1,
+        latency_ms: 0,
+        max_page: 999,
+    }
+}
+
+/// Changes in the tenant the demo shows arriving: a user's new title, a user disabled, a
+/// newcomer added to a group. Returns (retitled, disabled, newcomer, group name).
+pub(crate) fn change_tenant(
+    sim: &graph::RunningGraphSim,
+    domain: &str,
+) -> anyhow::Result<(String, String, String, String)> {
+    let mut t = sim
+        .state
+        .tenant
+        .write()
+        .map_err(|_| anyhow::anyhow!("the simulated tenant is unavailable"))?;
+    let users: Vec<(String, String)> = t
+        .objects(Kind::User)
+        .iter()
+        .filter(|(_, o)| o.props["accountEnabled"] == json!(true))
+        .map(|(id, o)| {
+            (
+                id.clone(),
+                o.props["userPrincipalName"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            )
+        })
+        .take(2)
+        .collect();
+    let [(a_id, a_upn), (b_id, b_upn)] = <[(String, String); 2]>::try_from(users)
+        .map_err(|_| anyhow::anyhow!("the tenant needs at least two enabled users"))?;
+    t.update(
+        Kind::User,
+        &a_id,
+        json!({"jobTitle": "Head of Demos", "department": "Demo Team"})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    )?;
+    t.update(
+        Kind::User,
+        &b_id,
+        json!({"accountEnabled": false})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+    )?;
+    let new = t.create(
+        Kind::User,
+        json!({"displayName": "Demo Newcomer", "givenName": "Demo", "surname": "Newcomer", "userPrincipalName": format!("demo.newcomer@{domain}"), "mail": format!("demo.newcomer@{domain}"), "accountEnabled": true})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        "2026-11-25T00:00:00Z",
+    )?;
+    let new_id = new
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let group = t
+        .objects(Kind::Group)
+        .iter()
+        .next()
+        .map(|(id, o)| {
+            (
+                id.clone(),
+                o.props["displayName"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .ok_or_else(|| anyhow::anyhow!("the tenant has no groups"))?;
+    t.add_member(&group.0, &new_id)?;
+    Ok((a_upn, b_upn, format!("demo.newcomer@{domain}"), group.1))
 }

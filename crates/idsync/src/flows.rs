@@ -23,13 +23,19 @@ fn report_held(report: &idsync_engine::RunReport) -> anyhow::Result<()> {
     for w in &report.plan.warnings {
         out!("warning: {w}");
     }
-    out!(
-        "{} users were not deprovisioned: see them with `idsync log {}`, then `idsync approve {}` or `idsync reject {}`",
-        report.count("held"),
-        report.run_id,
-        report.run_id,
-        report.run_id
-    );
+    let deprovisions = report.count("disable_user.held") + report.count("delete_user.held");
+    let creations = report.count("create_user.held");
+    let id = &report.run_id;
+    if deprovisions > 0 {
+        out!(
+            "{deprovisions} users were not deprovisioned: see them with `idsync log {id}`, then `idsync approve {id}` or `idsync reject {id}`"
+        );
+    }
+    if creations > 0 {
+        out!(
+            "{creations} users were not created (no licence seats left for them): see them with `idsync log {id}`, then `idsync approve {id}` or `idsync reject {id}`"
+        );
+    }
     Ok(())
 }
 
@@ -74,6 +80,10 @@ pub async fn approve(rt: &Runtime, run: &str) -> anyhow::Result<u8> {
         report.count("failed"),
         report.status.as_str()
     );
+    let created = report.count("create_user.applied");
+    if created > 0 {
+        out!("run {}: created {created} users", report.run_id);
+    }
     report_held(&report)?;
     Ok(exit_code(report.status))
 }
@@ -81,7 +91,7 @@ pub async fn approve(rt: &Runtime, run: &str) -> anyhow::Result<u8> {
 pub async fn reject(rt: &Runtime, run: &str) -> anyhow::Result<u8> {
     let r = rt.reject(run).await?;
     out!(
-        "run {} rejected: flow {} deprovisions none of the {} users it held; later runs judge their deprovisions against the threshold again",
+        "run {} rejected: flow {} deprovisions or creates none of the {} users it held; later runs judge their deprovisions against the threshold (and their creations against the licence seats) again",
         r.id,
         r.flow,
         r.counts.0.get("held").copied().unwrap_or(0)

@@ -19,6 +19,7 @@ macro_rules! out {
 mod admin;
 mod crowd;
 mod demo;
+mod demo_jira;
 mod flows;
 mod history;
 mod plan;

@@ -52,6 +52,8 @@ mod graph_source;
 mod hostile;
 #[path = "cli/jira.rs"]
 mod jira;
+#[path = "cli/jira_admin.rs"]
+mod jira_admin;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/scim_endpoint.rs"]

@@ -27,10 +27,12 @@ impl Checker<'_> {
                 "concurrency",
                 "max_rate",
                 "default_groups",
+                "default_groups_for",
                 "properties",
                 "property_key",
                 "deactivation",
                 "access_groups",
+                "lead_fallback",
             ],
         );
         let url = self.non_empty(t, "url", &path, "Jira's base URL");
@@ -115,6 +117,9 @@ impl Checker<'_> {
             .into_iter()
             .map(|(g, _)| g)
             .collect();
+        let default_groups_all = self
+            .choice(t, "default_groups_for", &path, &["new", "all"])
+            .is_some_and(|c| c == "all");
         let properties = self.boolean(t, "properties", &path).unwrap_or(true);
         let property_key = match t.get("property_key") {
             None => "idsync".to_string(),
@@ -144,6 +149,15 @@ impl Checker<'_> {
             .into_iter()
             .map(|(g, _)| g)
             .collect();
+        let lead_fallback = match t.get("lead_fallback") {
+            None => None,
+            Some(_) => Some(self.non_empty(
+                t,
+                "lead_fallback",
+                &path,
+                "the username that takes over the projects and components a deleted user leads",
+            )?),
+        };
         Some(TargetConfig {
             name: name.to_string(),
             max_rate,
@@ -154,10 +168,12 @@ impl Checker<'_> {
                 timeout,
                 concurrency: usize::try_from(concurrency).unwrap_or(4),
                 default_groups,
+                default_groups_all,
                 properties,
                 property_key,
                 deactivation,
                 access_groups,
+                lead_fallback,
             }),
         })
     }

@@ -24,6 +24,8 @@ fn config(sim: &RunningJiraSim, auth: Auth) -> JiraTargetConfig {
         property_key: "idsync".into(),
         deactivation: Deactivation::Auto,
         access_groups: Vec::new(),
+        lead_fallback: None,
+        default_groups_on_create: true,
     }
 }
 

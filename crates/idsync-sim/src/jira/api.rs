@@ -18,7 +18,7 @@ pub(super) struct Request<'a> {
 }
 
 impl Request<'_> {
-    fn q(&self, k: &str) -> Option<&str> {
+    pub(super) fn q(&self, k: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(n, _)| n == k)
@@ -49,7 +49,7 @@ impl Request<'_> {
                 }),
         }
     }
-    fn json(&self) -> Result<Value, JiraError> {
+    pub(super) fn json(&self) -> Result<Value, JiraError> {
         serde_json::from_slice(self.body).map_err(|e| {
             JiraError::message(
                 400,
@@ -63,7 +63,7 @@ fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn user_json(r: &Request, u: &JiraUser, groups: Option<Vec<String>>) -> Value {
+pub(super) fn user_json(r: &Request, u: &JiraUser, groups: Option<Vec<String>>) -> Value {
     let mut v = json!({
         "self": format!("{}/rest/api/2/user?username={}", r.root, enc(&u.name)),
         "key": u.key,
@@ -121,7 +121,7 @@ pub(super) fn handle(st: &JiraSimState, r: &Request) -> Answer {
     result.unwrap_or_else(Answer::from)
 }
 
-fn not_found(r: &Request) -> JiraError {
+pub(super) fn not_found(r: &Request) -> JiraError {
     JiraError::message(
         404,
         format!("null for uri: {}/rest/api/2/{}", r.root, r.path),
@@ -141,6 +141,9 @@ fn route(st: &JiraSimState, r: &Request) -> Result<Answer, JiraError> {
             Ok(Answer::json(200, user_json(r, u, Some(d.groups_of(u.id)))))
         }
         "user" => user(st, r),
+        p if p == "project" || p.starts_with("project/") || p.starts_with("component") => {
+            super::projects::route(st, r)
+        }
         "user/search" if m == Method::GET => search(st, r),
         "user/properties" if m == Method::GET => {
             let d = read(st)?;
@@ -181,7 +184,7 @@ fn route(st: &JiraSimState, r: &Request) -> Result<Answer, JiraError> {
     }
 }
 
-fn read(
+pub(super) fn read(
     st: &JiraSimState,
 ) -> Result<std::sync::RwLockReadGuard<'_, super::directory::Directory>, JiraError> {
     st.directory
@@ -189,7 +192,7 @@ fn read(
         .map_err(|_| JiraError::message(500, "Internal server error"))
 }
 
-fn write(
+pub(super) fn write(
     st: &JiraSimState,
 ) -> Result<std::sync::RwLockWriteGuard<'_, super::directory::Directory>, JiraError> {
     st.directory

@@ -123,6 +123,8 @@ pub struct Directory {
     by_key: BTreeMap<String, u64>,
     groups: BTreeMap<String, JiraGroup>,
     pub roles: Vec<AppRole>,
+    /// Projects by key, with their leads and components (`projects.rs`).
+    pub(super) projects: BTreeMap<String, super::projects::Project>,
 }
 
 fn lower(s: &str) -> String {
@@ -195,6 +197,7 @@ impl Directory {
             by_key: BTreeMap::new(),
             groups: BTreeMap::new(),
             roles,
+            projects: BTreeMap::new(),
         };
         let mut names: Vec<String> = vec!["jira-administrators".into()];
         for r in &d.roles {
@@ -429,6 +432,12 @@ impl Directory {
                 "You cannot delete the currently logged in user.",
             ));
         }
+        if !self.users.contains_key(&id) {
+            return Err(JiraError::message(404, "The user does not exist"));
+        }
+        // A project lead cannot be deleted; a component lead can (the component loses it).
+        self.check_not_project_lead(id)?;
+        self.drop_component_leads(id);
         let Some(u) = self.users.remove(&id) else {
             return Err(JiraError::message(404, "The user does not exist"));
         };

@@ -1,5 +1,5 @@
 //! A Jira Data Center simulator: the internal directory's users, groups, memberships, user
-//! properties and application roles behind `/rest/api/2`, as Atlassian's published Jira
+//! properties, application roles, and projects and components with their leads, behind `/rest/api/2`, as Atlassian's published Jira
 //! Server/Data Center REST reference describes them (Basic and personal access tokens, Jira's
 //! paging and error bodies, username vs user key, case rules, the version rules of `active`,
 //! the Data Center rate limiter's headers), over HTTP or HTTPS on loopback, with fault
@@ -7,6 +7,7 @@
 
 mod api;
 pub mod directory;
+mod projects;
 pub mod server;
 
 pub use directory::{AppRole, Directory, JiraError, Version};

@@ -9,10 +9,10 @@ use std::io::BufRead;
 use std::path::Path;
 use std::process::Stdio;
 
-const TOKEN: &str = "sim-jira-pat";
+pub(super) const TOKEN: &str = "sim-jira-pat";
 
 /// `idsync sim jira --https` started from the binary: the server and its base URL.
-fn jira_sim(dir: &Path, extra: &[&str]) -> (Server, String) {
+pub(super) fn jira_sim(dir: &Path, extra: &[&str]) -> (Server, String) {
     let mut child = idsync()
         .args(["sim", "jira", "--https", "--cert-dir"])
         .arg(dir.join("sim"))
@@ -37,7 +37,7 @@ fn jira_sim(dir: &Path, extra: &[&str]) -> (Server, String) {
     (server, root)
 }
 
-fn write_jira_config(dir: &Path, root: &str, flow_extra: &str) {
+pub(super) fn write_jira_config(dir: &Path, root: &str, flow_extra: &str) {
     std::fs::write(
         dir.join("idsync.toml"),
         format!(
@@ -48,13 +48,13 @@ fn write_jira_config(dir: &Path, root: &str, flow_extra: &str) {
     .unwrap();
 }
 
-struct Jira {
-    root: String,
-    http: reqwest::blocking::Client,
+pub(super) struct Jira {
+    pub(super) root: String,
+    pub(super) http: reqwest::blocking::Client,
 }
 
 impl Jira {
-    fn new(dir: &Path, root: &str) -> Jira {
+    pub(super) fn new(dir: &Path, root: &str) -> Jira {
         let ca = std::fs::read(dir.join("sim/ca.pem")).unwrap();
         let http = reqwest::blocking::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
@@ -68,7 +68,12 @@ impl Jira {
     /// One request as an administrator's script would send it: a 429 of the simulator's
     /// rate limiter (which a test's sync may have drained) is asked again after its
     /// Retry-After, for at most 20 s.
-    fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    pub(super) fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
         loop {
             let mut rb = self
@@ -94,12 +99,12 @@ impl Jira {
             return (status, serde_json::from_str(&text).unwrap_or(Value::Null));
         }
     }
-    fn get(&self, path: &str) -> Value {
+    pub(super) fn get(&self, path: &str) -> Value {
         let (s, v) = self.send(reqwest::Method::GET, path, None);
         assert_eq!(s, 200, "GET {path}: {v}");
         v
     }
-    fn user(&self, name: &str) -> Option<Value> {
+    pub(super) fn user(&self, name: &str) -> Option<Value> {
         let (s, v) = self.send(
             reqwest::Method::GET,
             &format!("user?username={name}&expand=groups"),
@@ -107,7 +112,7 @@ impl Jira {
         );
         (s == 200).then_some(v)
     }
-    fn users(&self) -> Vec<String> {
+    pub(super) fn users(&self) -> Vec<String> {
         let v = self.get("user/search?username=.&includeInactive=true&maxResults=1000");
         v.as_array()
             .unwrap()
@@ -115,7 +120,7 @@ impl Jira {
             .map(|u| u["name"].as_str().unwrap().to_string())
             .collect()
     }
-    fn members(&self, group: &str) -> Vec<String> {
+    pub(super) fn members(&self, group: &str) -> Vec<String> {
         let v = self.get(&format!(
             "group/member?groupname={group}&includeInactiveUsers=true&maxResults=50"
         ));
@@ -128,10 +133,10 @@ impl Jira {
         m.sort();
         m
     }
-    fn property(&self, name: &str) -> Value {
+    pub(super) fn property(&self, name: &str) -> Value {
         self.get(&format!("user/properties/idsync?username={name}"))["value"].clone()
     }
-    fn groups_of(&self, name: &str) -> Vec<String> {
+    pub(super) fn groups_of(&self, name: &str) -> Vec<String> {
         let mut g: Vec<String> = self.user(name).unwrap()["groups"]["items"]
             .as_array()
             .unwrap()
@@ -143,7 +148,7 @@ impl Jira {
     }
 }
 
-fn sync(dir: &Path, args: &[&str]) -> String {
+pub(super) fn sync(dir: &Path, args: &[&str]) -> String {
     let o = idsync()
         .arg("--config")
         .arg(dir.join("idsync.toml"))
@@ -156,13 +161,13 @@ fn sync(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&o.stdout).to_string()
 }
 
-fn edit_csv(dir: &Path, f: impl FnOnce(String) -> String) {
+pub(super) fn edit_csv(dir: &Path, f: impl FnOnce(String) -> String) {
     let path = dir.join("users.csv");
     let csv = std::fs::read_to_string(&path).unwrap();
     std::fs::write(&path, f(csv)).unwrap();
 }
 
-fn without(csv: &str, id: &str) -> String {
+pub(super) fn without(csv: &str, id: &str) -> String {
     csv.lines()
         .filter(|l| !l.starts_with(id))
         .map(|l| format!("{l}\n"))

@@ -87,3 +87,52 @@ pub(super) async fn set(t: &JiraTarget, key: &str, u: &User, active: bool) -> Re
     }
     Ok(())
 }
+
+/// The licence seats a new user takes: of the application roles it joins (those selected by
+/// default, and those whose groups the target's `default_groups` name), the one with a seat
+/// limit and the fewest seats left. `None` when every such role is unlimited.
+pub(super) async fn seats(t: &JiraTarget) -> Result<Option<idsync_core::Seats>, Failure> {
+    let roles = t
+        .client
+        .call(Method::GET, "/rest/api/2/applicationrole", None)
+        .await?;
+    let names = |r: &Value, field: &str| -> Vec<String> {
+        r.get(field)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.as_str().map(str::to_lowercase))
+            .collect()
+    };
+    let mut best: Option<idsync_core::Seats> = None;
+    for r in roles.as_array().into_iter().flatten() {
+        let joins = r.get("selectedByDefault").and_then(Value::as_bool) == Some(true)
+            || names(r, "groups")
+                .iter()
+                .any(|g| t.cfg.default_groups.iter().any(|d| d.to_lowercase() == *g));
+        let unlimited = r.get("hasUnlimitedSeats").and_then(Value::as_bool) == Some(true);
+        let total = r.get("numberOfSeats").and_then(Value::as_i64).unwrap_or(-1);
+        if !joins || unlimited || total < 0 {
+            continue;
+        }
+        let remaining = r
+            .get("remainingSeats")
+            .and_then(Value::as_i64)
+            .unwrap_or(0)
+            .max(0);
+        let seats = idsync_core::Seats {
+            application: r
+                .get("name")
+                .or_else(|| r.get("key"))
+                .and_then(Value::as_str)
+                .unwrap_or("an application role")
+                .to_string(),
+            total: u64::try_from(total).unwrap_or(0),
+            remaining: u64::try_from(remaining).unwrap_or(0),
+        };
+        if best.as_ref().is_none_or(|b| seats.remaining < b.remaining) {
+            best = Some(seats);
+        }
+    }
+    Ok(best)
+}

@@ -10,10 +10,13 @@
 //! - Disabling: Jira 8.3 and later take `"active": false` (read back to check it took);
 //!   before 8.3, or with `deactivation = "groups"`, the user's application-access groups are
 //!   removed and recorded in the property, and a returning user gets them back (`access.rs`).
+//! - Deleting a project or component lead: with `lead_fallback`, what it leads is handed
+//!   over first; without, Jira's refusal names the projects (`leads.rs`).
 //! - Matching: `user/search` by username, then by email; every candidate is verified against
 //!   the attribute; two verified matches are a conflict (decision 0025).
 
 mod access;
+mod leads;
 pub mod users;
 
 use super::atlassian_dc::client::enc;
@@ -45,8 +48,12 @@ pub enum Deactivation {
 #[derive(Debug, Clone)]
 pub struct JiraTargetConfig {
     pub client: ClientConfig,
-    /// Groups every user idsync creates joins.
+    /// Groups every user idsync creates joins (and whose application roles' seats a new
+    /// user takes).
     pub default_groups: Vec<String>,
+    /// Whether a create adds the user to `default_groups` itself (false where the flow plans
+    /// those memberships for every user: `default_groups_for = "all"`).
+    pub default_groups_on_create: bool,
     /// Keep the attributes Jira has no field for in a user property.
     pub properties: bool,
     /// The user property's key.
@@ -55,6 +62,9 @@ pub struct JiraTargetConfig {
     /// The groups that grant application access (for `Groups` deactivation); empty: the
     /// groups of Jira's application roles.
     pub access_groups: Vec<String>,
+    /// The user who takes over the projects and components a deleted user leads (`None`:
+    /// a deletion Jira refuses for that reason fails, naming the projects).
+    pub lead_fallback: Option<String>,
 }
 
 /// What the instance is, read once.
@@ -302,8 +312,10 @@ impl JiraTarget {
         if let Some(p) = users::property_value(&attrs, &[]) {
             self.write_property(&key, Some(p)).await?;
         }
-        for g in &self.cfg.default_groups {
-            self.add_to_group(g, &u.user_name).await?;
+        if self.cfg.default_groups_on_create {
+            for g in &self.cfg.default_groups {
+                self.add_to_group(g, &u.user_name).await?;
+            }
         }
         if !u.active {
             self.set_active(&key, &u, false).await?;
@@ -500,15 +512,7 @@ impl Target for JiraTarget {
                 before,
                 after,
             } => done(self.update_user(target_id, before, after).await),
-            TargetOp::DeleteUser { target_id } => {
-                let path = format!("/rest/api/2/user?key={}", enc(target_id));
-                done(
-                    self.client
-                        .call(Method::DELETE, &path, None)
-                        .await
-                        .map(|_| ()),
-                )
-            }
+            TargetOp::DeleteUser { target_id } => done(leads::delete_user(self, target_id).await),
             TargetOp::CreateGroup { group, members } => {
                 let body = json!({"name": group.display_name});
                 let name = match self
@@ -691,6 +695,10 @@ impl Target for JiraTarget {
             groups.join(", "),
             self.cfg.property_key
         )))
+    }
+
+    async fn seats(&self) -> Result<Option<idsync_core::Seats>, TargetError> {
+        access::seats(self).await.map_err(|f| f.target_error())
     }
 
     fn project_user(&self, user: User) -> User {
