@@ -66,11 +66,12 @@ impl Target for ServedTarget {
         )))
     }
 
-    /// Crowd groups are known by name: a renamed group is served under its new name (the
-    /// products follow the update event; permissions granted to the old name in a product
-    /// must be granted again, as with a rename in Crowd).
+    /// Crowd groups are known by name, and the products grant permissions by name: a group
+    /// renamed in the source follows the flow's `group_rename` policy, as for a target that
+    /// cannot rename (kept under its old name by default, so the permissions granted to it
+    /// stay; or created anew under the new name with `recreate`, the old one left as it was).
     fn can_rename_groups(&self) -> bool {
-        true
+        false
     }
 }
 

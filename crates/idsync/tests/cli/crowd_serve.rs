@@ -683,3 +683,58 @@ fn crowd_directory_follows_a_change_in_place_and_events_never_wait_for_it() {
     });
     assert_eq!(builds(), 1, "built again instead of updated: {}", log());
 }
+
+/// A group renamed in the source follows the flow's `group_rename` policy (issue 17): the
+/// products grant permissions by group name, so by default the served group keeps its old
+/// name (and the permissions granted to it); with `recreate` the group is served under its new
+/// name only, with the members (the directory is the target: nothing keeps the old one).
+#[test]
+fn a_group_renamed_in_the_source_follows_the_flows_rename_policy() {
+    for (policy, extra) in [("keep", ""), ("recreate", "group_rename = \"recreate\"\n")] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write_users(d, &[ANN, BOB]);
+        write_crowd_config(d, extra);
+        let o = run(d, &["sync", "hr-to-dc"]);
+        assert_eq!(o.status.code(), Some(0), "{policy}: {}", text(&o));
+        std::fs::write(
+            d.join("groups.csv"),
+            "sourceId,displayName,description\ng-dev,engineers,Developers\ng-ops,operations,\n",
+        )
+        .unwrap();
+        let o = run(d, &["plan", "hr-to-dc"]);
+        assert_eq!(o.status.code(), Some(0), "{policy}: {}", text(&o));
+        let plan = text(&o);
+        let o = run(d, &["sync", "hr-to-dc"]);
+        assert_eq!(o.status.code(), Some(0), "{policy}: {}", text(&o));
+        let pw = create_app(d, &["--name", "jira"]);
+        let port = free_port();
+        let _server = serve(d, port, &[]);
+        let jira = Product::new(port, "jira", &pw);
+        let members = |group: &str| -> Vec<String> {
+            let v = jira.json(&format!("group/user/direct?groupname={group}"));
+            let mut names: Vec<String> = v["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["name"].as_str().unwrap().to_string())
+                .collect();
+            names.sort();
+            names
+        };
+        let (old, new) = if policy == "keep" {
+            ("developers", "engineers")
+        } else {
+            ("engineers", "developers")
+        };
+        assert_eq!(members(old), ["ann", "bob"], "{policy}: {plan}");
+        let (status, body) = jira.get(&format!("group?groupname={new}"), JSON);
+        assert_eq!(status, 404, "{policy}: {body}");
+        if policy == "keep" {
+            assert!(
+                plan.contains("keeps its name") && plan.contains("engineers"),
+                "{plan}"
+            );
+        }
+    }
+}
