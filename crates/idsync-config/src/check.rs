@@ -10,6 +10,7 @@ mod bamboo;
 mod bitbucket;
 mod confluence;
 mod crowd;
+mod dc;
 mod jira;
 mod server;
 

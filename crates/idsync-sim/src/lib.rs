@@ -5,5 +5,6 @@
 pub mod bamboo;
 pub mod bitbucket;
 pub mod confluence;
+mod dc;
 pub mod graph;
 pub mod jira;

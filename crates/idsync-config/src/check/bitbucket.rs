@@ -2,9 +2,8 @@
 //! API.
 
 use super::{Checker, Span};
-use crate::{BitbucketTargetConfig, JiraAuth, Secret, TargetConfig, TargetKind};
-use std::time::Duration;
-use toml_edit::{Item, TableLike};
+use crate::{BitbucketTargetConfig, TargetConfig, TargetKind};
+use toml_edit::TableLike;
 
 impl Checker<'_> {
     pub(super) fn bitbucket_target(
@@ -33,83 +32,20 @@ impl Checker<'_> {
                 "record_key",
             ],
         );
-        let url = self.non_empty(t, "url", &path, "Bitbucket's base URL");
-        if url.is_none() && t.get("url").is_none() {
-            self.err(
-                anchor,
-                &format!("{path}.url"),
-                "required: Bitbucket's base URL (https://bitbucket.example.com, with its context path if any)",
-            );
-        }
-        if let Some(u) = &url {
-            if !(u.starts_with("https://") || u.starts_with("http://")) {
-                let span = t.get("url").and_then(Item::span);
-                self.err(
-                    &span,
-                    &format!("{path}.url"),
-                    format!("{u:?} is not an http(s) URL"),
-                );
-            }
-        }
-        let token = self.non_empty(t, "token", &path, "the personal access token");
-        let user = self.non_empty(t, "user", &path, "the user idsync signs in as");
-        let password = self.non_empty(t, "password", &path, "the user's password");
-        let auth = match (token, user, password) {
-            (Some(tok), None, None) => Some(JiraAuth::Token(Secret::new(tok))),
-            (None, Some(user), Some(password)) => Some(JiraAuth::Basic {
-                user,
-                password: Secret::new(password),
-            }),
-            (Some(_), _, _) if t.get("user").is_some() || t.get("password").is_some() => {
-                self.err(
-                    &t.get("token").and_then(Item::span),
-                    &format!("{path}.token"),
-                    "give token, or user and password, not both",
-                );
-                None
-            }
-            (None, Some(_), None) if t.get("password").is_none() => {
-                self.err(
-                    &t.get("user").and_then(Item::span),
-                    &format!("{path}.password"),
-                    "required with user: the user's password, as ${env:NAME} or ${file:PATH}",
-                );
-                None
-            }
-            (None, None, Some(_)) if t.get("user").is_none() => {
-                self.err(
-                    &t.get("password").and_then(Item::span),
-                    &format!("{path}.user"),
-                    "required with password: the user idsync signs in as",
-                );
-                None
-            }
-            _ => {
-                if t.get("token").is_none()
-                    && t.get("user").is_none()
-                    && t.get("password").is_none()
-                {
-                    self.err(
-                        anchor,
-                        &format!("{path}.token"),
-                        "required: a personal access token (as ${env:NAME} or ${file:PATH}), or user and password",
-                    );
-                }
-                None
-            }
-        };
-        let ca_file = if t.get("ca_file").is_some() {
-            self.existing_file(t, "ca_file", &path)
-        } else {
-            None
-        };
-        let timeout = self
-            .duration(t, "timeout", &path)
-            .unwrap_or(Duration::from_secs(30));
-        let concurrency = self.int(t, "concurrency", &path, 1, 64).unwrap_or(4);
-        let max_rate = self
-            .float(t, "max_rate", &path, 0.0, 100_000.0)
-            .unwrap_or(0.0);
+        let super::dc::DcConnection {
+            url,
+            auth,
+            ca_file,
+            timeout,
+            concurrency,
+            max_rate,
+        } = self.dc_connection(
+            t,
+            &path,
+            anchor,
+            "Bitbucket",
+            "https://bitbucket.example.com",
+        );
         let default_groups = self
             .str_array(t, "default_groups", &path)
             .into_iter()

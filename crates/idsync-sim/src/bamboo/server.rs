@@ -14,8 +14,8 @@ use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use rand::SeedableRng;
+use serde::Serialize;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,22 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 /// Faults to inject, settable at start and at run time (`POST /_sim/faults`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct BambooFaults {
-    /// Share of requests answered 429 with `Retry-After` (0..1).
-    pub throttle_rate: f64,
-    /// Share of requests answered with `error_status` (default 503) (0..1).
-    pub error_rate: f64,
-    pub error_status: u16,
-    /// Seconds in `Retry-After` of injected 429s and 503s.
-    pub retry_after_secs: u64,
-    pub latency_ms: u64,
-    /// Fail the next N requests whose method, path and query contain `fail_match`
-    /// (`"POST /rest/api/latest/admin/users"`), with `error_status`.
-    pub fail_next: u32,
-    pub fail_match: String,
-}
+pub type BambooFaults = crate::dc::DcFaults;
 
 /// How to run the simulator.
 #[derive(Debug, Clone)]
@@ -276,31 +261,9 @@ fn authenticated(st: &BambooSimState, headers: &HeaderMap) -> bool {
     false
 }
 
-/// An injected fault for this request, if any: (status, Retry-After), and the latency.
+/// An injected fault for this request, if any: (status, Retry-After).
 fn fault(st: &BambooSimState, target: &str) -> (Option<(u16, u64)>, u64) {
-    let Ok(mut f) = st.faults.lock() else {
-        return (None, 0);
-    };
-    let latency = f.latency_ms;
-    let status = if f.error_status == 0 {
-        503
-    } else {
-        f.error_status
-    };
-    if f.fail_next > 0 && target.contains(&f.fail_match) {
-        f.fail_next -= 1;
-        return (Some((status, f.retry_after_secs)), latency);
-    }
-    let Ok(mut rng) = st.rng.lock() else {
-        return (None, latency);
-    };
-    if f.throttle_rate > 0.0 && rng.gen::<f64>() < f.throttle_rate {
-        return (Some((429, f.retry_after_secs)), latency);
-    }
-    if f.error_rate > 0.0 && rng.gen::<f64>() < f.error_rate {
-        return (Some((status, f.retry_after_secs)), latency);
-    }
-    (None, latency)
+    crate::dc::fault(&st.faults, &st.rng, target)
 }
 
 /// Every `/rest/api/latest/...` request: faults, authentication, then the API.

@@ -16,31 +16,17 @@ use axum::{Json, Router};
 use base64::Engine;
 use idsync_core::Clock;
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
+use rand::SeedableRng;
+use serde::Serialize;
 use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
+use crate::dc::Bucket;
 /// Faults to inject, settable at start and at run time (`POST /_sim/faults`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ConfluenceFaults {
-    /// Share of requests answered 429 with `Retry-After` (0..1).
-    pub throttle_rate: f64,
-    /// Share of requests answered with `error_status` (default 503) (0..1).
-    pub error_rate: f64,
-    pub error_status: u16,
-    /// Seconds in `Retry-After` of injected 429s and 503s.
-    pub retry_after_secs: u64,
-    pub latency_ms: u64,
-    /// Fail the next N requests whose method, path and query contain `fail_match`
-    /// (`"PUT /rest/api/admin/user"`), with `error_status`.
-    pub fail_next: u32,
-    pub fail_match: String,
-}
+pub type ConfluenceFaults = crate::dc::DcFaults;
 
 #[derive(Debug, Clone)]
 pub struct ConfluenceSimOptions {
@@ -83,11 +69,6 @@ pub struct ConfluenceStats {
     pub writes: u64,
     pub throttled: u64,
     pub injected_errors: u64,
-}
-
-struct Bucket {
-    tokens: f64,
-    at_ms: i64,
 }
 
 pub struct ConfluenceSimState {
@@ -302,70 +283,14 @@ fn authenticate(st: &ConfluenceSimState, headers: &HeaderMap) -> Result<bool, An
     }
 }
 
-/// Take a token from the rate limiter's bucket: the headers to send, and whether allowed.
+/// Take a token from the bucket: the headers to send, or the 429 to answer.
 fn take_token(st: &ConfluenceSimState) -> (Vec<(&'static str, String)>, bool) {
-    let Some(rl) = st.opts.rate_limit else {
-        return (Vec::new(), true);
-    };
-    let now = st.clock.now_ms();
-    let Ok(mut b) = st.bucket.lock() else {
-        return (Vec::new(), true);
-    };
-    let interval_ms = i64::from(rl.interval_secs.max(1)) * 1000;
-    let intervals = (now - b.at_ms) / interval_ms;
-    if intervals > 0 {
-        b.tokens = (b.tokens + intervals as f64 * f64::from(rl.fill)).min(f64::from(rl.max));
-        b.at_ms += intervals * interval_ms;
-    }
-    let allowed = b.tokens >= 1.0;
-    if allowed {
-        b.tokens -= 1.0;
-    }
-    let retry_after = if b.tokens >= 1.0 {
-        0
-    } else {
-        ((b.at_ms + interval_ms - now).max(0) + 999) / 1000
-    };
-    (
-        vec![
-            ("x-ratelimit-limit", rl.max.to_string()),
-            (
-                "x-ratelimit-remaining",
-                (b.tokens.floor() as i64).to_string(),
-            ),
-            ("x-ratelimit-interval-seconds", rl.interval_secs.to_string()),
-            ("x-ratelimit-fillrate", rl.fill.to_string()),
-            ("retry-after", retry_after.to_string()),
-        ],
-        allowed,
-    )
+    crate::dc::take_token(st.opts.rate_limit, &st.bucket, st.clock.now_ms())
 }
 
-/// An injected fault for this request, if any: (status, Retry-After), and the latency.
+/// An injected fault for this request, if any: (status, Retry-After).
 fn fault(st: &ConfluenceSimState, target: &str) -> (Option<(u16, u64)>, u64) {
-    let Ok(mut f) = st.faults.lock() else {
-        return (None, 0);
-    };
-    let latency = f.latency_ms;
-    let status = if f.error_status == 0 {
-        503
-    } else {
-        f.error_status
-    };
-    if f.fail_next > 0 && target.contains(&f.fail_match) {
-        f.fail_next -= 1;
-        return (Some((status, f.retry_after_secs)), latency);
-    }
-    let Ok(mut rng) = st.rng.lock() else {
-        return (None, latency);
-    };
-    if f.throttle_rate > 0.0 && rng.gen::<f64>() < f.throttle_rate {
-        return (Some((429, f.retry_after_secs)), latency);
-    }
-    if f.error_rate > 0.0 && rng.gen::<f64>() < f.error_rate {
-        return (Some((status, f.retry_after_secs)), latency);
-    }
-    (None, latency)
+    crate::dc::fault(&st.faults, &st.rng, target)
 }
 
 /// Every request: faults, authentication, the rate limiter, then the API.
