@@ -59,26 +59,33 @@ impl Checker<'_> {
                 password: Secret::new(password),
             }),
             _ => {
+                // (the key the error is about, the key whose line shows it, the message)
                 let err = if given("token") && (given("user") || given("password")) {
-                    Some(("token", "give token, or user and password, not both"))
+                    Some((
+                        "token",
+                        "token",
+                        "give token, or user and password, not both",
+                    ))
                 } else if given("user") && !given("password") {
                     Some((
                         "password",
+                        "user",
                         "required with user: the user's password, as ${env:NAME} or ${file:PATH}",
                     ))
                 } else if given("password") && !given("user") {
                     Some((
                         "user",
+                        "password",
                         "required with password: the user idsync signs in as",
                     ))
                 } else if !given("token") && !given("user") && !given("password") {
-                    Some(("token", "required: a personal access token (as ${env:NAME} or ${file:PATH}), or user and password"))
+                    Some(("token", "", "required: a personal access token (as ${env:NAME} or ${file:PATH}), or user and password"))
                 } else {
                     // A value given empty: non_empty said so already.
                     None
                 };
-                if let Some((key, msg)) = err {
-                    let span = t.get(key).and_then(Item::span).or_else(|| anchor.clone());
+                if let Some((key, at, msg)) = err {
+                    let span = t.get(at).and_then(Item::span).or_else(|| anchor.clone());
                     self.err(&span, &format!("{path}.{key}"), msg);
                 }
                 None
