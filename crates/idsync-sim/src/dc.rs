@@ -1,10 +1,14 @@
 //! What the Atlassian Data Center simulators (Jira, Confluence, Bitbucket, Bamboo) share: the
 //! products' rate limiter (a token bucket with its `X-RateLimit-*` headers), injected faults and
-//! query decoding.
+//! query decoding, and serving on a loopback port (HTTP or HTTPS) until stopped.
 
+use crate::graph::SimError;
+use axum::Router;
 use rand::rngs::StdRng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Mutex;
 
 /// Jira Data Center's rate limiter: a token bucket per user (`X-RateLimit-*` headers).
@@ -118,4 +122,78 @@ pub(crate) fn fault(
 pub(crate) fn decode_query(q: Option<&str>) -> Vec<(String, String)> {
     q.map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
         .unwrap_or_default()
+}
+
+/// A simulator's serving task: it serves until stopped or dropped.
+pub(crate) struct Serving {
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Serving {
+    /// Stop serving and wait for the task to end.
+    pub(crate) async fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Bind `listen` and serve `app` on it, over HTTPS with a generated certificate when `tls`
+/// (its CA written to `cert_dir`, else the temporary directory): the root URL, the CA's path,
+/// and the serving task.
+pub(crate) async fn serve(
+    listen: SocketAddr,
+    tls: bool,
+    cert_dir: Option<PathBuf>,
+    app: Router,
+) -> Result<(String, Option<PathBuf>, Serving), SimError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| SimError::Listen {
+            addr: listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Listen {
+        addr: listen,
+        source,
+    })?;
+    let tls = if tls {
+        let dir = cert_dir.unwrap_or_else(std::env::temp_dir);
+        Some(crate::graph::tls::make(&dir)?)
+    } else {
+        None
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
+    let task = match tls {
+        None => tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stop_rx.await;
+                })
+                .await;
+        }),
+        Some(t) => tokio::spawn(crate::graph::tls::serve(listener, t.acceptor, app, stop_rx)),
+    };
+    Ok((
+        format!("{scheme}://{addr}"),
+        ca_pem,
+        Serving {
+            stop: Some(stop_tx),
+            task: Some(task),
+        },
+    ))
 }

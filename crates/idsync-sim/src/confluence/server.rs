@@ -106,26 +106,12 @@ pub struct RunningConfluenceSim {
     pub root: String,
     pub ca_pem: Option<PathBuf>,
     pub state: Arc<ConfluenceSimState>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<()>>,
+    serving: crate::dc::Serving,
 }
 
 impl RunningConfluenceSim {
     pub async fn stop(mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.task.take() {
-            let _ = t.await;
-        }
-    }
-}
-
-impl Drop for RunningConfluenceSim {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
+        self.serving.stop().await;
     }
 }
 
@@ -134,22 +120,6 @@ pub async fn start(
     opts: ConfluenceSimOptions,
     clock: Arc<dyn Clock>,
 ) -> Result<RunningConfluenceSim, SimError> {
-    let listener = tokio::net::TcpListener::bind(opts.listen)
-        .await
-        .map_err(|source| SimError::Listen {
-            addr: opts.listen,
-            source,
-        })?;
-    let addr = listener.local_addr().map_err(|source| SimError::Listen {
-        addr: opts.listen,
-        source,
-    })?;
-    let tls = if opts.tls {
-        let dir = opts.cert_dir.clone().unwrap_or_else(std::env::temp_dir);
-        Some(crate::graph::tls::make(&dir)?)
-    } else {
-        None
-    };
     let now = clock.now_ms();
     let state = Arc::new(ConfluenceSimState {
         directory: RwLock::new(Directory::new(&opts.admin)),
@@ -172,25 +142,14 @@ pub async fn start(
         .route("/_sim/faults", post(set_faults).get(get_faults))
         .route("/_sim/stats", get(stats))
         .with_state(state.clone());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
-    let task = match tls {
-        None => tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = stop_rx.await;
-                })
-                .await;
-        }),
-        Some(t) => tokio::spawn(crate::graph::tls::serve(listener, t.acceptor, app, stop_rx)),
-    };
+    let o = &state.opts;
+    let (root, ca_pem, serving) =
+        crate::dc::serve(o.listen, o.tls, o.cert_dir.clone(), app).await?;
     Ok(RunningConfluenceSim {
-        root: format!("{scheme}://{addr}"),
+        root,
         ca_pem,
         state,
-        stop: Some(stop_tx),
-        task: Some(task),
+        serving,
     })
 }
 
