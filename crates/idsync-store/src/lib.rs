@@ -25,13 +25,15 @@ mod secrets;
 mod target_forms;
 mod target_keeps;
 mod target_omissions;
+mod tokens;
 mod types;
 
 pub use audit::{AuditEntry, AuditOutcome, NewAuditEntry};
 pub use crowd::{hash_password, verify_password, CrowdApp, EventLogHead, ServedEvents};
 pub use crowd_changes::{LedgerDelta, KEPT_VERSIONS, MAX_FOLLOWED_CHANGES};
 pub use lease::{Holder, Interrupted, HEARTBEAT, PROCESS_TTL_MS};
-pub use push::{MemberPatch, StoredGroup, StoredUser, TokenInfo, Unique, TOKEN_CACHE_MS};
+pub use push::{MemberPatch, StoredGroup, StoredUser, Unique};
+pub use tokens::{TokenInfo, TOKEN_CACHE_MS};
 
 pub use secrets::{Keyring, RotateSummary, SealKey, SecretError, SecretInfo, SECRET_KEY_LEN};
 pub use types::*;
@@ -121,7 +123,7 @@ pub struct Store {
     unanalyzed: std::sync::Arc<std::sync::atomic::AtomicU64>,
     analyze_every: std::sync::Arc<std::sync::atomic::AtomicU64>,
     /// Push tokens recently verified, by hash of the secret (see `Store::verify_token`).
-    tokens: push::TokenCache,
+    tokens: tokens::TokenCache,
     /// The connection that checkpoints the WAL in the background (files only).
     checkpointer: Option<SqlitePool>,
     /// Committed numbers of ids (decision 0015), so that writes look up only new ids.
