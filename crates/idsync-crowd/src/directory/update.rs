@@ -221,64 +221,23 @@ impl Directory {
         &mut self,
         changes: HashMap<String, (Option<User>, bool)>,
     ) -> Result<(), NeedsRebuild> {
-        let mut gone: HashSet<Ix> = HashSet::new();
-        let mut placed: Vec<Placed> = Vec::new();
-        // Keys whose served name changed, appeared or vanished: their reports' manager
-        // attribute follows.
-        let mut renamed: HashSet<String> = HashSet::new();
-        let mut restarted: Vec<String> = Vec::new();
-        let mut now: Vec<(String, User)> = Vec::new();
-        for (key, (user, restart)) in changes {
-            let old = self.user_key_ix.get(&key).copied();
-            if restart {
-                restarted.push(key.clone());
-            }
-            match (old, user) {
-                (None, None) => {}
-                (Some(ix), None) => {
-                    gone.insert(ix);
-                    renamed.insert(key);
-                }
-                (old, Some(u)) => {
-                    let folded = fold(&u.user_name);
-                    let served = old.and_then(|ix| at(&self.users, ix));
-                    if served.is_none_or(|s| s.name != u.user_name) {
-                        renamed.insert(key.clone());
-                    }
-                    if served.is_none_or(|s| fold(&s.name) != folded) {
-                        if let Some(ix) = old {
-                            gone.insert(ix);
-                        }
-                        placed.push(Placed {
-                            key: key.clone(),
-                            folded,
-                            old,
-                        });
-                    }
-                    now.push((key, u));
-                }
-            }
-        }
+        let users = &self.users;
+        let sorted = sort_changes(
+            changes,
+            &self.user_key_ix,
+            |ix| at(users, ix).map(|u| u.name.as_str()),
+            |u: &User| u.user_name.as_str(),
+        );
         // A restarted user loses its memberships (before it moves: they are by index).
-        for key in &restarted {
-            if let Some(&ix) = self.user_key_ix.get(key) {
-                let groups = self
-                    .user_groups
-                    .get_mut(ix as usize)
-                    .map(std::mem::take)
-                    .unwrap_or_default();
-                for g in groups {
-                    if let Some(list) = self.group_users.get_mut(g as usize) {
-                        remove_sorted(list, ix);
-                    }
-                }
-            }
+        for &ix in &sorted.restarted {
+            let groups = take_at(&mut self.user_groups, ix);
+            leave_all(&mut self.group_users, groups, ix);
         }
-        if !placed.is_empty() || !gone.is_empty() {
-            self.move_users(&gone, placed)?;
+        if !sorted.placed.is_empty() || !sorted.gone.is_empty() {
+            self.move_users(&sorted.gone, sorted.placed)?;
         }
         // The changed users, their manager named as the directory now serves it.
-        for (key, u) in now {
+        for (key, u) in sorted.now {
             let Some(&ix) = self.user_key_ix.get(&key) else {
                 continue;
             };
@@ -295,42 +254,22 @@ impl Directory {
                 *slot = u.manager;
             }
         }
-        if !renamed.is_empty() {
-            self.follow_managers(&renamed);
+        // Keys whose served name changed, appeared or vanished: their reports' manager
+        // attribute follows.
+        if !sorted.renamed.is_empty() {
+            self.follow_managers(&sorted.renamed);
         }
         Ok(())
     }
 
     /// Remove the `gone` users and place `placed` ones (new or renamed) in name order.
-    fn move_users(
-        &mut self,
-        gone: &HashSet<Ix>,
-        mut placed: Vec<Placed>,
-    ) -> Result<(), NeedsRebuild> {
-        placed.sort_by(|a, b| a.folded.cmp(&b.folded));
-        no_clash(&placed, &self.user_ix, gone, "users")?;
-        for ix in gone {
-            if let Some(u) = self.users.get(*ix as usize) {
-                self.user_ix.remove(&fold(&u.name));
-            }
-        }
+    fn move_users(&mut self, gone: &HashSet<Ix>, placed: Vec<Placed>) -> Result<(), NeedsRebuild> {
         let users = &self.users;
-        let (remap, order) = reorder(users.len(), gone, &placed, |folded| {
-            users.partition_point(|u| fold(&u.name).as_str() < folded)
-        })?;
+        let (placed, remap, order) =
+            place(placed, users, |u| &u.name, &mut self.user_ix, gone, "users")?;
         let moved = placed.iter().any(|p| p.old.is_some());
         // A renamed user keeps its memberships; every placed user is set from its change.
-        let mut lists: Vec<Vec<Ix>> = placed
-            .iter()
-            .map(|p| {
-                p.old
-                    .and_then(|o| self.user_groups.get_mut(o as usize).map(std::mem::take))
-                    .unwrap_or_default()
-            })
-            .collect();
-        rearrange(&mut self.user_groups, &order, |i| {
-            lists.get_mut(i).map(std::mem::take).unwrap_or_default()
-        });
+        carry(&mut self.user_groups, &placed, &order);
         rearrange(&mut self.managers, &order, |_| None);
         rearrange(&mut self.users, &order, |i| {
             placeholder(placed.get(i).map_or("", |p| p.key.as_str()))
@@ -338,12 +277,13 @@ impl Directory {
         for list in &mut self.group_users {
             remap_list(list, &remap, moved);
         }
-        remap_map(&mut self.user_ix, &remap);
-        remap_map(&mut self.user_key_ix, &remap);
-        for (p, n) in placed.into_iter().zip(new_places(&order)) {
-            self.user_ix.insert(p.folded, n);
-            self.user_key_ix.insert(p.key, n);
-        }
+        reindex(
+            &mut self.user_ix,
+            &mut self.user_key_ix,
+            &remap,
+            placed,
+            &order,
+        );
         Ok(())
     }
 
@@ -371,66 +311,25 @@ impl Directory {
         &mut self,
         changes: HashMap<String, (Option<Group>, bool)>,
     ) -> Result<(), NeedsRebuild> {
-        let mut gone: HashSet<Ix> = HashSet::new();
-        let mut placed: Vec<Placed> = Vec::new();
-        let mut restarted: Vec<String> = Vec::new();
-        let mut now: Vec<(String, Group)> = Vec::new();
-        for (key, (group, restart)) in changes {
-            let old = self.group_key_ix.get(&key).copied();
-            if restart {
-                restarted.push(key.clone());
-            }
-            match (old, group) {
-                (None, None) => {}
-                (Some(ix), None) => {
-                    gone.insert(ix);
-                }
-                (old, Some(g)) => {
-                    let folded = fold(&g.display_name);
-                    let served = old.and_then(|ix| at(&self.groups, ix));
-                    if served.is_none_or(|s| fold(&s.name) != folded) {
-                        if let Some(ix) = old {
-                            gone.insert(ix);
-                        }
-                        placed.push(Placed {
-                            key: key.clone(),
-                            folded,
-                            old,
-                        });
-                    }
-                    now.push((key, g));
-                }
-            }
+        let groups = &self.groups;
+        let sorted = sort_changes(
+            changes,
+            &self.group_key_ix,
+            |ix| at(groups, ix).map(|g| g.name.as_str()),
+            |g: &Group| g.display_name.as_str(),
+        );
+        // A restarted group loses its members, and its child groups with them (the ledger
+        // starts it afresh).
+        for &ix in &sorted.restarted {
+            let users = take_at(&mut self.group_users, ix);
+            leave_all(&mut self.user_groups, users, ix);
+            let children = take_at(&mut self.group_children, ix);
+            leave_all(&mut self.group_parents, children, ix);
         }
-        for key in &restarted {
-            if let Some(&ix) = self.group_key_ix.get(key) {
-                let users = self
-                    .group_users
-                    .get_mut(ix as usize)
-                    .map(std::mem::take)
-                    .unwrap_or_default();
-                for u in users {
-                    if let Some(list) = self.user_groups.get_mut(u as usize) {
-                        remove_sorted(list, ix);
-                    }
-                }
-                // Its child groups went with its members (the ledger starts it afresh).
-                let children = self
-                    .group_children
-                    .get_mut(ix as usize)
-                    .map(std::mem::take)
-                    .unwrap_or_default();
-                for c in children {
-                    if let Some(list) = self.group_parents.get_mut(c as usize) {
-                        remove_sorted(list, ix);
-                    }
-                }
-            }
+        if !sorted.placed.is_empty() || !sorted.gone.is_empty() {
+            self.move_groups(&sorted.gone, sorted.placed)?;
         }
-        if !placed.is_empty() || !gone.is_empty() {
-            self.move_groups(&gone, placed)?;
-        }
-        for (key, g) in now {
+        for (key, g) in sorted.now {
             if let Some(&ix) = self.group_key_ix.get(&key) {
                 if let Some(slot) = self.groups.get_mut(ix as usize) {
                     *slot = CrowdGroup::from_group(&g);
@@ -441,44 +340,25 @@ impl Directory {
     }
 
     /// Remove the `gone` groups and place `placed` ones (new or renamed) in name order.
-    fn move_groups(
-        &mut self,
-        gone: &HashSet<Ix>,
-        mut placed: Vec<Placed>,
-    ) -> Result<(), NeedsRebuild> {
-        placed.sort_by(|a, b| a.folded.cmp(&b.folded));
-        no_clash(&placed, &self.group_ix, gone, "groups")?;
-        for ix in gone {
-            if let Some(g) = self.groups.get(*ix as usize) {
-                self.group_ix.remove(&fold(&g.name));
-            }
-        }
+    fn move_groups(&mut self, gone: &HashSet<Ix>, placed: Vec<Placed>) -> Result<(), NeedsRebuild> {
         let groups = &self.groups;
-        let (remap, order) = reorder(groups.len(), gone, &placed, |folded| {
-            groups.partition_point(|g| fold(&g.name).as_str() < folded)
-        })?;
+        let (placed, remap, order) = place(
+            placed,
+            groups,
+            |g| &g.name,
+            &mut self.group_ix,
+            gone,
+            "groups",
+        )?;
         let moved = placed.iter().any(|p| p.old.is_some());
         // A renamed group keeps its lists; a new one starts empty; every placed group is set
         // from its change.
-        let take = |lists: &mut Vec<Vec<Ix>>| -> Vec<Vec<Ix>> {
-            placed
-                .iter()
-                .map(|p| {
-                    p.old
-                        .and_then(|o| lists.get_mut(o as usize).map(std::mem::take))
-                        .unwrap_or_default()
-                })
-                .collect()
-        };
         for lists in [
             &mut self.group_users,
             &mut self.group_children,
             &mut self.group_parents,
         ] {
-            let mut kept = take(lists);
-            rearrange(lists, &order, |i| {
-                kept.get_mut(i).map(std::mem::take).unwrap_or_default()
-            });
+            carry(lists, &placed, &order);
         }
         rearrange(&mut self.groups, &order, |_| empty_group());
         for list in self
@@ -489,12 +369,13 @@ impl Directory {
         {
             remap_list(list, &remap, moved);
         }
-        remap_map(&mut self.group_ix, &remap);
-        remap_map(&mut self.group_key_ix, &remap);
-        for (p, n) in placed.into_iter().zip(new_places(&order)) {
-            self.group_ix.insert(p.folded, n);
-            self.group_key_ix.insert(p.key, n);
-        }
+        reindex(
+            &mut self.group_ix,
+            &mut self.group_key_ix,
+            &remap,
+            placed,
+            &order,
+        );
         Ok(())
     }
 
@@ -516,6 +397,137 @@ impl Directory {
             remove_sorted(users, u);
             remove_sorted(groups, g);
         }
+    }
+}
+
+/// What one batch of user (or group) changes does: the entries that go, the ones placed anew
+/// (new, or renamed to another place in name order), the ones restarted (by their index before
+/// moving), each changed entry as it now is, and the keys whose served name changed at all.
+struct Sorted<T> {
+    gone: HashSet<Ix>,
+    placed: Vec<Placed>,
+    restarted: Vec<Ix>,
+    now: Vec<(String, T)>,
+    renamed: HashSet<String>,
+}
+
+fn sort_changes<'a, T>(
+    changes: HashMap<String, (Option<T>, bool)>,
+    key_ix: &HashMap<String, Ix>,
+    served: impl Fn(Ix) -> Option<&'a str>,
+    name: impl Fn(&T) -> &str,
+) -> Sorted<T> {
+    let mut out = Sorted {
+        gone: HashSet::new(),
+        placed: Vec::new(),
+        restarted: Vec::new(),
+        now: Vec::new(),
+        renamed: HashSet::new(),
+    };
+    for (key, (entry, restart)) in changes {
+        let old = key_ix.get(&key).copied();
+        if restart {
+            out.restarted.extend(old);
+        }
+        match (old, entry) {
+            (None, None) => {}
+            (Some(ix), None) => {
+                out.gone.insert(ix);
+                out.renamed.insert(key);
+            }
+            (old, Some(e)) => {
+                let folded = fold(name(&e));
+                let was = old.and_then(&served);
+                if was.is_none_or(|s| s != name(&e)) {
+                    out.renamed.insert(key.clone());
+                }
+                if was.is_none_or(|s| fold(s) != folded) {
+                    if let Some(ix) = old {
+                        out.gone.insert(ix);
+                    }
+                    out.placed.push(Placed {
+                        key: key.clone(),
+                        folded,
+                        old,
+                    });
+                }
+                out.now.push((key, e));
+            }
+        }
+    }
+    out
+}
+
+/// The list at `ix`, taken (left empty).
+fn take_at(lists: &mut [Vec<Ix>], ix: Ix) -> Vec<Ix> {
+    lists
+        .get_mut(ix as usize)
+        .map(std::mem::take)
+        .unwrap_or_default()
+}
+
+/// `ix` leaves the lists of each of `of` (the other side of a taken list).
+fn leave_all(lists: &mut [Vec<Ix>], of: Vec<Ix>, ix: Ix) {
+    for o in of {
+        if let Some(list) = lists.get_mut(o as usize) {
+            remove_sorted(list, ix);
+        }
+    }
+}
+
+/// The placed entries in name order, the old-to-new index map, and where each entry of the
+/// new order comes from.
+type Placement = (Vec<Placed>, Vec<Ix>, Vec<From>);
+
+/// The new order of a list (users or groups) after removing `gone` and placing `placed`:
+/// placed entries sorted and checked for names that clash but for case, the gone names out of
+/// the name index; returns them with the old-to-new index map and where each entry comes from.
+fn place<T>(
+    mut placed: Vec<Placed>,
+    list: &[T],
+    name: impl Fn(&T) -> &str,
+    names: &mut HashMap<String, Ix>,
+    gone: &HashSet<Ix>,
+    what: &str,
+) -> Result<Placement, NeedsRebuild> {
+    placed.sort_by(|a, b| a.folded.cmp(&b.folded));
+    no_clash(&placed, names, gone, what)?;
+    for ix in gone {
+        if let Some(e) = list.get(*ix as usize) {
+            names.remove(&fold(name(e)));
+        }
+    }
+    let (remap, order) = reorder(list.len(), gone, &placed, |folded| {
+        list.partition_point(|e| fold(name(e)).as_str() < folded)
+    })?;
+    Ok((placed, remap, order))
+}
+
+/// Rearrange index lists into the new order: a placed entry that was served (a rename) keeps
+/// its list, a new one starts empty.
+fn carry(lists: &mut Vec<Vec<Ix>>, placed: &[Placed], order: &[From]) {
+    let mut kept: Vec<Vec<Ix>> = placed
+        .iter()
+        .map(|p| p.old.map(|o| take_at(lists, o)).unwrap_or_default())
+        .collect();
+    rearrange(lists, order, |i| {
+        kept.get_mut(i).map(std::mem::take).unwrap_or_default()
+    });
+}
+
+/// The name and key indexes after a reorder: renumbered, and the placed entries in.
+fn reindex(
+    names: &mut HashMap<String, Ix>,
+    keys: &mut HashMap<String, Ix>,
+    remap: &[Ix],
+    placed: Vec<Placed>,
+    order: &[From],
+) {
+    remap_map(names, remap);
+    remap_map(keys, remap);
+    for (p, n) in placed.into_iter().zip(new_places(order)) {
+        names.insert(p.folded, n);
+        keys.insert(p.key, n);
     }
 }
 
