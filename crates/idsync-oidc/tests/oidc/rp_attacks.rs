@@ -320,13 +320,19 @@ async fn rp_checks_state_issuer_and_the_token_it_is_answered() {
         Some("ann@contoso.example")
     );
     // What the token endpoint was sent: the code, the PKCE verifier, the secret in the body.
-    let state = s.idp.state.lock().unwrap();
-    let form = state.token_forms.last().unwrap();
+    let form = s
+        .idp
+        .state
+        .lock()
+        .unwrap()
+        .token_forms
+        .last()
+        .unwrap()
+        .clone();
     assert_eq!(form["code"], "the-code");
     assert_eq!(form["code_verifier"], pending.code_verifier);
     assert_eq!(form["client_secret"], "s3cret");
     assert_eq!(form["redirect_uri"], "http://127.0.0.1:9/cb");
-    drop(state);
 
     // A login answered too late is refused.
     s.clock.advance(601_000);
@@ -348,14 +354,10 @@ async fn rp_a_flood_of_unknown_key_ids_reaches_the_provider_once_per_interval() 
         .collect();
     let tokens = forge(Value::Array(batch)).await;
     // The first validation fetches the JWKS (nothing cached yet).
-    s.rp.validate_id_token(
-        &forge(json!([sign(&s.rsa, base.clone())])).await[0]["token"]
-            .as_str()
-            .unwrap(),
-        NONCE,
-    )
-    .await
-    .unwrap();
+    let first = forge(json!([sign(&s.rsa, base.clone())])).await;
+    s.rp.validate_id_token(first[0]["token"].as_str().unwrap(), NONCE)
+        .await
+        .unwrap();
     assert_eq!(s.idp.state.lock().unwrap().jwks_reads, 1);
     for (i, t) in tokens.iter().enumerate() {
         if i == 20 {
