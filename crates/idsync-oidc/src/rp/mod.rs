@@ -302,6 +302,7 @@ struct TokenAnswer {
 
 impl RelyingParty {
     /// Reads the provider's discovery document; its issuer must be the configured one exactly.
+    /// `http` is the caller's client: its timeouts bound every call to the provider.
     pub async fn discover(
         config: RpConfig,
         http: reqwest::Client,
