@@ -10,6 +10,8 @@ mod provider_attacks;
 mod provider_client;
 #[path = "oidc/rp_attacks.rs"]
 mod rp_attacks;
+#[path = "oidc/rp_claims.rs"]
+mod rp_claims;
 #[path = "oidc/rp_peer.rs"]
 mod rp_peer;
 #[path = "oidc/support.rs"]

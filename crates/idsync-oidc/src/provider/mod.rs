@@ -267,6 +267,11 @@ impl Provider {
         &self.config
     }
 
+    /// A registered client by id (to name the product on the sign-in pages).
+    pub fn client(&self, client_id: &str) -> Option<&Client> {
+        self.clients.get(client_id)
+    }
+
     fn loaded(&self) -> Arc<LoadedKeys> {
         match self.keys.read() {
             Ok(guard) => Arc::clone(&guard),
