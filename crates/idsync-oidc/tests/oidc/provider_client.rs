@@ -82,3 +82,54 @@ async fn provider_signs_a_user_in_to_openid_client() {
         .unwrap_err();
     assert!(err.contains("invalid_client"), "{err}");
 }
+
+#[tokio::test]
+async fn provider_and_relying_party_of_this_crate_sign_in_end_to_end() {
+    let (listener, base) = listen().await;
+    let issuer = format!("{base}/oidc");
+    let provider = Provider::start(
+        ProviderConfig::new(&issuer),
+        vec![Client {
+            client_id: "bitbucket".into(),
+            client_secret: Some("bb-secret".into()),
+            redirect_uris: vec![REDIRECT.into()],
+            require_pkce: true,
+        }],
+        Arc::new(MemoryStore::new()),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    let _served = mount_provider(listener, Arc::new(provider), jira_user());
+    let mut config = idsync_oidc::rp::RpConfig::new(&issuer, "bitbucket", "bb-secret", REDIRECT);
+    config.client_auth = idsync_oidc::rp::ClientAuth::ClientSecretBasic;
+    let rp = idsync_oidc::rp::RelyingParty::discover(
+        config,
+        reqwest::Client::new(),
+        Arc::new(SystemClock),
+    )
+    .await
+    .unwrap();
+    let (url, pending) = rp.start_login();
+    let answer = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 303);
+    let back = url::Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let callback = idsync_oidc::rp::Callback::from_query(back.query().unwrap());
+    assert_eq!(callback.iss.as_deref(), Some(issuer.as_str()));
+    let login = rp.finish_login(&pending, &callback).await.unwrap();
+    assert_eq!(login.claims.subject, "ann");
+    assert_eq!(
+        login.claims.groups,
+        idsync_oidc::rp::Groups::Listed(vec![
+            "jira-software-users".into(),
+            "Confluence Admins".into()
+        ])
+    );
+}
