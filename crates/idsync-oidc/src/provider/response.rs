@@ -8,14 +8,15 @@ pub enum Response {
     /// `303 See Other` to `location` (the authorization endpoint's answers).
     Redirect { location: String },
     /// A JSON body with its status and extra headers (`Cache-Control: no-store` on token
-    /// answers, `WWW-Authenticate` on 401s).
+    /// answers, `WWW-Authenticate` on 401s). A `Null` body means no body (userinfo's 401).
     Json {
         status: u16,
         body: Value,
         headers: Vec<(&'static str, String)>,
     },
     /// An error shown to the user instead of a redirect: the request cannot be trusted to name
-    /// where to send the browser (unknown client, unregistered redirect URI).
+    /// where to send the browser (unknown client, unregistered redirect URI). The texts are
+    /// plain text: escape them when rendering HTML.
     ErrorPage {
         status: u16,
         title: String,

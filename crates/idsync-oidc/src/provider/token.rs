@@ -45,8 +45,9 @@ fn basic_credentials(header: &str) -> Option<(String, String)> {
 
 fn bearer(header: Option<&str>) -> Option<&str> {
     let h = header?;
-    h.strip_prefix("Bearer ")
-        .or_else(|| h.strip_prefix("bearer "))
+    h.get(..7)
+        .filter(|scheme| scheme.eq_ignore_ascii_case("bearer "))
+        .and_then(|_| h.get(7..))
         .map(str::trim)
         .filter(|t| !t.is_empty())
 }
@@ -65,7 +66,10 @@ impl Provider {
         let form_secret = params
             .get("client_secret")
             .map_err(|()| token_error(400, "invalid_request", "client_secret is repeated"))?;
-        let basic = authorization.filter(|h| h.len() > 6 && h[..6].eq_ignore_ascii_case("basic "));
+        let basic = authorization.filter(|h| {
+            h.get(..6)
+                .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
+        });
         let (id, secret, via_basic) = match (basic, form_secret) {
             (Some(_), Some(_)) => {
                 return Err(token_error(
