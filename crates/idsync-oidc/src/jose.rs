@@ -279,3 +279,52 @@ pub(crate) fn sign_rs256(
     .map_err(|_| JoseError::Signing("RSA signing failed".to_owned()))?;
     Ok(format!("{input}.{}", crate::b64::encode(&sig)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever arrives as a token, parsing answers an error or a token, never a panic.
+        #[test]
+        fn parsing_any_text_does_not_panic(text in "\\PC{0,200}", dots in 0usize..4) {
+            let token = std::iter::repeat_n(text.as_str(), dots + 1).collect::<Vec<_>>().join(".");
+            let _ = UnverifiedToken::parse(&token);
+        }
+
+        #[test]
+        fn parsing_any_base64_parts_does_not_panic(
+            header in proptest::collection::vec(any::<u8>(), 0..64),
+            payload in proptest::collection::vec(any::<u8>(), 0..64),
+            sig in proptest::collection::vec(any::<u8>(), 0..64),
+        ) {
+            let token = format!(
+                "{}.{}.{}",
+                crate::b64::encode(&header),
+                crate::b64::encode(&payload),
+                crate::b64::encode(&sig)
+            );
+            if let Ok(parsed) = UnverifiedToken::parse(&token) {
+                let key = Jwk { kty: "RSA".into(), n: Some("AQAB".into()), e: Some("AQAB".into()), ..Jwk::default() };
+                let _ = parsed.verify(&[&key]);
+            }
+        }
+    }
+
+    #[test]
+    fn the_algorithm_is_refused_before_any_key() {
+        let header = crate::b64::encode(br#"{"alg":"HS256","kid":"k"}"#);
+        let payload = crate::b64::encode(b"{}");
+        let token = format!("{header}.{payload}.c2ln");
+        assert_eq!(
+            UnverifiedToken::parse(&token).unwrap_err(),
+            JoseError::AlgorithmNotAllowed("HS256".into())
+        );
+        let header = crate::b64::encode(br#"{"alg":"RS256","crit":["exp"]}"#);
+        assert_eq!(
+            UnverifiedToken::parse(&format!("{header}.{payload}.c2ln")).unwrap_err(),
+            JoseError::CriticalHeader
+        );
+    }
+}

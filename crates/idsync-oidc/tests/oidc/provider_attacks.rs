@@ -395,8 +395,16 @@ async fn provider_authenticates_clients() {
     assert_eq!(status, 200, "{body}");
     // Odd Authorization headers are refused, not a panic.
     for header in ["Bé", "Basicé", "Basic !!!", "Bearerx", ""] {
-        assert_eq!(json_of(&p.token(&form, Some(header)).await).0, 401, "{header:?}");
-        assert_eq!(json_of(&p.userinfo(Some(header)).await).0, 401, "{header:?}");
+        assert_eq!(
+            json_of(&p.token(&form, Some(header)).await).0,
+            401,
+            "{header:?}"
+        );
+        assert_eq!(
+            json_of(&p.userinfo(Some(header)).await).0,
+            401,
+            "{header:?}"
+        );
     }
     // Other grant types are not served.
     let (status, body) = json_of(&p.token(&pairs(&[("grant_type", "password")]), None).await);
