@@ -281,6 +281,7 @@ pub(crate) fn sign_rs256(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
