@@ -123,3 +123,74 @@ async fn rp_reads_each_styles_claims() {
     let err = entra.validate_id_token(&t(5), "n").await.unwrap_err();
     assert_eq!(err, RpError::MissingClaim("tid"));
 }
+
+#[tokio::test]
+async fn rp_settings_are_checked_before_any_request() {
+    let clock = Arc::new(ManualClock::new(NOW_S * 1000));
+    let discover = |config: RpConfig| {
+        let clock = clock.clone();
+        async move {
+            RelyingParty::discover(config, reqwest::Client::new(), clock)
+                .await
+                .unwrap_err()
+        }
+    };
+    let base = || {
+        RpConfig::new(
+            "https://login.example.com/t/v2.0",
+            "app",
+            "s",
+            "https://idsync.example.com/cb",
+        )
+    };
+    let mut skew = base();
+    skew.clock_skew_s = 601;
+    assert!(matches!(discover(skew).await, RpError::Config(ref m) if m.contains("clock_skew_s")));
+    let plain = RpConfig::new(
+        "http://login.example.com/t/v2.0",
+        "app",
+        "s",
+        "https://idsync.example.com/cb",
+    );
+    assert!(matches!(discover(plain).await, RpError::Config(ref m) if m.contains("https")));
+    let mut interval = base();
+    interval.jwks_refetch_interval_s = 0;
+    assert!(matches!(discover(interval).await, RpError::Config(_)));
+    let mut tenant = base();
+    tenant.style = IdpStyle::EntraId {
+        tenant_id: String::new(),
+    };
+    assert!(matches!(discover(tenant).await, RpError::Config(_)));
+    // The helpers build Microsoft's authorities and issuers.
+    let b2c = RpConfig::azure_ad_b2c(
+        "contoso",
+        "aaaabbbb-0000-cccc-1111-dddd2222eeee",
+        "B2C_1_signin",
+        "app",
+        "s",
+        "https://idsync.example.com/cb",
+    );
+    assert_eq!(
+        b2c.authority,
+        "https://contoso.b2clogin.com/contoso.onmicrosoft.com/B2C_1_signin/v2.0/"
+    );
+    assert_eq!(
+        b2c.issuer,
+        "https://contoso.b2clogin.com/aaaabbbb-0000-cccc-1111-dddd2222eeee/v2.0/"
+    );
+    let entra = RpConfig::entra_id(
+        "aaaabbbb-0000-cccc-1111-dddd2222eeee",
+        "app",
+        "s",
+        "https://idsync.example.com/cb",
+    );
+    assert_eq!(
+        entra.issuer,
+        "https://login.microsoftonline.com/aaaabbbb-0000-cccc-1111-dddd2222eeee/v2.0"
+    );
+    assert_eq!(entra.authority, entra.issuer);
+    assert!(
+        !format!("{entra:?}").contains("\"s\""),
+        "Debug does not show the secret"
+    );
+}
