@@ -219,6 +219,7 @@ def idp_respond(p, tmp):
     from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
     from saml2.server import Server
     from saml2.saml import AUTHN_PASSWORD_PROTECTED
+    from saml2.xmldsig import DIGEST_SHA1, DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
     conf = {
         "entityid": p["idp_entity"],
@@ -245,6 +246,8 @@ def idp_respond(p, tmp):
         authn={"class_ref": AUTHN_PASSWORD_PROTECTED, "authn_auth": p["idp_entity"]},
         sign_response=True,
         sign_assertion=True,
+        sign_alg=SIG_RSA_SHA1 if p.get("sha1") else SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA1 if p.get("sha1") else DIGEST_SHA256,
         **args,
     )
     xml = str(resp)
@@ -261,6 +264,7 @@ def sp_client(p, tmp):
     from saml2 import BINDING_HTTP_POST
     from saml2.client import Saml2Client
     from saml2.config import SPConfig
+    from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
     conf = {
         "entityid": p["sp_entity"],
@@ -278,16 +282,24 @@ def sp_client(p, tmp):
         "metadata": {"local": [write(tmp, "idp.xml", p["idp_metadata"])]},
         "xmlsec_binary": "/usr/bin/xmlsec1",
         "accepted_time_diff": 60,
+        "allow_unknown_attributes": True,
+        "signing_algorithm": SIG_RSA_SHA256,
+        "digest_algorithm": DIGEST_SHA256,
     }
     return Saml2Client(config=SPConfig().load(conf))
 
 
 def sp_request(p, tmp):
     from saml2 import BINDING_HTTP_REDIRECT
+    from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
     client = sp_client(p, tmp)
     request_id, info = client.prepare_for_authenticate(
-        entityid=p["idp_entity"], relay_state=p.get("relay_state", ""), binding=BINDING_HTTP_REDIRECT
+        entityid=p["idp_entity"],
+        relay_state=p.get("relay_state", ""),
+        binding=BINDING_HTTP_REDIRECT,
+        sigalg=SIG_RSA_SHA256,
+        digest_alg=DIGEST_SHA256,
     )
     url = dict(info["headers"])["Location"]
     return {"request_id": request_id, "url": url}
@@ -298,7 +310,7 @@ def sp_accept(p, tmp):
 
     client = sp_client(p, tmp)
     outstanding = {p["request_id"]: "/"} if p.get("request_id") else {}
-    resp = client.parse_authn_response(p["response"], BINDING_HTTP_POST, outstanding=outstanding)
+    resp = client.parse_authn_request_response(p["response"], BINDING_HTTP_POST, outstanding=outstanding)
     if resp is None:
         raise SystemExit("pysaml2 refused the response")
     return {
@@ -307,7 +319,7 @@ def sp_accept(p, tmp):
         "issuer": resp.issuer(),
         "in_response_to": resp.in_response_to,
         "identity": resp.get_identity(),
-        "session_index": resp.session_index(),
+        "session_index": resp.session_info().get("session_index"),
     }
 
 

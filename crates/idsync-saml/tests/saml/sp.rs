@@ -7,12 +7,13 @@ use idsync_saml::{
 use serde_json::json;
 
 use crate::support::{
-    descriptor, forge, idp_key, now, our_key, rng, sp, sp_config, Session, ASSERTION_SIGNED, IDP_ENTITY, IDP_SSO,
-    SP_ACS, SP_ENTITY,
+    descriptor, forge, idp_key, now, our_key, rng, sp, sp_config, Session, ASSERTION_SIGNED,
+    IDP_ENTITY, IDP_SSO, SP_ACS, SP_ENTITY,
 };
 
 fn entra_metadata() -> String {
-    include_str!("entra-federation-metadata.xml").replace("{ROLLOVER_CERT}", &idp_key().certificate().to_base64())
+    include_str!("entra-federation-metadata.xml")
+        .replace("{ROLLOVER_CERT}", &idp_key().certificate().to_base64())
 }
 
 #[test]
@@ -26,25 +27,41 @@ fn entra_federation_metadata_gives_the_issuer_the_sso_url_and_every_signing_cert
 
     // During the rollover a response signed with the second certificate's key is accepted.
     let sp = ServiceProvider::new(sp_config(ASSERTION_SIGNED, false), idp).unwrap();
-    let login = Session::new().validate(&sp, &forge("legit", json!({}))).unwrap();
+    let login = Session::new()
+        .validate(&sp, &forge("legit", json!({})))
+        .unwrap();
     assert_eq!(login.issuer, IDP_ENTITY);
 }
 
 #[test]
 fn metadata_without_a_signing_certificate_or_redirect_endpoint_is_refused() {
     let no_cert = entra_metadata().replace("use=\"signing\"", "use=\"encryption\"");
-    assert!(matches!(IdpDescriptor::from_metadata(&no_cert), Err(SamlError::Metadata(_))));
-    let no_redirect = entra_metadata().replace("bindings:HTTP-Redirect\" Location", "bindings:SOAP\" Location");
-    assert!(matches!(IdpDescriptor::from_metadata(&no_redirect), Err(SamlError::Metadata(_))));
+    assert!(matches!(
+        IdpDescriptor::from_metadata(&no_cert),
+        Err(SamlError::Metadata(_))
+    ));
+    let no_redirect = entra_metadata().replace(
+        "bindings:HTTP-Redirect\" Location",
+        "bindings:SOAP\" Location",
+    );
+    assert!(matches!(
+        IdpDescriptor::from_metadata(&no_redirect),
+        Err(SamlError::Metadata(_))
+    ));
 }
 
 #[test]
 fn entra_claims_become_a_typed_login_with_the_object_id_as_subject() {
-    let login = Session::new().validate(&sp(ASSERTION_SIGNED), &forge("legit", json!({}))).unwrap();
+    let login = Session::new()
+        .validate(&sp(ASSERTION_SIGNED), &forge("legit", json!({})))
+        .unwrap();
     assert_eq!(login.subject, "0d7f7b4e-3c1a-4d5e-9f00-aaaabbbbcccc");
     assert_eq!(login.name_id.format, NameIdFormat::Persistent);
     let c = &login.claims;
-    assert_eq!(c.tenant_id.as_deref(), Some("11bb11bb-cc22-dd33-ee44-55ff55ff55ff"));
+    assert_eq!(
+        c.tenant_id.as_deref(),
+        Some("11bb11bb-cc22-dd33-ee44-55ff55ff55ff")
+    );
     assert_eq!(c.display_name.as_deref(), Some("Alice Example"));
     assert_eq!(c.email.as_deref(), Some("alice@corp.example"));
     assert_eq!(c.name.as_deref(), Some("alice@corp.example"));
@@ -52,7 +69,10 @@ fn entra_claims_become_a_typed_login_with_the_object_id_as_subject() {
     assert_eq!(c.surname.as_deref(), Some("Example"));
     assert_eq!(c.groups.as_ref().unwrap().len(), 2);
     assert_eq!(c.groups_overage, None);
-    assert_eq!(login.in_response_to.as_deref(), Some(crate::support::REQUEST_ID));
+    assert_eq!(
+        login.in_response_to.as_deref(),
+        Some(crate::support::REQUEST_ID)
+    );
     assert_eq!(login.session_index.as_deref(), Some("_session1"));
 }
 
@@ -67,7 +87,9 @@ fn group_overage_is_reported_and_absent_claims_stay_absent() {
             "attributes": {"http://schemas.microsoft.com/claims/groups.link": [link]},
         }),
     );
-    let login = Session::new().validate(&sp(ASSERTION_SIGNED), &response).unwrap();
+    let login = Session::new()
+        .validate(&sp(ASSERTION_SIGNED), &response)
+        .unwrap();
     assert_eq!(login.claims.groups_overage.as_deref(), Some(link));
     assert_eq!(login.claims.groups, None);
     assert_eq!(login.claims.object_id, None);
@@ -80,12 +102,29 @@ fn group_overage_is_reported_and_absent_claims_stay_absent() {
 #[test]
 fn name_id_formats_are_read() {
     for (uri, format) in [
-        ("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent", NameIdFormat::Persistent),
-        ("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", NameIdFormat::EmailAddress),
-        ("urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified", NameIdFormat::Unspecified),
-        ("urn:oasis:names:tc:SAML:2.0:nameid-format:transient", NameIdFormat::Transient),
+        (
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+            NameIdFormat::Persistent,
+        ),
+        (
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+            NameIdFormat::EmailAddress,
+        ),
+        (
+            "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+            NameIdFormat::Unspecified,
+        ),
+        (
+            "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+            NameIdFormat::Transient,
+        ),
     ] {
-        let login = Session::new().validate(&sp(ASSERTION_SIGNED), &forge("legit", json!({"name_id_format": uri}))).unwrap();
+        let login = Session::new()
+            .validate(
+                &sp(ASSERTION_SIGNED),
+                &forge("legit", json!({"name_id_format": uri})),
+            )
+            .unwrap();
         assert_eq!(login.name_id.format, format);
     }
 }
@@ -93,7 +132,9 @@ fn name_id_formats_are_read() {
 #[test]
 fn the_authn_request_goes_by_redirect_with_its_id_instant_and_our_acs_url() {
     let sp = sp(ASSERTION_SIGNED);
-    let request = sp.authn_request(now(), &mut rng(), Some("/after/login?x=1&y=2")).unwrap();
+    let request = sp
+        .authn_request(now(), &mut rng(), Some("/after/login?x=1&y=2"))
+        .unwrap();
     let (endpoint, query) = request.url.split_once('?').unwrap();
     assert_eq!(endpoint, IDP_SSO);
     let message = RedirectMessage::decode(query, "SAMLRequest").unwrap();
@@ -101,9 +142,18 @@ fn the_authn_request_goes_by_redirect_with_its_id_instant_and_our_acs_url() {
     assert!(!message.is_signed());
     let xml = &message.xml;
     assert!(xml.contains(&format!("ID=\"{}\"", request.id)), "{xml}");
-    assert!(xml.contains("IssueInstant=\"2026-11-30T00:53:20Z\""), "{xml}");
-    assert!(xml.contains(&format!("AssertionConsumerServiceURL=\"{SP_ACS}\"")), "{xml}");
-    assert!(xml.contains(&format!("<saml:Issuer>{SP_ENTITY}</saml:Issuer>")), "{xml}");
+    assert!(
+        xml.contains("IssueInstant=\"2026-11-30T00:53:20Z\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!("AssertionConsumerServiceURL=\"{SP_ACS}\"")),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(&format!("<saml:Issuer>{SP_ENTITY}</saml:Issuer>")),
+        "{xml}"
+    );
     assert!(xml.contains("nameid-format:persistent"), "{xml}");
     assert!(request.id.starts_with('_'));
 }
@@ -115,10 +165,15 @@ fn a_signed_authn_request_carries_the_redirect_query_signature() {
     let sp = ServiceProvider::new(config, descriptor()).unwrap();
     let request = sp.authn_request(now(), &mut rng(), Some("relay")).unwrap();
     let query = request.url.split_once('?').unwrap().1;
-    assert!(query.contains("&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256&Signature="));
+    assert!(query.contains(
+        "&SigAlg=http%3A%2F%2Fwww.w3.org%2F2001%2F04%2Fxmldsig-more%23rsa-sha256&Signature="
+    ));
     let message = RedirectMessage::decode(query, "SAMLRequest").unwrap();
     message.verify(&[our_key().certificate().clone()]).unwrap();
-    assert_eq!(message.verify(&[idp_key().certificate().clone()]), Err(SamlError::BadSignature { keys: 1 }));
+    assert_eq!(
+        message.verify(&[idp_key().certificate().clone()]),
+        Err(SamlError::BadSignature { keys: 1 })
+    );
     let tampered = query.replace("RelayState=relay", "RelayState=other");
     let message = RedirectMessage::decode(&tampered, "SAMLRequest").unwrap();
     assert!(message.verify(&[our_key().certificate().clone()]).is_err());
@@ -133,9 +188,21 @@ fn a_signed_authn_request_carries_the_redirect_query_signature() {
 fn the_configuration_bounds_the_skew_and_requires_a_signature() {
     let mut config = sp_config(ASSERTION_SIGNED, false);
     config.clock_skew = time::Duration::minutes(10);
-    assert!(matches!(ServiceProvider::new(config, descriptor()), Err(SamlError::Config(_))));
-    let config = sp_config(SignatureRequirement { response: false, assertion: false }, false);
-    assert!(matches!(ServiceProvider::new(config, descriptor()), Err(SamlError::Config(_))));
+    assert!(matches!(
+        ServiceProvider::new(config, descriptor()),
+        Err(SamlError::Config(_))
+    ));
+    let config = sp_config(
+        SignatureRequirement {
+            response: false,
+            assertion: false,
+        },
+        false,
+    );
+    assert!(matches!(
+        ServiceProvider::new(config, descriptor()),
+        Err(SamlError::Config(_))
+    ));
 }
 
 #[test]

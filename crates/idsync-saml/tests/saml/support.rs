@@ -80,6 +80,11 @@ fn venv_python() -> PathBuf {
 
 /// Runs `peer.py COMMAND` with `input` on stdin and answers its JSON.
 pub fn peer(command: &str, input: &Value) -> Value {
+    try_peer(command, input).unwrap_or_else(|e| panic!("peer.py {command} failed: {e}"))
+}
+
+/// Runs `peer.py COMMAND`: its JSON, or its error output when it failed.
+pub fn try_peer(command: &str, input: &Value) -> Result<Value, String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/saml/peer.py");
     let mut child = Command::new(venv_python())
         .arg(script)
@@ -96,13 +101,14 @@ pub fn peer(command: &str, input: &Value) -> Value {
         .write_all(input.to_string().as_bytes())
         .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "peer.py {command} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    if !out.status.success() {
+        return Err(format!(
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        ));
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap())
 }
 
 pub fn descriptor() -> IdpDescriptor {
@@ -211,5 +217,46 @@ impl Session {
                 replay: &mut self.replay,
             },
         )
+    }
+}
+
+pub const OUR_IDP_ENTITY: &str = "https://idsync.example.com/sso/idp";
+pub const OUR_IDP_SSO: &str = "https://idsync.example.com/sso/idp/sso";
+pub const JIRA_ENTITY: &str = "https://jira.example.com";
+pub const JIRA_ACS: &str = "https://jira.example.com/plugins/servlet/samlconsumer";
+
+pub fn registered_sp(entity_id: &str, acs_url: &str) -> idsync_saml::RegisteredSp {
+    idsync_saml::RegisteredSp {
+        entity_id: entity_id.into(),
+        acs_url: acs_url.into(),
+        name_id_format: NameIdFormat::Unspecified,
+        request_certificates: Vec::new(),
+        require_signed_requests: false,
+    }
+}
+
+pub fn our_idp(sps: Vec<idsync_saml::RegisteredSp>) -> idsync_saml::IdentityProvider {
+    idsync_saml::IdentityProvider::new(idsync_saml::IdentityProviderConfig {
+        entity_id: OUR_IDP_ENTITY.into(),
+        sso_url: OUR_IDP_SSO.into(),
+        signing_key: our_key(),
+        next_certificate: None,
+        service_providers: sps,
+        assertion_lifetime: time::Duration::minutes(5),
+        request_max_age: time::Duration::minutes(10),
+        clock_skew: time::Duration::seconds(60),
+    })
+    .unwrap()
+}
+
+pub fn alice() -> idsync_saml::SamlUser {
+    idsync_saml::SamlUser {
+        name_id: "alice".into(),
+        username: "alice".into(),
+        email: Some("alice@corp.example".into()),
+        display_name: Some("Alice <Example> & Co".into()),
+        groups: vec!["jira-software-users".into(), "R&D \"core\"".into()],
+        session_index: "_sess-1".into(),
+        authn_instant: now() - time::Duration::seconds(2),
     }
 }
