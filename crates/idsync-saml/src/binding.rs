@@ -71,10 +71,14 @@ impl RedirectMessage {
         let mut signature = None;
         for pair in raw_query.trim_start_matches('?').split('&') {
             let (name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-            let value: String = form_urlencoded::parse(format!("v={raw_value}").as_bytes())
+            let mut value: String = form_urlencoded::parse(format!("v={raw_value}").as_bytes())
                 .next()
                 .map(|(_, v)| v.into_owned())
                 .unwrap_or_default();
+            if name != "RelayState" {
+                // Base64 has no spaces: a '+' some senders leave unencoded decoded as one.
+                value = value.replace(' ', "+");
+            }
             let slot = match name {
                 n if n == parameter => &mut message,
                 "RelayState" => &mut relay,

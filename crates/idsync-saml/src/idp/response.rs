@@ -8,7 +8,7 @@ use super::{IdentityProvider, RegisteredSp, SpRequest};
 use crate::binding::{encode_post, PostForm, MAX_RELAY_STATE_BYTES};
 use crate::dsig::sign_enveloped;
 use crate::error::SamlError;
-use crate::protocol::{format_instant, new_id, NameIdFormat, CM_BEARER, STATUS_SUCCESS};
+use crate::protocol::{format_instant, new_id, CM_BEARER, STATUS_SUCCESS};
 use crate::xml::{escape_attr, escape_text, NS_SAML, NS_SAMLP};
 
 /// Attribute names of our assertions (Atlassian's SSO app maps them with `${username}`,
@@ -46,15 +46,10 @@ impl IdentityProvider {
         rng: &mut R,
     ) -> Result<PostForm, SamlError> {
         let sp = self.service_provider(&request.sp_entity_id)?;
-        let format = request
-            .name_id_format
-            .clone()
-            .filter(|f| *f != NameIdFormat::Unspecified);
         self.build(
             sp,
             Some(&request.id),
             request.relay_state.as_deref(),
-            format,
             user,
             now,
             rng,
@@ -77,16 +72,14 @@ impl IdentityProvider {
                 limit: MAX_RELAY_STATE_BYTES,
             });
         }
-        self.build(sp, None, relay_state, None, user, now, rng)
+        self.build(sp, None, relay_state, user, now, rng)
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn build<R: RngCore + CryptoRng>(
         &self,
         sp: &RegisteredSp,
         in_response_to: Option<&str>,
         relay_state: Option<&str>,
-        format: Option<NameIdFormat>,
         user: &SamlUser,
         now: OffsetDateTime,
         rng: &mut R,
@@ -99,7 +92,9 @@ impl IdentityProvider {
         let irt = in_response_to
             .map(|i| format!(" InResponseTo=\"{}\"", escape_attr(i)))
             .unwrap_or_default();
-        let format = format.unwrap_or_else(|| sp.name_id_format.clone());
+        // The registered SP's format: the caller chose `user.name_id` for it (the request's
+        // NameIDPolicy is in `SpRequest::name_id_format` for the caller to refuse or honour).
+        let format = &sp.name_id_format;
 
         let mut attributes = String::new();
         let mut attribute = |name: &str, values: &[&str]| {
