@@ -157,6 +157,7 @@ fn the_authn_request_goes_by_redirect_with_its_id_instant_and_our_acs_url() {
     assert!(xml.contains("nameid-format:persistent"), "{xml}");
     assert!(request.id.starts_with('_'));
     // A '+' of the base64 left unencoded by a sender still decodes.
+    assert!(query.contains("%2B"), "{query}");
     let plus = query.replace("%2B", "+");
     assert_eq!(RedirectMessage::decode(&plus, "SAMLRequest").unwrap().xml, message.xml);
 }
