@@ -290,17 +290,25 @@ def sp_client(p, tmp):
 
 
 def sp_request(p, tmp):
-    from saml2 import BINDING_HTTP_REDIRECT
+    import html
+    import re
+
+    from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
     from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
     client = sp_client(p, tmp)
+    post = p.get("binding") == "post"
     request_id, info = client.prepare_for_authenticate(
         entityid=p["idp_entity"],
         relay_state=p.get("relay_state", ""),
-        binding=BINDING_HTTP_REDIRECT,
+        binding=BINDING_HTTP_POST if post else BINDING_HTTP_REDIRECT,
         sigalg=SIG_RSA_SHA256,
         digest_alg=DIGEST_SHA256,
     )
+    if post:
+        # The auto-posting form pysaml2 renders: its SAMLRequest field.
+        value = re.search(r'name="SAMLRequest" value="([^"]*)"', info["data"]).group(1)
+        return {"request_id": request_id, "saml_request": html.unescape(value)}
     url = dict(info["headers"])["Location"]
     return {"request_id": request_id, "url": url}
 

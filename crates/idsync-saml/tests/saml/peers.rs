@@ -208,6 +208,39 @@ fn a_pysaml2_sp_accepts_our_idps_response_to_its_authn_request() {
 }
 
 #[test]
+fn a_pysaml2_sp_authn_request_by_http_post_is_read_and_its_signature_checked() {
+    let mut sp = registered_sp(PY_SP_ENTITY, PY_SP_ACS);
+    sp.request_certificates = vec![idp_key().certificate().clone()];
+    sp.require_signed_requests = true;
+    let idp = our_idp(vec![sp]);
+    let request = peer(
+        "sp-request",
+        &pysaml2_sp(json!({"sign_requests": true, "binding": "post"})),
+    );
+    let value = request["saml_request"].as_str().unwrap();
+    let accepted = idp.accept_post(value, Some("/x"), wall_clock()).unwrap();
+    assert_eq!(accepted.id, request["request_id"].as_str().unwrap());
+    assert!(accepted.signed);
+    assert_eq!(accepted.acs_url, PY_SP_ACS);
+    // The same request with its signed content changed is refused.
+    use base64::Engine as _;
+    let engine = base64::engine::general_purpose::STANDARD;
+    let xml = String::from_utf8(engine.decode(value).unwrap()).unwrap();
+    let tampered = engine.encode(
+        xml.replacen("ForceAuthn=\"false\"", "ForceAuthn=\"true\"", 1)
+            .replacen(
+                "<ns0:AuthnRequest ",
+                "<ns0:AuthnRequest ForceAuthn=\"true\" ",
+                usize::from(!xml.contains("ForceAuthn")),
+            ),
+    );
+    assert_eq!(
+        idp.accept_post(&tampered, None, wall_clock()),
+        Err(idsync_saml::SamlError::DigestMismatch)
+    );
+}
+
+#[test]
 fn a_pysaml2_sp_accepts_our_idp_initiated_response() {
     let idp = our_idp(vec![registered_sp(PY_SP_ENTITY, PY_SP_ACS)]);
     let form = idp

@@ -159,7 +159,10 @@ fn the_authn_request_goes_by_redirect_with_its_id_instant_and_our_acs_url() {
     // A '+' of the base64 left unencoded by a sender still decodes.
     assert!(query.contains("%2B"), "{query}");
     let plus = query.replace("%2B", "+");
-    assert_eq!(RedirectMessage::decode(&plus, "SAMLRequest").unwrap().xml, message.xml);
+    assert_eq!(
+        RedirectMessage::decode(&plus, "SAMLRequest").unwrap().xml,
+        message.xml
+    );
 }
 
 #[test]
@@ -219,4 +222,46 @@ fn garbage_is_refused_without_panicking() {
         Session::new().validate(&sp, &"A".repeat(3 * 1024 * 1024)),
         Err(SamlError::TooLarge { .. })
     ));
+}
+
+mod fuzz {
+    use proptest::prelude::*;
+
+    use crate::support::{forge, sp, Session, ASSERTION_SIGNED, RESPONSE_SIGNED};
+
+    fn signed_response() -> &'static str {
+        static XML: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        XML.get_or_init(|| {
+            use base64::Engine as _;
+            let value = forge("legit", serde_json::json!({"sign_response": true}));
+            String::from_utf8(
+                base64::engine::general_purpose::STANDARD
+                    .decode(value)
+                    .unwrap(),
+            )
+            .unwrap()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        /// A signed response cut, spliced or with bytes changed anywhere: an error or (a change
+        /// the signature does not cover, such as whitespace in base64) a login, never a panic,
+        /// and never a login for another name.
+        #[test]
+        fn damaged_responses_never_panic(at in 0usize..100_000, len in 0usize..40, with in "[<>&a-z\"'=/:! -]{0,6}") {
+            use base64::Engine as _;
+            let xml = signed_response();
+            let start = (at % xml.len()).min(xml.len());
+            let end = (start + len).min(xml.len());
+            let (Some(head), Some(tail)) = (xml.get(..start), xml.get(end..)) else { return Ok(()) };
+            let damaged = format!("{head}{with}{tail}");
+            let value = base64::engine::general_purpose::STANDARD.encode(&damaged);
+            for require in [ASSERTION_SIGNED, RESPONSE_SIGNED] {
+                if let Ok(login) = Session::new().validate(&sp(require), &value) {
+                    prop_assert_eq!(login.name_id.value, "alice@corp.example");
+                }
+            }
+        }
+    }
 }
