@@ -184,8 +184,10 @@ impl ServiceProvider {
                     assertion: a.to_owned(),
                 })
             }
-            (Some(r), _) => Some(r.to_owned()),
-            (None, a) => a.map(str::to_owned),
+            // An unsigned Response's InResponseTo cannot make a signed unsolicited assertion
+            // answer one of our requests: only a signed one counts.
+            (Some(r), None) if signed_response.is_some() => Some(r.to_owned()),
+            (_, a) => a.map(str::to_owned),
         };
         if in_response_to.is_none() && !config.allow_unsolicited {
             return Err(SamlError::Unsolicited);

@@ -262,3 +262,37 @@ fn an_issuer_other_than_the_idp_is_refused() {
     );
     assert!(matches!(e, SamlError::Issuer { .. }), "{e}");
 }
+
+#[test]
+fn an_unsigned_response_cannot_make_an_unsolicited_assertion_answer_our_request() {
+    // A signed IdP-initiated assertion (no InResponseTo) wrapped in an unsigned Response that
+    // claims to answer our pending request: still unsolicited.
+    let response = forge("legit", json!({"assertion_in_response_to": null}));
+    assert_eq!(
+        refused(&sp(ASSERTION_SIGNED), &response),
+        SamlError::Unsolicited
+    );
+    // Signed by the IdP, the Response's InResponseTo is its word.
+    let signed = forge(
+        "legit",
+        json!({"assertion_in_response_to": null, "sign_response": true}),
+    );
+    let login = Session::new().validate(&sp(BOTH), &signed).unwrap();
+    assert_eq!(
+        login.in_response_to.as_deref(),
+        Some(crate::support::REQUEST_ID)
+    );
+}
+
+#[test]
+fn a_status_other_than_success_is_refused_with_the_status() {
+    let response = forge(
+        "legit",
+        json!({"status": "urn:oasis:names:tc:SAML:2.0:status:Responder"}),
+    );
+    let e = refused(&sp(ASSERTION_SIGNED), &response);
+    assert!(
+        matches!(e, SamlError::Status { ref status, .. } if status.ends_with(":Responder")),
+        "{e}"
+    );
+}

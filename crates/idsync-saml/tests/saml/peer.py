@@ -42,8 +42,9 @@ def build_assertion(p):
     sc = etree.SubElement(subject, "{%s}SubjectConfirmation" % SAML)
     sc.set("Method", "urn:oasis:names:tc:SAML:2.0:cm:bearer")
     scd = etree.SubElement(sc, "{%s}SubjectConfirmationData" % SAML)
-    if p.get("in_response_to"):
-        scd.set("InResponseTo", p["in_response_to"])
+    irt = p.get("assertion_in_response_to", p.get("in_response_to"))
+    if irt:
+        scd.set("InResponseTo", irt)
     scd.set("NotOnOrAfter", instant(now + p.get("lifetime", 300)))
     scd.set("Recipient", p.get("recipient", p["acs"]))
     cond = etree.SubElement(a, "{%s}Conditions" % SAML)
