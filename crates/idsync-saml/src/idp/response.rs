@@ -89,6 +89,8 @@ impl IdentityProvider {
         let acs = escape_attr(&sp.acs_url);
         let instant = format_instant(now);
         let until = format_instant(now + config.assertion_lifetime);
+        // Valid from the skew before now, for a product whose clock is a little behind ours.
+        let not_before = format_instant(now - config.clock_skew);
         let irt = in_response_to
             .map(|i| format!(" InResponseTo=\"{}\"", escape_attr(i)))
             .unwrap_or_default();
@@ -126,7 +128,7 @@ impl IdentityProvider {
              <saml:SubjectConfirmation Method=\"{CM_BEARER}\">\
              <saml:SubjectConfirmationData{irt} NotOnOrAfter=\"{until}\" Recipient=\"{acs}\"/>\
              </saml:SubjectConfirmation></saml:Subject>\
-             <saml:Conditions NotBefore=\"{instant}\" NotOnOrAfter=\"{until}\">\
+             <saml:Conditions NotBefore=\"{not_before}\" NotOnOrAfter=\"{until}\">\
              <saml:AudienceRestriction><saml:Audience>{audience}</saml:Audience></saml:AudienceRestriction></saml:Conditions>\
              <saml:AuthnStatement AuthnInstant=\"{authn}\" SessionIndex=\"{session}\">\
              <saml:AuthnContext><saml:AuthnContextClassRef>{AUTHN_CONTEXT}</saml:AuthnContextClassRef></saml:AuthnContext>\
