@@ -75,7 +75,24 @@ impl ServiceProvider {
             return Err(malformed(WHAT, "Version is not 2.0"));
         }
 
-        // 1. Signatures. A signature that is present is verified even when not required.
+        // 1. Status, first: an IdP's refusal (no assertion, often unsigned) is reported as such.
+        //    Read from the unverified root: it can only refuse.
+        let status = exactly_one(root, NS_SAMLP, "Status", WHAT)?;
+        let code = exactly_one(status, NS_SAMLP, "StatusCode", WHAT)?;
+        let value = attribute(code, "Value").unwrap_or_default();
+        if value != STATUS_SUCCESS {
+            let sub = children(code, NS_SAMLP, "StatusCode").find_map(|c| attribute(c, "Value"));
+            let message = at_most_one(status, NS_SAMLP, "StatusMessage", WHAT)?
+                .map(|m| text_of(m, WHAT))
+                .transpose()?;
+            let status = match sub {
+                Some(sub) => format!("{value} ({sub})"),
+                None => value.to_owned(),
+            };
+            return Err(SamlError::Status { status, message });
+        }
+
+        // 2. Signatures. A signature that is present is verified even when not required.
         let signed_response = verify_enveloped(root, certificates)?;
         if config.require.response && signed_response.is_none() {
             return Err(SamlError::Unsigned("Response"));
@@ -103,22 +120,6 @@ impl ServiceProvider {
         // Response-level values come from the verified response when it is signed; unsigned,
         // they only add refusals (the assertion's own values below are the binding ones).
         let response = signed_response.map(|r| r.node()).unwrap_or(root);
-
-        // 2. Status.
-        let status = exactly_one(response, NS_SAMLP, "Status", WHAT)?;
-        let code = exactly_one(status, NS_SAMLP, "StatusCode", WHAT)?;
-        let value = attribute(code, "Value").unwrap_or_default();
-        if value != STATUS_SUCCESS {
-            let sub = children(code, NS_SAMLP, "StatusCode").find_map(|c| attribute(c, "Value"));
-            let message = at_most_one(status, NS_SAMLP, "StatusMessage", WHAT)?
-                .map(|m| text_of(m, WHAT))
-                .transpose()?;
-            let status = match sub {
-                Some(sub) => format!("{value} ({sub})"),
-                None => value.to_owned(),
-            };
-            return Err(SamlError::Status { status, message });
-        }
 
         // 3. Destination and issuers.
         match attribute(response, "Destination") {

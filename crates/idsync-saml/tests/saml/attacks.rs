@@ -295,4 +295,18 @@ fn a_status_other_than_success_is_refused_with_the_status() {
         matches!(e, SamlError::Status { ref status, .. } if status.ends_with(":Responder")),
         "{e}"
     );
+    // An IdP's refusal as Entra sends it: no assertion, the reason in StatusMessage.
+    let refusal = forge(
+        "legit",
+        json!({
+            "status": "urn:oasis:names:tc:SAML:2.0:status:Requester",
+            "status_message": "AADSTS50105: the signed in user is not assigned to a role for the application",
+            "no_assertion": true,
+        }),
+    );
+    let e = refused(&sp(ASSERTION_SIGNED), &refusal);
+    assert!(
+        matches!(e, SamlError::Status { ref message, .. } if message.as_deref().is_some_and(|m| m.starts_with("AADSTS50105"))),
+        "{e}"
+    );
 }

@@ -77,7 +77,9 @@ def build_response(p, assertion):
     etree.SubElement(r, "{%s}Issuer" % SAML).text = p["issuer"]
     status = etree.SubElement(r, "{%s}Status" % SAMLP)
     etree.SubElement(status, "{%s}StatusCode" % SAMLP).set("Value", p.get("status", "urn:oasis:names:tc:SAML:2.0:status:Success"))
-    if assertion is not None:
+    if p.get("status_message"):
+        etree.SubElement(status, "{%s}StatusMessage" % SAMLP).text = p["status_message"]
+    if assertion is not None and not p.get("no_assertion"):
         r.append(assertion)
     return r
 
