@@ -15,7 +15,7 @@ pub(crate) const CM_BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
 pub const MAX_CLOCK_SKEW: time::Duration = time::Duration::minutes(5);
 
 /// A NameID format.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum NameIdFormat {
     /// `urn:oasis:names:tc:SAML:2.0:nameid-format:persistent` (Entra's default: a pairwise id).
     Persistent,
@@ -55,7 +55,7 @@ impl NameIdFormat {
 }
 
 /// A NameID: its value (the whole text, comments never split it) and format.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NameId {
     pub value: String,
     pub format: NameIdFormat,

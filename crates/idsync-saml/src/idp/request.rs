@@ -13,7 +13,7 @@ use crate::xml::{at_most_one, exactly_one, is, parse, text_of, NS_SAML, NS_SAMLP
 const WHAT: &str = "AuthnRequest";
 
 /// An accepted AuthnRequest: answer it with [`IdentityProvider::respond`] once the user signed in.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SpRequest {
     /// The request's ID (our response's InResponseTo).
     pub id: String,

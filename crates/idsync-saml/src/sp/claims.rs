@@ -25,7 +25,7 @@ pub(crate) const CLAIM_GROUPS_LINK: &str = "http://schemas.microsoft.com/claims/
 
 /// Entra's claims, each `None` when the assertion did not carry it (an absent claim changes
 /// nothing in the directory).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EntraClaims {
     /// `objectidentifier`: the user's immutable object id in the tenant.
     pub object_id: Option<String>,
@@ -76,7 +76,7 @@ impl EntraClaims {
 }
 
 /// A validated login: everything here was read from the verified (signed) part of the response.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SamlLogin {
     /// Who signed in: Entra's `objectidentifier` when present, else the NameID's value.
     pub subject: String,
@@ -87,8 +87,10 @@ pub struct SamlLogin {
     pub in_response_to: Option<String>,
     pub assertion_id: String,
     pub session_index: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
     pub authn_instant: OffsetDateTime,
     /// The end of the assertion's validity (its earliest NotOnOrAfter).
+    #[serde(with = "time::serde::rfc3339")]
     pub valid_until: OffsetDateTime,
     pub claims: EntraClaims,
     /// Every attribute as sent (name to values), for mappings beyond Entra's claims.

@@ -255,3 +255,16 @@ fn generated_keys_round_trip_through_pem() {
         Err(SamlError::Key(_))
     ));
 }
+
+#[test]
+fn an_accepted_request_survives_the_store_as_json_until_the_user_signed_in() {
+    let idp = our_idp(vec![registered_sp(JIRA_ENTITY, JIRA_ACS)]);
+    let sent = product(&idp, JIRA_ACS, false)
+        .authn_request(now(), &mut rng(), Some("/r"))
+        .unwrap();
+    let request = idp.accept_redirect(query(&sent.url), now()).unwrap();
+    let stored = serde_json::to_string(&request).unwrap();
+    let back: idsync_saml::SpRequest = serde_json::from_str(&stored).unwrap();
+    assert_eq!(back, request);
+    idp.respond(&back, &alice(), now(), &mut rng()).unwrap();
+}
