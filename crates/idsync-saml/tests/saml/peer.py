@@ -30,7 +30,8 @@ def instant(epoch):
 
 def build_assertion(p):
     now = p["now"]
-    a = etree.Element("{%s}Assertion" % SAML, nsmap={"saml": SAML})
+    # Entra writes the assertion (and its signature) in default namespaces.
+    a = etree.Element("{%s}Assertion" % SAML, nsmap={None: SAML} if p.get("entra_shape") else {"saml": SAML})
     a.set("ID", p.get("assertion_id", "_assertion1"))
     a.set("Version", "2.0")
     a.set("IssueInstant", instant(now))
@@ -67,14 +68,15 @@ def build_assertion(p):
 
 
 def build_response(p, assertion):
-    r = etree.Element("{%s}Response" % SAMLP, nsmap={"samlp": SAMLP, "saml": SAML})
+    entra = p.get("entra_shape")
+    r = etree.Element("{%s}Response" % SAMLP, nsmap={"samlp": SAMLP} if entra else {"samlp": SAMLP, "saml": SAML})
     r.set("ID", p.get("response_id", "_response1"))
     r.set("Version", "2.0")
     r.set("IssueInstant", instant(p["now"]))
     r.set("Destination", p.get("destination", p["acs"]))
     if p.get("in_response_to"):
         r.set("InResponseTo", p["in_response_to"])
-    etree.SubElement(r, "{%s}Issuer" % SAML).text = p["issuer"]
+    etree.SubElement(r, "{%s}Issuer" % SAML, nsmap={None: SAML} if entra else None).text = p["issuer"]
     status = etree.SubElement(r, "{%s}Status" % SAMLP)
     etree.SubElement(status, "{%s}StatusCode" % SAMLP).set("Value", p.get("status", "urn:oasis:names:tc:SAML:2.0:status:Success"))
     if p.get("status_message"):
@@ -84,21 +86,25 @@ def build_response(p, assertion):
     return r
 
 
-def sign(element, key, cert):
+def sign(element, key, cert, default_ns=False):
     from signxml import XMLSigner, methods
     from signxml.algorithms import CanonicalizationMethod, DigestAlgorithm, SignatureMethod
 
-    # The placeholder puts the signature after the Issuer, where the SAML schema wants it.
-    issuer = element.find("{%s}Issuer" % SAML)
-    placeholder = etree.Element("{%s}Signature" % DS, nsmap={"ds": DS})
-    placeholder.set("Id", "placeholder")
-    issuer.addnext(placeholder)
+    if not default_ns:
+        # The placeholder puts the signature after the Issuer, where the SAML schema wants it.
+        issuer = element.find("{%s}Issuer" % SAML)
+        placeholder = etree.Element("{%s}Signature" % DS, nsmap={"ds": DS})
+        placeholder.set("Id", "placeholder")
+        issuer.addnext(placeholder)
     signer = XMLSigner(
         method=methods.enveloped,
         signature_algorithm=SignatureMethod.RSA_SHA256,
         digest_algorithm=DigestAlgorithm.SHA256,
         c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
     )
+    if default_ns:
+        # Entra's shape: the Signature in the default xmldsig namespace (signxml appends it).
+        signer.namespaces = {None: DS}
     signed = signer.sign(element, key=key.encode(), cert=cert, reference_uri=element.get("ID"))
     return signed
 
@@ -125,7 +131,7 @@ def forge(p):
     scenario = p.get("scenario", "legit")
     assertion = build_assertion(p)
     if p.get("sign_assertion", True):
-        assertion = sign(assertion, key, cert)
+        assertion = sign(assertion, key, cert, default_ns=p.get("entra_shape", False))
     response = build_response(p, assertion)
     if p.get("sign_response", False):
         response = sign(response, key, cert)

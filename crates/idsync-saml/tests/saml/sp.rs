@@ -265,3 +265,29 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn an_entra_shaped_response_in_default_namespaces_is_read() {
+    // Entra: `<Assertion xmlns="urn:oasis:names:tc:SAML:2.0:assertion">` with a `<Signature
+    // xmlns="http://www.w3.org/2000/09/xmldsig#">` inside, in a prefixed samlp:Response.
+    let response = forge("legit", json!({"entra_shape": true}));
+    use base64::Engine as _;
+    let xml = String::from_utf8(
+        base64::engine::general_purpose::STANDARD
+            .decode(&response)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        xml.contains("<Assertion xmlns=\"urn:oasis:names:tc:SAML:2.0:assertion\""),
+        "{xml}"
+    );
+    assert!(
+        xml.contains("<Signature xmlns=\"http://www.w3.org/2000/09/xmldsig#\""),
+        "{xml}"
+    );
+    let login = Session::new()
+        .validate(&sp(ASSERTION_SIGNED), &response)
+        .unwrap();
+    assert_eq!(login.subject, "0d7f7b4e-3c1a-4d5e-9f00-aaaabbbbcccc");
+}
