@@ -241,7 +241,11 @@ impl ServiceProvider {
                 let name = attribute(attr, "Name")
                     .ok_or_else(|| malformed(WHAT, "an Attribute without Name"))?;
                 let values = attributes.entry(name.to_owned()).or_default();
-                for value in children(attr, NS_SAML, "AttributeValue") {
+                // A structured value (an element inside, as eduPersonTargetedID's NameID) is
+                // no text to map: skipped, not a reason to refuse the login.
+                let texts = children(attr, NS_SAML, "AttributeValue")
+                    .filter(|v| !v.children().any(|c| c.is_element()));
+                for value in texts {
                     let text = text_of(value, WHAT)?;
                     if !text.is_empty() {
                         values.push(text);
