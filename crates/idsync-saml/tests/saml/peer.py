@@ -59,6 +59,11 @@ def build_assertion(p):
     ctx = etree.SubElement(etree.SubElement(st, "{%s}AuthnContext" % SAML), "{%s}AuthnContextClassRef" % SAML)
     ctx.text = "urn:oasis:names:tc:SAML:2.0:ac:classes:Password"
     attrs = etree.SubElement(a, "{%s}AttributeStatement" % SAML)
+    if p.get("structured_attribute"):
+        # eduPersonTargetedID's shape: a NameID inside the AttributeValue.
+        at = etree.SubElement(attrs, "{%s}Attribute" % SAML)
+        at.set("Name", "urn:oid:1.3.6.1.4.1.5923.1.1.1.10")
+        etree.SubElement(etree.SubElement(at, "{%s}AttributeValue" % SAML), "{%s}NameID" % SAML).text = "x"
     for name, values in p.get("attributes", {}).items():
         at = etree.SubElement(attrs, "{%s}Attribute" % SAML)
         at.set("Name", name)

@@ -291,3 +291,16 @@ fn an_entra_shaped_response_in_default_namespaces_is_read() {
         .unwrap();
     assert_eq!(login.subject, "0d7f7b4e-3c1a-4d5e-9f00-aaaabbbbcccc");
 }
+
+#[test]
+fn a_structured_attribute_value_is_skipped_not_fatal() {
+    let response = forge("legit", json!({"structured_attribute": true}));
+    let login = Session::new()
+        .validate(&sp(ASSERTION_SIGNED), &response)
+        .unwrap();
+    assert_eq!(
+        login.attributes["urn:oid:1.3.6.1.4.1.5923.1.1.1.10"],
+        Vec::<String>::new()
+    );
+    assert_eq!(login.claims.display_name.as_deref(), Some("Alice Example"));
+}
