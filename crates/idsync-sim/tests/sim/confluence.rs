@@ -89,6 +89,8 @@ async fn atlassian_python_api_confluence_works_against_the_simulator() {
     assert_eq!(v["group_duplicate"][0], 409, "{v}");
     assert_eq!(v["members_first"], json!([50, true]), "{v}");
     assert_eq!(v["members_all"], 61, "60 bulk users and Ann: {v}");
+    assert_eq!(v["cql_users"], json!([25, 62, true, "user"]), "{v}");
+    assert_eq!(v["admin_update"][0], 405, "9.2 has no admin update: {v}");
     assert_eq!(v["members_status"], json!(["Active"]), "{v}");
     assert_eq!(
         v["groups"],
@@ -123,6 +125,8 @@ async fn atlassian_python_api_confluence_8_3_creates_users_over_json_rpc() {
         "{v}"
     );
     assert_eq!(v["members_all"], 61, "{v}");
+    assert_eq!(v["cql_users"], json!([25, 62, true, "user"]), "{v}");
+    assert_eq!(v["admin_update"][0], 404, "{v}");
     assert_eq!(v["no_admin_api"][0], 404, "8.3 has no admin user API: {v}");
     assert_eq!(v["after_429"], "bulk000", "{v}");
     sim.stop().await;
