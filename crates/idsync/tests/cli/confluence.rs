@@ -571,6 +571,11 @@ fn confluence_9_3_tries_the_update_call_once_per_run_and_refuses_with_the_reason
     let all = text(&o);
     assert!(all.contains("2 failed"), "{all}");
     assert_eq!(
+        all.matches("Confluence has no call to change a user's display name or email: such changes are refused for this run").count(),
+        1,
+        "the run's log says it once: {all}"
+    );
+    assert_eq!(
         stats_writes(&wiki) - before,
         1,
         "one PUT finds the call missing; the other user is refused without one"
