@@ -441,3 +441,81 @@ async fn confluence_before_8_4_reads_users_in_no_group_through_the_cql_user_sear
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluence_target_passes_the_kit_on_confluence_9_4() {
+    // 9.4 has the admin update but shows no emails: updates pass, emails are not compared.
+    let s = sim(ConfluenceSimOptions {
+        version: Version(9, 4, 0),
+        ..ConfluenceSimOptions::default()
+    })
+    .await;
+    let t = ConfluenceTarget::new(config(&s, token())).unwrap();
+    report_confluence(testkit::run_all(&t, "nine").await);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluence_update_call_404_tells_a_missing_call_from_a_missing_user() {
+    let s = sim(ConfluenceSimOptions {
+        version: Version(10, 2, 0),
+        ..ConfluenceSimOptions::default()
+    })
+    .await;
+    let t = ConfluenceTarget::new(config(&s, token())).unwrap();
+    let (a, b) = (person("jan"), person("kim"));
+    let (ida, idb) = (created(&t, &a).await, created(&t, &b).await);
+    let renamed = |u: &User| {
+        let mut after = u.clone();
+        after.display_name = Some(format!("{} Renamed", u.user_name));
+        after
+    };
+    // A user gone from Confluence: its 404 is its own (the call is not found missing).
+    s.state
+        .directory
+        .write()
+        .unwrap()
+        .delete_user("kim@example.com")
+        .unwrap();
+    let op = TargetOp::UpdateUser {
+        target_id: idb.clone(),
+        before: b.clone(),
+        after: renamed(&b),
+    };
+    assert!(
+        matches!(t.apply(&op).await, Outcome::NotFound { .. }),
+        "the user is gone"
+    );
+    // A 404 for a user Confluence has: the call is missing (as a proxy or an older build
+    // would answer), for the rest of the run.
+    s.state
+        .set_faults(idsync_sim::confluence::ConfluenceFaults {
+            fail_next: 1,
+            fail_match: "PUT /rest/api/admin/user/".into(),
+            error_status: 404,
+            ..Default::default()
+        });
+    let op = TargetOp::UpdateUser {
+        target_id: ida.clone(),
+        before: a.clone(),
+        after: renamed(&a),
+    };
+    match t.apply(&op).await {
+        Outcome::Rejected { reason } => assert!(reason.contains("answered 404"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    t.end_run();
+    // The next run asks again, and the call works.
+    assert!(matches!(t.apply(&op).await, Outcome::Applied { .. }));
+    assert_eq!(
+        s.state
+            .directory
+            .read()
+            .unwrap()
+            .by_key(&ida)
+            .unwrap()
+            .display_name,
+        "jan@example.com Renamed"
+    );
+    s.stop().await;
+}
