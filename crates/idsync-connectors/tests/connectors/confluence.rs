@@ -519,3 +519,49 @@ async fn confluence_update_call_404_tells_a_missing_call_from_a_missing_user() {
     );
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn confluence_disables_a_user_even_when_its_display_name_change_is_refused() {
+    let s = sim(ConfluenceSimOptions::default()).await;
+    let t = ConfluenceTarget::new(config(&s, token())).unwrap();
+    let u = person("lee");
+    let id = created(&t, &u).await;
+    let mut after = u.clone();
+    after.display_name = Some("Lee Renamed".into());
+    after.active = false;
+    let op = TargetOp::UpdateUser {
+        target_id: id.clone(),
+        before: u.clone(),
+        after,
+    };
+    match t.apply(&op).await {
+        Outcome::Rejected { reason } => assert!(
+            reason.contains("has no call to change")
+                && reason.contains("its disabling was applied"),
+            "{reason}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !s.state
+            .directory
+            .read()
+            .unwrap()
+            .by_key(&id)
+            .unwrap()
+            .active,
+        "disabled all the same"
+    );
+    // Planned again (the refusal is not recorded): the disabling is idempotent.
+    assert!(matches!(t.apply(&op).await, Outcome::Rejected { .. }));
+    assert!(
+        !s.state
+            .directory
+            .read()
+            .unwrap()
+            .by_key(&id)
+            .unwrap()
+            .active
+    );
+    s.stop().await;
+}

@@ -97,6 +97,7 @@ impl ConfluenceTarget {
             });
         }
         let profile = a.display_name != b.display_name || a.primary_email() != b.primary_email();
+        let mut refused = None;
         if profile {
             if instance.has_json_rpc() {
                 let remote = json!({
@@ -105,18 +106,29 @@ impl ConfluenceTarget {
                     "email": a.primary_email().unwrap_or_default(),
                 });
                 self.rpc("editUser", json!([remote])).await?;
-            } else if let Some(refused) = self.update_profile(&instance, key, &name, &b, &a).await?
-            {
-                return Ok(refused);
+            } else {
+                refused = self.update_profile(&instance, key, &name, &b, &a).await?;
             }
         }
         if a.active != b.active {
+            // A refused display name or email does not keep a user from being disabled (or
+            // enabled): that is done all the same, and done again, idempotently, when the
+            // refused change is planned again.
             self.set_active(&name, a.active).await?;
         } else if !profile {
             // Nothing else changed: the user must still be there all the same.
             self.get_user(key).await?;
         }
-        Ok(Outcome::Applied { target_id: None })
+        Ok(match refused {
+            Some(Outcome::Rejected { reason }) if a.active != b.active => Outcome::Rejected {
+                reason: format!(
+                    "{reason} (its {} was applied)",
+                    if a.active { "enabling" } else { "disabling" }
+                ),
+            },
+            Some(o) => o,
+            None => Outcome::Applied { target_id: None },
+        })
     }
 
     /// 9.0 and later: the admin update where the version has it (tried once a run), read back;
