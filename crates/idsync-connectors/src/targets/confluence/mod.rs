@@ -691,4 +691,15 @@ impl Target for ConfluenceTarget {
     fn end_run(&self) {
         self.forget_run();
     }
+
+    async fn known_keeps(&self) -> idsync_core::keeps::Known {
+        // Confluence keeps every user's email, in every version: where a read cannot show it,
+        // that user's email is left out of the comparison on both sides (`profile.rs`), not
+        // taken for an attribute Confluence drops.
+        let mut known = idsync_core::keeps::Known::default();
+        for path in ["emails.value", "emails.primary"] {
+            known.users.answers.insert(path.to_string(), true);
+        }
+        known
+    }
 }
