@@ -10,6 +10,7 @@
 mod audit;
 mod crowd;
 mod crowd_changes;
+mod id_forms;
 mod lease;
 mod nesting;
 mod numbers;
