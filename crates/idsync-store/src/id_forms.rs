@@ -63,3 +63,54 @@ impl Store {
         Ok(moved)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use idsync_core::{LedgerState, LedgerUser, User};
+
+    #[tokio::test]
+    async fn a_translation_moves_the_ledger_users_and_records_the_form_once() {
+        let s = Store::open_in_memory().await.unwrap();
+        s.register_flow("f", "d").await.unwrap();
+        let mut l = LedgerState::default();
+        for (key, id) in [("s1", "17"), ("s2", "18"), ("s3", "19")] {
+            l.users
+                .insert(key.into(), LedgerUser::new(id, User::new(key, key)));
+        }
+        s.replace_ledger("f", &l).await.unwrap();
+        assert_eq!(s.ledger_user_id_form("f").await.unwrap(), None);
+        assert_eq!(s.ledger_user_ids("f").await.unwrap(), ["17", "18", "19"]);
+        let version = s.ledger_version("f").await.unwrap();
+        let map: HashMap<String, String> = [("17", "Ann"), ("18", "bob")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let moved = s
+            .translate_ledger_user_ids("f", &map, "names")
+            .await
+            .unwrap();
+        assert_eq!(moved, 2);
+        let l = s.load_ledger("f").await.unwrap();
+        assert_eq!(l.users["s1"].target_id, "Ann");
+        assert_eq!(l.users["s2"].target_id, "bob");
+        assert_eq!(l.users["s3"].target_id, "19", "an id not translated stays");
+        assert_eq!(
+            s.ledger_user_id_form("f").await.unwrap().as_deref(),
+            Some("names")
+        );
+        assert!(
+            s.ledger_version("f").await.unwrap() > version,
+            "a ledger held in memory is read again"
+        );
+        // A flow the store has not seen yet gets its form recorded all the same.
+        s.translate_ledger_user_ids("new", &HashMap::new(), "names")
+            .await
+            .unwrap();
+        assert_eq!(
+            s.ledger_user_id_form("new").await.unwrap().as_deref(),
+            Some("names")
+        );
+    }
+}
