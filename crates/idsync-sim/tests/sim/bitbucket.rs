@@ -138,9 +138,10 @@ async fn user_settings_are_the_callers_own() {
         let want = if expected == 204 { 200 } else { 401 };
         assert_eq!(r.status().as_u16(), want, "GET settings of {slug}");
     }
-    let d = sim.state.directory.read().unwrap();
-    let id = d.by_name("Jane.Doe@Example.com").unwrap();
-    assert!(d.users[&id].settings.is_empty(), "nothing written");
-    drop(d);
+    {
+        let d = sim.state.directory.read().unwrap();
+        let id = d.by_name("Jane.Doe@Example.com").unwrap();
+        assert!(d.users[&id].settings.is_empty(), "nothing written");
+    }
     sim.stop().await;
 }
