@@ -329,8 +329,8 @@ pub struct BitbucketTargetConfig {
     pub default_groups: Vec<String>,
     /// The groups `disable` removes; empty: those granted LICENSED_USER or more.
     pub access_groups: Vec<String>,
-    /// The user setting that records the groups a disable removed.
-    pub record_key: String,
+    /// Prefix of the groups that record the groups a disable removed.
+    pub record_prefix: String,
 }
 
 /// `[targets.x] type = "bamboo"`: Bamboo Data Center's internal directory (admin REST API).

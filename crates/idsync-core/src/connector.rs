@@ -352,6 +352,23 @@ pub trait Target: Send + Sync {
     fn can_rename_groups(&self) -> bool {
         true
     }
+    /// The form of the user ids this target answers, where it changed between idsync
+    /// versions (Bitbucket's numeric user ids became usernames): the engine translates a
+    /// flow's ledger whose recorded form differs, once, before a run plans
+    /// ([`Target::translate_user_ids`]). `None`: the ids have one form, nothing to translate.
+    fn user_id_form(&self) -> Option<&'static str> {
+        None
+    }
+    /// The ledger's user ids in the form `from` (`None`: recorded before forms were), each
+    /// one this target can place mapped to its id in [`Target::user_id_form`]. An id left out
+    /// is kept as it is (its user is gone from the target).
+    async fn translate_user_ids(
+        &self,
+        _from: Option<&str>,
+        _ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, TargetError> {
+        Ok(std::collections::HashMap::new())
+    }
     /// Whether some user in the target holds `value` in `attribute` (a target attribute name,
     /// as attribute mappings write them), for SelectUniqueValue. A target that cannot tell
     /// answers false.

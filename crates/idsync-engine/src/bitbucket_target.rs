@@ -23,7 +23,7 @@ pub(crate) fn build(name: &str, c: &BitbucketTargetConfig) -> Result<BitbucketTa
         add_to_default_group: c.add_to_default_group,
         default_groups: c.default_groups.clone(),
         access_groups: c.access_groups.clone(),
-        record_key: c.record_key.clone(),
+        record_prefix: c.record_prefix.clone(),
     };
     BitbucketTarget::new(cfg).map_err(|e| EngineError::Setup(format!("target {name}: {e}")))
 }

@@ -9,6 +9,7 @@ mod confluence_target;
 mod error;
 mod execute;
 mod forms;
+mod id_forms;
 mod ingest;
 mod jira_target;
 mod memory;

@@ -231,6 +231,12 @@ async fn run_inner(
     let hold_deprovisions_waited = !pending_deprovisions.is_empty();
     let mut known = RunCounts::default();
     crate::forms::start(store, &flow.target, ctx.target).await?;
+    crate::id_forms::settle(store, &flow.name, ctx.target)
+        .await
+        .map_err(|e| match e {
+            crate::id_forms::Settle::Engine(e) => e,
+            crate::id_forms::Settle::Target(e) => target_err(e),
+        })?;
     let result = plan_and_apply(ctx, opts, &run_id, remembered, hold, &mut known)
         .await
         .map_err(|e| match e {

@@ -13,6 +13,7 @@ mod crowd;
 mod crowd_changes;
 mod directory;
 mod directory_rows;
+mod id_forms;
 mod lease;
 mod ledger;
 mod nesting;

@@ -29,7 +29,7 @@ impl Checker<'_> {
                 "default_groups",
                 "add_to_default_group",
                 "access_groups",
-                "record_key",
+                "record_prefix",
             ],
         );
         let super::dc::DcConnection {
@@ -54,9 +54,9 @@ impl Checker<'_> {
         let add_to_default_group = self
             .boolean(t, "add_to_default_group", &path)
             .unwrap_or(true);
-        let record_key = match t.get("record_key") {
-            None => "idsync.access-removed".to_string(),
-            Some(_) => self.non_empty(t, "record_key", &path, "the user setting's key")?,
+        let record_prefix = match t.get("record_prefix") {
+            None => "idsync-access-removed-".to_string(),
+            Some(_) => self.non_empty(t, "record_prefix", &path, "the record groups' prefix")?,
         };
         let access_groups = self
             .str_array(t, "access_groups", &path)
@@ -75,7 +75,7 @@ impl Checker<'_> {
                 default_groups,
                 add_to_default_group,
                 access_groups,
-                record_key,
+                record_prefix,
             }),
         })
     }

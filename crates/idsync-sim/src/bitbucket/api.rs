@@ -123,6 +123,22 @@ fn group_json(name: &str) -> Value {
     json!({"name": name, "deletable": true})
 }
 
+/// User settings are the caller's own: the reference documents `users/{userSlug}/settings`
+/// as the settings "for a specific user identified by the user slug", answering 204 or 401,
+/// and says nowhere that an administrator may read or write another user's (where the avatar
+/// resource, beside it, says so). The simulator holds Bitbucket to what is documented, so a
+/// client that writes another user's settings fails here as it may on a real Bitbucket.
+fn own_settings(st: &BitbucketSimState, d: &Directory, id: u64) -> Result<(), BitbucketError> {
+    if d.by_name(&st.opts.admin) == Some(id) {
+        return Ok(());
+    }
+    Err(BitbucketError::new(
+        401,
+        "com.atlassian.bitbucket.AuthorisationException",
+        "You are not permitted to access this user's settings.",
+    ))
+}
+
 pub(super) fn handle(st: &BitbucketSimState, r: &Request<'_>) -> Answer {
     match route(st, r) {
         Ok(a) => a,
@@ -296,6 +312,7 @@ fn route(st: &BitbucketSimState, r: &Request<'_>) -> Result<Answer, BitbucketErr
             let id = d
                 .by_slug(slug)
                 .ok_or_else(|| BitbucketError::no_user(slug))?;
+            own_settings(st, &d, id)?;
             let s = d
                 .users
                 .get(&id)
@@ -315,6 +332,7 @@ fn route(st: &BitbucketSimState, r: &Request<'_>) -> Result<Answer, BitbucketErr
             let id = d
                 .by_slug(slug)
                 .ok_or_else(|| BitbucketError::no_user(slug))?;
+            own_settings(st, &d, id)?;
             if let Some(u) = d.users.get_mut(&id) {
                 for (k, v) in entries {
                     if v.is_null() {

@@ -98,3 +98,50 @@ async fn atlassian_python_api_bitbucket_works_against_the_simulator() {
     assert!(sim.state.stats().requests > 40);
     sim.stop().await;
 }
+
+/// The user settings resource is documented for "a specific user identified by the user
+/// slug", with no word that an administrator may write another user's: the simulator lets a
+/// caller read and write its own settings and answers 401 for anyone else's (decision 0037).
+#[tokio::test]
+async fn user_settings_are_the_callers_own() {
+    let sim = bitbucket::start(BitbucketSimOptions::default(), Arc::new(SystemClock))
+        .await
+        .unwrap();
+    sim.state
+        .directory
+        .write()
+        .unwrap()
+        .create_user("Jane.Doe@Example.com", "Jane", "jane@example.com", true)
+        .unwrap();
+    let http = reqwest::Client::new();
+    let settings = |slug: &str| format!("{}/rest/api/1.0/users/{slug}/settings", sim.root);
+    let jane_slug = {
+        let d = sim.state.directory.read().unwrap();
+        let id = d.by_name("jane.doe@example.com").unwrap();
+        d.users[&id].slug()
+    };
+    for (slug, expected) in [("admin", 204), (jane_slug.as_str(), 401)] {
+        let r = http
+            .post(settings(slug))
+            .bearer_auth("sim-bitbucket-pat")
+            .json(&json!({"k": "v"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), expected, "POST settings of {slug}");
+        let r = http
+            .get(settings(slug))
+            .bearer_auth("sim-bitbucket-pat")
+            .send()
+            .await
+            .unwrap();
+        let want = if expected == 204 { 200 } else { 401 };
+        assert_eq!(r.status().as_u16(), want, "GET settings of {slug}");
+    }
+    {
+        let d = sim.state.directory.read().unwrap();
+        let id = d.by_name("Jane.Doe@Example.com").unwrap();
+        assert!(d.users[&id].settings.is_empty(), "nothing written");
+    }
+    sim.stop().await;
+}

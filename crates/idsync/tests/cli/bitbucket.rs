@@ -1,7 +1,10 @@
 //! The Bitbucket Data Center target through the binary, against `idsync sim bitbucket`
-//! (HTTPS, its CA in `ca_file`, a personal access token): full sync, change, membership
-//! change, disable (the licensed groups removed and recorded) and return (given back), delete,
-//! reconcile after hand edits, adoption of existing users by username and by email.
+//! (HTTPS, its CA in `ca_file`, a personal access token): full sync (one request per user and
+//! group plus one per membership batch), change, membership change, disable (the licensed
+//! groups removed and recorded in idsync's record groups) and return (given back), delete,
+//! reconcile after hand edits, adoption of existing users by username and by email, and a
+//! ledger of the earlier version's numeric ids translated without duplicating or losing a
+//! user.
 
 use super::{idsync, text, write_people_csv, Server};
 use serde_json::{json, Value};
@@ -108,6 +111,15 @@ impl Bitbucket {
         m.sort();
         m
     }
+    /// The simulator's request counts (`/_sim/stats`).
+    fn stats(&self) -> Value {
+        self.http
+            .get(format!("{}/_sim/stats", self.root))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap()
+    }
     fn groups_of(&self, name: &str) -> Vec<String> {
         let mut g: Vec<String> = self
             .values(&format!("admin/users/more-members?context={name}"))
@@ -163,8 +175,22 @@ fn bitbucket_life_cycle_through_the_binary() {
 
     // Full sync: 6 users (with the admin, 7), each in the default group stash-users (the
     // licensed one), 2 groups with nested groups flattened.
+    let requests_before = bb.stats()["requests"].as_u64().unwrap();
     let out = sync(dir.path(), &["sync", "hr-to-bitbucket"]);
     assert!(out.contains("succeeded"), "{out}");
+    // Issue 18's aim: at most one request per user and per group plus one per batch of
+    // memberships, and a few for the run (health, the users' and groups' listings for
+    // matching, the global permissions for the plan's note on disabling).
+    let stats = bb.stats();
+    let sent = stats["requests"].as_u64().unwrap() - requests_before;
+    let batches = stats["by_resource"]["POST admin/groups/add-users"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(batches, 2, "one add-users per group: {stats}");
+    assert!(
+        sent <= 6 + 2 + batches + 4,
+        "{sent} requests for 6 users, 2 groups and {batches} batches: {stats}"
+    );
     assert_eq!(bb.users().len(), 7, "{:?}", bb.users());
     let u1 = bb.user("user1@example.com").unwrap();
     assert_eq!(u1["displayName"], "User Number 1");
@@ -206,13 +232,12 @@ fn bitbucket_life_cycle_through_the_binary() {
             .contains(&"stash-users".to_string()),
         "licence removed"
     );
-    let (s, settings) = bb.send(
-        reqwest::Method::GET,
-        "users/user5_example.com/settings",
-        None,
+    assert!(
+        bb.groups_of("user5@example.com")
+            .contains(&"idsync-access-removed-stash-users".to_string()),
+        "the removed group recorded in idsync's record group: {:?}",
+        bb.groups_of("user5@example.com")
     );
-    assert_eq!(s, 200);
-    assert_eq!(settings["idsync.access-removed"], "[\"stash-users\"]");
     assert!(bb.user("user5@example.com").is_some(), "the account stays");
 
     // And return: the recorded group back, and its source group.
@@ -343,5 +368,107 @@ fn a_bitbucket_target_with_bad_settings_is_refused_by_config_check() {
     assert!(
         t.contains("unknown key \"properties\""),
         "Jira's keys are not Bitbucket's: {t}"
+    );
+}
+
+/// `sqlite3` on the store: the tests make the ledger the earlier version left behind.
+fn sqlite(db: &Path, sql: &str) -> String {
+    let o = std::process::Command::new("sqlite3")
+        .arg(db)
+        .arg(sql)
+        .output()
+        .expect("the sqlite3 command line tool");
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// The version before kept Bitbucket's numeric user ids in the ledger. A run of this version
+/// against such a ledger translates it to usernames once (one listing) and then changes,
+/// renames, disables and reconciles as usual: no user is created twice and none is lost.
+#[test]
+fn a_ledger_of_the_earlier_numeric_ids_is_translated_without_duplicating_or_losing_users() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root) = bitbucket_sim(dir.path());
+    let bb = Bitbucket::new(dir.path(), &root);
+    write_people_csv(dir.path(), 4);
+    write_bitbucket_config(dir.path(), &root, "");
+    let out = sync(dir.path(), &["sync", "hr-to-bitbucket"]);
+    assert!(out.contains("succeeded"), "{out}");
+    let db = dir.path().join("idsync.db");
+    assert_eq!(
+        sqlite(
+            &db,
+            "SELECT user_id_form FROM flows WHERE name = 'hr-to-bitbucket'"
+        ),
+        "bitbucket-username"
+    );
+    // The ledger as the earlier version wrote it: numeric ids, no form recorded.
+    let mut numeric = Vec::new();
+    for u in bb.values("admin/users") {
+        let (name, id) = (u["name"].as_str().unwrap(), u["id"].as_u64().unwrap());
+        sqlite(
+            &db,
+            &format!("UPDATE ledger_users SET target_id = '{id}' WHERE target_id = '{name}'"),
+        );
+        numeric.push(id.to_string());
+    }
+    sqlite(&db, "UPDATE flows SET user_id_form = NULL");
+    let ids = sqlite(&db, "SELECT target_id FROM ledger_users ORDER BY key");
+    assert!(
+        ids.lines().all(|id| numeric.contains(&id.to_string())),
+        "{ids}"
+    );
+
+    // Changes in the source: user1's name, user2's username, user3 leaves (disabled).
+    edit_csv(dir.path(), |csv| {
+        without(
+            &csv.replace("User,Number 1,", "Ada,Number 1,").replace(
+                "id-000002,user2@example.com,",
+                "id-000002,user2.new@example.com,",
+            ),
+            "id-000003",
+        )
+    });
+    let out = sync(dir.path(), &["sync", "hr-to-bitbucket"]);
+    assert!(
+        out.contains("succeeded") && out.contains(" 0 failed"),
+        "{out}"
+    );
+    let mut users = bb.users();
+    users.sort();
+    assert_eq!(
+        users,
+        vec![
+            "admin",
+            "user0@example.com",
+            "user1@example.com",
+            "user2.new@example.com",
+            "user3@example.com"
+        ],
+        "nothing created twice, nothing lost"
+    );
+    assert_eq!(
+        bb.user("user1@example.com").unwrap()["displayName"],
+        "Ada Number 1"
+    );
+    assert!(bb
+        .groups_of("user3@example.com")
+        .contains(&"idsync-access-removed-stash-users".to_string()));
+    assert_eq!(
+        sqlite(&db, "SELECT target_id FROM ledger_users ORDER BY key"),
+        "user0@example.com\nuser1@example.com\nuser2.new@example.com\nuser3@example.com",
+        "the ledger holds usernames now (user2 moved by its rename)"
+    );
+    assert_eq!(
+        sqlite(
+            &db,
+            "SELECT user_id_form FROM flows WHERE name = 'hr-to-bitbucket'"
+        ),
+        "bitbucket-username"
+    );
+    let again = sync(dir.path(), &["plan", "hr-to-bitbucket", "--full"]);
+    assert!(
+        again.contains("nothing to do"),
+        "a reconcile finds the target as the ledger says: {again}"
     );
 }

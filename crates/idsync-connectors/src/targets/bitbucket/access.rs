@@ -1,13 +1,21 @@
 //! Disabling in Bitbucket, which has no deactivation call: the user leaves the groups that
 //! grant access (configured, or the groups holding `LICENSED_USER` or more in the global
-//! permissions), which are first recorded in the user's settings (`users/{slug}/settings`)
-//! so that a returning user gets them back (and a run that stops half-way loses nothing).
+//! permissions). Each removed group is recorded first, as a membership of an idsync-owned
+//! group `<record_prefix><group>` (`idsync-access-removed-stash-users`, created when missing
+//! and granted nothing), as the Confluence and Bamboo targets do: a returning user gets
+//! exactly the recorded groups back and leaves the record groups, a run that stops half-way
+//! loses nothing (the record is written before the access is removed), an administrator sees
+//! the record, and a reconcile reads it from the group listing it makes anyway.
+//!
+//! Bitbucket's user settings (`users/{userSlug}/settings`) are not used for the record: the
+//! REST reference documents them "for a specific user identified by the user slug" and does
+//! not say that an administrator may read or write another user's (decision 0037).
 
-use super::{BitbucketTarget, API};
+use super::BitbucketTarget;
 use crate::targets::atlassian_dc::client::enc;
 use crate::targets::atlassian_dc::Failure;
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Global permissions that hold a licence seat (`LICENSED_USER` and above).
 const GRANTING: &[&str] = &["LICENSED_USER", "PROJECT_CREATE", "ADMIN", "SYS_ADMIN"];
@@ -28,6 +36,7 @@ pub(super) async fn groups(t: &BitbucketTarget) -> Result<&(Vec<String>, &'stati
                         .is_some_and(|p| GRANTING.contains(&p))
                 })
                 .filter_map(|p| p.get("group")?.get("name")?.as_str().map(str::to_string))
+                .filter(|g| t.recorded_access(g).is_none())
                 .collect();
             out.sort();
             out.dedup();
@@ -36,114 +45,97 @@ pub(super) async fn groups(t: &BitbucketTarget) -> Result<&(Vec<String>, &'stati
         .await
 }
 
-/// A user's slug: as Bitbucket gave it in a listing, else as it makes one for an
-/// internal-directory user (the lower-cased username, characters a URL path cannot hold
-/// replaced).
-fn slug(t: &BitbucketTarget, name: &str) -> String {
-    if let Some(s) = t
-        .index
-        .lock()
-        .ok()
-        .and_then(|i| i.slug_of.get(&name.to_lowercase()).cloned())
-    {
-        return s;
+impl BitbucketTarget {
+    fn record_group(&self, access: &str) -> String {
+        format!("{}{access}", self.cfg.record_prefix)
     }
-    name.to_lowercase()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
-}
 
-fn settings_path(t: &BitbucketTarget, name: &str) -> String {
-    format!("{API}/users/{}/settings", enc(&slug(t, name)))
-}
-
-/// The groups recorded as removed from this user (`None`: not disabled by idsync).
-pub(super) async fn recorded(
-    t: &BitbucketTarget,
-    name: &str,
-) -> Result<Option<Vec<String>>, Failure> {
-    let v = match t
-        .client
-        .call(Method::GET, &settings_path(t, name), None)
-        .await
-    {
-        Ok(v) => v,
-        Err(f) if f.status == Some(404) => return Ok(None),
-        Err(f) => return Err(f),
-    };
-    let Some(text) = v.get(&t.cfg.record_key).and_then(Value::as_str) else {
-        return Ok(None);
-    };
-    // A value changed by hand into something else: the user is disabled, with nothing to give
-    // back.
-    Ok(Some(
-        serde_json::from_str::<Vec<String>>(text).unwrap_or_default(),
-    ))
-}
-
-async fn write_record(
-    t: &BitbucketTarget,
-    name: &str,
-    groups: Option<&[String]>,
-) -> Result<(), Failure> {
-    let value = match groups {
-        Some(g) => json!(json!(g).to_string()),
-        None => Value::Null,
-    };
-    let mut body = serde_json::Map::new();
-    body.insert(t.cfg.record_key.clone(), value);
-    t.client
-        .call(
-            Method::POST,
-            &settings_path(t, name),
-            Some(&Value::Object(body)),
-        )
-        .await
-        .map(|_| ())
-}
-
-/// Disable (`active == false`): record and remove the access groups the user is in. Enable:
-/// add the recorded groups back (one `add-groups` call) and clear the record.
-pub(super) async fn set(t: &BitbucketTarget, name: &str, active: bool) -> Result<(), Failure> {
-    let recorded = recorded(t, name).await?;
-    if active {
-        let Some(back) = recorded else {
-            return Ok(());
-        };
-        let existing = t.group_names().await?;
-        let back: Vec<String> = back
-            .into_iter()
-            // A group deleted meanwhile grants nothing any more.
-            .filter(|g| existing.contains_key(&g.to_lowercase()))
-            .collect();
-        t.add_groups(name, &back).await?;
-        return write_record(t, name, None).await;
-    }
-    let (access, _) = groups(t).await?;
-    let held: Vec<String> = t
-        .list(&format!("admin/users/more-members?context={}", enc(name)))
-        .await?
-        .iter()
-        .filter_map(|g| g.get("name").and_then(Value::as_str))
-        .filter(|n| access.iter().any(|a| a.eq_ignore_ascii_case(n)))
-        .map(str::to_string)
-        .collect();
-    let mut record = recorded.unwrap_or_default();
-    for g in &held {
-        if !record.iter().any(|r| r.eq_ignore_ascii_case(g)) {
-            record.push(g.clone());
+    /// The access group a record group stands for, if `group` is one.
+    pub(super) fn recorded_access(&self, group: &str) -> Option<String> {
+        let prefix = &self.cfg.record_prefix;
+        if prefix.is_empty() || group.len() <= prefix.len() {
+            return None;
         }
+        let head = group.get(..prefix.len())?;
+        let rest = group.get(prefix.len()..)?;
+        head.eq_ignore_ascii_case(prefix).then(|| rest.to_string())
     }
-    write_record(t, name, Some(&record)).await?;
-    for g in &held {
-        t.remove_group(name, g).await?;
+
+    /// Create the group unless it is there.
+    async fn ensure_group(&self, name: &str) -> Result<(), Failure> {
+        match self
+            .call(
+                Method::POST,
+                &format!("admin/groups?name={}", enc(name)),
+                None,
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(f) if f.status == Some(409) => {}
+            Err(f) => return Err(f),
+        }
+        self.note_group(name, true);
+        Ok(())
     }
-    Ok(())
+
+    /// The groups the user is in, as Bitbucket names them.
+    async fn groups_of(&self, name: &str) -> Result<Vec<String>, Failure> {
+        Ok(self
+            .list(&format!("admin/users/more-members?context={}", enc(name)))
+            .await?
+            .iter()
+            .filter_map(|g| g.get("name").and_then(Value::as_str).map(str::to_string))
+            .collect())
+    }
+
+    /// Disable (`active == false`): record, then remove, the access groups the user is in.
+    /// Enable: add the recorded groups back (one `add-groups` call; a group deleted meanwhile
+    /// grants nothing any more and is skipped), then leave the record groups.
+    pub(super) async fn set_access(&self, name: &str, active: bool) -> Result<(), Failure> {
+        let held = self.groups_of(name).await?;
+        let records: Vec<&String> = held
+            .iter()
+            .filter(|g| self.recorded_access(g).is_some())
+            .collect();
+        if active {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let existing = self.group_names().await?;
+            let back: Vec<String> = records
+                .iter()
+                .filter_map(|g| self.recorded_access(g))
+                .filter_map(|g| existing.get(&g.to_lowercase()).cloned())
+                .collect();
+            self.add_groups(name, &back).await?;
+            for r in records {
+                self.remove_group(name, r).await?;
+            }
+            return Ok(());
+        }
+        let (access, _) = groups(self).await?;
+        let mut removed: Vec<&String> = held
+            .iter()
+            .filter(|g| access.iter().any(|a| a.eq_ignore_ascii_case(g)))
+            .collect();
+        let mut record: Vec<String> = removed.iter().map(|g| self.record_group(g)).collect();
+        if removed.is_empty() && records.is_empty() {
+            // Nothing grants this user access: record the first access group all the same, so
+            // that the user reads as disabled and a return gives it the access it lacked.
+            if let Some(first) = access.first() {
+                record.push(self.record_group(first));
+            }
+        }
+        record.retain(|r| !records.iter().any(|h| h.eq_ignore_ascii_case(r)));
+        for r in &record {
+            self.ensure_group(r).await?;
+        }
+        self.add_groups(name, &record).await?;
+        removed.sort();
+        for g in removed {
+            self.remove_group(name, g).await?;
+        }
+        Ok(())
+    }
 }
