@@ -1,5 +1,6 @@
 //! The schema walk over the parsed document. Every check records its error and carries on.
 
+mod login;
 mod store_keys;
 
 use crate::*;
@@ -23,7 +24,7 @@ pub(crate) struct Checker<'a> {
     errors: Vec<ConfigError>,
 }
 
-const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
+const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph", "login"];
 const TARGET_TYPES: &[&str] = &[
     "test",
     "scim",
@@ -152,6 +153,7 @@ impl<'a> Checker<'a> {
             self.err(&span, &key, msg);
         }
         self.crowd_flows(root, &targets, &flows);
+        self.login_graph_refs(root, &sources);
 
         if !self.errors.is_empty() {
             self.errors.sort_by_key(|e| (e.line, e.column));
@@ -331,7 +333,7 @@ impl<'a> Checker<'a> {
     fn source(&mut self, name: &str, t: &dyn TableLike, anchor: &Span) -> Option<SourceConfig> {
         let path = format!("sources.{name}");
         let kind = self.required_choice(t, "type", &path, SOURCE_TYPES, anchor)?;
-        let common = ["type", "directory", "interval"];
+        let common = ["type", "directory", "interval", "login_wait"];
         let directory = self
             .string(t, "directory", &path)
             .unwrap_or_else(|| name.to_string());
@@ -340,7 +342,9 @@ impl<'a> Checker<'a> {
             self.err(&span, &format!("{path}.directory"), format!("{directory:?} is not a valid name (lowercase letters, digits, - and _, at most 64)"));
         }
         let interval = self.duration(t, "interval", &path);
+        let login_wait = self.login_wait(t, &path, &kind);
         match kind.as_str() {
+            "login" => self.login_source(name, t, &path, directory, interval, login_wait),
             "scim" => {
                 // A push source: idsync's SCIM endpoint at /scim/v2/<directory>/ writes into the
                 // directory; tokens come from `idsync token create <directory>`.
@@ -385,6 +389,7 @@ impl<'a> Checker<'a> {
                         profile,
                         verified_domains,
                     }),
+                    login_wait,
                 })
             }
             "msgraph" => {
@@ -394,6 +399,7 @@ impl<'a> Checker<'a> {
                     directory,
                     interval,
                     kind: SourceKind::MsGraph(kind),
+                    login_wait,
                 })
             }
             "file" => {
@@ -452,6 +458,7 @@ impl<'a> Checker<'a> {
                         groups,
                         memberships,
                     }),
+                    login_wait,
                 })
             }
             _ => None,
@@ -1033,6 +1040,8 @@ impl<'a> Checker<'a> {
                 "mapping",
                 "scope",
                 "groups",
+                "inactive_after",
+                "inactive_exempt",
             ],
         );
         let source = self.string(t, "source", &path);
@@ -1122,6 +1131,7 @@ impl<'a> Checker<'a> {
         let mapping = self.mapping(t, &path);
         let scope = self.scope(t, &path);
         let groups = self.group_rules(t, &path);
+        let inactivity = self.inactivity(t, &path);
         let defaults = idsync_core::DeletionThreshold::default();
         let deletion_threshold = idsync_core::DeletionThreshold {
             count: match self.int(t, "deletion_threshold", &path, 0, 100_000_000) {
@@ -1150,6 +1160,7 @@ impl<'a> Checker<'a> {
             scope,
             memberships,
             groups,
+            inactivity,
         })
     }
 

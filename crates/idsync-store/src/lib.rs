@@ -11,6 +11,7 @@ mod audit;
 mod crowd;
 mod crowd_changes;
 mod lease;
+mod logins;
 mod nesting;
 mod numbers;
 mod push;
