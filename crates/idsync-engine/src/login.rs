@@ -490,7 +490,10 @@ impl Runtime {
         }
         let rt = Arc::clone(self);
         let flow = flow.to_string();
+        self.login_runs.send_modify(|n| *n += 1);
         tokio::spawn(async move {
+            // Counted down however the task ends.
+            let _counted = Counted(Arc::clone(&rt));
             let lock = rt.flow_lock(&flow);
             let _running = lock.lock().await;
             let batch: Vec<(String, oneshot::Sender<FlowRun>)> = match queue.lock() {
@@ -552,6 +555,13 @@ impl Runtime {
         self.leased(flow, run_flow(&ctx, opts, &mut None)).await
     }
 
+    /// Wait until every login run started so far has ended (a command that logs a user in
+    /// waits for them before it exits; they are never cut short by the login's return).
+    pub async fn login_runs_done(&self) {
+        let mut rx = self.login_runs.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
+    }
+
     fn login_queue(&self, flow: &str) -> Arc<LoginQueue> {
         match self.login_queues.lock() {
             Ok(mut m) => m.entry(flow.to_string()).or_default().clone(),
@@ -564,6 +574,15 @@ impl Runtime {
             Ok(mut m) => m.entry(dir.to_string()).or_default().clone(),
             Err(_) => Arc::default(),
         }
+    }
+}
+
+/// Counts a login run down when its task ends.
+struct Counted(Arc<Runtime>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.login_runs.send_modify(|n| *n = n.saturating_sub(1));
     }
 }
 

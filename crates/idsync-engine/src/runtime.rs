@@ -147,6 +147,8 @@ pub struct Runtime {
     pub(crate) login_queues: std::sync::Mutex<HashMap<String, Arc<crate::login::LoginQueue>>>,
     /// Per directory: a login's read and write of its user.
     pub(crate) directory_locks: FlowLocks,
+    /// Login runs queued or under way (they outlive the login that started them).
+    pub(crate) login_runs: tokio::sync::watch::Sender<usize>,
     /// Turned true to stop: runs under way end after their operations in flight.
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -209,6 +211,7 @@ impl Runtime {
             flow_locks: FlowLocks::default(),
             login_queues: std::sync::Mutex::default(),
             directory_locks: FlowLocks::default(),
+            login_runs: tokio::sync::watch::channel(0).0,
             stop: tokio::sync::watch::channel(false).0,
         }
     }

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 #[path = "engine/crowd_nested.rs"]
 mod crowd_nested;
+#[path = "engine/inactive.rs"]
+mod inactive;
 #[path = "engine/login.rs"]
 mod login;
 
