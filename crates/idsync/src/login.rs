@@ -14,9 +14,7 @@ use std::sync::Arc;
 
 /// The claims file: `{"attributes": {...}, "groups": [...], "groups_overage": false}`, the
 /// attributes in directory names; without `groups` the login carries no groups claim.
-fn read_claims(
-    path: &Path,
-) -> anyhow::Result<(serde_json::Map<String, Value>, Option<Vec<String>>, bool)> {
+fn read_claims(path: &Path, login: &mut Login) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the claims file {}", path.display()))?;
     let v: Value =
@@ -60,7 +58,10 @@ fn read_claims(
         Some(Value::Bool(b)) => b,
         Some(_) => anyhow::bail!("{}: groups_overage must be true or false", path.display()),
     };
-    Ok((attributes, groups, overage))
+    login.attributes = attributes;
+    login.groups = groups;
+    login.groups_overage = overage;
+    Ok(())
 }
 
 pub async fn login(
@@ -70,26 +71,18 @@ pub async fn login(
     claims: Option<&Path>,
     as_json: bool,
 ) -> anyhow::Result<u8> {
-    let (attributes, groups, groups_overage) = match claims {
-        Some(p) => match read_claims(p) {
-            Ok(c) => c,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                return Ok(EXIT_CONFIG);
-            }
-        },
-        None => (serde_json::Map::new(), None, false),
+    let mut request = Login {
+        source: source.to_string(),
+        subject: subject.to_string(),
+        ..Login::default()
     };
-    let outcome = match rt
-        .login(Login {
-            source: source.to_string(),
-            subject: subject.to_string(),
-            attributes,
-            groups,
-            groups_overage,
-        })
-        .await
-    {
+    if let Some(p) = claims {
+        if let Err(e) = read_claims(p, &mut request) {
+            eprintln!("error: {e:#}");
+            return Ok(EXIT_CONFIG);
+        }
+    }
+    let outcome = match rt.login(request).await {
         Ok(o) => o,
         Err(idsync_engine::LoginError::Engine(e)) => return Err(e.into()),
         Err(e) => {
