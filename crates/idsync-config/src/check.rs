@@ -13,6 +13,7 @@ mod crowd;
 mod dc;
 mod flows;
 mod jira;
+mod login;
 mod server;
 mod sources;
 mod targets;
@@ -28,7 +29,7 @@ pub(crate) struct Checker<'a> {
     errors: Vec<ConfigError>,
 }
 
-const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
+const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph", "login"];
 const TARGET_TYPES: &[&str] = &[
     "test",
     "scim",
@@ -157,6 +158,7 @@ impl<'a> Checker<'a> {
             self.err(&span, &key, msg);
         }
         self.crowd_flows(root, &targets, &flows);
+        self.login_graph_refs(root, &sources);
 
         if !self.errors.is_empty() {
             self.errors.sort_by_key(|e| (e.line, e.column));

@@ -16,6 +16,7 @@ mod directory_rows;
 mod id_forms;
 mod lease;
 mod ledger;
+mod logins;
 mod nesting;
 mod notifications;
 mod numbers;
