@@ -16,12 +16,12 @@ mod crowd_nested;
 mod deprovision;
 #[path = "engine/failures.rs"]
 mod failures;
-#[path = "engine/service.rs"]
-mod service;
 #[path = "engine/inactive.rs"]
 mod inactive;
 #[path = "engine/login.rs"]
 mod login;
+#[path = "engine/service.rs"]
+mod service;
 
 /// A source whose snapshot the test edits.
 struct MemorySource(Mutex<Snapshot>);
