@@ -10,8 +10,8 @@
 //! - Disabling: Jira 8.3 and later take `"active": false` (read back to check it took);
 //!   before 8.3, or with `deactivation = "groups"`, the user's application-access groups are
 //!   removed and recorded in the property, and a returning user gets them back (`access.rs`).
-//! - Deleting a project or component lead: with `lead_fallback`, what it leads is handed
-//!   over first; without, Jira's refusal names the projects (`leads.rs`).
+//! - Deleting or deactivating a project or component lead: with `lead_fallback`, what it
+//!   leads is handed over; without, Jira's refusal names what it leads (`leads.rs`).
 //! - Matching: `user/search` by username, then by email; every candidate is verified against
 //!   the attribute; two verified matches are a conflict (decision 0025).
 
@@ -371,9 +371,13 @@ impl JiraTarget {
     async fn set_active(&self, key: &str, u: &User, active: bool) -> Result<(), Failure> {
         if self.uses_active().await? {
             let path = format!("/rest/api/2/user?key={}", enc(key));
-            self.client
-                .call(Method::PUT, &path, Some(&json!({"active": active})))
-                .await?;
+            if active {
+                self.client
+                    .call(Method::PUT, &path, Some(&json!({"active": true})))
+                    .await?;
+            } else {
+                leads::deactivate(self, key).await?;
+            }
             let back = self.get_user(key, false).await?;
             if back.get("active").and_then(Value::as_bool) != Some(active) {
                 let version = self
