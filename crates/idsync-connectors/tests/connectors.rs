@@ -16,6 +16,8 @@ mod bitbucket;
 mod confluence;
 #[path = "connectors/jira.rs"]
 mod jira;
+#[path = "connectors/jira_listing.rs"]
+mod jira_listing;
 #[path = "connectors/msgraph.rs"]
 mod msgraph;
 

@@ -398,6 +398,11 @@ pub trait Target: Send + Sync {
     /// The run is over: what the target held for it alone (a listing to match creates
     /// against) is let go, so the next run starts from the target as it is then.
     fn end_run(&self) {}
+    /// The run is about to create these many users and groups (each a first attempt): a
+    /// target that can match many creates more cheaply against one listing of what it holds
+    /// than with a search each may decide to list (Jira, decision 0040). Called once per run
+    /// that creates, before its creates.
+    fn expect_creates(&self, _users: usize, _groups: usize) {}
 }
 
 /// An error with its causes, as `e: cause: cause` (a cause whose text the line already ends

@@ -48,6 +48,14 @@ pub(crate) async fn apply_plan(
             );
         }
     }
+    let creates = |f: fn(&Action) -> bool| plan.operations.iter().filter(|o| f(&o.action)).count();
+    let (users, groups) = (
+        creates(|a| matches!(a, Action::CreateUser { .. })),
+        creates(|a| matches!(a, Action::CreateGroup { .. })),
+    );
+    if users + groups > 0 {
+        target.expect_creates(users, groups);
+    }
     let mut start = 0;
     while start < plan.operations.len() {
         let phase = plan.operations[start].action.phase();

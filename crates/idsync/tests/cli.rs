@@ -54,6 +54,8 @@ mod hostile;
 mod jira;
 #[path = "cli/jira_admin.rs"]
 mod jira_admin;
+#[path = "cli/jira_listing.rs"]
+mod jira_listing;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/scim_endpoint.rs"]
