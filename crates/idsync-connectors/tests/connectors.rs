@@ -18,6 +18,8 @@ mod confluence;
 mod jira;
 #[path = "connectors/jira_listing.rs"]
 mod jira_listing;
+#[path = "connectors/jira_seats.rs"]
+mod jira_seats;
 #[path = "connectors/msgraph.rs"]
 mod msgraph;
 

@@ -56,6 +56,8 @@ mod jira;
 mod jira_admin;
 #[path = "cli/jira_listing.rs"]
 mod jira_listing;
+#[path = "cli/jira_seats.rs"]
+mod jira_seats;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/scim_endpoint.rs"]

@@ -624,8 +624,17 @@ impl Target for JiraTarget {
         )))
     }
 
-    async fn seats(&self) -> Result<Option<idsync_core::Seats>, TargetError> {
-        access::seats(self).await.map_err(|f| f.target_error())
+    async fn seat_roles(&self) -> Result<Vec<idsync_core::SeatRole>, TargetError> {
+        access::seat_roles(self).await.map_err(|f| f.target_error())
+    }
+
+    async fn seat_holders(
+        &self,
+        target_ids: &[String],
+    ) -> Result<HashMap<String, idsync_core::SeatHolder>, TargetError> {
+        access::seat_holders(self, target_ids)
+            .await
+            .map_err(|f| f.target_error())
     }
 
     fn project_user(&self, user: User) -> User {
