@@ -22,6 +22,7 @@ pub mod targets {
     pub mod bitbucket;
     pub mod confluence;
     pub mod jira;
+    pub(crate) mod listed;
     pub mod scim;
     pub mod test;
 }

@@ -16,6 +16,10 @@ mod bitbucket;
 mod confluence;
 #[path = "connectors/jira.rs"]
 mod jira;
+#[path = "connectors/jira_listing.rs"]
+mod jira_listing;
+#[path = "connectors/jira_seats.rs"]
+mod jira_seats;
 #[path = "connectors/msgraph.rs"]
 mod msgraph;
 

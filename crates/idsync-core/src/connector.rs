@@ -407,14 +407,28 @@ pub trait Target: Send + Sync {
     async fn disable_note(&self) -> Result<Option<String>, TargetError> {
         Ok(None)
     }
-    /// The licence seats a new user takes (Jira's application roles), read when a plan
-    /// creates users; `None` where the target counts no seats or they are unlimited.
-    async fn seats(&self) -> Result<Option<crate::Seats>, TargetError> {
-        Ok(None)
+    /// The application roles whose seats a licence limits (Jira's application roles), with
+    /// the groups that grant each, read when a plan may give users application access;
+    /// empty where the target counts no seats or they are unlimited.
+    async fn seat_roles(&self) -> Result<Vec<crate::SeatRole>, TargetError> {
+        Ok(Vec::new())
+    }
+    /// What these existing users (target ids) hold of those roles now, and what they get
+    /// back when enabled; users the target does not know are left out.
+    async fn seat_holders(
+        &self,
+        _target_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, crate::SeatHolder>, TargetError> {
+        Ok(std::collections::HashMap::new())
     }
     /// The run is over: what the target held for it alone (a listing to match creates
     /// against) is let go, so the next run starts from the target as it is then.
     fn end_run(&self) {}
+    /// The run is about to create these many users and groups (each a first attempt): a
+    /// target that can match many creates more cheaply against one listing of what it holds
+    /// than with a search each may decide to list (Jira, decision 0040). Called once per run
+    /// that creates, before its creates.
+    fn expect_creates(&self, _users: usize, _groups: usize) {}
 }
 
 /// An error with its causes, as `e: cause: cause` (a cause whose text the line already ends

@@ -40,7 +40,7 @@ pub use plan::{
     plan, Action, DeletionThreshold, DeprovisionAction, GroupDeletion, GroupRename, Operation,
     Plan, PlanOptions, Reason,
 };
-pub use seats::Seats;
+pub use seats::{SeatGrant, SeatHolder, SeatRole, SeatTaker};
 pub use state::{
     dangling_members, desired_state, observed_ledger, DesiredState, LedgerGroup, LedgerState,
     LedgerUser, GONE_MEMBER_PREFIX,

@@ -48,6 +48,14 @@ pub(crate) async fn apply_plan(
             );
         }
     }
+    let creates = |f: fn(&Action) -> bool| plan.operations.iter().filter(|o| f(&o.action)).count();
+    let (users, groups) = (
+        creates(|a| matches!(a, Action::CreateUser { .. })),
+        creates(|a| matches!(a, Action::CreateGroup { .. })),
+    );
+    if users + groups > 0 {
+        target.expect_creates(users, groups);
+    }
     let mut start = 0;
     while start < plan.operations.len() {
         let phase = plan.operations[start].action.phase();
@@ -77,16 +85,42 @@ pub(crate) async fn apply_plan(
     }
     // What was held, in the log: the users and the group removals waiting for an answer.
     let at_ms = applier.ctx.clock.now_ms();
+    // Users held for the licence seats: each counts once (its creation or enabling, else
+    // its memberships in the groups that grant access).
+    let whole: std::collections::BTreeSet<String> = held
+        .iter()
+        .filter(|o| {
+            matches!(
+                o.action,
+                Action::CreateUser { .. } | Action::UpdateUser { .. }
+            )
+        })
+        .map(|o| o.key.clone())
+        .collect();
+    let mut granted = std::collections::BTreeSet::new();
     for (i, op) in held.into_iter().enumerate() {
         let action = op.action.name();
         // Creations (and their memberships) are held over the licence seats, deprovisions
         // (and their group removals) above the deletion threshold.
         let seats = matches!(
             op.action,
-            Action::CreateUser { .. } | Action::AddMembers { .. }
+            Action::CreateUser { .. } | Action::UpdateUser { .. } | Action::AddMembers { .. }
         );
-        if op.action.is_deprovision() || matches!(op.action, Action::CreateUser { .. }) {
+        if op.action.is_deprovision()
+            || matches!(
+                op.action,
+                Action::CreateUser { .. } | Action::UpdateUser { .. }
+            )
+        {
             bump(&mut applier.counts, "held", 1);
+        }
+        if let Action::AddMembers { users, .. } = &op.action {
+            for u in users {
+                let u: &str = u;
+                if !whole.contains(u) && granted.insert(u.to_string()) {
+                    bump(&mut applier.counts, "held", 1);
+                }
+            }
         }
         bump(&mut applier.counts, &format!("{action}.held"), 1);
         applier.pending.push(OpRecord {

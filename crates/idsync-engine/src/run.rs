@@ -224,7 +224,9 @@ async fn run_inner(
         approved: match (&pending, opts.trigger) {
             (Some(p), Trigger::Approval) => {
                 let mut keys = pending_deprovisions.clone();
-                keys.extend(store.held_creation_keys(&p.id).await?);
+                keys.extend(crate::seats::approved_grants(
+                    &store.held_grant_ops(&p.id).await?,
+                ));
                 keys
             }
             _ => BTreeSet::new(),
@@ -658,7 +660,7 @@ async fn plan_and_apply(
         Vec::new()
     };
     let mut held = held;
-    held.extend(crate::seats::hold_over_seats(target, &mut plan, &hold.approved).await?);
+    held.extend(crate::seats::hold_over_seats(target, &mut plan, &ledger, &hold.approved).await?);
     if plan
         .operations
         .iter()

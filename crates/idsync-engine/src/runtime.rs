@@ -637,8 +637,10 @@ impl Runtime {
         if let Ok(r) = result {
             if r.status == RunStatus::Held && !r.hold_was_waiting {
                 let held = r.count("held");
-                let creations = r.count("create_user.held");
-                let deprovisions = held - creations;
+                let deprovisions = r.count("disable_user.held") + r.count("delete_user.held");
+                // Users held for the licence seats: to create, to enable, or to add to
+                // groups that grant application access.
+                let creations = held - deprovisions;
                 // Deprovisions above the threshold, creations over the licence seats, or both.
                 let (subject, what) = match (deprovisions, creations) {
                     (d, 0) => (
@@ -646,12 +648,12 @@ impl Runtime {
                         format!("would deprovision {d} users, above the flow's deletion threshold. Everything else was applied; these users keep their accounts and groups until you answer."),
                     ),
                     (0, c) => (
-                        format!("{c} creations wait for approval (no licence seats left)"),
-                        format!("would create {c} users over the target's licence seats. Everything else was applied; these users are not created until you answer."),
+                        format!("{c} users wait for licence seats (approval)"),
+                        format!("would give {c} users application access (creating, enabling or adding them to groups that grant it) over the target's licence seats. Everything else was applied; these users get none until you answer."),
                     ),
                     (d, c) => (
-                        format!("{d} deprovisions and {c} creations wait for approval"),
-                        format!("would deprovision {d} users (above the flow's deletion threshold) and create {c} over the target's licence seats. Everything else was applied; these wait until you answer."),
+                        format!("{d} deprovisions and {c} users waiting for licence seats wait for approval"),
+                        format!("would deprovision {d} users (above the flow's deletion threshold) and give {c} users application access over the target's licence seats. Everything else was applied; these wait until you answer."),
                     ),
                 };
                 notices.push(Notice {

@@ -116,16 +116,14 @@ impl Store {
         Ok(())
     }
 
-    /// The users whose creation a run held (over the target's licence seats).
-    pub async fn held_creation_keys(&self, run_id: &str) -> Result<BTreeSet<String>, StoreError> {
-        Ok(sqlx::query_scalar::<_, String>(
-            "SELECT DISTINCT key FROM run_ops WHERE run_id = $1 AND outcome = 'held' AND action = 'create_user'",
+    /// What a run held over the target's licence seats: its held creations, enablings and
+    /// memberships (the users an approval lets through), in order.
+    pub async fn held_grant_ops(&self, run_id: &str) -> Result<Vec<OpLog>, StoreError> {
+        self.ops_where(
+            run_id,
+            "AND outcome = 'held' AND action IN ('create_user', 'update_user', 'add_members')",
         )
-        .bind(run_id)
-        .fetch_all(&self.writer)
-        .await?
-        .into_iter()
-        .collect())
+        .await
     }
 
     /// The users whose deprovisioning a run held.
@@ -166,10 +164,15 @@ impl Store {
     }
 
     pub async fn run_ops(&self, run_id: &str) -> Result<Vec<OpLog>, StoreError> {
-        sqlx::query(
+        self.ops_where(run_id, "").await
+    }
+
+    /// A run's operations that also meet `and` (a fixed SQL condition, or empty).
+    async fn ops_where(&self, run_id: &str, and: &str) -> Result<Vec<OpLog>, StoreError> {
+        sqlx::query(&format!(
             "SELECT run_id, seq, key, object, action, reason, before_, after_, changed, outcome, error, duration_ms, at_ms
-             FROM run_ops WHERE run_id = $1 ORDER BY seq, n",
-        )
+             FROM run_ops WHERE run_id = $1 {and} ORDER BY seq, n",
+        ))
         .bind(run_id)
         .fetch_all(&self.reader)
         .await?

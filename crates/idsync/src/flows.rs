@@ -25,6 +25,8 @@ fn report_held(report: &idsync_engine::RunReport) -> anyhow::Result<()> {
     }
     let deprovisions = report.count("disable_user.held") + report.count("delete_user.held");
     let creations = report.count("create_user.held");
+    // Returning users and existing users' memberships held for the licence seats.
+    let grants = report.count("held") - deprovisions - creations;
     let id = &report.run_id;
     if deprovisions > 0 {
         out!(
@@ -34,6 +36,11 @@ fn report_held(report: &idsync_engine::RunReport) -> anyhow::Result<()> {
     if creations > 0 {
         out!(
             "{creations} users were not created (no licence seats left for them): see them with `idsync log {id}`, then `idsync approve {id}` or `idsync reject {id}`"
+        );
+    }
+    if grants > 0 {
+        out!(
+            "{grants} users were not given application access (no licence seats left for them): see them with `idsync log {id}`, then `idsync approve {id}` or `idsync reject {id}`"
         );
     }
     Ok(())

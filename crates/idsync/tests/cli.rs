@@ -56,6 +56,10 @@ mod jira;
 mod jira_admin;
 #[path = "cli/logins.rs"]
 mod logins;
+#[path = "cli/jira_listing.rs"]
+mod jira_listing;
+#[path = "cli/jira_seats.rs"]
+mod jira_seats;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/scim_endpoint.rs"]

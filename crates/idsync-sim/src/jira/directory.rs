@@ -404,6 +404,9 @@ impl Directory {
             ));
         }
         let honours = self.version.honours_active();
+        if f.active == Some(false) && honours {
+            self.check_may_deactivate(id)?;
+        }
         let Some(u) = self.users.get_mut(&id) else {
             return Err(JiraError::message(404, "The user does not exist"));
         };

@@ -1,6 +1,8 @@
-//! Projects and components with their leads, as far as a user deletion meets them: Jira
-//! refuses to delete a user who leads a project (the lead is the project's default assignee),
-//! and lets a component lead go (the component is left without one). The resources are
+//! Projects and components with their leads, as far as a user deletion or deactivation meets
+//! them: Jira refuses to delete a user who leads a project (the lead is the project's default
+//! assignee), and lets a component lead go (the component is left without one); it refuses to
+//! deactivate a project lead or a component lead (from 8.3, when `PUT /user` takes
+//! `"active"`). The resources are
 //! `GET/POST /project`, `GET/PUT /project/{key}` (`lead` is a username; `expand=lead` shows
 //! it), `GET /project/{key}/components`, and `POST/GET/PUT /component/{id}` (`leadUserName`).
 
@@ -46,6 +48,44 @@ impl Directory {
                 led.join(", ")
             ),
         ))
+    }
+
+    /// 400 when the user leads a component or a project: Jira's user service refuses to
+    /// deactivate either (`DefaultUserService.validateUpdateUser`, which `PUT /user` with
+    /// `"active": false` goes through from 8.3), each under the field `active` (the project
+    /// lead's message replaces the component lead's, as in Jira's error map), naming the
+    /// projects by key.
+    pub(super) fn check_may_deactivate(&self, id: u64) -> Result<(), JiraError> {
+        let keys = |f: &dyn Fn(&Project) -> bool| -> Vec<&str> {
+            self.projects
+                .values()
+                .filter(|p| f(p))
+                .map(|p| p.key.as_str())
+                .collect()
+        };
+        let components = keys(&|p| p.components.iter().any(|c| c.lead == Some(id)));
+        let projects = keys(&|p| p.lead == id);
+        if !projects.is_empty() {
+            return Err(JiraError::field(
+                400,
+                "active",
+                format!(
+                    "Cannot deactivate user because they are currently the project lead of: {}.",
+                    projects.join(", ")
+                ),
+            ));
+        }
+        if !components.is_empty() {
+            return Err(JiraError::field(
+                400,
+                "active",
+                format!(
+                    "Cannot deactivate user because they are currently a component lead in the projects: {}.",
+                    components.join(", ")
+                ),
+            ));
+        }
+        Ok(())
     }
 
     pub(super) fn drop_component_leads(&mut self, id: u64) {
@@ -324,5 +364,60 @@ mod tests {
         d.projects.get_mut("ABC").unwrap().lead = d.by_name("admin").unwrap();
         d.delete_user(ann, None).unwrap();
         assert_eq!(d.projects["ABC"].components[0].lead, None);
+    }
+
+    #[test]
+    fn neither_a_project_lead_nor_a_component_lead_is_deactivated() {
+        let mut d = Directory::new(Version(9, 12, 2), vec![AppRole::software(None)], "admin");
+        let admin = d.by_name("admin").unwrap();
+        let mut make = |name: &str| {
+            d.create_user(
+                UserFields {
+                    name: Some(name.into()),
+                    email: Some(format!("{name}@example.com")),
+                    display_name: Some(name.into()),
+                    active: None,
+                },
+                false,
+            )
+            .unwrap()
+        };
+        let (ann, bob, cy) = (make("ann"), make("bob"), make("cy"));
+        d.projects.insert(
+            "ABC".into(),
+            Project {
+                id: 1,
+                key: "ABC".into(),
+                name: "Alpha".into(),
+                lead: ann,
+                components: vec![Component {
+                    id: 2,
+                    name: "Backend".into(),
+                    lead: Some(bob),
+                }],
+            },
+        );
+        let off = || UserFields {
+            active: Some(false),
+            ..UserFields::default()
+        };
+        for (id, says) in [
+            (ann, "project lead of: ABC"),
+            (bob, "component lead in the projects: ABC"),
+        ] {
+            let e = d.update_user(id, off(), Some(admin)).unwrap_err();
+            assert_eq!(e.status, 400);
+            assert!(e.errors["active"].contains(says), "{e:?}");
+            assert!(d.user(id).unwrap().active);
+        }
+        d.update_user(cy, off(), Some(admin)).unwrap();
+        assert!(
+            !d.user(cy).unwrap().active,
+            "a user who leads nothing is deactivated"
+        );
+        // Before 8.3 `active` is ignored, leads or not.
+        d.version = Version(8, 2, 0);
+        d.update_user(ann, off(), Some(admin)).unwrap();
+        assert!(d.user(ann).unwrap().active);
     }
 }

@@ -262,3 +262,74 @@ fn jira_default_groups_for_every_user_keep_the_groups_users_have() {
         .groups_of("user0@example.com")
         .contains(&"legacy".to_string()));
 }
+
+#[test]
+fn jira_disabling_a_project_or_component_lead_names_them_or_hands_them_to_the_lead_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root) = jira_sim(dir.path(), &[]);
+    let jira = Jira::new(dir.path(), &root);
+    write_people_csv(dir.path(), 4);
+    // The default deprovision: disable (Jira 9: "active": false).
+    write_jira_config(dir.path(), &root, "");
+    assert!(sync(dir.path(), &["sync", "hr-to-jira"]).contains("succeeded"));
+    // By hand in Jira: user1 leads project ABC; user2 leads a component of project OPS.
+    for (body, path) in [
+        (
+            json!({"key": "ABC", "name": "Alpha", "lead": "user1@example.com", "projectTypeKey": "software"}),
+            "project",
+        ),
+        (
+            json!({"key": "OPS", "name": "Operations", "lead": "admin", "projectTypeKey": "software"}),
+            "project",
+        ),
+        (
+            json!({"project": "OPS", "name": "Backend", "leadUserName": "user2@example.com"}),
+            "component",
+        ),
+    ] {
+        let (s, v) = jira.send(reqwest::Method::POST, path, Some(body));
+        assert_eq!(s, 201, "{v}");
+    }
+
+    // Both leave the source: Jira refuses to deactivate a project or a component lead, and
+    // the log names what each leads and the setting to use.
+    edit_csv(dir.path(), |csv| {
+        without(&without(&csv, "id-000001"), "id-000002")
+    });
+    let o = run_jira(dir.path(), &["sync", "hr-to-jira"]);
+    assert_ne!(o.status.code(), Some(0), "{}", text(&o));
+    let failed = run_id(&o);
+    for name in ["user1@example.com", "user2@example.com"] {
+        assert_eq!(
+            jira.user(name).unwrap()["active"],
+            true,
+            "{name} stays active"
+        );
+    }
+    let log = text(&run_jira(dir.path(), &["log", &failed]));
+    assert!(
+        log.contains("Jira refuses to deactivate user1@example.com: it leads the projects ABC; set lead_fallback on the target"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Jira refuses to deactivate user2@example.com: it leads components of the projects OPS (Backend); set lead_fallback on the target"),
+        "{log}"
+    );
+
+    // With a fallback: the project and the component go to the admin, then both are
+    // deactivated.
+    target_setting(dir.path(), "lead_fallback = \"admin\"");
+    let out = sync(dir.path(), &["sync", "hr-to-jira"]);
+    assert!(out.contains("succeeded"), "{out}");
+    for name in ["user1@example.com", "user2@example.com"] {
+        assert_eq!(
+            jira.user(name).unwrap()["active"],
+            false,
+            "{name} deactivated"
+        );
+    }
+    assert_eq!(jira.get("project/ABC")["lead"]["name"], "admin");
+    let components = jira.get("project/OPS/components");
+    assert_eq!(components[0]["lead"]["name"], "admin", "{components}");
+    assert!(sync(dir.path(), &["plan", "hr-to-jira"]).contains("nothing to do"));
+}

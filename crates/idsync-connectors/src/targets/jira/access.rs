@@ -1,14 +1,18 @@
 //! Disabling where Jira has no call for it (before 8.3, or `deactivation = "groups"`): the
 //! user leaves the groups that grant application access (configured, or the groups of
 //! Jira's application roles), which are recorded first in the user's property so that a
-//! returning user gets them back (and a run that stops half-way loses nothing).
+//! returning user gets them back (and a run that stops half-way loses nothing). And the
+//! licence seats of Jira's application roles, with the groups that grant them and what
+//! users hold (decision 0039).
 
 use super::users;
 use super::JiraTarget;
 use crate::targets::atlassian_dc::Failure;
-use idsync_core::User;
+use futures_util::stream::{self, StreamExt};
+use idsync_core::{SeatHolder, SeatRole, User};
 use reqwest::Method;
 use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
 
 /// The groups that grant application access.
 pub(super) async fn groups(t: &JiraTarget) -> Result<&Vec<String>, Failure> {
@@ -88,31 +92,31 @@ pub(super) async fn set(t: &JiraTarget, key: &str, u: &User, active: bool) -> Re
     Ok(())
 }
 
-/// The licence seats a new user takes: of the application roles it joins (those selected by
-/// default, and those whose groups the target's `default_groups` name), the one with a seat
-/// limit and the fewest seats left. `None` when every such role is unlimited.
-pub(super) async fn seats(t: &JiraTarget) -> Result<Option<idsync_core::Seats>, Failure> {
+/// The application roles with a seat limit: the seats left, the groups that grant each
+/// (lower-cased), and whether a new user joins it (selected by default, or one of the
+/// target's `default_groups` grants it).
+pub(super) async fn seat_roles(t: &JiraTarget) -> Result<Vec<SeatRole>, Failure> {
     let roles = t
         .client
         .call(Method::GET, "/rest/api/2/applicationrole", None)
         .await?;
-    let names = |r: &Value, field: &str| -> Vec<String> {
-        r.get(field)
+    let mut out = Vec::new();
+    for r in roles.as_array().into_iter().flatten() {
+        let groups: BTreeSet<String> = r
+            .get("groups")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
             .filter_map(|g| g.as_str().map(str::to_lowercase))
-            .collect()
-    };
-    let mut best: Option<idsync_core::Seats> = None;
-    for r in roles.as_array().into_iter().flatten() {
-        let joins = r.get("selectedByDefault").and_then(Value::as_bool) == Some(true)
-            || names(r, "groups")
+            .collect();
+        let new_users = r.get("selectedByDefault").and_then(Value::as_bool) == Some(true)
+            || t.cfg
+                .default_groups
                 .iter()
-                .any(|g| t.cfg.default_groups.iter().any(|d| d.to_lowercase() == *g));
+                .any(|d| groups.contains(&d.to_lowercase()));
         let unlimited = r.get("hasUnlimitedSeats").and_then(Value::as_bool) == Some(true);
         let total = r.get("numberOfSeats").and_then(Value::as_i64).unwrap_or(-1);
-        if !joins || unlimited || total < 0 {
+        if unlimited || total < 0 {
             continue;
         }
         let remaining = r
@@ -120,7 +124,7 @@ pub(super) async fn seats(t: &JiraTarget) -> Result<Option<idsync_core::Seats>, 
             .and_then(Value::as_i64)
             .unwrap_or(0)
             .max(0);
-        let seats = idsync_core::Seats {
+        out.push(SeatRole {
             application: r
                 .get("name")
                 .or_else(|| r.get("key"))
@@ -129,10 +133,72 @@ pub(super) async fn seats(t: &JiraTarget) -> Result<Option<idsync_core::Seats>, 
                 .to_string(),
             total: u64::try_from(total).unwrap_or(0),
             remaining: u64::try_from(remaining).unwrap_or(0),
-        };
-        if best.as_ref().is_none_or(|b| seats.remaining < b.remaining) {
-            best = Some(seats);
+            groups,
+            new_users,
+        });
+    }
+    Ok(out)
+}
+
+/// What these users (by key) hold of the roles with a seat limit: an active user holds a
+/// role when one of its groups grants it; a user gets back, when enabled, the roles of the
+/// groups it is in (deactivated with `"active"`) or of those recorded when its access was
+/// removed (read from its property only for an active user who holds none). One read per
+/// user; a user Jira does not know is left out.
+pub(super) async fn seat_holders(
+    t: &JiraTarget,
+    keys: &[String],
+) -> Result<HashMap<String, SeatHolder>, Failure> {
+    let roles = seat_roles(t).await?;
+    let uses_active = t.uses_active().await?;
+    let roles = &roles;
+    let read: Vec<Result<Option<(String, SeatHolder)>, Failure>> = stream::iter(keys.to_vec())
+        .map(|key: String| async move {
+            let v = match t.get_user(&key, true).await {
+                Ok(v) => v,
+                Err(f) if f.status == Some(404) => return Ok(None),
+                Err(f) => return Err(f),
+            };
+            let active = v.get("active").and_then(Value::as_bool).unwrap_or(true);
+            let groups: BTreeSet<String> = v
+                .get("groups")
+                .and_then(|g| g.get("items"))
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|g| g.get("name").and_then(Value::as_str))
+                .map(str::to_lowercase)
+                .collect();
+            let holds: BTreeSet<String> = roles
+                .iter()
+                .filter(|r| active && r.groups.iter().any(|g| groups.contains(g)))
+                .map(|r| r.application.clone())
+                .collect();
+            let returns_with = if !active {
+                groups
+            } else if !uses_active && holds.is_empty() {
+                let (_, removed) = users::read_property(t.read_property(&key).await?.as_ref());
+                removed.iter().map(|g| g.to_lowercase()).collect()
+            } else {
+                BTreeSet::new()
+            };
+            Ok(Some((
+                key,
+                SeatHolder {
+                    active,
+                    holds,
+                    returns_with,
+                },
+            )))
+        })
+        .buffered(8)
+        .collect()
+        .await;
+    let mut out = HashMap::new();
+    for r in read {
+        if let Some((k, h)) = r? {
+            out.insert(k, h);
         }
     }
-    Ok(best)
+    Ok(out)
 }

@@ -10,13 +10,17 @@
 //! - Disabling: Jira 8.3 and later take `"active": false` (read back to check it took);
 //!   before 8.3, or with `deactivation = "groups"`, the user's application-access groups are
 //!   removed and recorded in the property, and a returning user gets them back (`access.rs`).
-//! - Deleting a project or component lead: with `lead_fallback`, what it leads is handed
-//!   over first; without, Jira's refusal names the projects (`leads.rs`).
+//! - Deleting or deactivating a project or component lead: with `lead_fallback`, what it
+//!   leads is handed over; without, Jira's refusal names what it leads (`leads.rs`).
 //! - Matching: `user/search` by username, then by email; every candidate is verified against
-//!   the attribute; two verified matches are a conflict (decision 0025).
+//!   the attribute; two verified matches are a conflict (decision 0025). A run that creates
+//!   many lists the users (and groups) once instead and matches against that (`listing.rs`,
+//!   decision 0040).
 
 mod access;
+mod apply;
 mod leads;
+mod listing;
 pub mod users;
 
 use super::atlassian_dc::client::enc;
@@ -81,6 +85,8 @@ pub struct JiraTarget {
     access: OnceCell<Vec<String>>,
     /// Usernames by user key, as last seen.
     names: Mutex<HashMap<String, String>>,
+    /// What this run matches its creates against (`listing.rs`).
+    run: listing::RunListing,
 }
 
 impl JiraTarget {
@@ -91,6 +97,7 @@ impl JiraTarget {
             instance: OnceCell::new(),
             access: OnceCell::new(),
             names: Mutex::new(HashMap::new()),
+            run: listing::RunListing::default(),
         })
     }
 
@@ -371,9 +378,13 @@ impl JiraTarget {
     async fn set_active(&self, key: &str, u: &User, active: bool) -> Result<(), Failure> {
         if self.uses_active().await? {
             let path = format!("/rest/api/2/user?key={}", enc(key));
-            self.client
-                .call(Method::PUT, &path, Some(&json!({"active": active})))
-                .await?;
+            if active {
+                self.client
+                    .call(Method::PUT, &path, Some(&json!({"active": true})))
+                    .await?;
+            } else {
+                leads::deactivate(self, key).await?;
+            }
             let back = self.get_user(key, false).await?;
             if back.get("active").and_then(Value::as_bool) != Some(active) {
                 let version = self
@@ -433,6 +444,7 @@ impl Target for JiraTarget {
                 })
                 .collect()
         };
+        let listed = self.run.users_listed(self, user).await?;
         let mut attempts = vec![("name", "userName", user.user_name.clone())];
         if let Some(e) = user.primary_email() {
             attempts.push(("emailAddress", "email", e.to_string()));
@@ -441,7 +453,12 @@ impl Target for JiraTarget {
             if value.is_empty() {
                 continue;
             }
-            let found = verified(self.candidates(field, &value).await?, field, &value);
+            let candidates = if listed {
+                self.run.user_candidates(field, &value)
+            } else {
+                self.candidates(field, &value).await?
+            };
+            let found = verified(candidates, field, &value);
             match found.as_slice() {
                 [] => continue,
                 [(key, name)] => {
@@ -463,6 +480,9 @@ impl Target for JiraTarget {
     }
 
     async fn find_group(&self, group: &Group) -> Result<Option<String>, TargetError> {
+        if let Some(found) = self.run.group(self, &group.display_name).await? {
+            return Ok(found);
+        }
         let path = format!(
             "/rest/api/2/groups/picker?query={}&maxResults=1000",
             enc(&group.display_name)
@@ -496,102 +516,9 @@ impl Target for JiraTarget {
     }
 
     async fn apply(&self, op: &TargetOp) -> Outcome {
-        let done = |r: Result<(), Failure>| match r {
-            Ok(()) => Outcome::Applied { target_id: None },
-            Err(f) => f.outcome(),
-        };
-        match op {
-            TargetOp::CreateUser { user } => match self.create_user(user).await {
-                Ok(key) => Outcome::Applied {
-                    target_id: Some(key),
-                },
-                Err(f) => f.outcome(),
-            },
-            TargetOp::UpdateUser {
-                target_id,
-                before,
-                after,
-            } => done(self.update_user(target_id, before, after).await),
-            TargetOp::DeleteUser { target_id } => done(leads::delete_user(self, target_id).await),
-            TargetOp::CreateGroup { group, members } => {
-                let body = json!({"name": group.display_name});
-                let name = match self
-                    .client
-                    .call(Method::POST, "/rest/api/2/group", Some(&body))
-                    .await
-                {
-                    Ok(v) => v
-                        .get("name")
-                        .and_then(Value::as_str)
-                        .unwrap_or(&group.display_name)
-                        .to_string(),
-                    Err(f) => return f.outcome(),
-                };
-                // Jira takes no members in a group's create: the plan sends none
-                // (`members_in_create` is false), but any given are added right after.
-                match self.add_members(&name, members).await {
-                    Ok(()) => Outcome::Applied {
-                        target_id: Some(name),
-                    },
-                    Err(f) => Outcome::Rejected {
-                        reason: format!(
-                            "group {name} was created, but its first members were not added: {}",
-                            f.reason
-                        ),
-                    },
-                }
-            }
-            TargetOp::UpdateGroup {
-                target_id, after, ..
-            } => {
-                if after.display_name.to_lowercase() == target_id.to_lowercase() {
-                    Outcome::Applied { target_id: None }
-                } else {
-                    Outcome::Rejected {
-                        reason: format!(
-                            "Jira cannot rename groups: {target_id:?} stays as it is ({:?} asked)",
-                            after.display_name
-                        ),
-                    }
-                }
-            }
-            TargetOp::DeleteGroup { target_id } => {
-                let path = format!("/rest/api/2/group?groupname={}", enc(target_id));
-                done(
-                    self.client
-                        .call(Method::DELETE, &path, None)
-                        .await
-                        .map(|_| ()),
-                )
-            }
-            // Jira's internal directory gets nested groups flattened, as every pushed target.
-            TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
-                Outcome::Rejected {
-                    reason: "a Jira target takes no nested groups (memberships are flattened)"
-                        .into(),
-                }
-            }
-            TargetOp::AddMembers { group_id, user_ids } => {
-                match self.add_members(group_id, user_ids).await {
-                    Ok(()) => Outcome::Applied { target_id: None },
-                    Err(f) => f.outcome(),
-                }
-            }
-            TargetOp::RemoveMembers { group_id, user_ids } => {
-                for key in user_ids {
-                    let r = match self.username(key).await {
-                        Ok(name) => self.remove_from_group(group_id, &name).await,
-                        // A user gone from Jira is in no group.
-                        Err(f) if f.status == Some(404) => Ok(()),
-                        Err(f) => Err(f),
-                    };
-                    if let Err(f) = r {
-                        return f.outcome();
-                    }
-                }
-                Outcome::Applied { target_id: None }
-            }
-        }
+        let outcome = self.apply_op(op).await;
+        self.run.follow(self, op, &outcome);
+        outcome
     }
 
     async fn read_state(&self) -> Result<TargetSnapshot, TargetError> {
@@ -697,8 +624,17 @@ impl Target for JiraTarget {
         )))
     }
 
-    async fn seats(&self) -> Result<Option<idsync_core::Seats>, TargetError> {
-        access::seats(self).await.map_err(|f| f.target_error())
+    async fn seat_roles(&self) -> Result<Vec<idsync_core::SeatRole>, TargetError> {
+        access::seat_roles(self).await.map_err(|f| f.target_error())
+    }
+
+    async fn seat_holders(
+        &self,
+        target_ids: &[String],
+    ) -> Result<HashMap<String, idsync_core::SeatHolder>, TargetError> {
+        access::seat_holders(self, target_ids)
+            .await
+            .map_err(|f| f.target_error())
     }
 
     fn project_user(&self, user: User) -> User {
@@ -719,5 +655,13 @@ impl Target for JiraTarget {
 
     fn can_rename_groups(&self) -> bool {
         false
+    }
+
+    fn expect_creates(&self, users: usize, groups: usize) {
+        self.run.expect(users, groups);
+    }
+
+    fn end_run(&self) {
+        self.run.end_run();
     }
 }
