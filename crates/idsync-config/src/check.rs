@@ -15,6 +15,7 @@ mod flows;
 mod jira;
 mod server;
 mod sources;
+mod sso;
 mod targets;
 mod values;
 use values::*;
@@ -101,6 +102,7 @@ impl<'a> Checker<'a> {
                 "sources",
                 "targets",
                 "flows",
+                "sso",
             ],
         );
 
@@ -157,6 +159,10 @@ impl<'a> Checker<'a> {
             self.err(&span, &key, msg);
         }
         self.crowd_flows(root, &targets, &flows);
+        let sso = self.sso(root);
+        if let (Some(sso), Some(store)) = (&sso, &store) {
+            self.sso_refs(root, sso, store.secret_key.is_some(), &flows);
+        }
 
         if !self.errors.is_empty() {
             self.errors.sort_by_key(|e| (e.line, e.column));
@@ -176,6 +182,7 @@ impl<'a> Checker<'a> {
             sources,
             targets,
             flows,
+            sso,
         })
     }
 
