@@ -2,7 +2,7 @@
 nobody here wrote): with a personal access token and with Basic, create users (the admin user
 API of 8.4 and later, or the JSON-RPC `addUser` the client itself offers before 9.0), read them
 by username and key with their status, create groups, add members, page through members and
-groups, delete a group, meet Confluence's errors, and ride out injected 429s with the client's
+groups, search users with CQL, try the admin update, delete a group, meet Confluence's errors, and ride out injected 429s with the client's
 own Retry-After handling. Prints one JSON line of what it saw."""
 
 import json
@@ -68,6 +68,13 @@ def main() -> None:
     for i in range(60):
         create(c, f"bulk{i:03}", f"Bulk {i}", f"bulk{i}@example.com")
         c.put(f"rest/api/user/bulk{i:03}/group/staff")
+    # The CQL user search (every version; what idsync reads before 8.4), through the client's
+    # own `cql`.
+    found = c.cql("type=user", limit=25)
+    out["cql_users"] = [found["size"], found.get("totalSize"), "next" in found["_links"], found["results"][0]["entityType"]]
+    # The admin update of full name and email: 9.4 and later (405 where the path serves only
+    # DELETE, 404 before 8.4).
+    out["admin_update"] = error_of(lambda: c.put("rest/api/admin/user/ann.lee", data={"fullName": "Ann Other"}))
     c.put("rest/api/user/Ann.Lee/group/Staff")
     c.put("rest/api/user/ann.lee/group/staff")  # idempotent
     first = c.get_group_members("staff", start=0, limit=50)

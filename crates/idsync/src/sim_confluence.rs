@@ -9,7 +9,9 @@ use std::sync::Arc;
 #[derive(Args, Debug, Clone)]
 pub struct ConfluenceSimArgs {
     /// The Confluence version to behave as (the admin user API from 8.4; the JSON-RPC API
-    /// before 9.0; /rest/api/server-information from 9.1).
+    /// before 9.0; /rest/api/server-information from 9.1; the active users' list from 9.3,
+    /// with emails from 10.2; the admin update of full name and email from 9.4; the CQL user
+    /// search in every version).
     #[arg(long, default_value = "9.2.3")]
     pub version: String,
     /// Port on 127.0.0.1 (0: any free port).

@@ -1,7 +1,9 @@
 //! The Confluence REST resources the simulator answers, after authentication and faults:
 //! users (`/rest/api/user`, `/rest/api/user/list`), the admin user and group APIs
-//! (`/rest/api/admin/...`), groups and members (`/rest/api/group`), memberships
-//! (`/rest/api/user/{username}/group/{groupName}`), long tasks, the server information and
+//! (`/rest/api/admin/...`, with *Update user* from 9.4 and the active users' list from 9.3),
+//! groups and members (`/rest/api/group`), memberships
+//! (`/rest/api/user/{username}/group/{groupName}`), the CQL search for users
+//! (`/rest/api/search?cql=type=user`, every version), long tasks, the server information and
 //! applinks manifest, and, before 9.0, the JSON-RPC remote API's user calls.
 
 use super::directory::{Capabilities, ConfError, ConfUser};
@@ -225,6 +227,40 @@ fn route(st: &ConfluenceSimState, req: &Request) -> Result<Answer, ConfError> {
                 .collect();
             page(req, all)
         }
+        (&Method::GET, ["rest", "api", "admin", "users", "list", "active"])
+            if v.has_active_users_list() =>
+        {
+            // Users that count into the licence: active and licensed (the index's view).
+            let d = read_lock(st)?;
+            let all = d
+                .users()
+                .filter(|u| u.active && d.licensed(&u.key))
+                .map(|u| {
+                    let mut p = person(u, req.root, req.expands("status"));
+                    if v.active_users_show_email() {
+                        p["email"] = json!(u.email);
+                    }
+                    p
+                })
+                .collect::<Vec<_>>();
+            let total = all.len();
+            let mut a = page(req, all)?;
+            if let Some(b) = a.body.as_mut() {
+                b["totalCount"] = json!(total);
+            }
+            Ok(a)
+        }
+        (&Method::GET, ["rest", "api", "search"]) => search(st, req),
+        (&Method::PUT, ["rest", "api", "admin", "user", user]) if v.has_admin_user_update() => {
+            let b = req.json()?;
+            let field = |k: &str| b.get(k).and_then(Value::as_str);
+            write_lock(st)?.update_user(user, field("fullName"), field("email"))?;
+            Ok(Answer::empty(204))
+        }
+        // The path serves DELETE (8.4 and later): another method on it is not allowed.
+        (&Method::PUT, ["rest", "api", "admin", "user", _]) if v.has_admin_users() => {
+            Err(ConfError::new(405, "HTTP 405 Method Not Allowed"))
+        }
         (&Method::PUT, ["rest", "api", "user", user, "group", group]) => {
             write_lock(st)?.add_member(user, group)?;
             Ok(Answer::empty(204))
@@ -340,6 +376,55 @@ fn route(st: &ConfluenceSimState, req: &Request) -> Result<Answer, ConfError> {
         }
         _ => Err(not_found(req)),
     }
+}
+
+/// `GET /rest/api/search`: CQL over the search index. The simulator answers the user search
+/// (`type=user`, every user, paged like every collection, each result a `user` with its
+/// `entityType`) and refuses any other CQL with 501 (a limit of the simulator, not of
+/// Confluence).
+fn search(st: &ConfluenceSimState, req: &Request) -> Result<Answer, ConfError> {
+    let cql = req
+        .q("cql")
+        .ok_or_else(|| ConfError::new(400, "The cql parameter is required"))?;
+    let plain: String = cql
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != '"' && *c != '\'')
+        .collect::<String>()
+        .to_lowercase();
+    if plain != "type=user" {
+        return Err(ConfError::new(
+            501,
+            format!("The simulator's search answers only cql=type=user, not {cql:?}"),
+        ));
+    }
+    let d = read_lock(st)?;
+    let mut users: Vec<&ConfUser> = d.users().collect();
+    users.sort_by(|a, b| a.username.cmp(&b.username));
+    let total = users.len();
+    let all = users
+        .into_iter()
+        .map(|u| {
+            json!({
+                "user": person(u, req.root, false),
+                "title": u.display_name,
+                "excerpt": "",
+                "url": format!("/display/~{}", u.username),
+                "resultGlobalContainer": {"title": "People", "displayUrl": "/browse/people"},
+                "entityType": "user",
+                "iconCssClass": "aui-icon content-type-profile",
+                "lastModified": "2025-01-01T00:00:00.000Z",
+                "friendlyLastModified": "Jan 01, 2025",
+                "score": 0.0,
+            })
+        })
+        .collect();
+    let mut a = page(req, all)?;
+    if let Some(b) = a.body.as_mut() {
+        b["totalSize"] = json!(total);
+        b["cqlQuery"] = json!(cql);
+        b["searchDuration"] = json!(1);
+    }
+    Ok(a)
 }
 
 /// The JSON-RPC remote API (before 9.0): `addUser`, `editUser`, `getUser`, `removeUser`.

@@ -21,6 +21,16 @@ pub trait Capabilities {
     /// The JSON-RPC remote API (`/rpc/json-rpc/confluenceservice-v2`: `addUser`, `editUser`,
     /// `getUser`...), removed in 9.0.
     fn has_json_rpc(self) -> bool;
+    /// `PUT /rest/api/admin/user/{username}` (*Update user*: full name and email): first in the
+    /// 9.4 reference (v940; the v922 reference has no such call; 9.3 unverified, taken as
+    /// without it). Before, the path answers 405 where `DELETE` is served on it (8.4 and later).
+    fn has_admin_user_update(self) -> bool;
+    /// `GET /rest/api/admin/users/list/active` (the *Admin Users* group; 9.3 and later,
+    /// CONFSERVER-37100).
+    fn has_active_users_list(self) -> bool;
+    /// Whether that list's users carry their `email` (documented from the 10.2 reference; 10.0
+    /// and 10.1 taken as without it).
+    fn active_users_show_email(self) -> bool;
 }
 
 impl Capabilities for Version {
@@ -32,6 +42,15 @@ impl Capabilities for Version {
     }
     fn has_json_rpc(self) -> bool {
         self < Version(9, 0, 0)
+    }
+    fn has_admin_user_update(self) -> bool {
+        self >= Version(9, 4, 0)
+    }
+    fn has_active_users_list(self) -> bool {
+        self >= Version(9, 3, 0)
+    }
+    fn active_users_show_email(self) -> bool {
+        self >= Version(10, 2, 0)
     }
 }
 
@@ -81,6 +100,7 @@ fn reason(status: u16) -> &'static str {
         401 => "Unauthorized",
         403 => "Forbidden",
         404 => "Not Found",
+        405 => "Method Not Allowed",
         409 => "Conflict",
         429 => "Too Many Requests",
         501 => "Not Implemented",
@@ -212,6 +232,47 @@ impl Directory {
         Ok(())
     }
 
+    /// The admin user API's *Update user*: the full name and the email, each where given. The
+    /// full name must not be blank nor hold `<` or `>`; the email must not be blank and must
+    /// be an address.
+    pub fn update_user(
+        &mut self,
+        username: &str,
+        display: Option<&str>,
+        email: Option<&str>,
+    ) -> Result<(), ConfError> {
+        let key = self.key_of(username)?;
+        if let Some(d) = display {
+            if d.trim().is_empty() || d.contains(['<', '>']) || d.eq_ignore_ascii_case("anonymous")
+            {
+                return Err(ConfError::new(400, format!("Invalid full name: {d:?}")));
+            }
+        }
+        if let Some(e) = email {
+            let at = e.find('@');
+            if e.trim().is_empty() || !at.is_some_and(|i| i > 0 && i + 1 < e.len()) {
+                return Err(ConfError::new(400, format!("Invalid email address: {e:?}")));
+            }
+        }
+        if let Some(u) = self.users.get_mut(&key) {
+            if let Some(d) = display {
+                u.display_name = d.into();
+            }
+            if let Some(e) = email {
+                u.email = e.into();
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the user holds a licence (Confluence's "Can use": here, membership of the
+    /// default group or the administrators').
+    pub fn licensed(&self, key: &str) -> bool {
+        [DEFAULT_GROUP, "confluence-administrators"]
+            .iter()
+            .any(|g| self.groups.get(*g).is_some_and(|m| m.contains(key)))
+    }
+
     pub fn set_active(&mut self, username: &str, active: bool) -> Result<(), ConfError> {
         let key = self.key_of(username)?;
         if let Some(u) = self.users.get_mut(&key) {
@@ -336,5 +397,42 @@ mod tests {
         assert_eq!(d.add_member("ann", "staff").unwrap_err().status, 404);
         assert!(Version(8, 4, 0).has_admin_users() && !Version(8, 3, 9).has_admin_users());
         assert!(Version(8, 9, 0).has_json_rpc() && !Version(9, 0, 0).has_json_rpc());
+    }
+
+    #[test]
+    fn the_admin_update_changes_the_full_name_and_email_and_checks_them() {
+        let mut d = Directory::new("admin");
+        d.create_user("ann", "Ann Lee", "ann@example.com").unwrap();
+        d.update_user("ANN", Some("Ann Other"), None).unwrap();
+        assert_eq!(d.by_name("ann").unwrap().display_name, "Ann Other");
+        assert_eq!(d.by_name("ann").unwrap().email, "ann@example.com");
+        d.update_user("ann", None, Some("a@example.org")).unwrap();
+        assert_eq!(d.by_name("ann").unwrap().email, "a@example.org");
+        assert_eq!(
+            d.update_user("ann", Some(" "), None).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            d.update_user("ann", Some("<b>"), None).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            d.update_user("ann", None, Some("nope")).unwrap_err().status,
+            400
+        );
+        assert_eq!(
+            d.update_user("bob", Some("Bob"), None).unwrap_err().status,
+            404
+        );
+        assert!(
+            Version(9, 4, 0).has_admin_user_update() && !Version(9, 3, 1).has_admin_user_update()
+        );
+        assert!(
+            Version(9, 3, 0).has_active_users_list() && !Version(9, 2, 3).has_active_users_list()
+        );
+        assert!(
+            Version(10, 2, 0).active_users_show_email()
+                && !Version(10, 1, 0).active_users_show_email()
+        );
     }
 }

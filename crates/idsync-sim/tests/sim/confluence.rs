@@ -89,6 +89,8 @@ async fn atlassian_python_api_confluence_works_against_the_simulator() {
     assert_eq!(v["group_duplicate"][0], 409, "{v}");
     assert_eq!(v["members_first"], json!([50, true]), "{v}");
     assert_eq!(v["members_all"], 61, "60 bulk users and Ann: {v}");
+    assert_eq!(v["cql_users"], json!([25, 62, true, "user"]), "{v}");
+    assert_eq!(v["admin_update"][0], 405, "9.2 has no admin update: {v}");
     assert_eq!(v["members_status"], json!(["Active"]), "{v}");
     assert_eq!(
         v["groups"],
@@ -123,6 +125,8 @@ async fn atlassian_python_api_confluence_8_3_creates_users_over_json_rpc() {
         "{v}"
     );
     assert_eq!(v["members_all"], 61, "{v}");
+    assert_eq!(v["cql_users"], json!([25, 62, true, "user"]), "{v}");
+    assert_eq!(v["admin_update"][0], 404, "{v}");
     assert_eq!(v["no_admin_api"][0], 404, "8.3 has no admin user API: {v}");
     assert_eq!(v["after_429"], "bulk000", "{v}");
     sim.stop().await;
@@ -179,4 +183,139 @@ async fn confluence_rate_limiter_headers_paging_and_version_rules() {
         .unwrap();
     assert_eq!(r.status(), 404, "9.0 removed the JSON-RPC API");
     sim.stop().await;
+}
+
+/// The calls that came late, by version: the admin update of full name and email (9.4; a 405
+/// where the path serves only DELETE, 8.4 to 9.3; a 404 before), the list of active users (9.3,
+/// with emails from 10.2, without the deactivated), and the CQL user search (every version),
+/// each paged with `_links.next`.
+#[tokio::test]
+async fn confluence_admin_update_active_users_and_user_search_follow_the_versions() {
+    let http = reqwest::Client::new();
+    for (version, update, list, email) in [
+        (Version(8, 3, 4), 404, 404, false),
+        (Version(9, 3, 1), 405, 200, false),
+        (Version(10, 2, 0), 204, 200, true),
+    ] {
+        let sim = confluence::start(
+            ConfluenceSimOptions {
+                version,
+                ..ConfluenceSimOptions::default()
+            },
+            Arc::new(SystemClock),
+        )
+        .await
+        .unwrap();
+        {
+            let mut d = sim.state.directory.write().unwrap();
+            d.create_user("ann", "Ann Lee", "ann@example.com").unwrap();
+            d.create_user("bob", "Bob Roe", "bob@example.com").unwrap();
+            d.set_active("bob", false).unwrap();
+        }
+        let call = |m: reqwest::Method, path: &str, body: Option<Value>| {
+            let mut rb = http
+                .request(m, format!("{}{path}", sim.root))
+                .bearer_auth("sim-confluence-pat");
+            if let Some(b) = body {
+                rb = rb.json(&b);
+            }
+            rb.send()
+        };
+        let r = call(
+            reqwest::Method::PUT,
+            "/rest/api/admin/user/ann",
+            Some(json!({"fullName": "Ann Other", "email": "ann@example.org"})),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), update, "{version}");
+        let held = sim
+            .state
+            .directory
+            .read()
+            .unwrap()
+            .by_name("ann")
+            .cloned()
+            .unwrap();
+        if update == 204 {
+            assert_eq!(
+                (held.display_name.as_str(), held.email.as_str()),
+                ("Ann Other", "ann@example.org")
+            );
+            let r = call(
+                reqwest::Method::PUT,
+                "/rest/api/admin/user/ann",
+                Some(json!({"email": "not-an-address"})),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status(), 400);
+            let r = call(
+                reqwest::Method::PUT,
+                "/rest/api/admin/user/nobody",
+                Some(json!({"fullName": "No One"})),
+            )
+            .await
+            .unwrap();
+            assert_eq!(r.status(), 404);
+        } else {
+            assert_eq!(held.display_name, "Ann Lee", "{version}: nothing changed");
+        }
+        let r = call(
+            reqwest::Method::GET,
+            "/rest/api/admin/users/list/active",
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), list, "{version}");
+        if list == 200 {
+            let v: Value = r.json().await.unwrap();
+            let names: Vec<&str> = v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["username"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                names,
+                vec!["admin", "ann"],
+                "the deactivated bob is not listed"
+            );
+            assert_eq!(
+                v["results"][1]["email"].is_string(),
+                email,
+                "{version}: {v}"
+            );
+            assert_eq!(v["totalCount"], 2);
+        }
+        let r = call(
+            reqwest::Method::GET,
+            "/rest/api/search?cql=type%20%3D%20user&limit=2",
+            None,
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200, "{version}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["size"], 2);
+        assert_eq!(v["totalSize"], 3, "bob too: {v}");
+        assert_eq!(v["results"][0]["entityType"], "user");
+        assert_eq!(v["results"][0]["user"]["username"], "admin");
+        assert!(v["results"][0]["user"]["userKey"].is_string());
+        let next = v["_links"]["next"].as_str().unwrap().to_string();
+        let r = call(reqwest::Method::GET, &next, None).await.unwrap();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["results"][0]["user"]["username"], "bob");
+        assert!(v["_links"]["next"].is_null());
+        let r = call(reqwest::Method::GET, "/rest/api/search?cql=type=page", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            501,
+            "the simulator answers only the user search"
+        );
+        sim.stop().await;
+    }
 }

@@ -303,7 +303,10 @@ fn confluence_adopts_existing_users_by_username() {
         log.contains("by userName \"user0@example.com\""),
         "the log says how it was matched: {log}"
     );
-    assert!(sync(dir.path(), &["plan", "hr-to-wiki", "--full"]).contains("nothing to do"));
+    let plan = sync(dir.path(), &["plan", "hr-to-wiki", "--full"]);
+    assert!(plan.contains("nothing to do"), "{plan}");
+    // Confluence 9.2 keeps the emails it cannot show: not said to drop them.
+    assert!(!plan.contains("does not keep emails"), "{plan}");
 }
 
 #[test]
@@ -471,4 +474,155 @@ fn confluence_rate_limiter_and_429s_slow_the_sync_but_fail_nothing() {
         .unwrap();
     assert!(stats["throttled"].as_u64().unwrap() >= 2, "{stats}");
     assert!(stats["requests"].as_u64().unwrap() > 10, "{stats}");
+}
+
+fn stats_writes(wiki: &Confluence) -> u64 {
+    let stats: Value = wiki
+        .http
+        .get(format!("{}/_sim/stats", wiki.root))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    stats["writes"].as_u64().unwrap()
+}
+
+/// The emails Confluence's list of active users shows (10.2 and later), by username.
+fn listed_emails(wiki: &Confluence) -> std::collections::BTreeMap<String, String> {
+    wiki.get("/rest/api/admin/users/list/active?limit=200")["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            (
+                u["username"].as_str().unwrap().to_string(),
+                u["email"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn confluence_10_changes_display_name_and_email_and_reconcile_repairs_a_hand_edited_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root) = confluence_sim(dir.path(), &["--version", "10.2.0"]);
+    let wiki = Confluence::new(dir.path(), &root);
+    write_people_csv(dir.path(), 3);
+    write_confluence_config(dir.path(), &root, "");
+    let out = sync(dir.path(), &["sync", "hr-to-wiki"]);
+    assert!(out.contains("succeeded"), "{out}");
+
+    // A display name and an email change in the source: PUT /rest/api/admin/user/{username}.
+    edit_csv(dir.path(), |csv| {
+        csv.replace(
+            "id-000001,user1@example.com,User,Number 1,user1@example.com,",
+            "id-000001,user1@example.com,Ada,Number 1,ada@example.org,",
+        )
+    });
+    let out = sync(dir.path(), &["sync", "hr-to-wiki"]);
+    assert!(
+        out.contains("succeeded") && out.contains(" 0 failed"),
+        "{out}"
+    );
+    assert_eq!(
+        wiki.user("user1@example.com").unwrap()["displayName"],
+        "Ada Number 1"
+    );
+    assert_eq!(listed_emails(&wiki)["user1@example.com"], "ada@example.org");
+    assert!(sync(dir.path(), &["plan", "hr-to-wiki", "--full"]).contains("nothing to do"));
+
+    // By hand in Confluence: the email. A plain sync trusts the ledger; a reconcile sees the
+    // email in the list of active users and puts it back.
+    let (s, v) = wiki.send(
+        reqwest::Method::PUT,
+        "/rest/api/admin/user/user1@example.com",
+        Some(json!({"email": "hand@example.net"})),
+    );
+    assert_eq!(s, 204, "{v}");
+    assert!(sync(dir.path(), &["sync", "hr-to-wiki"]).contains("(0 planned"));
+    let out = sync(dir.path(), &["sync", "hr-to-wiki", "--full"]);
+    assert!(
+        out.contains("succeeded") && out.contains(" 0 failed"),
+        "{out}"
+    );
+    assert_eq!(listed_emails(&wiki)["user1@example.com"], "ada@example.org");
+    let again = sync(dir.path(), &["plan", "hr-to-wiki", "--full"]);
+    assert!(again.contains("nothing to do"), "{again}");
+}
+
+#[test]
+fn confluence_9_3_tries_the_update_call_once_per_run_and_refuses_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root) = confluence_sim(dir.path(), &["--version", "9.3.1"]);
+    let wiki = Confluence::new(dir.path(), &root);
+    write_people_csv(dir.path(), 3);
+    write_confluence_config(dir.path(), &root, "");
+    sync(dir.path(), &["sync", "hr-to-wiki"]);
+    edit_csv(dir.path(), |csv| {
+        csv.replace("User,Number 1,", "Ada,Number 1,")
+            .replace("User,Number 2,", "Bea,Number 2,")
+    });
+    let before = stats_writes(&wiki);
+    let o = idsync()
+        .arg("--config")
+        .arg(dir.path().join("idsync.toml"))
+        .args(["sync", "hr-to-wiki"])
+        .env("RUST_LOG", "warn")
+        .env("IDSYNC_TEST_CONFLUENCE_TOKEN", TOKEN)
+        .output()
+        .unwrap();
+    let all = text(&o);
+    assert!(all.contains("2 failed"), "{all}");
+    assert_eq!(
+        all.matches("Confluence has no call to change a user's display name or email: such changes are refused for this run").count(),
+        1,
+        "the run's log says it once: {all}"
+    );
+    assert_eq!(
+        stats_writes(&wiki) - before,
+        1,
+        "one PUT finds the call missing; the other user is refused without one"
+    );
+    let runs: Value = serde_json::from_str(&sync(dir.path(), &["runs", "--json"])).unwrap();
+    let run = runs[0]["id"].as_str().unwrap().to_string();
+    let log = sync(dir.path(), &["log", &run]);
+    assert_eq!(
+        log.matches("Confluence 9.3.1 has no call to change a user's display name or email")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(log.contains("answered 405"), "{log}");
+}
+
+#[test]
+fn confluence_8_3_reconcile_sees_a_user_in_no_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_sim, root) = confluence_sim(dir.path(), &["--version", "8.3.4"]);
+    let wiki = Confluence::new(dir.path(), &root);
+    write_people_csv(dir.path(), 3);
+    write_confluence_config(dir.path(), &root, "");
+    sync(dir.path(), &["sync", "hr-to-wiki"]);
+    // By hand: user1 leaves every group it was in.
+    for g in ["everyone", "confluence-users"] {
+        let (s, _) = wiki.send(
+            reqwest::Method::DELETE,
+            &format!("/rest/api/user/user1@example.com/group/{g}"),
+            None,
+        );
+        assert_eq!(s, 204);
+    }
+    // The reconcile reads it all the same (the CQL user search): it puts the membership back
+    // and creates nobody.
+    let plan = sync(dir.path(), &["plan", "hr-to-wiki", "--full"]);
+    assert!(!plan.contains("create"), "{plan}");
+    let out = sync(dir.path(), &["sync", "hr-to-wiki", "--full"]);
+    assert!(
+        out.contains("succeeded") && out.contains(" 0 failed"),
+        "{out}"
+    );
+    assert!(wiki
+        .members("everyone")
+        .contains(&"user1@example.com".to_string()));
+    assert!(sync(dir.path(), &["plan", "hr-to-wiki", "--full"]).contains("nothing to do"));
 }

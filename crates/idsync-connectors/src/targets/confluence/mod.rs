@@ -7,20 +7,25 @@
 //!   Usernames are case-insensitive and kept in lower case.
 //! - Creating: 8.4 and later `POST /rest/api/admin/user`; before, JSON-RPC `addUser`. Both
 //!   demand a password: a random one nobody knows (SSO signs the user in).
-//! - Display name and email: only JSON-RPC `editUser` changes them (before 9.0); 9.0 and later
-//!   have no call for it, and such a change is refused with that reason. The email address is
-//!   read with JSON-RPC `getUser` (before 9.0); 9.0 and later cannot show it, so it is sent at
-//!   creation and not compared.
+//! - Display name and email: JSON-RPC `editUser` before 9.0; from 9.0 the admin user API's
+//!   *Update user* where the version has it (found by trying it once a run), else such a change
+//!   is refused with that reason (`profile.rs`). The email address is read with JSON-RPC
+//!   `getUser` (before 9.0), or from the list of active users where it shows them; a user's
+//!   email Confluence cannot show is not compared.
 //! - Renaming a user: no call in any version; refused with that reason.
 //! - Groups are known by their (lower-case) name; Confluence cannot rename them.
 //! - Disabling: 8.4 and later `PUT /rest/api/admin/user/{username}/disable` (read back);
 //!   before 8.4, or with `deactivation = "groups"`, the user leaves the access groups, which are
 //!   recorded first and given back on return (`access.rs`).
+//! - Reading every user: `GET /rest/api/user/list` (8.4 and later); before, the CQL user
+//!   search (`listing.rs`).
 //! - Matching: `GET /rest/api/user?username=` (verified); Confluence's REST API cannot look a
 //!   user up by email, so a match by email is not made (the plan creates, and a duplicate
 //!   username is refused by Confluence itself).
 
 mod access;
+mod listing;
+mod profile;
 pub mod users;
 
 use super::atlassian_dc::client::enc;
@@ -32,6 +37,7 @@ use idsync_core::{
     Group, Match, Outcome, RemoteGroup, RemoteUser, Target, TargetError, TargetOp, TargetSnapshot,
     User,
 };
+use profile::{EmailView, UpdateCall};
 use rand::Rng;
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -93,6 +99,12 @@ pub struct ConfluenceTarget {
     instance: OnceCell<Instance>,
     /// Usernames by user key, as last seen.
     names: Mutex<HashMap<String, String>>,
+    /// Whether the version has the admin update of display name and email, once found this
+    /// run; `probing` lets one request find out while the others wait.
+    update_call: Mutex<Option<UpdateCall>>,
+    probing: tokio::sync::Mutex<()>,
+    /// Which users' emails the last read showed.
+    emails: Mutex<EmailView>,
 }
 
 fn failure(reason: String) -> Failure {
@@ -122,6 +134,9 @@ impl ConfluenceTarget {
             cfg,
             instance: OnceCell::new(),
             names: Mutex::new(HashMap::new()),
+            update_call: Mutex::new(None),
+            probing: tokio::sync::Mutex::new(()),
+            emails: Mutex::new(EmailView::NotRead),
         })
     }
 
@@ -228,15 +243,6 @@ impl ConfluenceTarget {
             })
     }
 
-    /// The user's email address, where the version can show it (JSON-RPC before 9.0).
-    async fn email_of(&self, username: &str) -> Result<Option<String>, Failure> {
-        if !self.instance().await?.has_json_rpc() {
-            return Ok(None);
-        }
-        let v = self.rpc("getUser", json!([username])).await?;
-        Ok(v.get("email").and_then(Value::as_str).map(str::to_string))
-    }
-
     async fn add_to_group(&self, group: &str, username: &str) -> Result<(), Failure> {
         let path = format!(
             "/rest/api/user/{}/group/{}",
@@ -304,59 +310,6 @@ impl ConfluenceTarget {
             self.set_active(&u.user_name, false).await?;
         }
         Ok(key)
-    }
-
-    async fn update_user(
-        &self,
-        key: &str,
-        before: &User,
-        after: &User,
-    ) -> Result<Outcome, Failure> {
-        let instance = self.instance().await?.clone();
-        let email = instance.has_json_rpc();
-        let b = users::project(before.clone(), email);
-        let a = users::project(after.clone(), email);
-        let name = self.username(key).await?;
-        if a.user_name != b.user_name && a.user_name != name {
-            return Ok(Outcome::Rejected {
-                reason: format!(
-                    "Confluence cannot rename users (no REST or JSON-RPC call for it): {name:?} stays as it is ({:?} asked)",
-                    a.user_name
-                ),
-            });
-        }
-        let mut profile =
-            a.display_name != b.display_name || a.primary_email() != b.primary_email();
-        if profile && !instance.has_json_rpc() {
-            // No call can change it: refused only where Confluence really holds another
-            // display name (an adopted user's `before` may not be what Confluence holds).
-            let current = self.get_user(key).await?;
-            profile =
-                current.get("displayName").and_then(Value::as_str) != a.display_name.as_deref();
-        }
-        if profile {
-            if !instance.has_json_rpc() {
-                return Ok(Outcome::Rejected {
-                    reason: format!(
-                        "Confluence {} has no call to change a user's display name or email (the JSON-RPC editUser went in 9.0 and the REST API has none): change {name:?} in Confluence's user management, or use the Crowd-compatible directory",
-                        instance.version_text
-                    ),
-                });
-            }
-            let remote = json!({
-                "name": name,
-                "fullname": a.display_name.clone().unwrap_or_default(),
-                "email": a.primary_email().unwrap_or_default(),
-            });
-            self.rpc("editUser", json!([remote])).await?;
-        }
-        if a.active != b.active {
-            self.set_active(&name, a.active).await?;
-        } else {
-            // Nothing else changed: the user must still be there all the same.
-            self.get_user(key).await?;
-        }
-        Ok(Outcome::Applied { target_id: None })
     }
 
     /// Disable or enable: the admin user API (read back), or the access groups.
@@ -435,15 +388,6 @@ impl ConfluenceTarget {
         Err(failure(format!(
             "Confluence's long task removing {name} did not finish (see {status})"
         )))
-    }
-
-    async fn members(&self, group: &str) -> Result<Vec<Value>, Failure> {
-        next_link::read_all(
-            &self.client,
-            &format!("/rest/api/group/{}/member?expand=status", enc_path(group)),
-            200,
-        )
-        .await
     }
 }
 
@@ -660,7 +604,19 @@ impl Target for ConfluenceTarget {
                     people.insert(k.to_string(), v.clone());
                 }
             }
+        } else {
+            // Before 8.4, the CQL user search finds those in no group.
+            self.add_searched_users(&mut people)
+                .await
+                .map_err(|f| f.target_error())?;
         }
+        let listed = if instance.has_json_rpc() {
+            self.set_email_view(EmailView::All);
+            HashMap::new()
+        } else {
+            self.listed_emails().await.map_err(|f| f.target_error())?
+        };
+        let listed = &listed;
         let with_email: Vec<Result<(String, Value, Option<String>), Failure>> =
             stream::iter(people)
                 .map(|(k, v)| async move {
@@ -668,11 +624,7 @@ impl Target for ConfluenceTarget {
                         .get("username")
                         .and_then(Value::as_str)
                         .unwrap_or_default();
-                    let email = if name.is_empty() {
-                        None
-                    } else {
-                        self.email_of(name).await?
-                    };
+                    let email = self.email_read(name, listed).await?;
                     Ok((k, v, email))
                 })
                 .buffered(8)
@@ -714,9 +666,8 @@ impl Target for ConfluenceTarget {
     }
 
     fn project_user(&self, user: User) -> User {
-        // The email is compared where the version can show it (before 9.0); while the version
-        // is not known yet, it is kept.
-        let email = self.instance.get().is_none_or(Instance::has_json_rpc);
+        // The email is compared but where the last read could not show it (`profile.rs`).
+        let email = self.email_shown(&user.user_name);
         users::project(user, email)
     }
 
@@ -735,5 +686,20 @@ impl Target for ConfluenceTarget {
 
     fn can_rename_groups(&self) -> bool {
         false
+    }
+
+    fn end_run(&self) {
+        self.forget_run();
+    }
+
+    async fn known_keeps(&self) -> idsync_core::keeps::Known {
+        // Confluence keeps every user's email, in every version: where a read cannot show it,
+        // that user's email is left out of the comparison on both sides (`profile.rs`), not
+        // taken for an attribute Confluence drops.
+        let mut known = idsync_core::keeps::Known::default();
+        for path in ["emails.value", "emails.primary"] {
+            known.users.answers.insert(path.to_string(), true);
+        }
+        known
     }
 }

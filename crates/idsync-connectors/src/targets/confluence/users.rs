@@ -6,8 +6,8 @@
 use idsync_core::{Email, User};
 use serde_json::Value;
 
-/// The user as Confluence can hold it; `email` false where the version cannot show the email
-/// address (9.0 and later: it is sent at creation, never compared).
+/// The user as Confluence can hold it; `email` false where Confluence could not show this
+/// user's email address (`profile.rs`): it is then not compared.
 pub fn project(u: User, email: bool) -> User {
     let display = crate::targets::jira::users::display_name_of(&u);
     let emails = if email {
