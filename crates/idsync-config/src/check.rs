@@ -1,5 +1,6 @@
 //! The schema walk over the parsed document. Every check records its error and carries on.
 
+mod login;
 mod store_keys;
 
 use crate::*;
@@ -29,7 +30,7 @@ pub(crate) struct Checker<'a> {
     errors: Vec<ConfigError>,
 }
 
-const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph"];
+const SOURCE_TYPES: &[&str] = &["file", "scim", "msgraph", "login"];
 const TARGET_TYPES: &[&str] = &[
     "test",
     "scim",
@@ -159,6 +160,7 @@ impl<'a> Checker<'a> {
             self.err(&span, &key, msg);
         }
         self.crowd_flows(root, &targets, &flows);
+        self.login_graph_refs(root, &sources);
         let sso = self.sso(root);
         if let (Some(sso), Some(store)) = (&sso, &store) {
             self.sso_refs(root, sso, store.secret_key.is_some(), &flows);

@@ -205,6 +205,14 @@ pub struct SourceConfig {
     pub directory: String,
     pub interval: Option<Duration>,
     pub kind: SourceKind,
+    /// `login_wait`: how long a login waits for the user's flows to run before it proceeds
+    /// (the runs carry on after). Sources that take logins: msgraph, scim, login.
+    pub login_wait: Duration,
+}
+
+impl SourceConfig {
+    /// The default `login_wait`.
+    pub const DEFAULT_LOGIN_WAIT: Duration = Duration::from_secs(5);
 }
 
 #[derive(Debug, Clone)]
@@ -214,6 +222,16 @@ pub enum SourceKind {
     Scim(ScimSourceConfig),
     /// Microsoft Entra ID or Azure AD B2C through Microsoft Graph.
     MsGraph(MsGraphSourceConfig),
+    /// `type = "login"`: a directory fed by logins alone (just in time).
+    Login(LoginSourceConfig),
+}
+
+/// `[sources.x] type = "login"`: users (and their groups) arrive with their logins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoginSourceConfig {
+    /// `graph`: an msgraph source whose connection names group ids and resolves group
+    /// overage (optional).
+    pub graph: Option<String>,
 }
 
 /// `[sources.x] type = "scim"`: how the directory's SCIM endpoint behaves.
@@ -529,6 +547,8 @@ pub struct FlowConfig {
     pub memberships: idsync_core::scope::MembershipPolicy,
     /// `[flows.x.groups]`: which groups, under which names.
     pub groups: idsync_core::groups::GroupRules,
+    /// `inactive_after` and `inactive_exempt`: deprovision users without a login for so long.
+    pub inactivity: Option<idsync_core::inactivity::Inactivity>,
 }
 
 impl FlowConfig {

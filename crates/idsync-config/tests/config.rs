@@ -78,7 +78,15 @@ fn the_example_file_loads() {
     std::env::set_var("WEBHOOK_SECRET", "webhook-secret");
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("idsync.example.toml");
     let c = load(&path).unwrap();
-    assert_eq!(c.sources.len(), 4);
+    assert_eq!(c.sources.len(), 5);
+    assert!(matches!(
+        &c.sources["customers"].kind,
+        idsync_config::SourceKind::Login(l) if l.graph.as_deref() == Some("entra-graph")
+    ));
+    assert_eq!(
+        c.sources["entra-graph"].login_wait,
+        std::time::Duration::from_secs(5)
+    );
     let TargetKind::Jira(j) = &c.targets["jira"].kind else {
         panic!("jira is a jira target");
     };

@@ -11,6 +11,7 @@ pub mod forms;
 pub mod graph;
 pub mod groups;
 pub mod image;
+pub mod inactivity;
 pub mod keeps;
 mod ledger;
 pub mod mapping;

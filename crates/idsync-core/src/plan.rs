@@ -112,6 +112,8 @@ pub enum Reason {
     LeftScope(String),
     /// Disabled longer than the flow's grace period (in days).
     GracePeriodOver(u32),
+    /// No login for longer than the flow's `inactive_after` (in words).
+    Inactive(String),
     /// Groups made direct members of a group (nested groups, served targets).
     ChildGroupsAdded,
     ChildGroupsRemoved,
@@ -139,6 +141,7 @@ impl fmt::Display for Reason {
                 write!(f, "members that no longer exist in the target")
             }
             Reason::LeftScope(why) => write!(f, "left the flow's scope ({why})"),
+            Reason::Inactive(why) => write!(f, "{why}"),
             Reason::GracePeriodOver(days) => {
                 write!(f, "disabled for more than the grace period of {days} days")
             }

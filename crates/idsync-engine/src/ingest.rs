@@ -40,6 +40,51 @@ fn cost_counts(changes: Option<usize>, cost: Option<ReadStats>) -> RunCounts {
     RunCounts(c)
 }
 
+/// Users who logged in after a full read started keep what their login wrote: the read may
+/// have fetched them before it, and a login is newer than anything such a read saw (the
+/// source's next read brings what changed since; decision 0042). A delta read is applied as
+/// read: it returns each changed object's state when it was asked, in seconds, not minutes.
+async fn keep_logins(
+    store: &Store,
+    directory: &str,
+    snapshot: &mut idsync_core::Snapshot,
+    started_ms: i64,
+) -> Result<(), EngineError> {
+    let fresh = store.logins_since(directory, started_ms).await?;
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    snapshot.users.retain(|u| !fresh.contains(&u.source_id));
+    snapshot.memberships.retain(|m| {
+        !(m.member.kind == idsync_core::MemberKind::User && fresh.contains(&m.member.id))
+    });
+    let groups: std::collections::HashSet<String> = snapshot
+        .groups
+        .iter()
+        .map(|g| g.source_id.clone())
+        .collect();
+    for key in &fresh {
+        let Some(stored) = store.get_user(directory, key).await? else {
+            continue;
+        };
+        snapshot.users.push(stored.user);
+        for (group, _) in store.member_of(directory, key).await? {
+            if groups.contains(&group) {
+                snapshot.memberships.push(idsync_core::Membership {
+                    group,
+                    member: idsync_core::MemberRef::user(key.clone()),
+                });
+            }
+        }
+    }
+    tracing::info!(
+        directory,
+        users = fresh.len(),
+        "users who logged in during the read keep what their login wrote"
+    );
+    Ok(())
+}
+
 /// Read a source into its directory. A full read replaces the directory's contents (only what
 /// differs is written and logged); a delta read applies its changes. Either way the directory,
 /// its change log and the source's new cursor commit in one transaction, and a read that fails
@@ -102,12 +147,18 @@ pub async fn ingest(
     let read_ms = started.elapsed().as_millis() as u64;
     let now = clock.now_ms();
     let (kind, written) = match read {
-        SourceRead::Full { snapshot, cursor } => (
-            "full",
-            store
-                .replace_directory(directory, source_name, &snapshot, cursor.as_deref(), now)
-                .await,
-        ),
+        SourceRead::Full {
+            mut snapshot,
+            cursor,
+        } => {
+            keep_logins(store, directory, &mut snapshot, started_ms).await?;
+            (
+                "full",
+                store
+                    .replace_directory(directory, source_name, &snapshot, cursor.as_deref(), now)
+                    .await,
+            )
+        }
         SourceRead::Delta { changes, cursor } => (
             "delta",
             store

@@ -9,8 +9,10 @@ mod confluence_target;
 mod error;
 mod execute;
 mod forms;
+mod inactive;
 mod ingest;
 mod jira_target;
+mod login;
 mod memory;
 mod metrics;
 mod notify;
@@ -25,6 +27,7 @@ mod service;
 
 pub use error::EngineError;
 pub use ingest::{ingest, read_run_name, IngestReport};
+pub use login::{FlowLogin, FlowRun, Login, LoginDecision, LoginError, LoginOutcome, LoginSource};
 pub use memory::FlowMemory;
 pub use metrics::{escape as escape_label, Metrics};
 pub use notify::{signature as webhook_signature, Notice, Notifier};

@@ -34,8 +34,11 @@ pub struct FlowSpec {
     pub mapping: Mapping,
     /// Which users the flow provisions (empty: all).
     pub scope: Scope,
-    /// Provision on demand: only this user (by key), its groups and its memberships.
-    pub only_user: Option<String>,
+    /// Provision on demand, or at a login: only these users (by key), their groups and their
+    /// memberships.
+    pub only_users: Option<BTreeSet<String>>,
+    /// `inactive_after`: users without a login for so long are deprovisioned (decision 0043).
+    pub inactivity: Option<idsync_core::inactivity::Inactivity>,
     /// What happens to a deprovisioned user's group memberships.
     pub memberships: MembershipPolicy,
     /// Which groups, under which names.
@@ -334,27 +337,27 @@ async fn run_inner(
     }
 }
 
-/// Keep of a plan what concerns one user: its own operation, its group memberships, and the
-/// groups it is (to be) in, so that they exist first.
-fn only_user(
+/// Keep of a plan what concerns some users: their own operations, their group memberships,
+/// and the groups they are (to be) in, so that they exist first.
+fn only_users(
     plan: &mut Plan,
-    key: &str,
+    keys: &BTreeSet<String>,
     desired: &idsync_core::DesiredState,
     ledger: &LedgerState,
 ) {
     let in_group = |g: &str| {
-        desired.members.get(g).is_some_and(|m| m.contains(key))
-            || ledger.members.get(g).is_some_and(|m| m.contains(key))
+        let any = |m: &BTreeSet<idsync_core::Key>| keys.iter().any(|k| m.contains(k.as_str()));
+        desired.members.get(g).is_some_and(any) || ledger.members.get(g).is_some_and(any)
     };
     plan.operations.retain_mut(|op| match &mut op.action {
         Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } => {
-            users.retain(|u| &**u == key);
+            users.retain(|u| keys.contains(&**u));
             !users.is_empty()
         }
         Action::CreateGroup { .. } | Action::UpdateGroup { .. } | Action::DeleteGroup { .. } => {
             in_group(&op.key)
         }
-        _ => op.key == key,
+        _ => keys.contains(&op.key),
     });
 }
 
@@ -489,6 +492,7 @@ async fn plan_and_apply(
     );
     let mut desired = desired_state(snapshot);
     let mut out_of_scope = apply_scope(&mut desired, &flow.scope);
+    let inactive = crate::inactive::inactive_users(ctx, &mut desired, opts.dry_run).await?;
 
     let desired_ms = started.elapsed().as_millis() as u64 - load_directory_ms;
     let ledger_version = store.ledger_version(&flow.name).await?;
@@ -603,9 +607,10 @@ async fn plan_and_apply(
         }
     }
     explain_out_of_scope(&mut plan, &out_of_scope);
+    idsync_core::inactivity::explain_inactive(&mut plan, &inactive);
     plan.warnings.extend(unkept);
-    if let Some(key) = &flow.only_user {
-        only_user(&mut plan, key, &desired, &ledger);
+    if let Some(keys) = &flow.only_users {
+        only_users(&mut plan, keys, &desired, &ledger);
     }
     for u in &unmapped {
         let fate = if ledger.users.contains_key(&u.key) {
@@ -712,7 +717,7 @@ async fn plan_and_apply(
             .map(|v| (applier.ledger, v)),
     };
     // A run for one user has not brought the whole flow up to the change log.
-    if flow.only_user.is_none() {
+    if flow.only_users.is_none() {
         store.set_flow_cursor(&flow.name, seq).await?;
     }
     Ok((plan, std::mem::take(counts), Some(kept)))

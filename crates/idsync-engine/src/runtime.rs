@@ -19,7 +19,7 @@ use idsync_core::{Clock, Source, SystemClock, Target};
 use idsync_store::RunStatus;
 use idsync_store::Store;
 use serde_json::json;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,6 +119,8 @@ pub fn graph_source(
     Ok(GraphSource::new(client, scfg))
 }
 
+type FlowLocks = std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
+
 /// Everything a command or the server needs to run flows.
 pub struct Runtime {
     pub store: Store,
@@ -136,6 +138,17 @@ pub struct Runtime {
     pub crowd: BTreeMap<String, CrowdEntry>,
     /// Per flow, its directory image and ledger between runs.
     memory: std::sync::Mutex<std::collections::HashMap<String, FlowMemory>>,
+    /// The sources that take logins (msgraph, scim, login), by name.
+    pub login_sources: BTreeMap<String, crate::login::LoginSource>,
+    /// Per flow: held while a run of it is under way in this process (the service's runs and
+    /// logins' runs), so they never overlap.
+    flow_locks: FlowLocks,
+    /// Per flow, the users whose login waits for a run of it.
+    pub(crate) login_queues: std::sync::Mutex<HashMap<String, Arc<crate::login::LoginQueue>>>,
+    /// Per directory: a login's read and write of its user.
+    pub(crate) directory_locks: FlowLocks,
+    /// Login runs queued or under way (they outlive the login that started them).
+    pub(crate) login_runs: tokio::sync::watch::Sender<usize>,
     /// Turned true to stop: runs under way end after their operations in flight.
     stop: tokio::sync::watch::Sender<bool>,
 }
@@ -194,7 +207,21 @@ impl Runtime {
             notifier: Notifier::new(idsync_config::NotificationsConfig::default()),
             crowd: BTreeMap::new(),
             memory: std::sync::Mutex::default(),
+            login_sources: BTreeMap::new(),
+            flow_locks: FlowLocks::default(),
+            login_queues: std::sync::Mutex::default(),
+            directory_locks: FlowLocks::default(),
+            login_runs: tokio::sync::watch::channel(0).0,
             stop: tokio::sync::watch::channel(false).0,
+        }
+    }
+
+    /// The lock a run of `flow` holds in this process: runs of one flow (the service's, and
+    /// those logins start) never overlap.
+    pub fn flow_lock(&self, flow: &str) -> Arc<tokio::sync::Mutex<()>> {
+        match self.flow_locks.lock() {
+            Ok(mut m) => m.entry(flow.to_string()).or_default().clone(),
+            Err(_) => Arc::default(),
         }
     }
 
@@ -217,7 +244,7 @@ impl Runtime {
 
     /// Run `work` holding the flow's lease: no other process runs the flow meanwhile (one that
     /// does makes this one refuse with [`EngineError::Busy`], naming it).
-    async fn leased<T>(
+    pub(crate) async fn leased<T>(
         &self,
         flow: &str,
         work: impl std::future::Future<Output = Result<T, EngineError>>,
@@ -252,6 +279,7 @@ impl Runtime {
         rt.recover_interrupted().await?;
         rt.retention_days = config.store.retention_days;
         rt.notifier = Notifier::new(config.notifications.clone());
+        let mut graphs: BTreeMap<String, Arc<GraphSource>> = BTreeMap::new();
         for (name, sc) in &config.sources {
             let source: Arc<dyn Source> = match &sc.kind {
                 // Push sources write straight into their directory: nothing to read.
@@ -259,7 +287,13 @@ impl Runtime {
                     rt.push_endpoints.insert(sc.directory.clone(), p.clone());
                     continue;
                 }
-                SourceKind::MsGraph(g) => Arc::new(graph_source(name, g, rt.clock.clone())?),
+                SourceKind::MsGraph(g) => {
+                    let source = Arc::new(graph_source(name, g, rt.clock.clone())?);
+                    graphs.insert(name.clone(), source.clone());
+                    source
+                }
+                // Fed by logins alone: nothing to read.
+                SourceKind::Login(_) => continue,
                 SourceKind::File(f) => Arc::new(FileSource::new(FileSourceConfig {
                     format: match f.format {
                         idsync_config::FileFormat::Json => FileFormat::Json,
@@ -278,6 +312,26 @@ impl Runtime {
                     directory: sc.directory.clone(),
                     interval: sc.interval,
                     source,
+                },
+            );
+        }
+        for (name, sc) in &config.sources {
+            let (graph, read_by_source) = match &sc.kind {
+                SourceKind::File(_) => continue,
+                SourceKind::Scim(_) => (None, true),
+                SourceKind::MsGraph(_) => (graphs.get(name).cloned(), true),
+                SourceKind::Login(l) => {
+                    (l.graph.as_ref().and_then(|g| graphs.get(g).cloned()), false)
+                }
+            };
+            rt.login_sources.insert(
+                name.clone(),
+                crate::login::LoginSource {
+                    name: name.clone(),
+                    directory: sc.directory.clone(),
+                    wait: sc.login_wait,
+                    graph,
+                    read_by_source,
                 },
             );
         }
@@ -381,7 +435,8 @@ impl Runtime {
                         deletion_threshold: fc.deletion_threshold,
                         mapping: fc.mapping.clone(),
                         scope: fc.scope.clone(),
-                        only_user: None,
+                        only_users: None,
+                        inactivity: fc.inactivity.clone(),
                         memberships: fc.memberships.clone(),
                         groups: crate::jira_target::flow_groups(
                             fc.groups.clone(),
@@ -410,7 +465,7 @@ impl Runtime {
             .ok_or_else(|| EngineError::UnknownFlow(name.to_string()))
     }
 
-    fn target_of(&self, flow: &FlowEntry) -> Result<&TargetEntry, EngineError> {
+    pub(crate) fn target_of(&self, flow: &FlowEntry) -> Result<&TargetEntry, EngineError> {
         self.targets
             .get(&flow.spec.target)
             .ok_or_else(|| EngineError::Setup(format!("no target named {:?}", flow.spec.target)))
@@ -699,7 +754,7 @@ impl Runtime {
         let target_id = known.map(|l| l.target_id.clone());
         let target = self.target_of(entry)?;
         let mut spec = entry.spec.clone();
-        spec.only_user = Some(user.source_id.clone());
+        spec.only_users = Some(BTreeSet::from([user.source_id.clone()]));
         let ctx = RunContext {
             store: &self.store,
             flow: &spec,

@@ -9,7 +9,7 @@ use crate::runtime::{quarantine_backoff_ms, FlowEntry, Runtime};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Mutex};
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 /// How often a follower looks at the change log when nothing woke it (writes made by another
@@ -32,8 +32,6 @@ pub struct Service {
     pub runtime: Arc<Runtime>,
     /// Per directory: bumped when a write lands, with the trigger that caused it.
     signals: BTreeMap<String, watch::Sender<(u64, Trigger)>>,
-    /// Per flow: held while a run of it is under way, so runs of one flow never overlap.
-    locks: BTreeMap<String, Mutex<()>>,
     pub metrics: Metrics,
 }
 
@@ -50,15 +48,9 @@ impl Service {
                 .entry(dir)
                 .or_insert_with(|| watch::channel((0u64, Trigger::Schedule)).0);
         }
-        let locks = runtime
-            .flows
-            .keys()
-            .map(|k| (k.clone(), Mutex::new(())))
-            .collect();
         Arc::new(Self {
             runtime,
             signals,
-            locks,
             metrics: Metrics::default(),
         })
     }
@@ -96,10 +88,11 @@ impl Service {
         flow: &str,
         work: impl std::future::Future<Output = Result<RunReport, EngineError>>,
     ) -> Result<RunReport, EngineError> {
-        let lock = self
-            .locks
-            .get(flow)
-            .ok_or_else(|| EngineError::UnknownFlow(flow.to_string()))?;
+        if !self.runtime.flows.contains_key(flow) {
+            return Err(EngineError::UnknownFlow(flow.to_string()));
+        }
+        // The runtime's lock: logins' runs of the flow take it too.
+        let lock = self.runtime.flow_lock(flow);
         let _guard = lock.lock().await;
         let result = work.await;
         match &result {

@@ -16,6 +16,10 @@ mod crowd_nested;
 mod deprovision;
 #[path = "engine/failures.rs"]
 mod failures;
+#[path = "engine/inactive.rs"]
+mod inactive;
+#[path = "engine/login.rs"]
+mod login;
 #[path = "engine/service.rs"]
 mod service;
 
@@ -119,7 +123,8 @@ async fn fixture(snapshot: Snapshot, target: TestTarget) -> Fixture {
                 deletion_threshold: DeletionThreshold::default(),
                 mapping: idsync_core::mapping::Mapping::default(),
                 scope: idsync_core::scope::Scope::default(),
-                only_user: None,
+                only_users: None,
+                inactivity: None,
                 memberships: idsync_core::scope::MembershipPolicy::default(),
                 groups: idsync_core::groups::GroupRules::default(),
                 nested_groups: false,

@@ -20,6 +20,7 @@
 mod batch;
 mod certificate;
 mod error;
+mod logins;
 mod paging;
 mod token;
 pub use certificate::{CertificateError, ClientCertificate};

@@ -1,6 +1,7 @@
 """Drive the Graph simulator with Microsoft's own Python clients: azure-identity gets a token
 over HTTPS (client credentials, with a secret and with a certificate), msgraph-sdk lists users through its page iterator, reads a
-delta round to its delta link, and gets a 404 as an ODataError. Prints one JSON line."""
+delta round to its delta link, gets a 404 as an ODataError, and (with SIM_MEMBER_USER) posts
+getMemberObjects and pages through its answer. Prints one JSON line."""
 
 import asyncio
 import json
@@ -17,6 +18,10 @@ from msgraph import GraphServiceClient
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph_core.tasks.page_iterator import PageIterator
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from msgraph.generated.users.item.get_member_objects.get_member_objects_post_request_body import (
+    GetMemberObjectsPostRequestBody,
+)
 
 ROOT = os.environ["SIM_ROOT"]
 TENANT = os.environ["SIM_TENANT"]
@@ -97,6 +102,27 @@ async def main() -> None:
         out["not_found"] = None
     except ODataError as e:
         out["not_found"] = [e.response_status_code, e.error.code if e.error else None]
+
+    # getMemberObjects: a POST whose answer is a paged collection of ids; the page iterator
+    # follows @odata.nextLink with GETs.
+    member = os.environ.get("SIM_MEMBER_USER")
+    if member:
+        body = GetMemberObjectsPostRequestBody(security_enabled_only=True)
+        config = RequestConfiguration()
+        config.headers.add("Prefer", "odata.maxpagesize=2")
+        first = await client.users.by_user_id(member).get_member_objects.post(
+            body, request_configuration=config
+        )
+        out["member_objects_first_page"] = len(first.value)
+        out["member_objects_next"] = bool(first.odata_next_link)
+        ids = []
+
+        def take(i) -> bool:
+            ids.append(i)
+            return True
+
+        await PageIterator(first, adapter).iterate(take)
+        out["member_objects"] = sorted(ids)
 
     print(json.dumps(out))
 

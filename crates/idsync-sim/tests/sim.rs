@@ -54,11 +54,30 @@ async fn msgraph_sdk_and_azure_identity_work_against_the_simulator() {
     let sim = graph::start(opts.clone(), Arc::new(SystemClock))
         .await
         .unwrap();
+    // getMemberObjects: the user in the most groups, one of them made a non-security group
+    // (securityEnabledOnly leaves it out).
+    let (member, want) = {
+        let mut t = sim.state.tenant.write().unwrap();
+        let member = t
+            .objects(graph::Kind::User)
+            .keys()
+            .max_by_key(|u| t.transitive_member_of(u).len())
+            .unwrap()
+            .clone();
+        let mut groups = t.transitive_member_of(&member);
+        assert!(groups.len() >= 4, "{groups:?}");
+        let m365 = groups.remove(0);
+        let mut p = serde_json::Map::new();
+        p.insert("securityEnabled".into(), serde_json::json!(false));
+        t.update(graph::Kind::Group, &m365, p).unwrap();
+        (member, groups)
+    };
     let ca = sim.ca_pem.clone().unwrap();
     let py = graph_python();
     let out = tokio::task::spawn_blocking(move || {
         Command::new(py)
             .arg(workspace().join("crates/idsync-sim/tests/graph_sdk_check.py"))
+            .env("SIM_MEMBER_USER", &member)
             .env("SIM_ROOT", &sim.root)
             .env("SIM_TENANT", &sim.tenant_id)
             .env("SIM_CLIENT_ID", &opts.reader.client_id)
@@ -90,6 +109,9 @@ async fn msgraph_sdk_and_azure_identity_work_against_the_simulator() {
         serde_json::json!([404, "Request_ResourceNotFound"]),
         "{v}"
     );
+    assert_eq!(v["member_objects_first_page"], 2, "{v}");
+    assert_eq!(v["member_objects_next"], true, "{v}");
+    assert_eq!(v["member_objects"], serde_json::json!(want), "{v}");
     assert!(sim.state.stats().tokens_issued >= 2);
     sim.stop().await;
 }

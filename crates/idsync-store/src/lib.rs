@@ -15,6 +15,7 @@ mod directory;
 mod directory_rows;
 mod lease;
 mod ledger;
+mod logins;
 mod nesting;
 mod notifications;
 mod numbers;

@@ -56,6 +56,9 @@ fn action_of(command: &Command) -> Option<(&'static str, String)> {
     Some(match command {
         Command::Sync { flow, .. } => ("flow.sync", flow.clone()),
         Command::Provision { flow, user } => ("flow.provision", format!("{flow} user {user}")),
+        Command::Login {
+            source, subject, ..
+        } => ("user.login", format!("{source} subject {subject}")),
         Command::Approve { run } => ("run.approve", run.clone()),
         Command::Reject { run } => ("run.reject", run.clone()),
         Command::Quarantine { reset: Some(flow) } => ("flow.quarantine_reset", flow.clone()),

@@ -22,6 +22,7 @@ mod demo;
 mod demo_jira;
 mod flows;
 mod history;
+mod login;
 mod plan;
 mod progress;
 mod serve;
@@ -108,6 +109,23 @@ enum Command {
         /// The user's userName, email or source id.
         #[arg(long)]
         user: String,
+    },
+    /// Do what a single sign-on login does, without the IdP: update the source's directory from
+    /// the claims, refuse a disabled or unscoped user with the reason, run the user's flows for
+    /// that user, and print each flow's group names and run.
+    Login {
+        /// The source the login belongs to (msgraph, scim or login).
+        #[arg(long)]
+        source: String,
+        /// The user's id in the source (Entra's oid).
+        #[arg(long)]
+        subject: String,
+        /// A JSON file: {"attributes": {...}, "groups": [...], "groups_overage": false};
+        /// attributes in directory names; without "groups" the memberships stay.
+        #[arg(long)]
+        claims: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
     },
     /// The sync history, newest first; with --source, the reads of a source and their cost.
     Runs {
@@ -282,6 +300,8 @@ const EXIT_UNREACHABLE: u8 = 4;
 const EXIT_HELD: u8 = 5;
 /// Another process runs the flow (it holds the flow's lease).
 const EXIT_BUSY: u8 = 6;
+/// `idsync login`: the login was refused (the user is disabled or no flow scopes it in).
+const EXIT_REFUSED: u8 = 7;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -492,6 +512,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
     if let Command::Serve { listen } = command {
         return serve::serve(rt, &config, listen).await;
     }
+    let rt = std::sync::Arc::new(rt);
     let audit = admin::Audit::begin(&rt, &command).await?;
     let result = command_on(&rt, command, &config).await;
     if let Some(audit) = audit {
@@ -502,7 +523,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<u8> {
     result
 }
 
-async fn command_on(rt: &Runtime, command: Command, config: &Config) -> anyhow::Result<u8> {
+async fn command_on(
+    rt: &std::sync::Arc<Runtime>,
+    command: Command,
+    config: &Config,
+) -> anyhow::Result<u8> {
     match command {
         Command::Config { .. } | Command::Sim { .. } | Command::Demo(_) | Command::Serve { .. } => {
             Ok(0)
@@ -535,6 +560,12 @@ async fn command_on(rt: &Runtime, command: Command, config: &Config) -> anyhow::
             json,
         } => history::runs(rt, flow, source, limit, json).await,
         Command::Log { run, json } => history::log(rt, run, json).await,
+        Command::Login {
+            source,
+            subject,
+            claims,
+            json,
+        } => login::login(rt, &source, &subject, claims.as_deref(), json).await,
         Command::Token { command } => token::token(rt, config, command).await,
         Command::Crowd {
             command: CrowdCommand::App { command },

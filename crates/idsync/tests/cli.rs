@@ -54,6 +54,8 @@ mod hostile;
 mod jira;
 #[path = "cli/jira_admin.rs"]
 mod jira_admin;
+#[path = "cli/logins.rs"]
+mod logins;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/scim_endpoint.rs"]

@@ -32,6 +32,8 @@ impl Checker<'_> {
                 "mapping",
                 "scope",
                 "groups",
+                "inactive_after",
+                "inactive_exempt",
             ],
         );
         let source = self.string(t, "source", &path);
@@ -121,6 +123,7 @@ impl Checker<'_> {
         let mapping = self.mapping(t, &path);
         let scope = self.scope(t, &path);
         let groups = self.group_rules(t, &path);
+        let inactivity = self.inactivity(t, &path);
         let defaults = idsync_core::DeletionThreshold::default();
         let deletion_threshold = idsync_core::DeletionThreshold {
             count: match self.int(t, "deletion_threshold", &path, 0, 100_000_000) {
@@ -149,6 +152,7 @@ impl Checker<'_> {
             scope,
             memberships,
             groups,
+            inactivity,
         })
     }
 

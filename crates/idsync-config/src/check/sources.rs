@@ -11,7 +11,7 @@ impl Checker<'_> {
     ) -> Option<SourceConfig> {
         let path = format!("sources.{name}");
         let kind = self.required_choice(t, "type", &path, SOURCE_TYPES, anchor)?;
-        let common = ["type", "directory", "interval"];
+        let common = ["type", "directory", "interval", "login_wait"];
         let directory = self
             .string(t, "directory", &path)
             .unwrap_or_else(|| name.to_string());
@@ -20,7 +20,9 @@ impl Checker<'_> {
             self.err(&span, &format!("{path}.directory"), format!("{directory:?} is not a valid name (lowercase letters, digits, - and _, at most 64)"));
         }
         let interval = self.duration(t, "interval", &path);
+        let login_wait = self.login_wait(t, &path, &kind);
         match kind.as_str() {
+            "login" => self.login_source(name, t, &path, directory, interval, login_wait),
             "scim" => {
                 // A push source: idsync's SCIM endpoint at /scim/v2/<directory>/ writes into the
                 // directory; tokens come from `idsync token create <directory>`.
@@ -65,6 +67,7 @@ impl Checker<'_> {
                         profile,
                         verified_domains,
                     }),
+                    login_wait,
                 })
             }
             "msgraph" => {
@@ -74,6 +77,7 @@ impl Checker<'_> {
                     directory,
                     interval,
                     kind: SourceKind::MsGraph(kind),
+                    login_wait,
                 })
             }
             "file" => {
@@ -132,6 +136,7 @@ impl Checker<'_> {
                         groups,
                         memberships,
                     }),
+                    login_wait,
                 })
             }
             _ => None,

@@ -73,7 +73,8 @@ fn flow(name: &str, target: &str, nested: bool, excluded: &BTreeSet<usize>) -> F
                     Clause::new("department", "equals", Some("in"), None).unwrap()
                 ]],
             },
-            only_user: None,
+            only_users: None,
+            inactivity: None,
             memberships: idsync_core::scope::MembershipPolicy::default(),
             groups: GroupRules {
                 exclude: excluded

@@ -86,7 +86,8 @@ fn now_rfc3339() -> String {
 
 /// The permissions a request needs: any one of them.
 pub fn required_roles(method: &str, path: &str) -> &'static [&'static str] {
-    let read = method == "GET";
+    // getMemberObjects is a POST that only reads.
+    let read = method == "GET" || path.trim_end_matches('/').ends_with("/getMemberObjects");
     let first = path.trim_start_matches('/').split('/').next().unwrap_or("");
     match (first, read) {
         ("users", true) => &[
@@ -258,6 +259,11 @@ pub struct Api<'a> {
 }
 
 impl Api<'_> {
+    /// The page size a request asks for (`$top`, else `Prefer: odata.maxpagesize`), bounded.
+    pub(super) fn page_size_of(&self, r: &GraphRequest) -> Result<usize, GraphResponse> {
+        self.page_size(r)
+    }
+
     fn page_size(&self, r: &GraphRequest) -> Result<usize, GraphResponse> {
         match r.param("$top") {
             Some(t) => match t.parse::<usize>() {
@@ -324,6 +330,9 @@ impl Api<'_> {
                 Some(kind) => self.get_one(t, kind, id, r),
                 None => not_found(coll),
             },
+            [_, id, f] if super::member_objects::is_call(r) && f.ends_with("getMemberObjects") => {
+                self.member_objects(t, id, r)
+            }
             ["users", id, "manager"] => {
                 let manager = t
                     .get(Kind::User, id)

@@ -9,6 +9,7 @@ mod delta;
 pub mod directory;
 pub mod faults;
 mod login;
+pub mod member_objects;
 pub mod odata;
 pub mod server;
 pub mod tenant;

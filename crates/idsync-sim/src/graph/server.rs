@@ -553,7 +553,7 @@ fn handle(
         sparse_delta: faults.sparse_delta,
         delta_replay: faults.delta_replay,
     };
-    let resp = if r.method == "GET" {
+    let resp = if r.method == "GET" || super::member_objects::is_call(r) {
         match st.tenant.read() {
             Ok(t) => api.read(&t, r),
             Err(_) => GraphResponse::error(500, "generalException", "tenant lock poisoned"),

@@ -500,6 +500,20 @@ impl Tenant {
         Some(seen.into_iter().collect())
     }
 
+    /// Every group an object is in, through nested groups (cycles included), in id order.
+    pub fn transitive_member_of(&self, id: &str) -> Vec<String> {
+        let mut seen: BTreeSet<String> = BTreeSet::new();
+        let mut stack = vec![id.to_string()];
+        while let Some(o) = stack.pop() {
+            for g in self.member_of.get(&o).into_iter().flatten() {
+                if g != id && seen.insert(g.clone()) {
+                    stack.push(g.clone());
+                }
+            }
+        }
+        seen.into_iter().collect()
+    }
+
     /// Make every delta link issued so far invalid; links issued from now on work.
     pub fn expire_delta_links(&mut self) {
         let v = self.bump();
