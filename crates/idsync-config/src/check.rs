@@ -163,7 +163,7 @@ impl<'a> Checker<'a> {
         self.login_graph_refs(root, &sources);
         let sso = self.sso(root);
         if let (Some(sso), Some(store)) = (&sso, &store) {
-            self.sso_refs(root, sso, store.secret_key.is_some(), &flows);
+            self.sso_refs(root, sso, store.secret_key.is_some(), &sources, &flows);
         }
 
         if !self.errors.is_empty() {

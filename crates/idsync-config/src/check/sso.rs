@@ -4,7 +4,7 @@
 
 use super::{list, valid_name, Checker, Span};
 use crate::sso::*;
-use crate::{Config, FlowConfig, Secret};
+use crate::{Config, FlowConfig, Secret, SourceConfig, SourceKind};
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 use toml_edit::{Item, TableLike};
@@ -504,6 +504,7 @@ impl Checker<'_> {
         root: &dyn TableLike,
         sso: &SsoConfig,
         store_has_key: bool,
+        sources: &BTreeMap<String, SourceConfig>,
         flows: &BTreeMap<String, FlowConfig>,
     ) {
         let declared = |section: &str| -> BTreeSet<String> {
@@ -527,6 +528,19 @@ impl Checker<'_> {
                         "no source named {:?} (declared: {})",
                         u.source,
                         list(declared_sources.iter())
+                    ),
+                );
+            } else if sources
+                .get(&u.source)
+                .is_some_and(|s| matches!(s.kind, SourceKind::File(_)))
+            {
+                let span = self.sso_span(root, &["sso", "upstreams", name, "source"]);
+                self.err(
+                    &span,
+                    &format!("sso.upstreams.{name}.source"),
+                    format!(
+                        "source {:?} is a file source, which takes no logins (its file is the whole truth at each read): sign users in to a login, scim or msgraph source",
+                        u.source
                     ),
                 );
             }

@@ -1,0 +1,107 @@
+//! `[sso]` (issue 19): what a good section becomes (the Entra and B2C authorities and issuers
+//! derived from the tenant, the claims each style maps, the lifetimes' defaults), and what the
+//! section may not name.
+
+use super::*;
+
+const SSO: &str = r#"
+[store]
+secret_key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+
+[sources.web]
+type = "login"
+
+[targets.app]
+type = "test"
+journal = "t.jsonl"
+
+[flows.to-app]
+source = "web"
+target = "app"
+
+[sso]
+issuer = "https://idsync.example.com/"
+
+[sso.upstreams.entra]
+style = "entra"
+tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+client_id = "idsync"
+client_secret = "upstream-secret"
+source = "web"
+
+[sso.upstreams.customers]
+style = "b2c"
+tenant = "contoso"
+tenant_id = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+policy = "B2C_1_signin"
+client_id = "idsync"
+client_secret = "upstream-secret"
+source = "web"
+
+[sso.clients.jira]
+client_id = "jira"
+client_secret = "0123456789abcdef0123"
+redirect_uris = ["https://jira.example.com/plugins/servlet/oidc/callback"]
+upstream = "entra"
+flow = "to-app"
+"#;
+
+#[test]
+fn an_sso_section_derives_the_upstreams_authorities_and_claims() {
+    let c = parse(SSO, Path::new("/etc/idsync/idsync.toml")).unwrap();
+    let sso = c.sso.as_ref().expect("[sso]");
+    assert_eq!(sso.issuer, "https://idsync.example.com");
+    assert_eq!(sso.code_ttl, SsoConfig::DEFAULT_CODE_TTL);
+    assert_eq!(sso.key_rotation, SsoConfig::DEFAULT_KEY_ROTATION);
+    let entra = &sso.upstreams["entra"];
+    assert_eq!(
+        entra.authority,
+        "https://login.microsoftonline.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0"
+    );
+    assert_eq!(entra.issuer, entra.authority);
+    assert_eq!(entra.claims["userName"], "preferred_username");
+    let b2c = &sso.upstreams["customers"];
+    assert_eq!(
+        b2c.authority,
+        "https://contoso.b2clogin.com/contoso.onmicrosoft.com/B2C_1_signin/v2.0/"
+    );
+    assert_eq!(
+        b2c.issuer,
+        "https://contoso.b2clogin.com/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0/"
+    );
+    assert_eq!(
+        b2c.claims["userName"], "emails",
+        "B2C sends emails, no username"
+    );
+    let jira = c.sso_client("jira").expect("client jira");
+    assert_eq!(jira.subject, ClientSubject::Username);
+    assert_eq!(jira.flow, "to-app");
+}
+
+#[test]
+fn an_upstream_must_sign_users_in_to_a_source_that_takes_logins() {
+    let text = SSO.replace(
+        "[sources.web]\ntype = \"login\"",
+        "[sources.web]\ntype = \"file\"\npath = \"people.json\"",
+    );
+    let e = errors(&text);
+    assert!(
+        e.iter().any(|e| e.key == "sso.upstreams.entra.source"
+            && e.message.contains("takes no logins")),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter().any(|e| e.key == "sso.upstreams.customers.source"),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn sso_needs_the_stores_secret_key() {
+    let text = SSO.replace(
+        "secret_key = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"",
+        "path = \"x.db\"",
+    );
+    let e = one(&text);
+    assert_eq!(e.key, "store.secret_key", "{e}");
+}
