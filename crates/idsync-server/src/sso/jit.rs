@@ -8,7 +8,7 @@ use super::respond::SsoError;
 use super::upstream::Upstream;
 use super::{Product, Sso};
 use idsync_config::ClientSubject;
-use idsync_engine::{Login, LoginDecision, LoginError};
+use idsync_engine::{FlowRun, Login, LoginDecision, LoginError};
 use idsync_oidc::provider::UserInfo;
 use idsync_oidc::rp::{Groups, LoginClaims};
 use serde_json::{json, Map, Value};
@@ -118,6 +118,11 @@ pub(super) async fn provision(
             ),
         });
     };
+    if let FlowRun::Failed { error } = &flow.run {
+        // The sign-in goes on (the change is in the change log: the flow's next run applies
+        // it), but the product may not find the user yet.
+        tracing::warn!(product = %product.name, flow = %flow.flow, user = %user.user_name, error = %error, "provisioning at sign-in failed");
+    }
     tracing::info!(product = %product.name, flow = %flow.flow, user = %user.user_name, created = outcome.created, run = ?flow.run, groups = flow.groups.len(), "provisioned at sign-in");
     let email = user
         .emails

@@ -2,7 +2,7 @@
 //! the product's upstream), token and userinfo. The protocol is `idsync_oidc::provider`'s;
 //! here only the HTTP around it.
 
-use super::respond::{render, SsoError};
+use super::respond::render;
 use super::{upstream, Sso};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -53,10 +53,4 @@ pub(super) async fn token(
 
 pub(super) async fn userinfo(State(sso): State<Arc<Sso>>, headers: HeaderMap) -> Response {
     render(sso.provider.userinfo(authorization(&headers)).await)
-}
-
-impl From<SsoError> for Response {
-    fn from(e: SsoError) -> Self {
-        e.into_response()
-    }
 }
