@@ -17,6 +17,7 @@ mod jira;
 mod server;
 mod sources;
 mod sso;
+mod sso_saml;
 mod targets;
 mod values;
 use values::*;

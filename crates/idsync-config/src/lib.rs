@@ -10,7 +10,10 @@ mod secret;
 pub mod sso;
 
 pub use secret::{Secret, SecretKey};
-pub use sso::{ClientSubject, SsoClientConfig, SsoConfig, SsoUpstreamConfig, UpstreamStyle};
+pub use sso::{
+    ClientSubject, SsoClientConfig, SsoConfig, SsoSamlUpstreamConfig, SsoUpstreamConfig,
+    UpstreamStyle,
+};
 
 use idsync_core::{DeprovisionAction, GroupDeletion, PlanOptions};
 use std::collections::BTreeMap;

@@ -24,7 +24,72 @@ pub struct SsoConfig {
     /// `login_timeout`: how long the user may take at the upstream identity provider.
     pub login_timeout: Duration,
     pub upstreams: BTreeMap<String, SsoUpstreamConfig>,
+    /// The upstreams of `style = "saml"` (a SAML 2.0 identity provider such as Entra's
+    /// enterprise application): names are unique across both maps.
+    pub saml_upstreams: BTreeMap<String, SsoSamlUpstreamConfig>,
     pub clients: BTreeMap<String, SsoClientConfig>,
+}
+
+impl SsoConfig {
+    /// The source an upstream of either protocol signs users in to.
+    pub fn upstream_source(&self, name: &str) -> Option<&str> {
+        self.upstreams
+            .get(name)
+            .map(|u| u.source.as_str())
+            .or_else(|| self.saml_upstreams.get(name).map(|u| u.source.as_str()))
+    }
+}
+
+/// `[sso.upstreams.<name>] style = "saml"`: a SAML 2.0 identity provider idsync signs users in
+/// at as a service provider (HTTP-Redirect AuthnRequests, HTTP-POST responses).
+#[derive(Debug, Clone)]
+pub struct SsoSamlUpstreamConfig {
+    pub name: String,
+    /// `metadata`: the identity provider's metadata file (Entra's federation metadata XML).
+    pub metadata_file: std::path::PathBuf,
+    /// Its content, read when the configuration is.
+    pub metadata: String,
+    /// `entity_id`: ours, as registered at the identity provider (the Audience it writes).
+    /// Default: `{issuer}/sso/saml/<name>`.
+    pub entity_id: Option<String>,
+    /// `signed`: which signatures the response must carry (`"assertion"`, Entra's default;
+    /// `"response"`; `"both"`).
+    pub require_response_signature: bool,
+    pub require_assertion_signature: bool,
+    /// The source whose directory a sign-in through this upstream updates.
+    pub source: String,
+    /// Directory attribute → SAML attribute name.
+    pub claims: BTreeMap<String, String>,
+    pub clock_skew: Duration,
+}
+
+/// The SAML attributes Entra sends, mapped by default (directory attribute → attribute name).
+pub fn default_saml_claims() -> BTreeMap<String, String> {
+    [
+        (
+            "userName",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+        ),
+        (
+            "emails",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+        ),
+        (
+            "displayName",
+            "http://schemas.microsoft.com/identity/claims/displayname",
+        ),
+        (
+            "name.givenName",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+        ),
+        (
+            "name.familyName",
+            "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+        ),
+    ]
+    .iter()
+    .map(|(a, c)| ((*a).to_string(), (*c).to_string()))
+    .collect()
 }
 
 impl SsoConfig {

@@ -157,7 +157,18 @@ impl Checker<'_> {
                 "must be at least token_ttl ({}s: tokens signed by the replaced key must still verify) and shorter than key_rotation ({}s)",
                 token_ttl.as_secs(), key_rotation.as_secs()));
         }
-        let upstreams = self.sso_named(t, "upstreams", Self::sso_upstream);
+        let mut upstreams = BTreeMap::new();
+        let mut saml_upstreams = BTreeMap::new();
+        for (name, u) in self.sso_named(t, "upstreams", Self::sso_any_upstream) {
+            match u {
+                AnyUpstream::Oidc(u) => {
+                    upstreams.insert(name, u);
+                }
+                AnyUpstream::Saml(u) => {
+                    saml_upstreams.insert(name, u);
+                }
+            }
+        }
         let clients = self.sso_named(t, "clients", Self::sso_client);
         let mut ids: BTreeMap<&str, &str> = BTreeMap::new();
         let mut dups = Vec::new();
@@ -182,6 +193,7 @@ impl Checker<'_> {
             token_ttl,
             login_timeout,
             upstreams,
+            saml_upstreams,
             clients,
         })
     }
@@ -241,7 +253,7 @@ impl Checker<'_> {
         out
     }
 
-    fn sso_upstream(
+    pub(super) fn sso_upstream(
         &mut self,
         name: &str,
         t: &dyn TableLike,
@@ -250,7 +262,13 @@ impl Checker<'_> {
         let path = format!("sso.upstreams.{name}");
         let path = path.as_str();
         self.keys(t, path, UPSTREAM_KEYS);
-        let kind = self.required_choice(t, "style", path, &["entra", "b2c", "generic"], anchor);
+        let kind = self.required_choice(
+            t,
+            "style",
+            path,
+            &["entra", "b2c", "generic", "saml"],
+            anchor,
+        );
         let mut ok = kind.is_some();
         let mut authority = self.sso_url(t, "authority", path);
         let mut issuer = self.string(t, "issuer", path);
@@ -350,34 +368,8 @@ impl Checker<'_> {
             None if matches!(style, Some(UpstreamStyle::B2c { .. })) => Vec::new(),
             None => vec!["profile".into(), "email".into()],
         };
-        let mut claims = style.as_ref().map(default_claims).unwrap_or_default();
-        if let Some(item) = t.get("claims") {
-            match item.as_table_like() {
-                None => self.err(
-                    &item.span(),
-                    &format!("{path}.claims"),
-                    "expected a table of directory attribute = \"claim\"",
-                ),
-                Some(ct) => {
-                    for (attr, v) in ct.iter() {
-                        let key = format!("{path}.claims.{attr}");
-                        match v.as_str() {
-                            Some("") => {
-                                claims.remove(attr);
-                            }
-                            Some(c) => {
-                                claims.insert(attr.to_string(), c.to_string());
-                            }
-                            None => self.err(
-                                &v.span(),
-                                &key,
-                                "expected the claim's name (a string; \"\" maps nothing)",
-                            ),
-                        }
-                    }
-                }
-            }
-        }
+        let defaults = style.as_ref().map(default_claims).unwrap_or_default();
+        let claims = self.sso_claims(t, path, defaults);
         let clock_skew = self
             .duration(t, "clock_skew", path)
             .unwrap_or(Duration::from_secs(120));
@@ -405,6 +397,44 @@ impl Checker<'_> {
             clock_skew,
             timeout,
         })
+    }
+
+    /// `claims = { attribute = "claim" }` over `defaults` (`""` maps nothing).
+    pub(super) fn sso_claims(
+        &mut self,
+        t: &dyn TableLike,
+        path: &str,
+        defaults: BTreeMap<String, String>,
+    ) -> BTreeMap<String, String> {
+        let mut claims = defaults;
+        if let Some(item) = t.get("claims") {
+            match item.as_table_like() {
+                None => self.err(
+                    &item.span(),
+                    &format!("{path}.claims"),
+                    "expected a table of directory attribute = \"claim\"",
+                ),
+                Some(ct) => {
+                    for (attr, v) in ct.iter() {
+                        let key = format!("{path}.claims.{attr}");
+                        match v.as_str() {
+                            Some("") => {
+                                claims.remove(attr);
+                            }
+                            Some(c) => {
+                                claims.insert(attr.to_string(), c.to_string());
+                            }
+                            None => self.err(
+                                &v.span(),
+                                &key,
+                                "expected the claim's name (a string; \"\" maps nothing)",
+                            ),
+                        }
+                    }
+                }
+            }
+        }
+        claims
     }
 
     fn sso_client(
@@ -518,20 +548,25 @@ impl Checker<'_> {
             let span = self.sso_span(root, &["sso"]);
             self.err(&span, "store.secret_key", "[sso] needs [store] secret_key: idsync's signing keys are sealed with it (make one with `openssl rand -base64 32` and give it as ${env:NAME} or ${file:PATH})");
         }
-        for (name, u) in &sso.upstreams {
-            if !declared_sources.contains(&u.source) {
+        let upstream_sources = sso
+            .upstreams
+            .iter()
+            .map(|(n, u)| (n, &u.source))
+            .chain(sso.saml_upstreams.iter().map(|(n, u)| (n, &u.source)));
+        for (name, source) in upstream_sources {
+            if !declared_sources.contains(source) {
                 let span = self.sso_span(root, &["sso", "upstreams", name, "source"]);
                 self.err(
                     &span,
                     &format!("sso.upstreams.{name}.source"),
                     format!(
                         "no source named {:?} (declared: {})",
-                        u.source,
+                        source,
                         list(declared_sources.iter())
                     ),
                 );
             } else if sources
-                .get(&u.source)
+                .get(source)
                 .is_some_and(|s| matches!(s.kind, SourceKind::File(_)))
             {
                 let span = self.sso_span(root, &["sso", "upstreams", name, "source"]);
@@ -540,13 +575,13 @@ impl Checker<'_> {
                     &format!("sso.upstreams.{name}.source"),
                     format!(
                         "source {:?} is a file source, which takes no logins (its file is the whole truth at each read): sign users in to a login, scim or msgraph source",
-                        u.source
+                        source
                     ),
                 );
             }
         }
         for (name, c) in &sso.clients {
-            let Some(u) = sso.upstreams.get(&c.upstream) else {
+            let Some(source) = sso.upstream_source(&c.upstream) else {
                 let span = self.sso_span(root, &["sso", "clients", name, "upstream"]);
                 let names: Vec<String> = self.sso_declared(root, "upstreams").into_iter().collect();
                 if !names.contains(&c.upstream) {
@@ -564,12 +599,12 @@ impl Checker<'_> {
             };
             let span = self.sso_span(root, &["sso", "clients", name, "flow"]);
             match flows.get(&c.flow) {
-                Some(f) if f.source != u.source => self.err(
+                Some(f) if f.source != source => self.err(
                     &span,
                     &format!("sso.clients.{name}.flow"),
                     format!(
                         "flow {:?} reads source {:?}, but upstream {:?} signs users of source {:?} in",
-                        c.flow, f.source, c.upstream, u.source
+                        c.flow, f.source, c.upstream, source
                     ),
                 ),
                 Some(_) => {}
@@ -606,4 +641,10 @@ impl Config {
             .values()
             .find(|c| c.client_id == client_id)
     }
+}
+
+/// An upstream of either protocol, as read.
+pub(super) enum AnyUpstream {
+    Oidc(SsoUpstreamConfig),
+    Saml(SsoSamlUpstreamConfig),
 }

@@ -105,3 +105,51 @@ fn sso_needs_the_stores_secret_key() {
     let e = one(&text);
     assert_eq!(e.key, "store.secret_key", "{e}");
 }
+
+#[test]
+fn a_saml_upstream_reads_the_identity_providers_metadata_and_maps_entras_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("entra.xml"),
+        "<md:EntityDescriptor xmlns:md=\"urn:oasis:names:tc:SAML:2.0:metadata\" entityID=\"x\"/>",
+    )
+    .unwrap();
+    let text = SSO.replace(
+        "[sso.clients.jira]",
+        "[sso.upstreams.entra-saml]\nstyle = \"saml\"\nmetadata = \"entra.xml\"\nsource = \"web\"\n\n[sso.clients.jira]",
+    );
+    let text = text.replace("upstream = \"entra\"", "upstream = \"entra-saml\"");
+    let c = parse(&text, &dir.path().join("idsync.toml")).unwrap();
+    let sso = c.sso.as_ref().unwrap();
+    let saml = &sso.saml_upstreams["entra-saml"];
+    assert!(saml.metadata.contains("EntityDescriptor"));
+    assert!(saml.require_assertion_signature && !saml.require_response_signature);
+    assert_eq!(
+        saml.claims["userName"],
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name"
+    );
+    assert_eq!(sso.upstream_source("entra-saml"), Some("web"));
+    assert!(!sso.upstreams.contains_key("entra-saml"));
+
+    // A metadata file that is missing, and a signature choice that does not exist.
+    let bad = text.replace(
+        "metadata = \"entra.xml\"",
+        "metadata = \"nope.xml\"\nsigned = \"never\"",
+    );
+    let e = errors_in(&bad, &dir.path().join("idsync.toml"));
+    assert!(
+        e.iter().any(|e| e.key == "sso.upstreams.entra-saml.metadata" && e.message.contains("nope.xml")),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter().any(|e| e.key == "sso.upstreams.entra-saml.signed"),
+        "{e:#?}"
+    );
+}
+
+fn errors_in(text: &str, file: &Path) -> Vec<ConfigError> {
+    match parse(text, file) {
+        Ok(_) => panic!("expected errors in:\n{text}"),
+        Err(e) => e.0,
+    }
+}

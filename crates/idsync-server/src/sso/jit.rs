@@ -36,13 +36,13 @@ fn claim_text(raw: &Map<String, Value>, claim: &str) -> Option<String> {
 /// present (an absent claim changes nothing). `emails` becomes the primary work address,
 /// `name.<part>` a part of the name, any other attribute takes the text.
 pub(crate) fn attributes(
-    claims: &LoginClaims,
+    raw: &Map<String, Value>,
     table: &BTreeMap<String, String>,
 ) -> Map<String, Value> {
     let mut out = Map::new();
     let mut name = Map::new();
     for (attribute, claim) in table {
-        let Some(value) = claim_text(&claims.raw, claim) else {
+        let Some(value) = claim_text(raw, claim) else {
             continue;
         };
         if let Some(part) = attribute.strip_prefix("name.") {
@@ -72,7 +72,7 @@ pub(crate) fn login_of(up: &Upstream, claims: &LoginClaims) -> Login {
     Login {
         source: up.config.source.clone(),
         subject: claims.subject.clone(),
-        attributes: attributes(claims, &up.config.claims),
+        attributes: attributes(&claims.raw, &up.config.claims),
         groups,
         groups_overage,
     }
@@ -82,26 +82,20 @@ pub(crate) fn login_of(up: &Upstream, claims: &LoginClaims) -> Login {
 /// sign in.
 pub(super) async fn provision(
     sso: &Sso,
-    up: &Upstream,
+    login: Login,
+    upstream: &str,
+    upstream_subject: &str,
     product: &Product,
-    claims: &LoginClaims,
 ) -> Result<UserInfo, SsoError> {
-    let outcome = sso
-        .svc
-        .runtime
-        .login(login_of(up, claims))
-        .await
-        .map_err(|e| match e {
-            // What the identity provider sent cannot be used: its answer, not idsync, is at fault.
-            LoginError::NoSubject | LoginError::BadAttribute { .. } => {
-                SsoError::Unusable(e.to_string())
-            }
-            LoginError::UnknownSource(_) | LoginError::Engine(_) => {
-                SsoError::Internal(e.to_string())
-            }
-        })?;
+    let outcome = sso.svc.runtime.login(login).await.map_err(|e| match e {
+        // What the identity provider sent cannot be used: its answer, not idsync, is at fault.
+        LoginError::NoSubject | LoginError::BadAttribute { .. } => {
+            SsoError::Unusable(e.to_string())
+        }
+        LoginError::UnknownSource(_) | LoginError::Engine(_) => SsoError::Internal(e.to_string()),
+    })?;
     for w in &outcome.warnings {
-        tracing::warn!(upstream = %up.config.name, subject = %claims.subject, warning = %w, "sign-in");
+        tracing::warn!(upstream = %upstream, subject = %upstream_subject, warning = %w, "sign-in");
     }
     let flows = match outcome.decision {
         LoginDecision::Refused { reason } => return Err(SsoError::Refused { reason }),
@@ -133,7 +127,7 @@ pub(super) async fn provision(
     Ok(UserInfo {
         subject: match product.subject {
             ClientSubject::Username => user.user_name.clone(),
-            ClientSubject::Id => claims.subject.clone(),
+            ClientSubject::Id => upstream_subject.to_string(),
         },
         username: Some(user.user_name.clone()),
         email,
@@ -177,7 +171,8 @@ mod tests {
                 "emails": ["", " carol@example.org ", "second@example.org"],
                 "given_name": "Carol",
                 "name": "   ",
-            })),
+            }))
+            .raw,
             &table,
         );
         assert_eq!(got["userName"], json!("carol@example.org"));
@@ -202,7 +197,8 @@ mod tests {
                 "name": "Alice Liddell",
                 "family_name": "Liddell",
                 "groups": ["g1"],
-            })),
+            }))
+            .raw,
             &table,
         );
         assert_eq!(got["userName"], json!("alice@contoso.example"));

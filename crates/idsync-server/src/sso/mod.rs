@@ -5,7 +5,8 @@
 //! product ──> GET  {issuer}/sso/oidc/authorize        (provider.rs: checked, kept with the
 //!                                                       upstream login under its state)
 //!         <── 303 upstream's authorization endpoint    (upstream.rs)
-//! upstream ─> GET  {issuer}/sso/upstream/<name>/callback
+//! upstream ─> GET  {issuer}/sso/upstream/<name>/callback   (OpenID; SAML: POST
+//!                 {issuer}/sso/saml/<name>/acs, saml.rs, metadata at .../metadata)
 //!                 finish_login ─> just in time (jit.rs: Runtime::login) ─> issue_code
 //!         <── 303 the product's redirect URI with the code
 //! product ──> POST {issuer}/sso/oidc/token, GET {issuer}/sso/oidc/userinfo
@@ -17,6 +18,7 @@
 mod jit;
 mod provider;
 mod respond;
+mod saml;
 mod upstream;
 
 pub use respond::{escape_html, SsoError};
@@ -49,6 +51,7 @@ pub(crate) struct Product {
 pub struct Sso {
     pub(crate) provider: Provider,
     pub(crate) upstreams: BTreeMap<String, upstream::Upstream>,
+    pub(crate) saml_upstreams: BTreeMap<String, saml::SamlUpstream>,
     /// By client id.
     pub(crate) products: BTreeMap<String, Product>,
     pub(crate) svc: Arc<Service>,
@@ -139,6 +142,15 @@ impl Sso {
                 })?;
             upstreams.insert(name.clone(), up);
         }
+        let mut saml_upstreams = BTreeMap::new();
+        for (name, u) in &config.saml_upstreams {
+            let up =
+                saml::SamlUpstream::new(u, &issuer).map_err(|message| SsoStartError::Upstream {
+                    name: name.clone(),
+                    message,
+                })?;
+            saml_upstreams.insert(name.clone(), up);
+        }
         let products = config
             .clients
             .values()
@@ -159,6 +171,7 @@ impl Sso {
         Ok(Sso {
             provider,
             upstreams,
+            saml_upstreams,
             products,
             svc,
             clock,
@@ -231,6 +244,11 @@ pub(crate) fn router(sso: Arc<Sso>) -> Router {
             &format!("{p}/sso/upstream/{{name}}/callback"),
             get(upstream::callback),
         )
+        .route(
+            &format!("{p}/sso/saml/{{name}}/metadata"),
+            get(saml::metadata),
+        )
+        .route(&format!("{p}/sso/saml/{{name}}/acs"), post(saml::acs))
         .with_state(sso)
 }
 

@@ -30,6 +30,8 @@ pub enum SsoError {
     Refused { reason: String },
     #[error("the identity provider's answer cannot be used: {0}")]
     Unusable(String),
+    #[error("the identity provider's SAML response was refused: {0}")]
+    Saml(idsync_saml::SamlError),
     #[error("the sign-in could not be finished: {0}")]
     Internal(String),
 }
@@ -55,9 +57,10 @@ impl SsoError {
             }
             SsoError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             // A provider's refusal, a bad token, a mismatched state: the sign-in is refused.
-            SsoError::Upstream(_) | SsoError::Refused { .. } | SsoError::Unusable(_) => {
-                StatusCode::FORBIDDEN
-            }
+            SsoError::Upstream(_)
+            | SsoError::Refused { .. }
+            | SsoError::Unusable(_)
+            | SsoError::Saml(_) => StatusCode::FORBIDDEN,
             SsoError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -65,7 +68,7 @@ impl SsoError {
     fn title(&self) -> &'static str {
         match self {
             SsoError::Refused { .. } => "Sign-in refused",
-            SsoError::Upstream(_) | SsoError::Unusable(_) => "Sign-in failed",
+            SsoError::Upstream(_) | SsoError::Unusable(_) | SsoError::Saml(_) => "Sign-in failed",
             SsoError::UnknownLogin | SsoError::WrongUpstream { .. } | SsoError::OtherBrowser => {
                 "Sign-in expired"
             }

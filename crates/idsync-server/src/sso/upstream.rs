@@ -158,6 +158,9 @@ pub(super) async fn start(sso: &Sso, request: AuthorizationRequest) -> Result<Re
             request.client_id
         ))
     })?;
+    if let Some(saml) = sso.saml_upstreams.get(&product.upstream) {
+        return super::saml::start(sso, saml, product, request).await;
+    }
     let up = sso
         .upstreams
         .get(&product.upstream)
@@ -268,7 +271,14 @@ async fn finish(
                 pending.request.client_id
             ))
         })?;
-    let user = jit::provision(sso, up, product, &login.claims).await?;
+    let user = jit::provision(
+        sso,
+        jit::login_of(up, &login.claims),
+        name,
+        &login.claims.subject,
+        product,
+    )
+    .await?;
     let answer = sso.provider.issue_code(&pending.request, user).await?;
     tracing::info!(product = %product.name, upstream = %name, subject = %login.claims.subject, "signed in: back to the product");
     Ok(super::respond::render(answer))

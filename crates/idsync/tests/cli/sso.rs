@@ -9,6 +9,8 @@
 mod hostile;
 #[path = "sso/peers.rs"]
 mod peers;
+#[path = "sso/saml.rs"]
+mod saml;
 
 use super::{free_port, idsync, idsync_scim_peer, text, wait_for, Server};
 use peers::{product, Browser, Stop, Upstream, PRODUCT_CB, PRODUCT_SECRET};
@@ -115,7 +117,7 @@ struct Setup {
     crowd_app: (String, String),
     scim: ScimPeer,
     env: Vec<(&'static str, String)>,
-    upstream: Upstream,
+    upstream: Option<Upstream>,
     _server: Server,
 }
 
@@ -125,10 +127,36 @@ impl Setup {
     /// source `web` (`source`: its table's lines), flow `to-crowd` gives it its groups (with
     /// the group rules `crowd_groups`), flow `to-scim` provisions into the SCIM service.
     fn start(style: &str, upstream: &str, source: &str, crowd_groups: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let issuer = format!("http://127.0.0.1:{port}");
         let up = Upstream::start(style, &format!("{issuer}/sso/upstream/idp/callback"));
+        let block = format!(
+            r#"style = "{style}"
+authority = "{authority}"
+issuer = "{authority}"
+client_id = "idsync"
+client_secret = "${{env:UPSTREAM_SECRET}}"
+source = "web"
+{upstream}"#,
+            authority = up.issuer
+        );
+        Self::build(port, &block, Some(up), &[], source, crowd_groups)
+    }
+
+    /// `idsync serve` with `[sso.upstreams.idp]` = `block`, `files` written beside the config.
+    fn build(
+        port: u16,
+        block: &str,
+        up: Option<Upstream>,
+        files: &[(&str, &str)],
+        source: &str,
+        crowd_groups: &str,
+    ) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let issuer = format!("http://127.0.0.1:{port}");
         let scim = ScimPeer::start();
         let names = format!(
             "names = {{ \"{GROUP_1}\" = \"jira-users\", \"{GROUP_2}\" = \"jira-admins\" }}"
@@ -177,13 +205,7 @@ target = "scim"
 issuer = "{issuer}"
 
 [sso.upstreams.idp]
-style = "{style}"
-authority = "{authority}"
-issuer = "{authority}"
-client_id = "idsync"
-client_secret = "${{env:UPSTREAM_SECRET}}"
-source = "web"
-{upstream}
+{block}
 
 [sso.clients.jira]
 client_id = "jira"
@@ -193,7 +215,6 @@ upstream = "idp"
 flow = "to-crowd"
 "#,
                 scim_url = scim.url,
-                authority = up.issuer,
             ),
         )
         .unwrap();
@@ -481,7 +502,7 @@ fn an_unregistered_redirect_uri_gets_a_page_and_never_a_redirect() {
     let ok = ask(PRODUCT_CB);
     assert_eq!(ok.status().as_u16(), 303);
     let to = ok.headers()["location"].to_str().unwrap().to_owned();
-    assert!(to.starts_with(&s.upstream.issuer), "{to}");
+    assert!(to.starts_with(&s.upstream.as_ref().unwrap().issuer), "{to}");
     for evil in [
         "https://attacker.example/cb",
         "http://127.0.0.1:9/jira/callback/",
