@@ -11,8 +11,8 @@ pub mod sso;
 
 pub use secret::{Secret, SecretKey};
 pub use sso::{
-    ClientSubject, SsoClientConfig, SsoConfig, SsoSamlUpstreamConfig, SsoUpstreamConfig,
-    UpstreamStyle,
+    ClientSubject, SsoClientConfig, SsoConfig, SsoSamlClientConfig, SsoSamlUpstreamConfig,
+    SsoUpstreamConfig, UpstreamStyle,
 };
 
 use idsync_core::{DeprovisionAction, GroupDeletion, PlanOptions};

@@ -28,6 +28,23 @@ pub struct SsoConfig {
     /// enterprise application): names are unique across both maps.
     pub saml_upstreams: BTreeMap<String, SsoSamlUpstreamConfig>,
     pub clients: BTreeMap<String, SsoClientConfig>,
+    /// `[sso.saml_clients.<name>]`: products that sign in to idsync by SAML 2.0 (idsync is
+    /// their identity provider: metadata at `{issuer}/sso/saml-idp/metadata`).
+    pub saml_clients: BTreeMap<String, SsoSamlClientConfig>,
+}
+
+/// `[sso.saml_clients.<name>]`: a SAML service provider registered with idsync's IdP.
+#[derive(Debug, Clone)]
+pub struct SsoSamlClientConfig {
+    pub name: String,
+    /// `entity_id`: the service provider's, as its AuthnRequests name it.
+    pub entity_id: String,
+    /// `acs_url`: where the Response is posted (exactly this; a request naming another is
+    /// refused).
+    pub acs_url: String,
+    pub upstream: String,
+    /// The flow whose group names the product receives.
+    pub flow: String,
 }
 
 impl SsoConfig {

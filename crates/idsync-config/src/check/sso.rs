@@ -18,6 +18,7 @@ const KEYS: &[&str] = &[
     "login_timeout",
     "upstreams",
     "clients",
+    "saml_clients",
 ];
 
 const UPSTREAM_KEYS: &[&str] = &[
@@ -170,6 +171,7 @@ impl Checker<'_> {
             }
         }
         let clients = self.sso_named(t, "clients", Self::sso_client);
+        let saml_clients = self.sso_named(t, "saml_clients", Self::sso_saml_client);
         let mut ids: BTreeMap<&str, &str> = BTreeMap::new();
         let mut dups = Vec::new();
         for (name, c) in &clients {
@@ -195,6 +197,7 @@ impl Checker<'_> {
             upstreams,
             saml_upstreams,
             clients,
+            saml_clients,
         })
     }
 
@@ -580,41 +583,50 @@ impl Checker<'_> {
                 );
             }
         }
-        for (name, c) in &sso.clients {
-            let Some(source) = sso.upstream_source(&c.upstream) else {
-                let span = self.sso_span(root, &["sso", "clients", name, "upstream"]);
+        let products = sso
+            .clients
+            .iter()
+            .map(|(n, c)| ("clients", n, &c.upstream, &c.flow))
+            .chain(
+                sso.saml_clients
+                    .iter()
+                    .map(|(n, c)| ("saml_clients", n, &c.upstream, &c.flow)),
+            );
+        for (section, name, upstream, flow) in products {
+            let Some(source) = sso.upstream_source(upstream) else {
+                let span = self.sso_span(root, &["sso", section, name, "upstream"]);
                 let names: Vec<String> = self.sso_declared(root, "upstreams").into_iter().collect();
-                if !names.contains(&c.upstream) {
+                if !names.contains(upstream) {
                     self.err(
                         &span,
-                        &format!("sso.clients.{name}.upstream"),
+                        &format!("sso.{section}.{name}.upstream"),
                         format!(
                             "no upstream named {:?} (declared: {})",
-                            c.upstream,
+                            upstream,
                             list(names.iter())
                         ),
                     );
                 }
                 continue;
             };
-            let span = self.sso_span(root, &["sso", "clients", name, "flow"]);
-            match flows.get(&c.flow) {
+            let span = self.sso_span(root, &["sso", section, name, "flow"]);
+            match flows.get(flow) {
                 Some(f) if f.source != source => self.err(
                     &span,
-                    &format!("sso.clients.{name}.flow"),
+                    &format!("sso.{section}.{name}.flow"),
                     format!(
                         "flow {:?} reads source {:?}, but upstream {:?} signs users of source {:?} in",
-                        c.flow, f.source, c.upstream, source
+                        flow, f.source, upstream, source
                     ),
                 ),
                 Some(_) => {}
-                None if declared_flows.contains(&c.flow) => {}
+                None if declared_flows.contains(flow) => {}
                 None => self.err(
                     &span,
-                    &format!("sso.clients.{name}.flow"),
+                    &format!("sso.{section}.{name}.flow"),
                     format!(
                         "no flow named {:?} (declared: {})",
-                        c.flow,
+                        flow,
                         list(declared_flows.iter())
                     ),
                 ),

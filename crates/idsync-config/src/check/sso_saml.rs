@@ -110,3 +110,53 @@ impl Checker<'_> {
         })
     }
 }
+
+const SAML_CLIENT_KEYS: &[&str] = &["entity_id", "acs_url", "upstream", "flow"];
+
+impl Checker<'_> {
+    pub(super) fn sso_saml_client(
+        &mut self,
+        name: &str,
+        t: &dyn TableLike,
+        anchor: &Span,
+    ) -> Option<SsoSamlClientConfig> {
+        let path = format!("sso.saml_clients.{name}");
+        let path = path.as_str();
+        self.keys(t, path, SAML_CLIENT_KEYS);
+        for key in SAML_CLIENT_KEYS {
+            if t.get(key).is_none() {
+                self.err(anchor, &format!("{path}.{key}"), "required");
+            }
+        }
+        let entity_id = self.string(t, "entity_id", path);
+        let acs_url = self.string(t, "acs_url", path);
+        if let Some(url) = &acs_url {
+            let span = t.get("acs_url").and_then(Item::span);
+            let loopback = ["http://127.0.0.1", "http://localhost", "http://[::1]"]
+                .iter()
+                .any(|p| url.starts_with(p));
+            if !(url.starts_with("https://") || loopback) {
+                self.err(
+                    &span,
+                    &format!("{path}.acs_url"),
+                    format!("{url:?}: only https, or http to a loopback address"),
+                );
+            } else if url.contains('#') {
+                self.err(
+                    &span,
+                    &format!("{path}.acs_url"),
+                    format!("{url:?} has a fragment (#...)"),
+                );
+            }
+        }
+        let upstream = self.string(t, "upstream", path);
+        let flow = self.string(t, "flow", path);
+        Some(SsoSamlClientConfig {
+            name: name.to_string(),
+            entity_id: entity_id?,
+            acs_url: acs_url?,
+            upstream: upstream?,
+            flow: flow?,
+        })
+    }
+}

@@ -153,3 +153,31 @@ fn errors_in(text: &str, file: &Path) -> Vec<ConfigError> {
         Err(e) => e.0,
     }
 }
+
+#[test]
+fn a_saml_product_is_registered_with_its_entity_id_acs_url_upstream_and_flow() {
+    let product = "\n[sso.saml_clients.confluence]\nentity_id = \"https://confluence.example.com/sp\"\nacs_url = \"https://confluence.example.com/plugins/servlet/samlconsumer\"\nupstream = \"entra\"\nflow = \"to-app\"\n";
+    let c = parse(
+        &format!("{SSO}{product}"),
+        Path::new("/etc/idsync/idsync.toml"),
+    )
+    .unwrap();
+    let saml = &c.sso.as_ref().unwrap().saml_clients["confluence"];
+    assert_eq!(saml.entity_id, "https://confluence.example.com/sp");
+    assert_eq!(saml.flow, "to-app");
+
+    let bad = product
+        .replace(
+            "https://confluence.example.com/plugins",
+            "http://confluence.example.com/plugins",
+        )
+        .replace("upstream = \"entra\"", "upstream = \"okta\"")
+        .replace("flow = \"to-app\"\n", "");
+    let e = errors(&format!("{SSO}{bad}"));
+    for key in [
+        "sso.saml_clients.confluence.acs_url",
+        "sso.saml_clients.confluence.flow",
+    ] {
+        assert!(e.iter().any(|e| e.key == key), "no error for {key}: {e:#?}");
+    }
+}

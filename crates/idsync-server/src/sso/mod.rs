@@ -19,6 +19,7 @@ mod jit;
 mod provider;
 mod respond;
 mod saml;
+mod saml_idp;
 mod upstream;
 
 pub use respond::{escape_html, SsoError};
@@ -28,9 +29,11 @@ use axum::Router;
 use idsync_config::{ClientSubject, SsoConfig};
 use idsync_core::Clock;
 use idsync_engine::Service;
-use idsync_oidc::provider::{Client, Provider, ProviderConfig};
+use idsync_oidc::provider::{AuthorizationRequest, Client, Provider, ProviderConfig, UserInfo};
 use idsync_oidc::KeyRotation;
+use idsync_saml::SpRequest;
 use idsync_store::{Keyring, SealKey, SsoStore};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +57,10 @@ pub struct Sso {
     pub(crate) saml_upstreams: BTreeMap<String, saml::SamlUpstream>,
     /// By client id.
     pub(crate) products: BTreeMap<String, Product>,
+    /// idsync's SAML identity provider, when products sign in to it by SAML.
+    pub(crate) saml_idp: Option<saml_idp::SamlIdp>,
+    /// The products of `[sso.saml_clients]`, by entity id.
+    pub(crate) saml_products: BTreeMap<String, Product>,
     pub(crate) svc: Arc<Service>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) login_timeout_ms: i64,
@@ -131,6 +138,7 @@ impl Sso {
                 require_pkce: c.require_pkce,
             })
             .collect();
+        let keyring_for_saml = keyring.clone();
         let store = Arc::new(SsoStore::new(rt.store.clone(), keyring));
         let provider = Provider::start(pc, clients, store, Arc::clone(&clock)).await?;
         let mut upstreams = BTreeMap::new();
@@ -166,6 +174,33 @@ impl Sso {
                 )
             })
             .collect();
+        let saml_idp = saml_idp::SamlIdp::start(
+            config,
+            &issuer,
+            &rt.store,
+            &keyring_for_saml,
+            clock.now_ms(),
+        )
+        .await
+        .map_err(|message| SsoStartError::Upstream {
+            name: "saml-idp".into(),
+            message,
+        })?;
+        let saml_products = config
+            .saml_clients
+            .values()
+            .map(|c| {
+                (
+                    c.entity_id.clone(),
+                    Product {
+                        name: c.name.clone(),
+                        upstream: c.upstream.clone(),
+                        flow: c.flow.clone(),
+                        subject: ClientSubject::Username,
+                    },
+                )
+            })
+            .collect();
         let prefix = url_path(&issuer);
         tracing::info!(issuer = %issuer, upstreams = upstreams.len(), products = config.clients.len(), "single sign-on ready");
         Ok(Sso {
@@ -173,6 +208,8 @@ impl Sso {
             upstreams,
             saml_upstreams,
             products,
+            saml_idp,
+            saml_products,
             svc,
             clock,
             login_timeout_ms: ms(config.login_timeout),
@@ -216,6 +253,41 @@ impl Sso {
     }
 }
 
+/// Who asked for a sign-in and how the answer goes back: an OpenID product's authorization
+/// request (a code by redirect) or a SAML product's AuthnRequest (a signed Response by POST).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum Downstream {
+    Oidc(AuthorizationRequest),
+    Saml(SpRequest),
+}
+
+impl Sso {
+    /// The registered product that asked.
+    pub(crate) fn product_of(&self, d: &Downstream) -> Result<&Product, SsoError> {
+        let (map, key) = match d {
+            Downstream::Oidc(r) => (&self.products, &r.client_id),
+            Downstream::Saml(r) => (&self.saml_products, &r.sp_entity_id),
+        };
+        map.get(key)
+            .ok_or_else(|| SsoError::Internal(format!("{key:?} has no registration")))
+    }
+
+    /// The answer to the product once `user` is signed in and provisioned.
+    pub(crate) async fn answer(
+        &self,
+        d: &Downstream,
+        user: UserInfo,
+    ) -> Result<axum::response::Response, SsoError> {
+        match d {
+            Downstream::Oidc(r) => Ok(respond::render(self.provider.issue_code(r, user).await?)),
+            Downstream::Saml(r) => match &self.saml_idp {
+                Some(idp) => idp.respond(r, user, self.clock.now_ms()),
+                None => Err(SsoError::Internal("no SAML identity provider".into())),
+            },
+        }
+    }
+}
+
 /// The path of a URL ("" for a host's root), without a trailing slash.
 fn url_path(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
@@ -249,6 +321,14 @@ pub(crate) fn router(sso: Arc<Sso>) -> Router {
             get(saml::metadata),
         )
         .route(&format!("{p}/sso/saml/{{name}}/acs"), post(saml::acs))
+        .route(
+            &format!("{p}/sso/saml-idp/metadata"),
+            get(saml_idp::metadata),
+        )
+        .route(
+            &format!("{p}/sso/saml-idp/sso"),
+            get(saml_idp::sso_redirect).post(saml_idp::sso_post),
+        )
         .with_state(sso)
 }
 

@@ -36,7 +36,7 @@ pub(super) async fn authorize(State(sso): State<Arc<Sso>>, RawQuery(query): RawQ
         Ok(r) => r,
         Err(answer) => return render(answer),
     };
-    match upstream::start(&sso, request).await {
+    match upstream::start(&sso, super::Downstream::Oidc(request)).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
     }

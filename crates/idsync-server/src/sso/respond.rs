@@ -30,6 +30,8 @@ pub enum SsoError {
     Refused { reason: String },
     #[error("the identity provider's answer cannot be used: {0}")]
     Unusable(String),
+    #[error("{0}")]
+    BadRequest(String),
     #[error("the identity provider's SAML response was refused: {0}")]
     Saml(idsync_saml::SamlError),
     #[error("the sign-in could not be finished: {0}")]
@@ -52,9 +54,10 @@ impl SsoError {
     fn status(&self) -> StatusCode {
         match self {
             SsoError::UnknownUpstream(_) => StatusCode::NOT_FOUND,
-            SsoError::UnknownLogin | SsoError::WrongUpstream { .. } | SsoError::OtherBrowser => {
-                StatusCode::BAD_REQUEST
-            }
+            SsoError::UnknownLogin
+            | SsoError::WrongUpstream { .. }
+            | SsoError::OtherBrowser
+            | SsoError::BadRequest(_) => StatusCode::BAD_REQUEST,
             SsoError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             // A provider's refusal, a bad token, a mismatched state: the sign-in is refused.
             SsoError::Upstream(_)
@@ -68,6 +71,7 @@ impl SsoError {
     fn title(&self) -> &'static str {
         match self {
             SsoError::Refused { .. } => "Sign-in refused",
+            SsoError::BadRequest(_) => "Sign-in request refused",
             SsoError::Upstream(_) | SsoError::Unusable(_) | SsoError::Saml(_) => "Sign-in failed",
             SsoError::UnknownLogin | SsoError::WrongUpstream { .. } | SsoError::OtherBrowser => {
                 "Sign-in expired"

@@ -8,14 +8,13 @@
 //! identity provider's administrator.
 
 use super::respond::{redirect, SsoError};
-use super::{jit, Product, Sso};
+use super::{jit, Downstream, Product, Sso};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use idsync_config::SsoSamlUpstreamConfig;
 use idsync_engine::Login;
-use idsync_oidc::provider::AuthorizationRequest;
 use idsync_saml::{
     IdpDescriptor, MemoryReplayCache, MemorySentRequests, ResponseCheck, SamlError, SamlLogin,
     ServiceProvider, ServiceProviderConfig, SignatureRequirement,
@@ -39,7 +38,7 @@ pub(crate) struct SamlUpstream {
 /// What is kept while the user signs in at the identity provider.
 #[derive(Serialize, Deserialize)]
 struct Pending {
-    request: AuthorizationRequest,
+    request: Downstream,
     /// The AuthnRequest's ID: the Response must answer it (`InResponseTo`).
     saml_request: String,
     expires_ms: i64,
@@ -102,7 +101,7 @@ pub(super) async fn start(
     sso: &Sso,
     up: &SamlUpstream,
     product: &Product,
-    request: AuthorizationRequest,
+    request: Downstream,
 ) -> Result<Response, SsoError> {
     let relay = idsync_oidc::random_token();
     let now = sso.clock.now_ms();
@@ -187,15 +186,7 @@ async fn finish(sso: &Arc<Sso>, name: &str, body: &[u8]) -> Result<Response, Sso
     }
     let pending: Pending =
         serde_json::from_str(&data).map_err(|e| SsoError::Internal(e.to_string()))?;
-    let product = sso
-        .products
-        .get(&pending.request.client_id)
-        .ok_or_else(|| {
-            SsoError::Internal(format!(
-                "client {:?} has no registration",
-                pending.request.client_id
-            ))
-        })?;
+    let product = sso.product_of(&pending.request)?;
     // Parsing, canonicalising and verifying a document of up to 1 MiB: off the async threads.
     let job_sso = Arc::clone(sso);
     let job_name = name.to_string();
@@ -226,7 +217,7 @@ async fn finish(sso: &Arc<Sso>, name: &str, body: &[u8]) -> Result<Response, Sso
     .map_err(|e| SsoError::Internal(e.to_string()))?
     .map_err(SsoError::Saml)?;
     let user = jit::provision(sso, up.login_of(&saml), name, &saml.subject, product).await?;
-    let answer = sso.provider.issue_code(&pending.request, user).await?;
+    let answer = sso.answer(&pending.request, user).await?;
     tracing::info!(product = %product.name, upstream = %name, subject = %saml.subject, "signed in (SAML): back to the product");
-    Ok(super::respond::render(answer))
+    Ok(answer)
 }

@@ -3,13 +3,12 @@
 //! it, provisions the user just in time and sends the browser back to the product with a code.
 
 use super::respond::{redirect, SsoError};
-use super::{jit, Sso};
+use super::{jit, Downstream, Sso};
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use idsync_config::{SsoUpstreamConfig, UpstreamStyle};
 use idsync_core::Clock;
-use idsync_oidc::provider::AuthorizationRequest;
 use idsync_oidc::rp::{
     Callback, ClientAuth, IdpStyle, PendingLogin, RelyingParty, RpConfig, RpError,
 };
@@ -35,7 +34,7 @@ pub(crate) struct Upstream {
 #[derive(Serialize, Deserialize)]
 struct Pending {
     login: PendingLogin,
-    request: AuthorizationRequest,
+    request: Downstream,
     /// The hash of the browser's binding cookie: the answer must come back in the browser that
     /// started the sign-in (a sign-in link handed to someone else finishes nowhere).
     browser: String,
@@ -151,13 +150,8 @@ impl Upstream {
 }
 
 /// A checked authorization request: start the sign-in at the product's upstream.
-pub(super) async fn start(sso: &Sso, request: AuthorizationRequest) -> Result<Response, SsoError> {
-    let product = sso.products.get(&request.client_id).ok_or_else(|| {
-        SsoError::Internal(format!(
-            "client {:?} has no registration",
-            request.client_id
-        ))
-    })?;
+pub(super) async fn start(sso: &Sso, request: Downstream) -> Result<Response, SsoError> {
+    let product = sso.product_of(&request)?;
     if let Some(saml) = sso.saml_upstreams.get(&product.upstream) {
         return super::saml::start(sso, saml, product, request).await;
     }
@@ -167,11 +161,17 @@ pub(super) async fn start(sso: &Sso, request: AuthorizationRequest) -> Result<Re
         .ok_or_else(|| SsoError::UnknownUpstream(product.upstream.clone()))?;
     let rp = up.rp().await.map_err(SsoError::UpstreamUnavailable)?;
     let mut extra = Vec::new();
-    if let Some(hint) = &request.login_hint {
-        extra.push(("login_hint", hint.as_str()));
-    }
-    if let Some(prompt) = request.prompt.as_deref().filter(|p| *p == "login") {
-        extra.push(("prompt", prompt));
+    match &request {
+        Downstream::Oidc(r) => {
+            if let Some(hint) = &r.login_hint {
+                extra.push(("login_hint", hint.as_str()));
+            }
+            if let Some(prompt) = r.prompt.as_deref().filter(|p| *p == "login") {
+                extra.push(("prompt", prompt));
+            }
+        }
+        Downstream::Saml(r) if r.force_authn => extra.push(("prompt", "login")),
+        Downstream::Saml(_) => {}
     }
     let (url, login) = rp.start_login_with(&extra);
     let state = login.state.clone();
@@ -262,15 +262,7 @@ async fn finish(
             }
             e => SsoError::Upstream(e),
         })?;
-    let product = sso
-        .products
-        .get(&pending.request.client_id)
-        .ok_or_else(|| {
-            SsoError::Internal(format!(
-                "client {:?} has no registration",
-                pending.request.client_id
-            ))
-        })?;
+    let product = sso.product_of(&pending.request)?;
     let user = jit::provision(
         sso,
         jit::login_of(up, &login.claims),
@@ -279,7 +271,7 @@ async fn finish(
         product,
     )
     .await?;
-    let answer = sso.provider.issue_code(&pending.request, user).await?;
+    let answer = sso.answer(&pending.request, user).await?;
     tracing::info!(product = %product.name, upstream = %name, subject = %login.claims.subject, "signed in: back to the product");
-    Ok(super::respond::render(answer))
+    Ok(answer)
 }

@@ -11,6 +11,8 @@ mod hostile;
 mod peers;
 #[path = "sso/saml.rs"]
 mod saml;
+#[path = "sso/saml_products.rs"]
+mod saml_products;
 
 use super::{free_port, idsync, idsync_scim_peer, text, wait_for, Server};
 use peers::{product, Browser, Stop, Upstream, PRODUCT_CB, PRODUCT_SECRET};
@@ -140,7 +142,7 @@ source = "web"
 {upstream}"#,
             authority = up.issuer
         );
-        Self::build(port, &block, Some(up), &[], source, crowd_groups)
+        Self::build(port, &block, Some(up), &[], source, crowd_groups, "")
     }
 
     /// `idsync serve` with `[sso.upstreams.idp]` = `block`, `files` written beside the config.
@@ -151,6 +153,7 @@ source = "web"
         files: &[(&str, &str)],
         source: &str,
         crowd_groups: &str,
+        extra: &str,
     ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
@@ -213,6 +216,7 @@ client_secret = "${{env:JIRA_SECRET}}"
 redirect_uris = ["{PRODUCT_CB}"]
 upstream = "idp"
 flow = "to-crowd"
+{extra}
 "#,
                 scim_url = scim.url,
             ),

@@ -16,12 +16,12 @@ const IDP_ENTITY: &str = "https://sts.entra-like.example/72f988bf/";
 const IDP_SSO: &str = "https://login.entra-like.example/72f988bf/saml2";
 const DANA_OID: &str = "5f0c1d2e-0000-4000-8000-00000000da7a";
 
-fn root() -> PathBuf {
+pub(super) fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// `target/saml-venv/bin/python` with pysaml2, installed by `scripts/peers` when missing.
-fn python() -> PathBuf {
+pub(super) fn python() -> PathBuf {
     let python = root().join("target/saml-venv/bin/python");
     if !python.exists() || Command::new("xmlsec1").arg("--version").output().is_err() {
         let status = Command::new(root().join("scripts/peers"))
@@ -33,7 +33,7 @@ fn python() -> PathBuf {
 }
 
 /// A key and its self-signed certificate (PEM), made by openssl in `dir`.
-fn key_pair(dir: &Path, name: &str) -> (String, String) {
+pub(super) fn key_pair(dir: &Path, name: &str) -> (String, String) {
     let (key, cert) = (
         dir.join(format!("{name}.key")),
         dir.join(format!("{name}.crt")),
@@ -133,6 +133,7 @@ fn start(key: &(String, String)) -> Setup {
         &[("entra-federation-metadata.xml", &metadata)],
         "type = \"login\"",
         "default_groups = [\"jira-software-users\"]",
+        "",
     )
 }
 
