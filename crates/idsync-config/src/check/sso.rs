@@ -172,6 +172,21 @@ impl Checker<'_> {
         }
         let clients = self.sso_named(t, "clients", Self::sso_client);
         let saml_clients = self.sso_named(t, "saml_clients", Self::sso_saml_client);
+        let mut entities: BTreeMap<&str, &str> = BTreeMap::new();
+        let mut dup_entities = Vec::new();
+        for (name, c) in &saml_clients {
+            if let Some(other) = entities.insert(&c.entity_id, name) {
+                dup_entities.push((name.clone(), other.to_string()));
+            }
+        }
+        for (name, other) in dup_entities {
+            let span = self.sso_span(root, &["sso", "saml_clients", &name, "entity_id"]);
+            self.err(
+                &span,
+                &format!("sso.saml_clients.{name}.entity_id"),
+                format!("is also the entity_id of sso.saml_clients.{other}"),
+            );
+        }
         let mut ids: BTreeMap<&str, &str> = BTreeMap::new();
         let mut dups = Vec::new();
         for (name, c) in &clients {

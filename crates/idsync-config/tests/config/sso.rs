@@ -166,6 +166,17 @@ fn a_saml_product_is_registered_with_its_entity_id_acs_url_upstream_and_flow() {
     assert_eq!(saml.entity_id, "https://confluence.example.com/sp");
     assert_eq!(saml.flow, "to-app");
 
+    let twice = format!(
+        "{SSO}{product}{}",
+        product.replace("saml_clients.confluence]", "saml_clients.wiki]")
+    );
+    let e = errors(&twice);
+    assert!(
+        e.iter().any(|e| e.key == "sso.saml_clients.wiki.entity_id"
+            && e.message.contains("sso.saml_clients.confluence")),
+        "{e:#?}"
+    );
+
     let bad = product
         .replace(
             "https://confluence.example.com/plugins",
