@@ -16,6 +16,8 @@ mod jira;
 mod login;
 mod server;
 mod sources;
+mod sso;
+mod sso_saml;
 mod targets;
 mod values;
 use values::*;
@@ -102,6 +104,7 @@ impl<'a> Checker<'a> {
                 "sources",
                 "targets",
                 "flows",
+                "sso",
             ],
         );
 
@@ -159,6 +162,10 @@ impl<'a> Checker<'a> {
         }
         self.crowd_flows(root, &targets, &flows);
         self.login_graph_refs(root, &sources);
+        let sso = self.sso(root);
+        if let (Some(sso), Some(store)) = (&sso, &store) {
+            self.sso_refs(root, sso, store.secret_key.is_some(), &sources, &flows);
+        }
 
         if !self.errors.is_empty() {
             self.errors.sort_by_key(|e| (e.line, e.column));
@@ -178,6 +185,7 @@ impl<'a> Checker<'a> {
             sources,
             targets,
             flows,
+            sso,
         })
     }
 

@@ -7,8 +7,13 @@
 
 mod check;
 mod secret;
+pub mod sso;
 
 pub use secret::{Secret, SecretKey};
+pub use sso::{
+    ClientSubject, SsoClientConfig, SsoConfig, SsoSamlClientConfig, SsoSamlUpstreamConfig,
+    SsoUpstreamConfig, UpstreamStyle,
+};
 
 use idsync_core::{DeprovisionAction, GroupDeletion, PlanOptions};
 use std::collections::BTreeMap;
@@ -68,6 +73,8 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     pub targets: BTreeMap<String, TargetConfig>,
     pub flows: BTreeMap<String, FlowConfig>,
+    /// `[sso]`: the single sign-on broker, when configured.
+    pub sso: Option<SsoConfig>,
 }
 
 /// What idsync tells people about.

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 #[path = "config/server.rs"]
 mod server;
+#[path = "config/sso.rs"]
+mod sso;
 
 const GOOD: &str = r#"
 [sources.hr]

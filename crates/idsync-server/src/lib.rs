@@ -11,6 +11,7 @@ mod error;
 mod limits;
 mod listen;
 mod scim;
+pub mod sso;
 
 pub use error::ApiError;
 pub use limits::{RateLimit, MAX_BODY_BYTES, MAX_HEADERS, MAX_HEADER_BYTES, MAX_URI_BYTES};
@@ -47,6 +48,8 @@ pub struct HttpOptions {
     pub metrics_token: Option<String>,
     /// Requests each SCIM token may make (no limit when `None`).
     pub scim_rate: Option<RateLimit>,
+    /// The single sign-on broker (`[sso]`), when configured.
+    pub sso: Option<Arc<sso::Sso>>,
 }
 
 impl From<&ServerConfig> for HttpOptions {
@@ -58,6 +61,7 @@ impl From<&ServerConfig> for HttpOptions {
                 per_second: c.scim_rate,
                 burst: c.scim_burst,
             }),
+            sso: None,
         }
     }
 }
@@ -70,7 +74,20 @@ pub async fn serve(
     server: &ServerConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> std::io::Result<()> {
-    let app = app(svc, &HttpOptions::from(server));
+    serve_with_sso(listener, svc, server, None, shutdown).await
+}
+
+/// [`serve`], with the single sign-on broker's routes when `sso` is given.
+pub async fn serve_with_sso(
+    listener: tokio::net::TcpListener,
+    svc: Arc<Service>,
+    server: &ServerConfig,
+    sso: Option<Arc<sso::Sso>>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> std::io::Result<()> {
+    let mut opts = HttpOptions::from(server);
+    opts.sso = sso;
+    let app = app(svc, &opts);
     serve_app(listener, app, ConnLimits::from(server), shutdown).await
 }
 
@@ -127,6 +144,10 @@ pub fn app(svc: Arc<Service>, opts: &HttpOptions) -> Router {
             limits::scim_rate,
         ));
     }
+    let sso = match &opts.sso {
+        Some(sso) => sso::router(Arc::clone(sso)),
+        None => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(healthz))
         .route(
@@ -140,6 +161,7 @@ pub fn app(svc: Arc<Service>, opts: &HttpOptions) -> Router {
         .with_state(state.clone())
         .merge(scim)
         .merge(crowd::router(Arc::clone(&state.svc), opts.scim_rate))
+        .merge(sso)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(limits::head_limits))
         .layer(middleware::from_fn(limits::scim_errors))

@@ -24,6 +24,7 @@ mod push;
 mod reverse;
 mod runs;
 mod secrets;
+mod sso;
 mod target_forms;
 mod target_keeps;
 mod target_omissions;
@@ -38,6 +39,7 @@ pub use push::{MemberPatch, StoredGroup, StoredUser, Unique};
 pub use tokens::{TokenInfo, TOKEN_CACHE_MS};
 
 pub use secrets::{Keyring, RotateSummary, SealKey, SecretError, SecretInfo, SECRET_KEY_LEN};
+pub use sso::{secret_hash, SsoPurged, SsoStore, SSO_KEYS_SECRET};
 pub use types::*;
 
 use idsync_core::{

@@ -18,7 +18,19 @@ pub async fn serve(
     let addr = listen.unwrap_or(config.server.listen);
     let svc = Service::new(Arc::new(rt));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let tasks = svc.start(stop_rx);
+    let sso = match &config.sso {
+        Some(c) => {
+            let sso = idsync_server::sso::Sso::start(c, &config.store, Arc::clone(&svc))
+                .await
+                .context("cannot start single sign-on")?;
+            Some(Arc::new(sso))
+        }
+        None => None,
+    };
+    let mut tasks = svc.start(stop_rx.clone());
+    if let Some(sso) = &sso {
+        tasks.push(tokio::spawn(Arc::clone(sso).maintain_until(stop_rx)));
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("cannot listen on {addr}"))?;
@@ -36,11 +48,18 @@ pub async fn serve(
             c.flow
         );
     }
+    if let Some(sso) = &sso {
+        out!(
+            "single sign-on: OpenID issuer {} (discovery {}/.well-known/openid-configuration)",
+            sso.issuer(),
+            sso.issuer()
+        );
+    }
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let limits = config.server.clone();
     let http_svc = Arc::clone(&svc);
     let server = tokio::spawn(async move {
-        idsync_server::serve(listener, http_svc, &limits, async {
+        idsync_server::serve_with_sso(listener, http_svc, &limits, sso, async {
             let _ = http_stopped.await;
         })
         .await

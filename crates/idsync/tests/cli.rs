@@ -68,6 +68,8 @@ mod scim_endpoint;
 mod security;
 #[path = "cli/serving.rs"]
 mod serving;
+#[path = "cli/sso.rs"]
+mod sso;
 
 fn idsync() -> Command {
     Command::new(env!("CARGO_BIN_EXE_idsync"))
