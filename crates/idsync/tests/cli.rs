@@ -54,12 +54,12 @@ mod hostile;
 mod jira;
 #[path = "cli/jira_admin.rs"]
 mod jira_admin;
-#[path = "cli/logins.rs"]
-mod logins;
 #[path = "cli/jira_listing.rs"]
 mod jira_listing;
 #[path = "cli/jira_seats.rs"]
 mod jira_seats;
+#[path = "cli/logins.rs"]
+mod logins;
 #[path = "cli/notify.rs"]
 mod notify;
 #[path = "cli/scim_endpoint.rs"]
