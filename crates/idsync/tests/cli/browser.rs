@@ -242,7 +242,10 @@ flow = "to-crowd"
         .env("PRODUCT_PORT", product_port.to_string())
         .env("OP_ISSUER", &issuer)
         .env("OP_CLIENT_ID", "jira")
-        .env("OP_CLIENT_SECRET", PRODUCT_SECRET);
+        .env("OP_CLIENT_SECRET", PRODUCT_SECRET)
+        .env("CROWD_URL", format!("{issuer}/crowd/dc"))
+        .env("CROWD_APP", "jira")
+        .env("CROWD_PASSWORD", &crowd_password);
     let (_product, _) = start_reading(product, |l| l.contains("\"url\""));
 
     // Chromium, from the button to the product's signed-in page.
@@ -299,7 +302,14 @@ flow = "to-crowd"
         "no screenshot"
     );
 
-    // Provisioned before the product got the login: the Crowd directory has the user and groups.
+    // The product found the user, with these groups, in its directory when the login arrived.
+    let mut in_crowd: Vec<String> = serde_json::from_value(seen["inCrowd"].clone()).unwrap();
+    in_crowd.sort();
+    assert_eq!(
+        in_crowd, groups,
+        "the Crowd directory when the login arrived: {seen}"
+    );
+    // And still there afterwards, read by the test itself.
     let r = reqwest::blocking::Client::new()
         .get(format!(
             "{issuer}/crowd/dc/rest/usermanagement/1/user/group/nested"

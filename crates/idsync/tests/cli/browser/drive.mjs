@@ -3,7 +3,7 @@
 // Entra's field ids), back through idsync to the product, whose page shows the user and groups.
 //   BROWSER_MODULES   target/browser-peer/node_modules
 //   PRODUCT_URL, SIGNIN_USER, SIGNIN_PASSWORD, SCREENSHOT (a .png path), USER_DATA_DIR (fresh)
-// Prints {"url", "user", "groups", "offLoopback", "pages"} on success; fails with the error.
+// Prints {"url", "user", "groups", "inCrowd", "offLoopback", "pages"} on success; fails with the error.
 import { createRequire } from 'node:module';
 
 const env = process.env;
@@ -44,8 +44,9 @@ try {
   await page.waitForSelector('#user');
   const user = await page.textContent('#user');
   const groups = await page.$$eval('li.group', (els) => els.map((e) => e.textContent));
+  const inCrowd = await page.$$eval('li.crowd-group', (els) => els.map((e) => e.textContent));
   await page.screenshot({ path: env.SCREENSHOT, fullPage: true });
-  process.stdout.write(JSON.stringify({ url: page.url(), user, groups, offLoopback, pages }));
+  process.stdout.write(JSON.stringify({ url: page.url(), user, groups, inCrowd, offLoopback, pages }));
 } finally {
   await context.close();
 }

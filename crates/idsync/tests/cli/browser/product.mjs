@@ -4,6 +4,9 @@
 // shows the user and the group names idsync gave it.
 //   PRODUCT_PORT      where to listen on 127.0.0.1
 //   OP_ISSUER, OP_CLIENT_ID, OP_CLIENT_SECRET: idsync's issuer and this product's registration
+//   CROWD_URL, CROWD_APP, CROWD_PASSWORD (optional): the Crowd directory the product reads its
+//     users from (as Jira does); at the callback, before redeeming the code, the product looks
+//     the user's groups up there and shows them too: was the user there when the login came?
 // Prints {"url": ...} once listening; each sign-in's claims go to stdout as a JSON line.
 import http from 'node:http';
 import { load } from '../../../../idsync-oidc/tests/oidc/peers/load.mjs';
@@ -48,6 +51,9 @@ const server = http.createServer(async (req, res) => {
       const p = pending.get(state);
       pending.delete(state);
       if (!p) return page(res, 400, '<p id="error">no sign-in waits for this answer</p>');
+      // The directory as the product sees it the moment the login arrives (the username is
+      // not known before the code is redeemed, so every user's groups are read, then filtered).
+      const directory = env.CROWD_URL ? await crowdGroupsByUser() : null;
       const tokens = await client.authorizationCodeGrant(config, url, {
         pkceCodeVerifier: p.verifier,
         expectedState: state,
@@ -55,9 +61,12 @@ const server = http.createServer(async (req, res) => {
         idTokenExpected: true,
       });
       const claims = tokens.claims();
-      process.stdout.write(`${JSON.stringify({ claims })}\n`);
+      const inCrowd = directory?.get(claims.sub) ?? [];
+      process.stdout.write(`${JSON.stringify({ claims, inCrowd })}\n`);
       const groups = (claims.groups ?? []).map((g) => `<li class="group">${esc(g)}</li>`).join('');
-      page(res, 200, `<p>Signed in as <b id="user">${esc(claims.sub)}</b> (${esc(claims.name ?? '')}, ${esc(claims.email ?? '')})</p><ul id="groups">${groups}</ul>`);
+      const crowd = directory === null ? ''
+        : `<p>In the Crowd directory when the login arrived: <span id="in-crowd">${directory.has(claims.sub)}</span></p><ul id="crowd">${inCrowd.map((g) => `<li class="crowd-group">${esc(g)}</li>`).join('')}</ul>`;
+      page(res, 200, `<p>Signed in as <b id="user">${esc(claims.sub)}</b> (${esc(claims.name ?? '')}, ${esc(claims.email ?? '')})</p><ul id="groups">${groups}</ul>${crowd}`);
     } else {
       page(res, 404, '<p>not found</p>');
     }
@@ -65,6 +74,23 @@ const server = http.createServer(async (req, res) => {
     page(res, 500, `<p id="error">${esc(e?.message ?? e)}</p>`);
   }
 });
+// Every user of the Crowd directory with its groups (nested), by name.
+async function crowdGroupsByUser() {
+  const auth = `Basic ${Buffer.from(`${env.CROWD_APP}:${env.CROWD_PASSWORD}`).toString('base64')}`;
+  const get = async (path) => {
+    const r = await fetch(`${env.CROWD_URL}/rest/usermanagement/1${path}`, { headers: { authorization: auth, accept: 'application/json' } });
+    if (!r.ok) throw new Error(`Crowd answered ${r.status} to ${path}`);
+    return r.json();
+  };
+  const users = (await get('/search?entity-type=user&start-index=0&max-results=10000')).users ?? [];
+  const out = new Map();
+  for (const u of users) {
+    const g = await get(`/user/group/nested?username=${encodeURIComponent(u.name)}&max-results=1000`);
+    out.set(u.name, (g.groups ?? []).map((x) => x.name).sort());
+  }
+  return out;
+}
+
 server.listen(Number(env.PRODUCT_PORT), '127.0.0.1', () => {
   process.stdout.write(`${JSON.stringify({ url: base })}\n`);
 });
