@@ -151,6 +151,9 @@ pub struct SsoUpstreamConfig {
     pub clock_skew: Duration,
     /// Connect and whole-request bound of each call to the provider.
     pub timeout: Duration,
+    /// A CA certificate (PEM) to trust besides the system's, for a provider whose certificate
+    /// a private CA issued.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 /// `[sso.clients.<name>]`: a product that signs its users in through idsync.

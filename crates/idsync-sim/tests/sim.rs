@@ -16,6 +16,8 @@ mod bitbucket;
 mod confluence;
 #[path = "sim/jira.rs"]
 mod jira;
+#[path = "sim/signin.rs"]
+mod signin;
 
 fn workspace() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")

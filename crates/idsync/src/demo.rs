@@ -86,7 +86,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let sim_args = tenant_args(&args, &dir);
     let opts = sim_args.options()?;
     out!(
-        "1/4  simulated Entra tenant: {} users, {} groups, {} memberships, nested 3 deep",
+        "1/5  simulated Entra tenant: {} users, {} groups, {} memberships, nested 3 deep",
         args.users,
         args.groups,
         args.memberships
@@ -118,8 +118,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     store.close().await;
     std::fs::write(dir.join("atlassian.token"), &secret)?;
     std::fs::write(dir.join("jira.password"), &crowd_password)?;
+    // Single sign-on: idsync's OpenID provider (its keys sealed with the store key) in front of
+    // the simulated tenant's login page, and a simulated Jira as its client on its own port.
+    let product_listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+    let product_url = format!("http://{}", product_listener.local_addr()?);
+    let issuer = format!("http://{addr}");
+    std::fs::write(dir.join("store.key"), random_hex(32))?;
+    let product_secret = random_hex(24);
+    std::fs::write(dir.join("jira-sso.secret"), &product_secret)?;
+    sim.state
+        .register_redirect_uri(&format!("{issuer}/sso/upstream/entra/callback"));
+    let authority = format!("{}/{}/v2.0", sim.root, sim.tenant_id);
+    let ca = sim
+        .ca_pem
+        .as_ref()
+        .map(|c| format!("ca_file = \"{}\"\n", c.display()))
+        .unwrap_or_default();
+    let sso = format!(
+        "\n[sso]\nissuer = \"{issuer}\"\n\n[sso.upstreams.entra]\nstyle = \"entra\"\ntenant_id = \"{tid}\"\nauthority = \"{authority}\"\nissuer = \"{authority}\"\nclient_id = \"{cid}\"\nclient_secret = \"{csecret}\"\n{ca}source = \"entra\"\n\n[sso.clients.jira]\nclient_id = \"{SSO_CLIENT}\"\nclient_secret = \"${{file:jira-sso.secret}}\"\nredirect_uris = [\"{product_url}/callback\"]\nupstream = \"entra\"\nflow = \"{CROWD_FLOW}\"\n",
+        tid = sim.tenant_id,
+        cid = opts.reader.client_id,
+        csecret = opts.reader.client_secret,
+    );
     let config = format!(
-        "# Written by `idsync demo`.\n[store]\npath = \"idsync.db\"\n\n[server]\nlisten = \"{addr}\"\n\n[log]\nlevel = \"warn\"\n\n{}interval = \"2s\"\n\n[sources.atlassian-cloud]\ntype = \"scim\"\ndirectory = \"{TARGET_DIR}\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"{domain}\"]\n\n[targets.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nurl = \"http://{addr}/scim/directory/{TARGET_DIR}\"\ntoken = \"${{file:atlassian.token}}\"\nverified_domains = [\"{domain}\"]\n\n[flows.{FLOW}]\nsource = \"entra\"\ntarget = \"atlassian\"\n\n[targets.{CROWD_TARGET}]\ntype = \"crowd\"\ndescription = \"Jira Data Center (demo)\"\n\n[flows.{CROWD_FLOW}]\nsource = \"entra\"\ntarget = \"{CROWD_TARGET}\"\n",
+        "# Written by `idsync demo`.\n[store]\npath = \"idsync.db\"\nsecret_key = \"${{file:store.key}}\"\n\n[server]\nlisten = \"{addr}\"\n\n[log]\nlevel = \"warn\"\n\n{}interval = \"2s\"\n\n[sources.atlassian-cloud]\ntype = \"scim\"\ndirectory = \"{TARGET_DIR}\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"{domain}\"]\n\n[targets.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nurl = \"http://{addr}/scim/directory/{TARGET_DIR}\"\ntoken = \"${{file:atlassian.token}}\"\nverified_domains = [\"{domain}\"]\n\n[flows.{FLOW}]\nsource = \"entra\"\ntarget = \"atlassian\"\n\n[targets.{CROWD_TARGET}]\ntype = \"crowd\"\ndescription = \"Jira Data Center (demo)\"\n\n[flows.{CROWD_FLOW}]\nsource = \"entra\"\ntarget = \"{CROWD_TARGET}\"\n{sso}",
         source_snippet(&sim, &opts, "entra", "entra")
     );
     let config_path = dir.join("idsync.toml");
@@ -127,16 +149,38 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let config = idsync_config::load(&config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let rt = Arc::new(Runtime::from_config(&config).await?);
     let svc = Service::new(Arc::clone(&rt));
-    let app = idsync_server::router(Arc::clone(&svc), None);
+    let sso_config = config
+        .sso
+        .as_ref()
+        .ok_or_else(|| anyhow::anyhow!("the demo's configuration lost its [sso]"))?;
+    let sso = idsync_server::sso::Sso::start(sso_config, &config.store, Arc::clone(&svc))
+        .await
+        .context("cannot start single sign-on")?;
+    let app = idsync_server::app(
+        Arc::clone(&svc),
+        &idsync_server::HttpOptions {
+            sso: Some(Arc::new(sso)),
+            ..idsync_server::HttpOptions::default()
+        },
+    );
     let server = tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
-    out!("2/4  simulated Atlassian Cloud: idsync's SCIM endpoint behaving as Atlassian's (verified domain {domain}, pages of 100, no group renames) at http://{addr}/scim/directory/{TARGET_DIR}");
+    let product = crate::demo_product::router(crate::demo_product::ProductConfig {
+        issuer: issuer.clone(),
+        client_id: SSO_CLIENT.into(),
+        client_secret: product_secret,
+        redirect_uri: format!("{product_url}/callback"),
+    });
+    let product_server = tokio::spawn(async move {
+        let _ = axum::serve(product_listener, product).await;
+    });
+    out!("2/5  simulated Atlassian Cloud: idsync's SCIM endpoint behaving as Atlassian's (verified domain {domain}, pages of 100, no group renames) at http://{addr}/scim/directory/{TARGET_DIR}");
     let crowd_url = format!("http://{addr}/crowd/{CROWD_TARGET}");
     out!("     and a Crowd directory for Jira, Confluence, Bitbucket, Bamboo and Fisheye at {crowd_url}");
 
     // 3. The first full sync.
-    out!("3/4  first full sync, tenant to Atlassian Cloud ...");
+    out!("3/5  first full sync, tenant to Atlassian Cloud ...");
     let started = Instant::now();
     let bar = progress::Bar::new(true);
     let report = rt.sync(FLOW, Mode::Full, false, &bar).await?;
@@ -175,7 +219,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let tasks = svc.start(stop_rx);
     let (renamed, disabled, newcomer, group_name) = change_tenant(&sim, domain)?;
-    out!("4/4  changed in the tenant: {renamed} got a new title, {disabled} was disabled, {newcomer} joined and was added to \"{group_name}\"");
+    out!("4/5  changed in the tenant: {renamed} got a new title, {disabled} was disabled, {newcomer} joined and was added to \"{group_name}\"");
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(60);
     let mut seen = [false; 7];
@@ -231,6 +275,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     if !missing.is_empty() {
         out!("     not arrived after 60s: {}", missing.join(", "));
     }
+    // 5. A user signs in to a simulated Jira through idsync.
+    let (signin_user, signin_groups) = signin_user(&sim, domain)?;
+    out!("5/5  single sign-on: a simulated Jira signs its users in through idsync (OpenID provider {issuer}), which signs them in at the simulated tenant's login page and provisions them before Jira gets the login");
+    out!("     open {product_url}/ in a browser, press Log in, and sign in as:");
+    out!("       user:     {signin_user}");
+    out!("       password: {}", opts.sign_in.password);
+    out!("     (a new user of the tenant, in {}: Jira shows the group names, and the user is in Atlassian Cloud and in the Crowd directory; every user of the tenant signs in with that password)", signin_groups.join(", "));
     out!();
     out!("Look at the result:");
     out!("  idsync -c {} runs", config_path.display());
@@ -248,9 +299,64 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         let _ = t.await;
     }
     server.abort();
+    product_server.abort();
     sim.stop().await;
     rt.store.close().await;
     Ok(code)
+}
+
+/// The demo product's client id at idsync.
+const SSO_CLIENT: &str = "jira-demo";
+
+/// `n` random bytes in hex.
+fn random_hex(n: usize) -> String {
+    use rand::RngCore;
+    let mut b = vec![0u8; n];
+    rand::thread_rng().fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// A new user of the tenant, in its first two groups, to sign in with: (user name, groups).
+fn signin_user(
+    sim: &graph::RunningGraphSim,
+    domain: &str,
+) -> anyhow::Result<(String, Vec<String>)> {
+    let mut t = sim
+        .state
+        .tenant
+        .write()
+        .map_err(|_| anyhow::anyhow!("the simulated tenant is unavailable"))?;
+    let upn = format!("sam.signin@{domain}");
+    let new = t.create(
+        Kind::User,
+        json!({"displayName": "Sam Signin", "givenName": "Sam", "surname": "Signin", "userPrincipalName": upn, "mail": upn, "accountEnabled": true})
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        "2026-11-25T00:00:00Z",
+    )?;
+    let id = new
+        .get("id")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    let groups: Vec<(String, String)> = t
+        .objects(Kind::Group)
+        .iter()
+        .take(2)
+        .map(|(id, o)| {
+            (
+                id.clone(),
+                o.props["displayName"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    let mut names = Vec::new();
+    for (gid, name) in groups {
+        t.add_member(&gid, &id)?;
+        names.push(name);
+    }
+    Ok((upn, names))
 }
 
 /// The Crowd directory's event feed, read over HTTP as a product reads it (JSON here).
@@ -335,6 +441,9 @@ pub(crate) fn tenant_args(args: &DemoArgs, dir: &std::path::Path) -> GraphSimArg
         retry_after: 1,
         latency_ms: 0,
         max_page: 999,
+        password: graph::DEFAULT_PASSWORD.into(),
+        redirect_uris: Vec::new(),
+        groups_limit: 200,
     }
 }
 

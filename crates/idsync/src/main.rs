@@ -20,6 +20,7 @@ mod admin;
 mod crowd;
 mod demo;
 mod demo_jira;
+mod demo_product;
 mod flows;
 mod history;
 mod login;

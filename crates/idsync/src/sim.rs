@@ -66,6 +66,15 @@ pub struct GraphSimArgs {
     /// Largest page served.
     #[arg(long, default_value_t = 999)]
     pub max_page: usize,
+    /// The password every user signs in with at the tenant's login page.
+    #[arg(long, default_value = graph::DEFAULT_PASSWORD)]
+    pub password: String,
+    /// A redirect URI registered on the apps, where sign-ins may return (repeat for several).
+    #[arg(long = "redirect-uri")]
+    pub redirect_uris: Vec<String>,
+    /// The most group ids an ID token carries (past it, the `_claim_names` overage).
+    #[arg(long, default_value_t = 200)]
+    pub groups_limit: usize,
 }
 
 impl GraphSimArgs {
@@ -90,6 +99,11 @@ impl GraphSimArgs {
                 retry_after_secs: self.retry_after,
                 latency_ms: self.latency_ms,
                 ..Faults::default()
+            },
+            sign_in: graph::SignInOptions {
+                password: self.password.clone(),
+                redirect_uris: self.redirect_uris.clone(),
+                groups_limit: self.groups_limit,
             },
             ..GraphSimOptions::default()
         };
@@ -202,6 +216,19 @@ pub async fn run(args: GraphSimArgs) -> anyhow::Result<u8> {
             extension_attributes(&sim).join(", ")
         );
     }
+    out!(
+        "sign-in:       {}/{}/v2.0 (issuer and OpenID configuration; authorization code with PKCE at {}/{}/oauth2/v2.0/authorize), every user's password: {}, redirect URIs: {}",
+        sim.root,
+        sim.tenant_id,
+        sim.root,
+        sim.tenant_id,
+        opts.sign_in.password,
+        if opts.sign_in.redirect_uris.is_empty() {
+            "none (--redirect-uri)".to_string()
+        } else {
+            opts.sign_in.redirect_uris.join(" ")
+        }
+    );
     if let Some(ca) = &sim.ca_pem {
         out!(
             "CA certificate: {} (for Python: REQUESTS_CA_BUNDLE={})",

@@ -36,6 +36,8 @@ mod bamboo;
 mod basics;
 #[path = "cli/bitbucket.rs"]
 mod bitbucket;
+#[path = "cli/browser.rs"]
+mod browser;
 #[path = "cli/crowd_nested.rs"]
 mod crowd_nested;
 #[path = "cli/crowd_serve.rs"]

@@ -36,6 +36,7 @@ const UPSTREAM_KEYS: &[&str] = &[
     "claims",
     "clock_skew",
     "timeout",
+    "ca_file",
 ];
 
 const CLIENT_KEYS: &[&str] = &[
@@ -398,6 +399,13 @@ impl Checker<'_> {
         let timeout = self
             .duration(t, "timeout", path)
             .unwrap_or(Duration::from_secs(15));
+        let ca_file = if t.get("ca_file").is_some() {
+            let f = self.existing_file(t, "ca_file", path);
+            ok &= f.is_some();
+            f
+        } else {
+            None
+        };
         if !ok {
             return None;
         }
@@ -414,6 +422,7 @@ impl Checker<'_> {
             claims,
             clock_skew,
             timeout,
+            ca_file,
         })
     }
 

@@ -192,3 +192,33 @@ fn a_saml_product_is_registered_with_its_entity_id_acs_url_upstream_and_flow() {
         assert!(e.iter().any(|e| e.key == key), "no error for {key}: {e:#?}");
     }
 }
+
+#[test]
+fn an_upstream_trusts_the_ca_file_it_names_which_must_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("corp-ca.pem"),
+        "-----BEGIN CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let text = SSO.replace(
+        "client_secret = \"upstream-secret\"\nsource = \"web\"\n\n[sso.upstreams.customers]",
+        "client_secret = \"upstream-secret\"\nsource = \"web\"\nca_file = \"corp-ca.pem\"\n\n[sso.upstreams.customers]",
+    );
+    assert_ne!(text, SSO);
+    let c = parse(&text, &dir.path().join("idsync.toml")).unwrap();
+    let sso = c.sso.as_ref().unwrap();
+    assert_eq!(
+        sso.upstreams["entra"].ca_file.as_deref(),
+        Some(dir.path().join("corp-ca.pem").as_path())
+    );
+    assert_eq!(sso.upstreams["customers"].ca_file, None);
+    let e = errors_in(
+        &text.replace("corp-ca.pem", "missing-ca.pem"),
+        &dir.path().join("idsync.toml"),
+    );
+    assert!(
+        e.iter().any(|e| e.key == "sso.upstreams.entra.ca_file" && e.message.contains("missing-ca.pem")),
+        "{e:#?}"
+    );
+}

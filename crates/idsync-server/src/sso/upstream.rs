@@ -117,10 +117,18 @@ impl Upstream {
         rp.clock_skew_s = i64::try_from(u.clock_skew.as_secs()).unwrap_or(120);
         rp.login_max_age_s = i64::try_from(login_timeout.as_secs()).unwrap_or(600);
         rp.validate().map_err(|e| e.to_string())?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT.min(u.timeout))
             .timeout(u.timeout)
-            .redirect(reqwest::redirect::Policy::none())
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(ca) = &u.ca_file {
+            let pem = std::fs::read(ca)
+                .map_err(|e| format!("cannot read ca_file {}: {e}", ca.display()))?;
+            let cert = reqwest::Certificate::from_pem(&pem)
+                .map_err(|e| format!("ca_file {} is not a PEM certificate: {e}", ca.display()))?;
+            http = http.add_root_certificate(cert);
+        }
+        let http = http
             .build()
             .map_err(|e| format!("cannot make the HTTP client: {e}"))?;
         Ok(Self {

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-fn known_tenant(st: &SimState, tenant: &str) -> bool {
+pub(super) fn known_tenant(st: &SimState, tenant: &str) -> bool {
     st.tenant
         .read()
         .map(|t| {
@@ -75,7 +75,7 @@ pub(super) async fn openid_configuration(
         "http_logout_supported": true,
         "frontchannel_logout_supported": true,
         "end_session_endpoint": format!("{root}/{tenant}/oauth2/v2.0/logout"),
-        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "tid", "roles"],
+        "claims_supported": ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "preferred_username", "name", "tid", "ver", "email", "oid", "groups", "roles"],
         "tenant_region_scope": "EU",
         "cloud_instance_name": "microsoftonline.com",
         "cloud_graph_host_name": "graph.windows.net",
@@ -111,8 +111,17 @@ pub(super) async fn token(
         return aad_error(StatusCode::BAD_REQUEST, "invalid_request", &format!("AADSTS90002: Tenant '{tenant}' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud."));
     }
     let form: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    if form.get("grant_type").map(String::as_str) == Some("authorization_code") {
+        // A user's sign-in (signin.rs): the web app authenticates with its secret.
+        let app = match secret_client(&st, &form, &headers) {
+            Ok(app) => app,
+            Err(r) => return *r,
+        };
+        let issuer = super::signin::issuer(&st, &uri, &headers);
+        return super::signin::redeem(&st, &form, &app.client_id, &issuer);
+    }
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return aad_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type: the simulator serves client_credentials.");
+        return aad_error(StatusCode::BAD_REQUEST, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type: the simulator serves client_credentials and authorization_code.");
     }
     let scope = form.get("scope").cloned().unwrap_or_default();
     if !scope.ends_with("/.default") {
@@ -188,36 +197,10 @@ pub(super) async fn token(
         }
         app
     } else {
-        // client_secret_post, or client_secret_basic in the Authorization header.
-        let basic = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Basic "))
-            .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-            .and_then(|b| String::from_utf8(b).ok())
-            .and_then(|s| {
-                s.split_once(':')
-                    .map(|(a, b)| (a.to_string(), b.to_string()))
-            });
-        let (client_id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
-            (Some(id), Some(s), _) => (id.clone(), s.clone()),
-            (_, _, Some((id, s))) => (id, s),
-            (Some(_), None, None) => {
-                return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.");
-            }
-            _ => return aad_error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
-            ),
-        };
-        let Some(app) = find_app(&client_id) else {
-            return unknown_app(&client_id);
-        };
-        if app.client_secret != secret {
-            return aad_error(StatusCode::UNAUTHORIZED, "invalid_client", &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."));
+        match secret_client(&st, &form, &headers) {
+            Ok(app) => app,
+            Err(r) => return *r,
         }
-        app
     };
     let now = st.clock.now_ms();
     let expires_in = 3599;
@@ -257,4 +240,48 @@ pub(super) async fn token(
     }
     st.issued.fetch_add(1, Ordering::Relaxed);
     Json(json!({"token_type": "Bearer", "expires_in": expires_in, "ext_expires_in": expires_in, "access_token": jwt})).into_response()
+}
+
+/// The app a token request authenticates as with its secret: `client_secret_post`, or
+/// `client_secret_basic` in the Authorization header.
+fn secret_client(
+    st: &SimState,
+    form: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<super::server::App, Box<Response>> {
+    let basic = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        .and_then(|b| String::from_utf8(b).ok())
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+        });
+    let (client_id, secret) = match (form.get("client_id"), form.get("client_secret"), basic) {
+        (Some(id), Some(s), _) => (id.clone(), s.clone()),
+        (_, _, Some((id, s))) => (id, s),
+        (Some(_), None, None) => {
+            return Err(Box::new(aad_error(StatusCode::UNAUTHORIZED, "invalid_client", "AADSTS7000218: The request body must contain the following parameter: 'client_assertion' or 'client_secret'.")));
+        }
+        _ => {
+            return Err(Box::new(aad_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "AADSTS900144: The request body must contain the following parameter: 'client_id'.",
+            )))
+        }
+    };
+    let Some(app) = [&st.opts.reader, &st.opts.admin]
+        .into_iter()
+        .find(|a| a.client_id == client_id)
+        .cloned()
+    else {
+        return Err(Box::new(aad_error(StatusCode::BAD_REQUEST, "unauthorized_client", &format!("AADSTS700016: Application with identifier '{client_id}' was not found in the directory."))));
+    };
+    if app.client_secret != secret {
+        return Err(Box::new(aad_error(StatusCode::UNAUTHORIZED, "invalid_client", &format!("AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{client_id}'."))));
+    }
+    Ok(app)
 }

@@ -12,6 +12,7 @@ mod login;
 pub mod member_objects;
 pub mod odata;
 pub mod server;
+pub mod signin;
 pub mod tenant;
 pub(crate) mod tls;
 
@@ -21,4 +22,5 @@ pub use faults::Faults;
 pub use server::{
     start, App, GraphSimOptions, RunningGraphSim, SimError, SimState, Stats, READ_ROLES,
 };
+pub use signin::{SignInOptions, DEFAULT_PASSWORD};
 pub use tenant::{Kind, Tenant, TenantSpec};

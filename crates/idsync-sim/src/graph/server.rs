@@ -6,6 +6,7 @@ use super::api::{Api, Body, GraphRequest, GraphResponse};
 use super::assertion::RegisteredCert;
 use super::faults::Faults;
 use super::login;
+use super::signin::{self, SignIn, SignInOptions};
 use super::tenant::{Tenant, TenantSpec};
 use axum::body::Bytes;
 use axum::extract::State;
@@ -54,6 +55,8 @@ pub struct GraphSimOptions {
     pub faults: Faults,
     /// Resource units per 10 s per app (default by tenant size: 3,500 / 5,000 / 8,000).
     pub budget: Option<u32>,
+    /// Users' sign-in (the authorize endpoint and its login page).
+    pub sign_in: SignInOptions,
 }
 
 impl Default for GraphSimOptions {
@@ -83,6 +86,7 @@ impl Default for GraphSimOptions {
             max_page: 999,
             faults: Faults::default(),
             budget: None,
+            sign_in: SignInOptions::default(),
         }
     }
 }
@@ -138,6 +142,8 @@ pub struct SimState {
     pub(super) injected: AtomicU64,
     pub(super) units: AtomicU64,
     pub(super) issued: AtomicU64,
+    /// Users' sign-in: its key, redirect URIs and codes.
+    pub(super) sign_in: SignIn,
     pub(super) resets: AtomicU64,
     pub(super) resyncs: AtomicU64,
 }
@@ -159,6 +165,11 @@ impl SimState {
         if let Ok(mut g) = self.faults.lock() {
             *g = f;
         }
+    }
+
+    /// Register a redirect URI on the tenant's apps (where sign-ins may send their codes).
+    pub fn register_redirect_uri(&self, uri: &str) {
+        self.sign_in.register(uri);
     }
 
     /// Expire every delta link issued so far (the next delta answers 410 syncStateNotFound).
@@ -223,6 +234,8 @@ pub enum SimError {
     },
     #[error("cannot make the TLS certificate: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Key(String),
     #[error("cannot write {path}: {source}")]
     Write {
         path: PathBuf,
@@ -254,6 +267,11 @@ pub async fn start(
         None
     };
     let seed = opts.spec.seed;
+    let uris = opts.sign_in.redirect_uris.clone();
+    let sign_in = tokio::task::spawn_blocking(move || SignIn::generate(uris))
+        .await
+        .map_err(|e| SimError::Key(e.to_string()))?
+        .map_err(SimError::Key)?;
     let state = Arc::new(SimState {
         tenant: RwLock::new(tenant),
         faults: Mutex::new(opts.faults.clone()),
@@ -274,6 +292,7 @@ pub async fn start(
         issued: AtomicU64::new(0),
         resets: AtomicU64::new(0),
         resyncs: AtomicU64::new(0),
+        sign_in,
     });
     let app = router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -310,10 +329,9 @@ fn router(state: Arc<SimState>) -> Router {
             get(login::openid_configuration),
         )
         .route("/{tenant}/oauth2/v2.0/token", post(login::token))
-        .route(
-            "/{tenant}/discovery/v2.0/keys",
-            get(|| async { Json(json!({"keys": []})) }),
-        )
+        .route("/{tenant}/discovery/v2.0/keys", get(signin::keys))
+        .route("/{tenant}/oauth2/v2.0/authorize", get(signin::authorize))
+        .route("/{tenant}/login", post(signin::login))
         .route("/v1.0/$batch", post(batch))
         .route("/v1.0/{*rest}", axum::routing::any(graph))
         .route("/_sim/faults", post(set_faults).get(get_faults))

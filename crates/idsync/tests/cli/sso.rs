@@ -8,7 +8,7 @@
 #[path = "sso/hostile.rs"]
 mod hostile;
 #[path = "sso/peers.rs"]
-mod peers;
+pub mod peers;
 #[path = "sso/saml.rs"]
 mod saml;
 #[path = "sso/saml_products.rs"]
