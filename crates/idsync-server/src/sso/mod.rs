@@ -8,7 +8,8 @@
 //! upstream ─> GET  {issuer}/sso/upstream/<name>/callback   (OpenID; SAML: POST
 //!                 {issuer}/sso/saml/<name>/acs, saml.rs, metadata at .../metadata)
 //!                 finish_login ─> just in time (jit.rs: Runtime::login) ─> issue_code
-//!         <── 303 the product's redirect URI with the code
+//!         <── 303 the product's redirect URI with the code (a SAML product: a signed Response
+//!             posted to its ACS URL, saml_idp.rs, also IdP-initiated from /sso/saml-idp/init)
 //! product ──> POST {issuer}/sso/oidc/token, GET {issuer}/sso/oidc/userinfo
 //! ```
 //!
@@ -259,6 +260,12 @@ impl Sso {
 pub(crate) enum Downstream {
     Oidc(AuthorizationRequest),
     Saml(SpRequest),
+    /// An IdP-initiated sign-in (`/sso/saml-idp/init`): an unsolicited Response to the
+    /// registered service provider's ACS URL, with the checked RelayState.
+    SamlUnsolicited {
+        sp_entity_id: String,
+        relay_state: Option<String>,
+    },
 }
 
 impl Sso {
@@ -267,6 +274,7 @@ impl Sso {
         let (map, key) = match d {
             Downstream::Oidc(r) => (&self.products, &r.client_id),
             Downstream::Saml(r) => (&self.saml_products, &r.sp_entity_id),
+            Downstream::SamlUnsolicited { sp_entity_id, .. } => (&self.saml_products, sp_entity_id),
         };
         map.get(key)
             .ok_or_else(|| SsoError::Internal(format!("{key:?} has no registration")))
@@ -282,6 +290,18 @@ impl Sso {
             Downstream::Oidc(r) => Ok(respond::render(self.provider.issue_code(r, user).await?)),
             Downstream::Saml(r) => match &self.saml_idp {
                 Some(idp) => idp.respond(r, user, self.clock.now_ms()),
+                None => Err(SsoError::Internal("no SAML identity provider".into())),
+            },
+            Downstream::SamlUnsolicited {
+                sp_entity_id,
+                relay_state,
+            } => match &self.saml_idp {
+                Some(idp) => idp.respond_unsolicited(
+                    sp_entity_id,
+                    relay_state.as_deref(),
+                    user,
+                    self.clock.now_ms(),
+                ),
                 None => Err(SsoError::Internal("no SAML identity provider".into())),
             },
         }
@@ -329,6 +349,7 @@ pub(crate) fn router(sso: Arc<Sso>) -> Router {
             &format!("{p}/sso/saml-idp/sso"),
             get(saml_idp::sso_redirect).post(saml_idp::sso_post),
         )
+        .route(&format!("{p}/sso/saml-idp/init"), get(saml_idp::init))
         .with_state(sso)
 }
 

@@ -3,6 +3,7 @@
 //! endpoint at `{issuer}/sso/saml-idp/sso` (an AuthnRequest by HTTP-Redirect or HTTP-POST, from
 //! a registered service provider only, answered at its registered ACS URL only), the sign-in
 //! at the product's upstream, and the signed Response delivered by an auto-posting form.
+//! An IdP-initiated sign-in starts at `{issuer}/sso/saml-idp/init?sp=<entity id>`.
 //! The signing key is made the first time and sealed in the store with the store's key.
 
 use super::respond::{page, SsoError};
@@ -134,44 +135,80 @@ impl SamlIdp {
         user: UserInfo,
         now_ms: i64,
     ) -> Result<Response, SsoError> {
-        let username = user
-            .username
-            .clone()
-            .unwrap_or_else(|| user.subject.clone());
-        let saml_user = SamlUser {
-            name_id: username.clone(),
-            username,
-            email: user.email,
-            display_name: user.display_name,
-            groups: user.groups,
-            session_index: format!("_{}", idsync_oidc::random_token()),
-            authn_instant: instant(now_ms),
-        };
         let form = self
             .idp
-            .respond(request, &saml_user, instant(now_ms), &mut rand::rngs::OsRng)
+            .respond(
+                request,
+                &saml_user(user, now_ms),
+                instant(now_ms),
+                &mut rand::rngs::OsRng,
+            )
             .map_err(|e| SsoError::Internal(e.to_string()))?;
-        let nonce = idsync_oidc::random_token();
-        let mut resp = (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            form.html(Some(&nonce)),
-        )
-            .into_response();
-        let h = resp.headers_mut();
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        h.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        );
-        h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        if let Ok(csp) = HeaderValue::from_str(&format!(
+        Ok(posting_page(&form))
+    }
+
+    /// An unsolicited signed Response (IdP-initiated) to the registered service provider's
+    /// ACS URL, as an auto-posting page.
+    pub(crate) fn respond_unsolicited(
+        &self,
+        sp_entity_id: &str,
+        relay_state: Option<&str>,
+        user: UserInfo,
+        now_ms: i64,
+    ) -> Result<Response, SsoError> {
+        let form = self
+            .idp
+            .respond_unsolicited(
+                sp_entity_id,
+                relay_state,
+                &saml_user(user, now_ms),
+                instant(now_ms),
+                &mut rand::rngs::OsRng,
+            )
+            .map_err(|e| SsoError::Internal(e.to_string()))?;
+        Ok(posting_page(&form))
+    }
+}
+
+/// The user a Response describes: NameID and `username` the user name.
+fn saml_user(user: UserInfo, now_ms: i64) -> SamlUser {
+    let username = user
+        .username
+        .clone()
+        .unwrap_or_else(|| user.subject.clone());
+    SamlUser {
+        name_id: username.clone(),
+        username,
+        email: user.email,
+        display_name: user.display_name,
+        groups: user.groups,
+        session_index: format!("_{}", idsync_oidc::random_token()),
+        authn_instant: instant(now_ms),
+    }
+}
+
+/// The auto-posting page of a Response: its script runs under a nonce of this page only.
+fn posting_page(form: &idsync_saml::PostForm) -> Response {
+    let nonce = idsync_oidc::random_token();
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        form.html(Some(&nonce)),
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    if let Ok(csp) = HeaderValue::from_str(&format!(
             "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'unsafe-inline'; frame-ancestors 'none'"
         )) {
             h.insert(header::CONTENT_SECURITY_POLICY, csp);
         }
-        Ok(resp)
-    }
+    resp
 }
 
 /// `GET /sso/saml-idp/metadata`.
@@ -245,5 +282,102 @@ async fn go_upstream(sso: &Sso, accepted: Result<SpRequest, idsync_saml::SamlErr
     match upstream::start(sso, Downstream::Saml(request)).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
+    }
+}
+
+/// The longest RelayState of an IdP-initiated sign-in: the SAML bindings' limit (80 bytes,
+/// SAML 2.0 Bindings 3.4.3 and 3.5.3).
+const MAX_INIT_RELAY_STATE: usize = 80;
+
+/// Whether `relay` is a path on the product's own site ("/browse/ENG-1"): a relative path,
+/// not a scheme-relative URL ("//evil.example") nor one a browser reads as such ("/\\evil"),
+/// no control characters or spaces. Anything else could send the user elsewhere after the
+/// product accepts the sign-in.
+fn relative_path(relay: &str) -> bool {
+    relay.starts_with('/')
+        && !relay.starts_with("//")
+        && !relay.contains('\\')
+        && !relay.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
+/// `GET /sso/saml-idp/init?sp=<entity id>[&RelayState=/path]`: an IdP-initiated sign-in (the
+/// "user access URL" of Entra's gallery apps, the link on a portal). The user signs in at the
+/// product's upstream and is provisioned as in an SP-initiated sign-in; the product then
+/// receives an unsolicited signed Response (no InResponseTo) at its registered ACS URL only.
+pub(super) async fn init(State(sso): State<Arc<Sso>>, RawQuery(query): RawQuery) -> Response {
+    match check_init(&sso, query.as_deref().unwrap_or_default()) {
+        Ok(request) => match upstream::start(&sso, request).await {
+            Ok(resp) => resp,
+            Err(e) => e.into_response(),
+        },
+        Err(e) => e.into_response(),
+    }
+}
+
+fn check_init(sso: &Sso, query: &str) -> Result<Downstream, SsoError> {
+    if sso.saml_idp.is_none() {
+        return Err(SsoError::UnknownUpstream("saml-idp".into()));
+    }
+    let mut sp = None;
+    let mut relay = None;
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        let slot = match k.as_ref() {
+            "sp" => &mut sp,
+            "RelayState" => &mut relay,
+            _ => continue,
+        };
+        if slot.replace(v.into_owned()).is_some() {
+            return Err(SsoError::BadRequest(format!("{k} is given more than once")));
+        }
+    }
+    let sp = sp.ok_or_else(|| {
+        SsoError::BadRequest("the sign-in names no product (sp=<its entity id>)".into())
+    })?;
+    if !sso.saml_products.contains_key(&sp) {
+        return Err(SsoError::BadRequest(format!(
+            "{sp:?} is not a product registered in [sso.saml_clients]"
+        )));
+    }
+    let relay = relay.filter(|r| !r.is_empty());
+    if let Some(r) = &relay {
+        if r.len() > MAX_INIT_RELAY_STATE {
+            return Err(SsoError::BadRequest(format!(
+                "the RelayState is longer than {MAX_INIT_RELAY_STATE} bytes"
+            )));
+        }
+        if !relative_path(r) {
+            return Err(SsoError::BadRequest(
+                "the RelayState must be a path on the product's site (\"/...\")".into(),
+            ));
+        }
+    }
+    Ok(Downstream::SamlUnsolicited {
+        sp_entity_id: sp,
+        relay_state: relay,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::relative_path;
+
+    #[test]
+    fn a_relay_state_is_a_path_on_the_products_site() {
+        for ok in ["/", "/browse/ENG-1", "/wiki/spaces/ENG?x=1#top"] {
+            assert!(relative_path(ok), "{ok}");
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "javascript:alert(1)",
+            "browse/ENG-1",
+            "/a b",
+            "/a\nb",
+            "",
+        ] {
+            assert!(!relative_path(bad), "{bad:?}");
+        }
     }
 }

@@ -179,7 +179,7 @@ pub(super) async fn start(sso: &Sso, request: Downstream) -> Result<Response, Ss
             }
         }
         Downstream::Saml(r) if r.force_authn => extra.push(("prompt", "login")),
-        Downstream::Saml(_) => {}
+        Downstream::Saml(_) | Downstream::SamlUnsolicited { .. } => {}
     }
     let (url, login) = rp.start_login_with(&extra);
     let state = login.state.clone();

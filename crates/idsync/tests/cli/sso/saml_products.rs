@@ -219,3 +219,103 @@ fn an_unregistered_saml_product_or_a_scoped_out_user_is_refused() {
         assert!((400..500).contains(&status), "{body}: {status}");
     }
 }
+
+/// `{issuer}/sso/saml-idp/init` with `params`.
+fn init_url(s: &Setup, params: &[(&str, &str)]) -> String {
+    reqwest::Url::parse_with_params(&format!("{}/sso/saml-idp/init", s.issuer), params)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn an_idp_initiated_sign_in_posts_an_unsolicited_signed_response_to_the_registered_acs() {
+    let dir = tempfile::tempdir().unwrap();
+    let sp_key = key_pair(dir.path(), "confluence");
+    let s = start();
+    let url = init_url(&s, &[("sp", SP_ENTITY), ("RelayState", "/wiki/spaces/ENG")]);
+    let stop = Browser::new().sign_in(&url, "alice", &s.issuer);
+    let Stop::Page { status, body } = stop else {
+        panic!("expected idsync's posting page: {stop:?}");
+    };
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&format!("action=\"{SP_ACS}\"")), "{body}");
+    assert_eq!(
+        form_field(&body, "RelayState").as_deref(),
+        Some("/wiki/spaces/ENG")
+    );
+    let response = form_field(&body, "SAMLResponse").expect("a SAMLResponse");
+    // Provisioned before the product has the response.
+    assert_eq!(
+        s.crowd_groups("alice@contoso.example"),
+        Some(vec![
+            "confluence-users".to_owned(),
+            "jira-admins".to_owned(),
+            "jira-users".to_owned()
+        ])
+    );
+    // A service provider that takes unsolicited responses accepts it; it answers no request.
+    let accepted = peer(
+        "sp-accept",
+        &sp_input(
+            &s,
+            &sp_key,
+            json!({"response": response, "allow_unsolicited": true}),
+        ),
+    )
+    .expect("pysaml2 accepts idsync's unsolicited response");
+    assert_eq!(accepted["name_id"], json!("alice@contoso.example"));
+    assert_eq!(accepted["in_response_to"], Value::Null);
+    let mut groups: Vec<String> =
+        serde_json::from_value(accepted["identity"]["groups"].clone()).unwrap();
+    groups.sort();
+    assert_eq!(groups, ["confluence-users", "jira-admins", "jira-users"]);
+    // One that does not take them refuses it: the response is unsolicited indeed.
+    let refused = peer(
+        "sp-accept",
+        &sp_input(&s, &sp_key, json!({"response": response})),
+    );
+    assert!(refused.is_err(), "{refused:?}");
+}
+
+#[test]
+fn an_idp_initiated_sign_in_refuses_unknown_products_foreign_relay_states_and_scoped_out_users() {
+    let s = start();
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let long = format!("/{}", "a".repeat(80));
+    for params in [
+        vec![("sp", "https://intruder.example/sp")],
+        vec![],
+        vec![("sp", SP_ENTITY), ("sp", SP_ENTITY)],
+        vec![("sp", SP_ENTITY), ("RelayState", "https://evil.example/")],
+        vec![("sp", SP_ENTITY), ("RelayState", "//evil.example/x")],
+        vec![("sp", SP_ENTITY), ("RelayState", "/\\evil.example/x")],
+        vec![("sp", SP_ENTITY), ("RelayState", "javascript:alert(1)")],
+        vec![("sp", SP_ENTITY), ("RelayState", long.as_str())],
+    ] {
+        let resp = http.get(init_url(&s, &params)).send().unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{params:?}");
+        assert!(resp.headers().get("location").is_none(), "{params:?}");
+        let body = resp.text().unwrap();
+        assert!(body.contains("refused"), "{params:?}: {body}");
+        assert!(form_field(&body, "SAMLResponse").is_none());
+    }
+    // The longest RelayState the bindings allow (80 bytes) goes on to the identity provider.
+    let longest = format!("/{}", "a".repeat(79));
+    let resp = http
+        .get(init_url(&s, &[("sp", SP_ENTITY), ("RelayState", &longest)]))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+
+    // bob is outside the product's flow: a page that says why, and no SAML response.
+    let stop = Browser::new().sign_in(&init_url(&s, &[("sp", SP_ENTITY)]), "bob", &s.issuer);
+    let Stop::Page { status, body } = stop else {
+        panic!("bob was sent to the product: {stop:?}");
+    };
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("to-crowd"), "{body}");
+    assert!(form_field(&body, "SAMLResponse").is_none());
+}
