@@ -17,6 +17,12 @@ pub struct SsoConfig {
     pub key_rotation: Duration,
     /// `key_overlap`: how long the replaced key stays published.
     pub key_overlap: Duration,
+    /// `saml_key_rotation`: how long the SAML identity provider's signing key signs before
+    /// the next one takes over.
+    pub saml_key_rotation: Duration,
+    /// `saml_key_overlap`: how long the next SAML key is published before it signs, and the
+    /// replaced one after (the products pin a certificate: their admins update it meanwhile).
+    pub saml_key_overlap: Duration,
     /// `code_ttl`: how long an authorization code may wait to be redeemed.
     pub code_ttl: Duration,
     /// `token_ttl`: the ID and access tokens' lifetime.
@@ -112,6 +118,8 @@ pub fn default_saml_claims() -> BTreeMap<String, String> {
 impl SsoConfig {
     pub const DEFAULT_KEY_ROTATION: Duration = Duration::from_secs(90 * 86_400);
     pub const DEFAULT_KEY_OVERLAP: Duration = Duration::from_secs(2 * 86_400);
+    pub const DEFAULT_SAML_KEY_ROTATION: Duration = Duration::from_secs(365 * 86_400);
+    pub const DEFAULT_SAML_KEY_OVERLAP: Duration = Duration::from_secs(30 * 86_400);
     pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(60);
     pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(600);
     pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);

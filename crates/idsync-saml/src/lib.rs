@@ -28,8 +28,9 @@ pub use binding::{decode_post, PostForm, RedirectMessage, MAX_RELAY_STATE_BYTES}
 pub use dsig::canonicalize_exclusive;
 pub use error::SamlError;
 pub use idp::{
-    IdentityProvider, IdentityProviderConfig, RegisteredSp, SamlUser, SpRequest, ATTR_DISPLAY_NAME,
-    ATTR_EMAIL, ATTR_GROUPS, ATTR_USERNAME,
+    generate_key, IdentityProvider, IdentityProviderConfig, IdpKeys, KeyRollover, NextKey,
+    RegisteredSp, RetiredKey, SamlUser, SpRequest, ATTR_DISPLAY_NAME, ATTR_EMAIL, ATTR_GROUPS,
+    ATTR_USERNAME, CERTIFICATE_VALIDITY, MAX_ROTATION_PERIOD,
 };
 pub use keys::{Certificate, SigningKey, GENERATED_KEY_BITS};
 pub use protocol::{NameId, NameIdFormat, MAX_CLOCK_SKEW};

@@ -10,6 +10,8 @@ mod c14n;
 mod idp;
 #[path = "saml/peers.rs"]
 mod peers;
+#[path = "saml/rollover.rs"]
+mod rollover;
 #[path = "saml/sp.rs"]
 mod sp;
 #[path = "saml/support.rs"]

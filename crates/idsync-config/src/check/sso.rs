@@ -13,6 +13,8 @@ const KEYS: &[&str] = &[
     "issuer",
     "key_rotation",
     "key_overlap",
+    "saml_key_rotation",
+    "saml_key_overlap",
     "code_ttl",
     "token_ttl",
     "login_timeout",
@@ -135,6 +137,18 @@ impl Checker<'_> {
             Duration::from_secs(600),
             Duration::from_secs(30 * 86_400),
         );
+        let saml_key_rotation = duration(
+            "saml_key_rotation",
+            SsoConfig::DEFAULT_SAML_KEY_ROTATION,
+            day,
+            Duration::from_secs(3 * 365 * 86_400),
+        );
+        let saml_key_overlap = duration(
+            "saml_key_overlap",
+            SsoConfig::DEFAULT_SAML_KEY_OVERLAP,
+            Duration::from_secs(600),
+            Duration::from_secs(180 * 86_400),
+        );
         let code_ttl = duration(
             "code_ttl",
             SsoConfig::DEFAULT_CODE_TTL,
@@ -158,6 +172,15 @@ impl Checker<'_> {
             self.err(&span, "sso.key_overlap", format!(
                 "must be at least token_ttl ({}s: tokens signed by the replaced key must still verify) and shorter than key_rotation ({}s)",
                 token_ttl.as_secs(), key_rotation.as_secs()));
+        }
+        if saml_key_overlap.saturating_mul(2) >= saml_key_rotation {
+            let span = t
+                .get("saml_key_overlap")
+                .and_then(Item::span)
+                .or(anchor.clone());
+            self.err(&span, "sso.saml_key_overlap", format!(
+                "must be shorter than half of saml_key_rotation ({}s): the next key is published for the overlap before it signs, the replaced one for the overlap after",
+                saml_key_rotation.as_secs()));
         }
         let mut upstreams = BTreeMap::new();
         let mut saml_upstreams = BTreeMap::new();
@@ -207,6 +230,8 @@ impl Checker<'_> {
             issuer: issuer?,
             key_rotation,
             key_overlap,
+            saml_key_rotation,
+            saml_key_overlap,
             code_ttl,
             token_ttl,
             login_timeout,

@@ -3,9 +3,14 @@
 
 mod request;
 mod response;
+mod rollover;
 
 pub use request::SpRequest;
 pub use response::{SamlUser, ATTR_DISPLAY_NAME, ATTR_EMAIL, ATTR_GROUPS, ATTR_USERNAME};
+pub use rollover::{
+    generate_key, IdpKeys, KeyRollover, NextKey, RetiredKey, CERTIFICATE_VALIDITY,
+    MAX_ROTATION_PERIOD,
+};
 
 use crate::error::SamlError;
 use crate::keys::{Certificate, SigningKey};
@@ -36,8 +41,9 @@ pub struct IdentityProviderConfig {
     pub sso_url: String,
     /// The key responses are signed with.
     pub signing_key: SigningKey,
-    /// The next key's certificate, published beside the current one during a rotation.
-    pub next_certificate: Option<Certificate>,
+    /// Certificates published beside the signing key's during a rotation: the next key's
+    /// before it signs, the replaced key's after ([`IdpKeys::also_published`]).
+    pub also_published: Vec<Certificate>,
     pub service_providers: Vec<RegisteredSp>,
     /// How long an assertion is valid (SubjectConfirmationData and Conditions NotOnOrAfter).
     pub assertion_lifetime: time::Duration,
@@ -104,7 +110,7 @@ impl IdentityProvider {
     }
 
     /// Our IdP metadata: entity id, SSO URL for HTTP-Redirect and HTTP-POST, the signing
-    /// certificates (the current one, and the next one during a rotation), NameID formats.
+    /// certificates (the signing one, and the next or the replaced one during a rotation), NameID formats.
     pub fn metadata_xml(&self) -> String {
         let config = &self.config;
         let key = |cert: &Certificate| {
@@ -115,8 +121,8 @@ impl IdentityProvider {
             )
         };
         let mut keys = key(config.signing_key.certificate());
-        if let Some(next) = &config.next_certificate {
-            keys.push_str(&key(next));
+        for other in &config.also_published {
+            keys.push_str(&key(other));
         }
         let formats: String = [
             NameIdFormat::Unspecified,

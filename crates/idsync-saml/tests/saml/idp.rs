@@ -39,7 +39,7 @@ fn query(url: &str) -> &str {
 #[test]
 fn metadata_publishes_both_bindings_and_the_next_certificate_during_a_rotation() {
     let mut config = our_idp(vec![]).config().clone();
-    config.next_certificate = Some(idp_key().certificate().clone());
+    config.also_published = vec![idp_key().certificate().clone()];
     let idp = IdentityProvider::new(config).unwrap();
     let xml = idp.metadata_xml();
     assert!(

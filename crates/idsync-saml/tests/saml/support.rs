@@ -240,7 +240,7 @@ pub fn our_idp(sps: Vec<idsync_saml::RegisteredSp>) -> idsync_saml::IdentityProv
         entity_id: OUR_IDP_ENTITY.into(),
         sso_url: OUR_IDP_SSO.into(),
         signing_key: our_key(),
-        next_certificate: None,
+        also_published: Vec::new(),
         service_providers: sps,
         assertion_lifetime: time::Duration::minutes(5),
         request_max_age: time::Duration::minutes(10),

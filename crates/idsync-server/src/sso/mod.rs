@@ -21,6 +21,7 @@ mod provider;
 mod respond;
 mod saml;
 mod saml_idp;
+mod saml_keys;
 mod upstream;
 
 pub use respond::{escape_html, SsoError};
@@ -227,6 +228,11 @@ impl Sso {
     pub async fn maintain(&self) {
         if let Err(e) = self.provider.maintain_keys().await {
             tracing::error!(error = %e, "signing key maintenance failed");
+        }
+        if let Some(idp) = &self.saml_idp {
+            if let Err(e) = idp.maintain_keys(self.clock.now_ms()).await {
+                tracing::error!(error = %e, "SAML signing key maintenance failed");
+            }
         }
         match self.svc.runtime.store.purge_sso(self.clock.now_ms()).await {
             Ok(p) => tracing::debug!(

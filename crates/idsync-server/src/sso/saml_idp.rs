@@ -4,9 +4,10 @@
 //! a registered service provider only, answered at its registered ACS URL only), the sign-in
 //! at the product's upstream, and the signed Response delivered by an auto-posting form.
 //! An IdP-initiated sign-in starts at `{issuer}/sso/saml-idp/init?sp=<entity id>`.
-//! The signing key is made the first time and sealed in the store with the store's key.
+//! The signing keys are made, sealed in the store and rotated with overlap in `saml_keys.rs`.
 
 use super::respond::{page, SsoError};
+use super::saml_keys::{self, instant};
 use super::{upstream, Downstream, Sso};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
@@ -15,80 +16,27 @@ use axum::response::{IntoResponse, Response};
 use idsync_config::SsoConfig;
 use idsync_oidc::provider::UserInfo;
 use idsync_saml::{
-    IdentityProvider, IdentityProviderConfig, NameIdFormat, RegisteredSp, SamlUser, SigningKey,
+    IdentityProvider, IdentityProviderConfig, KeyRollover, NameIdFormat, RegisteredSp, SamlUser,
     SpRequest,
 };
 use idsync_store::{Keyring, Store};
-use serde::{Deserialize, Serialize};
-use std::sync::Arc;
-use time::OffsetDateTime;
+use std::sync::{Arc, RwLock};
 
-/// The sealed secret holding the IdP's key and certificate.
-const KEY_SECRET: &str = "sso.saml-idp.signing-key";
-/// How long a generated signing certificate is valid.
-const CERTIFICATE_VALIDITY: time::Duration = time::Duration::days(5 * 365);
-
-#[derive(Serialize, Deserialize)]
-struct StoredKey {
-    key_pem: String,
-    certificate_pem: String,
+fn duration(d: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(d).unwrap_or(time::Duration::MAX)
 }
 
-fn instant(ms: i64) -> OffsetDateTime {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// The identity provider, when products are registered with it.
+/// The identity provider, when products are registered with it: rebuilt with the keys of
+/// the moment at every key change.
 pub(crate) struct SamlIdp {
-    idp: IdentityProvider,
-}
-
-/// The signing key sealed in the store, made and sealed the first time.
-async fn signing_key(
-    store: &Store,
-    keyring: &Keyring,
-    issuer: &str,
-    now_ms: i64,
-) -> Result<SigningKey, String> {
-    if let Some(bytes) = store
-        .get_secret(keyring, KEY_SECRET)
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        let stored: StoredKey = serde_json::from_slice(&bytes)
-            .map_err(|e| format!("the sealed SAML signing key is unreadable: {e}"))?;
-        return SigningKey::from_pem(&stored.key_pem, &stored.certificate_pem)
-            .map_err(|e| e.to_string());
-    }
-    let key = tokio::task::spawn_blocking({
-        let issuer = issuer.to_string();
-        move || {
-            SigningKey::generate(
-                &mut rand::rngs::OsRng,
-                &issuer,
-                instant(now_ms) - time::Duration::hours(1),
-                CERTIFICATE_VALIDITY,
-            )
-        }
-    })
-    .await
-    .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
-    let stored = StoredKey {
-        key_pem: key
-            .private_key_pem()
-            .map_err(|e| e.to_string())?
-            .to_string(),
-        certificate_pem: key.certificate().to_pem().map_err(|e| e.to_string())?,
-    };
-    let bytes = zeroize::Zeroizing::new(serde_json::to_vec(&stored).map_err(|e| e.to_string())?);
-    store
-        .put_secret(keyring, KEY_SECRET, &bytes, now_ms)
-        .await
-        .map_err(|e| e.to_string())?;
-    tracing::info!("made and sealed the SAML identity provider's signing key");
-    Ok(key)
+    idp: RwLock<Arc<IdentityProvider>>,
+    rollover: KeyRollover,
+    store: Store,
+    keyring: Keyring,
+    /// The certificates' common name: the IdP's entity id.
+    common_name: String,
+    /// One maintenance at a time.
+    maintaining: tokio::sync::Mutex<()>,
 }
 
 impl SamlIdp {
@@ -102,7 +50,17 @@ impl SamlIdp {
         if config.saml_clients.is_empty() {
             return Ok(None);
         }
-        let signing_key = signing_key(store, keyring, issuer, now_ms).await?;
+        let rollover = KeyRollover::new(
+            duration(config.saml_key_rotation),
+            duration(config.saml_key_overlap),
+        )
+        .map_err(|e| e.to_string())?;
+        let entity_id = format!("{issuer}/sso/saml-idp");
+        let (keys, changed) =
+            saml_keys::maintain(store, keyring, rollover, &entity_id, now_ms).await?;
+        if changed {
+            tracing::info!("made or rotated the SAML identity provider's signing key");
+        }
         let service_providers = config
             .saml_clients
             .values()
@@ -115,17 +73,68 @@ impl SamlIdp {
             })
             .collect();
         let idp = IdentityProvider::new(IdentityProviderConfig {
-            entity_id: format!("{issuer}/sso/saml-idp"),
+            entity_id: entity_id.clone(),
             sso_url: format!("{issuer}/sso/saml-idp/sso"),
-            signing_key,
-            next_certificate: None,
+            signing_key: keys.current.clone(),
+            also_published: keys.also_published(),
             service_providers,
             assertion_lifetime: time::Duration::minutes(5),
             request_max_age: time::Duration::minutes(10),
             clock_skew: time::Duration::minutes(2),
         })
         .map_err(|e| e.to_string())?;
-        Ok(Some(Self { idp }))
+        Ok(Some(Self {
+            idp: RwLock::new(Arc::new(idp)),
+            rollover,
+            store: store.clone(),
+            keyring: keyring.clone(),
+            common_name: entity_id,
+            maintaining: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    /// The identity provider with the keys of the moment.
+    pub(crate) fn idp(&self) -> Arc<IdentityProvider> {
+        match self.idp.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Brings the signing keys to `now_ms` (the store's, which another process may have
+    /// rotated): the next key published ahead, switched to at its activation, the replaced one
+    /// dropped after the overlap. Returns whether the keys in use changed.
+    pub(crate) async fn maintain_keys(&self, now_ms: i64) -> Result<bool, String> {
+        let _one = self.maintaining.lock().await;
+        let (keys, changed) = saml_keys::maintain(
+            &self.store,
+            &self.keyring,
+            self.rollover,
+            &self.common_name,
+            now_ms,
+        )
+        .await?;
+        let current = self.idp();
+        let in_use = current.config();
+        if in_use.signing_key.certificate() == keys.current.certificate()
+            && in_use.also_published == keys.also_published()
+        {
+            return Ok(false);
+        }
+        let mut config = in_use.clone();
+        config.signing_key = keys.current.clone();
+        config.also_published = keys.also_published();
+        let idp = Arc::new(IdentityProvider::new(config).map_err(|e| e.to_string())?);
+        match self.idp.write() {
+            Ok(mut guard) => *guard = idp,
+            Err(poisoned) => *poisoned.into_inner() = idp,
+        }
+        tracing::info!(
+            rotated = changed,
+            published = keys.also_published().len() + 1,
+            "the SAML identity provider's signing keys changed"
+        );
+        Ok(true)
     }
 
     /// The signed Response for `request`, as an auto-posting page.
@@ -136,7 +145,7 @@ impl SamlIdp {
         now_ms: i64,
     ) -> Result<Response, SsoError> {
         let form = self
-            .idp
+            .idp()
             .respond(
                 request,
                 &saml_user(user, now_ms),
@@ -157,7 +166,7 @@ impl SamlIdp {
         now_ms: i64,
     ) -> Result<Response, SsoError> {
         let form = self
-            .idp
+            .idp()
             .respond_unsolicited(
                 sp_entity_id,
                 relay_state,
@@ -217,7 +226,7 @@ pub(super) async fn metadata(State(sso): State<Arc<Sso>>) -> Response {
         Some(idp) => (
             StatusCode::OK,
             [(header::CONTENT_TYPE, "application/samlmetadata+xml")],
-            idp.idp.metadata_xml(),
+            idp.idp().metadata_xml(),
         )
             .into_response(),
         None => page(
@@ -235,7 +244,9 @@ pub(super) async fn sso_redirect(
 ) -> Response {
     let query = query.unwrap_or_default();
     let accepted = match &sso.saml_idp {
-        Some(idp) => idp.idp.accept_redirect(&query, instant(sso.clock.now_ms())),
+        Some(idp) => idp
+            .idp()
+            .accept_redirect(&query, instant(sso.clock.now_ms())),
         None => return SsoError::UnknownUpstream("saml-idp".into()).into_response(),
     };
     go_upstream(&sso, accepted).await
@@ -264,7 +275,7 @@ pub(super) async fn sso_post(State(sso): State<Arc<Sso>>, body: Bytes) -> Respon
     };
     let accepted = match &sso.saml_idp {
         Some(idp) => idp
-            .idp
+            .idp()
             .accept_post(request, relay, instant(sso.clock.now_ms())),
         None => return SsoError::UnknownUpstream("saml-idp".into()).into_response(),
     };

@@ -608,6 +608,8 @@ target = "app"
 [sso]
 issuer = "http://idsync.example.com"
 key_overlap = "1m"
+saml_key_rotation = "10d"
+saml_key_overlap = "5d"
 
 [sso.upstreams.entra]
 style = "b2c"
@@ -629,11 +631,12 @@ colour = "blue"
         &[
             (16, "sso.issuer"),
             (17, "sso.key_overlap"),
-            (19, "sso.upstreams.entra.policy"),
-            (22, "sso.upstreams.entra.client_secret"),
-            (27, "sso.clients.jira.client_secret"),
-            (28, "sso.clients.jira.redirect_uris[0]"),
-            (31, "sso.clients.jira.colour"),
+            (19, "sso.saml_key_overlap"),
+            (21, "sso.upstreams.entra.policy"),
+            (24, "sso.upstreams.entra.client_secret"),
+            (29, "sso.clients.jira.client_secret"),
+            (30, "sso.clients.jira.redirect_uris[0]"),
+            (33, "sso.clients.jira.colour"),
         ],
     );
     // What the sections name: a source that takes no logins, an unknown upstream, a flow of
