@@ -550,3 +550,132 @@ async fn a_full_read_that_started_before_a_login_does_not_undo_it() {
         .user;
     assert_eq!(u.display_name.as_deref(), Some("Eve"));
 }
+
+/// A directory a reader filled, with nesting: ann in `platform`, in `eng`, in `staff`; bob in
+/// `sales`, in `staff`; other users elsewhere.
+fn nested_directory() -> Snapshot {
+    let group = |m: &str, g: &str| Membership {
+        group: g.into(),
+        member: MemberRef::group(m),
+    };
+    let user = |u: &str, g: &str| Membership {
+        group: g.into(),
+        member: MemberRef::user(u),
+    };
+    let mut users = vec![
+        User::new("oid-ann", "ann@example.com"),
+        User::new("oid-bob", "bob@example.com"),
+    ];
+    let mut memberships = vec![
+        user("oid-ann", "g-platform"),
+        group("g-platform", "g-eng"),
+        group("g-eng", "g-staff"),
+        user("oid-bob", "g-sales"),
+        group("g-sales", "g-staff"),
+    ];
+    for i in 0..20 {
+        let id = format!("oid-other-{i}");
+        users.push(User::new(id.clone(), format!("other{i}@example.com")));
+        memberships.push(user(&id, if i % 2 == 0 { "g-sales" } else { "g-ops" }));
+    }
+    Snapshot {
+        users,
+        groups: vec![
+            Group::new("g-platform", "platform"),
+            Group::new("g-eng", "eng"),
+            Group::new("g-staff", "staff"),
+            Group::new("g-sales", "sales"),
+            Group::new("g-ops", "ops"),
+        ],
+        memberships,
+    }
+}
+
+/// The rules of the test below: `eng` mapped to two names, required `staff`, everyone in
+/// `everyone`, new users (and only they) in `newcomers` when `newcomers` is set.
+fn nested_rules(s: &mut FlowSpec, newcomers: bool) {
+    s.groups
+        .map
+        .insert("eng".into(), vec!["Engineering".into(), "Builders".into()]);
+    s.groups
+        .required
+        .push(idsync_core::scope::GroupPattern::parse("staff").unwrap());
+    s.groups.default_all.push("everyone".into());
+    if newcomers {
+        s.groups.default_new.push("newcomers".into());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_logins_groups_follow_nesting_and_group_rules_as_the_run_provisions_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Arc::new(TestTarget::new());
+    let store = store_in(&dir).await;
+    store
+        .replace_directory("web", "web", &nested_directory(), None, 1)
+        .await
+        .unwrap();
+    // Bob is provisioned while the flow has no `newcomers` rule.
+    let rt = login_runtime(
+        store,
+        target.clone(),
+        true,
+        None,
+        Duration::from_secs(10),
+        |s| nested_rules(s, false),
+    );
+    let out = rt
+        .login(login("oid-bob", json!({}), Some(&["g-sales"])))
+        .await
+        .unwrap();
+    assert_eq!(flows(&out)[0].groups, vec!["everyone", "sales", "staff"]);
+    rt.login_runs_done().await;
+    drop(rt);
+
+    // Then new users join `newcomers`; bob, already there, does not.
+    let rt = login_runtime(
+        store_in(&dir).await,
+        target.clone(),
+        true,
+        None,
+        Duration::from_secs(10),
+        |s| nested_rules(s, true),
+    );
+    let out = rt
+        .login(login("oid-ann", json!({}), Some(&["g-platform"])))
+        .await
+        .unwrap();
+    let f = flows(&out);
+    assert!(
+        matches!(f[0].run, FlowRun::Finished { .. }),
+        "{:?}",
+        f[0].run
+    );
+    // Through platform < eng < staff: eng by its two mapped names, staff by nesting.
+    assert_eq!(
+        f[0].groups,
+        vec![
+            "Builders",
+            "Engineering",
+            "everyone",
+            "newcomers",
+            "platform",
+            "staff"
+        ]
+    );
+    // What the product receives is what the run provisioned.
+    let (_, _, mut provisioned) = in_target(&target, "ann@example.com").unwrap();
+    provisioned.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(f[0].groups, provisioned);
+
+    let out = rt
+        .login(login("oid-bob", json!({}), Some(&["g-sales"])))
+        .await
+        .unwrap();
+    let f = flows(&out);
+    assert_eq!(f[0].groups, vec!["everyone", "sales", "staff"]);
+    let (_, _, mut provisioned) = in_target(&target, "bob@example.com").unwrap();
+    provisioned.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(f[0].groups, provisioned);
+    rt.login_runs_done().await;
+}
