@@ -25,6 +25,7 @@ mod same_failure;
 mod seats;
 mod served;
 mod service;
+mod slice;
 
 pub use error::EngineError;
 pub use ingest::{ingest, read_run_name, IngestReport};

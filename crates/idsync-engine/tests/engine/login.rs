@@ -552,7 +552,7 @@ async fn a_full_read_that_started_before_a_login_does_not_undo_it() {
 }
 
 /// A directory a reader filled, with nesting: ann in `platform`, in `eng`, in `staff`; bob in
-/// `sales`, in `staff`; other users elsewhere.
+/// `sales`, in `staff`; other users in `sales` or `ops` (in `staff` too).
 fn nested_directory() -> Snapshot {
     let group = |m: &str, g: &str| Membership {
         group: g.into(),
@@ -572,6 +572,7 @@ fn nested_directory() -> Snapshot {
         group("g-eng", "g-staff"),
         user("oid-bob", "g-sales"),
         group("g-sales", "g-staff"),
+        group("g-ops", "g-staff"),
     ];
     for i in 0..20 {
         let id = format!("oid-other-{i}");
@@ -677,5 +678,44 @@ async fn a_logins_groups_follow_nesting_and_group_rules_as_the_run_provisions_th
     let (_, _, mut provisioned) = in_target(&target, "bob@example.com").unwrap();
     provisioned.sort_by_key(|n| n.to_lowercase());
     assert_eq!(f[0].groups, provisioned);
+
+    // Bob moves from sales to ops: out of sales, still in staff through ops, and sales stays
+    // for its other members.
+    let out = rt
+        .login(login("oid-bob", json!({}), Some(&["g-ops"])))
+        .await
+        .unwrap();
+    assert_eq!(flows(&out)[0].groups, vec!["everyone", "ops", "staff"]);
+    let (_, _, provisioned) = in_target(&target, "bob@example.com").unwrap();
+    assert_eq!(provisioned, vec!["everyone", "ops", "staff"]);
+    assert!(target
+        .state()
+        .groups
+        .iter()
+        .any(|g| g.group.display_name == "sales"));
     rt.login_runs_done().await;
+
+    // The login runs (planned on their users' slice) left ann and bob where a plan of the
+    // whole directory wants them: it has nothing for them, only for the users never logged in.
+    let whole = rt
+        .run(
+            "web-to-app",
+            RunOptions {
+                trigger: Trigger::Manual,
+                mode: Mode::Full,
+                dry_run: true,
+            },
+            false,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    let about = |k: &str| {
+        whole.plan.operations.iter().any(|o| {
+            o.key == k
+                || matches!(&o.action, Action::AddMembers { users, .. } | Action::RemoveMembers { users, .. } if users.iter().any(|u| &**u == k))
+        })
+    };
+    assert!(!about("oid-ann") && !about("oid-bob"), "{:#?}", whole.plan);
+    assert!(about("oid-other-0"), "{:#?}", whole.plan);
 }
