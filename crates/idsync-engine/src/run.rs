@@ -483,8 +483,13 @@ async fn plan_and_apply(
         ),
     };
     // A run for a few users plans on their slice (crate::slice), one for all on the whole.
-    let for_users = crate::slice::users(flow, &opts);
-    let sliced = for_users.map(|keys| crate::slice::snapshot(image.snapshot(), keys));
+    let sliced = crate::slice::users(flow, &opts)
+        .map(|keys| (keys, crate::slice::snapshot(image.snapshot(), keys)))
+        .filter(|(_, s)| crate::slice::plannable(flow, s));
+    let (for_users, sliced) = match sliced {
+        Some((keys, s)) => (Some(keys), Some(s)),
+        None => (None, None),
+    };
     let snapshot = sliced.as_ref().unwrap_or(image.snapshot());
     let load_directory_ms = started.elapsed().as_millis() as u64;
     progress.read(

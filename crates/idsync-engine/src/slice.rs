@@ -7,10 +7,11 @@
 //! users. Its cost grows with the users and the groups, not with the other users and their
 //! memberships; the deletion threshold still counts the whole ledger.
 //!
-//! Flows whose plan reads other users than the run's are planned whole: nested groups (the
-//! nesting computed from every membership), `SelectUniqueValue` mappings (a value is free when
-//! no other user has it) and `inactive_after` (which also counts the users seen for the first
-//! time).
+//! Flows whose plan reads other users than the run's are planned whole: a target served with
+//! nested groups when the directory has groups in groups (whether a group's members are all in
+//! another one is a question about every user), `SelectUniqueValue` mappings (a value is free
+//! when no other user has it) and `inactive_after` (which also counts the users seen for the
+//! first time).
 
 use crate::run::{FlowSpec, Mode, RunOptions};
 use idsync_core::{Key, LedgerState, MemberKind, Snapshot};
@@ -22,8 +23,18 @@ pub(crate) fn users<'a>(flow: &'a FlowSpec, opts: &RunOptions) -> Option<&'a BTr
     let unique = flow.mapping.rules.iter().any(|r| {
         matches!(&r.expr, idsync_core::mapping::Expr::Call { name, .. } if name.eq_ignore_ascii_case("SelectUniqueValue"))
     });
-    (opts.mode != Mode::Reconcile && !flow.nested_groups && !unique && flow.inactivity.is_none())
-        .then_some(keys)
+    (opts.mode != Mode::Reconcile && !unique && flow.inactivity.is_none()).then_some(keys)
+}
+
+/// Whether the flow's plan of `slice` (made by [`snapshot`]) is the whole plan's part about its
+/// users: always, but for a flow that serves nested groups from a directory that has some
+/// (the slice holds every membership between groups).
+pub(crate) fn plannable(flow: &FlowSpec, slice: &Snapshot) -> bool {
+    !flow.nested_groups
+        || !slice
+            .memberships
+            .iter()
+            .any(|m| m.member.kind == MemberKind::Group)
 }
 
 /// The users `keys` of a directory, their memberships, every group and the memberships

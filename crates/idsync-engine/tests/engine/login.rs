@@ -719,3 +719,51 @@ async fn a_logins_groups_follow_nesting_and_group_rules_as_the_run_provisions_th
     assert!(!about("oid-ann") && !about("oid-bob"), "{:#?}", whole.plan);
     assert!(about("oid-other-0"), "{:#?}", whole.plan);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_run_for_a_target_serving_nested_groups_leaves_nothing_for_a_whole_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = Arc::new(TestTarget::new());
+    // A directory without groups in groups, a flow that would serve them.
+    let rt = login_runtime(
+        store_in(&dir).await,
+        target.clone(),
+        false,
+        None,
+        Duration::from_secs(10),
+        |s| {
+            s.nested_groups = true;
+            s.groups.default_all.push("everyone".into());
+        },
+    );
+    for (who, groups) in [
+        ("oid-a", vec!["g1", "g2"]),
+        ("oid-b", vec!["g2"]),
+        ("oid-a", vec!["g2"]),
+    ] {
+        let out = rt
+            .login(login(who, json!({}), Some(&groups)))
+            .await
+            .unwrap();
+        let mut want: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+        want.insert(0, "everyone".into());
+        assert_eq!(flows(&out)[0].groups, want);
+        let (_, _, provisioned) = in_target(&target, who).unwrap();
+        assert_eq!(provisioned, want);
+    }
+    rt.login_runs_done().await;
+    let whole = rt
+        .run(
+            "web-to-app",
+            RunOptions {
+                trigger: Trigger::Manual,
+                mode: Mode::Full,
+                dry_run: true,
+            },
+            false,
+            &NoProgress,
+        )
+        .await
+        .unwrap();
+    assert!(whole.plan.operations.is_empty(), "{:#?}", whole.plan);
+}
