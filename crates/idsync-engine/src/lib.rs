@@ -9,6 +9,7 @@ mod confluence_target;
 mod error;
 mod execute;
 mod forms;
+mod holds;
 mod id_forms;
 mod inactive;
 mod ingest;
