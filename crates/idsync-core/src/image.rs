@@ -44,6 +44,16 @@ impl DirectoryImage {
         &self.snapshot
     }
 
+    /// The direct members of `group`, per this image (the memberships are sorted by group).
+    pub fn members_of<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a MemberRef> + 'a {
+        let all = &self.snapshot.memberships;
+        let start = all.partition_point(|m| m.group.as_str() < group);
+        all[start..]
+            .iter()
+            .take_while(move |m| m.group == group)
+            .map(|m| &m.member)
+    }
+
     /// Groups that hold any of `members` as a direct member, per this image.
     pub fn groups_containing(&self, members: &BTreeSet<MemberRef>) -> BTreeSet<String> {
         if members.is_empty() {
@@ -149,6 +159,18 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn a_groups_direct_members_are_read_from_the_image() {
+        let image = DirectoryImage::new(snap());
+        let of = |g: &str| image.members_of(g).cloned().collect::<Vec<_>>();
+        assert_eq!(
+            of("g1"),
+            vec![MemberRef::user("u1"), MemberRef::group("g2")]
+        );
+        assert_eq!(of("g2"), vec![MemberRef::user("u2"), MemberRef::user("u3")]);
+        assert!(of("g0").is_empty() && of("g3").is_empty());
     }
 
     #[test]

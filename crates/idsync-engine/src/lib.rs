@@ -9,6 +9,7 @@ mod confluence_target;
 mod error;
 mod execute;
 mod forms;
+mod holds;
 mod id_forms;
 mod inactive;
 mod ingest;
@@ -25,6 +26,7 @@ mod same_failure;
 mod seats;
 mod served;
 mod service;
+mod slice;
 
 pub use error::EngineError;
 pub use ingest::{ingest, read_run_name, IngestReport};

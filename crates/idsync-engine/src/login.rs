@@ -10,9 +10,7 @@ use crate::runtime::{FlowEntry, Runtime};
 use idsync_connectors::sources::msgraph::GraphSource;
 use idsync_core::groups::apply_group_rules;
 use idsync_core::scope::apply_scope;
-use idsync_core::{
-    desired_state, AttrValue, Change, Group, MemberKind, MemberRef, Membership, Snapshot, User,
-};
+use idsync_core::{desired_state, AttrValue, Change, Group, MemberKind, MemberRef, Snapshot, User};
 use idsync_store::RunStatus;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
@@ -265,9 +263,9 @@ impl Runtime {
         let mut warnings = Vec::new();
         let groups = self.login_groups(src, &login, &mut warnings).await;
 
-        // Read, decide and write under the directory's login lock: two logins of one user do
-        // not interleave their reads and writes.
-        let lock = self.directory_lock(&dir);
+        // Read, decide and write under the user's login lock: two logins of one user do not
+        // interleave their reads and writes; logins of other users do not wait for it.
+        let lock = self.login_lock(&dir, &login.subject);
         let guard = lock.lock().await;
         let existing = self
             .store
@@ -338,10 +336,19 @@ impl Runtime {
             }
         }))
         .await;
-        let snapshot = self.user_snapshot(&dir, &login.subject).await?;
+        // The user's slice of the directory and of each ledger: a login's cost is the user's,
+        // whatever the size of the directory.
+        let snapshot = self.store.user_slice(&dir, &login.subject).await?;
         let mut flows_out = Vec::new();
         for (f, run) in in_scope.into_iter().zip(outcomes) {
-            let ledger = self.store.load_ledger(&f.spec.name).await?;
+            let ledger = if f.spec.groups.default_new.is_empty() {
+                // Only `default_new` reads the ledger (was the user there, and in the group).
+                idsync_core::LedgerState::default()
+            } else {
+                self.store
+                    .ledger_user_slice(&f.spec.name, &login.subject)
+                    .await?
+            };
             flows_out.push(FlowLogin {
                 flow: f.spec.name.clone(),
                 target: f.spec.target.clone(),
@@ -470,16 +477,6 @@ impl Runtime {
         Ok(changes)
     }
 
-    /// The user, every group of the directory and the memberships that make the user's
-    /// effective groups: enough to compute what each flow gives the user.
-    async fn user_snapshot(&self, dir: &str, subject: &str) -> Result<Snapshot, LoginError> {
-        let mut full = self.store.load_directory(dir).await?;
-        full.users.retain(|u| u.source_id == subject);
-        full.memberships
-            .retain(|m: &Membership| m.member.kind == MemberKind::Group || m.member.id == subject);
-        Ok(full)
-    }
-
     /// Queue a run of `flow` for `user` and return where its outcome will be said. Users
     /// queued while a run of the flow is under way share the next run.
     fn run_for_login(self: &Arc<Self>, flow: &str, user: &str) -> oneshot::Receiver<FlowRun> {
@@ -527,7 +524,10 @@ impl Runtime {
         rx
     }
 
-    /// Run a flow for some users now (trigger `login`), holding its lease.
+    /// Run a flow for some users now (trigger `login`), holding its lease. The run starts from
+    /// the flow's memory (its directory image brought up to date from the change log, its
+    /// ledger when nothing else wrote to it) and leaves it for the next run: a login run does
+    /// not read the directory and the ledger whole from the store.
     async fn run_for_users(
         &self,
         flow: &str,
@@ -549,10 +549,13 @@ impl Runtime {
         };
         let opts = RunOptions {
             trigger: Trigger::Login,
-            mode: Mode::Full,
+            mode: Mode::Incremental,
             dry_run: false,
         };
-        self.leased(flow, run_flow(&ctx, opts, &mut None)).await
+        let mut memory = self.take_memory(flow);
+        let report = self.leased(flow, run_flow(&ctx, opts, &mut memory)).await;
+        self.keep_memory(flow, memory);
+        report
     }
 
     /// Wait until every login run started so far has ended (a command that logs a user in
@@ -569,13 +572,22 @@ impl Runtime {
         }
     }
 
-    fn directory_lock(&self, dir: &str) -> Arc<tokio::sync::Mutex<()>> {
-        match self.directory_locks.lock() {
-            Ok(mut m) => m.entry(dir.to_string()).or_default().clone(),
+    /// The lock of a user's logins: one of [`LOGIN_LOCKS`] per directory, by a hash of the
+    /// user's id (bounded memory however many users log in; two users rarely share one).
+    fn login_lock(&self, dir: &str, subject: &str) -> Arc<tokio::sync::Mutex<()>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        subject.hash(&mut h);
+        let key = format!("{dir}\u{0}{}", h.finish() % LOGIN_LOCKS);
+        match self.login_locks.lock() {
+            Ok(mut m) => m.entry(key).or_default().clone(),
             Err(_) => Arc::default(),
         }
     }
 }
+
+/// How many login locks a directory has.
+const LOGIN_LOCKS: u64 = 256;
 
 /// Counts a login run down when its task ends.
 struct Counted(Arc<Runtime>);

@@ -10,7 +10,7 @@
 
 use idsync_core::{DirectoryImage, LedgerState, MemberRef};
 use idsync_store::Store;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// More changes than this since the last run: loading the directory whole is cheaper.
 const MAX_REFRESH_CHANGES: i64 = 50_000;
@@ -50,6 +50,10 @@ pub async fn refresh_image(
     let mut users = BTreeSet::new();
     let mut groups = BTreeSet::new();
     let mut membership_groups = BTreeSet::new();
+    // Groups whose members only were added or removed: their members follow from the image
+    // and these changes, in order, without reading the group's members again (a group of
+    // everyone changes at every login).
+    let mut member_changes: BTreeMap<String, Vec<(bool, MemberRef)>> = BTreeMap::new();
     // Deleted at some point of these changes (maybe created again since).
     let mut deleted: BTreeSet<MemberRef> = BTreeSet::new();
     for c in &changes {
@@ -71,9 +75,14 @@ pub async fn refresh_image(
                 membership_groups.insert(source_id.clone());
                 deleted.insert(MemberRef::group(source_id.clone()));
             }
-            AddMember { group, .. } | RemoveMember { group, .. } => {
-                membership_groups.insert(group.clone());
-            }
+            AddMember { group, member } => member_changes
+                .entry(group.clone())
+                .or_default()
+                .push((true, member.clone())),
+            RemoveMember { group, member } => member_changes
+                .entry(group.clone())
+                .or_default()
+                .push((false, member.clone())),
         }
     }
     let last = changes.last().map_or(now, |c| c.seq);
@@ -110,11 +119,30 @@ pub async fn refresh_image(
             .await?;
         refresh.memberships.extend(more.memberships);
     }
+    let followed = member_changes.len();
+    for (group, changes) in member_changes {
+        // Read again (created, deleted, or a gone member's group): the store's word.
+        if refresh.memberships.contains_key(&group) {
+            continue;
+        }
+        let mut members: BTreeSet<MemberRef> = image.members_of(&group).cloned().collect();
+        for (added, member) in changes {
+            if added {
+                members.insert(member);
+            } else {
+                members.remove(&member);
+            }
+        }
+        refresh
+            .memberships
+            .insert(group, members.into_iter().collect());
+    }
     tracing::debug!(
         changes = changes.len(),
         users = users.len(),
         groups = groups.len(),
         membership_groups = membership_groups.len() + parents.len(),
+        followed_groups = followed,
         "directory image refreshed"
     );
     image.apply(refresh);

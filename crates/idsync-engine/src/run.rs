@@ -484,7 +484,15 @@ async fn plan_and_apply(
             seq,
         ),
     };
-    let snapshot = image.snapshot();
+    // A run for a few users plans on their slice (crate::slice), one for all on the whole.
+    let sliced = crate::slice::users(flow, &opts)
+        .map(|keys| (keys, crate::slice::snapshot(image.snapshot(), keys)))
+        .filter(|(_, s)| crate::slice::plannable(flow, s));
+    let (for_users, sliced) = match sliced {
+        Some((keys, s)) => (Some(keys), Some(s)),
+        None => (None, None),
+    };
+    let snapshot = sliced.as_ref().unwrap_or(image.snapshot());
     let load_directory_ms = started.elapsed().as_millis() as u64;
     progress.read(
         snapshot.users.len(),
@@ -509,10 +517,28 @@ async fn plan_and_apply(
         _ => (store.load_ledger(&flow.name).await?, false),
     };
     // What the target is set never to be sent leaves the ledger's copy too: an attribute
-    // omitted after it was sent is no change to send (and could not be sent).
-    for u in ledger.users.values_mut() {
+    // omitted after it was sent is no change to send (and could not be sent). A ledger kept in
+    // memory was projected by the run that kept it: a slice's run projects its users again.
+    let project = |u: &mut idsync_core::LedgerUser| {
         u.user = target.project_observed_user(std::mem::replace(&mut u.user, User::new("", "")));
+    };
+    match for_users {
+        Some(keys) if ledger_from_memory => {
+            for k in keys {
+                if let Some(u) = ledger.users.get_mut(k) {
+                    project(u);
+                }
+            }
+        }
+        _ => ledger.users.values_mut().for_each(project),
     }
+    // The whole ledger's users (the deletion threshold's base), and for a slice's run the
+    // whole ledger aside: the run plans on the slice, and applies to (and keeps) the whole.
+    let ledger_users = ledger.users.len();
+    let (mut ledger, whole_ledger) = match for_users {
+        Some(keys) => (crate::slice::ledger(&ledger, keys), Some(ledger)),
+        None => (ledger, None),
+    };
     let load_ledger_ms = started.elapsed().as_millis() as u64 - load_directory_ms - desired_ms;
     // How this run loaded its state (the sync history shows it).
     for (what, yes) in [
@@ -640,9 +666,7 @@ async fn plan_and_apply(
         .iter()
         .filter(|o| o.action.is_deprovision() && !hold.approved.contains(&o.key))
         .count();
-    let over = flow
-        .deletion_threshold
-        .exceeded(unapproved, ledger.users.len());
+    let over = flow.deletion_threshold.exceeded(unapproved, ledger_users);
     let held = if unapproved > 0 && (over || hold.waiting) {
         let why = if over {
             format!(
@@ -705,12 +729,19 @@ async fn plan_and_apply(
         let kept = FlowMemory {
             image,
             seq: image_seq,
-            ledger: (opts.mode != Mode::Reconcile).then_some((ledger, ledger_version)),
+            ledger: (opts.mode != Mode::Reconcile)
+                .then_some((whole_ledger.unwrap_or(ledger), ledger_version)),
         };
         return Ok((plan, std::mem::take(counts), Some(kept)));
     }
 
-    let mut applier = Applier::new(ctx, run_id, ledger, ledger_version, std::mem::take(counts));
+    let mut applier = Applier::new(
+        ctx,
+        run_id,
+        whole_ledger.unwrap_or(ledger),
+        ledger_version,
+        std::mem::take(counts),
+    );
     let applied = apply_plan(&mut applier, &plan, held).await;
     *counts = std::mem::take(&mut applier.counts);
     applied?;

@@ -145,8 +145,8 @@ pub struct Runtime {
     flow_locks: FlowLocks,
     /// Per flow, the users whose login waits for a run of it.
     pub(crate) login_queues: std::sync::Mutex<HashMap<String, Arc<crate::login::LoginQueue>>>,
-    /// Per directory: a login's read and write of its user.
-    pub(crate) directory_locks: FlowLocks,
+    /// Per directory and user (by a hash of its id): a login's read and write of its user.
+    pub(crate) login_locks: FlowLocks,
     /// Login runs queued or under way (they outlive the login that started them).
     pub(crate) login_runs: tokio::sync::watch::Sender<usize>,
     /// Turned true to stop: runs under way end after their operations in flight.
@@ -210,7 +210,7 @@ impl Runtime {
             login_sources: BTreeMap::new(),
             flow_locks: FlowLocks::default(),
             login_queues: std::sync::Mutex::default(),
-            directory_locks: FlowLocks::default(),
+            login_locks: FlowLocks::default(),
             login_runs: tokio::sync::watch::channel(0).0,
             stop: tokio::sync::watch::channel(false).0,
         }
@@ -539,7 +539,7 @@ impl Runtime {
         }
         // The flow's memory is taken for the run (runs of one flow do not overlap; a second one
         // would simply load from the store) and put back when the run succeeds.
-        let mut memory = self.memory.lock().ok().and_then(|mut m| m.remove(flow));
+        let mut memory = self.take_memory(flow);
         let ctx = RunContext {
             store: &self.store,
             flow: &entry.spec,
@@ -551,12 +551,23 @@ impl Runtime {
             stop: self.stop_signal(),
         };
         let report = run_flow(&ctx, opts, &mut memory).await;
+        self.keep_memory(flow, memory);
+        report
+    }
+
+    /// The flow's memory, taken for a run (runs of one flow do not overlap: they hold its
+    /// lock; a run that finds none loads from the store).
+    pub(crate) fn take_memory(&self, flow: &str) -> Option<FlowMemory> {
+        self.memory.lock().ok().and_then(|mut m| m.remove(flow))
+    }
+
+    /// Put back what a run left of the flow's memory (nothing after a failed run).
+    pub(crate) fn keep_memory(&self, flow: &str, memory: Option<FlowMemory>) {
         if let Ok(mut m) = self.memory.lock() {
             if let Some(kept) = memory {
                 m.insert(flow.to_string(), kept);
             }
         }
-        report
     }
 
     /// After a run: keep the flow's health (bad runs in a row, quarantine) and tell people what
@@ -782,68 +793,5 @@ impl Runtime {
             report,
             ops,
         })
-    }
-
-    /// The held run `run_id`, checked to be the one its flow waits on.
-    async fn waiting_hold(&self, run_id: &str) -> Result<idsync_store::Run, EngineError> {
-        let run = self
-            .store
-            .get_run(run_id)
-            .await?
-            .ok_or_else(|| EngineError::UnknownRun(run_id.to_string()))?;
-        let not_held = |why: String| EngineError::NotHeld {
-            run: run_id.to_string(),
-            why,
-        };
-        if run.status != idsync_store::RunStatus::Held {
-            return Err(not_held(format!("it {}", run.status)));
-        }
-        if let Some(r) = &run.resolution {
-            let latest = self.store.pending_hold(&run.flow).await?;
-            return Err(not_held(match latest {
-                Some(l) => format!("it was {r}; the flow waits on run {}", l.id),
-                None => format!("it was {r}"),
-            }));
-        }
-        Ok(run)
-    }
-
-    /// Approve what a held run held: the flow runs now and deprovisions those users (the ones
-    /// still to deprovision); deprovisions that appeared since are held again if above the
-    /// threshold.
-    pub async fn approve(
-        &self,
-        run_id: &str,
-        progress: &dyn Progress,
-    ) -> Result<RunReport, EngineError> {
-        let run = self.waiting_hold(run_id).await?;
-        tracing::info!(run = run_id, flow = %run.flow, "held deprovisions approved");
-        self.run(
-            &run.flow,
-            RunOptions {
-                trigger: Trigger::Approval,
-                mode: Mode::Full,
-                dry_run: false,
-            },
-            false,
-            progress,
-        )
-        .await
-    }
-
-    /// Reject what a held run held: nothing is deprovisioned, and the flow stops waiting. Later
-    /// runs judge their deprovisions against the threshold again (fix the source, or change the
-    /// threshold, if they are still wanted).
-    pub async fn reject(&self, run_id: &str) -> Result<idsync_store::Run, EngineError> {
-        let run = self.waiting_hold(run_id).await?;
-        let now = self.clock.now_ms();
-        if !self.store.resolve_hold(run_id, "rejected", now).await? {
-            return Err(EngineError::NotHeld {
-                run: run_id.to_string(),
-                why: "it was answered meanwhile".into(),
-            });
-        }
-        tracing::info!(run = run_id, flow = %run.flow, "held deprovisions rejected");
-        Ok(self.store.get_run(run_id).await?.unwrap_or(run))
     }
 }

@@ -24,6 +24,7 @@ mod push;
 mod reverse;
 mod runs;
 mod secrets;
+mod slices;
 mod sso;
 mod target_forms;
 mod target_keeps;
