@@ -13,7 +13,7 @@ use idsync_core::scope::apply_scope;
 use idsync_core::{desired_state, AttrValue, Change, Group, MemberKind, MemberRef, Snapshot, User};
 use idsync_store::RunStatus;
 use serde_json::{Map, Value};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
@@ -462,9 +462,9 @@ impl Runtime {
             .into_iter()
             .map(|(id, _)| id)
             .collect();
-        for g in wanted.difference(&current) {
+        for g in self.direct_additions(dir, &wanted, &current).await? {
             changes.push(Change::AddMember {
-                group: g.clone(),
+                group: g,
                 member: MemberRef::user(subject),
             });
         }
@@ -475,6 +475,62 @@ impl Runtime {
             });
         }
         Ok(changes)
+    }
+
+    /// The groups of `wanted` the user must join directly. Entra's `groups` claim lists every
+    /// group the user is in, through nesting too: a group the user's kept direct groups (or a
+    /// group it joins) already lead to through the directory's nesting is not joined again, so
+    /// that nesting stays as the directory has it. Deepest groups first, so a group joins
+    /// before the groups above it are found covered. A claim of direct groups only adds the
+    /// same as before.
+    async fn direct_additions(
+        &self,
+        dir: &str,
+        wanted: &BTreeSet<String>,
+        current: &BTreeSet<String>,
+    ) -> Result<Vec<String>, LoginError> {
+        let candidates: Vec<&String> = wanted.difference(current).collect();
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let from: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        let mut parents: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (child, parent) in self.store.nesting_above(dir, &from).await? {
+            parents.entry(child).or_default().push(parent);
+        }
+        let above = |g: &str| -> BTreeSet<String> {
+            let mut out = BTreeSet::new();
+            let mut todo = vec![g.to_string()];
+            while let Some(c) = todo.pop() {
+                for p in parents.get(&c).into_iter().flatten() {
+                    if out.insert(p.clone()) {
+                        todo.push(p.clone());
+                    }
+                }
+            }
+            out
+        };
+        let mut covered: BTreeSet<String> = BTreeSet::new();
+        for g in wanted.intersection(current) {
+            covered.extend(above(g));
+        }
+        let mut ordered: Vec<(usize, &String, BTreeSet<String>)> = candidates
+            .into_iter()
+            .map(|g| {
+                let a = above(g);
+                (a.len(), g, a)
+            })
+            .collect();
+        ordered.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let mut add = Vec::new();
+        for (_, g, a) in ordered {
+            if covered.contains(g) {
+                continue;
+            }
+            covered.extend(a);
+            add.push(g.clone());
+        }
+        Ok(add)
     }
 
     /// Queue a run of `flow` for `user` and return where its outcome will be said. Users

@@ -97,6 +97,65 @@ impl Store {
         Ok(out)
     }
 
+    /// The nesting above `groups` in directory `dir`: each `(group, parent)` edge reachable
+    /// upwards from them, by source id, each once (a cycle ends where it started). Groups the
+    /// directory does not hold have no edges. Time proportional to the groups above them.
+    pub async fn nesting_above(
+        &self,
+        dir: &str,
+        groups: &[&str],
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.reader.begin().await?;
+        let version = Table::Memberships.version(&mut tx, dir).await?;
+        let start: Vec<i64> = sqlx::query_scalar(
+            "SELECT nb.n FROM json_each($1) j CROSS JOIN numbers nb ON nb.kind = 'group' AND nb.id = j.value",
+        )
+        .bind(encode("groups", &groups)?)
+        .fetch_all(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        let Some(version) = version else {
+            return Ok(Vec::new());
+        };
+        let mut edges: Vec<(i64, i64)> = Vec::new();
+        let mut seen: HashSet<i64> = start.iter().copied().collect();
+        let mut todo = start;
+        while let Some(member) = todo.pop() {
+            let parents = self
+                .numbers
+                .reverse
+                .groups_of(&self.writer, Table::Memberships, dir, version, member)
+                .await?;
+            for g in parents {
+                edges.push((member, g));
+                if seen.insert(g) {
+                    todo.push(g);
+                }
+            }
+        }
+        if edges.is_empty() {
+            return Ok(Vec::new());
+        }
+        let numbers: Vec<i64> = seen.into_iter().collect();
+        let mut ids: HashMap<i64, String> = HashMap::default();
+        for r in sqlx::query(
+            "SELECT nb.n, nb.id FROM json_each($1) j CROSS JOIN numbers nb ON nb.n = j.value AND nb.kind = 'group'",
+        )
+        .bind(encode("groups", &numbers)?)
+        .fetch_all(&self.reader)
+        .await?
+        {
+            ids.insert(r.get(0), r.get(1));
+        }
+        Ok(edges
+            .into_iter()
+            .filter_map(|(m, g)| Some((ids.get(&m)?.clone(), ids.get(&g)?.clone())))
+            .collect())
+    }
+
     /// The part of flow `flow`'s ledger about the user keyed `key`: its entry, the groups it is
     /// a member of (their entries, with the user as their only member). Nesting between
     /// ledger groups is left out.

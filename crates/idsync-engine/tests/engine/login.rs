@@ -767,3 +767,76 @@ async fn a_login_run_for_a_target_serving_nested_groups_leaves_nothing_for_a_who
         .unwrap();
     assert!(whole.plan.operations.is_empty(), "{:#?}", whole.plan);
 }
+
+/// The user's direct groups in the directory, by id.
+async fn direct_groups(rt: &Runtime, user: &str) -> Vec<String> {
+    let mut g: Vec<String> = rt
+        .store
+        .member_of("web", user)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(id, _)| id)
+        .collect();
+    g.sort();
+    g
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_entra_groups_claim_with_the_nested_groups_keeps_the_directorys_nesting() {
+    // Entra's `groups` claim lists every group the user is in, through nesting too: ann, in
+    // platform < eng < staff, signs in with all three. Her direct membership stays platform;
+    // she is not made a direct member of eng and staff.
+    let dir = tempfile::tempdir().unwrap();
+    let target = Arc::new(TestTarget::new());
+    let store = store_in(&dir).await;
+    store
+        .replace_directory("web", "web", &nested_directory(), None, 1)
+        .await
+        .unwrap();
+    let rt = login_runtime(
+        store,
+        target.clone(),
+        true,
+        None,
+        Duration::from_secs(10),
+        |_| {},
+    );
+    let all = ["g-platform", "g-eng", "g-staff"];
+    let out = rt
+        .login(login("oid-ann", json!({}), Some(&all)))
+        .await
+        .unwrap();
+    assert_eq!(flows(&out)[0].groups, vec!["eng", "platform", "staff"]);
+    assert_eq!(direct_groups(&rt, "oid-ann").await, vec!["g-platform"]);
+
+    // She leaves platform for eng: the claim holds eng and staff. Her direct group becomes
+    // eng (staff follows through nesting), and platform loses her.
+    let out = rt
+        .login(login("oid-ann", json!({}), Some(&["g-staff", "g-eng"])))
+        .await
+        .unwrap();
+    assert_eq!(flows(&out)[0].groups, vec!["eng", "staff"]);
+    assert_eq!(direct_groups(&rt, "oid-ann").await, vec!["g-eng"]);
+
+    // A user with no group yet, whose claim lists a group and the one above it, joins the
+    // lower one only; a claim of one top group makes it her only group.
+    let out = rt
+        .login(login(
+            "oid-other-0",
+            json!({}),
+            Some(&["g-ops", "g-staff", "g-sales"]),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(flows(&out)[0].groups, vec!["ops", "sales", "staff"]);
+    assert_eq!(
+        direct_groups(&rt, "oid-other-0").await,
+        vec!["g-ops", "g-sales"]
+    );
+    rt.login(login("oid-other-0", json!({}), Some(&["g-staff"])))
+        .await
+        .unwrap();
+    assert_eq!(direct_groups(&rt, "oid-other-0").await, vec!["g-staff"]);
+    rt.login_runs_done().await;
+}
