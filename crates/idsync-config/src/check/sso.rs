@@ -310,7 +310,7 @@ impl Checker<'_> {
             t,
             "style",
             path,
-            &["entra", "b2c", "generic", "saml"],
+            &["entra", "external-id", "b2c", "generic", "saml"],
             anchor,
         );
         let mut ok = kind.is_some();
@@ -342,6 +342,35 @@ impl Checker<'_> {
                             &format!("{path}.tenant_id"),
                             "required for style = \"entra\": the directory (tenant) id, a GUID",
                         );
+                        None
+                    }
+                }
+            }
+            // Entra External ID (external tenants, B2C's successor): Entra's v2 tokens (`tid`,
+            // `oid`) from the tenant's ciamlogin.com host.
+            Some("external-id") => {
+                if t.get("policy").is_some() {
+                    let span = t.get("policy").and_then(Item::span);
+                    self.err(
+                        &span,
+                        &format!("{path}.policy"),
+                        "is for style = \"b2c\" (External ID has no policy in its authority)",
+                    );
+                    ok = false;
+                }
+                match (&tenant, &tenant_id) {
+                    (Some(tn), Some(tid)) if !tn.trim().is_empty() && !tid.trim().is_empty() => {
+                        if t.get("authority").is_none() {
+                            authority = Some(format!("https://{tn}.ciamlogin.com/{tid}/v2.0"));
+                        }
+                        issuer = issuer
+                            .or_else(|| Some(format!("https://{tid}.ciamlogin.com/{tid}/v2.0")));
+                        Some(UpstreamStyle::Entra {
+                            tenant_id: tid.clone(),
+                        })
+                    }
+                    _ => {
+                        self.err(anchor, &format!("{path}.tenant"), "style = \"external-id\" needs tenant (the subdomain before .ciamlogin.com) and tenant_id (the tenant's GUID)");
                         None
                     }
                 }

@@ -38,6 +38,14 @@ client_id = "idsync"
 client_secret = "upstream-secret"
 source = "web"
 
+[sso.upstreams.partners]
+style = "external-id"
+tenant = "contosoexternal"
+tenant_id = "8b5e8f4a-1c2d-4e5f-9a0b-112233445566"
+client_id = "idsync"
+client_secret = "upstream-secret"
+source = "web"
+
 [sso.clients.jira]
 client_id = "jira"
 client_secret = "0123456789abcdef0123"
@@ -73,6 +81,22 @@ fn an_sso_section_derives_the_upstreams_authorities_and_claims() {
         b2c.claims["userName"], "emails",
         "B2C sends emails, no username"
     );
+    // Entra External ID: the tenant's ciamlogin.com authority, an issuer under the tenant id,
+    // and Entra's claims (its tokens carry tid and oid).
+    let ext = &sso.upstreams["partners"];
+    assert_eq!(
+        ext.authority,
+        "https://contosoexternal.ciamlogin.com/8b5e8f4a-1c2d-4e5f-9a0b-112233445566/v2.0"
+    );
+    assert_eq!(
+        ext.issuer,
+        "https://8b5e8f4a-1c2d-4e5f-9a0b-112233445566.ciamlogin.com/8b5e8f4a-1c2d-4e5f-9a0b-112233445566/v2.0"
+    );
+    assert!(matches!(
+        &ext.style,
+        UpstreamStyle::Entra { tenant_id } if tenant_id == "8b5e8f4a-1c2d-4e5f-9a0b-112233445566"
+    ));
+    assert_eq!(ext.claims["userName"], "preferred_username");
     let jira = c.sso_client("jira").expect("client jira");
     assert_eq!(jira.subject, ClientSubject::Username);
     assert_eq!(jira.flow, "to-app");
@@ -219,6 +243,23 @@ fn an_upstream_trusts_the_ca_file_it_names_which_must_exist() {
     );
     assert!(
         e.iter().any(|e| e.key == "sso.upstreams.entra.ca_file" && e.message.contains("missing-ca.pem")),
+        "{e:#?}"
+    );
+}
+
+#[test]
+fn an_external_id_upstream_needs_its_tenant_and_takes_no_policy() {
+    let text = SSO.replace(
+        "tenant = \"contosoexternal\"\n",
+        "policy = \"B2C_1_signin\"\n",
+    );
+    let e = errors(&text);
+    assert!(
+        e.iter().any(|e| e.key == "sso.upstreams.partners.tenant"),
+        "{e:#?}"
+    );
+    assert!(
+        e.iter().any(|e| e.key == "sso.upstreams.partners.policy"),
         "{e:#?}"
     );
 }
