@@ -19,7 +19,9 @@
 mod disabled;
 
 use super::atlassian_dc::client::enc;
-use super::atlassian_dc::{paging, ClientConfig, ClientError, DcClient, Failure};
+use super::atlassian_dc::{
+    group_update, no_nested_groups, paging, ClientConfig, ClientError, DcClient, Failure,
+};
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
 use idsync_core::{
@@ -440,18 +442,7 @@ impl Target for BambooTarget {
             }
             TargetOp::UpdateGroup {
                 target_id, after, ..
-            } => {
-                if after.display_name.eq_ignore_ascii_case(target_id) {
-                    Outcome::Applied { target_id: None }
-                } else {
-                    Outcome::Rejected {
-                        reason: format!(
-                            "Bamboo cannot rename groups: {target_id:?} stays as it is ({:?} asked)",
-                            after.display_name
-                        ),
-                    }
-                }
-            }
+            } => group_update("Bamboo", target_id, &after.display_name),
             TargetOp::DeleteGroup { target_id } => done(
                 self.call(
                     Method::DELETE,
@@ -461,12 +452,8 @@ impl Target for BambooTarget {
                 .await
                 .map(|_| ()),
             ),
-            // Bamboo's internal directory gets nested groups flattened, as every pushed target.
             TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
-                Outcome::Rejected {
-                    reason: "a Bamboo target takes no nested groups (memberships are flattened)"
-                        .into(),
-                }
+                no_nested_groups("Bamboo")
             }
             TargetOp::AddMembers { group_id, user_ids } => {
                 done(self.members(group_id, user_ids, true).await)

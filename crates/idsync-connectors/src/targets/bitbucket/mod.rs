@@ -23,7 +23,9 @@ mod access;
 mod users;
 
 use super::atlassian_dc::client::enc;
-use super::atlassian_dc::{paging, ClientConfig, ClientError, DcClient, Failure};
+use super::atlassian_dc::{
+    group_update, no_nested_groups, paging, ClientConfig, ClientError, DcClient, Failure,
+};
 use super::jira::users::display_name_of;
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
@@ -324,18 +326,7 @@ impl Target for BitbucketTarget {
             }
             TargetOp::UpdateGroup {
                 target_id, after, ..
-            } => {
-                if after.display_name.eq_ignore_ascii_case(target_id) {
-                    Outcome::Applied { target_id: None }
-                } else {
-                    Outcome::Rejected {
-                        reason: format!(
-                            "Bitbucket cannot rename groups: {target_id:?} stays as it is ({:?} asked)",
-                            after.display_name
-                        ),
-                    }
-                }
-            }
+            } => group_update("Bitbucket", target_id, &after.display_name),
             TargetOp::DeleteGroup { target_id } => {
                 let path = format!("admin/groups?name={}", enc(target_id));
                 let r = self.call(Method::DELETE, &path, None).await.map(|_| ());
@@ -344,13 +335,8 @@ impl Target for BitbucketTarget {
                 }
                 done(r)
             }
-            // Bitbucket's internal directory gets nested groups flattened, as every pushed
-            // target.
             TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
-                Outcome::Rejected {
-                    reason: "a Bitbucket target takes no nested groups (memberships are flattened)"
-                        .into(),
-                }
+                no_nested_groups("Bitbucket")
             }
             TargetOp::AddMembers { group_id, user_ids } => {
                 done(self.add_members(group_id, user_ids).await)

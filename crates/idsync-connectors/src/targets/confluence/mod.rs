@@ -29,7 +29,9 @@ mod profile;
 pub mod users;
 
 use super::atlassian_dc::client::enc;
-use super::atlassian_dc::{next_link, ClientConfig, ClientError, DcClient, Failure};
+use super::atlassian_dc::{
+    group_update, next_link, no_nested_groups, ClientConfig, ClientError, DcClient, Failure,
+};
 use access::enc_path;
 use async_trait::async_trait;
 use futures_util::stream::{self, StreamExt};
@@ -495,18 +497,7 @@ impl Target for ConfluenceTarget {
             }
             TargetOp::UpdateGroup {
                 target_id, after, ..
-            } => {
-                if after.display_name.to_lowercase() == target_id.to_lowercase() {
-                    Outcome::Applied { target_id: None }
-                } else {
-                    Outcome::Rejected {
-                        reason: format!(
-                            "Confluence cannot rename groups: {target_id:?} stays as it is ({:?} asked)",
-                            after.display_name
-                        ),
-                    }
-                }
-            }
+            } => group_update("Confluence", target_id, &after.display_name),
             TargetOp::DeleteGroup { target_id } => {
                 let path = format!("/rest/api/admin/group/{}", enc_path(target_id));
                 done(
@@ -516,14 +507,8 @@ impl Target for ConfluenceTarget {
                         .map(|_| ()),
                 )
             }
-            // Confluence's internal directory gets nested groups flattened, as every pushed
-            // target.
             TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
-                Outcome::Rejected {
-                    reason:
-                        "a Confluence target takes no nested groups (memberships are flattened)"
-                            .into(),
-                }
+                no_nested_groups("Confluence")
             }
             TargetOp::AddMembers { group_id, user_ids } => {
                 for key in user_ids {

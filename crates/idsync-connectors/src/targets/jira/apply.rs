@@ -2,7 +2,7 @@
 
 use super::{leads, JiraTarget};
 use crate::targets::atlassian_dc::client::enc;
-use crate::targets::atlassian_dc::Failure;
+use crate::targets::atlassian_dc::{group_update, no_nested_groups, Failure};
 use idsync_core::{Outcome, TargetOp};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -57,18 +57,7 @@ impl JiraTarget {
             }
             TargetOp::UpdateGroup {
                 target_id, after, ..
-            } => {
-                if after.display_name.to_lowercase() == target_id.to_lowercase() {
-                    Outcome::Applied { target_id: None }
-                } else {
-                    Outcome::Rejected {
-                        reason: format!(
-                            "Jira cannot rename groups: {target_id:?} stays as it is ({:?} asked)",
-                            after.display_name
-                        ),
-                    }
-                }
-            }
+            } => group_update("Jira", target_id, &after.display_name),
             TargetOp::DeleteGroup { target_id } => {
                 let path = format!("/rest/api/2/group?groupname={}", enc(target_id));
                 done(
@@ -78,12 +67,8 @@ impl JiraTarget {
                         .map(|_| ()),
                 )
             }
-            // Jira's internal directory gets nested groups flattened, as every pushed target.
             TargetOp::AddChildGroups { .. } | TargetOp::RemoveChildGroups { .. } => {
-                Outcome::Rejected {
-                    reason: "a Jira target takes no nested groups (memberships are flattened)"
-                        .into(),
-                }
+                no_nested_groups("Jira")
             }
             TargetOp::AddMembers { group_id, user_ids } => {
                 match self.add_members(group_id, user_ids).await {
