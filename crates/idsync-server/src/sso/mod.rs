@@ -275,6 +275,30 @@ pub(crate) enum Downstream {
 }
 
 impl Sso {
+    /// The sign-in in progress kept under `key` (the OpenID state or the SAML RelayState),
+    /// taken once: an unknown or expired key, or one started at another upstream than `name`,
+    /// is refused.
+    pub(crate) async fn take_pending<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        name: &str,
+    ) -> Result<T, SsoError> {
+        let (started, data) = self
+            .svc
+            .runtime
+            .store
+            .take_sso_pending(key, self.clock.now_ms())
+            .await?
+            .ok_or(SsoError::UnknownLogin)?;
+        if started != name {
+            return Err(SsoError::WrongUpstream {
+                started,
+                came: name.to_string(),
+            });
+        }
+        serde_json::from_str(&data).map_err(|e| SsoError::Internal(e.to_string()))
+    }
+
     /// The registered product that asked.
     pub(crate) fn product_of(&self, d: &Downstream) -> Result<&Product, SsoError> {
         let (map, key) = match d {

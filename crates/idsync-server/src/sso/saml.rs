@@ -171,21 +171,7 @@ async fn finish(sso: &Arc<Sso>, name: &str, body: &[u8]) -> Result<Response, Sso
     let response = field(&form, "SAMLResponse")?
         .ok_or_else(|| SsoError::Unusable("the form carries no SAMLResponse".into()))?;
     let now = sso.clock.now_ms();
-    let (started, data) = sso
-        .svc
-        .runtime
-        .store
-        .take_sso_pending(&relay, now)
-        .await?
-        .ok_or(SsoError::UnknownLogin)?;
-    if started != name {
-        return Err(SsoError::WrongUpstream {
-            started,
-            came: name.to_string(),
-        });
-    }
-    let pending: Pending =
-        serde_json::from_str(&data).map_err(|e| SsoError::Internal(e.to_string()))?;
+    let pending: Pending = sso.take_pending(&relay, name).await?;
     let product = sso.product_of(&pending.request)?;
     // Parsing, canonicalising and verifying a document of up to 1 MiB: off the async threads.
     let job_sso = Arc::clone(sso);

@@ -241,21 +241,7 @@ async fn finish(
         .ok_or_else(|| SsoError::UnknownUpstream(name.to_string()))?;
     let callback = Callback::from_query(query);
     let state = callback.state.as_deref().ok_or(SsoError::UnknownLogin)?;
-    let (started, data) = sso
-        .svc
-        .runtime
-        .store
-        .take_sso_pending(state, sso.clock.now_ms())
-        .await?
-        .ok_or(SsoError::UnknownLogin)?;
-    if started != name {
-        return Err(SsoError::WrongUpstream {
-            started,
-            came: name.to_string(),
-        });
-    }
-    let pending: Pending =
-        serde_json::from_str(&data).map_err(|e| SsoError::Internal(e.to_string()))?;
+    let pending: Pending = sso.take_pending(state, name).await?;
     let browser = cookie(headers, &binding_cookie(state)).map(idsync_oidc::pkce_challenge);
     if browser.as_deref() != Some(pending.browser.as_str()) {
         return Err(SsoError::OtherBrowser);
