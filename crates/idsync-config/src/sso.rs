@@ -29,6 +29,15 @@ pub struct SsoConfig {
     pub token_ttl: Duration,
     /// `login_timeout`: how long the user may take at the upstream identity provider.
     pub login_timeout: Duration,
+    /// `sign_in_rate`: sign-ins one client address may start per second (at the upstream,
+    /// for every product and protocol); 0 is no limit.
+    pub sign_in_rate: f64,
+    /// `sign_in_burst`: sign-ins one address may start at once before `sign_in_rate` applies
+    /// (a company behind one NAT address starts many in the morning).
+    pub sign_in_burst: u32,
+    /// `max_pending_sign_ins`: sign-ins in progress at the upstreams kept at most; a new one
+    /// beyond is refused (503) until some finish or expire.
+    pub max_pending_sign_ins: u64,
     pub upstreams: BTreeMap<String, SsoUpstreamConfig>,
     /// The upstreams of `style = "saml"` (a SAML 2.0 identity provider such as Entra's
     /// enterprise application): names are unique across both maps.
@@ -123,6 +132,9 @@ impl SsoConfig {
     pub const DEFAULT_CODE_TTL: Duration = Duration::from_secs(60);
     pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(600);
     pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(600);
+    pub const DEFAULT_SIGN_IN_RATE: f64 = 20.0;
+    pub const DEFAULT_SIGN_IN_BURST: u32 = 200;
+    pub const DEFAULT_MAX_PENDING_SIGN_INS: u64 = 100_000;
 }
 
 /// The rules of an upstream identity provider's tokens.

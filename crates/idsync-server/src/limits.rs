@@ -14,7 +14,7 @@ use idsync_core::Clock;
 use idsync_scim::ScimError;
 use std::collections::hash_map::RandomState;
 use std::collections::HashMap;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// Longest request target (path and query) served; longer is answered 414.
@@ -190,8 +190,34 @@ impl RateLimiter {
     /// Count a request of `token`; when over its rate, the seconds to wait (at least 1). With
     /// whether the token's bucket was made for this request.
     pub(crate) fn check(&self, token: &str) -> (Result<(), u64>, bool) {
+        let mut made = false;
+        let counted = self.with_bucket(self.hasher.hash_one(token), true, |b| {
+            made = true;
+            b
+        });
+        (counted, made)
+    }
+
+    /// Count one request of `key` (a client's address, a client id); when over the rate, the
+    /// seconds to wait (at least 1).
+    pub(crate) fn take<K: Hash>(&self, key: K) -> Result<(), u64> {
+        self.with_bucket(self.hasher.hash_one(key), true, |b| b)
+    }
+
+    /// Whether `key` has a request left, without counting one: the seconds to wait when not.
+    pub(crate) fn peek<K: Hash>(&self, key: K) -> Result<(), u64> {
+        self.with_bucket(self.hasher.hash_one(key), false, |b| b)
+    }
+
+    /// The bucket of `key` (made full, through `made`, when there is none), refilled; with
+    /// `take`, one request taken from it.
+    fn with_bucket(
+        &self,
+        key: u64,
+        take: bool,
+        made: impl FnOnce(Bucket) -> Bucket,
+    ) -> Result<(), u64> {
         let now = self.clock.now_ms();
-        let key = self.hasher.hash_one(token);
         let mut buckets = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
         if buckets.len() > PRUNE_ABOVE {
             let limit = self.limit;
@@ -200,15 +226,23 @@ impl RateLimiter {
                 b.tokens < f64::from(limit.burst)
             });
         }
-        let mut made = false;
-        let bucket = buckets.entry(key).or_insert_with(|| {
-            made = true;
-            self.limit.full(now)
-        });
-        (
-            self.limit.take(bucket, now).map_err(|ms| ms.div_ceil(1000)),
-            made,
-        )
+        let limit = self.limit;
+        if !take {
+            return match buckets.get_mut(&key) {
+                Some(b) => {
+                    limit.refill(b, now);
+                    if b.tokens >= 1.0 {
+                        Ok(())
+                    } else {
+                        let wait = (1.0 - b.tokens) / limit.per_second * 1000.0;
+                        Err((wait.ceil().max(1.0) as u64).div_ceil(1000))
+                    }
+                }
+                None => Ok(()),
+            };
+        }
+        let bucket = buckets.entry(key).or_insert_with(|| made(limit.full(now)));
+        limit.take(bucket, now).map_err(|ms| ms.div_ceil(1000))
     }
 
     /// Drop the bucket made for a token the endpoint then refused: buckets are kept for tokens
@@ -306,6 +340,22 @@ mod tests {
         assert_eq!(l.check("b").0, Ok(()));
         l.forget("a");
         assert_eq!(l.check("a").0, Ok(()), "a forgotten token starts full");
+    }
+
+    #[test]
+    fn keys_are_counted_and_peeked() {
+        let (l, clock) = limiter(1.0, 2);
+        let ip: std::net::IpAddr = [192, 0, 2, 1].into();
+        assert_eq!(l.peek(ip), Ok(()), "an unknown key has its whole burst");
+        assert_eq!(l.take(ip), Ok(()));
+        assert_eq!(l.peek(ip), Ok(()), "peeking takes nothing");
+        assert_eq!(l.peek(ip), Ok(()));
+        assert_eq!(l.take(ip), Ok(()));
+        assert_eq!(l.peek(ip), Err(1));
+        assert_eq!(l.take(ip), Err(1));
+        assert_eq!(l.take([192, 0, 2, 2]), Ok(()), "another key");
+        clock.advance(1_000);
+        assert_eq!(l.peek(ip), Ok(()));
     }
 
     #[test]

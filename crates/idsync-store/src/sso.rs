@@ -73,6 +73,20 @@ impl Store {
         }))
     }
 
+    /// How many logins are in progress at `now_ms` (not expired), counting no further than
+    /// `at_most`: the scan stops there, so the cost is bounded whatever the table holds.
+    pub async fn count_sso_pending(&self, now_ms: i64, at_most: u64) -> Result<u64, StoreError> {
+        let limit = i64::try_from(at_most).unwrap_or(i64::MAX);
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM sso_pending WHERE expires_ms > $1 LIMIT $2)",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_one(&self.reader)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// Forgets codes past their retention, tokens past their expiry and logins in progress
     /// past theirs.
     pub async fn purge_sso(&self, now_ms: i64) -> Result<SsoPurged, StoreError> {
@@ -313,6 +327,9 @@ mod tests {
         st.put_sso_pending("state-2", "entra", "{}", 50)
             .await
             .unwrap();
+        assert_eq!(st.count_sso_pending(10, 100).await.unwrap(), 2);
+        assert_eq!(st.count_sso_pending(10, 1).await.unwrap(), 1, "bounded");
+        assert_eq!(st.count_sso_pending(50, 100).await.unwrap(), 0, "expired");
         assert_eq!(
             st.take_sso_pending("state-1", 10).await.unwrap(),
             Some(("entra".into(), "{}".into()))

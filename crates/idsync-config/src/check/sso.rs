@@ -18,6 +18,9 @@ const KEYS: &[&str] = &[
     "code_ttl",
     "token_ttl",
     "login_timeout",
+    "sign_in_rate",
+    "sign_in_burst",
+    "max_pending_sign_ins",
     "upstreams",
     "clients",
     "saml_clients",
@@ -167,6 +170,17 @@ impl Checker<'_> {
             Duration::from_secs(10),
             Duration::from_secs(3600),
         );
+        let sign_in_rate = self
+            .float(t, "sign_in_rate", path, 0.0, 1_000_000.0)
+            .unwrap_or(SsoConfig::DEFAULT_SIGN_IN_RATE);
+        let sign_in_burst = self
+            .int(t, "sign_in_burst", path, 1, 1_000_000)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(SsoConfig::DEFAULT_SIGN_IN_BURST);
+        let max_pending_sign_ins = self
+            .int(t, "max_pending_sign_ins", path, 1, 100_000_000)
+            .and_then(|n| u64::try_from(n).ok())
+            .unwrap_or(SsoConfig::DEFAULT_MAX_PENDING_SIGN_INS);
         if key_overlap < token_ttl || key_overlap >= key_rotation {
             let span = t.get("key_overlap").and_then(Item::span).or(anchor.clone());
             self.err(&span, "sso.key_overlap", format!(
@@ -235,6 +249,9 @@ impl Checker<'_> {
             code_ttl,
             token_ttl,
             login_timeout,
+            sign_in_rate,
+            sign_in_burst,
+            max_pending_sign_ins,
             upstreams,
             saml_upstreams,
             clients,

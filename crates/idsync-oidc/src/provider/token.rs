@@ -53,6 +53,28 @@ fn bearer(header: Option<&str>) -> Option<&str> {
 }
 
 impl Provider {
+    /// The client id a token request names (its Basic user, else its form's `client_id`),
+    /// when it is a registered client: what failed authentications are counted under.
+    pub fn token_client_id(
+        &self,
+        form: &[(String, String)],
+        authorization: Option<&str>,
+    ) -> Option<String> {
+        let basic = authorization
+            .filter(|h| {
+                h.get(..6)
+                    .is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic "))
+            })
+            .and_then(basic_credentials)
+            .map(|(id, _)| id);
+        let id = basic.or_else(|| {
+            form.iter()
+                .find(|(k, _)| k == "client_id")
+                .map(|(_, v)| v.clone())
+        })?;
+        self.clients.contains_key(&id).then_some(id)
+    }
+
     /// Authenticates the client: HTTP Basic or the form's `client_id`/`client_secret` (not
     /// both), or a public client by its `client_id` alone. Secrets compared in constant time.
     fn authenticate(

@@ -17,6 +17,7 @@
 //! `{issuer}/sso/oidc/jwks`. Errors become pages in one place (`respond.rs`).
 
 mod jit;
+mod limits;
 mod provider;
 mod respond;
 mod saml;
@@ -26,6 +27,8 @@ mod upstream;
 
 pub use respond::{escape_html, SsoError};
 
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
 use axum::routing::{get, post};
 use axum::Router;
 use idsync_config::{ClientSubject, SsoConfig};
@@ -37,6 +40,7 @@ use idsync_saml::SpRequest;
 use idsync_store::{Keyring, SealKey, SsoStore};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,6 +70,8 @@ pub struct Sso {
     pub(crate) svc: Arc<Service>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) login_timeout_ms: i64,
+    /// Sign-ins started per address, sign-ins in progress, failed client authentications.
+    pub(crate) limits: limits::SignInLimits,
     /// The issuer URL's path ("" at a host's root): every route is under it.
     prefix: String,
 }
@@ -213,8 +219,9 @@ impl Sso {
             saml_idp,
             saml_products,
             svc,
-            clock,
+            clock: Arc::clone(&clock),
             login_timeout_ms: ms(config.login_timeout),
+            limits: limits::SignInLimits::new(config, Arc::clone(&clock)),
             prefix,
         })
     }
@@ -274,7 +281,44 @@ pub(crate) enum Downstream {
     },
 }
 
+/// The client's address, when the connection gave one (`ConnectInfo`, listen.rs).
+pub(crate) struct Peer(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Peer(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
 impl Sso {
+    /// Start a checked sign-in at the product's upstream for the client at `peer`, within
+    /// the limits (`[sso] sign_in_rate`, `sign_in_burst`, `max_pending_sign_ins`): over them,
+    /// a page with `Retry-After` and nothing stored.
+    pub(crate) async fn start_sign_in(
+        &self,
+        peer: Option<IpAddr>,
+        request: Downstream,
+    ) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        if let Err(e) = self.limits.admit_start(&self.svc.runtime.store, peer).await {
+            return e.into_response();
+        }
+        match upstream::start(self, request).await {
+            Ok(resp) => {
+                self.limits.started();
+                resp
+            }
+            Err(e) => e.into_response(),
+        }
+    }
+
     /// The sign-in in progress kept under `key` (the OpenID state or the SAML RelayState),
     /// taken once: an unknown or expired key, or one started at another upstream than `name`,
     /// is refused.

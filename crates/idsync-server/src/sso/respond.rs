@@ -36,6 +36,14 @@ pub enum SsoError {
     Saml(idsync_saml::SamlError),
     #[error("the sign-in could not be finished: {0}")]
     Internal(String),
+    #[error("too many sign-ins were started from your network address (at most {burst} at once, then {per_second} a second): try again in {retry_after_s} s")]
+    TooManySignIns {
+        retry_after_s: u64,
+        per_second: f64,
+        burst: u32,
+    },
+    #[error("too many sign-ins are in progress (at most {max}): try again in {retry_after_s} s")]
+    TooManyPending { retry_after_s: u64, max: u64 },
 }
 
 impl From<ProviderError> for SsoError {
@@ -65,6 +73,8 @@ impl SsoError {
             | SsoError::Unusable(_)
             | SsoError::Saml(_) => StatusCode::FORBIDDEN,
             SsoError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            SsoError::TooManySignIns { .. } => StatusCode::TOO_MANY_REQUESTS,
+            SsoError::TooManyPending { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -79,6 +89,8 @@ impl SsoError {
             SsoError::UnknownUpstream(_) => "Unknown identity provider",
             SsoError::UpstreamUnavailable(_) => "Identity provider unavailable",
             SsoError::Internal(_) => "Sign-in error",
+            SsoError::TooManySignIns { .. } => "Too many sign-ins",
+            SsoError::TooManyPending { .. } => "Sign-in busy",
         }
     }
 }
@@ -92,7 +104,14 @@ impl IntoResponse for SsoError {
             }
             _ => tracing::warn!(error = %self, status = status.as_u16(), "sign-in refused"),
         }
-        page(status, self.title(), &self.to_string())
+        let mut resp = page(status, self.title(), &self.to_string());
+        if let SsoError::TooManySignIns { retry_after_s, .. }
+        | SsoError::TooManyPending { retry_after_s, .. } = &self
+        {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_s));
+        }
+        resp
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::respond::{page, SsoError};
 use super::saml_keys::{self, instant};
-use super::{upstream, Downstream, Sso};
+use super::{Downstream, Peer, Sso};
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderValue, StatusCode};
@@ -240,6 +240,7 @@ pub(super) async fn metadata(State(sso): State<Arc<Sso>>) -> Response {
 /// `GET /sso/saml-idp/sso?SAMLRequest=...`: an AuthnRequest by HTTP-Redirect.
 pub(super) async fn sso_redirect(
     State(sso): State<Arc<Sso>>,
+    Peer(peer): Peer,
     RawQuery(query): RawQuery,
 ) -> Response {
     let query = query.unwrap_or_default();
@@ -249,11 +250,15 @@ pub(super) async fn sso_redirect(
             .accept_redirect(&query, instant(sso.clock.now_ms())),
         None => return SsoError::UnknownUpstream("saml-idp".into()).into_response(),
     };
-    go_upstream(&sso, accepted).await
+    go_upstream(&sso, peer, accepted).await
 }
 
 /// `POST /sso/saml-idp/sso`: an AuthnRequest by HTTP-POST.
-pub(super) async fn sso_post(State(sso): State<Arc<Sso>>, body: Bytes) -> Response {
+pub(super) async fn sso_post(
+    State(sso): State<Arc<Sso>>,
+    Peer(peer): Peer,
+    body: Bytes,
+) -> Response {
     let form: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
     let one = |key: &str| -> Result<Option<&str>, SsoError> {
         let mut values = form
@@ -279,10 +284,14 @@ pub(super) async fn sso_post(State(sso): State<Arc<Sso>>, body: Bytes) -> Respon
             .accept_post(request, relay, instant(sso.clock.now_ms())),
         None => return SsoError::UnknownUpstream("saml-idp".into()).into_response(),
     };
-    go_upstream(&sso, accepted).await
+    go_upstream(&sso, peer, accepted).await
 }
 
-async fn go_upstream(sso: &Sso, accepted: Result<SpRequest, idsync_saml::SamlError>) -> Response {
+async fn go_upstream(
+    sso: &Sso,
+    peer: Option<std::net::IpAddr>,
+    accepted: Result<SpRequest, idsync_saml::SamlError>,
+) -> Response {
     let request = match accepted {
         Ok(r) => r,
         Err(e) => {
@@ -290,10 +299,7 @@ async fn go_upstream(sso: &Sso, accepted: Result<SpRequest, idsync_saml::SamlErr
                 .into_response()
         }
     };
-    match upstream::start(sso, Downstream::Saml(request)).await {
-        Ok(resp) => resp,
-        Err(e) => e.into_response(),
-    }
+    sso.start_sign_in(peer, Downstream::Saml(request)).await
 }
 
 /// The longest RelayState of an IdP-initiated sign-in: the SAML bindings' limit (80 bytes,
@@ -315,12 +321,13 @@ fn relative_path(relay: &str) -> bool {
 /// "user access URL" of Entra's gallery apps, the link on a portal). The user signs in at the
 /// product's upstream and is provisioned as in an SP-initiated sign-in; the product then
 /// receives an unsolicited signed Response (no InResponseTo) at its registered ACS URL only.
-pub(super) async fn init(State(sso): State<Arc<Sso>>, RawQuery(query): RawQuery) -> Response {
+pub(super) async fn init(
+    State(sso): State<Arc<Sso>>,
+    Peer(peer): Peer,
+    RawQuery(query): RawQuery,
+) -> Response {
     match check_init(&sso, query.as_deref().unwrap_or_default()) {
-        Ok(request) => match upstream::start(&sso, request).await {
-            Ok(resp) => resp,
-            Err(e) => e.into_response(),
-        },
+        Ok(request) => sso.start_sign_in(peer, request).await,
         Err(e) => e.into_response(),
     }
 }

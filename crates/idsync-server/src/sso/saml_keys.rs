@@ -169,7 +169,7 @@ pub(crate) async fn maintain(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::super::saml_idp::SamlIdp;
     use super::*;
@@ -182,7 +182,7 @@ mod tests {
     const T0: i64 = 1_800_000_000_000;
     const SP: &str = "https://confluence.example.com/plugins/servlet/samlsso";
 
-    fn config() -> SsoConfig {
+    pub(crate) fn config() -> SsoConfig {
         let day = Duration::from_secs(86_400);
         SsoConfig {
             issuer: "https://idsync.example.com".into(),
@@ -193,6 +193,9 @@ mod tests {
             code_ttl: SsoConfig::DEFAULT_CODE_TTL,
             token_ttl: SsoConfig::DEFAULT_TOKEN_TTL,
             login_timeout: SsoConfig::DEFAULT_LOGIN_TIMEOUT,
+            sign_in_rate: SsoConfig::DEFAULT_SIGN_IN_RATE,
+            sign_in_burst: SsoConfig::DEFAULT_SIGN_IN_BURST,
+            max_pending_sign_ins: SsoConfig::DEFAULT_MAX_PENDING_SIGN_INS,
             upstreams: Default::default(),
             saml_upstreams: Default::default(),
             clients: Default::default(),

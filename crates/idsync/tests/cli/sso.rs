@@ -7,6 +7,8 @@
 
 #[path = "sso/hostile.rs"]
 mod hostile;
+#[path = "sso/limits.rs"]
+mod limits;
 #[path = "sso/peers.rs"]
 pub mod peers;
 #[path = "sso/saml.rs"]
@@ -610,6 +612,9 @@ issuer = "http://idsync.example.com"
 key_overlap = "1m"
 saml_key_rotation = "10d"
 saml_key_overlap = "5d"
+sign_in_rate = -1
+sign_in_burst = 0
+max_pending_sign_ins = "many"
 
 [sso.upstreams.entra]
 style = "b2c"
@@ -632,11 +637,14 @@ colour = "blue"
             (16, "sso.issuer"),
             (17, "sso.key_overlap"),
             (19, "sso.saml_key_overlap"),
-            (21, "sso.upstreams.entra.policy"),
-            (24, "sso.upstreams.entra.client_secret"),
-            (29, "sso.clients.jira.client_secret"),
-            (30, "sso.clients.jira.redirect_uris[0]"),
-            (33, "sso.clients.jira.colour"),
+            (20, "sso.sign_in_rate"),
+            (21, "sso.sign_in_burst"),
+            (22, "sso.max_pending_sign_ins"),
+            (24, "sso.upstreams.entra.policy"),
+            (27, "sso.upstreams.entra.client_secret"),
+            (32, "sso.clients.jira.client_secret"),
+            (33, "sso.clients.jira.redirect_uris[0]"),
+            (36, "sso.clients.jira.colour"),
         ],
     );
     // What the sections name: a source that takes no logins, an unknown upstream, a flow of

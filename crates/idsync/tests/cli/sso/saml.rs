@@ -61,7 +61,7 @@ pub(super) fn key_pair(dir: &Path, name: &str) -> (String, String) {
 }
 
 /// The identity provider's metadata, in the shape Entra's federation metadata has.
-fn idp_metadata(cert_pem: &str) -> String {
+pub(super) fn idp_metadata(cert_pem: &str) -> String {
     let cert: String = cert_pem
         .lines()
         .filter(|l| !l.starts_with("-----"))
