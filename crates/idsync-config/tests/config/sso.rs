@@ -103,6 +103,48 @@ fn an_sso_section_derives_the_upstreams_authorities_and_claims() {
 }
 
 #[test]
+fn sign_in_limits_have_generous_defaults_and_are_read_and_checked() {
+    let c = parse(SSO, Path::new("/etc/idsync/idsync.toml")).unwrap();
+    let sso = c.sso.as_ref().expect("[sso]");
+    assert_eq!(
+        (
+            sso.sign_in_rate,
+            sso.sign_in_burst,
+            sso.max_pending_sign_ins
+        ),
+        (20.0, 200, 100_000)
+    );
+    let set = SSO.replace(
+        "issuer = \"https://idsync.example.com/\"",
+        "issuer = \"https://idsync.example.com/\"\nsign_in_rate = 0.5\nsign_in_burst = 5\nmax_pending_sign_ins = 1000",
+    );
+    let c = parse(&set, Path::new("/etc/idsync/idsync.toml")).unwrap();
+    let sso = c.sso.as_ref().expect("[sso]");
+    assert_eq!(
+        (
+            sso.sign_in_rate,
+            sso.sign_in_burst,
+            sso.max_pending_sign_ins
+        ),
+        (0.5, 5, 1000)
+    );
+    let bad = SSO.replace(
+        "issuer = \"https://idsync.example.com/\"",
+        "issuer = \"https://idsync.example.com/\"\nsign_in_rate = -1\nsign_in_burst = 0\nmax_pending_sign_ins = 0",
+    );
+    let errors = errors_in(&bad, Path::new("/etc/idsync/idsync.toml"));
+    for key in ["sign_in_rate", "sign_in_burst", "max_pending_sign_ins"] {
+        assert!(
+            errors
+                .iter()
+                .any(|e| format!("{e}").contains(&format!("sso.{key}"))
+                    && format!("{e}").contains("out of range")),
+            "{key}: {errors:#?}"
+        );
+    }
+}
+
+#[test]
 fn an_upstream_must_sign_users_in_to_a_source_that_takes_logins() {
     let text = SSO.replace(
         "[sources.web]\ntype = \"login\"",
