@@ -62,6 +62,9 @@ pub struct LoginOutcome {
     /// What could not be done and did not stop the login (a group id without a name, an
     /// overage that could not be resolved).
     pub warnings: Vec<String>,
+    /// How long the login waited for the user's flows' runs (at most `login_wait`; zero for a
+    /// refused login): the provisioning part of its time.
+    pub flows_wait: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -298,6 +301,7 @@ impl Runtime {
                 created: false,
                 decision: LoginDecision::Refused { reason },
                 warnings,
+                flows_wait: Duration::ZERO,
             });
         }
         let created = existing.is_none();
@@ -325,7 +329,8 @@ impl Runtime {
             .iter()
             .map(|f| self.run_for_login(&f.spec.name, &login.subject))
             .collect();
-        let deadline = tokio::time::Instant::now() + src.wait;
+        let waiting = tokio::time::Instant::now();
+        let deadline = waiting + src.wait;
         let outcomes = futures::future::join_all(waits.into_iter().map(|rx| async move {
             match tokio::time::timeout_at(deadline, rx).await {
                 Ok(Ok(run)) => run,
@@ -336,6 +341,7 @@ impl Runtime {
             }
         }))
         .await;
+        let flows_wait = waiting.elapsed();
         // The user's slice of the directory and of each ledger: a login's cost is the user's,
         // whatever the size of the directory.
         let snapshot = self.store.user_slice(&dir, &login.subject).await?;
@@ -361,6 +367,7 @@ impl Runtime {
             created,
             decision: LoginDecision::Allowed { flows: flows_out },
             warnings,
+            flows_wait,
         })
     }
 

@@ -14,13 +14,15 @@
 //!    time from the last change to the last operation applied.
 
 mod common;
+mod services;
 
 use common::{env_usize, machine};
 use idsync_engine::{Mode, NoProgress, RunOptions, Runtime, Trigger};
 use serde_json::{json, Value};
+use services::{scim_service, Kill};
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn peak_mb() -> f64 {
@@ -33,21 +35,6 @@ fn peak_mb() -> f64 {
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
         .map_or(0.0, |kb| kb / 1024.0)
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
 }
 
 /// Start `idsync sim graph`; returns the process, its root URL and the tenant id.
@@ -98,51 +85,6 @@ fn start_sim(
         return Err("the simulator did not start".into());
     }
     Ok((kill, root, tenant))
-}
-
-/// Start `idsync serve` with a SCIM push directory `atlassian`; returns its base URL and token.
-fn start_atlassian(dir: &Path) -> Result<(Kill, String, String), String> {
-    std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-    let port = free_port()?;
-    std::fs::write(
-        dir.join("idsync.toml"),
-        format!("[server]\nlisten = \"127.0.0.1:{port}\"\nscim_rate = 0\n[log]\nlevel = \"warn\"\n\n[sources.atlassian]\ntype = \"scim\"\nprofile = \"atlassian-cloud\"\nverified_domains = [\"contoso.com\"]\n"),
-    )
-    .map_err(|e| e.to_string())?;
-    let bin = env!("CARGO_BIN_EXE_idsync");
-    let out = Command::new(bin)
-        .arg("-c")
-        .arg(dir.join("idsync.toml"))
-        .args(["token", "create", "atlassian"])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(dir.join("idsync.toml"))
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let kill = Kill(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err("idsync serve did not start".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok((
-        kill,
-        format!("http://127.0.0.1:{port}/scim/directory/atlassian"),
-        token,
-    ))
 }
 
 /// 100 changes in the tenant through Graph ($batch of PATCHes by the admin app); returns how
@@ -226,7 +168,12 @@ async fn main() -> Result<(), String> {
         "tenant: {users} users, {groups} groups, {memberships} user memberships, nested 3 deep (simulator ready in {:.1}s, HTTPS, own process)",
         t.elapsed().as_secs_f64()
     );
-    let (_atl, scim_url, scim_token) = start_atlassian(&dir.path().join("atlassian"))?;
+    let (_atl, port, scim_token) = scim_service(
+        &dir.path().join("atlassian"),
+        "atlassian",
+        "profile = \"atlassian-cloud\"\nverified_domains = [\"contoso.com\"]\n",
+    )?;
+    let scim_url = format!("http://127.0.0.1:{port}/scim/directory/atlassian");
     std::fs::write(dir.path().join("atlassian.token"), &scim_token).map_err(|e| e.to_string())?;
     std::fs::write(
         dir.path().join("idsync.toml"),

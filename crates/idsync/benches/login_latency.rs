@@ -17,72 +17,13 @@
 //! Printed with the machine.
 
 mod common;
+mod services;
 
-use common::{env_usize, machine};
+use common::{env_usize, machine, percentile};
 use idsync_engine::{FlowRun, Login, LoginDecision, Runtime};
-use std::path::Path;
-use std::process::{Command, Stdio};
+use services::scim_service;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn free_port() -> Result<u16, String> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| e.to_string())
-}
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `idsync serve` with a SCIM push directory `cloud`; its URL and a token.
-fn scim_service(dir: &Path) -> Result<(Kill, String, String), String> {
-    let port = free_port()?;
-    std::fs::write(
-        dir.join("idsync.toml"),
-        format!("[store]\npath = \"cloud.db\"\n[server]\nlisten = \"127.0.0.1:{port}\"\nscim_rate = 0\n[log]\nlevel = \"warn\"\n\n[sources.cloud]\ntype = \"scim\"\n"),
-    )
-    .map_err(|e| e.to_string())?;
-    let bin = env!("CARGO_BIN_EXE_idsync");
-    let out = Command::new(bin)
-        .arg("-c")
-        .arg(dir.join("idsync.toml"))
-        .args(["token", "create", "cloud"])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let token = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .nth(1)
-        .unwrap_or_default()
-        .trim()
-        .to_string();
-    let child = Command::new(bin)
-        .arg("-c")
-        .arg(dir.join("idsync.toml"))
-        .arg("serve")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let keep = Kill(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > deadline {
-            return Err("idsync serve did not listen".into());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok((
-        keep,
-        format!("http://127.0.0.1:{port}/scim/v2/cloud"),
-        token,
-    ))
-}
 
 fn login(source: &str, i: usize) -> Login {
     let attributes = serde_json::json!({
@@ -98,14 +39,6 @@ fn login(source: &str, i: usize) -> Login {
         groups: Some(vec![format!("g-{}", i % 10), "g-all".into()]),
         groups_overage: false,
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// `n` logins at once from `first`; each one's time in ms, and whether every flow finished.
@@ -149,7 +82,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let inflight = env_usize("IDSYNC_BENCH_INFLIGHT", 50);
     let users = env_usize("IDSYNC_BENCH_USERS", 1_000);
     let cloud_dir = tempfile::tempdir()?;
-    let (_serve, url, token) = scim_service(cloud_dir.path())?;
+    let (_serve, port, token) = scim_service(cloud_dir.path(), "cloud", "")?;
+    let url = format!("http://127.0.0.1:{port}/scim/v2/cloud");
     let dir = tempfile::tempdir()?;
     let names: String = (0..10)
         .map(|g| format!("\"g-{g}\" = \"team-{g}\", "))

@@ -79,14 +79,14 @@ pub(crate) fn login_of(up: &Upstream, claims: &LoginClaims) -> Login {
 }
 
 /// Provisions the user who signed in and says who they are to `product`, or why they may not
-/// sign in.
+/// sign in; with how long the login waited for the user's flows' runs.
 pub(super) async fn provision(
     sso: &Sso,
     login: Login,
     upstream: &str,
     upstream_subject: &str,
     product: &Product,
-) -> Result<UserInfo, SsoError> {
+) -> Result<(UserInfo, std::time::Duration), SsoError> {
     let outcome = sso.svc.runtime.login(login).await.map_err(|e| match e {
         // What the identity provider sent cannot be used: its answer, not idsync, is at fault.
         LoginError::NoSubject | LoginError::BadAttribute { .. } => {
@@ -97,6 +97,7 @@ pub(super) async fn provision(
     for w in &outcome.warnings {
         tracing::warn!(upstream = %upstream, subject = %upstream_subject, warning = %w, "sign-in");
     }
+    let flows_wait = outcome.flows_wait;
     let flows = match outcome.decision {
         LoginDecision::Refused { reason } => return Err(SsoError::Refused { reason }),
         LoginDecision::Allowed { flows } => flows,
@@ -124,7 +125,7 @@ pub(super) async fn provision(
         .find(|e| e.primary)
         .or_else(|| user.emails.first())
         .map(|e| e.value.clone());
-    Ok(UserInfo {
+    let info = UserInfo {
         subject: match product.subject {
             ClientSubject::Username => user.user_name.clone(),
             ClientSubject::Id => upstream_subject.to_string(),
@@ -133,7 +134,8 @@ pub(super) async fn provision(
         email,
         display_name: user.display_name.clone(),
         groups: flow.groups,
-    })
+    };
+    Ok((info, flows_wait))
 }
 
 #[cfg(test)]

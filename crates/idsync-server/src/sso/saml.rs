@@ -202,7 +202,7 @@ async fn finish(sso: &Arc<Sso>, name: &str, body: &[u8]) -> Result<Response, Sso
     .await
     .map_err(|e| SsoError::Internal(e.to_string()))?
     .map_err(SsoError::Saml)?;
-    let user = jit::provision(sso, up.login_of(&saml), name, &saml.subject, product).await?;
+    let (user, _) = jit::provision(sso, up.login_of(&saml), name, &saml.subject, product).await?;
     let answer = sso.answer(&pending.request, user).await?;
     tracing::info!(product = %product.name, upstream = %name, subject = %saml.subject, "signed in (SAML): back to the product");
     Ok(answer)

@@ -24,3 +24,13 @@ pub fn machine() -> String {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     )
 }
+
+/// The `p` quantile (0..1) of sorted values, nearest rank.
+#[allow(dead_code)] // Not every benchmark takes quantiles.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}

@@ -399,6 +399,35 @@ fn an_entra_sign_in_provisions_the_user_into_scim_and_crowd_before_the_product_g
         .finish(&started, &callback)
         .expect_err("a replayed code must be refused");
     assert!(replay.contains("invalid_grant"), "{replay}");
+
+    // The admin's log has the sign-in's times, and they add up: the wait for the flows is part
+    // of the just-in-time provisioning, which with the upstream's part is within the whole.
+    let line = wait_for("the sign-in's times in the log", || {
+        s.log()
+            .lines()
+            .find(|l| l.contains("signed in: back to the product"))
+            .map(str::to_owned)
+    });
+    let field = |key: &str| -> f64 {
+        let at = line
+            .find(&format!(" {key}="))
+            .unwrap_or_else(|| panic!("no {key} in {line}"));
+        line[at + key.len() + 2..]
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{key} is not a number in {line}"))
+    };
+    let (upstream, provision, flows, total) = (
+        field("upstream_ms"),
+        field("provision_ms"),
+        field("flows_ms"),
+        field("total_ms"),
+    );
+    assert!(upstream > 0.0 && flows > 0.0, "{line}");
+    assert!(flows <= provision, "{line}");
+    assert!(upstream + provision <= total, "{line}");
+    assert!(line.contains(" upstream=idp "), "{line}");
 }
 
 #[test]
