@@ -534,6 +534,8 @@ target = "dc"
 
 [sso]
 issuer = "{issuer}"
+# Every sign-in comes from 127.0.0.1: the per-address limit of sign-ins started is off.
+sign_in_rate = 0
 
 [sso.upstreams.entra]
 style = "entra"
