@@ -20,6 +20,8 @@ mod failures;
 mod inactive;
 #[path = "engine/login.rs"]
 mod login;
+#[path = "engine/login_nesting.rs"]
+mod login_nesting;
 #[path = "engine/service.rs"]
 mod service;
 
