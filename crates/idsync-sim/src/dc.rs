@@ -197,3 +197,44 @@ pub(crate) async fn serve(
         },
     ))
 }
+
+/// An answer of a Data Center simulator: status and JSON body (or none).
+pub(crate) struct Answer {
+    pub status: u16,
+    pub body: Option<serde_json::Value>,
+}
+
+impl Answer {
+    pub fn json(status: u16, body: serde_json::Value) -> Answer {
+        Answer {
+            status,
+            body: Some(body),
+        }
+    }
+    pub fn empty(status: u16) -> Answer {
+        Answer { status, body: None }
+    }
+}
+
+/// The HTTP response for an answer, JSON as the products send it, with extra headers (the rate
+/// limiter's); a header value that is not valid is left out.
+pub(crate) fn respond(a: Answer, extra: &[(&'static str, String)]) -> axum::response::Response {
+    use axum::http::{header, HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut r = match a.body {
+        Some(b) => (
+            status,
+            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
+            b.to_string(),
+        )
+            .into_response(),
+        None => status.into_response(),
+    };
+    for (k, v) in extra {
+        if let Ok(v) = HeaderValue::from_str(v) {
+            r.headers_mut().insert(*k, v);
+        }
+    }
+    r
+}

@@ -5,12 +5,13 @@
 
 use super::api;
 use super::directory::{ConfError, Directory};
+use crate::dc::respond;
 use crate::graph::SimError;
 use crate::jira::{RateLimit, Version};
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::response::Response;
 use axum::routing::{any, get, post};
 use axum::{Json, Router};
 use base64::Engine;
@@ -18,7 +19,6 @@ use idsync_core::Clock;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::Serialize;
-use serde_json::Value;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -169,47 +169,12 @@ async fn stats(State(st): State<Arc<ConfluenceSimState>>) -> Json<ConfluenceStat
     Json(st.stats())
 }
 
-/// An answer: status and JSON body (or none).
-pub(super) struct Answer {
-    pub status: u16,
-    pub body: Option<Value>,
-}
-
-impl Answer {
-    pub fn json(status: u16, body: Value) -> Answer {
-        Answer {
-            status,
-            body: Some(body),
-        }
-    }
-    pub fn empty(status: u16) -> Answer {
-        Answer { status, body: None }
-    }
-}
+pub(super) use crate::dc::Answer;
 
 impl From<ConfError> for Answer {
     fn from(e: ConfError) -> Answer {
         Answer::json(e.status, e.body())
     }
-}
-
-fn respond(a: Answer, extra: &[(&'static str, String)]) -> Response {
-    let status = StatusCode::from_u16(a.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut r = match a.body {
-        Some(b) => (
-            status,
-            [(header::CONTENT_TYPE, "application/json;charset=UTF-8")],
-            b.to_string(),
-        )
-            .into_response(),
-        None => status.into_response(),
-    };
-    for (k, v) in extra {
-        if let Ok(v) = HeaderValue::from_str(v) {
-            r.headers_mut().insert(*k, v);
-        }
-    }
-    r
 }
 
 /// Whether the caller signed in as the administrator (`None`: anonymous).
